@@ -1,0 +1,108 @@
+/**
+ * Typed errors thrown by googlenet-wasm. Every error says what was wrong and
+ * what was expected, so callers can branch on the class and show the message.
+ *
+ * @module
+ */
+
+/**
+ * Base class of every error this library throws on purpose.
+ *
+ * @example
+ * ```ts
+ * import { GoogLeNetError, ShapeError } from "./errors.ts";
+ * const err = new ShapeError("Expected rank 4, got rank 2");
+ * console.log(err instanceof GoogLeNetError); // true
+ * ```
+ */
+export class GoogLeNetError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param message What was wrong and what was expected.
+   * @param options Standard error options (`cause`).
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * A tensor or input has the wrong rank, shape, size or contents.
+ *
+ * @example
+ * ```ts
+ * import { ShapeError } from "./errors.ts";
+ * throw new ShapeError("Expected input [N, 3, H, W], got [3, 224, 224]");
+ * ```
+ */
+export class ShapeError extends GoogLeNetError {}
+
+/**
+ * A state dict does not fit the model: a missing or unexpected key, or a
+ * tensor of the wrong shape. The model is left unchanged.
+ *
+ * @example
+ * ```ts
+ * import { StateDictError } from "./errors.ts";
+ * throw new StateDictError('Missing key "fc.weight"');
+ * ```
+ */
+export class StateDictError extends GoogLeNetError {}
+
+/**
+ * A weight file (PyTorch zip, pickle or safetensors) is malformed, truncated,
+ * unsupported or refers to something the reader refuses to execute.
+ *
+ * @example
+ * ```ts
+ * import { WeightsFormatError } from "./errors.ts";
+ * throw new WeightsFormatError("Truncated safetensors header: expected 120 bytes, got 12");
+ * ```
+ */
+export class WeightsFormatError extends GoogLeNetError {}
+
+/**
+ * An image could not be decoded or is too large to decode safely.
+ *
+ * @example
+ * ```ts
+ * import { ImageError } from "./errors.ts";
+ * throw new ImageError("Unsupported image format: expected PNG or JPEG bytes");
+ * ```
+ */
+export class ImageError extends GoogLeNetError {}
+
+/**
+ * A backend (Wasm or WebGPU) could not be created or failed while running.
+ *
+ * @example
+ * ```ts
+ * import { BackendError } from "./errors.ts";
+ * throw new BackendError('Backend "webgpu" requested but no WebGPU adapter is available');
+ * ```
+ */
+export class BackendError extends GoogLeNetError {}
+
+/**
+ * A request needs more memory than the configured `memoryLimit` allows.
+ *
+ * @example
+ * ```ts
+ * import { MemoryLimitError } from "./errors.ts";
+ * throw new MemoryLimitError("Batch needs 900 MB of Wasm memory, memoryLimit is 512 MB");
+ * ```
+ */
+export class MemoryLimitError extends GoogLeNetError {}
+
+/**
+ * The object was disposed and can no longer be used.
+ *
+ * @example
+ * ```ts
+ * import { DisposedError } from "./errors.ts";
+ * throw new DisposedError("GoogLeNet was disposed: create a new model");
+ * ```
+ */
+export class DisposedError extends GoogLeNetError {}
