@@ -39,9 +39,7 @@ export class Tensor {
     const size = shapeSize(shape);
     if (data.length !== size) {
       throw new ShapeError(
-        `Tensor data has ${data.length} elements but shape [${
-          shape.join(", ")
-        }] needs ${size}`,
+        `Tensor data has ${data.length} elements but shape [${shape.join(", ")}] needs ${size}`,
       );
     }
     this.data = data;

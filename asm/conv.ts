@@ -1,0 +1,70 @@
+// 2-D convolution on NHWC activations as an im2col GEMM, one cache block at a
+// time: a block of output pixels is unfolded into a small per-thread scratch
+// (rows of KH*KW*C values, ordered kh, kw, c) and multiplied by the packed
+// weights at once, so the unfolded matrix never exists in full.
+// 1x1 stride-1 convolutions skip this and call the GEMM on the input itself.
+
+import { gemm_block_rows, gemm_tiles } from "./gemm";
+
+/** Scratch bytes one thread needs for `conv2d_bias_relu` with depth k = KH*KW*C. */
+export function conv2d_scratch_bytes(k: i32): usize {
+  return <usize>gemm_block_rows(k) * (<usize>k << 2);
+}
+
+// Unfolds output pixels [m0, m1) into rows of k = kh*kw*c floats at `dst`.
+@inline function im2col_rows(
+  x: usize, xstride: i32, h: i32, w: i32, c: i32,
+  kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, oh: i32, ow: i32,
+  dst: usize, m0: i32, m1: i32,
+): void {
+  const rowBytes = <usize>c << 2;
+  const pixelBytes = <usize>xstride << 2;
+  const plane = oh * ow;
+  for (let m = m0; m < m1; m++) {
+    const img = m / plane;
+    const rem = m - img * plane;
+    const oy = rem / ow;
+    const ox = rem - oy * ow;
+    const base = x + <usize>img * <usize>h * <usize>w * pixelBytes;
+    for (let i = 0; i < kh; i++) {
+      const iy = oy * sh - ph + i;
+      if (<u32>iy >= <u32>h) {
+        memory.fill(dst, 0, rowBytes * <usize>kw);
+        dst += rowBytes * <usize>kw;
+        continue;
+      }
+      for (let j = 0; j < kw; j++) {
+        const ix = ox * sw - pw + j;
+        if (<u32>ix >= <u32>w) memory.fill(dst, 0, rowBytes);
+        else memory.copy(dst, base + (<usize>iy * <usize>w + <usize>ix) * pixelBytes, rowBytes);
+        dst += rowBytes;
+      }
+    }
+  }
+}
+
+/**
+ * y = relu(conv2d(x, w) + bias) for output pixels [m0, m1) of all N images
+ * (pixel m = (n * OH + oy) * OW + ox), all output channels.
+ * x: NHWC with `xstride` floats between pixels (a channel slice of a wider
+ * tensor is read in place); y: NHWC with `ystride` floats between pixels.
+ * w: weights packed for a GEMM of depth KH*KW*C (order kh, kw, c) and oc columns.
+ * scratch: `conv2d_scratch_bytes(KH*KW*C)` bytes owned by the calling thread.
+ */
+export function conv2d_bias_relu(
+  x: usize, xstride: i32, h: i32, w: i32, c: i32,
+  kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, oh: i32, ow: i32,
+  wp: usize, oc: i32, y: usize, ystride: i32, scratch: usize, m0: i32, m1: i32,
+): void {
+  const k = kh * kw * c;
+  const mb = gemm_block_rows(k);
+  const panels = (oc + 7) >> 3;
+  for (let mStart = m0; mStart < m1; mStart += mb) {
+    const rows = min(mb, m1 - mStart);
+    im2col_rows(x, xstride, h, w, c, kh, kw, sh, sw, ph, pw, oh, ow, scratch, mStart, mStart + rows);
+    gemm_tiles(
+      oc, k, scratch, k, wp, y + <usize>mStart * (<usize>ystride << 2), ystride,
+      0, rows, 0, panels, true,
+    );
+  }
+}

@@ -1,0 +1,129 @@
+// f32 GEMM over packed weights with a fused bias (+ ReLU) epilogue.
+//
+// C[m, n] = bias[n] + sum_k A[m, k] * B[k, n], optionally max(., 0).
+// A is row-major with row stride `lda` (floats); C has row stride `ldc`, so a
+// convolution branch writes straight into its channel slice of a concat.
+// B is packed once at load into panels of NR = 8 columns:
+//   panel p = [bias[8p .. 8p+8], B[0, 8p .. 8p+8], ..., B[K-1, 8p .. 8p+8]]
+// (XNNPACK's layout: bias in front of each NR-wide panel, columns past N zero).
+
+import { madd, relu4, store_n } from "./simd";
+
+/** Columns per packed weight panel. */
+export const GEMM_NR: i32 = 8;
+/** Rows of the main micro-kernel. */
+export const GEMM_MR: i32 = 6;
+
+// Micro-kernel: 6 rows x 8 columns, 12 accumulators + 2 B vectors + 1 splat.
+@inline function f32_gemm_6x8(
+  k: i32, a: usize, lda: usize, w: usize, c: usize, ldc: usize, nc: i32, relu: bool,
+): void {
+  let b0 = v128.load(w);
+  let b1 = v128.load(w, 16);
+  let c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1;
+  let c30 = b0, c31 = b1, c40 = b0, c41 = b1, c50 = b0, c51 = b1;
+  const a1 = a + lda, a2 = a1 + lda, a3 = a2 + lda, a4 = a3 + lda, a5 = a4 + lda;
+  w += 32;
+  for (let o: usize = 0, end = <usize>k << 2; o < end; o += 4) {
+    b0 = v128.load(w);
+    b1 = v128.load(w, 16);
+    w += 32;
+    let va = v128.load32_splat(a + o);
+    c00 = madd(va, b0, c00); c01 = madd(va, b1, c01);
+    va = v128.load32_splat(a1 + o);
+    c10 = madd(va, b0, c10); c11 = madd(va, b1, c11);
+    va = v128.load32_splat(a2 + o);
+    c20 = madd(va, b0, c20); c21 = madd(va, b1, c21);
+    va = v128.load32_splat(a3 + o);
+    c30 = madd(va, b0, c30); c31 = madd(va, b1, c31);
+    va = v128.load32_splat(a4 + o);
+    c40 = madd(va, b0, c40); c41 = madd(va, b1, c41);
+    va = v128.load32_splat(a5 + o);
+    c50 = madd(va, b0, c50); c51 = madd(va, b1, c51);
+  }
+  if (relu) {
+    c00 = relu4(c00); c01 = relu4(c01); c10 = relu4(c10); c11 = relu4(c11);
+    c20 = relu4(c20); c21 = relu4(c21); c30 = relu4(c30); c31 = relu4(c31);
+    c40 = relu4(c40); c41 = relu4(c41); c50 = relu4(c50); c51 = relu4(c51);
+  }
+  store_n(c, c00, c01, nc);
+  store_n(c + ldc, c10, c11, nc);
+  store_n(c + 2 * ldc, c20, c21, nc);
+  store_n(c + 3 * ldc, c30, c31, nc);
+  store_n(c + 4 * ldc, c40, c41, nc);
+  store_n(c + 5 * ldc, c50, c51, nc);
+}
+
+// Micro-kernel for the rows left over: 1 row x 8 columns.
+@inline function f32_gemm_1x8(k: i32, a: usize, w: usize, c: usize, nc: i32, relu: bool): void {
+  let c0 = v128.load(w);
+  let c1 = v128.load(w, 16);
+  w += 32;
+  for (let o: usize = 0, end = <usize>k << 2; o < end; o += 4) {
+    const va = v128.load32_splat(a + o);
+    c0 = madd(va, v128.load(w), c0);
+    c1 = madd(va, v128.load(w, 16), c1);
+    w += 32;
+  }
+  if (relu) {
+    c0 = relu4(c0);
+    c1 = relu4(c1);
+  }
+  store_n(c, c0, c1, nc);
+}
+
+/** Rows of A per cache block: about 96 KiB of A, a multiple of MR. */
+@inline export function gemm_block_rows(k: i32): i32 {
+  const rows = (96 * 1024) / (k << 2);
+  return max(GEMM_MR, rows - rows % GEMM_MR);
+}
+
+/** Bytes of one packed panel of depth `k`. */
+@inline export function gemm_panel_bytes(k: i32): usize {
+  return (<usize>k + 1) << 5;
+}
+
+// The tiling driver: rows [m0, m1) x panels [p0, p1), blocked so that a block
+// of A stays in L2 while each panel (<= 27 KiB for K <= 832) stays in L1.
+@inline export function gemm_tiles(
+  n: i32, k: i32, a: usize, lda: i32, w: usize, c: usize, ldc: i32,
+  m0: i32, m1: i32, p0: i32, p1: i32, relu: bool,
+): void {
+  const ldaB = <usize>lda << 2, ldcB = <usize>ldc << 2;
+  const panel = gemm_panel_bytes(k);
+  const mb = gemm_block_rows(k);
+  for (let mStart = m0; mStart < m1; mStart += mb) {
+    const mEnd = min(mStart + mb, m1);
+    for (let p = p0; p < p1; p++) {
+      const nc = min(n - p * GEMM_NR, GEMM_NR);
+      const pw = w + <usize>p * panel;
+      const pc = c + (<usize>p << 5);
+      let m = mStart;
+      for (; m + GEMM_MR <= mEnd; m += GEMM_MR) {
+        f32_gemm_6x8(k, a + <usize>m * ldaB, ldaB, pw, pc + <usize>m * ldcB, ldcB, nc, relu);
+      }
+      for (; m < mEnd; m++) {
+        f32_gemm_1x8(k, a + <usize>m * ldaB, pw, pc + <usize>m * ldcB, nc, relu);
+      }
+    }
+  }
+}
+
+/**
+ * C = A x B + bias over rows [m0, m1) and panels [p0, p1) of the N columns.
+ * Pointers are byte addresses; strides are in floats.
+ */
+export function gemm_bias(
+  n: i32, k: i32, a: usize, lda: i32, w: usize, c: usize, ldc: i32,
+  m0: i32, m1: i32, p0: i32, p1: i32,
+): void {
+  gemm_tiles(n, k, a, lda, w, c, ldc, m0, m1, p0, p1, false);
+}
+
+/** C = max(A x B + bias, 0); see `gemm_bias`. */
+export function gemm_bias_relu(
+  n: i32, k: i32, a: usize, lda: i32, w: usize, c: usize, ldc: i32,
+  m0: i32, m1: i32, p0: i32, p1: i32,
+): void {
+  gemm_tiles(n, k, a, lda, w, c, ldc, m0, m1, p0, p1, true);
+}

@@ -1,0 +1,9 @@
+// The kernel library's entry point: every export here is a Wasm export.
+// Kernels take byte addresses into the one linear memory that JS owns and
+// allocate nothing (runtime stub, no data segments), so any number of
+// instances can share one memory across threads.
+
+export { GEMM_MR, GEMM_NR, gemm_bias, gemm_bias_relu } from "./gemm";
+export { conv2d_bias_relu, conv2d_scratch_bytes } from "./conv";
+export { avgpool2d, global_avgpool, maxpool2d } from "./pool";
+export { dropout, fma_peak, relu, softmax } from "./ops";

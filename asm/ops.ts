@@ -1,0 +1,107 @@
+// The small element-wise operations.
+
+import { madd, relu4 } from "./simd";
+
+/** x[i] = max(x[i], 0) for i in [0, n), in place. */
+export function relu(x: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const p = x + (<usize>i << 2);
+    v128.store(p, relu4(v128.load(p)));
+  }
+  for (; i < n; i++) {
+    const p = x + (<usize>i << 2);
+    store<f32>(p, max<f32>(load<f32>(p), 0));
+  }
+}
+
+/**
+ * Inverted dropout in place: each of the n values is zeroed with probability
+ * p and otherwise scaled by 1 / (1 - p). The mask comes from xorshift32
+ * seeded with `seed` (non-zero), so a seed gives the same mask every time.
+ */
+export function dropout(x: usize, n: i32, p: f32, seed: u32): void {
+  let s = seed | 1;
+  const keep = <f32>1 / (<f32>1 - p);
+  const threshold = <u32>(<f64>p * 4294967296.0);
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s ^= s >> 17;
+    s ^= s << 5;
+    const q = x + (<usize>i << 2);
+    store<f32>(q, s < threshold ? 0 : load<f32>(q) * keep);
+  }
+}
+
+// e^x for x <= 0 in f64: x = k ln2 + r, |r| <= ln2 / 2, degree-11 Taylor
+// polynomial for e^r (error < 2e-16), scaled by 2^k. No tables, no data.
+@inline function exp_nonpositive(x: f64): f64 {
+  if (x < -745) return 0;
+  const k = Math.floor(x * 1.4426950408889634 + 0.5);
+  const r = x - k * 0.6931471805599453;
+  let t: f64 = 1.0 / 39916800.0;
+  t = madd_f64(t, r, 1.0 / 3628800.0);
+  t = madd_f64(t, r, 1.0 / 362880.0);
+  t = madd_f64(t, r, 1.0 / 40320.0);
+  t = madd_f64(t, r, 1.0 / 5040.0);
+  t = madd_f64(t, r, 1.0 / 720.0);
+  t = madd_f64(t, r, 1.0 / 120.0);
+  t = madd_f64(t, r, 1.0 / 24.0);
+  t = madd_f64(t, r, 1.0 / 6.0);
+  t = madd_f64(t, r, 0.5);
+  t = madd_f64(t, r, 1.0);
+  t = madd_f64(t, r, 1.0);
+  // 2^k for k in [-1075, 0] as two factors to stay in the normal range.
+  const k1 = <i64>k >> 1, k2 = <i64>k - k1;
+  return t * reinterpret<f64>((k1 + 1023) << 52) * reinterpret<f64>((k2 + 1023) << 52);
+}
+
+@inline function madd_f64(t: f64, r: f64, c: f64): f64 {
+  return t * r + c;
+}
+
+/**
+ * Softmax over each of `rows` rows of `cols` values, in place, computed in
+ * f64 and max-shifted like PyTorch. A row holding NaN becomes all NaN.
+ */
+export function softmax(x: usize, rows: i32, cols: i32): void {
+  for (let r = 0; r < rows; r++) {
+    const row = x + <usize>r * (<usize>cols << 2);
+    let m = -Infinity;
+    for (let i = 0; i < cols; i++) m = max<f64>(m, <f64>load<f32>(row + (<usize>i << 2)));
+    let sum: f64 = 0;
+    for (let i = 0; i < cols; i++) {
+      const p = row + (<usize>i << 2);
+      const v = <f64>load<f32>(p);
+      const e = v == m ? 1.0 : exp_nonpositive(v - m);
+      store<f32>(p, <f32>e);
+      sum += e;
+    }
+    const inv = 1.0 / sum;
+    for (let i = 0; i < cols; i++) {
+      const p = row + (<usize>i << 2);
+      store<f32>(p, <f32>(<f64>load<f32>(p) * inv));
+    }
+  }
+}
+
+/**
+ * The peak probe: `iters` rounds of 12 independent 4-lane multiply-adds
+ * (the GEMM micro-kernel's register budget). Returns a lane sum so the work
+ * cannot be optimised away; flops = iters * 12 * 4 * 2.
+ */
+export function fma_peak(iters: i32, seed: f32): f32 {
+  const b = f32x4.splat(0.999), a = f32x4.splat(seed);
+  let c0 = a, c1 = a, c2 = a, c3 = a, c4 = a, c5 = a;
+  let c6 = a, c7 = a, c8 = a, c9 = a, c10 = a, c11 = a;
+  for (let i = 0; i < iters; i++) {
+    c0 = madd(c0, b, a); c1 = madd(c1, b, a); c2 = madd(c2, b, a); c3 = madd(c3, b, a);
+    c4 = madd(c4, b, a); c5 = madd(c5, b, a); c6 = madd(c6, b, a); c7 = madd(c7, b, a);
+    c8 = madd(c8, b, a); c9 = madd(c9, b, a); c10 = madd(c10, b, a); c11 = madd(c11, b, a);
+  }
+  const s = f32x4.add(
+    f32x4.add(f32x4.add(c0, c1), f32x4.add(c2, c3)),
+    f32x4.add(f32x4.add(f32x4.add(c4, c5), f32x4.add(c6, c7)), f32x4.add(f32x4.add(c8, c9), f32x4.add(c10, c11))),
+  );
+  return f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1) + f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3);
+}

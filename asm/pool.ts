@@ -1,0 +1,116 @@
+// Pooling on NHWC activations, vectorised over channels. Rows are
+// r = n * OH + oy; the caller computes OH, OW with PyTorch's rules
+// (ceil_mode, and the last window must start inside the input or left padding).
+
+// y[0..c) = op(y, x) over a channel row, 4 lanes at a time.
+@inline function max_row(y: usize, x: usize, c: i32): void {
+  let i = 0;
+  for (; i + 4 <= c; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(y + o, f32x4.max(v128.load(y + o), v128.load(x + o)));
+  }
+  for (; i < c; i++) {
+    const o = <usize>i << 2;
+    store<f32>(y + o, max<f32>(load<f32>(y + o), load<f32>(x + o)));
+  }
+}
+
+@inline function add_row(y: usize, x: usize, c: i32): void {
+  let i = 0;
+  for (; i + 4 <= c; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(y + o, f32x4.add(v128.load(y + o), v128.load(x + o)));
+  }
+  for (; i < c; i++) {
+    const o = <usize>i << 2;
+    store<f32>(y + o, load<f32>(y + o) + load<f32>(x + o));
+  }
+}
+
+@inline function scale_row(y: usize, s: f32, c: i32): void {
+  const vs = f32x4.splat(s);
+  let i = 0;
+  for (; i + 4 <= c; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(y + o, f32x4.mul(v128.load(y + o), vs));
+  }
+  for (; i < c; i++) {
+    const o = <usize>i << 2;
+    store<f32>(y + o, load<f32>(y + o) * s);
+  }
+}
+
+/**
+ * Max pool, kernel k x k, stride s, padding p (padding never wins: it is not
+ * part of any window), NaN propagates. Rows [r0, r1) of N * OH.
+ */
+export function maxpool2d(
+  x: usize, xstride: i32, h: i32, w: i32, c: i32, k: i32, s: i32, p: i32, oh: i32, ow: i32,
+  y: usize, ystride: i32, r0: i32, r1: i32,
+): void {
+  const xb = <usize>xstride << 2, yb = <usize>ystride << 2, rowBytes = <usize>c << 2;
+  for (let r = r0; r < r1; r++) {
+    const img = r / oh;
+    const oy = r - img * oh;
+    const y0 = max(oy * s - p, 0), y1 = min(oy * s - p + k, h);
+    const ximg = x + <usize>img * <usize>h * <usize>w * xb;
+    let out = y + <usize>r * <usize>ow * yb;
+    for (let ox = 0; ox < ow; ox++, out += yb) {
+      const x0 = max(ox * s - p, 0), x1 = min(ox * s - p + k, w);
+      memory.copy(out, ximg + (<usize>y0 * <usize>w + <usize>x0) * xb, rowBytes);
+      for (let iy = y0; iy < y1; iy++) {
+        for (let ix = iy == y0 ? x0 + 1 : x0; ix < x1; ix++) {
+          max_row(out, ximg + (<usize>iy * <usize>w + <usize>ix) * xb, c);
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Average pool, kernel k x k, stride s, padding p, PyTorch's default
+ * count_include_pad = true: the divisor counts padded positions but not
+ * positions past the padding. Rows [r0, r1) of N * OH.
+ */
+export function avgpool2d(
+  x: usize, xstride: i32, h: i32, w: i32, c: i32, k: i32, s: i32, p: i32, oh: i32, ow: i32,
+  y: usize, ystride: i32, r0: i32, r1: i32,
+): void {
+  const xb = <usize>xstride << 2, yb = <usize>ystride << 2, rowBytes = <usize>c << 2;
+  for (let r = r0; r < r1; r++) {
+    const img = r / oh;
+    const oy = r - img * oh;
+    const ys = oy * s - p, ye = min(ys + k, h + p);
+    const y0 = max(ys, 0), y1 = min(ye, h);
+    const ximg = x + <usize>img * <usize>h * <usize>w * xb;
+    let out = y + <usize>r * <usize>ow * yb;
+    for (let ox = 0; ox < ow; ox++, out += yb) {
+      const xs = ox * s - p, xe = min(xs + k, w + p);
+      const x0 = max(xs, 0), x1 = min(xe, w);
+      memory.fill(out, 0, rowBytes);
+      for (let iy = y0; iy < y1; iy++) {
+        for (let ix = x0; ix < x1; ix++) {
+          add_row(out, ximg + (<usize>iy * <usize>w + <usize>ix) * xb, c);
+        }
+      }
+      scale_row(out, <f32>1 / <f32>((ye - ys) * (xe - xs)), c);
+    }
+  }
+}
+
+/**
+ * Adaptive average pool to 1 x 1: y[n, c] = mean over the hw pixels of image n,
+ * for images [n0, n1). y is dense [N, C].
+ */
+export function global_avgpool(
+  x: usize, xstride: i32, hw: i32, c: i32, y: usize, n0: i32, n1: i32,
+): void {
+  const xb = <usize>xstride << 2, rowBytes = <usize>c << 2;
+  for (let img = n0; img < n1; img++) {
+    const out = y + <usize>img * rowBytes;
+    const src = x + <usize>img * <usize>hw * xb;
+    memory.fill(out, 0, rowBytes);
+    for (let i = 0; i < hw; i++) add_row(out, src + <usize>i * xb, c);
+    scale_row(out, <f32>1 / <f32>hw, c);
+  }
+}

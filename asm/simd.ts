@@ -1,0 +1,32 @@
+// Shared SIMD helpers. `madd` is a fused multiply-add on relaxed-SIMD builds
+// and a multiply then add on plain-SIMD builds: one source, two binaries.
+
+/** c + a * b, lane-wise. */
+@inline export function madd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(f32x4.mul(a, b), c);
+}
+
+/** max(v, 0) lane-wise; NaN stays NaN as in PyTorch's ReLU. */
+@inline export function relu4(v: v128): v128 {
+  return f32x4.max(v, f32x4.splat(0));
+}
+
+/** Stores the first `n` (0..8) lanes of lo:hi at `p`. */
+@inline export function store_n(p: usize, lo: v128, hi: v128, n: i32): void {
+  if (n == 8) {
+    v128.store(p, lo);
+    v128.store(p, hi, 16);
+    return;
+  }
+  let v = lo;
+  if (n >= 4) {
+    v128.store(p, lo);
+    v = hi;
+    p += 16;
+    n -= 4;
+  }
+  if (n > 0) store<f32>(p, f32x4.extract_lane(v, 0));
+  if (n > 1) store<f32>(p, f32x4.extract_lane(v, 1), 4);
+  if (n > 2) store<f32>(p, f32x4.extract_lane(v, 2), 8);
+}

@@ -1,0 +1,35 @@
+/**
+ * googlenet-wasm: GoogLeNet (Inception v1) on WebAssembly SIMD kernels, for
+ * Deno and edge runtimes.
+ *
+ * @example
+ * ```ts
+ * import { GoogLeNet, Tensor } from "./mod.ts";
+ * const model = await GoogLeNet.create({ threads: 1 });
+ * const logits = await model.forward(Tensor.zeros([1, 3, 224, 224]));
+ * console.log(logits.shape); // [1, 1000]
+ * await model.dispose();
+ * ```
+ *
+ * @module
+ */
+
+export { Tensor } from "./src/tensor.ts";
+export {
+  type ForwardOptions,
+  GoogLeNet,
+  type GoogLeNetOptions,
+  type LoadStateDictOptions,
+  type StateDictInput,
+  type TrainingOutputs,
+} from "./src/model/googlenet.ts";
+export {
+  BackendError,
+  DisposedError,
+  GoogLeNetError,
+  ImageError,
+  MemoryLimitError,
+  ShapeError,
+  StateDictError,
+  WeightsFormatError,
+} from "./src/errors.ts";

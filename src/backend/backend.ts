@@ -1,0 +1,54 @@
+/**
+ * What the model needs from a backend: somewhere to keep the packed weights,
+ * and a way to run a {@linkcode Plan}. The Wasm and WebGPU backends implement it.
+ *
+ * @module
+ */
+
+import type { Plan } from "../graph/ops.ts";
+import type { Tensor } from "../tensor.ts";
+
+/** Which backend runs the plan. */
+export type BackendKind = "wasm" | "webgpu";
+
+/** A place to run plans. */
+export interface Backend {
+  /** Which backend this is. */
+  readonly kind: BackendKind;
+  /** Threads (Wasm) or 1 (WebGPU). */
+  readonly threads: number;
+  /**
+   * The packed weight blob. A fresh view each call: hold it only until the
+   * next call into the backend.
+   */
+  weights(): Float32Array;
+  /** Says the blob was written (the WebGPU backend uploads it before the next run). */
+  weightsChanged(): void;
+  /** Runs `plan` on an NCHW `input`; returns the plan's outputs, dense. */
+  run(plan: Plan, input: Tensor, seeds: readonly number[]): Promise<Float32Array[]>;
+  /** Bytes of memory the backend holds now (Wasm memory, or GPU buffers). */
+  memoryBytes(): number;
+  /** Releases workers, memory and GPU buffers. */
+  dispose(): Promise<void>;
+}
+
+/** Copies an NCHW tensor into an NHWC destination at `offset` (floats). */
+export function nchwToNhwc(
+  src: Float32Array,
+  dst: Float32Array,
+  offset: number,
+  n: number,
+  c: number,
+  h: number,
+  w: number,
+): void {
+  const plane = h * w;
+  for (let img = 0; img < n; img++) {
+    const s = img * c * plane;
+    const d = offset + img * c * plane;
+    for (let ch = 0; ch < c; ch++) {
+      const sc = s + ch * plane;
+      for (let p = 0; p < plane; p++) dst[d + p * c + ch] = src[sc + p];
+    }
+  }
+}

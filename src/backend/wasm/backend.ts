@@ -1,0 +1,212 @@
+/**
+ * The Wasm backend: one linear memory holding the packed weights, a
+ * per-thread im2col scratch and the activation arena of the current plan;
+ * kernels from `asm/`, run on the calling thread and an optional pool of
+ * workers sharing that memory.
+ *
+ * Memory map (bytes): [0, 64) unused | weights | scratch x threads | arena.
+ *
+ * @module
+ */
+
+import type { Plan } from "../../graph/ops.ts";
+import { BackendError, MemoryLimitError } from "../../errors.ts";
+import type { Tensor } from "../../tensor.ts";
+import { type Backend, nchwToNhwc } from "../backend.ts";
+import { type MemoryLayout, runOp, scratchBytes } from "./executor.ts";
+import {
+  type CompiledKernels,
+  compileKernels,
+  describeModule,
+  instantiateKernels,
+  type KernelExports,
+} from "./kernels.ts";
+import { ThreadPool, threadsAvailable } from "./thread_pool.ts";
+
+const PAGE = 65536;
+const WEIGHTS_AT = 64;
+/** The most a 32-bit Wasm memory can hold. */
+export const MAX_WASM_MEMORY = 4 * 1024 * 1024 * 1024 - PAGE;
+
+/** Options of {@linkcode WasmBackend.create}. */
+export interface WasmBackendOptions {
+  /** Floats of packed weights to reserve. */
+  weightFloats: number;
+  /** Threads including the caller; 1 runs without workers. */
+  threads: number;
+  /** A precompiled kernel module (for runtimes that cannot compile Wasm at run time). */
+  wasmModule?: WebAssembly.Module;
+  /** Most bytes of Wasm memory to use. */
+  memoryLimit: number;
+}
+
+/** Runs plans on the Wasm SIMD kernels. */
+export class WasmBackend implements Backend {
+  readonly kind = "wasm" as const;
+  readonly threads: number;
+  /** The kernel binary's instruction set. */
+  readonly isa: string;
+  #memory: WebAssembly.Memory;
+  #kernels: KernelExports;
+  #pool: ThreadPool | null;
+  #weightFloats: number;
+  #memoryLimit: number;
+  #layouts = new WeakMap<Plan, MemoryLayout>();
+  #installed: Plan | null = null;
+  #disposed = false;
+
+  private constructor(
+    memory: WebAssembly.Memory,
+    kernels: KernelExports,
+    pool: ThreadPool | null,
+    options: WasmBackendOptions,
+    isa: string,
+  ) {
+    this.#memory = memory;
+    this.#kernels = kernels;
+    this.#pool = pool;
+    this.#weightFloats = options.weightFloats;
+    this.#memoryLimit = options.memoryLimit;
+    this.threads = pool?.threads ?? 1;
+    this.isa = isa;
+  }
+
+  /** Compiles (or takes) the kernels, allocates the weights and starts workers. */
+  static async create(options: WasmBackendOptions): Promise<WasmBackend> {
+    const wantThreads = options.threads > 1 && threadsAvailable();
+    const weightBytes = WEIGHTS_AT + options.weightFloats * 4;
+    if (weightBytes > options.memoryLimit) {
+      throw new MemoryLimitError(
+        `The weights need ${mb(weightBytes)} of Wasm memory but memoryLimit is ${
+          mb(options.memoryLimit)
+        }`,
+      );
+    }
+    const maximum = Math.floor(Math.min(options.memoryLimit, MAX_WASM_MEMORY) / PAGE);
+    const initial = Math.ceil(weightBytes / PAGE);
+    let compiled: CompiledKernels;
+    if (options.wasmModule) {
+      compiled = describeModule(options.wasmModule);
+    } else {
+      compiled = await compileKernels(wantThreads);
+    }
+    const makeMemory = (shared: boolean) => new WebAssembly.Memory({ initial, maximum, shared });
+    let memory = makeMemory(compiled.shared);
+    let kernels: KernelExports;
+    try {
+      kernels = instantiateKernels(compiled.module, memory);
+    } catch (cause) {
+      // A caller-supplied threads build imports a shared memory.
+      if (!options.wasmModule || !(cause instanceof WebAssembly.LinkError) || !threadsAvailable()) {
+        throw new BackendError(`Cannot instantiate the kernel module: ${cause}`, { cause });
+      }
+      memory = makeMemory(true);
+      compiled = { ...compiled, shared: true };
+      kernels = instantiateKernels(compiled.module, memory);
+    }
+    const pool = wantThreads && compiled.shared
+      ? await ThreadPool.create(options.threads, compiled.module, memory, kernels)
+      : null;
+    return new WasmBackend(memory, kernels, pool, options, compiled.isa);
+  }
+
+  /** The kernel exports (for benches and kernel tests). */
+  get kernels(): KernelExports {
+    return this.#kernels;
+  }
+
+  /** The linear memory. */
+  get memory(): WebAssembly.Memory {
+    return this.#memory;
+  }
+
+  weights(): Float32Array {
+    this.#check();
+    return new Float32Array(this.#memory.buffer, WEIGHTS_AT, this.#weightFloats);
+  }
+
+  weightsChanged(): void {}
+
+  memoryBytes(): number {
+    return this.#memory.buffer.byteLength;
+  }
+
+  /** Bytes a plan needs in all (weights, scratch, arena), for limit checks. */
+  planBytes(plan: Plan): number {
+    return this.#layout(plan).arena + plan.arenaSize * 4;
+  }
+
+  run(plan: Plan, input: Tensor, seeds: readonly number[]): Promise<Float32Array[]> {
+    this.#check();
+    return this.#run(plan, input, seeds);
+  }
+
+  async #run(plan: Plan, input: Tensor, seeds: readonly number[]): Promise<Float32Array[]> {
+    const layout = this.#layout(plan);
+    const end = layout.arena + plan.arenaSize * 4;
+    if (end > this.#memoryLimit || end > MAX_WASM_MEMORY) {
+      throw new MemoryLimitError(
+        `Input [${input.shape.join(", ")}] needs ${mb(end)} of Wasm memory but the limit is ` +
+          `${
+            mb(Math.min(this.#memoryLimit, MAX_WASM_MEMORY))
+          }: use a smaller batch or image, or raise memoryLimit`,
+      );
+    }
+    const have = this.#memory.buffer.byteLength;
+    if (end > have) this.#memory.grow(Math.ceil((end - have) / PAGE));
+    if (this.#pool && this.#installed !== plan) {
+      if (this.#installed) this.#pool.forget(this.#installed);
+      await this.#pool.install(plan, layout);
+      this.#installed = plan;
+    }
+    const [n, c, h, w] = input.shape;
+    const heap = new Float32Array(this.#memory.buffer);
+    nchwToNhwc(input.data, heap, layout.arena / 4 + plan.buffers[plan.input].offset, n, c, h, w);
+    if (this.#pool) {
+      this.#pool.run(plan, layout, seeds);
+    } else {
+      try {
+        for (const op of plan.ops) runOp(this.#kernels, plan, layout, op, 0, 1, seeds);
+      } catch (cause) {
+        throw new BackendError(`A kernel failed while running the plan: ${cause}`, { cause });
+      }
+    }
+    const out = new Float32Array(this.#memory.buffer);
+    return plan.outputs.map(({ buffer }) => {
+      const start = layout.arena / 4 + plan.buffers[buffer].offset;
+      return out.slice(start, start + plan.buffers[buffer].size);
+    });
+  }
+
+  #layout(plan: Plan): MemoryLayout {
+    let layout = this.#layouts.get(plan);
+    if (!layout) {
+      const weights = WEIGHTS_AT;
+      const scratch = align(weights + this.#weightFloats * 4, 64);
+      const perThread = scratchBytes(this.#kernels, plan);
+      const arena = align(scratch + perThread * this.threads, 64);
+      layout = { weights, scratch, scratchBytes: perThread, arena };
+      this.#layouts.set(plan, layout);
+    }
+    return layout;
+  }
+
+  async dispose(): Promise<void> {
+    this.#disposed = true;
+    this.#pool?.dispose();
+    this.#pool = null;
+    await Promise.resolve();
+  }
+
+  #check(): void {
+    if (this.#disposed) throw new BackendError("The Wasm backend was disposed");
+  }
+}
+
+function align(n: number, to: number): number {
+  return Math.ceil(n / to) * to;
+}
+
+function mb(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(1)} MB`;
+}

@@ -1,0 +1,46 @@
+/**
+ * The synchronisation words shared by the calling thread and the workers: a
+ * run counter that starts a plan, a sense-reversing barrier between
+ * operations, and an error flag. All live in one small SharedArrayBuffer.
+ *
+ * @module
+ */
+
+/** Index of the run counter: the main thread bumps it to start a run. */
+export const RUN = 0;
+/** Index of the barrier's arrival count. */
+export const ARRIVED = 1;
+/** Index of the barrier's generation. */
+export const GENERATION = 2;
+/** Index of the error flag (non-zero once any thread failed in this run). */
+export const FAILED = 3;
+/** Index of the plan id the run executes. */
+export const PLAN = 4;
+/** Index of the number of operations (barriers) in the run. */
+export const OPS = 5;
+/** First of the dropout seeds of the run. */
+export const SEEDS = 8;
+/** Words in the control block. */
+export const CONTROL_WORDS = 64;
+
+const SPINS = 20_000;
+
+/**
+ * Waits until all `threads` threads have arrived. Spins briefly, then sleeps
+ * with `Atomics.wait` where the thread may block (workers), else keeps spinning.
+ */
+export function barrier(control: Int32Array, threads: number, mayBlock: boolean): void {
+  const generation = Atomics.load(control, GENERATION);
+  if (Atomics.add(control, ARRIVED, 1) === threads - 1) {
+    Atomics.store(control, ARRIVED, 0);
+    Atomics.add(control, GENERATION, 1);
+    Atomics.notify(control, GENERATION);
+    return;
+  }
+  for (let i = 0; i < SPINS; i++) {
+    if (Atomics.load(control, GENERATION) !== generation) return;
+  }
+  while (Atomics.load(control, GENERATION) === generation) {
+    if (mayBlock) Atomics.wait(control, GENERATION, generation, 50);
+  }
+}

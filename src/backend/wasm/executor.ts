@@ -1,0 +1,168 @@
+/**
+ * Runs a plan's operations on the Wasm kernels. The same function runs on
+ * the calling thread and on every worker: each thread takes its share of
+ * each operation's rows (or panels) and the threads meet at a barrier
+ * between operations.
+ *
+ * @module
+ */
+
+import type { Op, Plan, View } from "../../graph/ops.ts";
+import { PANEL_WIDTH } from "../pack.ts";
+import type { KernelExports } from "./kernels.ts";
+
+/** Where a plan lives in linear memory (byte addresses). */
+export interface MemoryLayout {
+  /** Start of the packed weight blob. */
+  readonly weights: number;
+  /** Start of the per-thread im2col scratch. */
+  readonly scratch: number;
+  /** Scratch bytes per thread. */
+  readonly scratchBytes: number;
+  /** Start of the activation arena. */
+  readonly arena: number;
+}
+
+/** The micro-kernel's rows: row splits are multiples of it. */
+const MR = 6;
+
+/** Thread `tid`'s share [start, end) of `total` items, in multiples of `grain`. */
+export function share(
+  total: number,
+  tid: number,
+  threads: number,
+  grain: number,
+): [number, number] {
+  const chunk = Math.ceil(total / grain / threads) * grain;
+  const start = Math.min(total, tid * chunk);
+  return [start, Math.min(total, start + chunk)];
+}
+
+/** Scratch bytes one thread needs for the plan's convolutions. */
+export function scratchBytes(kernels: KernelExports, plan: Plan): number {
+  let bytes = 0;
+  for (const op of plan.ops) {
+    if (op.kind === "conv2d" && !isPointwise(op)) {
+      bytes = Math.max(bytes, kernels.conv2d_scratch_bytes(op.kh * op.kw * op.c));
+    }
+  }
+  return Math.ceil(bytes / 64) * 64;
+}
+
+function isPointwise(op: Op & { kind: "conv2d" }): boolean {
+  return op.kh === 1 && op.kw === 1 && op.sh === 1 && op.sw === 1 && op.ph === 0 && op.pw === 0;
+}
+
+/** Runs operation `op` for thread `tid` of `threads`. */
+export function runOp(
+  k: KernelExports,
+  plan: Plan,
+  layout: MemoryLayout,
+  op: Op,
+  tid: number,
+  threads: number,
+  seeds: ArrayLike<number>,
+): void {
+  const at = (v: View) => layout.arena + (plan.buffers[v.buffer].offset + v.channelOffset) * 4;
+  switch (op.kind) {
+    case "conv2d": {
+      const [m0, m1] = share(op.n * op.oh * op.ow, tid, threads, MR);
+      if (m0 >= m1) return;
+      const w = layout.weights + op.weights.offset * 4;
+      if (isPointwise(op)) {
+        const panels = Math.ceil(op.weights.n / PANEL_WIDTH);
+        k.gemm_bias_relu(
+          op.weights.n,
+          op.c,
+          at(op.x),
+          op.x.stride,
+          w,
+          at(op.y),
+          op.y.stride,
+          m0,
+          m1,
+          0,
+          panels,
+        );
+      } else {
+        k.conv2d_bias_relu(
+          at(op.x),
+          op.x.stride,
+          op.h,
+          op.w,
+          op.c,
+          op.kh,
+          op.kw,
+          op.sh,
+          op.sw,
+          op.ph,
+          op.pw,
+          op.oh,
+          op.ow,
+          w,
+          op.weights.n,
+          at(op.y),
+          op.y.stride,
+          layout.scratch + tid * layout.scratchBytes,
+          m0,
+          m1,
+        );
+      }
+      return;
+    }
+    case "linear": {
+      const panels = Math.ceil(op.weights.n / PANEL_WIDTH);
+      const byRows = op.m >= MR * threads;
+      const [m0, m1] = byRows ? share(op.m, tid, threads, MR) : [0, op.m];
+      const [p0, p1] = byRows ? [0, panels] : share(panels, tid, threads, 1);
+      if (m0 >= m1 || p0 >= p1) return;
+      const gemm = op.relu ? k.gemm_bias_relu : k.gemm_bias;
+      const w = layout.weights + op.weights.offset * 4;
+      gemm(
+        op.weights.n,
+        op.weights.k,
+        at(op.x),
+        op.x.stride,
+        w,
+        at(op.y),
+        op.y.stride,
+        m0,
+        m1,
+        p0,
+        p1,
+      );
+      return;
+    }
+    case "maxpool2d":
+    case "avgpool2d": {
+      const [r0, r1] = share(op.n * op.oh, tid, threads, 1);
+      if (r0 >= r1) return;
+      const pool = op.kind === "maxpool2d" ? k.maxpool2d : k.avgpool2d;
+      pool(
+        at(op.x),
+        op.x.stride,
+        op.h,
+        op.w,
+        op.c,
+        op.k,
+        op.s,
+        op.p,
+        op.oh,
+        op.ow,
+        at(op.y),
+        op.y.stride,
+        r0,
+        r1,
+      );
+      return;
+    }
+    case "global_avgpool": {
+      const [n0, n1] = share(op.n, tid, threads, 1);
+      if (n0 < n1) k.global_avgpool(at(op.x), op.x.stride, op.hw, op.c, at(op.y), n0, n1);
+      return;
+    }
+    case "dropout":
+      if (tid === 0) k.dropout(at(op.x), op.count, op.p, seeds[op.stream]);
+      return;
+  }
+}

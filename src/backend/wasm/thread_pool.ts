@@ -1,0 +1,146 @@
+/**
+ * A persistent pool of kernel workers sharing one `WebAssembly.Memory`. The
+ * calling thread is thread 0 and works too; a run costs one notify to start
+ * and one barrier per operation.
+ *
+ * @module
+ */
+
+import type { Plan } from "../../graph/ops.ts";
+import { BackendError } from "../../errors.ts";
+import { barrier, CONTROL_WORDS, FAILED, OPS, PLAN, RUN, SEEDS } from "./barrier.ts";
+import { type MemoryLayout, runOp } from "./executor.ts";
+import type { KernelExports } from "./kernels.ts";
+import type { WorkerMessage } from "./worker.ts";
+
+/** Whether this runtime can run kernel workers (Worker and SharedArrayBuffer exist). */
+export function threadsAvailable(): boolean {
+  return typeof globalThis.Worker === "function" &&
+    typeof globalThis.SharedArrayBuffer === "function";
+}
+
+/** Workers plus the calling thread, running plans together. */
+export class ThreadPool {
+  readonly threads: number;
+  #workers: Worker[];
+  #control: Int32Array;
+  #kernels: KernelExports;
+  #plans = new Map<Plan, number>();
+  #nextId = 1;
+
+  private constructor(workers: Worker[], control: Int32Array, kernels: KernelExports) {
+    this.#workers = workers;
+    this.#control = control;
+    this.#kernels = kernels;
+    this.threads = workers.length + 1;
+  }
+
+  /** Starts `threads - 1` workers over `memory`. */
+  static async create(
+    threads: number,
+    module: WebAssembly.Module,
+    memory: WebAssembly.Memory,
+    kernels: KernelExports,
+  ): Promise<ThreadPool> {
+    const control = new Int32Array(new SharedArrayBuffer(CONTROL_WORDS * 4));
+    const workers: Worker[] = [];
+    try {
+      for (let tid = 1; tid < threads; tid++) {
+        const worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
+        workers.push(worker);
+        await request(worker, {
+          type: "init",
+          module,
+          memory,
+          control: control.buffer as SharedArrayBuffer,
+          tid,
+          threads,
+        }, "ready");
+      }
+    } catch (cause) {
+      for (const w of workers) w.terminate();
+      throw new BackendError(`Cannot start ${threads - 1} kernel workers: ${cause}`, { cause });
+    }
+    return new ThreadPool(workers, control, kernels);
+  }
+
+  /** Sends `plan` to the workers once (before its first run). */
+  async install(plan: Plan, layout: MemoryLayout): Promise<void> {
+    if (this.#plans.has(plan)) return;
+    const id = this.#nextId++;
+    await Promise.all(
+      this.#workers.map((w) => request(w, { type: "plan", id, plan, layout }, "planned")),
+    );
+    this.#plans.set(plan, id);
+  }
+
+  /** Forgets a plan on every worker. */
+  forget(plan: Plan): void {
+    const id = this.#plans.get(plan);
+    if (id === undefined) return;
+    this.#plans.delete(plan);
+    for (const w of this.#workers) w.postMessage({ type: "forget", id } satisfies WorkerMessage);
+  }
+
+  /** Runs an installed plan on all threads; returns when every thread is done. */
+  run(plan: Plan, layout: MemoryLayout, seeds: readonly number[]): void {
+    const id = this.#plans.get(plan);
+    if (id === undefined) throw new Error("Internal: plan not installed on the thread pool");
+    const c = this.#control;
+    Atomics.store(c, PLAN, id);
+    Atomics.store(c, OPS, plan.ops.length);
+    Atomics.store(c, FAILED, 0);
+    seeds.forEach((s, i) => Atomics.store(c, SEEDS + i, s));
+    Atomics.add(c, RUN, 1);
+    Atomics.notify(c, RUN);
+    const own = c.subarray(SEEDS);
+    let failure: unknown = null;
+    for (const op of plan.ops) {
+      try {
+        if (Atomics.load(c, FAILED) === 0) {
+          runOp(this.#kernels, plan, layout, op, 0, this.threads, own);
+        }
+      } catch (error) {
+        failure ??= error;
+        Atomics.store(c, FAILED, 1);
+      }
+      barrier(c, this.threads, false);
+    }
+    if (Atomics.load(c, FAILED) !== 0) {
+      throw new BackendError(
+        `A kernel failed while running the plan${failure ? `: ${failure}` : ""}`,
+        {
+          cause: failure,
+        },
+      );
+    }
+  }
+
+  /** Stops the workers. */
+  dispose(): void {
+    for (const w of this.#workers) w.terminate();
+    this.#workers = [];
+  }
+}
+
+function request(worker: Worker, message: WorkerMessage, reply: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (event: MessageEvent) => {
+      if (event.data?.type !== reply) return;
+      cleanup();
+      resolve();
+    };
+    const onError = (event: ErrorEvent) => {
+      event.preventDefault();
+      cleanup();
+      reject(new Error(event.message));
+    };
+    const cleanup = () => {
+      worker.removeEventListener("message", onMessage);
+      worker.removeEventListener("error", onError);
+    };
+    worker.addEventListener("message", onMessage);
+    worker.addEventListener("error", onError);
+    worker.postMessage(message);
+  });
+}

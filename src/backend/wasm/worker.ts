@@ -1,0 +1,80 @@
+/**
+ * A kernel worker: instantiates the shared kernel module over the shared
+ * memory, keeps the plans it is sent, and runs its share of a plan each time
+ * the run counter moves. Started by `ThreadPool`; not for direct use.
+ *
+ * @module
+ */
+
+import type { Plan } from "../../graph/ops.ts";
+import { barrier, FAILED, OPS, PLAN, RUN, SEEDS } from "./barrier.ts";
+import { type MemoryLayout, runOp } from "./executor.ts";
+import { instantiateKernels, type KernelExports } from "./kernels.ts";
+
+/** Messages the pool sends. */
+export type WorkerMessage =
+  | {
+    type: "init";
+    module: WebAssembly.Module;
+    memory: WebAssembly.Memory;
+    control: SharedArrayBuffer;
+    tid: number;
+    threads: number;
+  }
+  | { type: "plan"; id: number; plan: Plan; layout: MemoryLayout }
+  | { type: "forget"; id: number };
+
+// deno-lint-ignore no-explicit-any
+const scope = globalThis as any;
+let kernels: KernelExports;
+let control: Int32Array;
+let tid = 0;
+let threads = 1;
+const plans = new Map<number, { plan: Plan; layout: MemoryLayout }>();
+
+function run(): void {
+  const entry = plans.get(Atomics.load(control, PLAN));
+  const seeds = control.subarray(SEEDS);
+  const count = Atomics.load(control, OPS);
+  if (!entry || entry.plan.ops.length !== count) Atomics.store(control, FAILED, 1);
+  for (let i = 0; i < count; i++) {
+    try {
+      if (Atomics.load(control, FAILED) === 0) {
+        runOp(kernels, entry!.plan, entry!.layout, entry!.plan.ops[i], tid, threads, seeds);
+      }
+    } catch {
+      Atomics.store(control, FAILED, 1);
+    }
+    // Every thread meets every barrier, failed or not, so no thread is left waiting.
+    barrier(control, threads, true);
+  }
+}
+
+async function serve(): Promise<void> {
+  let seen = Atomics.load(control, RUN);
+  while (true) {
+    const waited = Atomics.waitAsync(control, RUN, seen);
+    if (waited.async) await waited.value;
+    const now = Atomics.load(control, RUN);
+    if (now === seen) continue;
+    seen = now;
+    run();
+  }
+}
+
+scope.onmessage = (event: MessageEvent<WorkerMessage>) => {
+  const message = event.data;
+  if (message.type === "init") {
+    kernels = instantiateKernels(message.module, message.memory);
+    control = new Int32Array(message.control);
+    tid = message.tid;
+    threads = message.threads;
+    scope.postMessage({ type: "ready" });
+    serve();
+  } else if (message.type === "plan") {
+    plans.set(message.id, { plan: message.plan, layout: message.layout });
+    scope.postMessage({ type: "planned", id: message.id });
+  } else {
+    plans.delete(message.id);
+  }
+};

@@ -1,0 +1,132 @@
+/**
+ * The operation table: the few operations GoogLeNet lowers to, on NHWC
+ * activations. Every backend (Wasm, WebGPU) runs exactly these records, so
+ * one test table checks them all.
+ *
+ * Activations live in one arena. A {@linkcode View} addresses a channel slice
+ * of a buffer: pixel `p`, channel `c` is at float
+ * `offset(buffer) + p * stride + channelOffset + c`. A convolution writing
+ * into the slice of an Inception block's output makes concatenation free.
+ *
+ * @module
+ */
+
+/** A channel slice of an arena buffer. */
+export interface View {
+  /** Buffer id (an index into {@linkcode Plan.buffers}). */
+  readonly buffer: number;
+  /** First channel of the slice. */
+  readonly channelOffset: number;
+  /** Floats between consecutive pixels (the buffer's channel count). */
+  readonly stride: number;
+}
+
+/** Where a packed weight matrix lives in the weight blob. */
+export interface PackedRef {
+  /** Offset of the first panel, in floats from the start of the weight blob. */
+  readonly offset: number;
+  /** Depth of the GEMM (KH * KW * C for a convolution, in_features for a linear). */
+  readonly k: number;
+  /** Output columns (out channels or out features). */
+  readonly n: number;
+}
+
+/** Convolution + bias + ReLU, any kernel, stride and padding (NHWC, OIHW weights packed). */
+export interface Conv2dOp {
+  readonly kind: "conv2d";
+  /** Layer name for messages (`inception3a.branch2.1`). */
+  readonly name: string;
+  readonly x: View;
+  readonly y: View;
+  readonly n: number;
+  readonly h: number;
+  readonly w: number;
+  readonly c: number;
+  readonly kh: number;
+  readonly kw: number;
+  readonly sh: number;
+  readonly sw: number;
+  readonly ph: number;
+  readonly pw: number;
+  readonly oh: number;
+  readonly ow: number;
+  readonly weights: PackedRef;
+}
+
+/** y = x W^T + b (optionally ReLU) over m rows. */
+export interface LinearOp {
+  readonly kind: "linear";
+  readonly name: string;
+  readonly x: View;
+  readonly y: View;
+  readonly m: number;
+  readonly weights: PackedRef;
+  readonly relu: boolean;
+}
+
+/** Max or average pooling (average counts padding, PyTorch's default). */
+export interface Pool2dOp {
+  readonly kind: "maxpool2d" | "avgpool2d";
+  readonly name: string;
+  readonly x: View;
+  readonly y: View;
+  readonly n: number;
+  readonly h: number;
+  readonly w: number;
+  readonly c: number;
+  readonly k: number;
+  readonly s: number;
+  readonly p: number;
+  readonly oh: number;
+  readonly ow: number;
+}
+
+/** Adaptive average pool to 1x1: y[n, c] = mean of x over the h*w pixels. */
+export interface GlobalAvgPoolOp {
+  readonly kind: "global_avgpool";
+  readonly name: string;
+  readonly x: View;
+  readonly y: View;
+  readonly n: number;
+  readonly hw: number;
+  readonly c: number;
+}
+
+/** Inverted dropout in place over `count` floats of a dense buffer. */
+export interface DropoutOp {
+  readonly kind: "dropout";
+  readonly name: string;
+  readonly x: View;
+  readonly count: number;
+  readonly p: number;
+  /** Which of the forward call's seeds this op draws its mask from. */
+  readonly stream: number;
+}
+
+/** One operation of a plan. */
+export type Op = Conv2dOp | LinearOp | Pool2dOp | GlobalAvgPoolOp | DropoutOp;
+
+/** An arena buffer: its size and where the planner placed it. */
+export interface BufferSpec {
+  /** Size in floats. */
+  readonly size: number;
+  /** Offset in floats from the arena base. */
+  readonly offset: number;
+}
+
+/**
+ * A compiled forward pass for one input shape and mode: the operations in
+ * order, the arena layout, and which buffers hold the input and outputs.
+ */
+export interface Plan {
+  readonly ops: readonly Op[];
+  readonly buffers: readonly BufferSpec[];
+  /** Arena size in floats. */
+  readonly arenaSize: number;
+  /** The NHWC input buffer [n, h, w, 3]. */
+  readonly input: number;
+  /** Output buffers, dense [n, features], in the order forward returns them. */
+  readonly outputs: readonly { readonly buffer: number; readonly shape: readonly number[] }[];
+  /** Number of dropout seeds a call needs. */
+  readonly dropoutStreams: number;
+}

@@ -1,0 +1,120 @@
+/**
+ * Builds a {@linkcode Plan}: layers append operations on symbolic buffers,
+ * then the arena planner places the buffers so that buffers whose lifetimes
+ * overlap never share memory (greedy by size, first fit, as TFLite's arena).
+ *
+ * @module
+ */
+
+import { ShapeError } from "../errors.ts";
+import type { BufferSpec, Op, Plan, View } from "./ops.ts";
+
+/** A symbolic NHWC activation: a view plus its logical shape. */
+export interface Value {
+  readonly view: View;
+  readonly n: number;
+  readonly h: number;
+  readonly w: number;
+  readonly c: number;
+}
+
+/** PyTorch's pooling output size (`pooling_output_shape` in ATen). */
+export function poolOutputSize(
+  size: number,
+  kernel: number,
+  stride: number,
+  padding: number,
+  ceilMode: boolean,
+): number {
+  let out = Math.floor((size + 2 * padding - kernel + (ceilMode ? stride - 1 : 0)) / stride) + 1;
+  // The last window must start inside the input or the left padding.
+  if (ceilMode && (out - 1) * stride >= size + padding) out--;
+  return out;
+}
+
+/** Records operations and buffer uses, then lays out the arena. */
+export class PlanBuilder {
+  readonly ops: Op[] = [];
+  #sizes: number[] = [];
+  #first: number[] = [];
+  #last: number[] = [];
+  #streams = 0;
+
+  /** A new dense buffer of n*h*w*c floats, as a value. */
+  alloc(n: number, h: number, w: number, c: number, name: string): Value {
+    if (n < 1 || h < 1 || w < 1 || c < 1) {
+      throw new ShapeError(
+        `Input is too small for this network: ${name} would have shape [${n}, ${c}, ${h}, ${w}]`,
+      );
+    }
+    const buffer = this.#sizes.length;
+    this.#sizes.push(n * h * w * c);
+    this.#first.push(this.ops.length);
+    this.#last.push(this.ops.length);
+    return { view: { buffer, channelOffset: 0, stride: c }, n, h, w, c };
+  }
+
+  /** Channels [offset, offset + c) of `value`, sharing its buffer. */
+  slice(value: Value, offset: number, c: number): Value {
+    return {
+      ...value,
+      view: { ...value.view, channelOffset: value.view.channelOffset + offset },
+      c,
+    };
+  }
+
+  /** Appends an operation that reads and writes the given values. */
+  push(op: Op, ...uses: Value[]): void {
+    const index = this.ops.length;
+    this.ops.push(op);
+    for (const v of uses) {
+      this.#first[v.view.buffer] = Math.min(this.#first[v.view.buffer], index);
+      this.#last[v.view.buffer] = Math.max(this.#last[v.view.buffer], index);
+    }
+  }
+
+  /** A fresh dropout seed stream. */
+  stream(): number {
+    return this.#streams++;
+  }
+
+  /** Places the buffers and returns the plan; outputs stay live to the end. */
+  build(input: Value, outputs: { value: Value; shape: number[] }[]): Plan {
+    const end = this.ops.length;
+    this.#first[input.view.buffer] = -1;
+    for (const { value } of outputs) this.#last[value.view.buffer] = end;
+    const order = this.#sizes.map((_, i) => i).sort((a, b) =>
+      this.#sizes[b] - this.#sizes[a] || a - b
+    );
+    const offsets = new Array<number>(this.#sizes.length).fill(0);
+    const placed: number[] = [];
+    let arenaSize = 0;
+    for (const b of order) {
+      const live = placed
+        .filter((o) => this.#first[o] <= this.#last[b] && this.#first[b] <= this.#last[o])
+        .sort((x, y) => offsets[x] - offsets[y]);
+      let offset = 0;
+      for (const o of live) {
+        if (offset + this.#sizes[b] <= offsets[o]) break;
+        // Offsets stay multiples of 4 floats: 16-byte aligned for the vector kernels.
+        offset = Math.max(offset, offsets[o] + align4(this.#sizes[o]));
+      }
+      offsets[b] = offset;
+      placed.push(b);
+      arenaSize = Math.max(arenaSize, offset + align4(this.#sizes[b]));
+    }
+    const buffers: BufferSpec[] = this.#sizes.map((size, i) => ({ size, offset: offsets[i] }));
+    return {
+      ops: this.ops,
+      buffers,
+      arenaSize,
+      input: input.view.buffer,
+      outputs: outputs.map(({ value, shape }) => ({ buffer: value.view.buffer, shape })),
+      dropoutStreams: this.#streams,
+    };
+  }
+}
+
+function align4(n: number): number {
+  return Math.ceil(n / 4) * 4;
+}

@@ -1,0 +1,538 @@
+/**
+ * GoogLeNet (Inception v1) as `tools/reference/seed_googlenet.py` defines it,
+ * on the Wasm SIMD kernels.
+ *
+ * @module
+ */
+
+import type { Plan } from "../graph/ops.ts";
+import { PlanBuilder, type Value } from "../graph/planner.ts";
+import type { Backend } from "../backend/backend.ts";
+import { packedSize, packGemm, unpackGemm } from "../backend/pack.ts";
+import { WasmBackend } from "../backend/wasm/backend.ts";
+import { BackendError, DisposedError, ShapeError, StateDictError } from "../errors.ts";
+import { Tensor } from "../tensor.ts";
+import {
+  BasicConv2d,
+  Conv2d,
+  type GemmLayer,
+  Inception,
+  InceptionAux,
+  Linear,
+  MaxPool2d,
+  pushDropout,
+} from "./layers.ts";
+import { Random } from "./random.ts";
+
+/** Options of {@linkcode GoogLeNet.create}. */
+export interface GoogLeNetOptions {
+  /** Classes of the final layer (default 1000). */
+  numClasses?: number;
+  /** Build the two auxiliary heads, used in training mode (default true). */
+  auxLogits?: boolean;
+  /**
+   * Initialise like the reference's `_initialize_weights` (Kaiming normal
+   * fan-out for convolutions, N(0, 0.01) for linear layers, zero biases)
+   * instead of PyTorch's default initialisation (default false).
+   */
+  initWeights?: boolean;
+  /** Seed of the weight initialisation and the dropout masks (default 0). */
+  seed?: number;
+  /** Threads, including the calling one (default `navigator.hardwareConcurrency`). */
+  threads?: number;
+  /** A precompiled kernel module, for runtimes that cannot compile Wasm at run time. */
+  wasmModule?: WebAssembly.Module;
+  /** Most bytes of Wasm memory the model may use (default 2 GiB). */
+  memoryLimit?: number;
+}
+
+/** Options of {@linkcode GoogLeNet.loadStateDict}. */
+export interface LoadStateDictOptions {
+  /** Require exactly the model's keys (default true), as PyTorch's `strict`. */
+  strict?: boolean;
+}
+
+/** Options of {@linkcode GoogLeNet.forward}. */
+export interface ForwardOptions {
+  /** In training mode, apply dropout (default true); false makes it the identity. */
+  dropout?: boolean;
+}
+
+/** A state dict: PyTorch's key names and layouts. */
+export type StateDictInput =
+  | ReadonlyMap<string, Tensor>
+  | Readonly<Record<string, Tensor>>;
+
+/** What `forward` returns in training mode with auxiliary heads: `[logits, aux2, aux1]`. */
+export type TrainingOutputs = [logits: Tensor, aux2: Tensor, aux1: Tensor];
+
+const DEFAULT_MEMORY_LIMIT = 2 * 1024 * 1024 * 1024;
+const PLAN_CACHE = 8;
+
+/**
+ * GoogLeNet with the reference's layers, hyper-parameters and state-dict keys.
+ * A new model starts in eval mode (this is an inference runtime; PyTorch starts
+ * in training mode): call {@linkcode GoogLeNet.train} for dropout and the aux heads.
+ *
+ * @example
+ * ```ts
+ * import { GoogLeNet, Tensor } from "../../mod.ts";
+ * const model = await GoogLeNet.create({ seed: 1, threads: 1 });
+ * const logits = await model.forward(Tensor.zeros([1, 3, 224, 224]));
+ * console.log(logits.shape); // [1, 1000]
+ * await model.dispose();
+ * ```
+ */
+export class GoogLeNet {
+  /** Classes of the final layer. */
+  readonly numClasses: number;
+  /** Whether the auxiliary heads exist. */
+  readonly auxLogits: boolean;
+  readonly conv1: BasicConv2d;
+  readonly maxpool1: MaxPool2d;
+  readonly conv2: BasicConv2d;
+  readonly conv3: BasicConv2d;
+  readonly maxpool2: MaxPool2d;
+  readonly inception3a: Inception;
+  readonly inception3b: Inception;
+  readonly maxpool3: MaxPool2d;
+  readonly inception4a: Inception;
+  readonly inception4b: Inception;
+  readonly inception4c: Inception;
+  readonly inception4d: Inception;
+  readonly inception4e: Inception;
+  readonly maxpool4: MaxPool2d;
+  readonly inception5a: Inception;
+  readonly inception5b: Inception;
+  readonly aux1: InceptionAux | null;
+  readonly aux2: InceptionAux | null;
+  readonly fc: Linear;
+  /** Dropout probability before `fc` in training mode. */
+  readonly dropoutP = 0.4;
+
+  #backend: Backend | null = null;
+  #layers: GemmLayer[];
+  #weightFloats: number;
+  #training = false;
+  #random: Random;
+  #plans = new Map<string, Plan>();
+  #queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(numClasses: number, auxLogits: boolean, seed: number) {
+    this.numClasses = numClasses;
+    this.auxLogits = auxLogits;
+    this.#random = new Random(seed);
+    this.conv1 = new BasicConv2d("conv1", 3, 64, { kernelSize: 7, stride: 2, padding: 3 });
+    this.maxpool1 = new MaxPool2d("maxpool1", 3, 2, 0, true);
+    this.conv2 = new BasicConv2d("conv2", 64, 64, { kernelSize: 1 });
+    this.conv3 = new BasicConv2d("conv3", 64, 192, { kernelSize: 3, padding: 1 });
+    this.maxpool2 = new MaxPool2d("maxpool2", 3, 2, 0, true);
+    this.inception3a = new Inception("inception3a", 192, 64, 96, 128, 16, 32, 32);
+    this.inception3b = new Inception("inception3b", 256, 128, 128, 192, 32, 96, 64);
+    this.maxpool3 = new MaxPool2d("maxpool3", 3, 2, 0, true);
+    this.inception4a = new Inception("inception4a", 480, 192, 96, 208, 16, 48, 64);
+    this.inception4b = new Inception("inception4b", 512, 160, 112, 224, 24, 64, 64);
+    this.inception4c = new Inception("inception4c", 512, 128, 128, 256, 24, 64, 64);
+    this.inception4d = new Inception("inception4d", 512, 112, 144, 288, 32, 64, 64);
+    this.inception4e = new Inception("inception4e", 528, 256, 160, 320, 32, 128, 128);
+    this.maxpool4 = new MaxPool2d("maxpool4", 3, 2, 0, true);
+    this.inception5a = new Inception("inception5a", 832, 256, 160, 320, 32, 128, 128);
+    this.inception5b = new Inception("inception5b", 832, 384, 192, 384, 48, 128, 128);
+    this.aux1 = auxLogits ? new InceptionAux("aux1", 512, numClasses) : null;
+    this.aux2 = auxLogits ? new InceptionAux("aux2", 528, numClasses) : null;
+    this.fc = new Linear("fc", 1024, numClasses);
+
+    // Parameters in PyTorch's registration order, packed back to back.
+    const blocks = [
+      this.inception3a,
+      this.inception3b,
+      this.inception4a,
+      this.inception4b,
+      this.inception4c,
+      this.inception4d,
+      this.inception4e,
+      this.inception5a,
+      this.inception5b,
+    ];
+    this.#layers = [
+      this.conv1.conv,
+      this.conv2.conv,
+      this.conv3.conv,
+      ...blocks.flatMap((b) => [
+        b.branch1.conv,
+        b.branch2[0].conv,
+        b.branch2[1].conv,
+        b.branch3[0].conv,
+        b.branch3[1].conv,
+        b.branch4[1].conv,
+      ]),
+      ...[this.aux1, this.aux2].flatMap((a) => a ? [a.conv.conv, a.fc1, a.fc2] : []),
+      this.fc,
+    ];
+    let offset = 0;
+    for (const layer of this.#layers) {
+      layer.packed = { offset, k: layer.k, n: layer.n };
+      offset += packedSize(layer.k, layer.n);
+    }
+    this.#weightFloats = offset;
+  }
+
+  /**
+   * Builds the model, its backend and its initial weights.
+   *
+   * @param options Architecture, initialisation and runtime options.
+   * @returns A model in eval mode.
+   *
+   * @example
+   * ```ts
+   * import { GoogLeNet } from "../../mod.ts";
+   * const model = await GoogLeNet.create({ auxLogits: false, threads: 1 });
+   * console.log(model.stateDict().size); // 116
+   * await model.dispose();
+   * ```
+   */
+  static async create(options: GoogLeNetOptions = {}): Promise<GoogLeNet> {
+    const numClasses = options.numClasses ?? 1000;
+    if (!Number.isSafeInteger(numClasses) || numClasses < 1) {
+      throw new ShapeError(`numClasses must be a positive integer, got ${numClasses}`);
+    }
+    const threads = options.threads ?? navigatorThreads();
+    if (!Number.isSafeInteger(threads) || threads < 1) {
+      throw new BackendError(`threads must be a positive integer, got ${threads}`);
+    }
+    const model = new GoogLeNet(numClasses, options.auxLogits ?? true, options.seed ?? 0);
+    model.#backend = await WasmBackend.create({
+      weightFloats: model.#weightFloats,
+      threads,
+      wasmModule: options.wasmModule,
+      memoryLimit: options.memoryLimit ?? DEFAULT_MEMORY_LIMIT,
+    });
+    model.#initialize(options.initWeights ?? false);
+    return model;
+  }
+
+  /** Whether the model is in training mode. */
+  get training(): boolean {
+    return this.#training;
+  }
+
+  /** The backend running the model. */
+  get backend(): Backend {
+    return this.#live();
+  }
+
+  /**
+   * Sets training mode (dropout, and the aux heads' outputs) or eval mode.
+   *
+   * @param mode True for training mode.
+   * @returns This model.
+   *
+   * @example
+   * ```ts
+   * import { GoogLeNet } from "../../mod.ts";
+   * const model = await GoogLeNet.create({ threads: 1 });
+   * console.log(model.train().training); // true
+   * await model.dispose();
+   * ```
+   */
+  train(mode = true): this {
+    this.#training = mode;
+    return this;
+  }
+
+  /**
+   * Sets eval mode: `forward` returns the logits alone, without dropout.
+   *
+   * @returns This model.
+   *
+   * @example
+   * ```ts
+   * import { GoogLeNet } from "../../mod.ts";
+   * const model = await GoogLeNet.create({ threads: 1 });
+   * console.log(model.train().eval().training); // false
+   * await model.dispose();
+   * ```
+   */
+  eval(): this {
+    return this.train(false);
+  }
+
+  /**
+   * The parameters under PyTorch's key names and layouts (conv OIHW, linear
+   * [out, in]), in PyTorch's order; copies, unpacked from the kernels' layout.
+   *
+   * @returns A new map of key to tensor.
+   *
+   * @example
+   * ```ts
+   * import { GoogLeNet } from "../../mod.ts";
+   * const model = await GoogLeNet.create({ threads: 1 });
+   * console.log(model.stateDict().get("conv1.conv.weight")?.shape); // [64, 3, 7, 7]
+   * await model.dispose();
+   * ```
+   */
+  stateDict(): Map<string, Tensor> {
+    const blob = this.#live().weights();
+    const out = new Map<string, Tensor>();
+    for (const layer of this.#layers) {
+      const weight = Tensor.zeros(layer.weightShape);
+      const bias = Tensor.zeros([layer.n]);
+      unpackGemm(blob, layer.packed.offset, weight.data, bias.data, layer.k, layer.n, layer.order);
+      out.set(`${layer.key}.weight`, weight);
+      out.set(`${layer.key}.bias`, bias);
+    }
+    return out;
+  }
+
+  /**
+   * Loads parameters with PyTorch's key names and layouts, all or nothing: on
+   * any error the model keeps its previous weights.
+   *
+   * @param stateDict A map or record of key to tensor.
+   * @param options `strict` (default true) rejects missing and unexpected keys.
+   * @throws {StateDictError} Naming the key, and both shapes for a shape mismatch.
+   *
+   * @example
+   * ```ts
+   * import { GoogLeNet } from "../../mod.ts";
+   * const a = await GoogLeNet.create({ seed: 1, threads: 1 });
+   * const b = await GoogLeNet.create({ seed: 2, threads: 1 });
+   * b.loadStateDict(a.stateDict());
+   * await a.dispose();
+   * await b.dispose();
+   * ```
+   */
+  loadStateDict(stateDict: StateDictInput, options: LoadStateDictOptions = {}): void {
+    const strict = options.strict ?? true;
+    const entries = toMap(stateDict);
+    const expected = new Set(this.#layers.flatMap((l) => [`${l.key}.weight`, `${l.key}.bias`]));
+    const problems: string[] = [];
+    if (strict) {
+      const missing = [...expected].filter((k) => !entries.has(k));
+      const unexpected = [...entries.keys()].filter((k) => !expected.has(k));
+      if (missing.length) problems.push(`missing keys ${list(missing)}`);
+      if (unexpected.length) problems.push(`unexpected keys ${list(unexpected)}`);
+    }
+    const updates: { layer: GemmLayer; weight?: Tensor; bias?: Tensor }[] = [];
+    for (const layer of this.#layers) {
+      const weight = entries.get(`${layer.key}.weight`);
+      const bias = entries.get(`${layer.key}.bias`);
+      for (
+        const [key, t, shape] of [
+          [`${layer.key}.weight`, weight, layer.weightShape],
+          [`${layer.key}.bias`, bias, [layer.n]],
+        ] as const
+      ) {
+        if (t === undefined) continue;
+        const problem = checkTensor(t, shape);
+        if (problem) problems.push(`"${key}": ${problem}`);
+      }
+      if (weight || bias) updates.push({ layer, weight, bias });
+    }
+    if (problems.length) {
+      throw new StateDictError(
+        `Cannot load the state dict (nothing was changed): ${problems.join("; ")}`,
+      );
+    }
+    const blob = this.#live().weights();
+    for (const { layer, weight, bias } of updates) {
+      let w = weight?.data, b = bias?.data;
+      if (!w || !b) {
+        // Non-strict partial update of one layer: keep the other half.
+        const cw = new Float32Array(layer.n * layer.k), cb = new Float32Array(layer.n);
+        unpackGemm(blob, layer.packed.offset, cw, cb, layer.k, layer.n, layer.order);
+        w ??= cw;
+        b ??= cb;
+      }
+      packGemm(blob, layer.packed.offset, w, b, layer.k, layer.n, layer.order);
+    }
+    this.#backend!.weightsChanged();
+  }
+
+  /**
+   * Runs the network on a batch `[N, 3, H, W]` (NCHW, like PyTorch).
+   *
+   * @param input The batch; any N >= 1 and any H, W the network accepts.
+   * @param options Dropout control in training mode.
+   * @returns Eval mode: logits `[N, numClasses]`. Training mode with aux heads:
+   * `[logits, aux2, aux1]`.
+   * @throws {ShapeError} For a wrong rank, channel count or a too small image.
+   *
+   * @example
+   * ```ts
+   * import { GoogLeNet, Tensor } from "../../mod.ts";
+   * const model = await GoogLeNet.create({ threads: 1 });
+   * const logits = await model.forward(Tensor.zeros([2, 3, 160, 192]));
+   * console.log(logits.shape); // [2, 1000]
+   * await model.dispose();
+   * ```
+   */
+  forward(input: Tensor, options: ForwardOptions = {}): Promise<Tensor | TrainingOutputs> {
+    const backend = this.#live();
+    const [n, h, w] = checkInput(input);
+    const training = this.#training;
+    const dropout = training && (options.dropout ?? true);
+    const plan = this.#plan(n, h, w, training && this.auxLogits, dropout);
+    const seeds = Array.from({ length: plan.dropoutStreams }, () => this.#random.nextUint32());
+    const result = this.#queue.then(async () => {
+      if (this.#backend === null) {
+        throw new DisposedError("GoogLeNet was disposed while a forward call waited");
+      }
+      const outputs = await backend.run(plan, input, seeds);
+      const tensors = outputs.map((data, i) => new Tensor(data, plan.outputs[i].shape));
+      return tensors.length === 1 ? tensors[0] : (tensors as TrainingOutputs);
+    });
+    this.#queue = result.catch(() => {});
+    return result;
+  }
+
+  /**
+   * Releases the backend (workers, memory, GPU buffers). Any later call throws
+   * {@linkcode DisposedError}.
+   *
+   * @example
+   * ```ts
+   * import { GoogLeNet } from "../../mod.ts";
+   * const model = await GoogLeNet.create({ threads: 1 });
+   * await model.dispose();
+   * ```
+   */
+  async dispose(): Promise<void> {
+    const backend = this.#backend;
+    if (!backend) return;
+    await this.#queue;
+    this.#backend = null;
+    this.#plans.clear();
+    await backend.dispose();
+  }
+
+  #live(): Backend {
+    if (!this.#backend) throw new DisposedError("GoogLeNet was disposed: create a new model");
+    return this.#backend;
+  }
+
+  #initialize(referenceInit: boolean): void {
+    const blob = this.#live().weights();
+    for (const layer of this.#layers) {
+      const weight = new Float32Array(layer.n * layer.k);
+      const bias = new Float32Array(layer.n);
+      if (referenceInit && layer instanceof Conv2d) {
+        this.#random.normal(weight, 0, Math.sqrt(2 / layer.fanOut));
+      } else if (referenceInit) {
+        this.#random.normal(weight, 0, 0.01);
+      } else {
+        // PyTorch's default: kaiming_uniform_(a=sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in)), bias alike.
+        const bound = 1 / Math.sqrt(layer.k);
+        this.#random.uniform(weight, -bound, bound);
+        this.#random.uniform(bias, -bound, bound);
+      }
+      packGemm(blob, layer.packed.offset, weight, bias, layer.k, layer.n, layer.order);
+    }
+    this.#backend!.weightsChanged();
+  }
+
+  #plan(n: number, h: number, w: number, aux: boolean, dropout: boolean): Plan {
+    const key = `${n}x${h}x${w}:${aux}:${dropout}`;
+    let plan = this.#plans.get(key);
+    if (plan) {
+      this.#plans.delete(key);
+      this.#plans.set(key, plan);
+      return plan;
+    }
+    plan = this.#lower(n, h, w, aux, dropout);
+    this.#plans.set(key, plan);
+    if (this.#plans.size > PLAN_CACHE) this.#plans.delete(this.#plans.keys().next().value!);
+    return plan;
+  }
+
+  #lower(n: number, h: number, w: number, aux: boolean, dropout: boolean): Plan {
+    const b = new PlanBuilder();
+    const input = b.alloc(n, h, w, 3, "input");
+    let x: Value = this.conv1.lower(b, input);
+    x = this.maxpool1.lower(b, x);
+    x = this.conv2.lower(b, x);
+    x = this.conv3.lower(b, x);
+    x = this.maxpool2.lower(b, x);
+    x = this.inception3a.lower(b, x);
+    x = this.inception3b.lower(b, x);
+    x = this.maxpool3.lower(b, x);
+    x = this.inception4a.lower(b, x);
+    const aux1 = aux ? this.aux1!.lower(b, x, dropout) : null;
+    x = this.inception4b.lower(b, x);
+    x = this.inception4c.lower(b, x);
+    x = this.inception4d.lower(b, x);
+    const aux2 = aux ? this.aux2!.lower(b, x, dropout) : null;
+    x = this.inception4e.lower(b, x);
+    x = this.maxpool4.lower(b, x);
+    x = this.inception5a.lower(b, x);
+    x = this.inception5b.lower(b, x);
+    const pooled = b.alloc(n, 1, 1, x.c, "avgpool");
+    b.push(
+      {
+        kind: "global_avgpool",
+        name: "avgpool",
+        x: x.view,
+        y: pooled.view,
+        n,
+        hw: x.h * x.w,
+        c: x.c,
+      },
+      x,
+      pooled,
+    );
+    if (dropout) pushDropout(b, pooled, this.dropoutP, "dropout");
+    const logits = this.fc.lower(b, pooled);
+    const shape = [n, this.numClasses];
+    const outputs = [{ value: logits, shape }];
+    if (aux1 && aux2) outputs.push({ value: aux2, shape }, { value: aux1, shape });
+    return b.build(input, outputs);
+  }
+}
+
+function navigatorThreads(): number {
+  const n = (globalThis.navigator as { hardwareConcurrency?: number } | undefined)
+    ?.hardwareConcurrency;
+  return Number.isSafeInteger(n) && n! > 0 ? n! : 1;
+}
+
+function checkInput(input: Tensor): [number, number, number] {
+  if (!(input instanceof Tensor)) {
+    throw new ShapeError("forward expects a Tensor of shape [N, 3, H, W]");
+  }
+  const s = input.shape;
+  if (s.length !== 4) {
+    throw new ShapeError(
+      `Expected input of rank 4 [N, 3, H, W], got rank ${s.length} [${s.join(", ")}]`,
+    );
+  }
+  if (s[1] !== 3) {
+    throw new ShapeError(
+      `Expected 3 input channels [N, 3, H, W], got ${s[1]} in [${s.join(", ")}]`,
+    );
+  }
+  if (s[0] < 1 || s[2] < 1 || s[3] < 1) {
+    throw new ShapeError(
+      `Expected a non-empty input [N >= 1, 3, H >= 1, W >= 1], got [${s.join(", ")}]`,
+    );
+  }
+  return [s[0], s[2], s[3]];
+}
+
+function toMap(stateDict: StateDictInput): ReadonlyMap<string, Tensor> {
+  if (stateDict instanceof Map) return stateDict;
+  if (stateDict === null || typeof stateDict !== "object") {
+    throw new StateDictError("A state dict must be a Map or a record of key to Tensor");
+  }
+  return new Map(Object.entries(stateDict));
+}
+
+function checkTensor(t: unknown, shape: readonly number[]): string | null {
+  if (!(t instanceof Tensor)) return "expected a Tensor";
+  const same = t.shape.length === shape.length && t.shape.every((d, i) => d === shape[i]);
+  return same ? null : `expected shape [${shape.join(", ")}], got [${t.shape.join(", ")}]`;
+}
+
+function list(keys: string[]): string {
+  const shown = keys.slice(0, 8).map((k) => `"${k}"`).join(", ");
+  return keys.length > 8 ? `${shown} and ${keys.length - 8} more` : shown;
+}

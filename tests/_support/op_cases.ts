@@ -1,0 +1,101 @@
+/**
+ * The operation table under test: each fixture case of
+ * `tests/fixtures/kernels.safetensors` becomes a one-operation plan with its
+ * packed weights, runnable on any backend. The Wasm and WebGPU tests share it.
+ *
+ * @module
+ */
+
+import type { Backend } from "../../src/backend/backend.ts";
+import { packedSize, packGemm } from "../../src/backend/pack.ts";
+import type { Plan } from "../../src/graph/ops.ts";
+import { PlanBuilder } from "../../src/graph/planner.ts";
+import { AvgPool2d, Conv2d, type GemmLayer, Linear, MaxPool2d } from "../../src/model/layers.ts";
+import { Tensor } from "../../src/tensor.ts";
+import { deterministicInput, deterministicParameter } from "../../tools/deterministic.ts";
+
+/** Parameters of one case, as the fixture script wrote them. */
+export interface OpCase {
+  op: string;
+  shape: number[];
+  [param: string]: unknown;
+}
+
+/** A case made runnable: its plan, its input (NCHW) and its GEMM layer, if any. */
+export interface PreparedCase {
+  plan: Plan;
+  input: Tensor;
+  layer: GemmLayer | null;
+}
+
+/** Builds the one-operation plan of a case. */
+export function prepareCase(name: string, c: OpCase): PreparedCase {
+  const [n, ch, h = 1, w = 1] = c.shape;
+  const input = deterministicInput(`${name}.x`, c.shape);
+  const b = new PlanBuilder();
+  const x = b.alloc(n, h, w, ch, "input");
+  let layer: GemmLayer | null = null;
+  let y;
+  switch (c.op) {
+    case "conv2d": {
+      const conv = new Conv2d(name, ch, c.oc as number, {
+        kernelSize: c.k as number,
+        stride: c.s as number,
+        padding: c.p as number,
+      });
+      layer = packAtZero(conv);
+      y = conv.lower(b, x);
+      break;
+    }
+    case "linear": {
+      const fc = new Linear(name, ch, c.n as number);
+      layer = packAtZero(fc);
+      y = fc.lower(b, x, c.relu as boolean);
+      break;
+    }
+    case "maxpool2d":
+      y = new MaxPool2d(name, c.k as number, c.s as number, c.p as number, c.ceil as boolean).lower(
+        b,
+        x,
+      );
+      break;
+    case "avgpool2d":
+      y = new AvgPool2d(name, c.k as number, c.s as number, c.p as number).lower(b, x);
+      break;
+    case "global_avgpool":
+      y = b.alloc(n, 1, 1, ch, name);
+      b.push({ kind: "global_avgpool", name, x: x.view, y: y.view, n, hw: h * w, c: ch }, x, y);
+      break;
+    default:
+      throw new Error(`No plan for op ${c.op}`);
+  }
+  const plan = b.build(x, [{ value: y, shape: [y.n, y.h, y.w, y.c] }]);
+  return { plan, input: new Tensor(input.data, [n, ch, h, w]), layer };
+}
+
+function packAtZero<L extends GemmLayer>(layer: L): L {
+  layer.packed = { offset: 0, k: layer.k, n: layer.n };
+  return layer;
+}
+
+/** Floats of packed weights a case needs. */
+export function caseWeightFloats(prepared: PreparedCase): number {
+  return prepared.layer ? packedSize(prepared.layer.k, prepared.layer.n) : 0;
+}
+
+/** Packs the case's deterministic weights into the backend and runs it. */
+export async function runCase(
+  backend: Backend,
+  name: string,
+  prepared: PreparedCase,
+): Promise<Float32Array> {
+  const { layer } = prepared;
+  if (layer) {
+    const weight = deterministicParameter(`${name}.weight`, layer.weightShape);
+    const bias = deterministicParameter(`${name}.bias`, [layer.n]);
+    packGemm(backend.weights(), 0, weight.data, bias.data, layer.k, layer.n, layer.order);
+    backend.weightsChanged();
+  }
+  const [out] = await backend.run(prepared.plan, prepared.input, []);
+  return out;
+}
