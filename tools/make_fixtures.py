@@ -6,6 +6,7 @@ so only outputs are committed. Activations are stored NHWC (the runtime's layout
 
   tests/fixtures/kernels.safetensors    one case per kernel shape; its parameters in __metadata__
   tests/fixtures/googlenet.safetensors  whole-model logits (eval) and aux outputs (training)
+  tests/fixtures/state_dict.json        the reference's state-dict keys and shapes, in order
 """
 import json
 import os
@@ -123,6 +124,12 @@ def model():
     write_safetensors(os.path.join(OUT, "googlenet.safetensors"), tensors, meta)
     for k, v in tensors.items():
         print(f"{k}: max|y| = {v.abs().max().item():.4g}")
+    keys = {
+        "aux": [[k, list(v.shape)] for k, v in net.state_dict().items()],
+        "no_aux": [[k, list(v.shape)] for k, v in seed_googlenet.GoogLeNet(aux_logits=False).state_dict().items()],
+    }
+    with open(os.path.join(OUT, "state_dict.json"), "w") as f:
+        json.dump(keys, f, separators=(",", ":"))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,49 @@
+/**
+ * The committed kernel binaries are what `deno task build` makes from `asm/`
+ * today, byte for byte, and they have the shape the runtime relies on:
+ * an imported memory (shared in the threads builds), no data segments.
+ */
+
+import assert from "node:assert/strict";
+import { buildKernel, KERNEL_TARGETS } from "../tools/build_wasm.ts";
+
+const dir = new URL("../src/backend/wasm/kernels/", import.meta.url);
+
+for (const target of KERNEL_TARGETS) {
+  Deno.test(`${target.file} is fresh: rebuilding asm/ gives the committed bytes`, async () => {
+    const committed = await Deno.readFile(new URL(target.file, dir));
+    const built = await buildKernel(target);
+    assert.ok(
+      committed.length === built.length && committed.every((b, i) => b === built[i]),
+      `${target.file} is stale against asm/: run \`deno task build\` and commit the result`,
+    );
+  });
+}
+
+Deno.test("kernel binaries import their memory, have no data segments and stay small", async () => {
+  for (const target of KERNEL_TARGETS) {
+    const bytes = await Deno.readFile(new URL(target.file, dir));
+    const module = new WebAssembly.Module(bytes);
+    const imports = WebAssembly.Module.imports(module);
+    assert.deepEqual(imports.map((i) => `${i.module}.${i.name}:${i.kind}`), ["env.memory:memory"]);
+    // Section id 11 is the data section: re-applied at each instantiation, it would clobber shared memory.
+    assert.equal(sectionIds(bytes).includes(11), false, `${target.file} has a data section`);
+    assert.ok(bytes.length < 64 * 1024, `${target.file} is ${bytes.length} bytes`);
+  }
+});
+
+function sectionIds(bytes: Uint8Array): number[] {
+  const ids: number[] = [];
+  let i = 8;
+  while (i < bytes.length) {
+    ids.push(bytes[i++]);
+    let size = 0, shift = 0, b;
+    do {
+      b = bytes[i++];
+      size |= (b & 0x7f) << shift;
+      shift += 7;
+    } while (b & 0x80);
+    i += size;
+  }
+  return ids;
+}
