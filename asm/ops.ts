@@ -86,18 +86,28 @@ export function softmax(x: usize, rows: i32, cols: i32): void {
 }
 
 /**
- * The peak probe: `iters` rounds of 12 independent 4-lane multiply-adds
- * (the GEMM micro-kernel's register budget). Returns a lane sum so the work
- * cannot be optimised away; flops = iters * 12 * 4 * 2.
+ * The peak probe: the GEMM micro-kernel's instruction mix (6 broadcasts,
+ * 2 vector loads, 12 independent multiply-adds per step) on 8 floats at `p`
+ * that stay in L1, `iters` steps. Returns a lane sum so the work cannot be
+ * optimised away; flops = iters * 12 * 4 * 2.
  */
-export function fma_peak(iters: i32, seed: f32): f32 {
-  const b = f32x4.splat(0.999), a = f32x4.splat(seed);
-  let c0 = a, c1 = a, c2 = a, c3 = a, c4 = a, c5 = a;
-  let c6 = a, c7 = a, c8 = a, c9 = a, c10 = a, c11 = a;
+export function fma_peak(iters: i32, p: usize): f32 {
+  let c0 = f32x4.splat(0), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+  let c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
   for (let i = 0; i < iters; i++) {
-    c0 = madd(c0, b, a); c1 = madd(c1, b, a); c2 = madd(c2, b, a); c3 = madd(c3, b, a);
-    c4 = madd(c4, b, a); c5 = madd(c5, b, a); c6 = madd(c6, b, a); c7 = madd(c7, b, a);
-    c8 = madd(c8, b, a); c9 = madd(c9, b, a); c10 = madd(c10, b, a); c11 = madd(c11, b, a);
+    const b0 = v128.load(p), b1 = v128.load(p, 16);
+    let a = v128.load32_splat(p);
+    c0 = madd(a, b0, c0); c1 = madd(a, b1, c1);
+    a = v128.load32_splat(p, 4);
+    c2 = madd(a, b0, c2); c3 = madd(a, b1, c3);
+    a = v128.load32_splat(p, 8);
+    c4 = madd(a, b0, c4); c5 = madd(a, b1, c5);
+    a = v128.load32_splat(p, 12);
+    c6 = madd(a, b0, c6); c7 = madd(a, b1, c7);
+    a = v128.load32_splat(p, 16);
+    c8 = madd(a, b0, c8); c9 = madd(a, b1, c9);
+    a = v128.load32_splat(p, 20);
+    c10 = madd(a, b0, c10); c11 = madd(a, b1, c11);
   }
   const s = f32x4.add(
     f32x4.add(f32x4.add(c0, c1), f32x4.add(c2, c3)),

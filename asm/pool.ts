@@ -99,18 +99,30 @@ export function avgpool2d(
 }
 
 /**
- * Adaptive average pool to 1 x 1: y[n, c] = mean over the hw pixels of image n,
- * for images [n0, n1). y is dense [N, C].
+ * Adaptive average pool to OH x OW with PyTorch's bins: output row oy averages
+ * input rows [floor(oy * h / oh), ceil((oy + 1) * h / oh)), columns alike.
+ * Rows [r0, r1) of N * OH. OH = OW = 1 is the global average pool.
  */
-export function global_avgpool(
-  x: usize, xstride: i32, hw: i32, c: i32, y: usize, n0: i32, n1: i32,
+export function adaptive_avgpool2d(
+  x: usize, xstride: i32, h: i32, w: i32, c: i32, oh: i32, ow: i32,
+  y: usize, ystride: i32, r0: i32, r1: i32,
 ): void {
-  const xb = <usize>xstride << 2, rowBytes = <usize>c << 2;
-  for (let img = n0; img < n1; img++) {
-    const out = y + <usize>img * rowBytes;
-    const src = x + <usize>img * <usize>hw * xb;
-    memory.fill(out, 0, rowBytes);
-    for (let i = 0; i < hw; i++) add_row(out, src + <usize>i * xb, c);
-    scale_row(out, <f32>1 / <f32>hw, c);
+  const xb = <usize>xstride << 2, yb = <usize>ystride << 2, rowBytes = <usize>c << 2;
+  for (let r = r0; r < r1; r++) {
+    const img = r / oh;
+    const oy = r - img * oh;
+    const y0 = (oy * h) / oh, y1 = ((oy + 1) * h + oh - 1) / oh;
+    const ximg = x + <usize>img * <usize>h * <usize>w * xb;
+    let out = y + <usize>r * <usize>ow * yb;
+    for (let ox = 0; ox < ow; ox++, out += yb) {
+      const x0 = (ox * w) / ow, x1 = ((ox + 1) * w + ow - 1) / ow;
+      memory.fill(out, 0, rowBytes);
+      for (let iy = y0; iy < y1; iy++) {
+        for (let ix = x0; ix < x1; ix++) {
+          add_row(out, ximg + (<usize>iy * <usize>w + <usize>ix) * xb, c);
+        }
+      }
+      scale_row(out, <f32>1 / <f32>((y1 - y0) * (x1 - x0)), c);
+    }
   }
 }

@@ -29,6 +29,9 @@ def uniform(name, n, scale):
 
 def deterministic_parameter(key, shape):
     n = int(np.prod(shape)) if len(shape) else 1
+    if key.endswith("running_var") or key.endswith("bn.weight"):
+        spread = 0.25 if key.endswith("running_var") else 0.1
+        return (np.float32(1) + uniform(key, n, spread)).reshape(shape)
     scale = 0.1
     if key.endswith("weight") and len(shape) == 4:
         scale = math.sqrt(6.0 / (shape[1] * shape[2] * shape[3]))

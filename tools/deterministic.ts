@@ -42,10 +42,15 @@ export function uniform(name: string, n: number, scale: number): Float32Array {
 /**
  * A deterministic tensor for the state-dict entry `key` of shape `shape`:
  * weights of rank 4 (conv, OIHW) scale by sqrt(6 / fan_in) (He uniform),
- * weights of rank 2 (linear) by sqrt(3 / fan_in), everything else by 0.1.
+ * weights of rank 2 (linear) by sqrt(3 / fan_in), everything else by 0.1;
+ * BatchNorm scales and running variances are centred on 1 (1 + 0.1u, 1 + 0.25u).
  */
 export function deterministicParameter(key: string, shape: readonly number[]): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
+  if (key.endsWith("running_var") || key.endsWith("bn.weight")) {
+    const spread = key.endsWith("running_var") ? 0.25 : 0.1;
+    return new Tensor(uniform(key, n, spread).map((v) => 1 + v), shape);
+  }
   let scale = 0.1;
   if (key.endsWith("weight") && shape.length === 4) {
     scale = Math.sqrt(6 / (shape[1] * shape[2] * shape[3]));

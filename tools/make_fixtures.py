@@ -7,6 +7,7 @@ so only outputs are committed. Activations are stored NHWC (the runtime's layout
   tests/fixtures/kernels.safetensors    one case per kernel shape; its parameters in __metadata__
   tests/fixtures/googlenet.safetensors  whole-model logits (eval) and aux outputs (training)
   tests/fixtures/state_dict.json        the reference's state-dict keys and shapes, in order
+  tests/fixtures/torchvision.safetensors  torchvision 0.14 googlenet (BatchNorm, transform_input) logits
 """
 import json
 import os
@@ -67,7 +68,9 @@ def kernels():
         "avgpool_5_s3": ("avgpool2d", [2, 8, 14, 14], dict(k=5, s=3, p=0)),
         "avgpool_5_s3_odd": ("avgpool2d", [1, 4, 11, 13], dict(k=5, s=3, p=0)),
         "avgpool_3_s2_p1": ("avgpool2d", [1, 4, 6, 7], dict(k=3, s=2, p=1)),
-        "adaptive_avgpool": ("global_avgpool", [2, 16, 7, 7], dict()),
+        "adaptive_avgpool_1x1": ("adaptive_avgpool2d", [2, 16, 7, 7], dict(oh=1, ow=1)),
+        "adaptive_avgpool_4x4": ("adaptive_avgpool2d", [1, 8, 14, 14], dict(oh=4, ow=4)),
+        "adaptive_avgpool_4x4_odd": ("adaptive_avgpool2d", [2, 4, 9, 11], dict(oh=4, ow=4)),
         "linear": ("linear", [3, 37], dict(n=21, relu=False)),
         "linear_relu": ("linear", [4, 64], dict(n=1000, relu=True)),
         "softmax": ("softmax", [2, 1000], dict(scale=8)),
@@ -83,8 +86,8 @@ def kernels():
             y = F.max_pool2d(x, p["k"], p["s"], p["p"], ceil_mode=p["ceil"])
         elif op == "avgpool2d":
             y = F.avg_pool2d(x, p["k"], p["s"], p["p"])
-        elif op == "global_avgpool":
-            y = torch.flatten(F.adaptive_avg_pool2d(x, (1, 1)), 1)
+        elif op == "adaptive_avgpool2d":
+            y = F.adaptive_avg_pool2d(x, (p["oh"], p["ow"]))
         elif op == "linear":
             w = param(f"{name}.weight", [p["n"], shape[1]])
             b = param(f"{name}.bias", [p["n"]])
@@ -132,7 +135,44 @@ def model():
         json.dump(keys, f, separators=(",", ":"))
 
 
+def torchvision_model():
+    import torchvision
+    net = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=False, transform_input=True)
+    net = fill_state_dict(net).eval()
+    tensors, meta = {}, {}
+    for name, shape in [("tv_eval_224_b1", [1, 3, 224, 224]), ("tv_eval_224_b2", [2, 3, 224, 224]),
+                        ("tv_eval_200x176_b1", [1, 3, 200, 176])]:
+        with torch.no_grad():
+            tensors[name] = net(tensor(name, shape))
+        meta[name] = json.dumps(dict(mode="eval", shape=shape))
+    net.train()
+    net.dropout.p = 0.0
+    net.aux1.dropout.p = 0.0
+    net.aux2.dropout.p = 0.0
+    with torch.no_grad():
+        # Training-mode BatchNorm would use batch statistics; keep it in eval, the rest in training.
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.eval()
+        out = net(tensor("tv_train_224_b1", [1, 3, 224, 224]))
+    # torchvision 0.14's forward() unpacks _forward's (x, aux2, aux1) as (x, aux1, aux2), so its
+    # "aux_logits2" field holds the aux1 head's output. Store each head under its own name.
+    for part, t in [("logits", out.logits), ("aux2", out.aux_logits1), ("aux1", out.aux_logits2)]:
+        tensors[f"tv_train_224_b1.{part}"] = t
+    meta["tv_train_224_b1"] = json.dumps(dict(mode="train", shape=[1, 3, 224, 224]))
+    write_safetensors(os.path.join(OUT, "torchvision.safetensors"), tensors, meta)
+    keys = {
+        "aux": [[k, list(v.shape)] for k, v in net.state_dict().items()],
+        "no_aux": [[k, list(v.shape)] for k, v in torchvision.models.googlenet(
+            weights=None, aux_logits=False, init_weights=False).state_dict().items()],
+    }
+    with open(os.path.join(OUT, "torchvision_state_dict.json"), "w") as f:
+        json.dump(keys, f, separators=(",", ":"))
+    print(f"torchvision: {len(tensors)} outputs")
+
+
 if __name__ == "__main__":
     torch.set_num_threads(2)
     kernels()
     model()
+    torchvision_model()

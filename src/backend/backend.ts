@@ -32,23 +32,23 @@ export interface Backend {
   dispose(): Promise<void>;
 }
 
-/** Copies an NCHW tensor into an NHWC destination at `offset` (floats). */
-export function nchwToNhwc(
-  src: Float32Array,
-  dst: Float32Array,
-  offset: number,
-  n: number,
-  c: number,
-  h: number,
-  w: number,
-): void {
+/**
+ * Copies a plan's NCHW input into an NHWC destination at `offset` (floats),
+ * applying the plan's per-channel input transform, if any, on the way.
+ */
+export function copyInput(plan: Plan, input: Tensor, dst: Float32Array, offset: number): void {
+  const [n, c, h, w] = input.shape;
+  const src = input.data;
   const plane = h * w;
+  const t = plan.inputTransform;
   for (let img = 0; img < n; img++) {
     const s = img * c * plane;
     const d = offset + img * c * plane;
     for (let ch = 0; ch < c; ch++) {
       const sc = s + ch * plane;
-      for (let p = 0; p < plane; p++) dst[d + p * c + ch] = src[sc + p];
+      const scale = t ? t.scale[ch] : 1, shift = t ? t.shift[ch] : 0;
+      if (t) { for (let p = 0; p < plane; p++) dst[d + p * c + ch] = src[sc + p] * scale + shift; }
+      else for (let p = 0; p < plane; p++) dst[d + p * c + ch] = src[sc + p];
     }
   }
 }

@@ -81,15 +81,18 @@ export interface Pool2dOp {
   readonly ow: number;
 }
 
-/** Adaptive average pool to 1x1: y[n, c] = mean of x over the h*w pixels. */
-export interface GlobalAvgPoolOp {
-  readonly kind: "global_avgpool";
+/** Adaptive average pool to oh x ow (PyTorch's bins); 1x1 is the global average pool. */
+export interface AdaptiveAvgPoolOp {
+  readonly kind: "adaptive_avgpool2d";
   readonly name: string;
   readonly x: View;
   readonly y: View;
   readonly n: number;
-  readonly hw: number;
+  readonly h: number;
+  readonly w: number;
   readonly c: number;
+  readonly oh: number;
+  readonly ow: number;
 }
 
 /** Inverted dropout in place over `count` floats of a dense buffer. */
@@ -104,7 +107,7 @@ export interface DropoutOp {
 }
 
 /** One operation of a plan. */
-export type Op = Conv2dOp | LinearOp | Pool2dOp | GlobalAvgPoolOp | DropoutOp;
+export type Op = Conv2dOp | LinearOp | Pool2dOp | AdaptiveAvgPoolOp | DropoutOp;
 
 /** An arena buffer: its size and where the planner placed it. */
 export interface BufferSpec {
@@ -129,4 +132,8 @@ export interface Plan {
   readonly outputs: readonly { readonly buffer: number; readonly shape: readonly number[] }[];
   /** Number of dropout seeds a call needs. */
   readonly dropoutStreams: number;
+  /** Per-channel `x * scale + shift` applied to the input as it is copied in (torchvision's transform_input). */
+  readonly inputTransform:
+    | { readonly scale: readonly number[]; readonly shift: readonly number[] }
+    | null;
 }

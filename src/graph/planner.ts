@@ -79,7 +79,11 @@ export class PlanBuilder {
   }
 
   /** Places the buffers and returns the plan; outputs stay live to the end. */
-  build(input: Value, outputs: { value: Value; shape: number[] }[]): Plan {
+  build(
+    input: Value,
+    outputs: { value: Value; shape: number[] }[],
+    inputTransform: Plan["inputTransform"] = null,
+  ): Plan {
     const end = this.ops.length;
     this.#first[input.view.buffer] = -1;
     for (const { value } of outputs) this.#last[value.view.buffer] = end;
@@ -111,6 +115,7 @@ export class PlanBuilder {
       input: input.view.buffer,
       outputs: outputs.map(({ value, shape }) => ({ buffer: value.view.buffer, shape })),
       dropoutStreams: this.#streams,
+      inputTransform,
     };
   }
 }

@@ -19,10 +19,12 @@ import {
   Inception,
   InceptionAux,
   Linear,
+  lowerAdaptiveAvgPool,
   MaxPool2d,
   pushDropout,
 } from "./layers.ts";
 import { Random } from "./random.ts";
+import { TRANSFORM_INPUT, type Variant, variantByName, type VariantName } from "./variant.ts";
 
 /** Options of {@linkcode GoogLeNet.create}. */
 export interface GoogLeNetOptions {
@@ -36,6 +38,18 @@ export interface GoogLeNetOptions {
    * instead of PyTorch's default initialisation (default false).
    */
   initWeights?: boolean;
+  /**
+   * Which definition to build: `"seed"`, the project's reference (default), or
+   * `"torchvision"`, torchvision's `googlenet` (BatchNorm folded at load, 3x3
+   * branch3), whose ImageNet weights are `googlenet-1378be20.pth`.
+   */
+  variant?: VariantName;
+  /**
+   * Re-normalise ImageNet-normalised input to torchvision's [-1, 1] scheme
+   * (torchvision's `transform_input`); default true for `"torchvision"`,
+   * false for `"seed"`.
+   */
+  transformInput?: boolean;
   /** Seed of the weight initialisation and the dropout masks (default 0). */
   seed?: number;
   /** Threads, including the calling one (default `navigator.hardwareConcurrency`). */
@@ -88,6 +102,10 @@ export class GoogLeNet {
   readonly numClasses: number;
   /** Whether the auxiliary heads exist. */
   readonly auxLogits: boolean;
+  /** The definition built (`"seed"` or `"torchvision"`). */
+  readonly variant: VariantName;
+  /** Whether the input is re-normalised as torchvision's `transform_input`. */
+  readonly transformInput: boolean;
   readonly conv1: BasicConv2d;
   readonly maxpool1: MaxPool2d;
   readonly conv2: BasicConv2d;
@@ -107,8 +125,8 @@ export class GoogLeNet {
   readonly aux1: InceptionAux | null;
   readonly aux2: InceptionAux | null;
   readonly fc: Linear;
-  /** Dropout probability before `fc` in training mode. */
-  readonly dropoutP = 0.4;
+  /** Dropout probability before `fc` in training mode (0.4 seed, 0.2 torchvision). */
+  readonly dropoutP: number;
 
   #backend: Backend | null = null;
   #layers: GemmLayer[];
@@ -118,28 +136,41 @@ export class GoogLeNet {
   #plans = new Map<string, Plan>();
   #queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(numClasses: number, auxLogits: boolean, seed: number) {
+  #variant: Variant;
+
+  private constructor(
+    numClasses: number,
+    auxLogits: boolean,
+    seed: number,
+    variant: Variant,
+    transformInput: boolean,
+  ) {
     this.numClasses = numClasses;
     this.auxLogits = auxLogits;
+    this.variant = variant.name;
+    this.#variant = variant;
+    this.transformInput = transformInput;
+    this.dropoutP = variant.dropout;
     this.#random = new Random(seed);
-    this.conv1 = new BasicConv2d("conv1", 3, 64, { kernelSize: 7, stride: 2, padding: 3 });
+    const v = variant;
+    this.conv1 = new BasicConv2d("conv1", 3, 64, { kernelSize: 7, stride: 2, padding: 3 }, v);
     this.maxpool1 = new MaxPool2d("maxpool1", 3, 2, 0, true);
-    this.conv2 = new BasicConv2d("conv2", 64, 64, { kernelSize: 1 });
-    this.conv3 = new BasicConv2d("conv3", 64, 192, { kernelSize: 3, padding: 1 });
+    this.conv2 = new BasicConv2d("conv2", 64, 64, { kernelSize: 1 }, v);
+    this.conv3 = new BasicConv2d("conv3", 64, 192, { kernelSize: 3, padding: 1 }, v);
     this.maxpool2 = new MaxPool2d("maxpool2", 3, 2, 0, true);
-    this.inception3a = new Inception("inception3a", 192, 64, 96, 128, 16, 32, 32);
-    this.inception3b = new Inception("inception3b", 256, 128, 128, 192, 32, 96, 64);
+    this.inception3a = new Inception("inception3a", 192, 64, 96, 128, 16, 32, 32, v);
+    this.inception3b = new Inception("inception3b", 256, 128, 128, 192, 32, 96, 64, v);
     this.maxpool3 = new MaxPool2d("maxpool3", 3, 2, 0, true);
-    this.inception4a = new Inception("inception4a", 480, 192, 96, 208, 16, 48, 64);
-    this.inception4b = new Inception("inception4b", 512, 160, 112, 224, 24, 64, 64);
-    this.inception4c = new Inception("inception4c", 512, 128, 128, 256, 24, 64, 64);
-    this.inception4d = new Inception("inception4d", 512, 112, 144, 288, 32, 64, 64);
-    this.inception4e = new Inception("inception4e", 528, 256, 160, 320, 32, 128, 128);
-    this.maxpool4 = new MaxPool2d("maxpool4", 3, 2, 0, true);
-    this.inception5a = new Inception("inception5a", 832, 256, 160, 320, 32, 128, 128);
-    this.inception5b = new Inception("inception5b", 832, 384, 192, 384, 48, 128, 128);
-    this.aux1 = auxLogits ? new InceptionAux("aux1", 512, numClasses) : null;
-    this.aux2 = auxLogits ? new InceptionAux("aux2", 528, numClasses) : null;
+    this.inception4a = new Inception("inception4a", 480, 192, 96, 208, 16, 48, 64, v);
+    this.inception4b = new Inception("inception4b", 512, 160, 112, 224, 24, 64, 64, v);
+    this.inception4c = new Inception("inception4c", 512, 128, 128, 256, 24, 64, 64, v);
+    this.inception4d = new Inception("inception4d", 512, 112, 144, 288, 32, 64, 64, v);
+    this.inception4e = new Inception("inception4e", 528, 256, 160, 320, 32, 128, 128, v);
+    this.maxpool4 = new MaxPool2d("maxpool4", v.maxpool4Kernel, 2, 0, true);
+    this.inception5a = new Inception("inception5a", 832, 256, 160, 320, 32, 128, 128, v);
+    this.inception5b = new Inception("inception5b", 832, 384, 192, 384, 48, 128, 128, v);
+    this.aux1 = auxLogits ? new InceptionAux("aux1", 512, numClasses, v) : null;
+    this.aux2 = auxLogits ? new InceptionAux("aux2", 528, numClasses, v) : null;
     this.fc = new Linear("fc", 1024, numClasses);
 
     // Parameters in PyTorch's registration order, packed back to back.
@@ -200,7 +231,20 @@ export class GoogLeNet {
     if (!Number.isSafeInteger(threads) || threads < 1) {
       throw new BackendError(`threads must be a positive integer, got ${threads}`);
     }
-    const model = new GoogLeNet(numClasses, options.auxLogits ?? true, options.seed ?? 0);
+    const variantName = options.variant ?? "seed";
+    if (variantName !== "seed" && variantName !== "torchvision") {
+      throw new ShapeError(
+        `variant must be "seed" or "torchvision", got ${JSON.stringify(variantName)}`,
+      );
+    }
+    const variant = variantByName(variantName);
+    const model = new GoogLeNet(
+      numClasses,
+      options.auxLogits ?? true,
+      options.seed ?? 0,
+      variant,
+      options.transformInput ?? variant.transformInput,
+    );
     model.#backend = await WasmBackend.create({
       weightFloats: model.#weightFloats,
       threads,
@@ -275,11 +319,7 @@ export class GoogLeNet {
     const blob = this.#live().weights();
     const out = new Map<string, Tensor>();
     for (const layer of this.#layers) {
-      const weight = Tensor.zeros(layer.weightShape);
-      const bias = Tensor.zeros([layer.n]);
-      unpackGemm(blob, layer.packed.offset, weight.data, bias.data, layer.k, layer.n, layer.order);
-      out.set(`${layer.key}.weight`, weight);
-      out.set(`${layer.key}.bias`, bias);
+      for (const [key, t] of unpackLayer(blob, layer)) out.set(key, t);
     }
     return out;
   }
@@ -305,29 +345,18 @@ export class GoogLeNet {
   loadStateDict(stateDict: StateDictInput, options: LoadStateDictOptions = {}): void {
     const strict = options.strict ?? true;
     const entries = toMap(stateDict);
-    const expected = new Set(this.#layers.flatMap((l) => [`${l.key}.weight`, `${l.key}.bias`]));
+    const shapes = new Map(this.#layers.flatMap((l) => l.entries));
     const problems: string[] = [];
     if (strict) {
-      const missing = [...expected].filter((k) => !entries.has(k));
-      const unexpected = [...entries.keys()].filter((k) => !expected.has(k));
+      const missing = [...shapes.keys()].filter((k) => !entries.has(k));
+      const unexpected = [...entries.keys()].filter((k) => !shapes.has(k) && !this.#ignorable(k));
       if (missing.length) problems.push(`missing keys ${list(missing)}`);
       if (unexpected.length) problems.push(`unexpected keys ${list(unexpected)}`);
     }
-    const updates: { layer: GemmLayer; weight?: Tensor; bias?: Tensor }[] = [];
-    for (const layer of this.#layers) {
-      const weight = entries.get(`${layer.key}.weight`);
-      const bias = entries.get(`${layer.key}.bias`);
-      for (
-        const [key, t, shape] of [
-          [`${layer.key}.weight`, weight, layer.weightShape],
-          [`${layer.key}.bias`, bias, [layer.n]],
-        ] as const
-      ) {
-        if (t === undefined) continue;
-        const problem = checkTensor(t, shape);
-        if (problem) problems.push(`"${key}": ${problem}`);
-      }
-      if (weight || bias) updates.push({ layer, weight, bias });
+    for (const [key, shape] of shapes) {
+      const t = entries.get(key);
+      const problem = t === undefined ? null : checkTensor(t, shape);
+      if (problem) problems.push(`"${key}": ${problem}`);
     }
     if (problems.length) {
       throw new StateDictError(
@@ -335,18 +364,21 @@ export class GoogLeNet {
       );
     }
     const blob = this.#live().weights();
-    for (const { layer, weight, bias } of updates) {
-      let w = weight?.data, b = bias?.data;
-      if (!w || !b) {
-        // Non-strict partial update of one layer: keep the other half.
-        const cw = new Float32Array(layer.n * layer.k), cb = new Float32Array(layer.n);
-        unpackGemm(blob, layer.packed.offset, cw, cb, layer.k, layer.n, layer.order);
-        w ??= cw;
-        b ??= cb;
-      }
-      packGemm(blob, layer.packed.offset, w, b, layer.k, layer.n, layer.order);
+    for (const layer of this.#layers) {
+      const given = layer.entries.filter(([key]) => entries.has(key));
+      if (given.length === 0) continue;
+      // A non-strict partial update keeps the layer's other entries.
+      const current = given.length < layer.entries.length ? unpackLayer(blob, layer) : null;
+      const { weight, bias } = layer.fold((key) => (entries.get(key) ?? current!.get(key)!).data);
+      packGemm(blob, layer.packed.offset, weight, bias, layer.k, layer.n, layer.order);
     }
     this.#backend!.weightsChanged();
+  }
+
+  /** Keys a strict load may carry without a matching parameter. */
+  #ignorable(key: string): boolean {
+    // torchvision's pretrained file always holds the aux heads; googlenet(weights=...) drops them.
+    return this.#variant.name === "torchvision" && !this.auxLogits && /^aux[12]\./.test(key);
   }
 
   /**
@@ -414,21 +446,57 @@ export class GoogLeNet {
   #initialize(referenceInit: boolean): void {
     const blob = this.#live().weights();
     for (const layer of this.#layers) {
-      const weight = new Float32Array(layer.n * layer.k);
-      const bias = new Float32Array(layer.n);
-      if (referenceInit && layer instanceof Conv2d) {
-        this.#random.normal(weight, 0, Math.sqrt(2 / layer.fanOut));
-      } else if (referenceInit) {
-        this.#random.normal(weight, 0, 0.01);
-      } else {
-        // PyTorch's default: kaiming_uniform_(a=sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in)), bias alike.
-        const bound = 1 / Math.sqrt(layer.k);
-        this.#random.uniform(weight, -bound, bound);
-        this.#random.uniform(bias, -bound, bound);
+      const values = new Map<string, Float32Array>();
+      for (const [key, shape] of layer.entries) {
+        values.set(key, this.#initialValue(layer, key, shape, referenceInit));
       }
+      const { weight, bias } = layer.fold((key) => values.get(key)!);
       packGemm(blob, layer.packed.offset, weight, bias, layer.k, layer.n, layer.order);
     }
     this.#backend!.weightsChanged();
+  }
+
+  #initialValue(
+    layer: GemmLayer,
+    key: string,
+    shape: readonly number[],
+    referenceInit: boolean,
+  ): Float32Array {
+    const size = shape.reduce((a, b) => a * b, 1);
+    const out = new Float32Array(size);
+    const isWeight = shape.length >= 2;
+    if (key.endsWith("running_var") || (key.endsWith(".bn.weight"))) return out.fill(1);
+    if (key.includes(".bn.")) return out; // bias, running_mean, num_batches_tracked
+    if (referenceInit) {
+      // The reference's _initialize_weights: Kaiming normal (fan_out, ReLU) convs, N(0, 0.01) linears, zero biases.
+      if (!isWeight) return out;
+      const std = layer instanceof Conv2d ? Math.sqrt(2 / layer.fanOut) : 0.01;
+      return this.#random.normal(out, 0, std);
+    }
+    // PyTorch's default: kaiming_uniform_(a=sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in)), bias alike.
+    const bound = 1 / Math.sqrt(layer.k);
+    return this.#random.uniform(out, -bound, bound);
+  }
+
+  /**
+   * The compiled plan `forward` runs for an input of `shape` in the current
+   * mode: the operations, in order, and the arena layout. For benches and tools.
+   *
+   * @param shape The input shape `[N, 3, H, W]`.
+   * @returns The plan (cached per shape and mode).
+   *
+   * @example
+   * ```ts
+   * import { GoogLeNet } from "../../mod.ts";
+   * const model = await GoogLeNet.create({ auxLogits: false, threads: 1 });
+   * console.log(model.plan([1, 3, 224, 224]).ops.length); // 67
+   * await model.dispose();
+   * ```
+   */
+  plan(shape: readonly number[]): Plan {
+    this.#live();
+    const [n, h, w] = checkInput(Tensor.zeros(shape));
+    return this.#plan(n, h, w, this.#training && this.auxLogits, this.#training);
   }
 
   #plan(n: number, h: number, w: number, aux: boolean, dropout: boolean): Plan {
@@ -466,27 +534,22 @@ export class GoogLeNet {
     x = this.maxpool4.lower(b, x);
     x = this.inception5a.lower(b, x);
     x = this.inception5b.lower(b, x);
-    const pooled = b.alloc(n, 1, 1, x.c, "avgpool");
-    b.push(
-      {
-        kind: "global_avgpool",
-        name: "avgpool",
-        x: x.view,
-        y: pooled.view,
-        n,
-        hw: x.h * x.w,
-        c: x.c,
-      },
-      x,
-      pooled,
-    );
+    const pooled = lowerAdaptiveAvgPool(b, x, 1, 1, "avgpool");
     if (dropout) pushDropout(b, pooled, this.dropoutP, "dropout");
     const logits = this.fc.lower(b, pooled);
     const shape = [n, this.numClasses];
     const outputs = [{ value: logits, shape }];
     if (aux1 && aux2) outputs.push({ value: aux2, shape }, { value: aux1, shape });
-    return b.build(input, outputs);
+    return b.build(input, outputs, this.transformInput ? TRANSFORM_INPUT : null);
   }
+}
+
+/** A layer's state-dict entries, unpacked from the blob. */
+function unpackLayer(blob: Float32Array, layer: GemmLayer): Map<string, Tensor> {
+  const weight = new Float32Array(layer.n * layer.k);
+  const bias = new Float32Array(layer.n);
+  unpackGemm(blob, layer.packed.offset, weight, bias, layer.k, layer.n, layer.order);
+  return layer.unfold(weight, bias);
 }
 
 function navigatorThreads(): number {

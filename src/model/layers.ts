@@ -8,6 +8,8 @@
  */
 
 import type { PackedRef } from "../graph/ops.ts";
+import { Tensor } from "../tensor.ts";
+import type { Variant } from "./variant.ts";
 import { poolOutputSize } from "../graph/planner.ts";
 import type { PlanBuilder, Value } from "../graph/planner.ts";
 import {
@@ -34,6 +36,12 @@ export interface GemmLayer {
   readonly fanOut: number;
   /** Where the packed matrix lives; set once by the model's weight layout. */
   packed: PackedRef;
+  /** The layer's state-dict entries in PyTorch's order: key and shape. */
+  readonly entries: readonly (readonly [string, readonly number[]])[];
+  /** Folds the entries (by key) into the GEMM's weight [n, k] (PyTorch-flattened) and bias [n]. */
+  fold(get: (key: string) => Float32Array): { weight: Float32Array; bias: Float32Array };
+  /** The inverse of `fold`: the entries that give back this weight and bias. */
+  unfold(weight: Float32Array, bias: Float32Array): Map<string, Tensor>;
 }
 
 /** Options of a convolution. */
@@ -44,6 +52,11 @@ export interface Conv2dOptions {
   stride?: number;
   /** Zero padding on each side (default 0). */
   padding?: number;
+  /**
+   * A BatchNorm after a bias-free conv (torchvision's BasicConv2d): its
+   * state-dict prefix and eps. It is folded into the packed weights.
+   */
+  batchNorm?: { key: string; eps: number };
 }
 
 /** `nn.Conv2d` with bias, always followed by ReLU here (BasicConv2d). */
@@ -56,6 +69,8 @@ export class Conv2d implements GemmLayer {
   readonly kernelSize: number;
   readonly stride: number;
   readonly padding: number;
+  readonly entries: readonly (readonly [string, readonly number[]])[];
+  readonly batchNorm: { key: string; eps: number } | null;
   packed: PackedRef = { offset: -1, k: 0, n: 0 };
 
   constructor(
@@ -67,12 +82,58 @@ export class Conv2d implements GemmLayer {
     this.kernelSize = options.kernelSize;
     this.stride = options.stride ?? 1;
     this.padding = options.padding ?? 0;
+    this.batchNorm = options.batchNorm ?? null;
     const ks = this.kernelSize;
     this.weightShape = [outChannels, inChannels, ks, ks];
     this.k = inChannels * ks * ks;
     this.n = outChannels;
     this.fanOut = outChannels * ks * ks;
     this.order = convRowOrder(inChannels, ks, ks);
+    const bn = this.batchNorm?.key;
+    this.entries = bn
+      ? [
+        [`${key}.weight`, this.weightShape],
+        [`${bn}.weight`, [outChannels]],
+        [`${bn}.bias`, [outChannels]],
+        [`${bn}.running_mean`, [outChannels]],
+        [`${bn}.running_var`, [outChannels]],
+        [`${bn}.num_batches_tracked`, []],
+      ]
+      : [[`${key}.weight`, this.weightShape], [`${key}.bias`, [outChannels]]];
+  }
+
+  fold(get: (key: string) => Float32Array): { weight: Float32Array; bias: Float32Array } {
+    const weight = get(`${this.key}.weight`);
+    if (!this.batchNorm) return { weight, bias: get(`${this.key}.bias`) };
+    // conv -> BN(eval) = conv with weight * s and bias beta - mean * s, s = gamma / sqrt(var + eps).
+    const { key: bn, eps } = this.batchNorm;
+    const gamma = get(`${bn}.weight`), beta = get(`${bn}.bias`);
+    const mean = get(`${bn}.running_mean`), variance = get(`${bn}.running_var`);
+    const folded = new Float32Array(weight.length);
+    const bias = new Float32Array(this.n);
+    for (let o = 0; o < this.n; o++) {
+      const scale = gamma[o] / Math.sqrt(variance[o] + eps);
+      for (let i = o * this.k; i < (o + 1) * this.k; i++) folded[i] = weight[i] * scale;
+      bias[o] = beta[o] - mean[o] * scale;
+    }
+    return { weight: folded, bias };
+  }
+
+  unfold(weight: Float32Array, bias: Float32Array): Map<string, Tensor> {
+    const out = new Map<string, Tensor>([[
+      `${this.key}.weight`,
+      new Tensor(weight, this.weightShape),
+    ]]);
+    if (!this.batchNorm) return out.set(`${this.key}.bias`, new Tensor(bias, [this.n]));
+    // The folded form as an identity BatchNorm: loading it back gives the same layer.
+    const { key: bn, eps } = this.batchNorm;
+    const n = this.n;
+    return out
+      .set(`${bn}.weight`, new Tensor(new Float32Array(n).fill(1), [n]))
+      .set(`${bn}.bias`, new Tensor(bias, [n]))
+      .set(`${bn}.running_mean`, new Tensor(new Float32Array(n), [n]))
+      .set(`${bn}.running_var`, new Tensor(new Float32Array(n).fill(1 - eps), [n]))
+      .set(`${bn}.num_batches_tracked`, new Tensor(new Float32Array(1), []));
   }
 
   /** conv + bias + ReLU into `out` (a channel slice) or a new buffer. */
@@ -118,6 +179,7 @@ export class Linear implements GemmLayer {
   readonly n: number;
   readonly order: RowOrder;
   readonly fanOut: number;
+  readonly entries: readonly (readonly [string, readonly number[]])[];
   packed: PackedRef = { offset: -1, k: 0, n: 0 };
 
   constructor(
@@ -133,6 +195,18 @@ export class Linear implements GemmLayer {
     this.order = inputLayout
       ? nhwcFlattenRowOrder(inputLayout.c, inputLayout.h, inputLayout.w)
       : identityRowOrder;
+    this.entries = [[`${key}.weight`, this.weightShape], [`${key}.bias`, [outFeatures]]];
+  }
+
+  fold(get: (key: string) => Float32Array): { weight: Float32Array; bias: Float32Array } {
+    return { weight: get(`${this.key}.weight`), bias: get(`${this.key}.bias`) };
+  }
+
+  unfold(weight: Float32Array, bias: Float32Array): Map<string, Tensor> {
+    return new Map([
+      [`${this.key}.weight`, new Tensor(weight, this.weightShape)],
+      [`${this.key}.bias`, new Tensor(bias, [this.n])],
+    ]);
   }
 
   /** y = x W^T + b (then ReLU if `relu`) on a dense [n, features] value. */
@@ -162,11 +236,21 @@ export class Linear implements GemmLayer {
   }
 }
 
-/** `BasicConv2d`: conv + ReLU, no BatchNorm. */
+/** `BasicConv2d`: conv + ReLU (seed), or conv + BatchNorm + ReLU (torchvision, folded). */
 export class BasicConv2d {
   readonly conv: Conv2d;
-  constructor(key: string, inChannels: number, outChannels: number, options: Conv2dOptions) {
-    this.conv = new Conv2d(`${key}.conv`, inChannels, outChannels, options);
+  constructor(
+    key: string,
+    inChannels: number,
+    outChannels: number,
+    options: Conv2dOptions,
+    variant: Variant,
+  ) {
+    const eps = variant.batchNormEps;
+    this.conv = new Conv2d(`${key}.conv`, inChannels, outChannels, {
+      ...options,
+      batchNorm: eps === null ? undefined : { key: `${key}.bn`, eps },
+    });
   }
 
   /** Appends conv + ReLU. */
@@ -256,19 +340,26 @@ export class Inception {
     ch5x5red: number,
     ch5x5: number,
     poolProj: number,
+    variant: Variant,
   ) {
-    this.branch1 = new BasicConv2d(`${key}.branch1`, inChannels, ch1x1, { kernelSize: 1 });
+    const conv = (name: string, inC: number, outC: number, kernelSize: number) =>
+      new BasicConv2d(`${key}.${name}`, inC, outC, {
+        kernelSize,
+        padding: (kernelSize - 1) / 2,
+      }, variant);
+    this.branch1 = conv("branch1", inChannels, ch1x1, 1);
     this.branch2 = [
-      new BasicConv2d(`${key}.branch2.0`, inChannels, ch3x3red, { kernelSize: 1 }),
-      new BasicConv2d(`${key}.branch2.1`, ch3x3red, ch3x3, { kernelSize: 3, padding: 1 }),
+      conv("branch2.0", inChannels, ch3x3red, 1),
+      conv("branch2.1", ch3x3red, ch3x3, 3),
     ];
     this.branch3 = [
-      new BasicConv2d(`${key}.branch3.0`, inChannels, ch5x5red, { kernelSize: 1 }),
-      new BasicConv2d(`${key}.branch3.1`, ch5x5red, ch5x5, { kernelSize: 5, padding: 2 }),
+      conv("branch3.0", inChannels, ch5x5red, 1),
+      conv("branch3.1", ch5x5red, ch5x5, variant.branch3Kernel),
     ];
+    // ceil_mode changes nothing for a 3x3 stride-1 pool with padding 1; torchvision sets it.
     this.branch4 = [
-      new MaxPool2d(`${key}.branch4.0`, 3, 1, 1),
-      new BasicConv2d(`${key}.branch4.1`, inChannels, poolProj, { kernelSize: 1 }),
+      new MaxPool2d(`${key}.branch4.0`, 3, 1, 1, variant.name === "torchvision"),
+      conv("branch4.1", inChannels, poolProj, 1),
     ];
     this.outChannels = ch1x1 + ch3x3 + ch5x5 + poolProj;
   }
@@ -292,33 +383,73 @@ export class Inception {
 
 /** The auxiliary classifier used in training mode. */
 export class InceptionAux {
-  readonly averagePool: AvgPool2d;
+  /** AvgPool2d(5, stride 3) in the seed variant; torchvision pools adaptively to 4x4. */
+  readonly averagePool: AvgPool2d | null;
   readonly conv: BasicConv2d;
   readonly fc1: Linear;
   readonly fc2: Linear;
 
-  constructor(readonly key: string, inChannels: number, numClasses: number) {
-    this.averagePool = new AvgPool2d(`${key}.averagePool`, 5, 3);
-    this.conv = new BasicConv2d(`${key}.conv`, inChannels, 128, { kernelSize: 1 });
+  constructor(
+    readonly key: string,
+    inChannels: number,
+    numClasses: number,
+    readonly variant: Variant,
+  ) {
+    this.averagePool = variant.auxPool === "avgpool5s3"
+      ? new AvgPool2d(`${key}.averagePool`, 5, 3)
+      : null;
+    this.conv = new BasicConv2d(`${key}.conv`, inChannels, 128, { kernelSize: 1 }, variant);
     // 2048 = 128 x 4 x 4, flattened NCHW by PyTorch and NHWC here.
     this.fc1 = new Linear(`${key}.fc1`, 2048, 1024, { c: 128, h: 4, w: 4 });
     this.fc2 = new Linear(`${key}.fc2`, 1024, numClasses);
   }
 
-  /** Appends pool, conv, fc1 + ReLU, fc2, with dropout 0.5 before each fc when asked. */
+  /** Appends pool, conv, fc1 + ReLU, fc2, with the variant's dropout when asked. */
   lower(b: PlanBuilder, x: Value, dropout: boolean): Value {
-    let v = this.conv.lower(b, this.averagePool.lower(b, x));
+    const pooled = this.averagePool
+      ? this.averagePool.lower(b, x)
+      : lowerAdaptiveAvgPool(b, x, 4, 4, `${this.key}.pool`);
+    let v = this.conv.lower(b, pooled);
     if (v.h !== 4 || v.w !== 4) {
       throw new ShapeError(
         `${this.key} needs a 4x4 map after its average pool (a 224x224 input gives it), got ` +
           `${v.h}x${v.w}: use 224x224 inputs in training mode or create the model with auxLogits: false`,
       );
     }
-    if (dropout) pushDropout(b, v, 0.5, `${this.key}.dropout1`);
+    const { p, beforeFc1 } = this.variant.auxDropout;
+    if (dropout && beforeFc1) pushDropout(b, v, p, `${this.key}.dropout1`);
     v = this.fc1.lower(b, v, true);
-    if (dropout) pushDropout(b, v, 0.5, `${this.key}.dropout2`);
+    if (dropout) pushDropout(b, v, p, `${this.key}.dropout2`);
     return this.fc2.lower(b, v);
   }
+}
+
+/** Appends an adaptive average pool to oh x ow (PyTorch's bins: floor(i*h/oh) to ceil((i+1)*h/oh)). */
+export function lowerAdaptiveAvgPool(
+  b: PlanBuilder,
+  x: Value,
+  oh: number,
+  ow: number,
+  name: string,
+): Value {
+  const y = b.alloc(x.n, oh, ow, x.c, name);
+  b.push(
+    {
+      kind: "adaptive_avgpool2d",
+      name,
+      x: x.view,
+      y: y.view,
+      n: x.n,
+      h: x.h,
+      w: x.w,
+      c: x.c,
+      oh,
+      ow,
+    },
+    x,
+    y,
+  );
+  return y;
 }
 
 /** Appends in-place dropout over a dense value. */

@@ -10,7 +10,14 @@ import type { Backend } from "../../src/backend/backend.ts";
 import { packedSize, packGemm } from "../../src/backend/pack.ts";
 import type { Plan } from "../../src/graph/ops.ts";
 import { PlanBuilder } from "../../src/graph/planner.ts";
-import { AvgPool2d, Conv2d, type GemmLayer, Linear, MaxPool2d } from "../../src/model/layers.ts";
+import {
+  AvgPool2d,
+  Conv2d,
+  type GemmLayer,
+  Linear,
+  lowerAdaptiveAvgPool,
+  MaxPool2d,
+} from "../../src/model/layers.ts";
 import { Tensor } from "../../src/tensor.ts";
 import { deterministicInput, deterministicParameter } from "../../tools/deterministic.ts";
 
@@ -62,9 +69,8 @@ export function prepareCase(name: string, c: OpCase): PreparedCase {
     case "avgpool2d":
       y = new AvgPool2d(name, c.k as number, c.s as number, c.p as number).lower(b, x);
       break;
-    case "global_avgpool":
-      y = b.alloc(n, 1, 1, ch, name);
-      b.push({ kind: "global_avgpool", name, x: x.view, y: y.view, n, hw: h * w, c: ch }, x, y);
+    case "adaptive_avgpool2d":
+      y = lowerAdaptiveAvgPool(b, x, c.oh as number, c.ow as number, name);
       break;
     default:
       throw new Error(`No plan for op ${c.op}`);

@@ -12,7 +12,7 @@
 import type { Plan } from "../../graph/ops.ts";
 import { BackendError, MemoryLimitError } from "../../errors.ts";
 import type { Tensor } from "../../tensor.ts";
-import { type Backend, nchwToNhwc } from "../backend.ts";
+import { type Backend, copyInput } from "../backend.ts";
 import { type MemoryLayout, runOp, scratchBytes } from "./executor.ts";
 import {
   type CompiledKernels,
@@ -159,9 +159,8 @@ export class WasmBackend implements Backend {
       await this.#pool.install(plan, layout);
       this.#installed = plan;
     }
-    const [n, c, h, w] = input.shape;
     const heap = new Float32Array(this.#memory.buffer);
-    nchwToNhwc(input.data, heap, layout.arena / 4 + plan.buffers[plan.input].offset, n, c, h, w);
+    copyInput(plan, input, heap, layout.arena / 4 + plan.buffers[plan.input].offset);
     if (this.#pool) {
       this.#pool.run(plan, layout, seeds);
     } else {
@@ -175,6 +174,21 @@ export class WasmBackend implements Backend {
     return plan.outputs.map(({ buffer }) => {
       const start = layout.arena / 4 + plan.buffers[buffer].offset;
       return out.slice(start, start + plan.buffers[buffer].size);
+    });
+  }
+
+  /**
+   * Runs `plan` on the calling thread one operation at a time and returns
+   * each operation's time in milliseconds (for benches; not for serving).
+   */
+  async profile(plan: Plan, input: Tensor): Promise<{ name: string; kind: string; ms: number }[]> {
+    await this.#run(plan, input, new Array(plan.dropoutStreams).fill(1));
+    const layout = this.#layout(plan);
+    const seeds = new Array(plan.dropoutStreams).fill(1);
+    return plan.ops.map((op) => {
+      const start = performance.now();
+      runOp(this.#kernels, plan, layout, op, 0, 1, seeds);
+      return { name: op.name, kind: op.kind, ms: performance.now() - start };
     });
   }
 

@@ -156,9 +156,23 @@ export function runOp(
       );
       return;
     }
-    case "global_avgpool": {
-      const [n0, n1] = share(op.n, tid, threads, 1);
-      if (n0 < n1) k.global_avgpool(at(op.x), op.x.stride, op.hw, op.c, at(op.y), n0, n1);
+    case "adaptive_avgpool2d": {
+      const [r0, r1] = share(op.n * op.oh, tid, threads, 1);
+      if (r0 < r1) {
+        k.adaptive_avgpool2d(
+          at(op.x),
+          op.x.stride,
+          op.h,
+          op.w,
+          op.c,
+          op.oh,
+          op.ow,
+          at(op.y),
+          op.y.stride,
+          r0,
+          r1,
+        );
+      }
       return;
     }
     case "dropout":

@@ -92,19 +92,23 @@ export interface KernelExports {
     r0: number,
     r1: number,
   ): void;
-  global_avgpool(
+  adaptive_avgpool2d(
     x: number,
     xstride: number,
-    hw: number,
+    h: number,
+    w: number,
     c: number,
+    oh: number,
+    ow: number,
     y: number,
-    n0: number,
-    n1: number,
+    ystride: number,
+    r0: number,
+    r1: number,
   ): void;
   dropout(x: number, n: number, p: number, seed: number): void;
   relu(x: number, n: number): void;
   softmax(x: number, rows: number, cols: number): void;
-  fma_peak(iters: number, seed: number): number;
+  fma_peak(iters: number, at: number): number;
   GEMM_MR: WebAssembly.Global;
   GEMM_NR: WebAssembly.Global;
 }
