@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { GoogLeNet, StateDictError, Tensor } from "../mod.ts";
+import { GoogLeNet, StateDictError, type Tensor } from "../mod.ts";
 import { deterministicInput, deterministicStateDict } from "../tools/deterministic.ts";
 import { assertClose } from "./_support/assert_close.ts";
 import { loadFixtures } from "./_support/fixtures.ts";

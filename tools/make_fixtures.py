@@ -59,6 +59,8 @@ def kernels():
         "conv_7x7_s2_p3": ("conv2d", [2, 3, 23, 19], dict(oc=16, k=7, s=2, p=3)),
         "conv_5x5_p2": ("conv2d", [1, 12, 9, 11], dict(oc=20, k=5, s=1, p=2)),
         "conv_3x3_p1": ("conv2d", [2, 16, 10, 10], dict(oc=24, k=3, s=1, p=1)),
+        "conv_3x3_winograd": ("conv2d", [1, 16, 12, 12], dict(oc=24, k=3, s=1, p=1, winograd=True)),
+        "conv_3x3_winograd_edges": ("conv2d", [2, 8, 13, 9], dict(oc=12, k=3, s=1, p=1, winograd=True)),
         "conv_3x3_s2": ("conv2d", [1, 8, 11, 11], dict(oc=8, k=3, s=2, p=0)),
         "conv_1x1": ("conv2d", [3, 40, 7, 5], dict(oc=13, k=1, s=1, p=0)),
         "maxpool_3_s2_ceil": ("maxpool2d", [1, 8, 14, 14], dict(k=3, s=2, p=0, ceil=True)),

@@ -95,3 +95,59 @@ export function unpackGemm(
     for (let r = 0; r < k; r++) weight[row + source[r]] = src[base + (r + 1) * PANEL_WIDTH + j];
   }
 }
+
+/** Floats of a Winograd F(4x4, 3x3) weight region: bias (padded to 4), then 36 packed matrices. */
+export function winogradSize(c: number, oc: number): number {
+  return Math.ceil(oc / 4) * 4 + 36 * packedSize(c, oc);
+}
+
+// G of F(4x4, 3x3) with points 0, +-1, +-2 (Lavin & Gray).
+const G = [
+  [1 / 4, 0, 0],
+  [-1 / 6, -1 / 6, -1 / 6],
+  [-1 / 6, 1 / 6, -1 / 6],
+  [1 / 24, 1 / 12, 1 / 6],
+  [1 / 24, -1 / 12, 1 / 6],
+  [0, 0, 1],
+];
+
+/**
+ * Packs a 3x3 convolution (OIHW `weight` [oc, c, 3, 3], `bias` [oc]) for
+ * `winograd_f4x3_bias_relu`: U = G g G^T per (out, in) channel pair, computed
+ * in f64, as 36 GEMM matrices of depth c (zero bias slots) after the bias.
+ */
+export function packWinograd(
+  dst: Float32Array,
+  offset: number,
+  weight: Float32Array,
+  bias: Float32Array,
+  c: number,
+  oc: number,
+): void {
+  const biasFloats = Math.ceil(oc / 4) * 4;
+  dst.fill(0, offset, offset + biasFloats);
+  dst.set(bias.subarray(0, oc), offset);
+  const u = Array.from({ length: 36 }, () => new Float32Array(oc * c));
+  const gg = new Float64Array(18);
+  for (let o = 0; o < oc; o++) {
+    for (let ci = 0; ci < c; ci++) {
+      const g = weight.subarray((o * c + ci) * 9, (o * c + ci) * 9 + 9);
+      for (let i = 0; i < 6; i++) {
+        for (let col = 0; col < 3; col++) {
+          gg[i * 3 + col] = G[i][0] * g[col] + G[i][1] * g[3 + col] + G[i][2] * g[6 + col];
+        }
+      }
+      for (let i = 0; i < 6; i++) {
+        for (let j = 0; j < 6; j++) {
+          const v = gg[i * 3] * G[j][0] + gg[i * 3 + 1] * G[j][1] + gg[i * 3 + 2] * G[j][2];
+          u[i * 6 + j][o * c + ci] = v;
+        }
+      }
+    }
+  }
+  const zeros = new Float32Array(oc);
+  const size = packedSize(c, oc);
+  for (let xi = 0; xi < 36; xi++) {
+    packGemm(dst, offset + biasFloats + xi * size, u[xi], zeros, c, oc, identityRowOrder);
+  }
+}

@@ -51,6 +51,12 @@ export interface Conv2dOp {
   readonly oh: number;
   readonly ow: number;
   readonly weights: PackedRef;
+  /**
+   * The same weights transformed for Winograd F(4x4, 3x3) (3x3, stride 1,
+   * padding 1 only), when the model keeps them: backends that have the kernel
+   * use it, others use `weights`.
+   */
+  readonly winograd: PackedRef | null;
 }
 
 /** y = x W^T + b (optionally ReLU) over m rows. */

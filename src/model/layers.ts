@@ -16,6 +16,8 @@ import {
   convRowOrder,
   identityRowOrder,
   nhwcFlattenRowOrder,
+  packGemm,
+  packWinograd,
   type RowOrder,
 } from "../backend/pack.ts";
 import { ShapeError } from "../errors.ts";
@@ -72,6 +74,8 @@ export class Conv2d implements GemmLayer {
   readonly entries: readonly (readonly [string, readonly number[]])[];
   readonly batchNorm: { key: string; eps: number } | null;
   packed: PackedRef = { offset: -1, k: 0, n: 0 };
+  /** Where the Winograd F(4x4, 3x3) form of the weights lives, when the model keeps one. */
+  winograd: PackedRef | null = null;
 
   constructor(
     readonly key: string,
@@ -119,6 +123,12 @@ export class Conv2d implements GemmLayer {
     return { weight: folded, bias };
   }
 
+  /** Whether the Winograd F(4x4, 3x3) kernel can run this convolution. */
+  get winogradEligible(): boolean {
+    return this.kernelSize === 3 && this.stride === 1 && this.padding === 1 &&
+      this.inChannels % 4 === 0 && this.outChannels % 4 === 0;
+  }
+
   unfold(weight: Float32Array, bias: Float32Array): Map<string, Tensor> {
     const out = new Map<string, Tensor>([[
       `${this.key}.weight`,
@@ -164,6 +174,7 @@ export class Conv2d implements GemmLayer {
         oh,
         ow,
         weights: this.packed,
+        winograd: this.winograd,
       },
       x,
       y,
@@ -462,4 +473,17 @@ export function pushDropout(b: PlanBuilder, x: Value, p: number, name: string): 
     p,
     stream: b.stream(),
   }, x);
+}
+
+/** Packs a layer's folded weight and bias into every form its kernels read. */
+export function packLayer(
+  blob: Float32Array,
+  layer: GemmLayer,
+  weight: Float32Array,
+  bias: Float32Array,
+): void {
+  packGemm(blob, layer.packed.offset, weight, bias, layer.k, layer.n, layer.order);
+  if (layer instanceof Conv2d && layer.winograd) {
+    packWinograd(blob, layer.winograd.offset, weight, bias, layer.inChannels, layer.n);
+  }
 }

@@ -7,7 +7,7 @@
  */
 
 import type { Backend } from "../../src/backend/backend.ts";
-import { packedSize, packGemm } from "../../src/backend/pack.ts";
+import { packedSize, winogradSize } from "../../src/backend/pack.ts";
 import type { Plan } from "../../src/graph/ops.ts";
 import { PlanBuilder } from "../../src/graph/planner.ts";
 import {
@@ -17,6 +17,7 @@ import {
   Linear,
   lowerAdaptiveAvgPool,
   MaxPool2d,
+  packLayer,
 } from "../../src/model/layers.ts";
 import { Tensor } from "../../src/tensor.ts";
 import { deterministicInput, deterministicParameter } from "../../tools/deterministic.ts";
@@ -51,6 +52,7 @@ export function prepareCase(name: string, c: OpCase): PreparedCase {
         padding: c.p as number,
       });
       layer = packAtZero(conv);
+      if (c.winograd) conv.winograd = { offset: packedSize(conv.k, conv.n), k: conv.k, n: conv.n };
       y = conv.lower(b, x);
       break;
     }
@@ -86,7 +88,12 @@ function packAtZero<L extends GemmLayer>(layer: L): L {
 
 /** Floats of packed weights a case needs. */
 export function caseWeightFloats(prepared: PreparedCase): number {
-  return prepared.layer ? packedSize(prepared.layer.k, prepared.layer.n) : 0;
+  const { layer } = prepared;
+  if (!layer) return 0;
+  const winograd = layer instanceof Conv2d && layer.winograd
+    ? winogradSize(layer.inChannels, layer.n)
+    : 0;
+  return packedSize(layer.k, layer.n) + winograd;
 }
 
 /** Packs the case's deterministic weights into the backend and runs it. */
@@ -99,7 +106,7 @@ export async function runCase(
   if (layer) {
     const weight = deterministicParameter(`${name}.weight`, layer.weightShape);
     const bias = deterministicParameter(`${name}.bias`, [layer.n]);
-    packGemm(backend.weights(), 0, weight.data, bias.data, layer.k, layer.n, layer.order);
+    packLayer(backend.weights(), layer, weight.data, bias.data);
     backend.weightsChanged();
   }
   const [out] = await backend.run(prepared.plan, prepared.input, []);

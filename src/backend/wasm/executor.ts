@@ -42,7 +42,9 @@ export function share(
 export function scratchBytes(kernels: KernelExports, plan: Plan): number {
   let bytes = 0;
   for (const op of plan.ops) {
-    if (op.kind === "conv2d" && !isPointwise(op)) {
+    if (op.kind === "conv2d" && op.winograd) {
+      bytes = Math.max(bytes, kernels.winograd_scratch_bytes(op.c, op.weights.n));
+    } else if (op.kind === "conv2d" && !isPointwise(op)) {
       bytes = Math.max(bytes, kernels.conv2d_scratch_bytes(op.kh * op.kw * op.c));
     }
   }
@@ -66,6 +68,27 @@ export function runOp(
   const at = (v: View) => layout.arena + (plan.buffers[v.buffer].offset + v.channelOffset) * 4;
   switch (op.kind) {
     case "conv2d": {
+      if (op.winograd) {
+        const tiles = op.n * Math.ceil(op.oh / 4) * Math.ceil(op.ow / 4);
+        const [t0, t1] = share(tiles, tid, threads, 1);
+        if (t0 < t1) {
+          k.winograd_f4x3_bias_relu(
+            at(op.x),
+            op.x.stride,
+            op.h,
+            op.w,
+            op.c,
+            layout.weights + op.winograd.offset * 4,
+            op.weights.n,
+            at(op.y),
+            op.y.stride,
+            layout.scratch + tid * layout.scratchBytes,
+            t0,
+            t1,
+          );
+        }
+        return;
+      }
       const [m0, m1] = share(op.n * op.oh * op.ow, tid, threads, MR);
       if (m0 >= m1) return;
       const w = layout.weights + op.weights.offset * 4;

@@ -60,6 +60,21 @@ export interface KernelExports {
     m1: number,
   ): void;
   conv2d_scratch_bytes(k: number): number;
+  winograd_f4x3_bias_relu(
+    x: number,
+    xstride: number,
+    h: number,
+    w: number,
+    c: number,
+    u: number,
+    oc: number,
+    y: number,
+    ystride: number,
+    scratch: number,
+    t0: number,
+    t1: number,
+  ): void;
+  winograd_scratch_bytes(c: number, oc: number): number;
   maxpool2d(
     x: number,
     xstride: number,
