@@ -33,19 +33,30 @@ export function conv2d_scratch_bytes(k: i32): usize {
         dst += rowBytes * <usize>kw;
         continue;
       }
-      for (let j = 0; j < kw; j++) {
-        const ix = ox * sw - pw + j;
-        if (<u32>ix >= <u32>w) memory.fill(dst, 0, rowBytes);
-        else memory.copy(dst, base + (<usize>iy * <usize>w + <usize>ix) * pixelBytes, rowBytes);
-        dst += rowBytes;
+      // The kw taps of one kernel row are adjacent pixels: zeros left of the
+      // input, one copy of the pixels inside (when the channels are dense), zeros right.
+      const ix0 = ox * sw - pw;
+      const left = min(max(-ix0, 0), kw);
+      const right = min(max(ix0 + kw - w, 0), kw - left);
+      const inside = kw - left - right;
+      if (left > 0) memory.fill(dst, 0, rowBytes * <usize>left);
+      dst += rowBytes * <usize>left;
+      const src = base + (<usize>iy * <usize>w + <usize>(ix0 + left)) * pixelBytes;
+      if (xstride == c) {
+        memory.copy(dst, src, rowBytes * <usize>inside);
+        dst += rowBytes * <usize>inside;
+      } else {
+        for (let j = 0; j < inside; j++, dst += rowBytes) memory.copy(dst, src + <usize>j * pixelBytes, rowBytes);
       }
+      if (right > 0) memory.fill(dst, 0, rowBytes * <usize>right);
+      dst += rowBytes * <usize>right;
     }
   }
 }
 
 /**
  * y = relu(conv2d(x, w) + bias) for output pixels [m0, m1) of all N images
- * (pixel m = (n * OH + oy) * OW + ox), all output channels.
+ * (pixel m = (n * OH + oy) * OW + ox) and output-channel panels [p0, p1).
  * x: NHWC with `xstride` floats between pixels (a channel slice of a wider
  * tensor is read in place); y: NHWC with `ystride` floats between pixels.
  * w: weights packed for a GEMM of depth KH*KW*C (order kh, kw, c) and oc columns.
@@ -54,17 +65,16 @@ export function conv2d_scratch_bytes(k: i32): usize {
 export function conv2d_bias_relu(
   x: usize, xstride: i32, h: i32, w: i32, c: i32,
   kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, oh: i32, ow: i32,
-  wp: usize, oc: i32, y: usize, ystride: i32, scratch: usize, m0: i32, m1: i32,
+  wp: usize, oc: i32, y: usize, ystride: i32, scratch: usize, m0: i32, m1: i32, p0: i32, p1: i32,
 ): void {
   const k = kh * kw * c;
   const mb = gemm_block_rows(k);
-  const panels = (oc + 7) >> 3;
   for (let mStart = m0; mStart < m1; mStart += mb) {
     const rows = min(mb, m1 - mStart);
     im2col_rows(x, xstride, h, w, c, kh, kw, sh, sw, ph, pw, oh, ow, scratch, mStart, mStart + rows);
     gemm_tiles(
       oc, k, scratch, k, wp, y + <usize>mStart * (<usize>ystride << 2), ystride,
-      0, rows, 0, panels, true,
+      0, rows, p0, p1, true,
     );
   }
 }

@@ -494,7 +494,7 @@ export class GoogLeNet {
    * ```ts
    * import { GoogLeNet } from "../../mod.ts";
    * const model = await GoogLeNet.create({ auxLogits: false, threads: 1 });
-   * console.log(model.plan([1, 3, 224, 224]).ops.length); // 67
+   * console.log(model.plan([1, 3, 224, 224]).ops.length); // 72
    * await model.dispose();
    * ```
    */

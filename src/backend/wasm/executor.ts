@@ -38,6 +38,22 @@ export function share(
   return [start, Math.min(total, start + chunk)];
 }
 
+/**
+ * Thread `tid`'s block [m0, m1) x [p0, p1) of a GEMM with `rows` rows and
+ * `panels` column panels: rows when each thread gets at least 8 micro-kernel
+ * tiles of them, else panels (small maps and batch-1 linear layers).
+ */
+export function split(
+  rows: number,
+  panels: number,
+  tid: number,
+  threads: number,
+): [number, number, number, number] {
+  if (threads === 1) return [0, rows, 0, panels];
+  if (rows >= 8 * MR * threads) return [...share(rows, tid, threads, MR), 0, panels];
+  return [0, rows, ...share(panels, tid, threads, 1)];
+}
+
 /** Scratch bytes one thread needs for the plan's convolutions. */
 export function scratchBytes(kernels: KernelExports, plan: Plan): number {
   let bytes = 0;
@@ -89,11 +105,15 @@ export function runOp(
         }
         return;
       }
-      const [m0, m1] = share(op.n * op.oh * op.ow, tid, threads, MR);
-      if (m0 >= m1) return;
       const w = layout.weights + op.weights.offset * 4;
+      const [m0, m1, p0, p1] = split(
+        op.n * op.oh * op.ow,
+        Math.ceil(op.weights.n / PANEL_WIDTH),
+        tid,
+        threads,
+      );
+      if (m0 >= m1 || p0 >= p1) return;
       if (isPointwise(op)) {
-        const panels = Math.ceil(op.weights.n / PANEL_WIDTH);
         k.gemm_bias_relu(
           op.weights.n,
           op.c,
@@ -104,8 +124,8 @@ export function runOp(
           op.y.stride,
           m0,
           m1,
-          0,
-          panels,
+          p0,
+          p1,
         );
       } else {
         k.conv2d_bias_relu(
@@ -129,15 +149,14 @@ export function runOp(
           layout.scratch + tid * layout.scratchBytes,
           m0,
           m1,
+          p0,
+          p1,
         );
       }
       return;
     }
     case "linear": {
-      const panels = Math.ceil(op.weights.n / PANEL_WIDTH);
-      const byRows = op.m >= MR * threads;
-      const [m0, m1] = byRows ? share(op.m, tid, threads, MR) : [0, op.m];
-      const [p0, p1] = byRows ? [0, panels] : share(panels, tid, threads, 1);
+      const [m0, m1, p0, p1] = split(op.m, Math.ceil(op.weights.n / PANEL_WIDTH), tid, threads);
       if (m0 >= m1 || p0 >= p1) return;
       const gemm = op.relu ? k.gemm_bias_relu : k.gemm_bias;
       const w = layout.weights + op.weights.offset * 4;

@@ -58,6 +58,8 @@ export interface KernelExports {
     scratch: number,
     m0: number,
     m1: number,
+    p0: number,
+    p1: number,
   ): void;
   conv2d_scratch_bytes(k: number): number;
   winograd_f4x3_bias_relu(
