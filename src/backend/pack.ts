@@ -70,10 +70,21 @@ export function packGemm(
         continue;
       }
       dst[base + j] = bias[col];
-      const row = col * k;
-      for (let r = 0; r < k; r++) dst[base + (r + 1) * PANEL_WIDTH + j] = weight[row + source[r]];
+      gatherColumn(dst, base + PANEL_WIDTH + j, weight, col * k, source);
     }
   }
+}
+
+// One packed column: dst[at + 8r] = weight[row + source[r]]. A function of its
+// own so V8 optimises it after a few calls rather than interpreting the first layers.
+function gatherColumn(
+  dst: Float32Array,
+  at: number,
+  weight: Float32Array,
+  row: number,
+  source: Int32Array,
+): void {
+  for (let r = 0; r < source.length; r++) dst[at + r * PANEL_WIDTH] = weight[row + source[r]];
 }
 
 /** The inverse of {@linkcode packGemm}: fills `weight` [n, k] and `bias` [n]. */
@@ -101,20 +112,11 @@ export function winogradSize(c: number, oc: number): number {
   return Math.ceil(oc / 4) * 4 + 36 * packedSize(c, oc);
 }
 
-// G of F(4x4, 3x3) with points 0, +-1, +-2 (Lavin & Gray).
-const G = [
-  [1 / 4, 0, 0],
-  [-1 / 6, -1 / 6, -1 / 6],
-  [-1 / 6, 1 / 6, -1 / 6],
-  [1 / 24, 1 / 12, 1 / 6],
-  [1 / 24, -1 / 12, 1 / 6],
-  [0, 0, 1],
-];
-
 /**
  * Packs a 3x3 convolution (OIHW `weight` [oc, c, 3, 3], `bias` [oc]) for
- * `winograd_f4x3_bias_relu`: U = G g G^T per (out, in) channel pair, computed
- * in f64, as 36 GEMM matrices of depth c (zero bias slots) after the bias.
+ * `winograd_f4x3_bias_relu`: U = G g G^T per (out, in) channel pair (G of
+ * F(4x4, 3x3) with points 0, +-1, +-2, Lavin & Gray), computed in f64, written
+ * as 36 GEMM-packed matrices of depth c (zero bias slots) after the bias.
  */
 export function packWinograd(
   dst: Float32Array,
@@ -125,29 +127,51 @@ export function packWinograd(
   oc: number,
 ): void {
   const biasFloats = Math.ceil(oc / 4) * 4;
-  dst.fill(0, offset, offset + biasFloats);
-  dst.set(bias.subarray(0, oc), offset);
-  const u = Array.from({ length: 36 }, () => new Float32Array(oc * c));
-  const gg = new Float64Array(18);
-  for (let o = 0; o < oc; o++) {
-    for (let ci = 0; ci < c; ci++) {
-      const g = weight.subarray((o * c + ci) * 9, (o * c + ci) * 9 + 9);
-      for (let i = 0; i < 6; i++) {
-        for (let col = 0; col < 3; col++) {
-          gg[i * 3 + col] = G[i][0] * g[col] + G[i][1] * g[3 + col] + G[i][2] * g[6 + col];
-        }
-      }
-      for (let i = 0; i < 6; i++) {
-        for (let j = 0; j < 6; j++) {
-          const v = gg[i * 3] * G[j][0] + gg[i * 3 + 1] * G[j][1] + gg[i * 3 + 2] * G[j][2];
-          u[i * 6 + j][o * c + ci] = v;
-        }
-      }
-    }
-  }
-  const zeros = new Float32Array(oc);
   const size = packedSize(c, oc);
-  for (let xi = 0; xi < 36; xi++) {
-    packGemm(dst, offset + biasFloats + xi * size, u[xi], zeros, c, oc, identityRowOrder);
+  dst.fill(0, offset, offset + winogradSize(c, oc));
+  dst.set(bias.subarray(0, oc), offset);
+  const base = offset + biasFloats;
+  for (let o = 0; o < oc; o++) {
+    const panel = Math.floor(o / PANEL_WIDTH) * (c + 1) * PANEL_WIDTH + (o % PANEL_WIDTH);
+    transformColumn(dst, base + panel + PANEL_WIDTH, size, weight, o * c * 9, c);
+  }
+}
+
+// U = G g G^T for the c kernels of one output channel (weight[at + 9 ci ..]),
+// written to row ci of packed column `out` of each of the 36 matrices (`size` apart).
+function transformColumn(
+  dst: Float32Array,
+  out: number,
+  size: number,
+  weight: Float32Array,
+  at: number,
+  c: number,
+): void {
+  const gg = new Float64Array(18);
+  for (let ci = 0; ci < c; ci++) {
+    const g = at + ci * 9;
+    // gg = G g (6 x 3); G's rows applied to (a, b, d) are
+    // a/4, -(a+b+d)/6, -(a-b+d)/6, a/24+b/12+d/6, a/24-b/12+d/6, d.
+    for (let col = 0; col < 3; col++) {
+      const a = weight[g + col], b = weight[g + 3 + col], d = weight[g + 6 + col];
+      gg[col] = a / 4;
+      gg[col + 3] = -(a + b + d) / 6;
+      gg[col + 6] = -(a - b + d) / 6;
+      gg[col + 9] = a / 24 + b / 12 + d / 6;
+      gg[col + 12] = a / 24 - b / 12 + d / 6;
+      gg[col + 15] = d;
+    }
+    const at0 = out + ci * PANEL_WIDTH;
+    for (let i = 0; i < 6; i++) {
+      // Row i of U: the same G rows applied to row i of gg.
+      const a = gg[i * 3], b = gg[i * 3 + 1], d = gg[i * 3 + 2];
+      const row = at0 + i * 6 * size;
+      dst[row] = a / 4;
+      dst[row + size] = -(a + b + d) / 6;
+      dst[row + 2 * size] = -(a - b + d) / 6;
+      dst[row + 3 * size] = a / 24 + b / 12 + d / 6;
+      dst[row + 4 * size] = a / 24 - b / 12 + d / 6;
+      dst[row + 5 * size] = d;
+    }
   }
 }

@@ -51,6 +51,11 @@ export interface GoogLeNetOptions {
    * false for `"seed"`.
    */
   transformInput?: boolean;
+  /**
+   * Weights to start with instead of an initialisation (PyTorch names and
+   * layouts, loaded strictly as by {@linkcode GoogLeNet.loadStateDict}).
+   */
+  stateDict?: StateDictInput;
   /** Seed of the weight initialisation and the dropout masks (default 0). */
   seed?: number;
   /** Threads, including the calling one (default `navigator.hardwareConcurrency`). */
@@ -256,7 +261,13 @@ export class GoogLeNet {
       wasmModule: options.wasmModule,
       memoryLimit: options.memoryLimit ?? DEFAULT_MEMORY_LIMIT,
     });
-    model.#initialize(options.initWeights ?? false);
+    try {
+      if (options.stateDict) model.loadStateDict(options.stateDict);
+      else model.#initialize(options.initWeights ?? false);
+    } catch (error) {
+      await model.dispose();
+      throw error;
+    }
     return model;
   }
 

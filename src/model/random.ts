@@ -8,33 +8,38 @@
 
 /** Seeded uniform and normal draws. */
 export class Random {
-  #s = new Uint32Array(4);
+  #s0 = 0;
+  #s1 = 0;
+  #s2 = 0;
+  #s3 = 0;
   #spare: number | null = null;
 
   /** @param seed Any integer; its low 32 bits are used. */
   constructor(seed: number) {
     let x = seed >>> 0;
+    const s: number[] = [];
     for (let i = 0; i < 4; i++) {
       x = (x + 0x9e3779b9) >>> 0;
       let z = x;
       z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
       z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-      this.#s[i] = (z ^ (z >>> 16)) >>> 0;
+      s.push((z ^ (z >>> 16)) >>> 0);
     }
-    if (this.#s.every((v) => v === 0)) this.#s[0] = 1;
+    if (s.every((v) => !v)) s[0] = 1;
+    [this.#s0, this.#s1, this.#s2, this.#s3] = s;
   }
 
   /** A uniform 32-bit unsigned integer. */
   nextUint32(): number {
-    const s = this.#s;
-    const result = Math.imul(rotl(Math.imul(s[1], 5), 7), 9) >>> 0;
-    const t = s[1] << 9;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 11);
+    const s1 = this.#s1;
+    const result = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;
+    const t = s1 << 9;
+    const s2 = this.#s2 ^ this.#s0;
+    const s3 = this.#s3 ^ s1;
+    this.#s1 = s1 ^ s2;
+    this.#s0 ^= s3;
+    this.#s2 = s2 ^ t;
+    this.#s3 = rotl(s3, 11);
     return result;
   }
 
@@ -45,7 +50,8 @@ export class Random {
 
   /** Fills `out` with draws from U(low, high). */
   uniform(out: Float32Array, low: number, high: number): Float32Array {
-    for (let i = 0; i < out.length; i++) out[i] = low + (high - low) * this.next();
+    const scale = (high - low) / 4294967296;
+    for (let i = 0; i < out.length; i++) out[i] = low + scale * this.nextUint32();
     return out;
   }
 
