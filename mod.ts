@@ -24,6 +24,22 @@ export {
   type TrainingOutputs,
 } from "./src/model/googlenet.ts";
 export {
+  decodeImage,
+  type DecodeOptions,
+  IMAGENET_MEAN,
+  IMAGENET_STD,
+  type ImageSource,
+  type Normalization,
+  type PixelData,
+  preprocess,
+  preprocessBatch,
+  type PreprocessOptions,
+  type RgbImage,
+} from "./src/image/mod.ts";
+export { IMAGENET_CLASSES } from "./src/labels/imagenet.ts";
+export { type Prediction, softmax, topK } from "./src/labels/top_k.ts";
+export { classify, classifyBatch, type ClassifyOptions } from "./src/classify.ts";
+export {
   BackendError,
   DisposedError,
   GoogLeNetError,

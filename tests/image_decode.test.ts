@@ -1,0 +1,214 @@
+import assert from "node:assert/strict";
+import { deflateSync, zlibSync } from "npm:fflate@0.8.2";
+import { ImageError, ShapeError } from "../src/errors.ts";
+import {
+  decodeImage,
+  preprocess,
+  preprocessBatch,
+  resizeBilinear,
+  toRgb,
+} from "../src/image/mod.ts";
+import { applyOrientation, readExifOrientation } from "../src/image/orientation.ts";
+
+const DIR = new URL("./fixtures/images/", import.meta.url);
+const read = (name: string) => Deno.readFile(new URL(name, DIR));
+
+/** A PNG with the given IHDR fields and raw (filter-prefixed, uncompressed) scanlines. */
+function png(width: number, height: number, depth: number, colorType: number, raw: Uint8Array) {
+  const chunk = (type: string, payload: Uint8Array) => {
+    const out = new Uint8Array(12 + payload.length);
+    const view = new DataView(out.buffer);
+    view.setUint32(0, payload.length);
+    out.set(new TextEncoder().encode(type), 4);
+    out.set(payload, 8);
+    view.setUint32(8 + payload.length, crc32(out.subarray(4, 8 + payload.length)));
+    return out;
+  };
+  const ihdr = new Uint8Array(13);
+  new DataView(ihdr.buffer).setUint32(0, width);
+  new DataView(ihdr.buffer).setUint32(4, height);
+  ihdr.set([depth, colorType, 0, 0, 0], 8);
+  const parts = [
+    new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", ihdr),
+    chunk("IDAT", zlibSync(raw)),
+    chunk("IEND", new Uint8Array()),
+  ];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  parts.reduce((at, p) => (out.set(p, at), at + p.length), 0);
+  return out;
+}
+
+function crc32(bytes: Uint8Array): number {
+  let c = ~0;
+  for (const b of bytes) {
+    c ^= b;
+    for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1));
+  }
+  return ~c >>> 0;
+}
+
+Deno.test("decodeImage: low bit depths and 16-bit greyscale convert like Pillow", () => {
+  // 2-bit grey, 4 pixels 0..3 in one byte: Pillow scales by 85.
+  const grey2 = decodeImage(png(4, 1, 2, 0, new Uint8Array([0, 0b00011011])));
+  assert.deepEqual([...grey2.data].filter((_, i) => i % 3 === 0), [0, 85, 170, 255]);
+  // 16-bit grey: Pillow 9 opens it as "I" and clips to 255 in convert("RGB").
+  const grey16 = decodeImage(png(2, 1, 16, 0, new Uint8Array([0, 0, 200, 1, 0])));
+  assert.deepEqual([...grey16.data], [200, 200, 200, 255, 255, 255]);
+});
+
+Deno.test("decodeImage: applies EXIF orientation 6 and 8 and can leave it", async () => {
+  const bytes = await read("chelsea_exif6.jpg");
+  const upright = decodeImage(bytes);
+  assert.deepEqual([upright.width, upright.height], [451, 300]);
+  const stored = decodeImage(bytes, { exifOrientation: false });
+  assert.deepEqual([stored.width, stored.height], [300, 451]);
+  const other = decodeImage(await read("chelsea_exif8.jpg"));
+  assert.deepEqual([other.width, other.height], [451, 300]);
+});
+
+Deno.test("applyOrientation: all eight orientations match Pillow's transposes", () => {
+  // 3x2 image with pixel values 1..6 (grey in all channels), row-major.
+  const image = toRgb({ data: new Uint8Array([1, 2, 3, 4, 5, 6]), width: 3, height: 2 });
+  const grey = (o: number) => [...applyOrientation(image, o).data].filter((_, i) => i % 3 === 0);
+  assert.deepEqual(grey(1), [1, 2, 3, 4, 5, 6]);
+  assert.deepEqual(grey(2), [3, 2, 1, 6, 5, 4]); // FLIP_LEFT_RIGHT
+  assert.deepEqual(grey(3), [6, 5, 4, 3, 2, 1]); // ROTATE_180
+  assert.deepEqual(grey(4), [4, 5, 6, 1, 2, 3]); // FLIP_TOP_BOTTOM
+  assert.deepEqual(grey(5), [1, 4, 2, 5, 3, 6]); // TRANSPOSE
+  assert.deepEqual(grey(6), [4, 1, 5, 2, 6, 3]); // ROTATE_270 (clockwise)
+  assert.deepEqual(grey(7), [6, 3, 5, 2, 4, 1]); // TRANSVERSE
+  assert.deepEqual(grey(8), [3, 6, 2, 5, 1, 4]); // ROTATE_90 (counter-clockwise)
+  assert.equal(applyOrientation(image, 6).width, 2);
+});
+
+Deno.test("readExifOrientation: little-endian TIFF and malformed data", () => {
+  // "II", 42, IFD0 at 8, one entry: tag 0x0112, SHORT, count 1, value 8, next IFD 0.
+  const ii = Uint8Array.from(
+    [[0x49, 0x49, 42, 0, 8, 0, 0, 0], [1, 0], [0x12, 0x01, 3, 0, 1, 0, 0, 0, 8, 0, 0, 0], [
+      0,
+      0,
+      0,
+      0,
+    ]]
+      .flat(),
+  );
+  assert.equal(readExifOrientation(ii), 8);
+  assert.equal(readExifOrientation(ii.subarray(0, 12)), 1);
+  assert.equal(readExifOrientation(new Uint8Array([1, 2, 3])), 1);
+});
+
+Deno.test("decodeImage: non-image, empty and truncated bytes give ImageError", async () => {
+  assert.throws(
+    () => decodeImage(new TextEncoder().encode("hello world")),
+    /Unsupported image format/,
+  );
+  assert.throws(() => decodeImage(new Uint8Array()), ImageError);
+  for (const name of ["astronaut_baseline.jpg", "rocket_progressive.jpg", "coffee_rgb.png"]) {
+    const bytes = await read(name);
+    for (const cut of [3, 20, 200, bytes.length >> 1, bytes.length - 30]) {
+      assert.throws(() => decodeImage(bytes.subarray(0, cut)), ImageError, `${name} cut at ${cut}`);
+    }
+  }
+  const corrupt = (await read("coffee_rgb.png")).slice();
+  corrupt[1000] ^= 0xff;
+  assert.throws(() => decodeImage(corrupt), ImageError);
+});
+
+Deno.test("decodeImage: refuses decompression bombs before decoding", () => {
+  const huge = png(100_000, 100_000, 8, 2, new Uint8Array(1));
+  assert.throws(() => decodeImage(huge), /100000x100000.*at most 64000000 pixels \(maxPixels\)/);
+  // JPEG: SOI + SOF0 declaring 65535x65535, no image data.
+  const jpeg = new Uint8Array([
+    0xff,
+    0xd8,
+    0xff,
+    0xc0,
+    0,
+    11,
+    8,
+    0xff,
+    0xff,
+    0xff,
+    0xff,
+    1,
+    1,
+    0x11,
+    0,
+  ]);
+  assert.throws(() => decodeImage(jpeg), /decompression bomb/);
+  assert.throws(
+    () => decodeImage(png(64, 64, 8, 0, new Uint8Array(65 * 64)), { maxPixels: 4095 }),
+    /maxPixels/,
+  );
+  // A 16x16 PNG whose IDAT inflates to 32 MB.
+  const inflating = png(16, 16, 8, 0, new Uint8Array(32 << 20));
+  assert.ok(inflating.length < 64 << 10);
+  assert.throws(() => decodeImage(inflating), /more than the 272 bytes its header declares/);
+  assert.ok(deflateSync); // fflate is the inflater the check relies on
+});
+
+Deno.test("preprocess: decoded pixels (RGBA, RGB, grey) equal the encoded path", async () => {
+  const image = decodeImage(await read("coffee_rgb.png"));
+  const encoded = await preprocess(await read("coffee_rgb.png"));
+  assert.deepEqual((await preprocess(image)).data, encoded.data);
+  const rgba = new Uint8ClampedArray(image.width * image.height * 4);
+  for (let i = 0; i < image.width * image.height; i++) {
+    rgba.set(image.data.subarray(i * 3, i * 3 + 3), i * 4);
+  }
+  assert.deepEqual(
+    (await preprocess({ data: rgba, width: image.width, height: image.height })).data,
+    encoded.data,
+  );
+  const grey = decodeImage(await read("camera_grey.png"));
+  const single = grey.data.filter((_, i) => i % 3 === 0);
+  assert.deepEqual(
+    (await preprocess({ data: single, width: grey.width, height: grey.height, channels: 1 })).data,
+    (await preprocess(new URL("camera_grey.png", DIR))).data,
+  );
+});
+
+Deno.test("preprocess: options, presets and batches", async () => {
+  const bytes = await read("chelsea_interlaced.png");
+  const half = await preprocess(bytes, { normalization: "half", resize: 128, crop: 100 });
+  assert.deepEqual(half.shape, [1, 3, 100, 100]);
+  assert.ok(half.data.every((v) => v >= -1 && v <= 1));
+  const custom = await preprocess(bytes, {
+    mean: [0.5, 0.5, 0.5],
+    std: [0.5, 0.5, 0.5],
+    resize: 128,
+    crop: 100,
+  });
+  assert.deepEqual(custom.data, half.data);
+  const batch = await preprocessBatch([bytes, (await read("coffee_rgb.png")).buffer]);
+  assert.deepEqual(batch.shape, [2, 3, 224, 224]);
+  assert.deepEqual(batch.data.subarray(0, 3 * 224 * 224), (await preprocess(bytes)).data);
+  await assert.rejects(() => preprocess(bytes, { crop: 300 }), RangeError);
+  await assert.rejects(() => preprocess(bytes, { std: [1, 0, 1] }), RangeError);
+  await assert.rejects(() => preprocess(bytes, { mean: [1, 2] }), RangeError);
+  await assert.rejects(() => preprocessBatch([]), ShapeError);
+  await assert.rejects(
+    () => preprocess({ data: new Uint8Array(5), width: 2, height: 2 }),
+    ShapeError,
+  );
+  await assert.rejects(() => preprocess(new URL("missing.png", DIR)), ImageError);
+});
+
+Deno.test("resizeBilinear: matches Pillow's BILINEAR when shrinking and enlarging", () => {
+  const grey = (values: number[]) =>
+    toRgb({ data: new Uint8Array(values), width: values.length, height: 1, channels: 1 });
+  const resized = (values: number[], width: number) =>
+    [...resizeBilinear(grey(values), width, 1).data].filter((_, i) => i % 3 === 0);
+  // Image.fromarray(...).resize((w, 1), Image.BILINEAR) with Pillow 9.4.
+  assert.deepEqual(resized([0, 255, 0, 255], 2), [109, 146]);
+  const row = [0, 255, 0, 255, 255, 0, 10];
+  assert.deepEqual(resized(row, 3), [109, 180, 58]);
+  assert.deepEqual(resized(row, 11), [0, 116, 232, 70, 93, 255, 255, 185, 23, 5, 10]);
+  const image = grey(row);
+  assert.equal(resizeBilinear(image, 7, 1), image);
+});
+
+Deno.test("sample asset decodes and preprocesses", async () => {
+  const tensor = await preprocess(new URL("../../../assets/chelsea.jpg", DIR));
+  assert.deepEqual(tensor.shape, [1, 3, 224, 224]);
+});
