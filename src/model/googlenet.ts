@@ -11,7 +11,7 @@ import type { Backend } from "../backend/backend.ts";
 import { packedSize, unpackGemm, winogradSize } from "../backend/pack.ts";
 import { WasmBackend } from "../backend/wasm/backend.ts";
 import { BackendError, DisposedError, ShapeError, StateDictError } from "../errors.ts";
-import { Tensor } from "../tensor.ts";
+import { shapeSize, Tensor } from "../tensor.ts";
 import {
   BasicConv2d,
   Conv2d,
@@ -241,6 +241,10 @@ export class GoogLeNet {
     if (!Number.isSafeInteger(threads) || threads < 1) {
       throw new BackendError(`threads must be a positive integer, got ${threads}`);
     }
+    const memoryLimit = options.memoryLimit ?? DEFAULT_MEMORY_LIMIT;
+    if (typeof memoryLimit !== "number" || !(memoryLimit > 0)) {
+      throw new BackendError(`memoryLimit must be a positive number of bytes, got ${memoryLimit}`);
+    }
     const variantName = options.variant ?? "seed";
     if (variantName !== "seed" && variantName !== "torchvision") {
       throw new ShapeError(
@@ -255,12 +259,23 @@ export class GoogLeNet {
       variant,
       options.transformInput ?? variant.transformInput,
     );
-    model.#backend = await WasmBackend.create({
-      weightFloats: model.#weightFloats,
-      threads,
-      wasmModule: options.wasmModule,
-      memoryLimit: options.memoryLimit ?? DEFAULT_MEMORY_LIMIT,
-    });
+    const wasm = (threads: number) =>
+      WasmBackend.create({
+        weightFloats: model.#weightFloats,
+        threads,
+        wasmModule: options.wasmModule,
+        memoryLimit,
+      });
+    try {
+      model.#backend = await wasm(threads);
+    } catch (error) {
+      // Workers may be refused (no read permission for their modules): with the
+      // default thread count, run on the calling thread; an explicit count is an error.
+      if (options.threads !== undefined || threads === 1 || !(error instanceof BackendError)) {
+        throw error;
+      }
+      model.#backend = await wasm(1);
+    }
     try {
       if (options.stateDict) model.loadStateDict(options.stateDict);
       else model.#initialize(options.initWeights ?? false);
@@ -511,7 +526,7 @@ export class GoogLeNet {
    */
   plan(shape: readonly number[]): Plan {
     this.#live();
-    const [n, h, w] = checkInput(Tensor.zeros(shape));
+    const [n, h, w] = checkShape(shape);
     return this.#plan(n, h, w, this.#training && this.auxLogits, this.#training);
   }
 
@@ -596,7 +611,23 @@ function checkInput(input: Tensor): [number, number, number] {
   if (!(input instanceof Tensor)) {
     throw new ShapeError("forward expects a Tensor of shape [N, 3, H, W]");
   }
-  const s = input.shape;
+  const dims = checkShape(input.shape);
+  const size = shapeSize(input.shape);
+  if (!(input.data instanceof Float32Array) || input.data.length !== size) {
+    throw new ShapeError(
+      `Input data has ${input.data?.length} elements but shape [${
+        input.shape.join(", ")
+      }] needs ${size}`,
+    );
+  }
+  return dims;
+}
+
+/** Validates an input shape [N, 3, H, W] without touching any data. */
+function checkShape(s: readonly number[]): [number, number, number] {
+  if (!Array.isArray(s) || s.some((d) => !Number.isSafeInteger(d) || d < 0)) {
+    throw new ShapeError(`Expected an input shape of non-negative integers [N, 3, H, W], got ${s}`);
+  }
   if (s.length !== 4) {
     throw new ShapeError(
       `Expected input of rank 4 [N, 3, H, W], got rank ${s.length} [${s.join(", ")}]`,
@@ -626,7 +657,12 @@ function toMap(stateDict: StateDictInput): ReadonlyMap<string, Tensor> {
 function checkTensor(t: unknown, shape: readonly number[]): string | null {
   if (!(t instanceof Tensor)) return "expected a Tensor";
   const same = t.shape.length === shape.length && t.shape.every((d, i) => d === shape[i]);
-  return same ? null : `expected shape [${shape.join(", ")}], got [${t.shape.join(", ")}]`;
+  if (!same) return `expected shape [${shape.join(", ")}], got [${t.shape.join(", ")}]`;
+  const size = shape.reduce((a, b) => a * b, 1);
+  if (!(t.data instanceof Float32Array) || t.data.length !== size) {
+    return `expected ${size} elements of float32 data, got ${t.data?.length}`;
+  }
+  return null;
 }
 
 function list(keys: string[]): string {
