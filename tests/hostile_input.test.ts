@@ -1,0 +1,697 @@
+/**
+ * Hostile input, as a table: each case does one bad thing to one shared model
+ * (or to the library around it) and names the error class and message it must
+ * get; after every case, failed or not, the model must still give the
+ * baseline logits of a known good input, bit for bit.
+ *
+ * To add a case (do add each new bug found): append a row to `CASES`.
+ * `expected: null` means the action must succeed (it asserts what it needs
+ * itself). A row with `todo` is a known bug waiting for a fix in a file this
+ * test does not own: its expectation is checked and a failure is printed, not
+ * raised, and once the bug is fixed the row fails until the `todo` is removed.
+ * The after-case check applies to every row, `todo` or not.
+ */
+
+import assert from "node:assert/strict";
+import {
+  BackendError,
+  GoogLeNet,
+  ImageError,
+  MemoryLimitError,
+  ShapeError,
+  StateDictError,
+  Tensor,
+  WeightsFormatError,
+} from "../mod.ts";
+import { deterministicInput, deterministicStateDict } from "../tools/deterministic.ts";
+import {
+  jpegBomb,
+  pngBomb,
+  safetensorsWithHeader,
+  tinyPng,
+  truncatedJpeg,
+  withHeaderLength,
+} from "./_support/edge_bytes.ts";
+import { assertSameBits, ROOT } from "./_support/edge_child.ts";
+import { writeSafetensors } from "./_support/edge_safetensors.ts";
+
+type ErrorClass = new (...args: never[]) => Error;
+type Decoder = (bytes: Uint8Array) => unknown;
+
+interface Context {
+  /** The shared model (auxLogits: false, threads: 2, deterministic weights). */
+  model: GoogLeNet;
+  /** Its weights, to restore after a case that changes them on purpose. */
+  stateDict: Map<string, Tensor>;
+  /** The known good input and its logits. */
+  good: Tensor;
+  baseline: Float32Array;
+  /** The image decoder of `src/image/mod.ts`, when it exists. */
+  decode: Decoder | null;
+  /** `readSafetensors` of `src/weights/mod.ts`, when it exists. */
+  readSafetensors: Decoder | null;
+  /** A valid safetensors file of `stateDict`. */
+  weightFile: Uint8Array;
+}
+
+interface HostileCase {
+  name: string;
+  /** What the case does; it may throw synchronously or reject. */
+  action: (ctx: Context) => unknown;
+  /** The error it must raise, or null if it must succeed. */
+  expected: { error: ErrorClass; message: RegExp } | null;
+  /** Runs after the action, whatever happened (e.g. to restore weights). */
+  cleanup?: (ctx: Context) => unknown;
+  /** Needs a module another helper is writing; skipped (with a note) until it exists. */
+  needs?: "image" | "weights";
+  /** A known bug: what must change, where. */
+  todo?: string;
+}
+
+const reference: Record<"aux" | "no_aux", [string, number[]][]> = JSON.parse(
+  await Deno.readTextFile(new URL("./fixtures/state_dict.json", import.meta.url)),
+);
+const torchvisionKeys: Record<"aux" | "no_aux", [string, number[]][]> = JSON.parse(
+  await Deno.readTextFile(new URL("./fixtures/torchvision_state_dict.json", import.meta.url)),
+);
+
+const shape = (...s: number[]) => Tensor.zeros(s);
+/** An object that passes `instanceof Tensor` but lies about its shape or data. */
+const fakeTensor = (data: Float32Array, s: number[]): Tensor =>
+  Object.assign(Object.create(Tensor.prototype), { data, shape: s });
+/** The model's logits for `input`, as a tensor. */
+const logits = async (ctx: Context, input: Tensor) => (await ctx.model.forward(input)) as Tensor;
+const count = (data: Float32Array, pred: (v: number) => boolean) => data.filter(pred).length;
+/** `ctx.stateDict` with `key` replaced. */
+const withEntry = (ctx: Context, key: string, t: unknown) =>
+  new Map<string, Tensor>([...ctx.stateDict, [key, t as Tensor]]);
+/** The good input with one pixel of channel 0 set to `value`. */
+const goodWith = (ctx: Context, value: number) => {
+  const data = new Float32Array(ctx.good.data);
+  data[64 * 30 + 30] = value;
+  return new Tensor(data, ctx.good.shape);
+};
+/** A few ResNet-50 keys with their shapes: a state dict of the wrong network. */
+const RESNET: [string, number[]][] = [
+  ["conv1.weight", [64, 3, 7, 7]],
+  ["bn1.weight", [64]],
+  ["bn1.bias", [64]],
+  ["layer1.0.conv1.weight", [64, 64, 1, 1]],
+  ["layer4.2.conv3.weight", [2048, 512, 1, 1]],
+  ["fc.weight", [1000, 2048]],
+  ["fc.bias", [1000]],
+];
+const resnet = () => deterministicStateDict(RESNET);
+
+const CASES: HostileCase[] = [
+  // ---- forward: shapes ----
+  {
+    name: "rank 3 input (a single image without its batch dimension)",
+    action: ({ model }) => model.forward(shape(3, 64, 64)),
+    expected: { error: ShapeError, message: /rank 4 \[N, 3, H, W\], got rank 3 \[3, 64, 64\]/ },
+  },
+  {
+    name: "rank 5 input",
+    action: ({ model }) => model.forward(shape(1, 1, 3, 32, 32)),
+    expected: { error: ShapeError, message: /got rank 5/ },
+  },
+  {
+    name: "rank 0 input (a scalar)",
+    action: ({ model }) => model.forward(shape()),
+    expected: { error: ShapeError, message: /got rank 0 \[\]/ },
+  },
+  {
+    name: "1 channel (grayscale)",
+    action: ({ model }) => model.forward(shape(1, 1, 64, 64)),
+    expected: { error: ShapeError, message: /Expected 3 input channels .* got 1/ },
+  },
+  {
+    name: "4 channels (RGBA)",
+    action: ({ model }) => model.forward(shape(1, 4, 64, 64)),
+    expected: { error: ShapeError, message: /Expected 3 input channels .* got 4/ },
+  },
+  {
+    name: "channels last [N, H, W, 3]",
+    action: ({ model }) => model.forward(shape(1, 64, 64, 3)),
+    expected: { error: ShapeError, message: /Expected 3 input channels .* got 64/ },
+  },
+  {
+    name: "empty batch",
+    action: ({ model }) => model.forward(shape(0, 3, 64, 64)),
+    expected: { error: ShapeError, message: /non-empty input/ },
+  },
+  {
+    name: "empty image (height 0)",
+    action: ({ model }) => model.forward(shape(1, 3, 0, 64)),
+    expected: { error: ShapeError, message: /non-empty input/ },
+  },
+  {
+    name: "image too small for the network (16x16)",
+    action: ({ model }) => model.forward(shape(1, 3, 16, 16)),
+    expected: { error: ShapeError, message: /too small for this network/ },
+  },
+  // ---- forward: not tensors ----
+  {
+    name: "a plain object with data and shape instead of a Tensor",
+    action: ({ model, good }) => model.forward({ data: good.data, shape: good.shape } as never),
+    expected: { error: ShapeError, message: /forward expects a Tensor/ },
+  },
+  {
+    name: "null input",
+    action: ({ model }) => model.forward(null as never),
+    expected: { error: ShapeError, message: /forward expects a Tensor/ },
+  },
+  {
+    name: "nested arrays instead of a Tensor",
+    action: ({ model }) => model.forward([[[[0, 0, 0]]]] as never),
+    expected: { error: ShapeError, message: /forward expects a Tensor/ },
+  },
+  // ---- the Tensor constructor ----
+  {
+    name: "Tensor data as a Float64Array",
+    action: () => new Tensor(new Float64Array(12) as never, [1, 3, 2, 2]),
+    expected: { error: ShapeError, message: /must be a Float32Array, got Float64Array/ },
+  },
+  {
+    name: "Tensor data as a number[]",
+    action: () => new Tensor(new Array(12).fill(0) as never, [1, 3, 2, 2]),
+    expected: { error: ShapeError, message: /must be a Float32Array, got Array/ },
+  },
+  {
+    name: "Tensor data as a Uint8Array (image bytes)",
+    action: () => new Tensor(new Uint8Array(12) as never, [1, 3, 2, 2]),
+    expected: { error: ShapeError, message: /must be a Float32Array, got Uint8Array/ },
+  },
+  {
+    name: "Tensor shape and data length mismatch",
+    action: () => new Tensor(new Float32Array(10), [1, 3, 2, 2]),
+    expected: { error: ShapeError, message: /has 10 elements but shape \[1, 3, 2, 2\] needs 12/ },
+  },
+  {
+    name: "Tensor with a negative dimension",
+    action: () => Tensor.zeros([1, 3, -1, 5]),
+    expected: { error: ShapeError, message: /invalid dimension -1/ },
+  },
+  {
+    name: "Tensor with a fractional dimension",
+    action: () => Tensor.zeros([1, 3, 1.5, 2]),
+    expected: { error: ShapeError, message: /invalid dimension 1\.5/ },
+  },
+  {
+    name: "Tensor with a NaN dimension",
+    action: () => Tensor.zeros([1, 3, NaN, 2]),
+    expected: { error: ShapeError, message: /invalid dimension NaN/ },
+  },
+  {
+    name: "Tensor shape as a string",
+    action: () => Tensor.zeros("1,3,2,2" as never),
+    expected: { error: ShapeError, message: /Shape must be an array/ },
+  },
+  {
+    name: "Tensor shape of more than 2^53 elements",
+    action: () => Tensor.zeros([2 ** 30, 2 ** 30, 2 ** 30]),
+    expected: { error: ShapeError, message: /too many elements/ },
+  },
+  // ---- forward: values (no error: NaN and Infinity propagate like PyTorch) ----
+  {
+    name:
+      "a NaN pixel in image 0 of a batch of 2: all of image 0's logits are NaN, image 1's are exact",
+    action: async (ctx) => {
+      // PyTorch: conv spreads the NaN over a window, ReLU and max pooling keep NaN, 1x1 convs
+      // mix it into every channel, the average pool and fc into every logit of that image.
+      const data = new Float32Array(2 * ctx.good.size);
+      data.set(ctx.good.data, ctx.good.size);
+      data[100] = NaN;
+      const out = await logits(ctx, new Tensor(data, [2, 3, 64, 64]));
+      assert.equal(count(out.data.subarray(0, 1000), Number.isNaN), 1000);
+      assertSameBits(out.data.subarray(1000), ctx.baseline, "the other image of the batch");
+    },
+    expected: null,
+  },
+  {
+    name: "an all-NaN image: every logit is NaN",
+    action: async (ctx) => {
+      const out = await logits(
+        ctx,
+        new Tensor(new Float32Array(ctx.good.size).fill(NaN), [1, 3, 64, 64]),
+      );
+      assert.equal(count(out.data, Number.isNaN), 1000);
+    },
+    expected: null,
+  },
+  ...[Infinity, -Infinity].map((value): HostileCase => ({
+    name: `a ${value} pixel: every logit is NaN (Inf - Inf once channels mix, as in PyTorch)`,
+    action: async (ctx) => {
+      const out = await logits(ctx, goodWith(ctx, value));
+      assert.equal(count(out.data, Number.isNaN), 1000);
+    },
+    expected: null,
+  })),
+  {
+    // Finite in, but float32 sums overflow to +-Inf inside the network, then Inf - Inf gives NaN.
+    name: "the largest finite float32 as a pixel: no error, every logit NaN (float32 overflow)",
+    action: async (ctx) => {
+      const out = await logits(ctx, goodWith(ctx, 3.4028234663852886e38));
+      assert.equal(count(out.data, Number.isNaN), 1000);
+    },
+    expected: null,
+  },
+  {
+    name: "subnormal pixels: finite logits",
+    action: async (ctx) => {
+      const out = await logits(
+        ctx,
+        new Tensor(new Float32Array(ctx.good.size).fill(1e-45), [1, 3, 64, 64]),
+      );
+      assert.equal(count(out.data, (v) => !Number.isFinite(v)), 0);
+    },
+    expected: null,
+  },
+  // ---- sizes past 32-bit offsets ----
+  {
+    // A real [1, 3, 40000, 40000] tensor needs 19 GB; the planner and the memory check only read
+    // the shape, so an object that passes `instanceof Tensor` with 12 floats exercises that path.
+    name:
+      "an input claiming [1, 3, 40000, 40000] with 12 floats of data is refused before any copy",
+    action: ({ model }) => model.forward(fakeTensor(new Float32Array(12), [1, 3, 40000, 40000])),
+    expected: {
+      error: ShapeError,
+      message: /Input data has 12 elements but shape \[1, 3, 40000, 40000\] needs 4800000000/,
+    },
+  },
+  {
+    name: "plan() of a shape whose input alone exceeds a typed array ([1, 3, 2^20, 2^20])",
+    action: ({ model }) => model.plan([1, 3, 2 ** 20, 2 ** 20]),
+    expected: null,
+  },
+  // ---- forward: tensors whose data lies about their shape ----
+  {
+    name: "a Tensor-like object whose data is shorter than its shape",
+    action: ({ model }) => model.forward(fakeTensor(new Float32Array(12), [1, 3, 64, 64])),
+    expected: { error: ShapeError, message: /elements/ },
+  },
+  {
+    name: "an input whose buffer was transferred (detached) after construction",
+    action: ({ model }) => {
+      const t = Tensor.zeros([1, 3, 64, 64]);
+      (t.data.buffer as ArrayBuffer).transfer(); // detaches t.data
+      return model.forward(t);
+    },
+    expected: { error: ShapeError, message: /elements|detached/ },
+  },
+  // ---- create options ----
+  {
+    name: "threads: 0",
+    action: () => GoogLeNet.create({ threads: 0 }),
+    expected: { error: BackendError, message: /threads must be a positive integer, got 0/ },
+  },
+  {
+    name: "threads: 1.5",
+    action: () => GoogLeNet.create({ threads: 1.5 }),
+    expected: { error: BackendError, message: /threads must be a positive integer, got 1\.5/ },
+  },
+  {
+    name: 'threads: "2" (a string)',
+    action: () => GoogLeNet.create({ threads: "2" as never }),
+    expected: { error: BackendError, message: /threads must be a positive integer/ },
+  },
+  {
+    name: "numClasses: 0",
+    action: () => GoogLeNet.create({ numClasses: 0, threads: 1 }),
+    expected: { error: ShapeError, message: /numClasses must be a positive integer, got 0/ },
+  },
+  {
+    name: 'variant: "resnet50"',
+    action: () => GoogLeNet.create({ variant: "resnet50" as never, threads: 1 }),
+    expected: { error: ShapeError, message: /variant must be "seed" or "torchvision"/ },
+  },
+  {
+    name: "memoryLimit below the weights",
+    action: () => GoogLeNet.create({ memoryLimit: 1024 * 1024, threads: 1 }),
+    expected: { error: MemoryLimitError, message: /weights need .* memoryLimit is 1\.0 MB/ },
+  },
+  {
+    name: "memoryLimit: NaN",
+    action: () => GoogLeNet.create({ memoryLimit: NaN, threads: 1 }),
+    expected: {
+      error: BackendError,
+      message: /memoryLimit must be a positive number of bytes, got NaN/,
+    },
+  },
+  {
+    name: "wasmModule that is not a WebAssembly.Module",
+    action: () => GoogLeNet.create({ wasmModule: {} as never, threads: 1 }),
+    expected: { error: BackendError, message: /must be a WebAssembly\.Module/ },
+  },
+  {
+    name: "wasmModule of an unrelated (empty) Wasm module",
+    action: () =>
+      GoogLeNet.create({
+        wasmModule: new WebAssembly.Module(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0])),
+        threads: 1,
+      }),
+    expected: { error: BackendError, message: /not a googlenet-wasm kernel module/ },
+  },
+  // ---- state dicts ----
+  {
+    name: "state dict with a wrong shape",
+    action: (ctx) => ctx.model.loadStateDict(withEntry(ctx, "fc.weight", shape(1000, 512))),
+    expected: {
+      error: StateDictError,
+      message: /"fc\.weight": expected shape \[1000, 1024\], got \[1000, 512\]/,
+    },
+  },
+  {
+    name: "state dict with a missing key",
+    action: (ctx) => {
+      const sd = new Map(ctx.stateDict);
+      sd.delete("inception4c.branch2.1.conv.weight");
+      ctx.model.loadStateDict(sd);
+    },
+    expected: {
+      error: StateDictError,
+      message: /missing keys "inception4c\.branch2\.1\.conv\.weight"/,
+    },
+  },
+  {
+    name: "state dict with an unexpected key",
+    action: (ctx) => ctx.model.loadStateDict(withEntry(ctx, "fc.weights", shape(1))),
+    expected: { error: StateDictError, message: /unexpected keys "fc\.weights"/ },
+  },
+  ...[
+    ["a string", "0.5"],
+    ["null", null],
+    ["a bare Float32Array", new Float32Array(1000)],
+    ["a plain {data, shape} object", { data: new Float32Array(1000), shape: [1000] }],
+  ].map(([what, value]): HostileCase => ({
+    name: `state dict value that is ${what}, not a Tensor`,
+    action: (ctx) => ctx.model.loadStateDict(withEntry(ctx, "fc.bias", value)),
+    expected: { error: StateDictError, message: /"fc\.bias": expected a Tensor/ },
+  })),
+  {
+    name: "state dict that is null",
+    action: ({ model }) => model.loadStateDict(null as never),
+    expected: { error: StateDictError, message: /must be a Map or a record/ },
+  },
+  {
+    name: "state dict that is a file name",
+    action: ({ model }) => model.loadStateDict("googlenet.pth" as never),
+    expected: { error: StateDictError, message: /must be a Map or a record/ },
+  },
+  {
+    name: 'state dict record with a "__proto__" key (from JSON)',
+    action: (ctx) =>
+      ctx.model.loadStateDict({
+        ...Object.fromEntries(ctx.stateDict),
+        ...JSON.parse('{"__proto__": {"polluted": true}}'),
+      }),
+    expected: { error: StateDictError, message: /unexpected keys "__proto__"/ },
+    cleanup: () => assert.equal(({} as Record<string, unknown>).polluted, undefined),
+  },
+  {
+    name: "state dict of the wrong network (ResNet-50 keys)",
+    action: ({ model }) => model.loadStateDict(resnet()),
+    expected: {
+      error: StateDictError,
+      message:
+        /missing keys "conv1\.conv\.weight".* unexpected keys "conv1\.weight", "bn1\.weight"/,
+    },
+  },
+  {
+    name: "state dict of the wrong network, strict: false (fc shapes differ)",
+    action: ({ model }) => model.loadStateDict(resnet(), { strict: false }),
+    expected: {
+      error: StateDictError,
+      message: /"fc\.weight": expected shape \[1000, 1024\], got \[1000, 2048\]/,
+    },
+  },
+  {
+    name: "torchvision's GoogLeNet state dict (BatchNorm keys) into the seed variant",
+    action: ({ model }) => model.loadStateDict(deterministicStateDict(torchvisionKeys.no_aux)),
+    expected: { error: StateDictError, message: /unexpected keys "conv1\.bn\.weight"/ },
+  },
+  {
+    name: "a NaN in fc.bias loads; exactly that logit becomes NaN",
+    action: async (ctx) => {
+      const bias = new Float32Array(ctx.stateDict.get("fc.bias")!.data);
+      bias[7] = NaN;
+      ctx.model.loadStateDict(withEntry(ctx, "fc.bias", new Tensor(bias, [1000])));
+      const out = await logits(ctx, ctx.good);
+      assert.ok(Number.isNaN(out.data[7]));
+      out.data[7] = ctx.baseline[7];
+      assertSameBits(out.data, ctx.baseline, "the other logits");
+    },
+    expected: null,
+    cleanup: (ctx) => ctx.model.loadStateDict(ctx.stateDict),
+  },
+  {
+    name: "a NaN in conv1's weights loads; every logit becomes NaN",
+    action: async (ctx) => {
+      const w = ctx.stateDict.get("conv1.conv.weight")!;
+      const data = new Float32Array(w.data);
+      data[0] = NaN;
+      ctx.model.loadStateDict(withEntry(ctx, "conv1.conv.weight", new Tensor(data, w.shape)));
+      assert.equal(count((await logits(ctx, ctx.good)).data, Number.isNaN), 1000);
+    },
+    expected: null,
+    cleanup: (ctx) => ctx.model.loadStateDict(ctx.stateDict),
+  },
+  {
+    name: "a Tensor-like state-dict value whose data is shorter than its shape",
+    action: (ctx) =>
+      ctx.model.loadStateDict(
+        withEntry(ctx, "fc.bias", fakeTensor(new Float32Array(3), [1000])),
+      ),
+    expected: { error: StateDictError, message: /"fc\.bias"/ },
+    cleanup: (ctx) => ctx.model.loadStateDict(ctx.stateDict),
+  },
+  // ---- images (src/image/) ----
+  {
+    name: "image: bytes that are not an image",
+    needs: "image",
+    action: ({ decode }) => decode!(new TextEncoder().encode("<html>not an image</html>")),
+    expected: { error: ImageError, message: /PNG|JPEG|format|signature|recogni/i },
+  },
+  {
+    name: "image: no bytes at all",
+    needs: "image",
+    action: ({ decode }) => decode!(new Uint8Array()),
+    expected: { error: ImageError, message: /\S/ },
+  },
+  {
+    name: "image: a PNG truncated in its image data",
+    needs: "image",
+    action: async ({ decode }) => {
+      const png = await tinyPng();
+      return decode!(png.subarray(0, png.length - 20));
+    },
+    expected: { error: ImageError, message: /trunc|end|short|incomplete|IDAT|corrupt/i },
+  },
+  {
+    name: "image: a PNG header declaring 100000x100000 pixels (decompression bomb)",
+    needs: "image",
+    action: async ({ decode }) => decode!(await pngBomb()),
+    expected: { error: ImageError, message: /large|exceed|pixels|dimension|limit/i },
+  },
+  {
+    name: "image: a JPEG truncated in its frame header",
+    needs: "image",
+    action: ({ decode }) => decode!(truncatedJpeg()),
+    expected: { error: ImageError, message: /trunc|end|short|incomplete|corrupt/i },
+  },
+  {
+    name: "image: a JPEG declaring 65500x65500 pixels (decompression bomb)",
+    needs: "image",
+    action: ({ decode }) => decode!(jpegBomb()),
+    expected: { error: ImageError, message: /large|exceed|pixels|dimension|limit/i },
+  },
+  // ---- weight files (src/weights/) ----
+  {
+    name: "weights: a valid safetensors file parses (control case)",
+    needs: "weights",
+    action: async (ctx) => {
+      const parsed = await ctx.readSafetensors!(ctx.weightFile) as
+        | Map<string, Tensor>
+        | { tensors: Map<string, Tensor> };
+      ctx.model.loadStateDict(parsed instanceof Map ? parsed : parsed.tensors);
+    },
+    expected: null,
+    cleanup: (ctx) => ctx.model.loadStateDict(ctx.stateDict),
+  },
+  {
+    name: "weights: a safetensors file truncated in its data",
+    needs: "weights",
+    action: (ctx) => ctx.readSafetensors!(ctx.weightFile.subarray(0, ctx.weightFile.length - 100)),
+    expected: { error: WeightsFormatError, message: /trunc|short|exceed|bytes|offset|end/i },
+  },
+  {
+    name: "weights: a safetensors file truncated in its header",
+    needs: "weights",
+    action: (ctx) => ctx.readSafetensors!(ctx.weightFile.subarray(0, 40)),
+    expected: { error: WeightsFormatError, message: /trunc|short|header|bytes/i },
+  },
+  {
+    name: "weights: fewer than 8 bytes",
+    needs: "weights",
+    action: (ctx) => ctx.readSafetensors!(new Uint8Array([1, 2, 3])),
+    expected: { error: WeightsFormatError, message: /\S/ },
+  },
+  {
+    name: "weights: a header length of 2^60 (must not allocate it)",
+    needs: "weights",
+    action: (ctx) => ctx.readSafetensors!(withHeaderLength(ctx.weightFile, 2n ** 60n)),
+    expected: { error: WeightsFormatError, message: /header/i },
+  },
+  {
+    name: "weights: a header that is not JSON",
+    needs: "weights",
+    action: (ctx) => {
+      const bad = new Uint8Array(ctx.weightFile);
+      bad.set(new TextEncoder().encode("%PDF-1.7"), 8);
+      return ctx.readSafetensors!(bad);
+    },
+    expected: { error: WeightsFormatError, message: /JSON|header/i },
+  },
+  {
+    name: "weights: data_offsets past the end of the file",
+    needs: "weights",
+    action: (ctx) =>
+      ctx.readSafetensors!(
+        safetensorsWithHeader({ w: { dtype: "F32", shape: [4], data_offsets: [0, 1 << 20] } }, 16),
+      ),
+    expected: { error: WeightsFormatError, message: /offset|exceed|bytes|end|trunc/i },
+  },
+  {
+    name: "weights: data_offsets disagreeing with the shape",
+    needs: "weights",
+    action: (ctx) =>
+      ctx.readSafetensors!(
+        safetensorsWithHeader({ w: { dtype: "F32", shape: [4], data_offsets: [0, 12] } }, 16),
+      ),
+    expected: { error: WeightsFormatError, message: /\S/ },
+  },
+  {
+    name: "weights: an unknown dtype",
+    needs: "weights",
+    action: (ctx) =>
+      ctx.readSafetensors!(
+        safetensorsWithHeader({ w: { dtype: "Q4_K", shape: [4], data_offsets: [0, 16] } }, 16),
+      ),
+    expected: { error: WeightsFormatError, message: /dtype|Q4_K/ },
+  },
+];
+
+// ---- the runner ----
+
+/** The first of `paths` that exists, imported (the module entry, else the file the helper is writing). */
+async function importIfPresent(...paths: string[]): Promise<Record<string, unknown> | null> {
+  for (const path of paths) {
+    const url = new URL(path, ROOT);
+    if (await Deno.stat(url).then(() => true, () => false)) return await import(url.href);
+  }
+  return null;
+}
+
+function findDecoder(mod: Record<string, unknown> | null): Decoder | null {
+  if (!mod) return null;
+  for (const name of ["decodeImage", "decode", "readImage", "loadImage", "imageToTensor"]) {
+    if (typeof mod[name] === "function") return mod[name] as Decoder;
+  }
+  return null;
+}
+
+/** Settles `fn()` whether it throws synchronously or rejects. */
+async function outcome(fn: () => unknown): Promise<{ ok: true } | { ok: false; error: unknown }> {
+  try {
+    await fn();
+    return { ok: true };
+  } catch (error) {
+    return { ok: false, error };
+  }
+}
+
+/** Why `result` does not meet `expected`, or null. */
+function mismatch(
+  result: { ok: true } | { ok: false; error: unknown },
+  expected: HostileCase["expected"],
+): string | null {
+  if (expected === null) {
+    return result.ok ? null : `expected success, got ${describe(result.error)}`;
+  }
+  if (result.ok) return `expected ${expected.error.name}, but it succeeded`;
+  const e = result.error;
+  if (!(e instanceof expected.error) || !expected.message.test((e as Error).message)) {
+    return `expected ${expected.error.name} matching ${expected.message}, got ${describe(e)}`;
+  }
+  return null;
+}
+
+function describe(e: unknown): string {
+  return e instanceof Error ? `${e.constructor.name}: ${e.message.slice(0, 300)}` : String(e);
+}
+
+Deno.test("hostile input: each case fails (or succeeds) as specified, and the model still gives the baseline logits after it", async (t) => {
+  const model = await GoogLeNet.create({ auxLogits: false, threads: 2 });
+  const stateDict = deterministicStateDict(reference.no_aux);
+  model.loadStateDict(stateDict);
+  const good = deterministicInput("good", [1, 3, 64, 64]);
+  const imageModule = await importIfPresent("src/image/mod.ts", "src/image/decode.ts");
+  const weightsModule = await importIfPresent("src/weights/mod.ts", "src/weights/safetensors.ts");
+  const ctx: Context = {
+    model,
+    stateDict,
+    good,
+    baseline: ((await model.forward(good)) as Tensor).data,
+    decode: findDecoder(imageModule),
+    readSafetensors: typeof weightsModule?.readSafetensors === "function"
+      ? weightsModule.readSafetensors as Decoder
+      : null,
+    weightFile: writeSafetensors(stateDict),
+  };
+  const missing = {
+    image: ctx.decode
+      ? null
+      : imageModule
+      ? "src/image/ exports none of decodeImage/decode/readImage/loadImage/imageToTensor"
+      : "neither src/image/mod.ts nor src/image/decode.ts exists yet",
+    weights: ctx.readSafetensors
+      ? null
+      : weightsModule
+      ? "src/weights/ does not export readSafetensors"
+      : "neither src/weights/mod.ts nor src/weights/safetensors.ts exists yet",
+  };
+  const todos: string[] = [];
+  try {
+    for (const c of CASES) {
+      const skip = c.needs ? missing[c.needs] : null;
+      await t.step({
+        name: c.todo ? `${c.name} [known bug]` : c.name,
+        ignore: skip !== null,
+        fn: async () => {
+          const result = await outcome(() => c.action(ctx));
+          let problem = mismatch(result, c.expected);
+          if (c.cleanup) await c.cleanup(ctx);
+          // The model must be unharmed, whatever the case did.
+          assertSameBits(
+            ((await model.forward(good)) as Tensor).data,
+            ctx.baseline,
+            `logits of the good input after "${c.name}"`,
+          );
+          if (c.todo) {
+            if (problem === null) {
+              problem = `fixed: remove the todo of "${c.name}" (it now behaves as expected)`;
+            } else {
+              todos.push(`${c.name}: ${problem}\n    needs: ${c.todo}`);
+              problem = null;
+            }
+          }
+          if (problem) assert.fail(problem);
+        },
+      });
+      if (skip) console.log(`  SKIP "${c.name}": ${skip}`);
+    }
+  } finally {
+    await model.dispose();
+  }
+  if (todos.length) console.log(`  KNOWN BUGS (${todos.length}):\n  - ${todos.join("\n  - ")}`);
+});
