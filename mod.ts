@@ -36,6 +36,19 @@ export {
   type PreprocessOptions,
   type RgbImage,
 } from "./src/image/mod.ts";
+export {
+  loadWeights,
+  type LoadWeightsOptions,
+  readPth,
+  readSafetensors,
+  type Safetensors,
+  type StateDict,
+  type WeightsSource,
+  writePth,
+  type WritePthOptions,
+  writeSafetensors,
+  type WriteSafetensorsOptions,
+} from "./src/weights/mod.ts";
 export { IMAGENET_CLASSES } from "./src/labels/imagenet.ts";
 export { type Prediction, softmax, topK } from "./src/labels/top_k.ts";
 export { classify, classifyBatch, type ClassifyOptions } from "./src/classify.ts";

@@ -15,19 +15,19 @@
  */
 
 import assert from "node:assert/strict";
-import { GoogLeNet, type Tensor } from "../mod.ts";
+import { classify, GoogLeNet, type Prediction, type Tensor } from "../mod.ts";
 import { deterministicInput, deterministicStateDict } from "../tools/deterministic.ts";
 import {
   assertSameBits,
   childJson,
   edgeScript,
-  ROOT,
   runDeno,
   serveRepo,
 } from "./_support/edge_child.ts";
-import { writeSafetensors } from "./_support/edge_safetensors.ts";
+import { writeSafetensors } from "../src/weights/mod.ts";
 
 interface UrlImportReport {
+  top: Prediction[];
   threads: number;
   kind: string;
   isa: string | null;
@@ -40,15 +40,6 @@ const reference: Record<"aux" | "no_aux", [string, number[]][]> = JSON.parse(
 );
 const stateDict = deterministicStateDict(reference.no_aux);
 const WEIGHTS_PATH = "/edge/deterministic.safetensors";
-
-const weightsModule = new URL("src/weights/mod.ts", ROOT);
-const haveWeightsModule = await Deno.stat(weightsModule).then(() => true, () => false);
-if (!haveWeightsModule) {
-  console.log(
-    "edge_url_import: SKIP the weight-file cases: src/weights/mod.ts (readSafetensors) does not " +
-      "exist yet",
-  );
-}
 
 /** Logits of the same run in this process. */
 async function inProcess(threads: number | undefined, weights: boolean): Promise<Float32Array> {
@@ -114,16 +105,17 @@ for (const threads of ["1", "default"] as const) {
   });
 }
 
-Deno.test({
-  name:
-    "URL import loads a safetensors weight file from the server with readSafetensors, same logits as in process",
-  ignore: !haveWeightsModule,
-  fn: async () => {
-    const { report, requests } = await urlImport("1", WEIGHTS_PATH);
-    console.log(`  with weights over HTTP: ${describe(report)}`);
-    assert.ok(requests.some((r) => r.path === WEIGHTS_PATH && r.status === 200));
-    assertSameBits(report.logits, await inProcess(1, true), "URL-imported logits with weights");
-  },
+Deno.test("URL import loads weights with loadWeights(url) and classifies a served image like the in-process run", async () => {
+  const { report, requests } = await urlImport("1", WEIGHTS_PATH);
+  console.log(`  with weights over HTTP: ${describe(report)}`);
+  assert.ok(requests.some((r) => r.path === WEIGHTS_PATH && r.status === 200));
+  assertSameBits(report.logits, await inProcess(1, true), "URL-imported logits with weights");
+  const model = await GoogLeNet.create({ auxLogits: false, threads: 1, stateDict });
+  const local = await classify(model, new URL("../assets/chelsea.jpg", import.meta.url), {
+    top: 3,
+  });
+  await model.dispose();
+  assert.deepEqual(report.top, local);
 });
 
 Deno.test("without --allow-import the URL import is refused up front (Deno 2.9 asks for it, not for --allow-net)", async () => {

@@ -33,7 +33,7 @@ import {
   withHeaderLength,
 } from "./_support/edge_bytes.ts";
 import { assertSameBits, ROOT } from "./_support/edge_child.ts";
-import { writeSafetensors } from "./_support/edge_safetensors.ts";
+import { writeSafetensors } from "../src/weights/mod.ts";
 
 type ErrorClass = new (...args: never[]) => Error;
 type Decoder = (bytes: Uint8Array) => unknown;

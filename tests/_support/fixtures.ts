@@ -4,26 +4,8 @@
  * @module
  */
 
-import { Tensor } from "../../src/tensor.ts";
-
-// TEMPORARY until src/weights/safetensors.ts lands: F32-only reader.
-function readSafetensors(bytes: Uint8Array) {
-  const view = new DataView(bytes.buffer, bytes.byteOffset);
-  const n = Number(view.getBigUint64(0, true));
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
-  const tensors = new Map<string, Tensor>();
-  for (
-    const [k, v] of Object.entries(header) as [
-      string,
-      { shape: number[]; data_offsets: number[] },
-    ][]
-  ) {
-    if (k === "__metadata__") continue;
-    const [a, b] = v.data_offsets;
-    tensors.set(k, new Tensor(new Float32Array(bytes.slice(8 + n + a, 8 + n + b).buffer), v.shape));
-  }
-  return { tensors, metadata: header.__metadata__ as Record<string, string> };
-}
+import { readSafetensors } from "../../src/weights/mod.ts";
+import type { Tensor } from "../../src/tensor.ts";
 
 /** A fixture file: tensors by name and the JSON parameters in its metadata. */
 export interface Fixtures {

@@ -9,8 +9,9 @@
  * ```
  *
  * THREADS is a number or `default` (the option left out); WEIGHTS is `seed`
- * (the seeded initialisation) or a path on the server of a safetensors file,
- * parsed by the library's own `readSafetensors` (`src/weights/mod.ts`).
+ * (the seeded initialisation) or a path on the server of a weight file, read
+ * with the library's `loadWeights(url)`. It also classifies the server's
+ * `assets/chelsea.jpg` with `classify(model, url)` and prints the top 3.
  *
  * @module
  */
@@ -29,18 +30,12 @@ const model = await lib.GoogLeNet.create({
 });
 const created = performance.now();
 
-if (weights !== "seed") {
-  const { readSafetensors } = await import(new URL("src/weights/mod.ts", base).href);
-  const response = await fetch(new URL(weights, base));
-  if (!response.ok) throw new Error(`GET ${weights}: HTTP ${response.status}`);
-  const parsed = await readSafetensors(new Uint8Array(await response.arrayBuffer()));
-  // Either a Map of tensors or an object holding one as `tensors`.
-  model.loadStateDict(parsed instanceof Map ? parsed : parsed.tensors);
-}
+if (weights !== "seed") model.loadStateDict(await lib.loadWeights(new URL(weights, base)));
 const loaded = performance.now();
 
 const logits = await model.forward(deterministicInput("edge", [1, 3, 224, 224]));
 const done = performance.now();
+const top = await lib.classify(model, new URL("assets/chelsea.jpg", base), { top: 3 });
 const report = {
   threads: model.backend.threads,
   kind: model.backend.kind,
@@ -53,6 +48,7 @@ const report = {
     sinceProcessStart: done,
   },
   logits: Array.from(logits.data),
+  top,
 };
 await model.dispose();
 console.log(JSON.stringify(report));
