@@ -1,13 +1,24 @@
 /**
- * `deno task bench`: GoogLeNet batch 1 and 8 at 224x224 on this library, one
- * thread and all cores, with the same weights and input as the peers, plus
- * the kernel peak probe and a per-layer profile. Prints a summary table
- * (see bench/_report.ts) when the run ends.
+ * `deno task bench`: GoogLeNet batch 1 and 8 at 224x224 on this library and
+ * its peers (onnxruntime-web wasm, TensorFlow.js wasm, onnxruntime-node), one
+ * thread and all cores, all with the same weights and input, after checking
+ * that every runtime gives the same logits; plus the kernel peak probe. Prints
+ * a summary table (see bench/_report.ts) when the run ends. Peers that cannot
+ * run here are listed with the reason.
  *
  * @module
  */
 
 import { GoogLeNet, type Tensor } from "../mod.ts";
+import {
+  createOrtNodeRunner,
+  createOrtWebGpuRunner,
+  createOrtWebRunner,
+  createTfjsWasmRunner,
+  isRunner,
+  type PeerRunner,
+  type PeerUnavailable,
+} from "./peers/mod.ts";
 import type { WasmBackend } from "../src/backend/wasm/backend.ts";
 import { countMacs } from "../src/graph/cost.ts";
 import { deterministicInput, deterministicStateDict } from "../tools/deterministic.ts";
@@ -33,12 +44,36 @@ const inputs = Object.fromEntries(
   Object.entries(SHAPES).map(([g, shape]) => [g, deterministicInput(`bench ${g}`, shape)]),
 ) as Record<keyof typeof SHAPES, Tensor>;
 
-// Same logits on every configuration before anything is timed.
+const stateDict = single.stateDict();
+const peers: (PeerRunner | PeerUnavailable)[] = [];
+for (const threads of CORES > 1 ? [1, CORES] : [1]) {
+  peers.push(await createOrtWebRunner(stateDict, { threads }));
+  peers.push(await createTfjsWasmRunner(stateDict, { threads }));
+  peers.push(await createOrtNodeRunner(stateDict, { threads }));
+}
+const webgpuPeer = await createOrtWebGpuRunner(stateDict);
+for (const peer of [...peers, webgpuPeer]) {
+  if (!isRunner(peer)) note(`Skipped ${peer.name}: ${peer.reason}`);
+}
+const runners = peers.filter(isRunner);
+
+// Same logits on every runtime before anything is timed.
 const reference = (await single.forward(inputs["batch 1"])) as Tensor;
+const scale = Math.max(...reference.data.map(Math.abs));
+const others: [string, Float32Array][] = [];
 if (multi) {
-  const other = (await multi.forward(inputs["batch 1"])) as Tensor;
-  const diff = Math.max(...other.data.map((v, i) => Math.abs(v - reference.data[i])));
-  if (diff > 1e-5) throw new Error(`1-thread and ${CORES}-thread logits differ by ${diff}`);
+  others.push([
+    `googlenet-wasm, ${CORES} threads`,
+    ((await multi.forward(inputs["batch 1"])) as Tensor).data,
+  ]);
+}
+for (const peer of runners) others.push([peer.name, await peer.run(inputs["batch 1"])]);
+for (const [name, logits] of others) {
+  const diff = Math.max(...logits.map((v, i) => Math.abs(v - reference.data[i])));
+  if (!(diff <= 1e-4 * scale)) {
+    throw new Error(`${name} disagrees with googlenet-wasm: max |diff| ${diff}`);
+  }
+  note(`Agreement with googlenet-wasm (1 thread): ${name}, max |diff| = ${diff.toExponential(1)}`);
 }
 
 for (const [group, input] of Object.entries(inputs)) {
@@ -61,6 +96,39 @@ for (const [group, input] of Object.entries(inputs)) {
       },
     });
   }
+  for (const peer of runners) {
+    Deno.bench({
+      name: peer.name,
+      group,
+      n: group === "batch 1" ? 20 : 4,
+      warmup: 2,
+      async fn(b) {
+        b.start();
+        const start = performance.now();
+        await peer.run(input);
+        record(group, peer.name, images, performance.now() - start);
+        b.end();
+      },
+    });
+  }
+}
+
+// Last, so that a software adapter's threads (llvmpipe) are idle while the others run.
+if (isRunner(webgpuPeer)) {
+  const input = inputs["batch 1"];
+  Deno.bench({
+    name: webgpuPeer.name,
+    group: "webgpu, batch 1",
+    n: 3,
+    warmup: 1,
+    async fn(b) {
+      b.start();
+      const start = performance.now();
+      await webgpuPeer.run(input);
+      record("webgpu, batch 1", webgpuPeer.name, 1, performance.now() - start);
+      b.end();
+    },
+  });
 }
 
 // Peak: the micro-kernel's instruction mix on L1-resident data, one thread.
