@@ -14,7 +14,22 @@
  * @module
  */
 
-export { Tensor } from "./src/tensor.ts";
+export { shapeSize, Tensor } from "./src/tensor.ts";
+export type { Backend, BackendKind } from "./src/backend/backend.ts";
+export type {
+  AdaptiveAvgPoolOp,
+  BufferSpec,
+  Conv2dOp,
+  DropoutOp,
+  LinearOp,
+  Op,
+  PackedRef,
+  Plan,
+  Pool2dOp,
+  View,
+} from "./src/graph/ops.ts";
+export { countMacs, type MacCount } from "./src/graph/cost.ts";
+export type { VariantName } from "./src/model/variant.ts";
 export {
   type ForwardOptions,
   GoogLeNet,
@@ -49,6 +64,7 @@ export {
   writeSafetensors,
   type WriteSafetensorsOptions,
 } from "./src/weights/mod.ts";
+export type { FloatDType } from "./src/weights/mod.ts";
 export { IMAGENET_CLASSES } from "./src/labels/imagenet.ts";
 export { type Prediction, softmax, topK } from "./src/labels/top_k.ts";
 export { classify, classifyBatch, type ClassifyOptions } from "./src/classify.ts";

@@ -33,23 +33,39 @@ export interface PackedRef {
 
 /** Convolution + bias + ReLU, any kernel, stride and padding (NHWC, OIHW weights packed). */
 export interface Conv2dOp {
+  /** Which operation this is. */
   readonly kind: "conv2d";
   /** Layer name for messages (`inception3a.branch2.1`). */
   readonly name: string;
+  /** The input view. */
   readonly x: View;
+  /** The output view (a channel slice of a wider buffer when it feeds a concatenation). */
   readonly y: View;
+  /** Batch size. */
   readonly n: number;
+  /** Input height. */
   readonly h: number;
+  /** Input width. */
   readonly w: number;
+  /** Input channels. */
   readonly c: number;
+  /** Kernel height. */
   readonly kh: number;
+  /** Kernel width. */
   readonly kw: number;
+  /** Vertical stride. */
   readonly sh: number;
+  /** Horizontal stride. */
   readonly sw: number;
+  /** Zero padding above and below. */
   readonly ph: number;
+  /** Zero padding left and right. */
   readonly pw: number;
+  /** Output height. */
   readonly oh: number;
+  /** Output width. */
   readonly ow: number;
+  /** The packed weight matrix (bias in front of each panel). */
   readonly weights: PackedRef;
   /**
    * The same weights transformed for Winograd F(4x4, 3x3) (3x3, stride 1,
@@ -61,52 +77,87 @@ export interface Conv2dOp {
 
 /** y = x W^T + b (optionally ReLU) over m rows. */
 export interface LinearOp {
+  /** Which operation this is. */
   readonly kind: "linear";
+  /** The layer it comes from (`inception3a.branch2.1.conv`), for messages and profiles. */
   readonly name: string;
+  /** The input view. */
   readonly x: View;
+  /** The output view (a channel slice of a wider buffer when it feeds a concatenation). */
   readonly y: View;
+  /** Rows (images). */
   readonly m: number;
+  /** The packed weight matrix (bias in front of each panel). */
   readonly weights: PackedRef;
+  /** Whether ReLU follows. */
   readonly relu: boolean;
 }
 
 /** Max or average pooling (average counts padding, PyTorch's default). */
 export interface Pool2dOp {
+  /** Which operation this is. */
   readonly kind: "maxpool2d" | "avgpool2d";
+  /** The layer it comes from (`inception3a.branch2.1.conv`), for messages and profiles. */
   readonly name: string;
+  /** The input view. */
   readonly x: View;
+  /** The output view (a channel slice of a wider buffer when it feeds a concatenation). */
   readonly y: View;
+  /** Batch size. */
   readonly n: number;
+  /** Input height. */
   readonly h: number;
+  /** Input width. */
   readonly w: number;
+  /** Input channels. */
   readonly c: number;
+  /** Square kernel size. */
   readonly k: number;
+  /** Stride. */
   readonly s: number;
+  /** Zero padding on every side. */
   readonly p: number;
+  /** Output height. */
   readonly oh: number;
+  /** Output width. */
   readonly ow: number;
 }
 
 /** Adaptive average pool to oh x ow (PyTorch's bins); 1x1 is the global average pool. */
 export interface AdaptiveAvgPoolOp {
+  /** Which operation this is. */
   readonly kind: "adaptive_avgpool2d";
+  /** The layer it comes from (`inception3a.branch2.1.conv`), for messages and profiles. */
   readonly name: string;
+  /** The input view. */
   readonly x: View;
+  /** The output view (a channel slice of a wider buffer when it feeds a concatenation). */
   readonly y: View;
+  /** Batch size. */
   readonly n: number;
+  /** Input height. */
   readonly h: number;
+  /** Input width. */
   readonly w: number;
+  /** Input channels. */
   readonly c: number;
+  /** Output height. */
   readonly oh: number;
+  /** Output width. */
   readonly ow: number;
 }
 
 /** Inverted dropout in place over `count` floats of a dense buffer. */
 export interface DropoutOp {
+  /** Which operation this is. */
   readonly kind: "dropout";
+  /** The layer it comes from (`inception3a.branch2.1.conv`), for messages and profiles. */
   readonly name: string;
+  /** The input view. */
   readonly x: View;
+  /** Floats the mask covers. */
   readonly count: number;
+  /** Probability of zeroing each value. */
   readonly p: number;
   /** Which of the forward call's seeds this op draws its mask from. */
   readonly stream: number;
@@ -128,7 +179,9 @@ export interface BufferSpec {
  * order, the arena layout, and which buffers hold the input and outputs.
  */
 export interface Plan {
+  /** The operations, in execution order. */
   readonly ops: readonly Op[];
+  /** Every arena buffer, indexed by buffer id. */
   readonly buffers: readonly BufferSpec[];
   /** Arena size in floats. */
   readonly arenaSize: number;

@@ -112,25 +112,25 @@ export class GoogLeNet {
   readonly variant: VariantName;
   /** Whether the input is re-normalised as torchvision's `transform_input`. */
   readonly transformInput: boolean;
-  readonly conv1: BasicConv2d;
-  readonly maxpool1: MaxPool2d;
-  readonly conv2: BasicConv2d;
-  readonly conv3: BasicConv2d;
-  readonly maxpool2: MaxPool2d;
-  readonly inception3a: Inception;
-  readonly inception3b: Inception;
-  readonly maxpool3: MaxPool2d;
-  readonly inception4a: Inception;
-  readonly inception4b: Inception;
-  readonly inception4c: Inception;
-  readonly inception4d: Inception;
-  readonly inception4e: Inception;
-  readonly maxpool4: MaxPool2d;
-  readonly inception5a: Inception;
-  readonly inception5b: Inception;
-  readonly aux1: InceptionAux | null;
-  readonly aux2: InceptionAux | null;
-  readonly fc: Linear;
+  private readonly conv1: BasicConv2d;
+  private readonly maxpool1: MaxPool2d;
+  private readonly conv2: BasicConv2d;
+  private readonly conv3: BasicConv2d;
+  private readonly maxpool2: MaxPool2d;
+  private readonly inception3a: Inception;
+  private readonly inception3b: Inception;
+  private readonly maxpool3: MaxPool2d;
+  private readonly inception4a: Inception;
+  private readonly inception4b: Inception;
+  private readonly inception4c: Inception;
+  private readonly inception4d: Inception;
+  private readonly inception4e: Inception;
+  private readonly maxpool4: MaxPool2d;
+  private readonly inception5a: Inception;
+  private readonly inception5b: Inception;
+  private readonly aux1: InceptionAux | null;
+  private readonly aux2: InceptionAux | null;
+  private readonly fc: Linear;
   /** Dropout probability before `fc` in training mode (0.4 seed, 0.2 torchvision). */
   readonly dropoutP: number;
 
