@@ -131,6 +131,46 @@ if (isRunner(webgpuPeer)) {
   });
 }
 
+// Size and cold start: the kernel binaries raw and gzipped, and a fresh process
+// going from import to first logits with the weights already in memory.
+for (
+  const target of ["kernels-relaxed.wasm", "kernels-simd.wasm", "kernels-relaxed-threads.wasm"]
+) {
+  const bytes = await Deno.readFile(
+    new URL(`../src/backend/wasm/kernels/${target}`, import.meta.url),
+  );
+  const gz = await new Response(
+    new Blob([bytes]).stream().pipeThrough(new CompressionStream("gzip")),
+  ).arrayBuffer();
+  note(
+    `Binary ${target}: ${(bytes.length / 1024).toFixed(1)} KB raw, ${
+      (gz.byteLength / 1024).toFixed(1)
+    } KB gzip`,
+  );
+}
+{
+  const { stdout } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-read", new URL("../tools/edge/cold_start.ts", import.meta.url).pathname],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  const report = JSON.parse(new TextDecoder().decode(stdout));
+  const ms = Object.entries(report.ms as Record<string, number>).map(([k, v]) =>
+    `${k} ${v.toFixed(0)} ms`
+  );
+  note(
+    `Cold start (fresh process, weights in memory, ${report.threads} threads): ${ms.join(", ")}`,
+  );
+}
+note(
+  `Wasm memory after batch 1 (1 thread, seed, no aux): ${
+    (single.backend.memoryBytes() / 1048576).toFixed(1)
+  } MB ` +
+    `(weights ${(single.backend.weights().length * 4 / 1048576).toFixed(1)} MB, arena ${
+      (plan.arenaSize * 4 / 1048576).toFixed(1)
+    } MB)`,
+);
+
 // Peak: the micro-kernel's instruction mix on L1-resident data, one thread.
 const backend = single.backend as WasmBackend;
 const PEAK_ITERS = 2_000_000;

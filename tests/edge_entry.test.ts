@@ -98,7 +98,11 @@ Deno.test("a precompiled threads build runs on workers, given read access to the
 });
 
 Deno.test("cold start: a fresh process imports mod.ts and gets its first 224x224 logits (figure printed)", async () => {
-  const result = await runDeno([...RUN, `--allow-read=${SRC}`, edgeScript("cold_start.ts")]);
+  const result = await runDeno([
+    ...RUN,
+    `--allow-read=${ROOT.pathname}`,
+    edgeScript("cold_start.ts"),
+  ]);
   const report = childJson<{ threads: number; isa: string; ms: Record<string, number> }>(
     result,
     "cold_start.ts",

@@ -1,7 +1,8 @@
 /**
- * Cold start of a fresh process: import `mod.ts` -> create the model with
- * default options -> first logits of a 224x224 image. Prints one JSON line of
- * milliseconds. Run by `tests/edge_entry.test.ts`:
+ * Cold start of a fresh process, weights already in memory: import `mod.ts`
+ * -> create the model (seed variant, no aux heads) from a state dict ->
+ * first logits of a 224x224 image. Prints one JSON line of milliseconds.
+ * Run by `tests/edge_entry.test.ts` and `deno task bench`:
  *
  * ```sh
  * deno run --no-prompt --allow-read=src tools/edge/cold_start.ts
@@ -10,10 +11,17 @@
  * @module
  */
 
+import { deterministicStateDict } from "../deterministic.ts";
+
+const keys: [string, number[]][] = JSON.parse(
+  await Deno.readTextFile(new URL("../../tests/fixtures/state_dict.json", import.meta.url)),
+).no_aux;
+const stateDict = deterministicStateDict(keys);
+
 const started = performance.now();
 const { GoogLeNet, Tensor } = await import("../../mod.ts");
 const imported = performance.now();
-const model = await GoogLeNet.create();
+const model = await GoogLeNet.create({ auxLogits: false, stateDict });
 const created = performance.now();
 const logits = await model.forward(Tensor.zeros([1, 3, 224, 224]));
 const done = performance.now();
