@@ -16,6 +16,12 @@
 
 export { shapeSize, Tensor } from "./src/tensor.ts";
 export type { Backend, BackendKind } from "./src/backend/backend.ts";
+export {
+  type AdapterDescription,
+  type BackendChoice,
+  describeAdapter,
+  isSoftwareAdapter,
+} from "./src/backend/select.ts";
 export type {
   AdaptiveAvgPoolOp,
   BufferSpec,

@@ -9,7 +9,8 @@
  * @module
  */
 
-import { GoogLeNet, type Tensor } from "../mod.ts";
+import { describeAdapter, GoogLeNet, isSoftwareAdapter, type Tensor } from "../mod.ts";
+import { probeAdapter } from "../src/backend/webgpu/device.ts";
 import {
   createOrtNodeRunner,
   createOrtWebGpuRunner,
@@ -113,22 +114,71 @@ for (const [group, input] of Object.entries(inputs)) {
   }
 }
 
-// Last, so that a software adapter's threads (llvmpipe) are idle while the others run.
-if (isRunner(webgpuPeer)) {
-  const input = inputs["batch 1"];
-  Deno.bench({
-    name: webgpuPeer.name,
-    group: "webgpu, batch 1",
-    n: 3,
-    warmup: 1,
-    async fn(b) {
-      b.start();
-      const start = performance.now();
-      await webgpuPeer.run(input);
-      record("webgpu, batch 1", webgpuPeer.name, 1, performance.now() - start);
-      b.end();
-    },
-  });
+// WebGPU last, so that a software adapter's threads (llvmpipe) are idle while the others run.
+const { adapter, reason } = await probeAdapter();
+if (!adapter) {
+  note(`WebGPU: skipped, ${reason}`);
+} else {
+  const info = describeAdapter(adapter);
+  note(
+    `WebGPU adapter: ${info.description || info.vendor}` +
+      (isSoftwareAdapter(info)
+        ? " (software: the WebGPU rows are a smoke test, not a GPU measurement)"
+        : ""),
+  );
+  const gpu = await GoogLeNet.create({ backend: "webgpu", auxLogits: false, stateDict });
+  const logits = (await gpu.forward(inputs["batch 1"])) as Tensor;
+  const diff = Math.max(...logits.data.map((v, i) => Math.abs(v - reference.data[i])));
+  if (!(diff <= 1e-3 * scale)) throw new Error(`WebGPU disagrees with Wasm: max |diff| ${diff}`);
+  note(
+    `Agreement with googlenet-wasm (1 thread): googlenet-wasm WebGPU, max |diff| = ${
+      diff.toExponential(1)
+    }`,
+  );
+  if (isRunner(webgpuPeer)) {
+    const theirs = await webgpuPeer.run(inputs["batch 1"]);
+    const peerDiff = Math.max(...theirs.map((v, i) => Math.abs(v - reference.data[i])));
+    if (!(peerDiff <= 1e-3 * scale)) {
+      throw new Error(`${webgpuPeer.name} disagrees: max |diff| ${peerDiff}`);
+    }
+    note(
+      `Agreement with googlenet-wasm (1 thread): ${webgpuPeer.name}, max |diff| = ${
+        peerDiff.toExponential(1)
+      }`,
+    );
+  }
+  for (const [group, input] of Object.entries(inputs)) {
+    const webgpuGroup = `webgpu, ${group}`;
+    const candidates: [string, (x: Tensor) => Promise<unknown>][] = [[
+      "googlenet-wasm WebGPU",
+      (x) => gpu.forward(x),
+    ]];
+    if (isRunner(webgpuPeer) && group === "batch 1") {
+      candidates.push([webgpuPeer.name, (x) => webgpuPeer.run(x)]);
+    }
+    for (const [name, run] of candidates) {
+      Deno.bench({
+        name,
+        group: webgpuGroup,
+        baseline: name === "googlenet-wasm WebGPU",
+        n: input.shape[0] === 1 ? 3 : 1,
+        warmup: 1,
+        async fn(b) {
+          b.start();
+          const start = performance.now();
+          await run(input);
+          record(
+            webgpuGroup,
+            name,
+            input.shape[0],
+            performance.now() - start,
+            name === "googlenet-wasm WebGPU",
+          );
+          b.end();
+        },
+      });
+    }
+  }
 }
 
 // Size and cold start: the kernel binaries raw and gzipped, and a fresh process

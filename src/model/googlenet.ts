@@ -9,7 +9,7 @@ import type { Plan } from "../graph/ops.ts";
 import { PlanBuilder, type Value } from "../graph/planner.ts";
 import type { Backend } from "../backend/backend.ts";
 import { packedSize, unpackGemm, winogradSize } from "../backend/pack.ts";
-import { WasmBackend } from "../backend/wasm/backend.ts";
+import { type BackendChoice, createBackend } from "../backend/select.ts";
 import { BackendError, DisposedError, ShapeError, StateDictError } from "../errors.ts";
 import { shapeSize, Tensor } from "../tensor.ts";
 import {
@@ -58,7 +58,14 @@ export interface GoogLeNetOptions {
   stateDict?: StateDictInput;
   /** Seed of the weight initialisation and the dropout masks (default 0). */
   seed?: number;
-  /** Threads, including the calling one (default `navigator.hardwareConcurrency`). */
+  /**
+   * Where to run: `"auto"` (default) takes WebGPU on a hardware adapter and the
+   * Wasm SIMD kernels otherwise (no adapter, or a software one such as llvmpipe);
+   * `"webgpu"` insists (a `BackendError` without an adapter); `"wasm"` never
+   * touches WebGPU.
+   */
+  backend?: BackendChoice;
+  /** Wasm threads, including the calling one (default `navigator.hardwareConcurrency`). */
   threads?: number;
   /** A precompiled kernel module, for runtimes that cannot compile Wasm at run time. */
   wasmModule?: WebAssembly.Module;
@@ -138,7 +145,10 @@ export class GoogLeNet {
   #layers: GemmLayer[];
   #weightFloats: number;
   #training = false;
+  /** Draws the initial weights. */
   #random: Random;
+  /** Draws the dropout seeds: its own stream, so masks do not depend on how the weights were set. */
+  #dropoutRandom: Random;
   #plans = new Map<string, Plan>();
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -158,6 +168,7 @@ export class GoogLeNet {
     this.transformInput = transformInput;
     this.dropoutP = variant.dropout;
     this.#random = new Random(seed);
+    this.#dropoutRandom = new Random(seed ^ 0x5bd1e995);
     const v = variant;
     this.conv1 = new BasicConv2d("conv1", 3, 64, { kernelSize: 7, stride: 2, padding: 3 }, v);
     this.maxpool1 = new MaxPool2d("maxpool1", 3, 2, 0, true);
@@ -259,22 +270,23 @@ export class GoogLeNet {
       variant,
       options.transformInput ?? variant.transformInput,
     );
-    const wasm = (threads: number) =>
-      WasmBackend.create({
+    const kind = options.backend ?? "auto";
+    const make = (threads: number) =>
+      createBackend(kind, {
         weightFloats: model.#weightFloats,
         threads,
         wasmModule: options.wasmModule,
         memoryLimit,
       });
     try {
-      model.#backend = await wasm(threads);
+      model.#backend = await make(threads);
     } catch (error) {
       // Workers may be refused (no read permission for their modules): with the
       // default thread count, run on the calling thread; an explicit count is an error.
-      if (options.threads !== undefined || threads === 1 || !(error instanceof BackendError)) {
-        throw error;
-      }
-      model.#backend = await wasm(1);
+      const retry = kind !== "webgpu" && options.threads === undefined && threads > 1 &&
+        error instanceof BackendError;
+      if (!retry) throw error;
+      model.#backend = await make(1);
     }
     try {
       if (options.stateDict) model.loadStateDict(options.stateDict);
@@ -436,7 +448,7 @@ export class GoogLeNet {
     const training = this.#training;
     const dropout = training && (options.dropout ?? true);
     const plan = this.#plan(n, h, w, training && this.auxLogits, dropout);
-    const seeds = Array.from({ length: plan.dropoutStreams }, () => this.#random.nextUint32());
+    const seeds = Array.from({ length: plan.dropoutStreams }, () => this.#dropoutRandom.nextUint32());
     const result = this.#queue.then(async () => {
       if (this.#backend === null) {
         throw new DisposedError("GoogLeNet was disposed while a forward call waited");

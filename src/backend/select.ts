@@ -1,0 +1,124 @@
+/**
+ * Chooses and creates the backend a model runs on: `"wasm"`, `"webgpu"`, or
+ * `"auto"`, which takes WebGPU only on a hardware adapter (on a software one,
+ * such as Mesa's llvmpipe, the Wasm SIMD kernels are faster).
+ *
+ * @module
+ */
+
+import { BackendError } from "../errors.ts";
+import type { Backend } from "./backend.ts";
+import { WasmBackend } from "./wasm/backend.ts";
+import { WebGpuBackend } from "./webgpu/backend.ts";
+import {
+  type AdapterDescription,
+  describeAdapter,
+  isSoftwareAdapter,
+  probeAdapter,
+} from "./webgpu/device.ts";
+
+export { type AdapterDescription, describeAdapter, isSoftwareAdapter };
+
+/** Which backend to run on; `"auto"` picks WebGPU on a hardware adapter, else Wasm. */
+export type BackendChoice = "auto" | "wasm" | "webgpu";
+
+/** Options of {@linkcode createBackend}. */
+export interface CreateBackendOptions {
+  /** Floats of packed weights to reserve. */
+  weightFloats: number;
+  /** Wasm threads including the caller (ignored by WebGPU). */
+  threads: number;
+  /** A precompiled Wasm kernel module. */
+  wasmModule?: WebAssembly.Module;
+  /** Most bytes of Wasm memory to use. */
+  memoryLimit: number;
+}
+
+/**
+ * The decision of {@linkcode createBackend}, without creating anything.
+ *
+ * @param kind The requested backend.
+ * @param adapter The adapter found, described, or null when there is none.
+ * @param reason Why there is no adapter, for the error message.
+ * @returns The backend to create.
+ * @throws {BackendError} For `"webgpu"` without an adapter, or an unknown kind.
+ *
+ * @example
+ * ```ts
+ * import { decideBackend } from "./select.ts";
+ * const llvmpipe = {
+ *   vendor: "mesa", architecture: "", device: "", isFallbackAdapter: true,
+ *   description: "llvmpipe (LLVM 15.0.6, 256 bits)",
+ * };
+ * console.log(decideBackend("auto", llvmpipe)); // "wasm"
+ * console.log(decideBackend("webgpu", llvmpipe)); // "webgpu"
+ * ```
+ */
+export function decideBackend(
+  kind: BackendChoice,
+  adapter: AdapterDescription | null,
+  reason = "no adapter",
+): "wasm" | "webgpu" {
+  switch (kind) {
+    case "wasm":
+      return "wasm";
+    case "webgpu":
+      if (!adapter) {
+        throw new BackendError(
+          `Backend "webgpu" requested but no WebGPU adapter is available (${reason}): ` +
+            `use backend "wasm" or "auto"`,
+        );
+      }
+      return "webgpu";
+    case "auto":
+      return adapter && !isSoftwareAdapter(adapter) ? "webgpu" : "wasm";
+    default:
+      throw new BackendError(
+        `backend must be "auto", "wasm" or "webgpu", got ${JSON.stringify(kind)}`,
+      );
+  }
+}
+
+/**
+ * Creates the backend `kind` asks for. `"wasm"` never touches WebGPU;
+ * `"webgpu"` fails without an adapter; `"auto"` uses WebGPU on a hardware
+ * adapter and falls back to Wasm when there is none, when it is a software
+ * one, or when the WebGPU device cannot be created.
+ *
+ * @param kind `"auto"`, `"wasm"` or `"webgpu"`.
+ * @param options Weight size and the Wasm backend's options.
+ * @returns The backend.
+ * @throws {BackendError} For `"webgpu"` without an adapter, or when the backend cannot be created.
+ *
+ * @example
+ * ```ts
+ * import { createBackend } from "./select.ts";
+ * const backend = await createBackend("auto", {
+ *   weightFloats: 1024, threads: 1, memoryLimit: 1 << 30,
+ * });
+ * console.log(backend.kind); // "wasm" or "webgpu"
+ * await backend.dispose();
+ * ```
+ */
+export async function createBackend(
+  kind: BackendChoice,
+  options: CreateBackendOptions,
+): Promise<Backend> {
+  const wasm = () =>
+    WasmBackend.create({
+      weightFloats: options.weightFloats,
+      threads: options.threads,
+      wasmModule: options.wasmModule,
+      memoryLimit: options.memoryLimit,
+    });
+  if (kind === "wasm") return wasm();
+  const { adapter, reason } = await probeAdapter();
+  const choice = decideBackend(kind, adapter && describeAdapter(adapter), reason ?? undefined);
+  if (choice === "wasm") return wasm();
+  try {
+    return await WebGpuBackend.create({ weightFloats: options.weightFloats, adapter: adapter! });
+  } catch (error) {
+    if (kind === "auto" && error instanceof BackendError) return wasm();
+    throw error;
+  }
+}
