@@ -68,6 +68,13 @@ export interface Conv2dOp {
   /** The packed weight matrix (bias in front of each panel). */
   readonly weights: PackedRef;
   /**
+   * Further outputs of a fused 1x1 convolution: the GEMM's columns after the
+   * first `weights.n - sum(channels)` (which go to `y`) go, in order, to these
+   * views. Empty for an ordinary convolution. The Inception block's three 1x1
+   * convolutions that read the same input run as one such GEMM.
+   */
+  readonly moreOutputs: readonly { readonly y: View; readonly channels: number }[];
+  /**
    * The same weights transformed for Winograd F(4x4, 3x3) (3x3, stride 1,
    * padding 1 only), when the model keeps them: backends that have the kernel
    * use it, others use `weights`.

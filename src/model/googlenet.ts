@@ -217,8 +217,19 @@ export class GoogLeNet {
       ...[this.aux1, this.aux2].flatMap((a) => a ? [a.conv.conv, a.fc1, a.fc2] : []),
       this.fc,
     ];
-    let offset = 0;
+    // The blob keeps each block's 1x1 convolutions of the block input adjacent,
+    // so that they run as one GEMM (see Inception.fusable).
+    const movedUp = new Set<GemmLayer>(
+      blocks.flatMap((b) => [b.branch2[0].conv, b.branch3[0].conv]),
+    );
+    const blobOrder: GemmLayer[] = [];
     for (const layer of this.#layers) {
+      const block = blocks.find((b) => b.branch1.conv === layer);
+      if (block) blobOrder.push(layer, block.branch2[0].conv, block.branch3[0].conv);
+      else if (!movedUp.has(layer)) blobOrder.push(layer);
+    }
+    let offset = 0;
+    for (const layer of blobOrder) {
       layer.packed = { offset, k: layer.k, n: layer.n };
       offset += packedSize(layer.k, layer.n);
       if (layer instanceof Conv2d && useWinograd(layer)) {
@@ -448,7 +459,10 @@ export class GoogLeNet {
     const training = this.#training;
     const dropout = training && (options.dropout ?? true);
     const plan = this.#plan(n, h, w, training && this.auxLogits, dropout);
-    const seeds = Array.from({ length: plan.dropoutStreams }, () => this.#dropoutRandom.nextUint32());
+    const seeds = Array.from(
+      { length: plan.dropoutStreams },
+      () => this.#dropoutRandom.nextUint32(),
+    );
     const result = this.#queue.then(async () => {
       if (this.#backend === null) {
         throw new DisposedError("GoogLeNet was disposed while a forward call waited");

@@ -16,8 +16,10 @@ import {
   convRowOrder,
   identityRowOrder,
   nhwcFlattenRowOrder,
+  packedSize,
   packGemm,
   packWinograd,
+  PANEL_WIDTH,
   type RowOrder,
 } from "../backend/pack.ts";
 import { ShapeError } from "../errors.ts";
@@ -146,6 +148,40 @@ export class Conv2d implements GemmLayer {
       .set(`${bn}.num_batches_tracked`, new Tensor(new Float32Array(1), []));
   }
 
+  /**
+   * A 1x1 convolution whose packed weights `fused` continue with other 1x1
+   * convolutions of the same input: one GEMM writing its first channels to `y`
+   * and the following ones to `more`, in order.
+   */
+  lowerFused(b: PlanBuilder, x: Value, y: Value, more: Value[], fused: PackedRef): void {
+    b.push(
+      {
+        kind: "conv2d",
+        name: [this.key, ...more.map((m) => `+${m.c}`)].join(""),
+        x: x.view,
+        y: y.view,
+        n: x.n,
+        h: x.h,
+        w: x.w,
+        c: x.c,
+        kh: 1,
+        kw: 1,
+        sh: 1,
+        sw: 1,
+        ph: 0,
+        pw: 0,
+        oh: x.h,
+        ow: x.w,
+        weights: fused,
+        moreOutputs: more.map((m) => ({ y: m.view, channels: m.c })),
+        winograd: null,
+      },
+      x,
+      y,
+      ...more,
+    );
+  }
+
   /** conv + bias + ReLU into `out` (a channel slice) or a new buffer. */
   lower(b: PlanBuilder, x: Value, out?: Value): Value {
     const { kernelSize: k, stride: s, padding: p } = this;
@@ -174,6 +210,7 @@ export class Conv2d implements GemmLayer {
         oh,
         ow,
         weights: this.packed,
+        moreOutputs: [],
         winograd: this.winograd,
       },
       x,
@@ -384,11 +421,37 @@ export class Inception {
       c += conv.conv.outChannels;
       return v;
     };
-    this.branch1.lower(b, x, slot(this.branch1));
-    this.branch2[1].lower(b, this.branch2[0].lower(b, x), slot(this.branch2[1]));
-    this.branch3[1].lower(b, this.branch3[0].lower(b, x), slot(this.branch3[1]));
+    const [b1, r3, r5] = [this.branch1, this.branch2[0], this.branch3[0]].map((c) => c.conv);
+    if (this.fusable) {
+      // The three 1x1 convolutions of x as one GEMM (their weights are packed back to back).
+      const y1 = slot(this.branch1);
+      const t3 = b.alloc(x.n, x.h, x.w, r3.outChannels, r3.key);
+      const t5 = b.alloc(x.n, x.h, x.w, r5.outChannels, r5.key);
+      b1.lowerFused(b, x, y1, [t3, t5], {
+        offset: b1.packed.offset,
+        k: b1.k,
+        n: b1.n + r3.n + r5.n,
+      });
+      this.branch2[1].lower(b, t3, slot(this.branch2[1]));
+      this.branch3[1].lower(b, t5, slot(this.branch3[1]));
+    } else {
+      this.branch1.lower(b, x, slot(this.branch1));
+      this.branch2[1].lower(b, this.branch2[0].lower(b, x), slot(this.branch2[1]));
+      this.branch3[1].lower(b, this.branch3[0].lower(b, x), slot(this.branch3[1]));
+    }
     this.branch4[1].lower(b, this.branch4[0].lower(b, x), slot(this.branch4[1]));
     return out;
+  }
+
+  /**
+   * Whether branch1, branch2.0 and branch3.0 can run as one GEMM: their packed
+   * weights are adjacent (the model lays them out so) and each fills whole panels.
+   */
+  get fusable(): boolean {
+    const [b1, r3, r5] = [this.branch1, this.branch2[0], this.branch3[0]].map((c) => c.conv);
+    return [b1, r3, r5].every((c) => c.n % PANEL_WIDTH === 0) &&
+      r3.packed.offset === b1.packed.offset + packedSize(b1.k, b1.n) &&
+      r5.packed.offset === r3.packed.offset + packedSize(r3.k, r3.n);
   }
 }
 

@@ -67,6 +67,10 @@ export function scratchBytes(kernels: KernelExports, plan: Plan): number {
   return Math.ceil(bytes / 64) * 64;
 }
 
+function sum(outputs: readonly { channels: number }[]): number {
+  return outputs.reduce((total, o) => total + o.channels, 0);
+}
+
 function isPointwise(op: Op & { kind: "conv2d" }): boolean {
   return op.kh === 1 && op.kw === 1 && op.sh === 1 && op.sw === 1 && op.ph === 0 && op.pw === 0;
 }
@@ -114,19 +118,33 @@ export function runOp(
       );
       if (m0 >= m1 || p0 >= p1) return;
       if (isPointwise(op)) {
-        k.gemm_bias_relu(
-          op.weights.n,
-          op.c,
-          at(op.x),
-          op.x.stride,
-          w,
-          at(op.y),
-          op.y.stride,
-          m0,
-          m1,
-          p0,
-          p1,
-        );
+        // Each output takes its own panels of the GEMM; the driver adds 32 bytes per panel to C.
+        let first = 0;
+        const outputs = [
+          { y: op.y, channels: op.weights.n - sum(op.moreOutputs) },
+          ...op.moreOutputs,
+        ];
+        for (const { y, channels } of outputs) {
+          const last = first + Math.ceil(channels / PANEL_WIDTH);
+          const from = Math.max(p0, first), to = Math.min(p1, last);
+          if (from < to) {
+            const c = at(y) - first * PANEL_WIDTH * 4;
+            k.gemm_bias_relu(
+              op.weights.n,
+              op.c,
+              at(op.x),
+              op.x.stride,
+              w,
+              c,
+              y.stride,
+              m0,
+              m1,
+              from,
+              to,
+            );
+          }
+          first = last;
+        }
       } else {
         k.conv2d_bias_relu(
           at(op.x),

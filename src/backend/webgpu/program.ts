@@ -127,6 +127,13 @@ export function lowerPlan(plan: Plan, limits: BindingLimits): LoweredPlan {
     const w = window("arena", spec.offset, spec.size, `Operation "${op.name}"`);
     return { w, at: spec.offset - w.base + v.channelOffset };
   };
+  const outputs = (first: View, rest: readonly View[], op: Op) => {
+    const specs = [first, ...rest].map((v) => plan.buffers[v.buffer]);
+    const start = Math.min(...specs.map((b) => b.offset));
+    const end = Math.max(...specs.map((b) => b.offset + b.size));
+    const w = window("arena", start, end - start, `Operation "${op.name}"`);
+    return { w, at: [first, ...rest].map((v, i) => specs[i].offset - w.base + v.channelOffset) };
+  };
   const grid = (groups: number): [number, number, number] => {
     const x = Math.min(groups, limits.maxComputeWorkgroupsPerDimension);
     return [x, Math.ceil(groups / x), 1];
@@ -154,7 +161,14 @@ export function lowerPlan(plan: Plan, limits: BindingLimits): LoweredPlan {
     switch (op.kind) {
       case "conv2d":
       case "linear": {
-        const x = view(op.x, op), y = view(op.y, op);
+        const x = view(op.x, op);
+        // The outputs (up to three for a fused 1x1 convolution) share one binding window.
+        const more = op.kind === "conv2d" ? op.moreOutputs : [];
+        if (more.length > 2) throw new Error(`Internal: "${op.name}" has more than three outputs`);
+        const ys = outputs(op.y, more.map((o) => o.y), op);
+        const firstColumns = op.weights.n - more.reduce((t, o) => t + o.channels, 0);
+        const n1 = more.length > 0 ? firstColumns : op.weights.n;
+        const n2 = more.length > 1 ? n1 + more[0].channels : op.weights.n;
         const ref = op.weights;
         const wt = window(
           "weights",
@@ -182,8 +196,14 @@ export function lowerPlan(plan: Plan, limits: BindingLimits): LoweredPlan {
             npad: Math.ceil(ref.n / PANEL_WIDTH) * PANEL_WIDTH,
             xoff: x.at,
             xstride: op.x.stride,
-            yoff: y.at,
+            yoff: ys.at[0],
             ystride: op.y.stride,
+            n1,
+            yoff1: ys.at[1] ?? 0,
+            ystride1: more[0]?.y.stride ?? 0,
+            n2,
+            yoff2: ys.at[2] ?? 0,
+            ystride2: more[1]?.y.stride ?? 0,
             woff: ref.offset - wt.base,
             relu: conv || op.kind === "linear" && op.relu ? 1 : 0,
             h: conv?.h ?? 0,
@@ -197,7 +217,7 @@ export function lowerPlan(plan: Plan, limits: BindingLimits): LoweredPlan {
             oh: conv?.oh ?? 0,
             ow: conv?.ow ?? 0,
           },
-          [[0, x.w], [1, y.w], [2, wt]],
+          [[0, x.w], [1, ys.w], [2, wt]],
           [Math.ceil(ref.n / GEMM_TILE), gy, Math.ceil(tilesM / gy)],
         );
         break;

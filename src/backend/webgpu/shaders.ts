@@ -23,6 +23,12 @@ export const KERNEL_FIELDS = {
     "xstride",
     "yoff",
     "ystride",
+    "n1",
+    "yoff1",
+    "ystride1",
+    "n2",
+    "yoff2",
+    "ystride2",
     "woff",
     "relu",
     "h",
@@ -240,7 +246,16 @@ fn main(
       var v = acc[i][j];
       // ReLU that keeps NaN (NaN < 0 is false), as PyTorch and the Wasm kernels.
       if (p.relu != 0 && v < 0.0) { v = 0.0; }
-      y[p.yoff + row * p.ystride + col + j] = v;
+      // Columns [0, n1) go to the first output, [n1, n2) to the second, [n2, n) to the third
+      // (a fused 1x1 convolution; n1 = n2 = n otherwise).
+      let cc = col + j;
+      var at = p.yoff + row * p.ystride + cc;
+      if (cc >= p.n2) {
+        at = p.yoff2 + row * p.ystride2 + cc - p.n2;
+      } else if (cc >= p.n1) {
+        at = p.yoff1 + row * p.ystride1 + cc - p.n1;
+      }
+      y[at] = v;
     }
   }
 }
