@@ -14,22 +14,37 @@ interface Row {
   images: number;
   samples: number[];
   ours: boolean;
+  threads: number;
 }
 
 const rows = new Map<string, Row>();
 const notes: string[] = [];
 
-/** Records one timed call of `name` in `group` that processed `images` images. */
+/**
+ * Records one timed call of `name` (on `threads` threads) in `group` that
+ * processed `images` images; each peer is compared with our row of the same
+ * thread count.
+ */
 export function record(
   group: string,
   name: string,
   images: number,
   ms: number,
-  ours = false,
+  options: { ours?: boolean; threads?: number } = {},
 ): void {
   const key = `${group}\u0000${name}`;
   let row = rows.get(key);
-  if (!row) rows.set(key, row = { group, name, images, samples: [], ours });
+  if (!row) {
+    row = {
+      group,
+      name,
+      images,
+      samples: [],
+      ours: options.ours ?? false,
+      threads: options.threads ?? 1,
+    };
+    rows.set(key, row);
+  }
   row.samples.push(ms);
 }
 
@@ -51,16 +66,18 @@ export function printReport(gflopPerImage: number): void {
     `GoogLeNet, ${
       gflopPerImage.toFixed(3)
     } GFLOP per 224x224 image (counted from the layer shapes)`,
-    "| group | runtime | ms / image | images / s | GFLOP/s | our time / theirs |",
+    "| group | runtime | ms / image | images / s | GFLOP/s | our time / theirs (same threads) |",
     "|---|---|---:|---:|---:|---:|",
   ];
   for (const group of groups) {
     const members = [...rows.values()].filter((r) => r.group === group && r.samples.length);
-    const ours = members.find((r) => r.ours);
-    const oursMs = ours ? median(ours.samples) / ours.images : NaN;
+    const oursMs = (threads: number) => {
+      const ours = members.find((r) => r.ours && r.threads === threads);
+      return ours ? median(ours.samples) / ours.images : NaN;
+    };
     for (const r of members) {
       const ms = median(r.samples) / r.images;
-      const ratio = r.ours ? "" : (oursMs / ms).toFixed(2);
+      const ratio = r.ours ? "" : (oursMs(r.threads) / ms).toFixed(2);
       lines.push(
         `| ${group} | ${r.name} | ${ms.toFixed(1)} | ${(1000 / ms).toFixed(1)} | ` +
           `${(gflopPerImage * 1000 / ms).toFixed(1)} | ${ratio} |`,

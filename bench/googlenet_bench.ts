@@ -92,7 +92,10 @@ for (const [group, input] of Object.entries(inputs)) {
         b.start();
         const start = performance.now();
         await m.forward(input);
-        record(group, name, images, performance.now() - start, m === single);
+        record(group, name, images, performance.now() - start, {
+          ours: true,
+          threads: m.backend.threads,
+        });
         b.end();
       },
     });
@@ -107,7 +110,7 @@ for (const [group, input] of Object.entries(inputs)) {
         b.start();
         const start = performance.now();
         await peer.run(input);
-        record(group, peer.name, images, performance.now() - start);
+        record(group, peer.name, images, performance.now() - start, { threads: peer.threads });
         b.end();
       },
     });
@@ -172,7 +175,7 @@ if (!adapter) {
             name,
             input.shape[0],
             performance.now() - start,
-            name === "googlenet-wasm WebGPU",
+            { ours: name === "googlenet-wasm WebGPU" },
           );
           b.end();
         },
