@@ -29,7 +29,7 @@ const CORES = navigator.hardwareConcurrency;
 const SHAPES = { "batch 1": [1, 3, 224, 224], "batch 8": [8, 3, 224, 224] } as const;
 
 async function model(threads: number): Promise<GoogLeNet> {
-  const m = await GoogLeNet.create({ auxLogits: false, threads });
+  const m = await GoogLeNet.create({ backend: "wasm", auxLogits: false, threads });
   m.loadStateDict(
     deterministicStateDict([...m.stateDict()].map(([k, t]) => [k, t.shape] as const)),
   );

@@ -29,7 +29,8 @@ for (const threads of [1, 2]) {
       });
       try {
         const out = await runCase(backend, name, prepared);
-        assertClose(out, fixtures.tensors.get(name)!.data, RTOL, name);
+        const rel = assertClose(out, fixtures.tensors.get(name)!.data, RTOL, name);
+        console.log(`  ${name}: max rel error ${rel.toExponential(2)}`);
       } finally {
         await backend.dispose();
       }
