@@ -1,6 +1,6 @@
 /**
  * The whole network against the reference PyTorch code: eval logits at
- * 224x224 batch 1 and 2 and at 160x192, and the training-mode outputs
+ * 224x224 batch 1, 2 and 4 and at 160x192 batch 1 and 4, and the training-mode outputs
  * `[logits, aux2, aux1]` with dropout made the identity on both sides.
  * Weights and inputs come from `tools/deterministic.ts` on both sides.
  * Tolerance: max |ours - torch| <= 1e-4 * max |torch|, on 1 and 2 threads.

@@ -1,6 +1,6 @@
 /**
  * The whole network on the WebGPU backend: against the PyTorch fixtures
- * (eval at 224x224 batch 1 and 2 and 160x192, and training-mode
+ * (eval at 224x224 batch 1, 2 and 4 and 160x192 batch 1 and 4, and training-mode
  * `[logits, aux2, aux1]` with dropout off), within max |diff| <= 1e-3 * max |torch|;
  * and against the Wasm backend at batch 4 and in training mode with dropout
  * on (same seeds, so the same masks), within 1e-3 relative.

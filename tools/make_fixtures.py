@@ -109,7 +109,8 @@ def model():
     net = fill_state_dict(seed_googlenet.GoogLeNet(aux_logits=True)).eval()
     tensors, meta = {}, {}
     for name, shape in [("eval_224_b1", [1, 3, 224, 224]), ("eval_224_b2", [2, 3, 224, 224]),
-                        ("eval_160x192_b1", [1, 3, 160, 192])]:
+                        ("eval_160x192_b1", [1, 3, 160, 192]), ("eval_224_b4", [4, 3, 224, 224]),
+                        ("eval_160x192_b4", [4, 3, 160, 192])]:
         with torch.no_grad():
             tensors[name] = net(tensor(name, shape))
         meta[name] = json.dumps(dict(mode="eval", shape=shape))
