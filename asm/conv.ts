@@ -5,6 +5,7 @@
 // 1x1 stride-1 convolutions skip this and call the GEMM on the input itself.
 
 import { gemm_block_rows, gemm_tiles } from "./gemm";
+import { copy_floats, zero_floats } from "./simd";
 
 /** Scratch bytes one thread needs for `conv2d_bias_relu` with depth k = KH*KW*C. */
 export function conv2d_scratch_bytes(k: i32): usize {
@@ -29,7 +30,7 @@ export function conv2d_scratch_bytes(k: i32): usize {
     for (let i = 0; i < kh; i++) {
       const iy = oy * sh - ph + i;
       if (<u32>iy >= <u32>h) {
-        memory.fill(dst, 0, rowBytes * <usize>kw);
+        zero_floats(dst, c * kw);
         dst += rowBytes * <usize>kw;
         continue;
       }
@@ -39,16 +40,16 @@ export function conv2d_scratch_bytes(k: i32): usize {
       const left = min(max(-ix0, 0), kw);
       const right = min(max(ix0 + kw - w, 0), kw - left);
       const inside = kw - left - right;
-      if (left > 0) memory.fill(dst, 0, rowBytes * <usize>left);
+      zero_floats(dst, c * left);
       dst += rowBytes * <usize>left;
       const src = base + (<usize>iy * <usize>w + <usize>(ix0 + left)) * pixelBytes;
       if (xstride == c) {
-        memory.copy(dst, src, rowBytes * <usize>inside);
+        copy_floats(dst, src, c * inside);
         dst += rowBytes * <usize>inside;
       } else {
-        for (let j = 0; j < inside; j++, dst += rowBytes) memory.copy(dst, src + <usize>j * pixelBytes, rowBytes);
+        for (let j = 0; j < inside; j++, dst += rowBytes) copy_floats(dst, src + <usize>j * pixelBytes, c);
       }
-      if (right > 0) memory.fill(dst, 0, rowBytes * <usize>right);
+      zero_floats(dst, c * right);
       dst += rowBytes * <usize>right;
     }
   }
