@@ -6,22 +6,25 @@
  *
  * To add a case (do add each new bug found): append a row to `CASES`.
  * `expected: null` means the action must succeed (it asserts what it needs
- * itself). A row with `todo` is a known bug waiting for a fix in a file this
- * test does not own: its expectation is checked and a failure is printed, not
- * raised, and once the bug is fixed the row fails until the `todo` is removed.
+ * itself). A row with `todo` is a known bug waiting for its fix: its
+ * expectation is checked and a failure is printed, not raised, and once the
+ * bug is fixed the row fails until the `todo` is removed.
  * The after-case check applies to every row, `todo` or not.
  */
 
 import assert from "node:assert/strict";
 import {
   BackendError,
+  decodeImage,
   GoogLeNet,
   ImageError,
   MemoryLimitError,
+  readSafetensors,
   ShapeError,
   StateDictError,
   Tensor,
   WeightsFormatError,
+  writeSafetensors,
 } from "../mod.ts";
 import { deterministicInput, deterministicStateDict } from "../tools/deterministic.ts";
 import {
@@ -32,11 +35,9 @@ import {
   truncatedJpeg,
   withHeaderLength,
 } from "./_support/edge_bytes.ts";
-import { assertSameBits, ROOT } from "./_support/edge_child.ts";
-import { writeSafetensors } from "../src/weights/mod.ts";
+import { assertSameBits } from "./_support/edge_child.ts";
 
 type ErrorClass = new (...args: never[]) => Error;
-type Decoder = (bytes: Uint8Array) => unknown;
 
 interface Context {
   /** The shared model (auxLogits: false, threads: 2, deterministic weights). */
@@ -46,10 +47,6 @@ interface Context {
   /** The known good input and its logits. */
   good: Tensor;
   baseline: Float32Array;
-  /** The image decoder of `src/image/mod.ts`, when it exists. */
-  decode: Decoder | null;
-  /** `readSafetensors` of `src/weights/mod.ts`, when it exists. */
-  readSafetensors: Decoder | null;
   /** A valid safetensors file of `stateDict`. */
   weightFile: Uint8Array;
 }
@@ -62,8 +59,6 @@ interface HostileCase {
   expected: { error: ErrorClass; message: RegExp } | null;
   /** Runs after the action, whatever happened (e.g. to restore weights). */
   cleanup?: (ctx: Context) => unknown;
-  /** Needs a module another helper is writing; skipped (with a note) until it exists. */
-  needs?: "image" | "weights";
   /** A known bug: what must change, where. */
   todo?: string;
 }
@@ -468,49 +463,42 @@ const CASES: HostileCase[] = [
   // ---- images (src/image/) ----
   {
     name: "image: bytes that are not an image",
-    needs: "image",
-    action: ({ decode }) => decode!(new TextEncoder().encode("<html>not an image</html>")),
+    action: () => decodeImage(new TextEncoder().encode("<html>not an image</html>")),
     expected: { error: ImageError, message: /PNG|JPEG|format|signature|recogni/i },
   },
   {
     name: "image: no bytes at all",
-    needs: "image",
-    action: ({ decode }) => decode!(new Uint8Array()),
+    action: () => decodeImage(new Uint8Array()),
     expected: { error: ImageError, message: /\S/ },
   },
   {
     name: "image: a PNG truncated in its image data",
-    needs: "image",
-    action: async ({ decode }) => {
+    action: async () => {
       const png = await tinyPng();
-      return decode!(png.subarray(0, png.length - 20));
+      return decodeImage(png.subarray(0, png.length - 20));
     },
     expected: { error: ImageError, message: /trunc|end|short|incomplete|IDAT|corrupt/i },
   },
   {
     name: "image: a PNG header declaring 100000x100000 pixels (decompression bomb)",
-    needs: "image",
-    action: async ({ decode }) => decode!(await pngBomb()),
+    action: async () => decodeImage(await pngBomb()),
     expected: { error: ImageError, message: /large|exceed|pixels|dimension|limit/i },
   },
   {
     name: "image: a JPEG truncated in its frame header",
-    needs: "image",
-    action: ({ decode }) => decode!(truncatedJpeg()),
+    action: () => decodeImage(truncatedJpeg()),
     expected: { error: ImageError, message: /trunc|end|short|incomplete|corrupt/i },
   },
   {
     name: "image: a JPEG declaring 65500x65500 pixels (decompression bomb)",
-    needs: "image",
-    action: ({ decode }) => decode!(jpegBomb()),
+    action: () => decodeImage(jpegBomb()),
     expected: { error: ImageError, message: /large|exceed|pixels|dimension|limit/i },
   },
   // ---- weight files (src/weights/) ----
   {
     name: "weights: a valid safetensors file parses (control case)",
-    needs: "weights",
     action: async (ctx) => {
-      const parsed = await ctx.readSafetensors!(ctx.weightFile) as
+      const parsed = await readSafetensors(ctx.weightFile) as
         | Map<string, Tensor>
         | { tensors: Map<string, Tensor> };
       ctx.model.loadStateDict(parsed instanceof Map ? parsed : parsed.tensors);
@@ -520,61 +508,53 @@ const CASES: HostileCase[] = [
   },
   {
     name: "weights: a safetensors file truncated in its data",
-    needs: "weights",
-    action: (ctx) => ctx.readSafetensors!(ctx.weightFile.subarray(0, ctx.weightFile.length - 100)),
+    action: (ctx) => readSafetensors(ctx.weightFile.subarray(0, ctx.weightFile.length - 100)),
     expected: { error: WeightsFormatError, message: /trunc|short|exceed|bytes|offset|end/i },
   },
   {
     name: "weights: a safetensors file truncated in its header",
-    needs: "weights",
-    action: (ctx) => ctx.readSafetensors!(ctx.weightFile.subarray(0, 40)),
+    action: (ctx) => readSafetensors(ctx.weightFile.subarray(0, 40)),
     expected: { error: WeightsFormatError, message: /trunc|short|header|bytes/i },
   },
   {
     name: "weights: fewer than 8 bytes",
-    needs: "weights",
-    action: (ctx) => ctx.readSafetensors!(new Uint8Array([1, 2, 3])),
+    action: (ctx) => readSafetensors(new Uint8Array([1, 2, 3])),
     expected: { error: WeightsFormatError, message: /\S/ },
   },
   {
     name: "weights: a header length of 2^60 (must not allocate it)",
-    needs: "weights",
-    action: (ctx) => ctx.readSafetensors!(withHeaderLength(ctx.weightFile, 2n ** 60n)),
+    action: (ctx) => readSafetensors(withHeaderLength(ctx.weightFile, 2n ** 60n)),
     expected: { error: WeightsFormatError, message: /header/i },
   },
   {
     name: "weights: a header that is not JSON",
-    needs: "weights",
     action: (ctx) => {
       const bad = new Uint8Array(ctx.weightFile);
       bad.set(new TextEncoder().encode("%PDF-1.7"), 8);
-      return ctx.readSafetensors!(bad);
+      return readSafetensors(bad);
     },
     expected: { error: WeightsFormatError, message: /JSON|header/i },
   },
   {
     name: "weights: data_offsets past the end of the file",
-    needs: "weights",
     action: (ctx) =>
-      ctx.readSafetensors!(
+      readSafetensors(
         safetensorsWithHeader({ w: { dtype: "F32", shape: [4], data_offsets: [0, 1 << 20] } }, 16),
       ),
     expected: { error: WeightsFormatError, message: /offset|exceed|bytes|end|trunc/i },
   },
   {
     name: "weights: data_offsets disagreeing with the shape",
-    needs: "weights",
     action: (ctx) =>
-      ctx.readSafetensors!(
+      readSafetensors(
         safetensorsWithHeader({ w: { dtype: "F32", shape: [4], data_offsets: [0, 12] } }, 16),
       ),
     expected: { error: WeightsFormatError, message: /\S/ },
   },
   {
     name: "weights: an unknown dtype",
-    needs: "weights",
     action: (ctx) =>
-      ctx.readSafetensors!(
+      readSafetensors(
         safetensorsWithHeader({ w: { dtype: "Q4_K", shape: [4], data_offsets: [0, 16] } }, 16),
       ),
     expected: { error: WeightsFormatError, message: /dtype|Q4_K/ },
@@ -582,23 +562,6 @@ const CASES: HostileCase[] = [
 ];
 
 // ---- the runner ----
-
-/** The first of `paths` that exists, imported (the module entry, else the file the helper is writing). */
-async function importIfPresent(...paths: string[]): Promise<Record<string, unknown> | null> {
-  for (const path of paths) {
-    const url = new URL(path, ROOT);
-    if (await Deno.stat(url).then(() => true, () => false)) return await import(url.href);
-  }
-  return null;
-}
-
-function findDecoder(mod: Record<string, unknown> | null): Decoder | null {
-  if (!mod) return null;
-  for (const name of ["decodeImage", "decode", "readImage", "loadImage", "imageToTensor"]) {
-    if (typeof mod[name] === "function") return mod[name] as Decoder;
-  }
-  return null;
-}
 
 /** Settles `fn()` whether it throws synchronously or rejects. */
 async function outcome(fn: () => unknown): Promise<{ ok: true } | { ok: false; error: unknown }> {
@@ -635,38 +598,18 @@ Deno.test("hostile input: each case fails (or succeeds) as specified, and the mo
   const stateDict = deterministicStateDict(reference.no_aux);
   model.loadStateDict(stateDict);
   const good = deterministicInput("good", [1, 3, 64, 64]);
-  const imageModule = await importIfPresent("src/image/mod.ts", "src/image/decode.ts");
-  const weightsModule = await importIfPresent("src/weights/mod.ts", "src/weights/safetensors.ts");
   const ctx: Context = {
     model,
     stateDict,
     good,
     baseline: ((await model.forward(good)) as Tensor).data,
-    decode: findDecoder(imageModule),
-    readSafetensors: typeof weightsModule?.readSafetensors === "function"
-      ? weightsModule.readSafetensors as Decoder
-      : null,
     weightFile: writeSafetensors(stateDict),
-  };
-  const missing = {
-    image: ctx.decode
-      ? null
-      : imageModule
-      ? "src/image/ exports none of decodeImage/decode/readImage/loadImage/imageToTensor"
-      : "neither src/image/mod.ts nor src/image/decode.ts exists yet",
-    weights: ctx.readSafetensors
-      ? null
-      : weightsModule
-      ? "src/weights/ does not export readSafetensors"
-      : "neither src/weights/mod.ts nor src/weights/safetensors.ts exists yet",
   };
   const todos: string[] = [];
   try {
     for (const c of CASES) {
-      const skip = c.needs ? missing[c.needs] : null;
       await t.step({
         name: c.todo ? `${c.name} [known bug]` : c.name,
-        ignore: skip !== null,
         fn: async () => {
           const result = await outcome(() => c.action(ctx));
           let problem = mismatch(result, c.expected);
@@ -688,7 +631,6 @@ Deno.test("hostile input: each case fails (or succeeds) as specified, and the mo
           if (problem) assert.fail(problem);
         },
       });
-      if (skip) console.log(`  SKIP "${c.name}": ${skip}`);
     }
   } finally {
     await model.dispose();
