@@ -6,7 +6,7 @@
  * ```ts
  * import { GoogLeNet, Tensor } from "./mod.ts";
  * const model = await GoogLeNet.create({ threads: 1 });
- * const logits = await model.forward(Tensor.zeros([1, 3, 224, 224]));
+ * const logits = (await model.forward(Tensor.zeros([1, 3, 224, 224]))) as Tensor; // eval mode
  * console.log(logits.shape); // [1, 1000]
  * await model.dispose();
  * ```

@@ -34,7 +34,8 @@ export class GoogLeNetError extends Error {
  * @example
  * ```ts
  * import { ShapeError } from "./errors.ts";
- * throw new ShapeError("Expected input [N, 3, H, W], got [3, 224, 224]");
+ * const error = new ShapeError("Expected input [N, 3, H, W], got [3, 224, 224]");
+ * console.log(error.name); // "ShapeError"
  * ```
  */
 export class ShapeError extends GoogLeNetError {}
@@ -46,7 +47,8 @@ export class ShapeError extends GoogLeNetError {}
  * @example
  * ```ts
  * import { StateDictError } from "./errors.ts";
- * throw new StateDictError('Missing key "fc.weight"');
+ * const error = new StateDictError('Missing key "fc.weight"');
+ * console.log(error.name); // "StateDictError"
  * ```
  */
 export class StateDictError extends GoogLeNetError {}
@@ -58,7 +60,8 @@ export class StateDictError extends GoogLeNetError {}
  * @example
  * ```ts
  * import { WeightsFormatError } from "./errors.ts";
- * throw new WeightsFormatError("Truncated safetensors header: expected 120 bytes, got 12");
+ * const error = new WeightsFormatError("Truncated safetensors header: expected 120 bytes, got 12");
+ * console.log(error.name); // "WeightsFormatError"
  * ```
  */
 export class WeightsFormatError extends GoogLeNetError {}
@@ -69,7 +72,8 @@ export class WeightsFormatError extends GoogLeNetError {}
  * @example
  * ```ts
  * import { ImageError } from "./errors.ts";
- * throw new ImageError("Unsupported image format: expected PNG or JPEG bytes");
+ * const error = new ImageError("Unsupported image format: expected PNG or JPEG bytes");
+ * console.log(error.name); // "ImageError"
  * ```
  */
 export class ImageError extends GoogLeNetError {}
@@ -80,7 +84,8 @@ export class ImageError extends GoogLeNetError {}
  * @example
  * ```ts
  * import { BackendError } from "./errors.ts";
- * throw new BackendError('Backend "webgpu" requested but no WebGPU adapter is available');
+ * const error = new BackendError('Backend "webgpu" requested but no WebGPU adapter is available');
+ * console.log(error.name); // "BackendError"
  * ```
  */
 export class BackendError extends GoogLeNetError {}
@@ -91,7 +96,8 @@ export class BackendError extends GoogLeNetError {}
  * @example
  * ```ts
  * import { MemoryLimitError } from "./errors.ts";
- * throw new MemoryLimitError("Batch needs 900 MB of Wasm memory, memoryLimit is 512 MB");
+ * const error = new MemoryLimitError("Batch needs 900 MB of Wasm memory, memoryLimit is 512 MB");
+ * console.log(error.name); // "MemoryLimitError"
  * ```
  */
 export class MemoryLimitError extends GoogLeNetError {}
@@ -102,7 +108,8 @@ export class MemoryLimitError extends GoogLeNetError {}
  * @example
  * ```ts
  * import { DisposedError } from "./errors.ts";
- * throw new DisposedError("GoogLeNet was disposed: create a new model");
+ * const error = new DisposedError("GoogLeNet was disposed: create a new model");
+ * console.log(error.name); // "DisposedError"
  * ```
  */
 export class DisposedError extends GoogLeNetError {}

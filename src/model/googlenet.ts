@@ -105,7 +105,7 @@ const PLAN_CACHE = 8;
  * ```ts
  * import { GoogLeNet, Tensor } from "../../mod.ts";
  * const model = await GoogLeNet.create({ seed: 1, threads: 1 });
- * const logits = await model.forward(Tensor.zeros([1, 3, 224, 224]));
+ * const logits = (await model.forward(Tensor.zeros([1, 3, 224, 224]))) as Tensor; // eval mode
  * console.log(logits.shape); // [1, 1000]
  * await model.dispose();
  * ```
@@ -448,7 +448,7 @@ export class GoogLeNet {
    * ```ts
    * import { GoogLeNet, Tensor } from "../../mod.ts";
    * const model = await GoogLeNet.create({ threads: 1 });
-   * const logits = await model.forward(Tensor.zeros([2, 3, 160, 192]));
+   * const logits = (await model.forward(Tensor.zeros([2, 3, 160, 192]))) as Tensor;
    * console.log(logits.shape); // [2, 1000]
    * await model.dispose();
    * ```
@@ -546,7 +546,7 @@ export class GoogLeNet {
    * ```ts
    * import { GoogLeNet } from "../../mod.ts";
    * const model = await GoogLeNet.create({ auxLogits: false, threads: 1 });
-   * console.log(model.plan([1, 3, 224, 224]).ops.length); // 72
+   * console.log(model.plan([1, 3, 224, 224]).ops.length); // 54
    * await model.dispose();
    * ```
    */
