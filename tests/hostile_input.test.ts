@@ -518,7 +518,7 @@ const CASES: HostileCase[] = [
   },
   {
     name: "weights: fewer than 8 bytes",
-    action: (ctx) => readSafetensors(new Uint8Array([1, 2, 3])),
+    action: () => readSafetensors(new Uint8Array([1, 2, 3])),
     expected: { error: WeightsFormatError, message: /\S/ },
   },
   {
@@ -537,7 +537,7 @@ const CASES: HostileCase[] = [
   },
   {
     name: "weights: data_offsets past the end of the file",
-    action: (ctx) =>
+    action: () =>
       readSafetensors(
         safetensorsWithHeader({ w: { dtype: "F32", shape: [4], data_offsets: [0, 1 << 20] } }, 16),
       ),
@@ -545,7 +545,7 @@ const CASES: HostileCase[] = [
   },
   {
     name: "weights: data_offsets disagreeing with the shape",
-    action: (ctx) =>
+    action: () =>
       readSafetensors(
         safetensorsWithHeader({ w: { dtype: "F32", shape: [4], data_offsets: [0, 12] } }, 16),
       ),
@@ -553,7 +553,7 @@ const CASES: HostileCase[] = [
   },
   {
     name: "weights: an unknown dtype",
-    action: (ctx) =>
+    action: () =>
       readSafetensors(
         safetensorsWithHeader({ w: { dtype: "Q4_K", shape: [4], data_offsets: [0, 16] } }, 16),
       ),
