@@ -60,7 +60,7 @@ export function packGemm(
   order: RowOrder,
 ): void {
   const panels = Math.ceil(n / PANEL_WIDTH);
-  const source = Int32Array.from({ length: k }, (_, i) => order(i));
+  const source = rowSources(k, order);
   for (let p = 0; p < panels; p++) {
     const base = offset + p * (k + 1) * PANEL_WIDTH;
     for (let j = 0; j < PANEL_WIDTH; j++) {
@@ -73,6 +73,11 @@ export function packGemm(
       gatherColumn(dst, base + PANEL_WIDTH + j, weight, col * k, source);
     }
   }
+}
+
+// order(r) for every packed row r: the PyTorch column each row reads.
+function rowSources(k: number, order: RowOrder): Int32Array {
+  return Int32Array.from({ length: k }, (_, i) => order(i));
 }
 
 // One packed column: dst[at + 8r] = weight[row + source[r]]. A function of its
@@ -97,7 +102,7 @@ export function unpackGemm(
   n: number,
   order: RowOrder,
 ): void {
-  const source = Int32Array.from({ length: k }, (_, i) => order(i));
+  const source = rowSources(k, order);
   for (let col = 0; col < n; col++) {
     const p = Math.floor(col / PANEL_WIDTH), j = col % PANEL_WIDTH;
     const base = offset + p * (k + 1) * PANEL_WIDTH;

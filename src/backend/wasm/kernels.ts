@@ -9,34 +9,43 @@
 
 import { BackendError } from "../../errors.ts";
 
+/** `gemm_bias` / `gemm_bias_relu`: rows [m0, m1) x panels [p0, p1) of C = A x B + bias. */
+export type GemmKernel = (
+  n: number,
+  k: number,
+  a: number,
+  lda: number,
+  w: number,
+  c: number,
+  ldc: number,
+  m0: number,
+  m1: number,
+  p0: number,
+  p1: number,
+) => void;
+
+/** `maxpool2d` / `avgpool2d`: output rows [r0, r1) of N * OH. */
+export type PoolKernel = (
+  x: number,
+  xstride: number,
+  h: number,
+  w: number,
+  c: number,
+  k: number,
+  s: number,
+  p: number,
+  oh: number,
+  ow: number,
+  y: number,
+  ystride: number,
+  r0: number,
+  r1: number,
+) => void;
+
 /** The kernel exports (byte addresses, strides in floats); see `asm/`. */
 export interface KernelExports {
-  gemm_bias(
-    n: number,
-    k: number,
-    a: number,
-    lda: number,
-    w: number,
-    c: number,
-    ldc: number,
-    m0: number,
-    m1: number,
-    p0: number,
-    p1: number,
-  ): void;
-  gemm_bias_relu(
-    n: number,
-    k: number,
-    a: number,
-    lda: number,
-    w: number,
-    c: number,
-    ldc: number,
-    m0: number,
-    m1: number,
-    p0: number,
-    p1: number,
-  ): void;
+  gemm_bias: GemmKernel;
+  gemm_bias_relu: GemmKernel;
   conv2d_bias_relu(
     x: number,
     xstride: number,
@@ -77,38 +86,8 @@ export interface KernelExports {
     t1: number,
   ): void;
   winograd_scratch_bytes(c: number, oc: number): number;
-  maxpool2d(
-    x: number,
-    xstride: number,
-    h: number,
-    w: number,
-    c: number,
-    k: number,
-    s: number,
-    p: number,
-    oh: number,
-    ow: number,
-    y: number,
-    ystride: number,
-    r0: number,
-    r1: number,
-  ): void;
-  avgpool2d(
-    x: number,
-    xstride: number,
-    h: number,
-    w: number,
-    c: number,
-    k: number,
-    s: number,
-    p: number,
-    oh: number,
-    ow: number,
-    y: number,
-    ystride: number,
-    r0: number,
-    r1: number,
-  ): void;
+  maxpool2d: PoolKernel;
+  avgpool2d: PoolKernel;
   adaptive_avgpool2d(
     x: number,
     xstride: number,
