@@ -33,6 +33,8 @@ export type {
   Plan,
   Pool2dOp,
   View,
+  WinogradRef,
+  WinogradVariant,
 } from "./src/graph/ops.ts";
 export { countMacs, type MacCount } from "./src/graph/cost.ts";
 export type { VariantName } from "./src/model/variant.ts";

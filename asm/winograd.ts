@@ -1,30 +1,61 @@
-// 3x3 stride-1 padding-1 convolution by Winograd F(4x4, 3x3) on NHWC
-// activations: 36 multiplications per 4x4 output tile and channel pair
-// instead of 144. For a block of tiles a thread owns:
-//   1. input transform  V[xi] = (B^T d B)[xi] for each 6x6 input patch d,
-//   2. 36 GEMMs         M[xi] = V[xi] x U[xi] (U = G g G^T, packed at load),
+// Stride-1 "same" convolutions by Winograd's minimal filtering on NHWC
+// activations (Lavin & Gray). Three variants, one driver:
+//   F(4x4, 3x3): 6x6 transform tiles on the points 0, +-1, +-2, inf; 36
+//                multiplications per 4x4 output tile and channel pair instead of 144;
+//   F(2x2, 5x5): the same 6x6 tiles and input transform B^T (it depends only
+//                on the points), 2x2 output tiles: 36 instead of 100;
+//   F(2x2, 3x3): 4x4 transform tiles on 0, +-1, inf: 16 instead of 36, with
+//                weights 16/9 (not 36/9) the size of the kernel's, for small maps.
+// For a block of tiles a thread owns:
+//   1. input transform  V[xi] = (B^T d B)[xi] for each n x n input patch d,
+//   2. n^2 GEMMs        M[xi] = V[xi] x U[xi] (U = G g G^T, packed at load by
+//                       src/backend/pack.ts),
 //   3. output transform y = A^T M A + bias, ReLU, into the output view.
 // The transforms are vectorised over 4 channels; C and OC must be multiples of 4.
-// Points 0, +-1, +-2 (Lavin & Gray); the weight transform is in src/backend/pack.ts.
 
 import { gemm_panel_bytes, gemm_tiles, GEMM_MR } from "./gemm";
 
 const TMP_BYTES: usize = 640; // 6x6 patch vectors, then 6x4 + 4x4 output vectors
 const BLOCK_BUDGET: i32 = 2 * 1024 * 1024;
 
-/** Tiles per block for c input and oc output channels: a multiple of MR within the budget. */
-@inline function block_tiles(c: i32, oc: i32): i32 {
-  const tiles = BLOCK_BUDGET / (36 * (c + oc) * 4);
+/** Tiles per block for nn transform points, c input and oc output channels: a multiple of MR within the budget. */
+@inline function block_tiles(nn: i32, c: i32, oc: i32): i32 {
+  const tiles = BLOCK_BUDGET / (nn * (c + oc) * 4);
   return max(GEMM_MR, tiles - tiles % GEMM_MR);
 }
 
-/** Scratch bytes one thread needs for `winograd_f4x3_bias_relu`. */
+/** Scratch bytes one thread needs for any `winograd_*_bias_relu` kernel. */
 export function winograd_scratch_bytes(c: i32, oc: i32): usize {
-  return TMP_BYTES + 36 * <usize>block_tiles(c, oc) * <usize>(c + oc) * 4;
+  const v = max(36 * block_tiles(36, c, oc), 16 * block_tiles(16, c, oc));
+  return TMP_BYTES + <usize>v * <usize>(c + oc) * 4;
 }
 
-// Row transform of B^T applied to 6 vectors at p, p + step, ..., written to q, q + qstep, ...
-@inline function input_1d(p: usize, step: usize, q: usize, qstep: usize): void {
+// Row transform of F(2, 3)'s B^T (points 0, 1, -1, inf) on 4 vectors at p, p + step, ... to q, q + qstep, ...
+@inline function input_1d_4(p: usize, step: usize, q: usize, qstep: usize): void {
+  const d0 = v128.load(p), d1 = v128.load(p + step), d2 = v128.load(p + 2 * step);
+  const d3 = v128.load(p + 3 * step);
+  v128.store(q, f32x4.sub(d2, d0));
+  v128.store(q + qstep, f32x4.add(d1, d2));
+  v128.store(q + 2 * qstep, f32x4.sub(d2, d1));
+  v128.store(q + 3 * qstep, f32x4.sub(d3, d1));
+}
+
+// Row transform of F(2, 3)'s A^T: 4 vectors at p, p + step, ... to 2 vectors at q, q + qstep.
+@inline function output_1d_4x2(p: usize, step: usize, q: usize, qstep: usize): void {
+  const m0 = v128.load(p), m1 = v128.load(p + step), m2 = v128.load(p + 2 * step);
+  const m3 = v128.load(p + 3 * step);
+  v128.store(q, f32x4.add(f32x4.add(m0, m1), m2));
+  v128.store(q + qstep, f32x4.add(f32x4.sub(m1, m2), m3));
+}
+
+// B^T of an n-point transform (n = 4 or 6; a constant after inlining).
+@inline function input_1d(n: i32, p: usize, step: usize, q: usize, qstep: usize): void {
+  if (n == 6) input_1d_6(p, step, q, qstep);
+  else input_1d_4(p, step, q, qstep);
+}
+
+// Row transform of B^T (points 0, +-1, +-2, inf) on 6 vectors at p, p + step, ..., written to q, q + qstep, ...
+@inline function input_1d_6(p: usize, step: usize, q: usize, qstep: usize): void {
   const d0 = v128.load(p), d1 = v128.load(p + step), d2 = v128.load(p + 2 * step);
   const d3 = v128.load(p + 3 * step), d4 = v128.load(p + 4 * step), d5 = v128.load(p + 5 * step);
   const four = f32x4.splat(4), five = f32x4.splat(5), two = f32x4.splat(2);
@@ -41,8 +72,8 @@ export function winograd_scratch_bytes(c: i32, oc: i32): usize {
   v128.store(q + 4 * qstep, f32x4.add(e, f));
 }
 
-// Row transform of A^T: 6 vectors at p, p + step, ... to 4 vectors at q, q + qstep, ...
-@inline function output_1d(p: usize, step: usize, q: usize, qstep: usize): void {
+// Row transform of F(4, 3)'s A^T: 6 vectors at p, p + step, ... to 4 vectors at q, q + qstep, ...
+@inline function output_1d_4(p: usize, step: usize, q: usize, qstep: usize): void {
   const m0 = v128.load(p), m1 = v128.load(p + step), m2 = v128.load(p + 2 * step);
   const m3 = v128.load(p + 3 * step), m4 = v128.load(p + 4 * step), m5 = v128.load(p + 5 * step);
   const s12 = f32x4.add(m1, m2), d12 = f32x4.sub(m1, m2);
@@ -51,6 +82,22 @@ export function winograd_scratch_bytes(c: i32, oc: i32): usize {
   v128.store(q + qstep, f32x4.add(d12, f32x4.mul(f32x4.splat(2), d34)));
   v128.store(q + 2 * qstep, f32x4.add(s12, f32x4.mul(f32x4.splat(4), s34)));
   v128.store(q + 3 * qstep, f32x4.add(f32x4.add(d12, f32x4.mul(f32x4.splat(8), d34)), m5));
+}
+
+// Row transform of F(2, 5)'s A^T: 6 vectors at p, p + step, ... to 2 vectors at q, q + qstep.
+@inline function output_1d_2(p: usize, step: usize, q: usize, qstep: usize): void {
+  const m0 = v128.load(p), m1 = v128.load(p + step), m2 = v128.load(p + 2 * step);
+  const m3 = v128.load(p + 3 * step), m4 = v128.load(p + 4 * step), m5 = v128.load(p + 5 * step);
+  v128.store(q, f32x4.add(f32x4.add(m0, f32x4.add(m1, m2)), f32x4.add(m3, m4)));
+  const d12 = f32x4.sub(m1, m2), d34 = f32x4.sub(m3, m4);
+  v128.store(q + qstep, f32x4.add(f32x4.add(d12, f32x4.mul(f32x4.splat(2), d34)), m5));
+}
+
+// A^T of an n-point transform for an output tile of m (constants after inlining).
+@inline function output_1d(n: i32, m: i32, p: usize, step: usize, q: usize, qstep: usize): void {
+  if (n == 4) output_1d_4x2(p, step, q, qstep);
+  else if (m == 4) output_1d_4(p, step, q, qstep);
+  else output_1d_2(p, step, q, qstep);
 }
 
 /**
@@ -63,12 +110,45 @@ export function winograd_f4x3_bias_relu(
   x: usize, xstride: i32, h: i32, w: i32, c: i32,
   u: usize, oc: i32, y: usize, ystride: i32, scratch: usize, t0: i32, t1: i32,
 ): void {
-  const tilesW = (w + 3) >> 2, tilesH = (h + 3) >> 2, plane = tilesW * tilesH;
-  const tb = block_tiles(c, oc);
+  winograd_bias_relu(6, 4, 1, x, xstride, h, w, c, u, oc, y, ystride, scratch, t0, t1);
+}
+
+/**
+ * y = relu(conv5x5(x, w, padding 2) + bias) for tiles [t0, t1) of the N x
+ * ceil(H/2) x ceil(W/2) output tiles; arguments as for `winograd_f4x3_bias_relu`.
+ */
+export function winograd_f2x5_bias_relu(
+  x: usize, xstride: i32, h: i32, w: i32, c: i32,
+  u: usize, oc: i32, y: usize, ystride: i32, scratch: usize, t0: i32, t1: i32,
+): void {
+  winograd_bias_relu(6, 2, 2, x, xstride, h, w, c, u, oc, y, ystride, scratch, t0, t1);
+}
+
+/**
+ * y = relu(conv3x3(x, w, padding 1) + bias) for tiles [t0, t1) of the N x
+ * ceil(H/2) x ceil(W/2) output tiles; u holds 16 matrices (not 36); other
+ * arguments as for `winograd_f4x3_bias_relu`.
+ */
+export function winograd_f2x3_bias_relu(
+  x: usize, xstride: i32, h: i32, w: i32, c: i32,
+  u: usize, oc: i32, y: usize, ystride: i32, scratch: usize, t0: i32, t1: i32,
+): void {
+  winograd_bias_relu(4, 2, 1, x, xstride, h, w, c, u, oc, y, ystride, scratch, t0, t1);
+}
+
+// The driver for n x n transform tiles, an m x m output tile and `pad`
+// pixels of zero padding (constants after inlining, so each export is specialised).
+@inline function winograd_bias_relu(
+  n: i32, m: i32, pad: i32, x: usize, xstride: i32, h: i32, w: i32, c: i32,
+  u: usize, oc: i32, y: usize, ystride: i32, scratch: usize, t0: i32, t1: i32,
+): void {
+  const tilesW = (w + m - 1) / m, tilesH = (h + m - 1) / m, plane = tilesW * tilesH;
+  const nn = n * n;
+  const tb = block_tiles(nn, c, oc);
   const tmp = scratch;
   const vBase = scratch + TMP_BYTES;
   const vMat = <usize>tb * <usize>c << 2; // bytes of one V[xi]
-  const mBase = vBase + 36 * vMat;
+  const mBase = vBase + <usize>nn * vMat;
   const mMat = <usize>tb * <usize>oc << 2;
   const xb = <usize>xstride << 2, yb = <usize>ystride << 2;
   const bias = u;
@@ -86,28 +166,28 @@ export function winograd_f4x3_bias_relu(
       const ty = rem / tilesW, tx = rem - ty * tilesW;
       const ximg = x + <usize>img * <usize>h * <usize>w * xb;
       for (let cg = 0; cg < c; cg += 4) {
-        // Patch rows -> tmp (6x6 vectors), each row transformed by B.
-        for (let i = 0; i < 6; i++) {
-          const iy = ty * 4 - 1 + i;
+        // Patch rows -> tmp (n x n vectors), each row transformed by B.
+        for (let i = 0; i < n; i++) {
+          const iy = ty * m - pad + i;
           const row = tmp + <usize>i * 96;
-          for (let j = 0; j < 6; j++) {
-            const ix = tx * 4 - 1 + j;
+          for (let j = 0; j < n; j++) {
+            const ix = tx * m - pad + j;
             const inside = <u32>iy < <u32>h && <u32>ix < <u32>w;
             v128.store(row + (<usize>j << 4), inside
               ? v128.load(ximg + (<usize>iy * <usize>w + <usize>ix) * xb + (<usize>cg << 2))
               : zero);
           }
-          input_1d(row, 16, row, 16);
+          input_1d(n, row, 16, row, 16);
         }
-        // Columns: V[i * 6 + j] row r, channels cg..cg+3.
+        // Columns: V[i * n + j] row r, channels cg..cg+3.
         const dst = vBase + (<usize>r * <usize>c + <usize>cg) * 4;
-        for (let j = 0; j < 6; j++) {
-          input_1d(tmp + (<usize>j << 4), 96, dst + <usize>j * vMat, 6 * vMat);
+        for (let j = 0; j < n; j++) {
+          input_1d(n, tmp + (<usize>j << 4), 96, dst + <usize>j * vMat, <usize>n * vMat);
         }
       }
     }
     // 2. One GEMM per transform point.
-    for (let xi = 0; xi < 36; xi++) {
+    for (let xi = 0; xi < nn; xi++) {
       gemm_tiles(
         oc, c, vBase + <usize>xi * vMat, c, weights + <usize>xi * panelMat,
         mBase + <usize>xi * mMat, oc, 0, rows, 0, panels, false,
@@ -121,15 +201,19 @@ export function winograd_f4x3_bias_relu(
       const yimg = y + <usize>img * <usize>h * <usize>w * yb;
       for (let og = 0; og < oc; og += 4) {
         const src = mBase + (<usize>r * <usize>oc + <usize>og) * 4;
-        // Rows of M (6 x 6) -> tmp (6 x 4) by A, then columns -> 4 x 4.
-        for (let i = 0; i < 6; i++) output_1d(src + <usize>i * 6 * mMat, mMat, tmp + <usize>i * 64, 16);
-        for (let j = 0; j < 4; j++) output_1d(tmp + (<usize>j << 4), 64, tmp + 384 + (<usize>j << 4), 64);
+        // Rows of M (n x n) -> tmp (n x m) by A, then columns -> m x m.
+        for (let i = 0; i < n; i++) {
+          output_1d(n, m, src + <usize>(i * n) * mMat, mMat, tmp + <usize>i * 64, 16);
+        }
+        for (let j = 0; j < m; j++) {
+          output_1d(n, m, tmp + (<usize>j << 4), 64, tmp + 384 + (<usize>j << 4), 64);
+        }
         const b = v128.load(bias + (<usize>og << 2));
-        for (let a = 0; a < 4; a++) {
-          const oy = ty * 4 + a;
+        for (let a = 0; a < m; a++) {
+          const oy = ty * m + a;
           if (oy >= h) break;
-          for (let j = 0; j < 4; j++) {
-            const ox = tx * 4 + j;
+          for (let j = 0; j < m; j++) {
+            const ox = tx * m + j;
             if (ox >= w) break;
             const v = f32x4.max(f32x4.add(v128.load(tmp + 384 + <usize>a * 64 + (<usize>j << 4)), b), zero);
             v128.store(yimg + (<usize>oy * <usize>w + <usize>ox) * yb + (<usize>og << 2), v);

@@ -8,6 +8,8 @@
  * @module
  */
 
+import type { WinogradVariant } from "../graph/ops.ts";
+
 /** Output columns per panel (the micro-kernel's NR). */
 export const PANEL_WIDTH = 8;
 
@@ -112,16 +114,27 @@ export function unpackGemm(
   }
 }
 
-/** Floats of a Winograd F(4x4, 3x3) weight region: bias (padded to 4), then 36 packed matrices. */
-export function winogradSize(c: number, oc: number): number {
-  return Math.ceil(oc / 4) * 4 + 36 * packedSize(c, oc);
+/** Transform tile (n x n), output tile (m x m) and kernel (r x r) of each Winograd algorithm. */
+export const WINOGRAD_SHAPES: Readonly<
+  Record<WinogradVariant, { readonly n: 4 | 6; readonly m: 2 | 4; readonly r: 3 | 5 }>
+> = {
+  f4x3: { n: 6, m: 4, r: 3 },
+  f2x5: { n: 6, m: 2, r: 5 },
+  f2x3: { n: 4, m: 2, r: 3 },
+};
+
+/** Floats of a Winograd weight region: bias (padded to 4), then n^2 packed matrices. */
+export function winogradSize(c: number, oc: number, variant: WinogradVariant): number {
+  const { n } = WINOGRAD_SHAPES[variant];
+  return Math.ceil(oc / 4) * 4 + n * n * packedSize(c, oc);
 }
 
 /**
- * Packs a 3x3 convolution (OIHW `weight` [oc, c, 3, 3], `bias` [oc]) for
- * `winograd_f4x3_bias_relu`: U = G g G^T per (out, in) channel pair (G of
- * F(4x4, 3x3) with points 0, +-1, +-2, Lavin & Gray), computed in f64, written
- * as 36 GEMM-packed matrices of depth c (zero bias slots) after the bias.
+ * Packs an r x r convolution (OIHW `weight` [oc, c, r, r], `bias` [oc]) for
+ * the kernel of `variant` (`winograd_f4x3_bias_relu`, `winograd_f2x5_bias_relu`
+ * or `winograd_f2x3_bias_relu`): U = G g G^T per (out, in) channel pair,
+ * computed in f64, written as n^2 GEMM-packed matrices of depth c (zero bias
+ * slots) after the bias.
  */
 export function packWinograd(
   dst: Float32Array,
@@ -130,53 +143,54 @@ export function packWinograd(
   bias: Float32Array,
   c: number,
   oc: number,
+  variant: WinogradVariant,
 ): void {
+  const { n, r } = WINOGRAD_SHAPES[variant];
   const biasFloats = Math.ceil(oc / 4) * 4;
   const size = packedSize(c, oc);
-  dst.fill(0, offset, offset + winogradSize(c, oc));
+  const g = winogradG(n, r);
+  const gg = new Float64Array(n * r);
+  dst.fill(0, offset, offset + winogradSize(c, oc, variant));
   dst.set(bias.subarray(0, oc), offset);
   const base = offset + biasFloats;
   for (let o = 0; o < oc; o++) {
-    const panel = Math.floor(o / PANEL_WIDTH) * (c + 1) * PANEL_WIDTH + (o % PANEL_WIDTH);
-    transformColumn(dst, base + panel + PANEL_WIDTH, size, weight, o * c * 9, c);
+    const column = base + Math.floor(o / PANEL_WIDTH) * (c + 1) * PANEL_WIDTH +
+      (o % PANEL_WIDTH) + PANEL_WIDTH;
+    for (let ci = 0; ci < c; ci++) {
+      const kernel = (o * c + ci) * r * r;
+      // gg = G g (n x r), then U = gg G^T (n x n), U[i][j] to matrix n i + j.
+      for (let i = 0; i < n; i++) {
+        for (let col = 0; col < r; col++) {
+          let sum = 0;
+          for (let t = 0; t < r; t++) sum += g[i * r + t] * weight[kernel + t * r + col];
+          gg[i * r + col] = sum;
+        }
+      }
+      const row = column + ci * PANEL_WIDTH;
+      for (let i = 0; i < n; i++) {
+        for (let j = 0; j < n; j++) {
+          let sum = 0;
+          for (let t = 0; t < r; t++) sum += gg[i * r + t] * g[j * r + t];
+          dst[row + (i * n + j) * size] = sum;
+        }
+      }
+    }
   }
 }
 
-// U = G g G^T for the c kernels of one output channel (weight[at + 9 ci ..]),
-// written to row ci of packed column `out` of each of the 36 matrices (`size` apart).
-function transformColumn(
-  dst: Float32Array,
-  out: number,
-  size: number,
-  weight: Float32Array,
-  at: number,
-  c: number,
-): void {
-  const gg = new Float64Array(18);
-  for (let ci = 0; ci < c; ci++) {
-    const g = at + ci * 9;
-    // gg = G g (6 x 3); G's rows applied to (a, b, d) are
-    // a/4, -(a+b+d)/6, -(a-b+d)/6, a/24+b/12+d/6, a/24-b/12+d/6, d.
-    for (let col = 0; col < 3; col++) {
-      const a = weight[g + col], b = weight[g + 3 + col], d = weight[g + 6 + col];
-      gg[col] = a / 4;
-      gg[col + 3] = -(a + b + d) / 6;
-      gg[col + 6] = -(a - b + d) / 6;
-      gg[col + 9] = a / 24 + b / 12 + d / 6;
-      gg[col + 12] = a / 24 - b / 12 + d / 6;
-      gg[col + 15] = d;
-    }
-    const at0 = out + ci * PANEL_WIDTH;
-    for (let i = 0; i < 6; i++) {
-      // Row i of U: the same G rows applied to row i of gg.
-      const a = gg[i * 3], b = gg[i * 3 + 1], d = gg[i * 3 + 2];
-      const row = at0 + i * 6 * size;
-      dst[row] = a / 4;
-      dst[row + size] = -(a + b + d) / 6;
-      dst[row + 2 * size] = -(a - b + d) / 6;
-      dst[row + 3 * size] = a / 24 + b / 12 + d / 6;
-      dst[row + 4 * size] = a / 24 - b / 12 + d / 6;
-      dst[row + 5 * size] = d;
-    }
-  }
+/**
+ * G (n x r) on the points 0, 1, -1 (, 2, -2) and infinity: row j is
+ * a_j^k / prod_{l != j} (a_j - a_l), the last row picks the leading
+ * coefficient. The input transform B^T (asm/winograd.ts) depends only on the
+ * points, so F(4x4, 3x3) and F(2x2, 5x5) share it.
+ */
+function winogradG(n: number, r: number): Float64Array {
+  const points = [0, 1, -1, 2, -2].slice(0, n - 1);
+  const g = new Float64Array(n * r);
+  points.forEach((a, j) => {
+    const norm = points.reduce((p, b) => (b === a ? p : p * (a - b)), 1);
+    for (let k = 0; k < r; k++) g[j * r + k] = a ** k / norm;
+  });
+  g[(n - 1) * r + r - 1] = 1;
+  return g;
 }

@@ -31,6 +31,19 @@ export interface PackedRef {
   readonly n: number;
 }
 
+/**
+ * A Winograd minimal-filtering algorithm: F(4x4, 3x3) and F(2x2, 5x5) on 6x6
+ * transform tiles, F(2x2, 3x3) on 4x4 ones (weights 16/9, not 36/9, the size
+ * of the kernel's).
+ */
+export type WinogradVariant = "f4x3" | "f2x5" | "f2x3";
+
+/** Where a convolution's Winograd-transformed weights live, and for which algorithm. */
+export interface WinogradRef extends PackedRef {
+  /** The algorithm the weights were transformed for. */
+  readonly variant: WinogradVariant;
+}
+
 /** Convolution + bias + ReLU, any kernel, stride and padding (NHWC, OIHW weights packed). */
 export interface Conv2dOp {
   /** Which operation this is. */
@@ -75,11 +88,11 @@ export interface Conv2dOp {
    */
   readonly moreOutputs: readonly { readonly y: View; readonly channels: number }[];
   /**
-   * The same weights transformed for Winograd F(4x4, 3x3) (3x3, stride 1,
-   * padding 1 only), when the model keeps them: backends that have the kernel
-   * use it, others use `weights`.
+   * The same weights transformed for a Winograd algorithm (3x3 kernels with
+   * padding 1 or 5x5 ones with padding 2; stride 1), when the model keeps
+   * them: backends that have the kernels use them, others use `weights`.
    */
-  readonly winograd: PackedRef | null;
+  readonly winograd: WinogradRef | null;
 }
 
 /** y = x W^T + b (optionally ReLU) over m rows. */

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { PackedRef } from "../graph/ops.ts";
+import type { PackedRef, WinogradRef } from "../graph/ops.ts";
 import { Tensor } from "../tensor.ts";
 import type { Variant } from "./variant.ts";
 import { poolOutputSize } from "../graph/planner.ts";
@@ -76,8 +76,8 @@ export class Conv2d implements GemmLayer {
   readonly entries: readonly (readonly [string, readonly number[]])[];
   readonly batchNorm: { key: string; eps: number } | null;
   packed: PackedRef = { offset: -1, k: 0, n: 0 };
-  /** Where the Winograd F(4x4, 3x3) form of the weights lives, when the model keeps one. */
-  winograd: PackedRef | null = null;
+  /** Where the Winograd form of the weights (F(4x4, 3x3) or F(2x2, 5x5)) lives, when the model keeps one. */
+  winograd: WinogradRef | null = null;
 
   constructor(
     readonly key: string,
@@ -125,10 +125,15 @@ export class Conv2d implements GemmLayer {
     return { weight: folded, bias };
   }
 
-  /** Whether the Winograd F(4x4, 3x3) kernel can run this convolution. */
+  /**
+   * Whether a Winograd kernel can run this convolution: F(4x4, 3x3) or
+   * F(2x2, 3x3) for a 3x3 kernel with padding 1, F(2x2, 5x5) for a 5x5 one
+   * with padding 2.
+   */
   get winogradEligible(): boolean {
-    return this.kernelSize === 3 && this.stride === 1 && this.padding === 1 &&
-      this.inChannels % 4 === 0 && this.outChannels % 4 === 0;
+    const same = (this.kernelSize === 3 && this.padding === 1) ||
+      (this.kernelSize === 5 && this.padding === 2);
+    return same && this.stride === 1 && this.inChannels % 4 === 0 && this.outChannels % 4 === 0;
   }
 
   unfold(weight: Float32Array, bias: Float32Array): Map<string, Tensor> {
@@ -547,6 +552,7 @@ export function packLayer(
 ): void {
   packGemm(blob, layer.packed.offset, weight, bias, layer.k, layer.n, layer.order);
   if (layer instanceof Conv2d && layer.winograd) {
-    packWinograd(blob, layer.winograd.offset, weight, bias, layer.inChannels, layer.n);
+    const { offset, variant } = layer.winograd;
+    packWinograd(blob, offset, weight, bias, layer.inChannels, layer.n, variant);
   }
 }

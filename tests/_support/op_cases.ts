@@ -8,7 +8,7 @@
 
 import type { Backend } from "../../src/backend/backend.ts";
 import { packedSize, winogradSize } from "../../src/backend/pack.ts";
-import type { Plan } from "../../src/graph/ops.ts";
+import type { Plan, WinogradVariant } from "../../src/graph/ops.ts";
 import { PlanBuilder } from "../../src/graph/planner.ts";
 import {
   AvgPool2d,
@@ -52,7 +52,10 @@ export function prepareCase(name: string, c: OpCase): PreparedCase {
         padding: c.p as number,
       });
       layer = packAtZero(conv);
-      if (c.winograd) conv.winograd = { offset: packedSize(conv.k, conv.n), k: conv.k, n: conv.n };
+      if (c.winograd) {
+        const variant = c.winograd as WinogradVariant;
+        conv.winograd = { offset: packedSize(conv.k, conv.n), k: conv.k, n: conv.n, variant };
+      }
       y = conv.lower(b, x);
       break;
     }
@@ -91,7 +94,7 @@ export function caseWeightFloats(prepared: PreparedCase): number {
   const { layer } = prepared;
   if (!layer) return 0;
   const winograd = layer instanceof Conv2d && layer.winograd
-    ? winogradSize(layer.inChannels, layer.n)
+    ? winogradSize(layer.inChannels, layer.n, layer.winograd.variant)
     : 0;
   return packedSize(layer.k, layer.n) + winograd;
 }

@@ -8,7 +8,7 @@
  */
 
 import type { Op, Plan, View } from "../../graph/ops.ts";
-import { PANEL_WIDTH } from "../pack.ts";
+import { PANEL_WIDTH, WINOGRAD_SHAPES } from "../pack.ts";
 import type { KernelExports } from "./kernels.ts";
 
 /** Where a plan lives in linear memory (byte addresses). */
@@ -89,10 +89,12 @@ export function runOp(
   switch (op.kind) {
     case "conv2d": {
       if (op.winograd) {
-        const tiles = op.n * Math.ceil(op.oh / 4) * Math.ceil(op.ow / 4);
+        const { variant } = op.winograd;
+        const { m } = WINOGRAD_SHAPES[variant];
+        const tiles = op.n * Math.ceil(op.oh / m) * Math.ceil(op.ow / m);
         const [t0, t1] = share(tiles, tid, threads, 1);
         if (t0 < t1) {
-          k.winograd_f4x3_bias_relu(
+          k[`winograd_${variant}_bias_relu`](
             at(op.x),
             op.x.stride,
             op.h,

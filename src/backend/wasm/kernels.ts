@@ -24,6 +24,25 @@ export type GemmKernel = (
   p1: number,
 ) => void;
 
+/**
+ * `winograd_f4x3_bias_relu` / `winograd_f2x5_bias_relu` / `winograd_f2x3_bias_relu`: output tiles [t0, t1)
+ * of a stride-1 "same" 3x3 or 5x5 convolution with bias and ReLU.
+ */
+export type WinogradKernel = (
+  x: number,
+  xstride: number,
+  h: number,
+  w: number,
+  c: number,
+  u: number,
+  oc: number,
+  y: number,
+  ystride: number,
+  scratch: number,
+  t0: number,
+  t1: number,
+) => void;
+
 /** `maxpool2d` / `avgpool2d`: output rows [r0, r1) of N * OH. */
 export type PoolKernel = (
   x: number,
@@ -71,20 +90,9 @@ export interface KernelExports {
     p1: number,
   ): void;
   conv2d_scratch_bytes(k: number): number;
-  winograd_f4x3_bias_relu(
-    x: number,
-    xstride: number,
-    h: number,
-    w: number,
-    c: number,
-    u: number,
-    oc: number,
-    y: number,
-    ystride: number,
-    scratch: number,
-    t0: number,
-    t1: number,
-  ): void;
+  winograd_f4x3_bias_relu: WinogradKernel;
+  winograd_f2x5_bias_relu: WinogradKernel;
+  winograd_f2x3_bias_relu: WinogradKernel;
   winograd_scratch_bytes(c: number, oc: number): number;
   maxpool2d: PoolKernel;
   avgpool2d: PoolKernel;
