@@ -26,6 +26,11 @@ export interface Backend {
   weightsChanged(): void;
   /** Runs `plan` on an NCHW `input`; returns the plan's outputs, dense. */
   run(plan: Plan, input: Tensor, seeds: readonly number[]): Promise<Float32Array[]>;
+  /**
+   * Settles once the backend can run (the Wasm backend's workers boot while
+   * the caller packs weights); rejects with a `BackendError` if it cannot.
+   */
+  ready(): Promise<void>;
   /** Bytes of memory the backend holds now (Wasm memory, or GPU buffers). */
   memoryBytes(): number;
   /** Releases workers, memory and GPU buffers. */

@@ -32,6 +32,8 @@ export interface CreateBackendOptions {
   wasmModule?: WebAssembly.Module;
   /** Most bytes of Wasm memory to use. */
   memoryLimit: number;
+  /** The Wasm backend may run on one thread when its workers cannot start. */
+  threadsOptional?: boolean;
 }
 
 /**
@@ -110,6 +112,7 @@ export async function createBackend(
       threads: options.threads,
       wasmModule: options.wasmModule,
       memoryLimit: options.memoryLimit,
+      threadsOptional: options.threadsOptional,
     });
   if (kind === "wasm") return wasm();
   const { adapter, reason } = await probeAdapter();

@@ -282,27 +282,20 @@ export class GoogLeNet {
       variant,
       options.transformInput ?? variant.transformInput,
     );
-    const kind = options.backend ?? "auto";
-    const make = (threads: number) =>
-      createBackend(kind, {
-        weightFloats: model.#weightFloats,
-        threads,
-        wasmModule: options.wasmModule,
-        memoryLimit,
-      });
-    try {
-      model.#backend = await make(threads);
-    } catch (error) {
+    model.#backend = await createBackend(options.backend ?? "auto", {
+      weightFloats: model.#weightFloats,
+      threads,
+      wasmModule: options.wasmModule,
+      memoryLimit,
       // Workers may be refused (no read permission for their modules): with the
       // default thread count, run on the calling thread; an explicit count is an error.
-      const retry = kind !== "webgpu" && options.threads === undefined && threads > 1 &&
-        error instanceof BackendError;
-      if (!retry) throw error;
-      model.#backend = await make(1);
-    }
+      threadsOptional: options.threads === undefined,
+    });
     try {
+      // The Wasm backend's workers boot while the weights are packed.
       if (options.stateDict) model.loadStateDict(options.stateDict);
       else model.#initialize(options.initWeights ?? false);
+      await model.#backend.ready();
     } catch (error) {
       await model.dispose();
       throw error;

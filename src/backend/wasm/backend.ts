@@ -38,17 +38,25 @@ export interface WasmBackendOptions {
   wasmModule?: WebAssembly.Module;
   /** Most bytes of Wasm memory to use. */
   memoryLimit: number;
+  /**
+   * Run on the calling thread alone when the workers cannot start (the
+   * thread count was a default, not a demand). Otherwise {@linkcode WasmBackend.ready}
+   * rejects.
+   */
+  threadsOptional?: boolean;
 }
 
 /** Runs plans on the Wasm SIMD kernels. */
 export class WasmBackend implements Backend {
   readonly kind = "wasm" as const;
-  readonly threads: number;
   /** The kernel binary's instruction set. */
   readonly isa: string;
   #memory: WebAssembly.Memory;
   #kernels: KernelExports;
-  #pool: ThreadPool | null;
+  #pool: ThreadPool | null = null;
+  #threads: number;
+  #booting: Promise<void>;
+  #bootError: BackendError | null = null;
   #weightFloats: number;
   #memoryLimit: number;
   #layouts = new WeakMap<Plan, MemoryLayout>();
@@ -58,20 +66,43 @@ export class WasmBackend implements Backend {
   private constructor(
     memory: WebAssembly.Memory,
     kernels: KernelExports,
-    pool: ThreadPool | null,
+    booting: { threads: number; pool: Promise<ThreadPool> } | null,
     options: WasmBackendOptions,
     isa: string,
   ) {
     this.#memory = memory;
     this.#kernels = kernels;
-    this.#pool = pool;
     this.#weightFloats = options.weightFloats;
     this.#memoryLimit = options.memoryLimit;
-    this.threads = pool?.threads ?? 1;
+    this.#threads = booting?.threads ?? 1;
     this.isa = isa;
+    // Workers boot in the background; a failure is kept for ready() (never
+    // an unhandled rejection), or, when threads are optional, means one thread.
+    this.#booting = booting
+      ? booting.pool.then((pool) => {
+        if (this.#disposed) pool.dispose();
+        else this.#pool = pool;
+      }, (cause) => {
+        this.#threads = 1;
+        if (!options.threadsOptional) {
+          this.#bootError = cause instanceof BackendError
+            ? cause
+            : new BackendError(`Cannot start the kernel workers: ${cause}`, { cause });
+        }
+      })
+      : Promise.resolve();
   }
 
-  /** Compiles (or takes) the kernels, allocates the weights and starts workers. */
+  /** Threads including the caller (the requested count while workers boot; 1 if they could not). */
+  get threads(): number {
+    return this.#threads;
+  }
+
+  /**
+   * Compiles (or takes) the kernels and allocates the weights; starts the
+   * workers without waiting for them (see {@linkcode WasmBackend.ready}), so
+   * that they boot while the caller writes the weights.
+   */
   static async create(options: WasmBackendOptions): Promise<WasmBackend> {
     const wantThreads = options.threads > 1 && threadsAvailable();
     const weightBytes = WEIGHTS_AT + options.weightFloats * 4;
@@ -104,10 +135,22 @@ export class WasmBackend implements Backend {
       compiled = { ...compiled, shared: true };
       kernels = instantiateKernels(compiled.module, memory);
     }
-    const pool = wantThreads && compiled.shared
-      ? await ThreadPool.create(options.threads, compiled.module, memory, kernels)
+    const booting = wantThreads && compiled.shared
+      ? {
+        threads: options.threads,
+        pool: ThreadPool.create(options.threads, compiled.module, memory, kernels, [
+          WEIGHTS_AT,
+          weightBytes,
+        ]),
+      }
       : null;
-    return new WasmBackend(memory, kernels, pool, options, compiled.isa);
+    return new WasmBackend(memory, kernels, booting, options, compiled.isa);
+  }
+
+  /** Settles when the workers are up (or, with `threadsOptional`, given up on). */
+  async ready(): Promise<void> {
+    await this.#booting;
+    if (this.#bootError) throw this.#bootError;
   }
 
   /** The kernel exports (for benches and kernel tests). */
@@ -142,6 +185,8 @@ export class WasmBackend implements Backend {
   }
 
   async #run(plan: Plan, input: Tensor, seeds: readonly number[]): Promise<Float32Array[]> {
+    await this.ready();
+    this.#check();
     const layout = this.#layout(plan);
     const end = layout.arena + plan.arenaSize * 4;
     if (end > this.#memoryLimit || end > MAX_WASM_MEMORY) {

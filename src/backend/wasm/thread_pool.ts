@@ -35,28 +35,39 @@ export class ThreadPool {
     this.threads = workers.length + 1;
   }
 
-  /** Starts `threads - 1` workers over `memory`. */
+  /**
+   * Starts `threads - 1` workers over `memory`; settles when all are ready.
+   * The workers then fault in the byte range `prefault` (split among them,
+   * from its end) while the caller writes it from its start.
+   */
   static async create(
     threads: number,
     module: WebAssembly.Module,
     memory: WebAssembly.Memory,
     kernels: KernelExports,
+    prefault: [number, number] | null = null,
   ): Promise<ThreadPool> {
     const control = new Int32Array(new SharedArrayBuffer(CONTROL_WORDS * 4));
     const workers: Worker[] = [];
     try {
+      const booted: Promise<void>[] = [];
       for (let tid = 1; tid < threads; tid++) {
         const worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
         workers.push(worker);
-        await request(worker, {
+        booted.push(request(worker, {
           type: "init",
           module,
           memory,
           control: control.buffer as SharedArrayBuffer,
           tid,
           threads,
-        }, "ready");
+          prefault: prefault && share(prefault, tid, threads),
+        }, "ready"));
       }
+      // Allow every boot to settle before judging, so none rejects unobserved.
+      const results = await Promise.allSettled(booted);
+      const failed = results.find((r) => r.status === "rejected");
+      if (failed) throw (failed as PromiseRejectedResult).reason;
     } catch (cause) {
       for (const w of workers) w.terminate();
       throw new BackendError(`Cannot start ${threads - 1} kernel workers: ${cause}`, { cause });
@@ -121,6 +132,13 @@ export class ThreadPool {
     for (const w of this.#workers) w.terminate();
     this.#workers = [];
   }
+}
+
+// Worker tid's slice of [start, end) (worker 1 the last), in whole pages.
+function share([start, end]: [number, number], tid: number, threads: number): [number, number] {
+  const pages = Math.ceil((end - start) / 4096 / (threads - 1));
+  const hi = Math.max(start, end - (tid - 1) * pages * 4096);
+  return [Math.max(start, hi - pages * 4096), hi];
 }
 
 function request(worker: Worker, message: WorkerMessage, reply: string): Promise<void> {

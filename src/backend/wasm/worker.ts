@@ -20,6 +20,8 @@ export type WorkerMessage =
     control: SharedArrayBuffer;
     tid: number;
     threads: number;
+    /** Byte range of fresh memory to fault in, last page first (see `prefault`). */
+    prefault: [number, number] | null;
   }
   | { type: "plan"; id: number; plan: Plan; layout: MemoryLayout }
   | { type: "forget"; id: number };
@@ -50,6 +52,20 @@ function run(): void {
   }
 }
 
+/**
+ * Faults in the pages of [start, end) of a fresh memory from the last page
+ * down, while the calling thread writes the weights from the first page up:
+ * first-touch page faults are slow on some virtual machines, and this way two
+ * threads take them. Each page gets a compare-exchange of 0 with 0, which
+ * never changes a value, so it cannot undo a weight already written there.
+ */
+function prefault(memory: WebAssembly.Memory, start: number, end: number): void {
+  const words = new Int32Array(memory.buffer);
+  for (let at = (end & ~4095) - 4096; at >= start; at -= 4096) {
+    Atomics.compareExchange(words, at >> 2, 0, 0);
+  }
+}
+
 async function serve(): Promise<void> {
   let seen = Atomics.load(control, RUN);
   while (true) {
@@ -70,6 +86,7 @@ scope.onmessage = (event: MessageEvent<WorkerMessage>) => {
     tid = message.tid;
     threads = message.threads;
     scope.postMessage({ type: "ready" });
+    if (message.prefault) prefault(message.memory, ...message.prefault);
     serve();
   } else if (message.type === "plan") {
     plans.set(message.id, { plan: message.plan, layout: message.layout });

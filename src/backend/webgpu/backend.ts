@@ -188,6 +188,11 @@ export class WebGpuBackend implements Backend {
     this.#weightsDirty = true;
   }
 
+  /** The device is ready once created. */
+  ready(): Promise<void> {
+    return Promise.resolve();
+  }
+
   memoryBytes(): number {
     let bytes = this.#weights.size + (this.#arena?.size ?? 0) + (this.#readback?.size ?? 0);
     for (const p of this.#programs.values()) bytes += p.uniforms.size + (p.mask?.size ?? 0);
