@@ -1,7 +1,7 @@
 /**
  * The synchronisation words shared by the calling thread and the workers: a
  * run counter that starts a plan, a sense-reversing barrier between
- * operations, and an error flag. All live in one small SharedArrayBuffer.
+ * operations, the chunk counter work is claimed from, and an error flag. All live in one small SharedArrayBuffer.
  *
  * @module
  */
@@ -18,6 +18,8 @@ export const FAILED = 3;
 export const PLAN = 4;
 /** Index of the number of operations (barriers) in the run. */
 export const OPS = 5;
+/** Index of the chunk counter the threads claim work from (see `WorkQueue`). */
+export const CURSOR = 6;
 /** First of the dropout seeds of the run. */
 export const SEEDS = 8;
 /** Words in the control block. */

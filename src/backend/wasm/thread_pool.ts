@@ -8,8 +8,8 @@
 
 import type { Plan } from "../../graph/ops.ts";
 import { BackendError } from "../../errors.ts";
-import { barrier, CONTROL_WORDS, FAILED, OPS, PLAN, RUN, SEEDS } from "./barrier.ts";
-import { type MemoryLayout, runOp } from "./executor.ts";
+import { barrier, CONTROL_WORDS, CURSOR, FAILED, OPS, PLAN, RUN, SEEDS } from "./barrier.ts";
+import { type MemoryLayout, runOp, WorkQueue } from "./executor.ts";
 import type { KernelExports } from "./kernels.ts";
 import type { WorkerMessage } from "./worker.ts";
 
@@ -25,6 +25,7 @@ export class ThreadPool {
   #workers: Worker[];
   #control: Int32Array;
   #kernels: KernelExports;
+  #queue: WorkQueue;
   #plans = new Map<Plan, number>();
   #nextId = 1;
 
@@ -32,6 +33,7 @@ export class ThreadPool {
     this.#workers = workers;
     this.#control = control;
     this.#kernels = kernels;
+    this.#queue = new WorkQueue(control, CURSOR);
     this.threads = workers.length + 1;
   }
 
@@ -101,6 +103,8 @@ export class ThreadPool {
     Atomics.store(c, PLAN, id);
     Atomics.store(c, OPS, plan.ops.length);
     Atomics.store(c, FAILED, 0);
+    Atomics.store(c, CURSOR, 0);
+    this.#queue.reset();
     seeds.forEach((s, i) => Atomics.store(c, SEEDS + i, s));
     Atomics.add(c, RUN, 1);
     Atomics.notify(c, RUN);
@@ -109,7 +113,7 @@ export class ThreadPool {
     for (const op of plan.ops) {
       try {
         if (Atomics.load(c, FAILED) === 0) {
-          runOp(this.#kernels, plan, layout, op, 0, this.threads, own);
+          runOp(this.#kernels, plan, layout, op, 0, this.threads, own, this.#queue);
         }
       } catch (error) {
         failure ??= error;

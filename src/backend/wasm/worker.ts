@@ -7,8 +7,8 @@
  */
 
 import type { Plan } from "../../graph/ops.ts";
-import { barrier, FAILED, OPS, PLAN, RUN, SEEDS } from "./barrier.ts";
-import { type MemoryLayout, runOp } from "./executor.ts";
+import { barrier, CURSOR, FAILED, OPS, PLAN, RUN, SEEDS } from "./barrier.ts";
+import { type MemoryLayout, runOp, WorkQueue } from "./executor.ts";
 import { instantiateKernels, type KernelExports } from "./kernels.ts";
 
 /** Messages the pool sends. */
@@ -32,6 +32,7 @@ let kernels: KernelExports;
 let control: Int32Array;
 let tid = 0;
 let threads = 1;
+let queue: WorkQueue;
 const plans = new Map<number, { plan: Plan; layout: MemoryLayout }>();
 
 function run(): void {
@@ -39,10 +40,11 @@ function run(): void {
   const seeds = control.subarray(SEEDS);
   const count = Atomics.load(control, OPS);
   if (!entry || entry.plan.ops.length !== count) Atomics.store(control, FAILED, 1);
+  queue.reset();
   for (let i = 0; i < count; i++) {
     try {
       if (Atomics.load(control, FAILED) === 0) {
-        runOp(kernels, entry!.plan, entry!.layout, entry!.plan.ops[i], tid, threads, seeds);
+        runOp(kernels, entry!.plan, entry!.layout, entry!.plan.ops[i], tid, threads, seeds, queue);
       }
     } catch {
       Atomics.store(control, FAILED, 1);
@@ -83,6 +85,7 @@ scope.onmessage = (event: MessageEvent<WorkerMessage>) => {
   if (message.type === "init") {
     kernels = instantiateKernels(message.module, message.memory);
     control = new Int32Array(message.control);
+    queue = new WorkQueue(control, CURSOR);
     tid = message.tid;
     threads = message.threads;
     scope.postMessage({ type: "ready" });
