@@ -1,11 +1,15 @@
 /**
  * Cold start of a fresh process, weights already in memory: import `mod.ts`
  * -> create the model (seed variant, no aux heads) from a state dict ->
- * first logits of a 224x224 image. Prints one JSON line of milliseconds.
+ * first logits of a 224x224 image. Prints one JSON line of milliseconds,
+ * with, for scale, the time this process then takes to touch as many fresh
+ * bytes as the model's Wasm memory (one write per 4 KB page): the part of
+ * the cold start that is page faults, which no library code can avoid.
+ * The optional argument is the backend (`auto`, the default, or `wasm`).
  * Run by `tests/edge_entry.test.ts` and `deno task bench`:
  *
  * ```sh
- * deno run --no-prompt --allow-read=src tools/edge/cold_start.ts
+ * deno run --no-prompt --allow-read=src tools/edge/cold_start.ts [auto|wasm]
  * ```
  *
  * @module
@@ -21,15 +25,23 @@ const stateDict = deterministicStateDict(keys);
 const started = performance.now();
 const { GoogLeNet, Tensor } = await import("../../mod.ts");
 const imported = performance.now();
-const model = await GoogLeNet.create({ auxLogits: false, stateDict });
+const backend = Deno.args[0] === "wasm" ? "wasm" : "auto";
+const model = await GoogLeNet.create({ auxLogits: false, stateDict, backend });
 const created = performance.now();
 const logits = await model.forward(Tensor.zeros([1, 3, 224, 224]));
 const done = performance.now();
 const second = performance.now();
 await model.forward(Tensor.zeros([1, 3, 224, 224]));
 const warm = performance.now() - second;
+const bytes = model.backend.memoryBytes();
+const touchStart = performance.now();
+const fresh = new Uint8Array(bytes);
+for (let i = 0; i < bytes; i += 4096) fresh[i] = 1;
+const touchFresh = performance.now() - touchStart;
 const report = {
+  backend: model.backend.kind,
   threads: model.backend.threads,
+  memoryMB: bytes / 1048576,
   isa: (model.backend as { isa?: string }).isa ?? null,
   shape: (logits as { shape: readonly number[] }).shape,
   ms: {
@@ -39,6 +51,7 @@ const report = {
     importToFirstLogits: done - started,
     sinceProcessStart: done,
     warmForward: warm,
+    touchFreshMemory: touchFresh,
   },
 };
 await model.dispose();
