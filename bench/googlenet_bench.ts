@@ -80,11 +80,14 @@ for (const [name, logits] of others) {
 // Paired ratios: this VM's speed drifts over tens of seconds, which skews the
 // ratio of two averages taken minutes apart. Alternating one forward of ours
 // with one of the peer (same threads, batch 1) and taking the median of the
-// per-round ratios cancels that drift.
+// per-round ratios cancels that drift. Each forward starts after a 100 ms
+// pause, so that threads a runtime leaves spinning after its call
+// (onnxruntime's pools do) have stopped before the other one is timed.
 {
   const ROUNDS = 15;
   const input = inputs["batch 1"];
   const time = async (run: () => Promise<unknown>) => {
+    await new Promise((resolve) => setTimeout(resolve, 100));
     const start = performance.now();
     await run();
     return performance.now() - start;
