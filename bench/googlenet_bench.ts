@@ -77,41 +77,6 @@ for (const [name, logits] of others) {
   note(`Agreement with googlenet-wasm (1 thread): ${name}, max |diff| = ${diff.toExponential(1)}`);
 }
 
-// Paired ratios: this VM's speed drifts over tens of seconds, which skews the
-// ratio of two averages taken minutes apart. Alternating one forward of ours
-// with one of the peer (same threads, batch 1) and taking the median of the
-// per-round ratios cancels that drift. Each forward starts after a 100 ms
-// pause, so that threads a runtime leaves spinning after its call
-// (onnxruntime's pools do) have stopped before the other one is timed.
-{
-  const ROUNDS = 15;
-  const input = inputs["batch 1"];
-  const time = async (run: () => Promise<unknown>) => {
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    const start = performance.now();
-    await run();
-    return performance.now() - start;
-  };
-  for (const peer of runners) {
-    const ours = peer.threads === 1 ? single : multi;
-    if (!ours || ours.backend.threads !== peer.threads) continue;
-    const ratios: number[] = [];
-    for (let round = 0; round < ROUNDS + 2; round++) {
-      const a = await time(() => ours.forward(input));
-      const b = await time(() => peer.run(input));
-      if (round >= 2) ratios.push(a / b);
-    }
-    ratios.sort((x, y) => x - y);
-    note(
-      `Paired ratio, batch 1, ${peer.threads} thread${peer.threads > 1 ? "s" : ""}: ` +
-        `googlenet-wasm / ${peer.name} = ${ratios[ROUNDS >> 1].toFixed(2)} ` +
-        `(median of ${ROUNDS} alternating rounds; range ${ratios[0].toFixed(2)}-${
-          ratios[ROUNDS - 1].toFixed(2)
-        })`,
-    );
-  }
-}
-
 for (const [group, input] of Object.entries(inputs)) {
   const images = input.shape[0];
   const configs: [string, GoogLeNet][] = [["googlenet-wasm, 1 thread", single]];
