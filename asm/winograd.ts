@@ -16,7 +16,7 @@
 import { gemm_panel_bytes, gemm_tiles, GEMM_MR } from "./gemm";
 
 const TMP_BYTES: usize = 640; // 6x6 patch vectors, then 6x4 + 4x4 output vectors
-const BLOCK_BUDGET: i32 = 2 * 1024 * 1024;
+const BLOCK_BUDGET: i32 = 1024 * 1024;
 
 /** Tiles per block for nn transform points, c input and oc output channels: a multiple of MR within the budget. */
 @inline function block_tiles(nn: i32, c: i32, oc: i32): i32 {
