@@ -604,7 +604,7 @@ export class GoogLeNet {
  * - 3x3 on 14x14 and 7x7 maps (inception4*, inception5*): F(2x2, 3x3). On
  *   14x14 it is as fast as F(4x4, 3x3) (whose 4x4 tiles waste a quarter of
  *   the work there) with weights 16/9 instead of 36/9 the kernel's size:
- *   14 MB less. On 7x7 it beats the direct GEMM by 12-18 %.
+ *   14 MB less. On 7x7 it beats the direct GEMM by 11-18 %.
  * - 5x5 (every branch3.1): F(2x2, 5x5), 1.4-2.3x faster than the direct GEMM.
  */
 function winogradVariant(conv: Conv2d): WinogradVariant | null {

@@ -1,7 +1,8 @@
 /**
  * The synchronisation words shared by the calling thread and the workers: a
  * run counter that starts a plan, a sense-reversing barrier between
- * operations, the chunk counter work is claimed from, and an error flag. All live in one small SharedArrayBuffer.
+ * operations, the chunk counter work is claimed from, and an error flag. All
+ * live in one small SharedArrayBuffer.
  *
  * @module
  */

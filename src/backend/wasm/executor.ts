@@ -111,7 +111,6 @@ function gemmChunks(
   queue: WorkQueue,
   body: (m0: number, m1: number, p0: number, p1: number) => void,
 ): void {
-  if (threads === 1) return body(0, rows, 0, panels);
   if (rows >= 8 * MR * threads) {
     const count = chunkCount(rows, threads, 4 * MR);
     queue.forEach(count, threads, (i) => {
@@ -135,7 +134,6 @@ function rowChunks(
   least: number,
   body: (r0: number, r1: number) => void,
 ): void {
-  if (threads === 1) return body(0, rows);
   const count = chunkCount(rows, threads, least);
   const grain = count > threads ? Math.min(MR, least) : 1;
   queue.forEach(count, threads, (i) => {

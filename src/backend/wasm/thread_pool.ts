@@ -9,7 +9,7 @@
 import type { Plan } from "../../graph/ops.ts";
 import { BackendError } from "../../errors.ts";
 import { barrier, CONTROL_WORDS, CURSOR, FAILED, OPS, PLAN, RUN, SEEDS } from "./barrier.ts";
-import { type MemoryLayout, runOp, WorkQueue } from "./executor.ts";
+import { type MemoryLayout, runOp, share, WorkQueue } from "./executor.ts";
 import type { KernelExports } from "./kernels.ts";
 import type { WorkerMessage } from "./worker.ts";
 
@@ -40,7 +40,7 @@ export class ThreadPool {
   /**
    * Starts `threads - 1` workers over `memory`; settles when all are ready.
    * The workers then fault in the byte range `prefault` (split among them,
-   * from its end) while the caller writes it from its start.
+   * each slice from its end) while the caller writes it from its start.
    */
   static async create(
     threads: number,
@@ -63,7 +63,7 @@ export class ThreadPool {
           control: control.buffer as SharedArrayBuffer,
           tid,
           threads,
-          prefault: prefault && share(prefault, tid, threads),
+          prefault: prefault && pageSlice(prefault, tid, threads),
         }, "ready"));
       }
       // Allow every boot to settle before judging, so none rejects unobserved.
@@ -138,11 +138,10 @@ export class ThreadPool {
   }
 }
 
-// Worker tid's slice of [start, end) (worker 1 the last), in whole pages.
-function share([start, end]: [number, number], tid: number, threads: number): [number, number] {
-  const pages = Math.ceil((end - start) / 4096 / (threads - 1));
-  const hi = Math.max(start, end - (tid - 1) * pages * 4096);
-  return [Math.max(start, hi - pages * 4096), hi];
+// Worker tid's slice of the byte range [start, end), in whole 4 KB pages.
+function pageSlice([start, end]: [number, number], tid: number, threads: number): [number, number] {
+  const [p0, p1] = share(Math.ceil((end - start) / 4096), tid - 1, threads - 1, 1);
+  return [start + p0 * 4096, Math.min(end, start + p1 * 4096)];
 }
 
 function request(worker: Worker, message: WorkerMessage, reply: string): Promise<void> {

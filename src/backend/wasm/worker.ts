@@ -63,8 +63,9 @@ function run(): void {
  */
 function prefault(memory: WebAssembly.Memory, start: number, end: number): void {
   const words = new Int32Array(memory.buffer);
-  for (let at = (end & ~4095) - 4096; at >= start; at -= 4096) {
-    Atomics.compareExchange(words, at >> 2, 0, 0);
+  // Plain arithmetic, not bit operations: offsets may pass 2^31.
+  for (let at = Math.floor(end / 4096) * 4096 - 4096; at >= start; at -= 4096) {
+    Atomics.compareExchange(words, at / 4, 0, 0);
   }
 }
 
@@ -89,8 +90,12 @@ scope.onmessage = (event: MessageEvent<WorkerMessage>) => {
     tid = message.tid;
     threads = message.threads;
     scope.postMessage({ type: "ready" });
-    if (message.prefault) prefault(message.memory, ...message.prefault);
-    serve();
+    try {
+      if (message.prefault) prefault(message.memory, ...message.prefault);
+    } finally {
+      // Only a speed-up: whatever happens to it, the worker serves runs.
+      serve();
+    }
   } else if (message.type === "plan") {
     plans.set(message.id, { plan: message.plan, layout: message.layout });
     scope.postMessage({ type: "planned", id: message.id });
