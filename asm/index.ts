@@ -10,6 +10,7 @@ export { dropout, fma_peak, relu, softmax } from "./ops";
 export {
   winograd_f2x3_bias_relu,
   winograd_f2x5_bias_relu,
+  winograd_block_tiles,
   winograd_f4x3_bias_relu,
   winograd_scratch_bytes,
 } from "./winograd";

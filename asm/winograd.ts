@@ -24,6 +24,14 @@ const BLOCK_BUDGET: i32 = 1024 * 1024;
   return max(GEMM_MR, tiles - tiles % GEMM_MR);
 }
 
+/**
+ * Tiles a `winograd_*_bias_relu` kernel transforms per block for nn transform
+ * points (36 or 16): a range of at most this many tiles takes one pass over the weights.
+ */
+export function winograd_block_tiles(nn: i32, c: i32, oc: i32): i32 {
+  return block_tiles(nn, c, oc);
+}
+
 /** Scratch bytes one thread needs for any `winograd_*_bias_relu` kernel. */
 export function winograd_scratch_bytes(c: i32, oc: i32): usize {
   const v = max(36 * block_tiles(36, c, oc), 16 * block_tiles(16, c, oc));

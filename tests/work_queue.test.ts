@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { chunkCount, share, WorkQueue } from "../src/backend/wasm/executor.ts";
+import { chunkCount, split, WorkQueue } from "../src/backend/wasm/executor.ts";
 
 /** A counter block like the pool's: the counter at index 0. */
 function counter(): Int32Array {
@@ -55,21 +55,26 @@ Deno.test("one thread runs every chunk in order, without a counter", () => {
   assert.deepEqual(ran, [0, 1, 2, 3, 4]);
 });
 
-Deno.test("chunk bounds tile the work: no gap, no overlap, multiples of the grain but the last", () => {
+Deno.test("chunk bounds tile the work: no gap, no overlap, on the grain, near-equal sizes", () => {
   for (
     const [units, threads, least, grain] of [[196, 2, 24, 6], [49, 2, 24, 6], [3136, 4, 24, 6]]
   ) {
     const count = chunkCount(units, threads, least);
     assert.ok(count >= threads && count <= 4 * threads, `${count} chunks for ${units} units`);
     let next = 0;
+    const sizes: number[] = [];
     for (let i = 0; i < count; i++) {
-      const [start, end] = share(units, i, count, grain);
-      if (start === end) continue;
+      const [start, end] = split(units, i, count, grain);
       assert.equal(start, next, `chunk ${i} of ${units} starts where the last ended`);
       assert.ok(start % grain === 0, `chunk ${i} starts on the grain`);
+      if (end < units) sizes.push(end - start);
       next = end;
     }
     assert.equal(next, units);
+    assert.ok(
+      Math.max(...sizes) - Math.min(...sizes) <= grain,
+      `chunk sizes ${sizes} differ by at most one grain`,
+    );
   }
   assert.equal(chunkCount(1000, 1, 6), 1);
 });

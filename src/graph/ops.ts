@@ -201,6 +201,14 @@ export interface BufferSpec {
 export interface Plan {
   /** The operations, in execution order. */
   readonly ops: readonly Op[];
+  /**
+   * The operations grouped into steps, as indices into `ops`, in order: no
+   * operation of a step writes memory that another one of the same step reads
+   * or writes, so a backend may run a step's operations in any order or at
+   * once, and needs to synchronise only between steps (an Inception block is
+   * two steps: its 1x1 convolutions with the max pool, then the rest).
+   */
+  readonly steps: readonly (readonly number[])[];
   /** Every arena buffer, indexed by buffer id. */
   readonly buffers: readonly BufferSpec[];
   /** Arena size in floats. */

@@ -110,6 +110,7 @@ export class PlanBuilder {
     const buffers: BufferSpec[] = this.#sizes.map((size, i) => ({ size, offset: offsets[i] }));
     return {
       ops: this.ops,
+      steps: groupSteps(this.ops, buffers),
       buffers,
       arenaSize,
       input: input.view.buffer,
@@ -118,6 +119,81 @@ export class PlanBuilder {
       inputTransform,
     };
   }
+}
+
+/** Channels [view.channelOffset, + channels) of every pixel of a buffer. */
+interface Access {
+  readonly view: View;
+  readonly channels: number;
+}
+
+/** What an operation reads and what it writes. */
+function accesses(op: Op): { reads: Access[]; writes: Access[] } {
+  switch (op.kind) {
+    case "conv2d": {
+      const more = op.moreOutputs.reduce((sum, o) => sum + o.channels, 0);
+      return {
+        reads: [{ view: op.x, channels: op.c }],
+        writes: [
+          { view: op.y, channels: op.weights.n - more },
+          ...op.moreOutputs.map((o) => ({ view: o.y, channels: o.channels })),
+        ],
+      };
+    }
+    case "linear":
+      return {
+        reads: [{ view: op.x, channels: op.weights.k }],
+        writes: [{ view: op.y, channels: op.weights.n }],
+      };
+    case "maxpool2d":
+    case "avgpool2d":
+    case "adaptive_avgpool2d":
+      return { reads: [{ view: op.x, channels: op.c }], writes: [{ view: op.y, channels: op.c }] };
+    case "dropout": {
+      const all = { view: op.x, channels: op.x.stride };
+      return { reads: [all], writes: [all] };
+    }
+  }
+}
+
+/**
+ * Whether two accesses may touch the same float: their buffers' arena ranges
+ * meet and, within one buffer, their channel ranges meet (two buffers that
+ * share memory at different times count as meeting).
+ */
+function overlaps(a: Access, b: Access, buffers: readonly BufferSpec[]): boolean {
+  const A = buffers[a.view.buffer], B = buffers[b.view.buffer];
+  if (A.offset + A.size <= B.offset || B.offset + B.size <= A.offset) return false;
+  if (a.view.buffer !== b.view.buffer) return true;
+  const a0 = a.view.channelOffset, b0 = b.view.channelOffset;
+  return a0 < b0 + b.channels && b0 < a0 + a.channels;
+}
+
+/**
+ * Groups consecutive operations into steps: an operation joins the current
+ * step unless it reads or writes what one of the step's operations writes,
+ * or writes what one of them reads.
+ */
+function groupSteps(ops: readonly Op[], buffers: readonly BufferSpec[]): number[][] {
+  const steps: number[][] = [];
+  let step: number[] = [];
+  const touched = ops.map(accesses);
+  const meet = (xs: Access[], ys: Access[]) =>
+    xs.some((x) => ys.some((y) => overlaps(x, y, buffers)));
+  for (let i = 0; i < ops.length; i++) {
+    const a = touched[i];
+    const conflict = step.some((j) => {
+      const b = touched[j];
+      return meet(a.writes, b.reads) || meet(a.writes, b.writes) || meet(a.reads, b.writes);
+    });
+    if (conflict) {
+      steps.push(step);
+      step = [];
+    }
+    step.push(i);
+  }
+  if (step.length > 0) steps.push(step);
+  return steps;
 }
 
 function align4(n: number): number {

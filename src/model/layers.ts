@@ -427,24 +427,28 @@ export class Inception {
       return v;
     };
     const [b1, r3, r5] = [this.branch1, this.branch2[0], this.branch3[0]].map((c) => c.conv);
+    // The operations that read only x come first (the 1x1 convolutions, the
+    // max pool), so that the plan runs them as one step and the rest as a second.
+    const slots = [this.branch1, this.branch2[1], this.branch3[1], this.branch4[1]].map(slot);
+    let reduced: Value[];
     if (this.fusable) {
       // The three 1x1 convolutions of x as one GEMM (their weights are packed back to back).
-      const y1 = slot(this.branch1);
       const t3 = b.alloc(x.n, x.h, x.w, r3.outChannels, r3.key);
       const t5 = b.alloc(x.n, x.h, x.w, r5.outChannels, r5.key);
-      b1.lowerFused(b, x, y1, [t3, t5], {
+      b1.lowerFused(b, x, slots[0], [t3, t5], {
         offset: b1.packed.offset,
         k: b1.k,
         n: b1.n + r3.n + r5.n,
       });
-      this.branch2[1].lower(b, t3, slot(this.branch2[1]));
-      this.branch3[1].lower(b, t5, slot(this.branch3[1]));
+      reduced = [t3, t5];
     } else {
-      this.branch1.lower(b, x, slot(this.branch1));
-      this.branch2[1].lower(b, this.branch2[0].lower(b, x), slot(this.branch2[1]));
-      this.branch3[1].lower(b, this.branch3[0].lower(b, x), slot(this.branch3[1]));
+      this.branch1.lower(b, x, slots[0]);
+      reduced = [this.branch2[0].lower(b, x), this.branch3[0].lower(b, x)];
     }
-    this.branch4[1].lower(b, this.branch4[0].lower(b, x), slot(this.branch4[1]));
+    const pooled = this.branch4[0].lower(b, x);
+    this.branch2[1].lower(b, reduced[0], slots[1]);
+    this.branch3[1].lower(b, reduced[1], slots[2]);
+    this.branch4[1].lower(b, pooled, slots[3]);
     return out;
   }
 

@@ -13,7 +13,14 @@ import type { Plan } from "../../graph/ops.ts";
 import { BackendError, MemoryLimitError } from "../../errors.ts";
 import type { Tensor } from "../../tensor.ts";
 import { type Backend, copyInput } from "../backend.ts";
-import { type MemoryLayout, runOp, scratchBytes } from "./executor.ts";
+import {
+  type MemoryLayout,
+  runChunk,
+  runSerial,
+  type Schedule,
+  schedule,
+  scratchBytes,
+} from "./executor.ts";
 import {
   type CompiledKernels,
   compileKernels,
@@ -60,6 +67,7 @@ export class WasmBackend implements Backend {
   #weightFloats: number;
   #memoryLimit: number;
   #layouts = new WeakMap<Plan, MemoryLayout>();
+  #schedules = new WeakMap<Plan, Schedule>();
   #installed: Plan | null = null;
   #disposed = false;
 
@@ -210,7 +218,7 @@ export class WasmBackend implements Backend {
       this.#pool.run(plan, layout, seeds);
     } else {
       try {
-        for (const op of plan.ops) runOp(this.#kernels, plan, layout, op, 0, 1, seeds);
+        runSerial(this.#kernels, plan, layout, this.#serial(plan), seeds);
       } catch (cause) {
         throw new BackendError(`A kernel failed while running the plan: ${cause}`, { cause });
       }
@@ -230,11 +238,22 @@ export class WasmBackend implements Backend {
     await this.#run(plan, input, new Array(plan.dropoutStreams).fill(1));
     const layout = this.#layout(plan);
     const seeds = new Array(plan.dropoutStreams).fill(1);
-    return plan.ops.map((op) => {
+    // One thread's schedule has one chunk per operation.
+    return this.#serial(plan).flat().map((chunk) => {
+      const op = plan.ops[chunk.op];
       const start = performance.now();
-      runOp(this.#kernels, plan, layout, op, 0, 1, seeds);
+      runChunk(this.#kernels, plan, layout, chunk, layout.scratch, seeds);
       return { name: op.name, kind: op.kind, ms: performance.now() - start };
     });
+  }
+
+  #serial(plan: Plan): Schedule {
+    let steps = this.#schedules.get(plan);
+    if (!steps) {
+      steps = schedule(this.#kernels, plan, 1);
+      this.#schedules.set(plan, steps);
+    }
+    return steps;
   }
 
   #layout(plan: Plan): MemoryLayout {

@@ -1,7 +1,7 @@
 /**
  * The synchronisation words shared by the calling thread and the workers: a
- * run counter that starts a plan, a sense-reversing barrier between
- * operations, the chunk counter work is claimed from, and an error flag. All
+ * run counter that starts a plan, a sense-reversing barrier between plan
+ * steps, the chunk counter work is claimed from, and an error flag. All
  * live in one small SharedArrayBuffer.
  *
  * @module
@@ -17,8 +17,8 @@ export const GENERATION = 2;
 export const FAILED = 3;
 /** Index of the plan id the run executes. */
 export const PLAN = 4;
-/** Index of the number of operations (barriers) in the run. */
-export const OPS = 5;
+/** Index of the number of plan steps (barriers) in the run. */
+export const STEPS = 5;
 /** Index of the chunk counter the threads claim work from (see `WorkQueue`). */
 export const CURSOR = 6;
 /** First of the dropout seeds of the run. */

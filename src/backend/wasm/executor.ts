@@ -1,11 +1,12 @@
 /**
- * Runs a plan's operations on the Wasm kernels. The same function runs on
+ * Runs a plan's operations on the Wasm kernels. The same functions run on
  * the calling thread and on every worker. Each operation is cut into a few
- * chunks per thread (of rows, panels, tiles or pool rows) that the threads
- * claim from a shared counter, so a thread the OS pauses holds up at most one
- * chunk; the threads meet at a barrier between operations. Chunk bounds do
- * not depend on which thread runs them, so results are bit-identical for any
- * thread count.
+ * chunks per thread (of rows, panels, tiles or pool rows); the threads claim
+ * the chunks of a plan step (operations that may run at once) from a shared
+ * counter, so a thread the OS pauses holds up at most one chunk and the small
+ * operations of a step fill the tail of its large ones. The threads meet at a
+ * barrier between steps. Chunk bounds do not depend on which thread runs
+ * them, so results are bit-identical for any thread count.
  *
  * @module
  */
@@ -29,16 +30,19 @@ export interface MemoryLayout {
 /** The micro-kernel's rows: row splits are multiples of it. */
 const MR = 6;
 
-/** Thread `tid`'s share [start, end) of `total` items, in multiples of `grain`. */
-export function share(
+/**
+ * Chunk `i` of `count` near-equal chunks of `total` items: whole multiples of
+ * `grain` (the last may be shorter), at most one grain apart in size.
+ */
+export function split(
   total: number,
-  tid: number,
-  threads: number,
+  i: number,
+  count: number,
   grain: number,
 ): [number, number] {
-  const chunk = Math.ceil(total / grain / threads) * grain;
-  const start = Math.min(total, tid * chunk);
-  return [start, Math.min(total, start + chunk)];
+  const groups = Math.ceil(total / grain);
+  const start = Math.min(total, Math.floor((i * groups) / count) * grain);
+  return [start, Math.min(total, Math.floor(((i + 1) * groups) / count) * grain)];
 }
 
 /** Chunks per thread of a large operation: enough to absorb a paused thread, few enough to stay cheap. */
@@ -55,14 +59,14 @@ export function chunkCount(units: number, threads: number, least: number): numbe
 }
 
 /**
- * Hands out the chunks of each operation of a run to the threads that ask.
+ * Hands out the chunks of each step of a run to the threads that ask.
  * With no control block (one thread) it hands out every chunk in order;
  * with one, each claim is an `Atomics.add` on the shared counter at `index`,
  * which the calling thread zeroes before each run. Every thread calls
- * {@linkcode WorkQueue.forEach} once per operation, so after an operation of
- * `count` chunks the counter has moved by exactly `count + threads` claims
- * (one failed claim per thread), which is how each thread knows where the
- * next operation's chunks start without further synchronisation.
+ * {@linkcode WorkQueue.forEach} once per step, so after a step of `count`
+ * chunks the counter has moved by exactly `count + threads` claims (one
+ * failed claim per thread), which is how each thread knows where the next
+ * step's chunks start without further synchronisation.
  */
 export class WorkQueue {
   #control: Int32Array | null;
@@ -95,51 +99,79 @@ export class WorkQueue {
   }
 }
 
-/** The queue of a single thread: every chunk, in order. */
-export const SERIAL: WorkQueue = new WorkQueue();
-
 /**
- * Runs `body(m0, m1, p0, p1)` for this thread's chunks of a GEMM with `rows`
- * rows and `panels` column panels: chunks of rows (multiples of MR) when each
- * thread gets at least 8 micro-kernel tiles of them, else of panels (small
- * maps and batch-1 linear layers).
+ * One chunk of an operation: the operation's index in the plan and the
+ * ranges it covers: rows [r0, r1) (GEMM rows, Winograd tiles, pool output
+ * rows) and, for GEMMs, weight panels [p0, p1).
  */
-function gemmChunks(
-  rows: number,
-  panels: number,
-  threads: number,
-  queue: WorkQueue,
-  body: (m0: number, m1: number, p0: number, p1: number) => void,
-): void {
-  if (rows >= 8 * MR * threads) {
-    const count = chunkCount(rows, threads, 4 * MR);
-    queue.forEach(count, threads, (i) => {
-      const [m0, m1] = share(rows, i, count, MR);
-      if (m0 < m1) body(m0, m1, 0, panels);
-    });
-  } else {
-    const count = chunkCount(panels, threads, 2);
-    queue.forEach(count, threads, (i) => {
-      const [p0, p1] = share(panels, i, count, 1);
-      if (p0 < p1) body(0, rows, p0, p1);
-    });
-  }
+export interface Chunk {
+  readonly op: number;
+  readonly r0: number;
+  readonly r1: number;
+  readonly p0: number;
+  readonly p1: number;
 }
 
-/** Runs `body(r0, r1)` for this thread's chunks of `rows` rows (grain 1, or MR when cut finer than one chunk per thread). */
-function rowChunks(
-  rows: number,
-  threads: number,
-  queue: WorkQueue,
-  least: number,
-  body: (r0: number, r1: number) => void,
-): void {
-  const count = chunkCount(rows, threads, least);
-  const grain = count > threads ? Math.min(MR, least) : 1;
-  queue.forEach(count, threads, (i) => {
-    const [r0, r1] = share(rows, i, count, grain);
-    if (r0 < r1) body(r0, r1);
-  });
+/**
+ * A plan cut for a thread count: for each of its steps, the chunks of the
+ * step's operations in the order threads claim them (the plan's order, so
+ * the larger first operations of a step come first and the small ones fill
+ * the tail). For one thread each operation is one chunk.
+ */
+export type Schedule = readonly (readonly Chunk[])[];
+
+/**
+ * Cuts `plan` into chunks for `threads` threads. Chunk bounds depend only on
+ * the plan and the thread count, never on which thread runs a chunk, so
+ * results are bit-identical for any thread count.
+ */
+export function schedule(kernels: KernelExports, plan: Plan, threads: number): Schedule {
+  return plan.steps.map((step) => step.flatMap((i) => chunksOf(kernels, plan.ops[i], i, threads)));
+}
+
+/** The chunks of operation `op` (index `index`) for `threads` threads. */
+function chunksOf(kernels: KernelExports, op: Op, index: number, threads: number): Chunk[] {
+  const rows = (total: number, count: number, grain: number, panels = 0) =>
+    Array.from({ length: count }, (_, i) => {
+      const [r0, r1] = split(total, i, count, grain);
+      return { op: index, r0, r1, p0: 0, p1: panels };
+    }).filter((c) => c.r0 < c.r1);
+  switch (op.kind) {
+    case "conv2d":
+    case "linear": {
+      const m = op.kind === "linear" ? op.m : op.n * op.oh * op.ow;
+      if (op.kind === "conv2d" && op.winograd) {
+        // Chunks of at most one kernel block, so that each takes one pass over the weights.
+        const { n, m: tile } = WINOGRAD_SHAPES[op.winograd.variant];
+        const tiles = op.n * Math.ceil(op.oh / tile) * Math.ceil(op.ow / tile);
+        if (threads === 1) return rows(tiles, 1, 1);
+        const block = kernels.winograd_block_tiles(n * n, op.c, op.weights.n);
+        const least = Math.ceil(tiles / block);
+        const count = Math.ceil(Math.max(chunkCount(tiles, threads, 4 * MR), least) / threads) *
+          threads;
+        return rows(tiles, count, count > threads ? MR : 1);
+      }
+      const panels = Math.ceil(op.weights.n / PANEL_WIDTH);
+      if (threads === 1 || m >= 8 * MR * threads) {
+        return rows(m, chunkCount(m, threads, 4 * MR), MR, panels);
+      }
+      // Too few rows to share (small maps, batch-1 linear layers): share the panels.
+      const count = chunkCount(panels, threads, 2);
+      return Array.from({ length: count }, (_, i) => {
+        const [p0, p1] = split(panels, i, count, 1);
+        return { op: index, r0: 0, r1: m, p0, p1 };
+      }).filter((c) => c.p0 < c.p1);
+    }
+    case "maxpool2d":
+    case "avgpool2d":
+    case "adaptive_avgpool2d": {
+      const count = chunkCount(op.n * op.oh, threads, 2);
+      return rows(op.n * op.oh, count, count > threads ? 2 : 1);
+    }
+    case "dropout":
+      // One chunk: whichever thread claims it draws the whole mask.
+      return rows(1, 1, 1);
+  }
 }
 
 /** Scratch bytes one thread needs for the plan's convolutions. */
@@ -164,175 +196,170 @@ function isPointwise(op: Op & { kind: "conv2d" }): boolean {
 }
 
 /**
- * Runs thread `tid`'s chunks of operation `op` (claimed from `queue`; all of
- * them for one thread). Every thread calls it for every operation.
+ * Runs one chunk of `plan` (from {@linkcode schedule}) with the thread's
+ * `scratch` (its `layout.scratchBytes` bytes).
  */
-export function runOp(
+export function runChunk(
   k: KernelExports,
   plan: Plan,
   layout: MemoryLayout,
-  op: Op,
-  tid: number,
-  threads: number,
+  chunk: Chunk,
+  scratch: number,
   seeds: ArrayLike<number>,
-  queue: WorkQueue = SERIAL,
 ): void {
+  const op = plan.ops[chunk.op];
+  const { r0, r1, p0, p1 } = chunk;
   const at = (v: View) => layout.arena + (plan.buffers[v.buffer].offset + v.channelOffset) * 4;
-  const scratch = layout.scratch + tid * layout.scratchBytes;
   switch (op.kind) {
     case "conv2d": {
       if (op.winograd) {
-        const { variant } = op.winograd;
-        const { m } = WINOGRAD_SHAPES[variant];
-        const tiles = op.n * Math.ceil(op.oh / m) * Math.ceil(op.ow / m);
-        const kernel = k[`winograd_${variant}_bias_relu`];
+        const kernel = k[`winograd_${op.winograd.variant}_bias_relu`];
         const u = layout.weights + op.winograd.offset * 4;
-        rowChunks(tiles, threads, queue, 4 * MR, (t0, t1) =>
-          kernel(
-            at(op.x),
-            op.x.stride,
-            op.h,
-            op.w,
-            op.c,
-            u,
-            op.weights.n,
-            at(op.y),
-            op.y.stride,
-            scratch,
-            t0,
-            t1,
-          ));
+        const { x, y } = op;
+        kernel(
+          at(x),
+          x.stride,
+          op.h,
+          op.w,
+          op.c,
+          u,
+          op.weights.n,
+          at(y),
+          y.stride,
+          scratch,
+          r0,
+          r1,
+        );
         return;
       }
       const w = layout.weights + op.weights.offset * 4;
-      const panels = Math.ceil(op.weights.n / PANEL_WIDTH);
       if (isPointwise(op)) {
         // Each output takes its own panels of the GEMM; the driver adds 32 bytes per panel to C.
-        const outputs = [
-          { y: op.y, channels: op.weights.n - sum(op.moreOutputs) },
-          ...op.moreOutputs,
-        ];
-        gemmChunks(op.n * op.oh * op.ow, panels, threads, queue, (m0, m1, p0, p1) => {
-          let first = 0;
-          for (const { y, channels } of outputs) {
-            const last = first + Math.ceil(channels / PANEL_WIDTH);
-            const from = Math.max(p0, first), to = Math.min(p1, last);
-            if (from < to) {
-              const c = at(y) - first * PANEL_WIDTH * 4;
-              k.gemm_bias_relu(
-                op.weights.n,
-                op.c,
-                at(op.x),
-                op.x.stride,
-                w,
-                c,
-                y.stride,
-                m0,
-                m1,
-                from,
-                to,
-              );
-            }
-            first = last;
-          }
-        });
-      } else {
-        gemmChunks(
-          op.n * op.oh * op.ow,
-          panels,
-          threads,
-          queue,
-          (m0, m1, p0, p1) =>
-            k.conv2d_bias_relu(
+        let first = 0;
+        for (let o = 0; o <= op.moreOutputs.length; o++) {
+          const { y, channels } = o === 0
+            ? { y: op.y, channels: op.weights.n - sum(op.moreOutputs) }
+            : op.moreOutputs[o - 1];
+          const last = first + Math.ceil(channels / PANEL_WIDTH);
+          const from = Math.max(p0, first), to = Math.min(p1, last);
+          if (from < to) {
+            const c = at(y) - first * PANEL_WIDTH * 4;
+            k.gemm_bias_relu(
+              op.weights.n,
+              op.c,
               at(op.x),
               op.x.stride,
-              op.h,
-              op.w,
-              op.c,
-              op.kh,
-              op.kw,
-              op.sh,
-              op.sw,
-              op.ph,
-              op.pw,
-              op.oh,
-              op.ow,
               w,
-              op.weights.n,
-              at(op.y),
-              op.y.stride,
-              scratch,
-              m0,
-              m1,
-              p0,
-              p1,
-            ),
-        );
+              c,
+              y.stride,
+              r0,
+              r1,
+              from,
+              to,
+            );
+          }
+          first = last;
+        }
+        return;
       }
+      k.conv2d_bias_relu(
+        at(op.x),
+        op.x.stride,
+        op.h,
+        op.w,
+        op.c,
+        op.kh,
+        op.kw,
+        op.sh,
+        op.sw,
+        op.ph,
+        op.pw,
+        op.oh,
+        op.ow,
+        w,
+        op.weights.n,
+        at(op.y),
+        op.y.stride,
+        scratch,
+        r0,
+        r1,
+        p0,
+        p1,
+      );
       return;
     }
     case "linear": {
       const gemm = op.relu ? k.gemm_bias_relu : k.gemm_bias;
       const w = layout.weights + op.weights.offset * 4;
-      const panels = Math.ceil(op.weights.n / PANEL_WIDTH);
-      gemmChunks(op.m, panels, threads, queue, (m0, m1, p0, p1) =>
-        gemm(
-          op.weights.n,
-          op.weights.k,
-          at(op.x),
-          op.x.stride,
-          w,
-          at(op.y),
-          op.y.stride,
-          m0,
-          m1,
-          p0,
-          p1,
-        ));
+      gemm(
+        op.weights.n,
+        op.weights.k,
+        at(op.x),
+        op.x.stride,
+        w,
+        at(op.y),
+        op.y.stride,
+        r0,
+        r1,
+        p0,
+        p1,
+      );
       return;
     }
     case "maxpool2d":
     case "avgpool2d": {
       const pool = op.kind === "maxpool2d" ? k.maxpool2d : k.avgpool2d;
-      rowChunks(op.n * op.oh, threads, queue, 2, (r0, r1) =>
-        pool(
-          at(op.x),
-          op.x.stride,
-          op.h,
-          op.w,
-          op.c,
-          op.k,
-          op.s,
-          op.p,
-          op.oh,
-          op.ow,
-          at(op.y),
-          op.y.stride,
-          r0,
-          r1,
-        ));
+      const { x, y } = op;
+      pool(
+        at(x),
+        x.stride,
+        op.h,
+        op.w,
+        op.c,
+        op.k,
+        op.s,
+        op.p,
+        op.oh,
+        op.ow,
+        at(y),
+        y.stride,
+        r0,
+        r1,
+      );
       return;
     }
     case "adaptive_avgpool2d": {
-      rowChunks(op.n * op.oh, threads, queue, 2, (r0, r1) =>
-        k.adaptive_avgpool2d(
-          at(op.x),
-          op.x.stride,
-          op.h,
-          op.w,
-          op.c,
-          op.oh,
-          op.ow,
-          at(op.y),
-          op.y.stride,
-          r0,
-          r1,
-        ));
+      const { x, y } = op;
+      k.adaptive_avgpool2d(
+        at(x),
+        x.stride,
+        op.h,
+        op.w,
+        op.c,
+        op.oh,
+        op.ow,
+        at(y),
+        y.stride,
+        r0,
+        r1,
+      );
       return;
     }
     case "dropout":
-      // One chunk: whichever thread claims it draws the whole mask.
-      queue.forEach(1, threads, () => k.dropout(at(op.x), op.count, op.p, seeds[op.stream]));
+      k.dropout(at(op.x), op.count, op.p, seeds[op.stream]);
       return;
+  }
+}
+
+/** Runs a whole schedule on the calling thread, one chunk after another. */
+export function runSerial(
+  k: KernelExports,
+  plan: Plan,
+  layout: MemoryLayout,
+  steps: Schedule,
+  seeds: ArrayLike<number>,
+): void {
+  for (const step of steps) {
+    for (const chunk of step) runChunk(k, plan, layout, chunk, layout.scratch, seeds);
   }
 }

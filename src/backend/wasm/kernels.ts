@@ -94,6 +94,7 @@ export interface KernelExports {
   winograd_f2x5_bias_relu: WinogradKernel;
   winograd_f2x3_bias_relu: WinogradKernel;
   winograd_scratch_bytes(c: number, oc: number): number;
+  winograd_block_tiles(nn: number, c: number, oc: number): number;
   maxpool2d: PoolKernel;
   avgpool2d: PoolKernel;
   adaptive_avgpool2d(

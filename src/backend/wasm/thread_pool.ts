@@ -1,15 +1,22 @@
 /**
  * A persistent pool of kernel workers sharing one `WebAssembly.Memory`. The
  * calling thread is thread 0 and works too; a run costs one notify to start
- * and one barrier per operation.
+ * and one barrier per plan step.
  *
  * @module
  */
 
 import type { Plan } from "../../graph/ops.ts";
 import { BackendError } from "../../errors.ts";
-import { barrier, CONTROL_WORDS, CURSOR, FAILED, OPS, PLAN, RUN, SEEDS } from "./barrier.ts";
-import { type MemoryLayout, runOp, share, WorkQueue } from "./executor.ts";
+import { barrier, CONTROL_WORDS, CURSOR, FAILED, PLAN, RUN, SEEDS, STEPS } from "./barrier.ts";
+import {
+  type MemoryLayout,
+  runChunk,
+  type Schedule,
+  schedule,
+  split,
+  WorkQueue,
+} from "./executor.ts";
 import type { KernelExports } from "./kernels.ts";
 import type { WorkerMessage } from "./worker.ts";
 
@@ -26,7 +33,7 @@ export class ThreadPool {
   #control: Int32Array;
   #kernels: KernelExports;
   #queue: WorkQueue;
-  #plans = new Map<Plan, number>();
+  #plans = new Map<Plan, { id: number; steps: Schedule }>();
   #nextId = 1;
 
   private constructor(workers: Worker[], control: Int32Array, kernels: KernelExports) {
@@ -84,12 +91,12 @@ export class ThreadPool {
     await Promise.all(
       this.#workers.map((w) => request(w, { type: "plan", id, plan, layout }, "planned")),
     );
-    this.#plans.set(plan, id);
+    this.#plans.set(plan, { id, steps: schedule(this.#kernels, plan, this.threads) });
   }
 
   /** Forgets a plan on every worker. */
   forget(plan: Plan): void {
-    const id = this.#plans.get(plan);
+    const id = this.#plans.get(plan)?.id;
     if (id === undefined) return;
     this.#plans.delete(plan);
     for (const w of this.#workers) w.postMessage({ type: "forget", id } satisfies WorkerMessage);
@@ -97,11 +104,11 @@ export class ThreadPool {
 
   /** Runs an installed plan on all threads; returns when every thread is done. */
   run(plan: Plan, layout: MemoryLayout, seeds: readonly number[]): void {
-    const id = this.#plans.get(plan);
-    if (id === undefined) throw new Error("Internal: plan not installed on the thread pool");
+    const installed = this.#plans.get(plan);
+    if (!installed) throw new Error("Internal: plan not installed on the thread pool");
     const c = this.#control;
-    Atomics.store(c, PLAN, id);
-    Atomics.store(c, OPS, plan.ops.length);
+    Atomics.store(c, PLAN, installed.id);
+    Atomics.store(c, STEPS, installed.steps.length);
     Atomics.store(c, FAILED, 0);
     Atomics.store(c, CURSOR, 0);
     this.#queue.reset();
@@ -110,15 +117,16 @@ export class ThreadPool {
     Atomics.notify(c, RUN);
     const own = c.subarray(SEEDS);
     let failure: unknown = null;
-    for (const op of plan.ops) {
-      try {
-        if (Atomics.load(c, FAILED) === 0) {
-          runOp(this.#kernels, plan, layout, op, 0, this.threads, own, this.#queue);
+    for (const step of installed.steps) {
+      this.#queue.forEach(step.length, this.threads, (i) => {
+        if (Atomics.load(c, FAILED) !== 0) return;
+        try {
+          runChunk(this.#kernels, plan, layout, step[i], layout.scratch, own);
+        } catch (error) {
+          failure ??= error;
+          Atomics.store(c, FAILED, 1);
         }
-      } catch (error) {
-        failure ??= error;
-        Atomics.store(c, FAILED, 1);
-      }
+      });
       barrier(c, this.threads, false);
     }
     if (Atomics.load(c, FAILED) !== 0) {
@@ -140,7 +148,7 @@ export class ThreadPool {
 
 // Worker tid's slice of the byte range [start, end), in whole 4 KB pages.
 function pageSlice([start, end]: [number, number], tid: number, threads: number): [number, number] {
-  const [p0, p1] = share(Math.ceil((end - start) / 4096), tid - 1, threads - 1, 1);
+  const [p0, p1] = split(Math.ceil((end - start) / 4096), tid - 1, threads - 1, 1);
   return [start + p0 * 4096, Math.min(end, start + p1 * 4096)];
 }
 

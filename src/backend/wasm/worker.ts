@@ -7,8 +7,8 @@
  */
 
 import type { Plan } from "../../graph/ops.ts";
-import { barrier, CURSOR, FAILED, OPS, PLAN, RUN, SEEDS } from "./barrier.ts";
-import { type MemoryLayout, runOp, WorkQueue } from "./executor.ts";
+import { barrier, CURSOR, FAILED, PLAN, RUN, SEEDS, STEPS } from "./barrier.ts";
+import { type MemoryLayout, runChunk, type Schedule, schedule, WorkQueue } from "./executor.ts";
 import { instantiateKernels, type KernelExports } from "./kernels.ts";
 
 /** Messages the pool sends. */
@@ -33,23 +33,31 @@ let control: Int32Array;
 let tid = 0;
 let threads = 1;
 let queue: WorkQueue;
-const plans = new Map<number, { plan: Plan; layout: MemoryLayout }>();
+const plans = new Map<number, { plan: Plan; layout: MemoryLayout; steps: Schedule }>();
 
 function run(): void {
   const entry = plans.get(Atomics.load(control, PLAN));
   const seeds = control.subarray(SEEDS);
-  const count = Atomics.load(control, OPS);
-  if (!entry || entry.plan.ops.length !== count) Atomics.store(control, FAILED, 1);
+  const count = Atomics.load(control, STEPS);
   queue.reset();
-  for (let i = 0; i < count; i++) {
-    try {
-      if (Atomics.load(control, FAILED) === 0) {
-        runOp(kernels, entry!.plan, entry!.layout, entry!.plan.ops[i], tid, threads, seeds, queue);
+  if (!entry || entry.steps.length !== count) {
+    // Cannot happen (plans are installed before they run); if it does, fail
+    // the run but meet every barrier, so that no thread is left waiting.
+    Atomics.store(control, FAILED, 1);
+    for (let i = 0; i < count; i++) barrier(control, threads, true);
+    return;
+  }
+  const { plan, layout, steps } = entry;
+  const scratch = layout.scratch + tid * layout.scratchBytes;
+  for (const step of steps) {
+    queue.forEach(step.length, threads, (j) => {
+      if (Atomics.load(control, FAILED) !== 0) return;
+      try {
+        runChunk(kernels, plan, layout, step[j], scratch, seeds);
+      } catch {
+        Atomics.store(control, FAILED, 1);
       }
-    } catch {
-      Atomics.store(control, FAILED, 1);
-    }
-    // Every thread meets every barrier, failed or not, so no thread is left waiting.
+    });
     barrier(control, threads, true);
   }
 }
@@ -97,7 +105,8 @@ scope.onmessage = (event: MessageEvent<WorkerMessage>) => {
       serve();
     }
   } else if (message.type === "plan") {
-    plans.set(message.id, { plan: message.plan, layout: message.layout });
+    const steps = schedule(kernels, message.plan, threads);
+    plans.set(message.id, { plan: message.plan, layout: message.layout, steps });
     scope.postMessage({ type: "planned", id: message.id });
   } else {
     plans.delete(message.id);

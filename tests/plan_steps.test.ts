@@ -1,0 +1,140 @@
+/**
+ * Plan steps: the operations a backend may run at once. Checked float by
+ * float: within a step, no operation writes a float that another one reads
+ * or writes (arena reuse included).
+ */
+
+import assert from "node:assert/strict";
+import { GoogLeNet } from "../mod.ts";
+import type { Op, Plan, View } from "../src/graph/ops.ts";
+import { PlanBuilder } from "../src/graph/planner.ts";
+
+// The floats of `channels` channels of `view`, for every pixel of its buffer.
+function* floats(plan: Plan, view: View, channels: number): Generator<number> {
+  const { offset, size } = plan.buffers[view.buffer];
+  for (let p = 0; p < size / view.stride; p++) {
+    for (let c = 0; c < channels; c++) yield offset + p * view.stride + view.channelOffset + c;
+  }
+}
+
+// What an operation reads and writes, as the kernels do it.
+function touches(op: Op): { reads: [View, number][]; writes: [View, number][] } {
+  switch (op.kind) {
+    case "conv2d": {
+      const more = op.moreOutputs.map((o) => [o.y, o.channels] as [View, number]);
+      const first = op.weights.n - more.reduce((s, [, c]) => s + c, 0);
+      return { reads: [[op.x, op.c]], writes: [[op.y, first], ...more] };
+    }
+    case "linear":
+      return { reads: [[op.x, op.weights.k]], writes: [[op.y, op.weights.n]] };
+    case "dropout":
+      return { reads: [[op.x, op.x.stride]], writes: [[op.x, op.x.stride]] };
+    default:
+      return { reads: [[op.x, op.c]], writes: [[op.y, op.c]] };
+  }
+}
+
+// Throws if two operations of one step conflict on some float.
+function assertStepsIndependent(plan: Plan): void {
+  const writer = new Int32Array(plan.arenaSize);
+  for (const step of plan.steps) {
+    writer.fill(-1);
+    for (const i of step) {
+      for (const [view, channels] of touches(plan.ops[i]).writes) {
+        for (const f of floats(plan, view, channels)) {
+          assert.ok(
+            writer[f] === -1 || writer[f] === i,
+            `${plan.ops[i].name} and ${plan.ops[writer[f]]?.name} both write float ${f}`,
+          );
+          writer[f] = i;
+        }
+      }
+    }
+    for (const i of step) {
+      for (const [view, channels] of touches(plan.ops[i]).reads) {
+        for (const f of floats(plan, view, channels)) {
+          assert.ok(
+            writer[f] === -1 || writer[f] === i,
+            `${plan.ops[i].name} reads float ${f}, which ${plan.ops[writer[f]]?.name} writes`,
+          );
+        }
+      }
+    }
+  }
+}
+
+Deno.test("every operation is in exactly one step, in plan order", async () => {
+  const model = await GoogLeNet.create({ threads: 1, backend: "wasm" });
+  try {
+    const plan = model.plan([2, 3, 224, 224]);
+    assert.deepEqual(plan.steps.flat(), plan.ops.map((_, i) => i));
+  } finally {
+    await model.dispose();
+  }
+});
+
+Deno.test("an Inception block runs as two steps: 1x1 convolutions and max pool, then the rest", async () => {
+  const model = await GoogLeNet.create({ threads: 1, backend: "wasm" });
+  try {
+    const plan = model.plan([1, 3, 224, 224]);
+    const names = plan.steps.map((s) => s.map((i) => plan.ops[i].name));
+    assert.deepEqual(names.find((s) => s[0].startsWith("inception4c")), [
+      "inception4c.branch1.conv+128+24",
+      "inception4c.branch4.0",
+    ]);
+    assert.deepEqual(names.find((s) => s[0] === "inception4c.branch2.1.conv"), [
+      "inception4c.branch2.1.conv",
+      "inception4c.branch3.1.conv",
+      "inception4c.branch4.1.conv",
+    ]);
+    // Stem (5) + 9 blocks x 2 + maxpool3, maxpool4, avgpool, fc.
+    assert.equal(plan.steps.length, 27);
+  } finally {
+    await model.dispose();
+  }
+});
+
+Deno.test("no two operations of a step touch the same float, in eval and in training mode", async () => {
+  for (const variant of ["seed", "torchvision"] as const) {
+    const model = await GoogLeNet.create({ threads: 1, backend: "wasm", variant });
+    try {
+      assertStepsIndependent(model.plan([2, 3, 96, 112]));
+      model.train();
+      assertStepsIndependent(model.plan([1, 3, 224, 224]));
+    } finally {
+      await model.dispose();
+    }
+  }
+});
+
+Deno.test("an operation that writes memory an earlier one of the step read starts a new step", () => {
+  const b = new PlanBuilder();
+  const pool = (x: View, y: View, name: string): Op => ({
+    kind: "maxpool2d",
+    name,
+    x,
+    y,
+    n: 1,
+    h: 8,
+    w: 8,
+    c: 4,
+    k: 3,
+    s: 1,
+    p: 1,
+    oh: 8,
+    ow: 8,
+  });
+  const value = (name: string) => b.alloc(1, 8, 8, 4, name);
+  const x = value("x"), t = value("t"), s = value("s");
+  b.push(pool(x.view, t.view, "t"), x, t);
+  b.push(pool(x.view, s.view, "s"), x, s);
+  const v = value("v");
+  b.push(pool(t.view, v.view, "v"), t, v);
+  // t is dead after "v", so the arena places u where t was: "u" overwrites what "v" reads.
+  const u = value("u");
+  b.push(pool(s.view, u.view, "u"), s, u);
+  const plan = b.build(x, [{ value: v, shape: [1, 256] }, { value: u, shape: [1, 256] }]);
+  assert.equal(plan.buffers[u.view.buffer].offset, plan.buffers[t.view.buffer].offset);
+  assert.deepEqual(plan.steps, [[0, 1], [2], [3]]);
+  assertStepsIndependent(plan);
+});
