@@ -1,58 +1,70 @@
 /**
  * The thread pool's work split (`src/backend/wasm/executor.ts`): every chunk
- * of every operation runs exactly once whichever thread claims it, chunk
- * bounds cover the work without overlap, and the shared counter stays in step
- * across operations however the claims interleave. Threads are simulated in
- * one isolate, each `WorkQueue` playing one thread over one shared counter.
+ * of every step runs exactly once whichever thread claims it, each thread
+ * takes its own chunks first, chunk bounds cover the work without overlap,
+ * and the shared counters stay in step across steps however the claims
+ * interleave. Threads are simulated in one isolate, each `WorkQueue` playing
+ * one thread over one shared control block.
  */
 
 import assert from "node:assert/strict";
+import { controlWords } from "../src/backend/wasm/barrier.ts";
 import { chunkCount, split, WorkQueue } from "../src/backend/wasm/executor.ts";
 
-/** A counter block like the pool's: the counter at index 0. */
-function counter(): Int32Array {
-  return new Int32Array(new SharedArrayBuffer(4));
+/** A control block like the pool's, for `threads` threads. */
+function control(threads: number): Int32Array {
+  return new Int32Array(new SharedArrayBuffer(controlWords(threads) * 4));
 }
 
-Deno.test("each chunk of each operation runs exactly once, in any order of threads", () => {
+/** A step's chunks as the schedule lays them out: thread t's list holds "t:i" items. */
+function lists(sizes: number[]): string[][] {
+  return sizes.map((n, t) => Array.from({ length: n }, (_, i) => `${t}:${i}`));
+}
+
+Deno.test("each chunk of each step runs exactly once, in any order of threads", () => {
   const threads = 3;
-  const counts = [5, 1, 8, 3, 12, 2];
-  // Per operation, which thread asks first; the others follow in order.
+  const steps = [[2, 1, 2], [0, 1, 0], [3, 3, 2], [1, 0, 2], [4, 4, 4]].map(lists);
+  // Per step, which thread asks first; the others follow in order.
   for (const first of [0, 1, 2]) {
-    const control = counter();
-    const queues = Array.from({ length: threads }, () => new WorkQueue(control, 0));
-    for (const [op, count] of counts.entries()) {
-      const ran = new Array<number>(count).fill(0);
+    const block = control(threads);
+    const queues = Array.from({ length: threads }, () => new WorkQueue(block, threads));
+    for (const [s, step] of steps.entries()) {
+      const ran = new Map<string, number>();
       for (let k = 0; k < threads; k++) {
-        const tid = (first + k + op) % threads;
-        queues[tid].forEach(count, threads, (chunk) => ran[chunk]++);
+        const tid = (first + k + s) % threads;
+        queues[tid].forEach(step, tid, (item) => ran.set(item, (ran.get(item) ?? 0) + 1));
       }
-      assert.deepEqual(ran, new Array(count).fill(1), `operation ${op}, thread ${first} first`);
+      assert.deepEqual(
+        [...ran.entries()].sort(),
+        step.flat().map((item) => [item, 1]).sort(),
+        `step ${s}, thread ${first} first`,
+      );
     }
   }
 });
 
-Deno.test("a thread that takes chunks while another is mid-operation never repeats or skips one", () => {
-  // Thread 0 runs chunk 0, then, inside it, thread 1 claims everything left;
-  // thread 0 then finds nothing more. The next operation starts cleanly.
-  const control = counter();
-  const [a, b] = [new WorkQueue(control, 0), new WorkQueue(control, 0)];
+Deno.test("a thread runs its own chunks first, then takes what is left of the others'", () => {
+  const block = control(2);
+  const [a, b] = [new WorkQueue(block, 2), new WorkQueue(block, 2)];
   const ran: string[] = [];
-  a.forEach(4, 2, (chunk) => {
-    ran.push(`a${chunk}`);
-    if (chunk === 0) b.forEach(4, 2, (other) => ran.push(`b${other}`));
+  // Thread 1 starts late: thread 0 has done its own two chunks and takes thread 1's
+  // first; inside it, thread 1 finds its first taken and runs the rest of its list.
+  a.forEach(lists([2, 3]), 0, (item) => {
+    ran.push(`a${item}`);
+    if (item === "1:0") b.forEach(lists([2, 3]), 1, (other) => ran.push(`b${other}`));
   });
-  assert.deepEqual(ran, ["a0", "b1", "b2", "b3"]);
+  assert.deepEqual(ran, ["a0:0", "a0:1", "a1:0", "b1:1", "b1:2"]);
+  // The next step starts cleanly on both counters.
   const next: string[] = [];
-  b.forEach(2, 2, (chunk) => next.push(`b${chunk}`));
-  a.forEach(2, 2, (chunk) => next.push(`a${chunk}`));
-  assert.deepEqual(next, ["b0", "b1"]);
+  b.forEach(lists([1, 1]), 1, (item) => next.push(`b${item}`));
+  a.forEach(lists([1, 1]), 0, (item) => next.push(`a${item}`));
+  assert.deepEqual(next, ["b1:0", "b0:0"]);
 });
 
 Deno.test("one thread runs every chunk in order, without a counter", () => {
-  const ran: number[] = [];
-  new WorkQueue().forEach(5, 1, (chunk) => ran.push(chunk));
-  assert.deepEqual(ran, [0, 1, 2, 3, 4]);
+  const ran: string[] = [];
+  new WorkQueue().forEach(lists([3, 2]), 0, (item) => ran.push(item));
+  assert.deepEqual(ran, ["0:0", "0:1", "0:2", "1:0", "1:1"]);
 });
 
 Deno.test("chunk bounds tile the work: no gap, no overlap, on the grain, near-equal sizes", () => {

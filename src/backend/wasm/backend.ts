@@ -239,7 +239,7 @@ export class WasmBackend implements Backend {
     const layout = this.#layout(plan);
     const seeds = new Array(plan.dropoutStreams).fill(1);
     // One thread's schedule has one chunk per operation.
-    return this.#serial(plan).flat().map((chunk) => {
+    return this.#serial(plan).flat(2).map((chunk) => {
       const op = plan.ops[chunk.op];
       const start = performance.now();
       runChunk(this.#kernels, plan, layout, chunk, layout.scratch, seeds);

@@ -1,8 +1,8 @@
 /**
  * The synchronisation words shared by the calling thread and the workers: a
  * run counter that starts a plan, a sense-reversing barrier between plan
- * steps, the chunk counter work is claimed from, and an error flag. All
- * live in one small SharedArrayBuffer.
+ * steps, an error flag, and one chunk counter per thread that work is
+ * claimed from. All live in one small SharedArrayBuffer.
  *
  * @module
  */
@@ -19,12 +19,17 @@ export const FAILED = 3;
 export const PLAN = 4;
 /** Index of the number of plan steps (barriers) in the run. */
 export const STEPS = 5;
-/** Index of the chunk counter the threads claim work from (see `WorkQueue`). */
-export const CURSOR = 6;
 /** First of the dropout seeds of the run. */
 export const SEEDS = 8;
-/** Words in the control block. */
+/** Words of the control block before the chunk counters. */
 export const CONTROL_WORDS = 64;
+/** Words between chunk counters: one 64-byte cache line each, so claims on different counters do not contend. */
+export const CURSOR_STRIDE = 16;
+
+/** Words in the control block of a pool of `threads` threads: one chunk counter per thread after the fixed words (see `WorkQueue`). */
+export function controlWords(threads: number): number {
+  return CONTROL_WORDS + CURSOR_STRIDE * threads;
+}
 
 const SPINS = 20_000;
 

@@ -13,6 +13,7 @@
 
 import type { Op, Plan, View } from "../../graph/ops.ts";
 import { PANEL_WIDTH, WINOGRAD_SHAPES } from "../pack.ts";
+import { CONTROL_WORDS, CURSOR_STRIDE } from "./barrier.ts";
 import type { KernelExports } from "./kernels.ts";
 
 /** Where a plan lives in linear memory (byte addresses). */
@@ -59,43 +60,56 @@ export function chunkCount(units: number, threads: number, least: number): numbe
 }
 
 /**
- * Hands out the chunks of each step of a run to the threads that ask.
- * With no control block (one thread) it hands out every chunk in order;
- * with one, each claim is an `Atomics.add` on the shared counter at `index`,
- * which the calling thread zeroes before each run. Every thread calls
- * {@linkcode WorkQueue.forEach} once per step, so after a step of `count`
- * chunks the counter has moved by exactly `count + threads` claims (one
- * failed claim per thread), which is how each thread knows where the next
- * step's chunks start without further synchronisation.
+ * Hands out the chunks of each step of a run to the threads that ask. Each
+ * thread has its own list of a step's chunks (its share of each operation:
+ * the rows next to those it made in the step before), claims from it first,
+ * then takes what is left of the other threads' lists, so that a thread the
+ * OS pauses holds up at most one chunk. Each claim is an `Atomics.add` on the
+ * list's counter in the control block (`controlWords`), which the calling
+ * thread zeroes before each run. Every thread calls
+ * {@linkcode WorkQueue.forEach} once per step and fails one claim on every
+ * list, so after a step each list's counter has moved by exactly its length
+ * plus the thread count, which is how each thread knows where the next
+ * step's claims start without further synchronisation. With no control
+ * block (one thread) it runs every list in order.
  */
 export class WorkQueue {
   #control: Int32Array | null;
-  #index: number;
-  #base = 0;
+  #bases: number[];
 
-  constructor(control: Int32Array | null = null, index = 0) {
+  /** A queue over the counters of `control` for `threads` threads (none: one thread). */
+  constructor(control: Int32Array | null = null, threads = 1) {
     this.#control = control;
-    this.#index = index;
+    this.#bases = new Array(threads).fill(0);
   }
 
-  /** Starts a run (the counter is back at zero). */
+  /** Starts a run (the counters are back at zero). */
   reset(): void {
-    this.#base = 0;
+    this.#bases.fill(0);
   }
 
-  /** Runs `body(i)` for each chunk `i` of `count` that this thread claims. */
-  forEach(count: number, threads: number, body: (chunk: number) => void): void {
+  /**
+   * Runs `body(item)` for each item of `lists` (one per thread) that thread
+   * `tid` claims: from its own list first, then from the others'.
+   */
+  forEach<T>(lists: readonly (readonly T[])[], tid: number, body: (item: T) => void): void {
     const c = this.#control;
     if (!c) {
-      for (let i = 0; i < count; i++) body(i);
+      for (const list of lists) for (const item of list) body(item);
       return;
     }
-    const base = this.#base;
-    for (let i = Atomics.add(c, this.#index, 1) - base; i < count;) {
-      body(i);
-      i = Atomics.add(c, this.#index, 1) - base;
+    const threads = lists.length;
+    for (let k = 0; k < threads; k++) {
+      const owner = (tid + k) % threads;
+      const list = lists[owner];
+      const at = CONTROL_WORDS + CURSOR_STRIDE * owner;
+      const base = this.#bases[owner];
+      for (let i = Atomics.add(c, at, 1) - base; i < list.length;) {
+        body(list[i]);
+        i = Atomics.add(c, at, 1) - base;
+      }
+      this.#bases[owner] = base + list.length + threads;
     }
-    this.#base = base + count + threads;
   }
 }
 
@@ -113,12 +127,13 @@ export interface Chunk {
 }
 
 /**
- * A plan cut for a thread count: for each of its steps, the chunks of the
- * step's operations in the order threads claim them (the plan's order, so
- * the larger first operations of a step come first and the small ones fill
- * the tail). For one thread each operation is one chunk.
+ * A plan cut for a thread count: for each of its steps, one list of chunks
+ * per thread (see {@linkcode WorkQueue}). Thread t's list holds the t-th
+ * contiguous share of each operation's chunks, in the plan's order, so the
+ * larger first operations of a step come first and the small ones fill the
+ * tail. For one thread each operation is one chunk.
  */
-export type Schedule = readonly (readonly Chunk[])[];
+export type Schedule = readonly (readonly (readonly Chunk[])[])[];
 
 /**
  * Cuts `plan` into chunks for `threads` threads. Chunk bounds depend only on
@@ -126,7 +141,17 @@ export type Schedule = readonly (readonly Chunk[])[];
  * results are bit-identical for any thread count.
  */
 export function schedule(kernels: KernelExports, plan: Plan, threads: number): Schedule {
-  return plan.steps.map((step) => step.flatMap((i) => chunksOf(kernels, plan.ops[i], i, threads)));
+  return plan.steps.map((step) => {
+    const lists: Chunk[][] = Array.from({ length: threads }, () => []);
+    for (const i of step) {
+      const chunks = chunksOf(kernels, plan.ops[i], i, threads);
+      for (let t = 0; t < threads; t++) {
+        const [from, to] = split(chunks.length, t, threads, 1);
+        lists[t].push(...chunks.slice(from, to));
+      }
+    }
+    return lists;
+  });
 }
 
 /** The chunks of operation `op` (index `index`) for `threads` threads. */
@@ -360,6 +385,8 @@ export function runSerial(
   seeds: ArrayLike<number>,
 ): void {
   for (const step of steps) {
-    for (const chunk of step) runChunk(k, plan, layout, chunk, layout.scratch, seeds);
+    for (const list of step) {
+      for (const chunk of list) runChunk(k, plan, layout, chunk, layout.scratch, seeds);
+    }
   }
 }

@@ -8,7 +8,7 @@
 
 import type { Plan } from "../../graph/ops.ts";
 import { BackendError } from "../../errors.ts";
-import { barrier, CONTROL_WORDS, CURSOR, FAILED, PLAN, RUN, SEEDS, STEPS } from "./barrier.ts";
+import { barrier, controlWords, FAILED, PLAN, RUN, SEEDS, STEPS } from "./barrier.ts";
 import {
   type MemoryLayout,
   runChunk,
@@ -40,7 +40,7 @@ export class ThreadPool {
     this.#workers = workers;
     this.#control = control;
     this.#kernels = kernels;
-    this.#queue = new WorkQueue(control, CURSOR);
+    this.#queue = new WorkQueue(control, workers.length + 1);
     this.threads = workers.length + 1;
   }
 
@@ -56,7 +56,7 @@ export class ThreadPool {
     kernels: KernelExports,
     prefault: [number, number] | null = null,
   ): Promise<ThreadPool> {
-    const control = new Int32Array(new SharedArrayBuffer(CONTROL_WORDS * 4));
+    const control = new Int32Array(new SharedArrayBuffer(controlWords(threads) * 4));
     const workers: Worker[] = [];
     try {
       const booted: Promise<void>[] = [];
@@ -110,7 +110,7 @@ export class ThreadPool {
     Atomics.store(c, PLAN, installed.id);
     Atomics.store(c, STEPS, installed.steps.length);
     Atomics.store(c, FAILED, 0);
-    Atomics.store(c, CURSOR, 0);
+    c.fill(0, controlWords(0));
     this.#queue.reset();
     seeds.forEach((s, i) => Atomics.store(c, SEEDS + i, s));
     Atomics.add(c, RUN, 1);
@@ -118,10 +118,10 @@ export class ThreadPool {
     const own = c.subarray(SEEDS);
     let failure: unknown = null;
     for (const step of installed.steps) {
-      this.#queue.forEach(step.length, this.threads, (i) => {
+      this.#queue.forEach(step, 0, (chunk) => {
         if (Atomics.load(c, FAILED) !== 0) return;
         try {
-          runChunk(this.#kernels, plan, layout, step[i], layout.scratch, own);
+          runChunk(this.#kernels, plan, layout, chunk, layout.scratch, own);
         } catch (error) {
           failure ??= error;
           Atomics.store(c, FAILED, 1);

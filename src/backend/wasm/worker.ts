@@ -7,7 +7,7 @@
  */
 
 import type { Plan } from "../../graph/ops.ts";
-import { barrier, CURSOR, FAILED, PLAN, RUN, SEEDS, STEPS } from "./barrier.ts";
+import { barrier, FAILED, PLAN, RUN, SEEDS, STEPS } from "./barrier.ts";
 import { type MemoryLayout, runChunk, type Schedule, schedule, WorkQueue } from "./executor.ts";
 import { instantiateKernels, type KernelExports } from "./kernels.ts";
 
@@ -50,10 +50,10 @@ function run(): void {
   const { plan, layout, steps } = entry;
   const scratch = layout.scratch + tid * layout.scratchBytes;
   for (const step of steps) {
-    queue.forEach(step.length, threads, (j) => {
+    queue.forEach(step, tid, (chunk) => {
       if (Atomics.load(control, FAILED) !== 0) return;
       try {
-        runChunk(kernels, plan, layout, step[j], scratch, seeds);
+        runChunk(kernels, plan, layout, chunk, scratch, seeds);
       } catch {
         Atomics.store(control, FAILED, 1);
       }
@@ -94,7 +94,7 @@ scope.onmessage = (event: MessageEvent<WorkerMessage>) => {
   if (message.type === "init") {
     kernels = instantiateKernels(message.module, message.memory);
     control = new Int32Array(message.control);
-    queue = new WorkQueue(control, CURSOR);
+    queue = new WorkQueue(control, message.threads);
     tid = message.tid;
     threads = message.threads;
     scope.postMessage({ type: "ready" });
