@@ -5,7 +5,7 @@
 
 export { GEMM_MR, GEMM_NR, gemm_bias, gemm_bias_relu } from "./gemm";
 export { conv2d_bias_relu, conv2d_scratch_bytes } from "./conv";
-export { adaptive_avgpool2d, avgpool2d, maxpool2d } from "./pool";
+export { adaptive_avgpool2d, avgpool2d, maxpool2d, maxpool2d_scratch_bytes } from "./pool";
 export { dropout, fma_peak, relu, softmax } from "./ops";
 export {
   winograd_f2x3_bias_relu,

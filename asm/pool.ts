@@ -2,19 +2,7 @@
 // r = n * OH + oy; the caller computes OH, OW with PyTorch's rules
 // (ceil_mode, and the last window must start inside the input or left padding).
 
-// y[0..c) = op(y, x) over a channel row, 4 lanes at a time.
-@inline function max_row(y: usize, x: usize, c: i32): void {
-  let i = 0;
-  for (; i + 4 <= c; i += 4) {
-    const o = <usize>i << 2;
-    v128.store(y + o, f32x4.max(v128.load(y + o), v128.load(x + o)));
-  }
-  for (; i < c; i++) {
-    const o = <usize>i << 2;
-    store<f32>(y + o, max<f32>(load<f32>(y + o), load<f32>(x + o)));
-  }
-}
-
+// y[0..c) += x[0..c), 4 lanes at a time.
 @inline function add_row(y: usize, x: usize, c: i32): void {
   let i = 0;
   for (; i + 4 <= c; i += 4) {
@@ -40,28 +28,83 @@
   }
 }
 
+/** Scratch bytes one thread needs for `maxpool2d` on rows of `w` pixels of `c` channels. */
+export function maxpool2d_scratch_bytes(w: i32, c: i32): usize {
+  return (<usize>w * <usize>((c + 3) & ~3)) << 2;
+}
+
 /**
  * Max pool, kernel k x k, stride s, padding p (padding never wins: it is not
- * part of any window), NaN propagates. Rows [r0, r1) of N * OH.
+ * part of any window), NaN propagates. Rows [r0, r1) of N * OH. Separable:
+ * for each output row, the maxima down the window's input rows go to
+ * `scratch` (`maxpool2d_scratch_bytes(w, c)`, owned by the calling thread),
+ * then each output pixel takes the maximum across its window's columns of it.
  */
 export function maxpool2d(
   x: usize, xstride: i32, h: i32, w: i32, c: i32, k: i32, s: i32, p: i32, oh: i32, ow: i32,
-  y: usize, ystride: i32, r0: i32, r1: i32,
+  y: usize, ystride: i32, scratch: usize, r0: i32, r1: i32,
 ): void {
-  const xb = <usize>xstride << 2, yb = <usize>ystride << 2, rowBytes = <usize>c << 2;
+  const xb = <usize>xstride << 2, yb = <usize>ystride << 2;
+  const tb = <usize>((c + 3) & ~3) << 2; // bytes per scratch pixel
+  const c4 = c & ~3;
   for (let r = r0; r < r1; r++) {
     const img = r / oh;
     const oy = r - img * oh;
     const y0 = max(oy * s - p, 0), y1 = min(oy * s - p + k, h);
-    const ximg = x + <usize>img * <usize>h * <usize>w * xb;
+    const rows = y1 - y0;
+    const rb = <usize>w * xb; // bytes per input row
+    const top = x + (<usize>img * <usize>h + <usize>y0) * rb;
+    // 1. Maxima down the window's rows, every input column.
+    for (let ix = 0; ix < w; ix++) {
+      const src = top + <usize>ix * xb, dst = scratch + <usize>ix * tb;
+      let i = 0;
+      if (rows == 3) {
+        for (; i < c4; i += 4) {
+          const o = <usize>i << 2;
+          const a = v128.load(src + o), b = v128.load(src + rb + o), d = v128.load(src + 2 * rb + o);
+          v128.store(dst + o, f32x4.max(f32x4.max(a, b), d));
+        }
+      } else {
+        for (; i < c4; i += 4) {
+          const o = <usize>i << 2;
+          let v = v128.load(src + o);
+          for (let j = 1; j < rows; j++) v = f32x4.max(v, v128.load(src + <usize>j * rb + o));
+          v128.store(dst + o, v);
+        }
+      }
+      for (; i < c; i++) {
+        const o = <usize>i << 2;
+        let v = load<f32>(src + o);
+        for (let j = 1; j < rows; j++) v = max<f32>(v, load<f32>(src + <usize>j * rb + o));
+        store<f32>(dst + o, v);
+      }
+    }
+    // 2. Maxima across each window's columns.
     let out = y + <usize>r * <usize>ow * yb;
     for (let ox = 0; ox < ow; ox++, out += yb) {
       const x0 = max(ox * s - p, 0), x1 = min(ox * s - p + k, w);
-      memory.copy(out, ximg + (<usize>y0 * <usize>w + <usize>x0) * xb, rowBytes);
-      for (let iy = y0; iy < y1; iy++) {
-        for (let ix = iy == y0 ? x0 + 1 : x0; ix < x1; ix++) {
-          max_row(out, ximg + (<usize>iy * <usize>w + <usize>ix) * xb, c);
+      const cols = x1 - x0;
+      const src = scratch + <usize>x0 * tb;
+      let i = 0;
+      if (cols == 3) {
+        for (; i < c4; i += 4) {
+          const o = <usize>i << 2;
+          const a = v128.load(src + o), b = v128.load(src + tb + o), d = v128.load(src + 2 * tb + o);
+          v128.store(out + o, f32x4.max(f32x4.max(a, b), d));
         }
+      } else {
+        for (; i < c4; i += 4) {
+          const o = <usize>i << 2;
+          let v = v128.load(src + o);
+          for (let j = 1; j < cols; j++) v = f32x4.max(v, v128.load(src + <usize>j * tb + o));
+          v128.store(out + o, v);
+        }
+      }
+      for (; i < c; i++) {
+        const o = <usize>i << 2;
+        let v = load<f32>(src + o);
+        for (let j = 1; j < cols; j++) v = max<f32>(v, load<f32>(src + <usize>j * tb + o));
+        store<f32>(out + o, v);
       }
     }
   }

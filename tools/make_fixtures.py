@@ -71,6 +71,8 @@ def kernels():
         "maxpool_3_s2_ceil_odd": ("maxpool2d", [2, 12, 13, 9], dict(k=3, s=2, p=0, ceil=True)),
         "maxpool_2_s3_p1_ceil_dropped": ("maxpool2d", [1, 4, 4, 4], dict(k=2, s=3, p=1, ceil=True)),
         "maxpool_3_s1_p1": ("maxpool2d", [1, 8, 7, 7], dict(k=3, s=1, p=1, ceil=False)),
+        "maxpool_3_s1_p1_c6": ("maxpool2d", [2, 6, 5, 7], dict(k=3, s=1, p=1, ceil=False)),
+        "maxpool_3_s2_ceil_c5": ("maxpool2d", [1, 5, 9, 8], dict(k=3, s=2, p=0, ceil=True)),
         "avgpool_5_s3": ("avgpool2d", [2, 8, 14, 14], dict(k=5, s=3, p=0)),
         "avgpool_5_s3_odd": ("avgpool2d", [1, 4, 11, 13], dict(k=5, s=3, p=0)),
         "avgpool_3_s2_p1": ("avgpool2d", [1, 4, 6, 7], dict(k=3, s=2, p=1)),

@@ -20,7 +20,7 @@ import type { KernelExports } from "./kernels.ts";
 export interface MemoryLayout {
   /** Start of the packed weight blob. */
   readonly weights: number;
-  /** Start of the per-thread im2col scratch. */
+  /** Start of the per-thread scratch (im2col rows, Winograd blocks, pool rows). */
   readonly scratch: number;
   /** Scratch bytes per thread. */
   readonly scratchBytes: number;
@@ -199,7 +199,7 @@ function chunksOf(kernels: KernelExports, op: Op, index: number, threads: number
   }
 }
 
-/** Scratch bytes one thread needs for the plan's convolutions. */
+/** Scratch bytes one thread needs for the plan's convolutions and max pools. */
 export function scratchBytes(kernels: KernelExports, plan: Plan): number {
   let bytes = 0;
   for (const op of plan.ops) {
@@ -207,6 +207,8 @@ export function scratchBytes(kernels: KernelExports, plan: Plan): number {
       bytes = Math.max(bytes, kernels.winograd_scratch_bytes(op.c, op.weights.n));
     } else if (op.kind === "conv2d" && !isPointwise(op)) {
       bytes = Math.max(bytes, kernels.conv2d_scratch_bytes(op.kh * op.kw * op.c));
+    } else if (op.kind === "maxpool2d") {
+      bytes = Math.max(bytes, kernels.maxpool2d_scratch_bytes(op.w, op.c));
     }
   }
   return Math.ceil(bytes / 64) * 64;
@@ -331,11 +333,30 @@ export function runChunk(
       );
       return;
     }
-    case "maxpool2d":
-    case "avgpool2d": {
-      const pool = op.kind === "maxpool2d" ? k.maxpool2d : k.avgpool2d;
+    case "maxpool2d": {
       const { x, y } = op;
-      pool(
+      k.maxpool2d(
+        at(x),
+        x.stride,
+        op.h,
+        op.w,
+        op.c,
+        op.k,
+        op.s,
+        op.p,
+        op.oh,
+        op.ow,
+        at(y),
+        y.stride,
+        scratch,
+        r0,
+        r1,
+      );
+      return;
+    }
+    case "avgpool2d": {
+      const { x, y } = op;
+      k.avgpool2d(
         at(x),
         x.stride,
         op.h,
