@@ -54,7 +54,64 @@ export const GEMM_MR: i32 = 6;
   store_n(c + 5 * ldc, c50, c51, nc);
 }
 
-// Micro-kernel for the rows left over: 1 row x 8 columns.
+// Micro-kernel for 4 of the rows left over: 8 accumulators.
+@inline function f32_gemm_4x8(
+  k: i32, a: usize, lda: usize, w: usize, c: usize, ldc: usize, nc: i32, relu: bool,
+): void {
+  let b0 = v128.load(w);
+  let b1 = v128.load(w, 16);
+  let c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1, c30 = b0, c31 = b1;
+  const a1 = a + lda, a2 = a1 + lda, a3 = a2 + lda;
+  w += 32;
+  for (let o: usize = 0, end = <usize>k << 2; o < end; o += 4) {
+    b0 = v128.load(w);
+    b1 = v128.load(w, 16);
+    w += 32;
+    let va = v128.load32_splat(a + o);
+    c00 = madd(va, b0, c00); c01 = madd(va, b1, c01);
+    va = v128.load32_splat(a1 + o);
+    c10 = madd(va, b0, c10); c11 = madd(va, b1, c11);
+    va = v128.load32_splat(a2 + o);
+    c20 = madd(va, b0, c20); c21 = madd(va, b1, c21);
+    va = v128.load32_splat(a3 + o);
+    c30 = madd(va, b0, c30); c31 = madd(va, b1, c31);
+  }
+  if (relu) {
+    c00 = relu4(c00); c01 = relu4(c01); c10 = relu4(c10); c11 = relu4(c11);
+    c20 = relu4(c20); c21 = relu4(c21); c30 = relu4(c30); c31 = relu4(c31);
+  }
+  store_n(c, c00, c01, nc);
+  store_n(c + ldc, c10, c11, nc);
+  store_n(c + 2 * ldc, c20, c21, nc);
+  store_n(c + 3 * ldc, c30, c31, nc);
+}
+
+// Micro-kernel for 2 of the rows left over: 4 accumulators.
+@inline function f32_gemm_2x8(
+  k: i32, a: usize, lda: usize, w: usize, c: usize, ldc: usize, nc: i32, relu: bool,
+): void {
+  let b0 = v128.load(w);
+  let b1 = v128.load(w, 16);
+  let c00 = b0, c01 = b1, c10 = b0, c11 = b1;
+  const a1 = a + lda;
+  w += 32;
+  for (let o: usize = 0, end = <usize>k << 2; o < end; o += 4) {
+    b0 = v128.load(w);
+    b1 = v128.load(w, 16);
+    w += 32;
+    let va = v128.load32_splat(a + o);
+    c00 = madd(va, b0, c00); c01 = madd(va, b1, c01);
+    va = v128.load32_splat(a1 + o);
+    c10 = madd(va, b0, c10); c11 = madd(va, b1, c11);
+  }
+  if (relu) {
+    c00 = relu4(c00); c01 = relu4(c01); c10 = relu4(c10); c11 = relu4(c11);
+  }
+  store_n(c, c00, c01, nc);
+  store_n(c + ldc, c10, c11, nc);
+}
+
+// Micro-kernel for the last row left over: 1 row x 8 columns.
 @inline function f32_gemm_1x8(k: i32, a: usize, w: usize, c: usize, nc: i32, relu: bool): void {
   let c0 = v128.load(w);
   let c1 = v128.load(w, 16);
@@ -102,7 +159,16 @@ export const GEMM_MR: i32 = 6;
       for (; m + GEMM_MR <= mEnd; m += GEMM_MR) {
         f32_gemm_6x8(k, a + <usize>m * ldaB, ldaB, pw, pc + <usize>m * ldcB, ldcB, nc, relu);
       }
-      for (; m < mEnd; m++) {
+      // 1 to 5 rows left: 4 + 1, 2 + 1 or 1 at a time.
+      if (m + 4 <= mEnd) {
+        f32_gemm_4x8(k, a + <usize>m * ldaB, ldaB, pw, pc + <usize>m * ldcB, ldcB, nc, relu);
+        m += 4;
+      }
+      if (m + 2 <= mEnd) {
+        f32_gemm_2x8(k, a + <usize>m * ldaB, ldaB, pw, pc + <usize>m * ldcB, ldcB, nc, relu);
+        m += 2;
+      }
+      if (m < mEnd) {
         f32_gemm_1x8(k, a + <usize>m * ldaB, pw, pc + <usize>m * ldcB, nc, relu);
       }
     }
