@@ -77,15 +77,28 @@ function prefault(memory: WebAssembly.Memory, start: number, end: number): void 
   }
 }
 
+/**
+ * How long a worker keeps polling for the next run after one ends before it
+ * sleeps: back-to-back runs then start without a wake-up (about 150 us on
+ * the dev VM), while an idle pool costs at most this much CPU per run.
+ */
+const LINGER_MS = 2;
+
 async function serve(): Promise<void> {
   let seen = Atomics.load(control, RUN);
   while (true) {
     const waited = Atomics.waitAsync(control, RUN, seen);
     if (waited.async) await waited.value;
-    const now = Atomics.load(control, RUN);
-    if (now === seen) continue;
-    seen = now;
-    run();
+    let now = Atomics.load(control, RUN);
+    while (now !== seen) {
+      seen = now;
+      run();
+      const until = performance.now() + LINGER_MS;
+      for (let i = 1; now === seen; i++) {
+        if (i % 1024 === 0 && performance.now() > until) break;
+        now = Atomics.load(control, RUN);
+      }
+    }
   }
 }
 
