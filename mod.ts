@@ -43,6 +43,7 @@ export {
   GoogLeNet,
   type GoogLeNetOptions,
   type LoadStateDictOptions,
+  type Preference,
   type StateDictInput,
   type TrainingOutputs,
 } from "./src/model/googlenet.ts";

@@ -13,7 +13,8 @@ interface Row {
   name: string;
   images: number;
   samples: number[];
-  ours: boolean;
+  /** Which of our configurations this is (`"ours"`, `"ours, prefer speed"`), or null for a peer. */
+  ours: string | null;
   threads: number;
 }
 
@@ -22,27 +23,22 @@ const notes: string[] = [];
 
 /**
  * Records one timed call of `name` (on `threads` threads) in `group` that
- * processed `images` images; each peer is compared with our row of the same
- * thread count.
+ * processed `images` images. `ours` labels one of our configurations (true:
+ * `"ours"`); each peer is compared with each of our configurations of the
+ * same thread count, one column per label.
  */
 export function record(
   group: string,
   name: string,
   images: number,
   ms: number,
-  options: { ours?: boolean; threads?: number } = {},
+  options: { ours?: boolean | string; threads?: number } = {},
 ): void {
   const key = `${group}\u0000${name}`;
   let row = rows.get(key);
   if (!row) {
-    row = {
-      group,
-      name,
-      images,
-      samples: [],
-      ours: options.ours ?? false,
-      threads: options.threads ?? 1,
-    };
+    const ours = options.ours === true ? "ours" : options.ours || null;
+    row = { group, name, images, samples: [], ours, threads: options.threads ?? 1 };
     rows.set(key, row);
   }
   row.samples.push(ms);
@@ -61,26 +57,32 @@ function median(values: number[]): number {
 /** Prints the table; `gflopPerImage` converts image rates into GFLOP/s. */
 export function printReport(gflopPerImage: number): void {
   const groups = [...new Set([...rows.values()].map((r) => r.group))];
+  const labels = [...new Set([...rows.values()].flatMap((r) => r.ours ? [r.ours] : []))];
   const lines = [
     "",
     `GoogLeNet, ${
       gflopPerImage.toFixed(3)
     } GFLOP per 224x224 image (counted from the layer shapes)`,
-    "| group | runtime | ms / image | images / s | GFLOP/s | our time / theirs (same threads) |",
-    "|---|---|---:|---:|---:|---:|",
+    `| group | runtime | ms / image | images / s | GFLOP/s | ${
+      labels.map((l) => `${l} / theirs (same threads)`).join(" | ")
+    } |`,
+    `|---|---|---:|---:|---:|${labels.map(() => "---:").join("|")}|`,
   ];
   for (const group of groups) {
     const members = [...rows.values()].filter((r) => r.group === group && r.samples.length);
-    const oursMs = (threads: number) => {
-      const ours = members.find((r) => r.ours && r.threads === threads);
+    const oursMs = (label: string, threads: number) => {
+      const ours = members.find((r) => r.ours === label && r.threads === threads);
       return ours ? median(ours.samples) / ours.images : NaN;
     };
     for (const r of members) {
       const ms = median(r.samples) / r.images;
-      const ratio = r.ours ? "" : (oursMs(r.threads) / ms).toFixed(2);
+      const ratios = labels.map((l) => {
+        const ratio = oursMs(l, r.threads) / ms;
+        return r.ours || Number.isNaN(ratio) ? "" : ratio.toFixed(2);
+      });
       lines.push(
         `| ${group} | ${r.name} | ${ms.toFixed(1)} | ${(1000 / ms).toFixed(1)} | ` +
-          `${(gflopPerImage * 1000 / ms).toFixed(1)} | ${ratio} |`,
+          `${(gflopPerImage * 1000 / ms).toFixed(1)} | ${ratios.join(" | ")} |`,
       );
     }
   }

@@ -3,7 +3,8 @@
  * 224x224 batch 1, 2 and 4 and at 160x192 batch 1 and 4, and the training-mode outputs
  * `[logits, aux2, aux1]` with dropout made the identity on both sides.
  * Weights and inputs come from `tools/deterministic.ts` on both sides.
- * Tolerance: max |ours - torch| <= 1e-4 * max |torch|, on 1 and 2 threads.
+ * Tolerance: max |ours - torch| <= 1e-4 * max |torch|, on 1 and 2 threads, and
+ * with the `prefer: "speed"` weight layout (F(4x4, 3x3) on every 3x3 convolution).
  */
 
 import assert from "node:assert/strict";
@@ -15,8 +16,11 @@ import { loadFixtures } from "./_support/fixtures.ts";
 const RTOL = 1e-4;
 const fixtures = await loadFixtures("googlenet");
 
-async function referenceModel(threads: number): Promise<GoogLeNet> {
-  const model = await GoogLeNet.create({ threads });
+async function referenceModel(
+  threads: number,
+  prefer: "memory" | "speed" = "memory",
+): Promise<GoogLeNet> {
+  const model = await GoogLeNet.create({ threads, prefer });
   const shapes = [...model.stateDict()].map(([k, t]) => [k, t.shape] as const);
   model.loadStateDict(deterministicStateDict(shapes));
   return model;
@@ -54,3 +58,21 @@ for (const threads of [1, 2]) {
     }
   });
 }
+
+Deno.test('prefer: "speed" gives PyTorch\'s logits too (1 and 2 threads)', async () => {
+  for (const threads of [1, 2]) {
+    const model = await referenceModel(threads, "speed");
+    try {
+      assert.equal(model.prefer, "speed");
+      for (const name of ["eval_224_b2", "eval_160x192_b1"]) {
+        const c = fixtures.cases.get(name)!;
+        const logits = await model.forward(deterministicInput(name, c.shape as number[]));
+        assert.ok(logits instanceof Tensor);
+        const rel = assertClose(logits.data, fixtures.tensors.get(name)!.data, RTOL, name);
+        console.log(`  ${name}, ${threads} thread(s): max rel error ${rel.toExponential(2)}`);
+      }
+    } finally {
+      await model.dispose();
+    }
+  }
+});

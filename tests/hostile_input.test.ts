@@ -321,6 +321,11 @@ const CASES: HostileCase[] = [
     expected: { error: ShapeError, message: /variant must be "seed" or "torchvision"/ },
   },
   {
+    name: 'prefer: "fast"',
+    action: () => GoogLeNet.create({ prefer: "fast" as never, threads: 1 }),
+    expected: { error: BackendError, message: /prefer must be "memory" or "speed", got "fast"/ },
+  },
+  {
     name: "memoryLimit below the weights",
     action: () => GoogLeNet.create({ memoryLimit: 1024 * 1024, threads: 1 }),
     expected: { error: MemoryLimitError, message: /weights need .* memoryLimit is 1\.0 MB/ },
