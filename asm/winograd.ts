@@ -38,10 +38,8 @@ export function winograd_scratch_bytes(c: i32, oc: i32): usize {
   return TMP_BYTES + <usize>v * <usize>(c + oc) * 4;
 }
 
-// Row transform of F(2, 3)'s B^T (points 0, 1, -1, inf) on 4 vectors at p, p + step, ... to q, q + qstep, ...
-@inline function input_1d_4(p: usize, step: usize, q: usize, qstep: usize): void {
-  const d0 = v128.load(p), d1 = v128.load(p + step), d2 = v128.load(p + 2 * step);
-  const d3 = v128.load(p + 3 * step);
+// F(2, 3)'s B^T (points 0, 1, -1, inf) on d0..d3, written to q, q + qstep, ...
+@inline function bt4(d0: v128, d1: v128, d2: v128, d3: v128, q: usize, qstep: usize): void {
   v128.store(q, f32x4.sub(d2, d0));
   v128.store(q + qstep, f32x4.add(d1, d2));
   v128.store(q + 2 * qstep, f32x4.sub(d2, d1));
@@ -56,16 +54,10 @@ export function winograd_scratch_bytes(c: i32, oc: i32): usize {
   v128.store(q + qstep, f32x4.add(f32x4.sub(m1, m2), m3));
 }
 
-// B^T of an n-point transform (n = 4 or 6; a constant after inlining).
-@inline function input_1d(n: i32, p: usize, step: usize, q: usize, qstep: usize): void {
-  if (n == 6) input_1d_6(p, step, q, qstep);
-  else input_1d_4(p, step, q, qstep);
-}
-
-// Row transform of B^T (points 0, +-1, +-2, inf) on 6 vectors at p, p + step, ..., written to q, q + qstep, ...
-@inline function input_1d_6(p: usize, step: usize, q: usize, qstep: usize): void {
-  const d0 = v128.load(p), d1 = v128.load(p + step), d2 = v128.load(p + 2 * step);
-  const d3 = v128.load(p + 3 * step), d4 = v128.load(p + 4 * step), d5 = v128.load(p + 5 * step);
+// B^T (points 0, +-1, +-2, inf) on d0..d5, written to q, q + qstep, ...
+@inline function bt6(
+  d0: v128, d1: v128, d2: v128, d3: v128, d4: v128, d5: v128, q: usize, qstep: usize,
+): void {
   const four = f32x4.splat(4), five = f32x4.splat(5), two = f32x4.splat(2);
   // r0 = 4 d0 - 5 d2 + d4; r5 = 4 d1 - 5 d3 + d5
   v128.store(q, f32x4.add(f32x4.sub(f32x4.mul(four, d0), f32x4.mul(five, d2)), d4));
@@ -78,6 +70,51 @@ export function winograd_scratch_bytes(c: i32, oc: i32): usize {
   const e = f32x4.sub(d4, d2), f = f32x4.mul(two, f32x4.sub(d1, d3));
   v128.store(q + 3 * qstep, f32x4.sub(e, f));
   v128.store(q + 4 * qstep, f32x4.add(e, f));
+}
+
+// B^T of an n-point transform (n = 4 or 6; a constant after inlining) on the n
+// vectors at p, p + step, ..., written to q, q + qstep, ...
+@inline function input_1d(n: i32, p: usize, step: usize, q: usize, qstep: usize): void {
+  if (n == 6) {
+    bt6(
+      v128.load(p), v128.load(p + step), v128.load(p + 2 * step), v128.load(p + 3 * step),
+      v128.load(p + 4 * step), v128.load(p + 5 * step), q, qstep,
+    );
+  } else {
+    bt4(v128.load(p), v128.load(p + step), v128.load(p + 2 * step), v128.load(p + 3 * step), q, qstep);
+  }
+}
+
+// The input vector at p, or zeros where the patch lies outside the image.
+@inline function patch(p: usize, inside: bool): v128 {
+  return inside ? v128.load(p) : f32x4.splat(0);
+}
+
+// One patch row of n vectors (pixels ix0 .. ix0 + n - 1 of an input row, at p,
+// p + step, ...), transformed by B^T into q, q + 16, ...: straight loads for an
+// interior tile (`all`), else zeros outside the image (row iy: `rowIn`).
+@inline function input_row(
+  n: i32, p: usize, step: usize, rowIn: bool, ix0: i32, w: i32, all: bool, q: usize,
+): void {
+  if (all) {
+    input_1d(n, p, step, q, 16);
+  } else if (n == 6) {
+    bt6(
+      patch(p, rowIn && <u32>ix0 < <u32>w),
+      patch(p + step, rowIn && <u32>(ix0 + 1) < <u32>w),
+      patch(p + 2 * step, rowIn && <u32>(ix0 + 2) < <u32>w),
+      patch(p + 3 * step, rowIn && <u32>(ix0 + 3) < <u32>w),
+      patch(p + 4 * step, rowIn && <u32>(ix0 + 4) < <u32>w),
+      patch(p + 5 * step, rowIn && <u32>(ix0 + 5) < <u32>w), q, 16,
+    );
+  } else {
+    bt4(
+      patch(p, rowIn && <u32>ix0 < <u32>w),
+      patch(p + step, rowIn && <u32>(ix0 + 1) < <u32>w),
+      patch(p + 2 * step, rowIn && <u32>(ix0 + 2) < <u32>w),
+      patch(p + 3 * step, rowIn && <u32>(ix0 + 3) < <u32>w), q, 16,
+    );
+  }
 }
 
 // Row transform of F(4, 3)'s A^T: 6 vectors at p, p + step, ... to 4 vectors at q, q + qstep, ...
@@ -99,6 +136,43 @@ export function winograd_scratch_bytes(c: i32, oc: i32): usize {
   v128.store(q, f32x4.add(f32x4.add(m0, f32x4.add(m1, m2)), f32x4.add(m3, m4)));
   const d12 = f32x4.sub(m1, m2), d34 = f32x4.sub(m3, m4);
   v128.store(q + qstep, f32x4.add(f32x4.add(d12, f32x4.mul(f32x4.splat(2), d34)), m5));
+}
+
+// Column j of an output tile: A^T on the n vectors at p, p + step, ..., plus
+// bias b and ReLU, stored to the first `rows` of the m output pixels at y,
+// y + ystep, ... (the tile's bottom rows may fall outside the map).
+@inline function output_col(
+  n: i32, m: i32, p: usize, step: usize, b: v128, y: usize, ystep: usize, rows: i32,
+): void {
+  const zero = f32x4.splat(0);
+  const m0 = v128.load(p), m1 = v128.load(p + step), m2 = v128.load(p + 2 * step);
+  const m3 = v128.load(p + 3 * step);
+  if (n == 4) {
+    v128.store(y, f32x4.max(f32x4.add(f32x4.add(f32x4.add(m0, m1), m2), b), zero));
+    if (rows > 1) v128.store(y + ystep, f32x4.max(f32x4.add(f32x4.add(f32x4.sub(m1, m2), m3), b), zero));
+    return;
+  }
+  const m4 = v128.load(p + 4 * step), m5 = v128.load(p + 5 * step);
+  const s12 = f32x4.add(m1, m2), d12 = f32x4.sub(m1, m2);
+  const s34 = f32x4.add(m3, m4), d34 = f32x4.sub(m3, m4);
+  const two = f32x4.splat(2);
+  v128.store(y, f32x4.max(f32x4.add(f32x4.add(f32x4.add(m0, s12), s34), b), zero));
+  if (m == 2) {
+    if (rows > 1) {
+      v128.store(y + ystep, f32x4.max(f32x4.add(f32x4.add(f32x4.add(d12, f32x4.mul(two, d34)), m5), b), zero));
+    }
+    return;
+  }
+  if (rows > 1) v128.store(y + ystep, f32x4.max(f32x4.add(f32x4.add(d12, f32x4.mul(two, d34)), b), zero));
+  if (rows > 2) {
+    v128.store(y + 2 * ystep, f32x4.max(f32x4.add(f32x4.add(s12, f32x4.mul(f32x4.splat(4), s34)), b), zero));
+  }
+  if (rows > 3) {
+    v128.store(
+      y + 3 * ystep,
+      f32x4.max(f32x4.add(f32x4.add(f32x4.add(d12, f32x4.mul(f32x4.splat(8), d34)), m5), b), zero),
+    );
+  }
 }
 
 // A^T of an n-point transform for an output tile of m (constants after inlining).
@@ -173,19 +247,15 @@ export function winograd_f2x3_bias_relu(
       const img = t / plane, rem = t - img * plane;
       const ty = rem / tilesW, tx = rem - ty * tilesW;
       const ximg = x + <usize>img * <usize>h * <usize>w * xb;
+      // Interior tiles (the patch wholly inside the image) load without checks.
+      const iy0 = ty * m - pad, ix0 = tx * m - pad;
+      const interior = iy0 >= 0 && iy0 + n <= h && ix0 >= 0 && ix0 + n <= w;
       for (let cg = 0; cg < c; cg += 4) {
-        // Patch rows -> tmp (n x n vectors), each row transformed by B.
+        // Patch rows, each transformed by B^T on the way, -> tmp (n x n vectors).
         for (let i = 0; i < n; i++) {
-          const iy = ty * m - pad + i;
-          const row = tmp + <usize>i * 96;
-          for (let j = 0; j < n; j++) {
-            const ix = tx * m - pad + j;
-            const inside = <u32>iy < <u32>h && <u32>ix < <u32>w;
-            v128.store(row + (<usize>j << 4), inside
-              ? v128.load(ximg + (<usize>iy * <usize>w + <usize>ix) * xb + (<usize>cg << 2))
-              : zero);
-          }
-          input_1d(n, row, 16, row, 16);
+          const iy = iy0 + i;
+          const p = ximg + <usize>((iy * w + ix0) * xstride + cg) * 4;
+          input_row(n, p, xb, <u32>iy < <u32>h, ix0, w, interior, tmp + <usize>i * 96);
         }
         // Columns: V[i * n + j] row r, channels cg..cg+3.
         const dst = vBase + (<usize>r * <usize>c + <usize>cg) * 4;
@@ -207,25 +277,18 @@ export function winograd_f2x3_bias_relu(
       const img = t / plane, rem = t - img * plane;
       const ty = rem / tilesW, tx = rem - ty * tilesW;
       const yimg = y + <usize>img * <usize>h * <usize>w * yb;
+      const rowsOut = min(m, h - ty * m), cols = min(m, w - tx * m);
       for (let og = 0; og < oc; og += 4) {
         const src = mBase + (<usize>r * <usize>oc + <usize>og) * 4;
         // Rows of M (n x n) -> tmp (n x m) by A, then columns -> m x m.
         for (let i = 0; i < n; i++) {
           output_1d(n, m, src + <usize>(i * n) * mMat, mMat, tmp + <usize>i * 64, 16);
         }
-        for (let j = 0; j < m; j++) {
-          output_1d(n, m, tmp + (<usize>j << 4), 64, tmp + 384 + (<usize>j << 4), 64);
-        }
+        // Columns of tmp -> the tile's output pixels, with bias and ReLU.
         const b = v128.load(bias + (<usize>og << 2));
-        for (let a = 0; a < m; a++) {
-          const oy = ty * m + a;
-          if (oy >= h) break;
-          for (let j = 0; j < m; j++) {
-            const ox = tx * m + j;
-            if (ox >= w) break;
-            const v = f32x4.max(f32x4.add(v128.load(tmp + 384 + <usize>a * 64 + (<usize>j << 4)), b), zero);
-            v128.store(yimg + (<usize>oy * <usize>w + <usize>ox) * yb + (<usize>og << 2), v);
-          }
+        const out = yimg + (<usize>(ty * m) * <usize>w + <usize>(tx * m)) * yb + (<usize>og << 2);
+        for (let j = 0; j < cols; j++) {
+          output_col(n, m, tmp + (<usize>j << 4), 64, b, out + <usize>j * yb, <usize>w * yb, rowsOut);
         }
       }
     }
