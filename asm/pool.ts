@@ -33,6 +33,32 @@ export function maxpool2d_scratch_bytes(w: i32, c: i32): usize {
   return (<usize>w * <usize>((c + 3) & ~3)) << 2;
 }
 
+// dst[0..c) = the lane-wise maximum of the `count` channel rows at src, src + step, ...
+@inline function max_across(dst: usize, src: usize, step: usize, count: i32, c: i32): void {
+  const c4 = c & ~3;
+  let i = 0;
+  if (count == 3) {
+    for (; i < c4; i += 4) {
+      const o = <usize>i << 2;
+      const a = v128.load(src + o), b = v128.load(src + step + o), d = v128.load(src + 2 * step + o);
+      v128.store(dst + o, f32x4.max(f32x4.max(a, b), d));
+    }
+  } else {
+    for (; i < c4; i += 4) {
+      const o = <usize>i << 2;
+      let v = v128.load(src + o);
+      for (let j = 1; j < count; j++) v = f32x4.max(v, v128.load(src + <usize>j * step + o));
+      v128.store(dst + o, v);
+    }
+  }
+  for (; i < c; i++) {
+    const o = <usize>i << 2;
+    let v = load<f32>(src + o);
+    for (let j = 1; j < count; j++) v = max<f32>(v, load<f32>(src + <usize>j * step + o));
+    store<f32>(dst + o, v);
+  }
+}
+
 /**
  * Max pool, kernel k x k, stride s, padding p (padding never wins: it is not
  * part of any window), NaN propagates. Rows [r0, r1) of N * OH. Separable:
@@ -46,66 +72,21 @@ export function maxpool2d(
 ): void {
   const xb = <usize>xstride << 2, yb = <usize>ystride << 2;
   const tb = <usize>((c + 3) & ~3) << 2; // bytes per scratch pixel
-  const c4 = c & ~3;
+  const rb = <usize>w * xb; // bytes per input row
   for (let r = r0; r < r1; r++) {
     const img = r / oh;
     const oy = r - img * oh;
     const y0 = max(oy * s - p, 0), y1 = min(oy * s - p + k, h);
-    const rows = y1 - y0;
-    const rb = <usize>w * xb; // bytes per input row
     const top = x + (<usize>img * <usize>h + <usize>y0) * rb;
     // 1. Maxima down the window's rows, every input column.
     for (let ix = 0; ix < w; ix++) {
-      const src = top + <usize>ix * xb, dst = scratch + <usize>ix * tb;
-      let i = 0;
-      if (rows == 3) {
-        for (; i < c4; i += 4) {
-          const o = <usize>i << 2;
-          const a = v128.load(src + o), b = v128.load(src + rb + o), d = v128.load(src + 2 * rb + o);
-          v128.store(dst + o, f32x4.max(f32x4.max(a, b), d));
-        }
-      } else {
-        for (; i < c4; i += 4) {
-          const o = <usize>i << 2;
-          let v = v128.load(src + o);
-          for (let j = 1; j < rows; j++) v = f32x4.max(v, v128.load(src + <usize>j * rb + o));
-          v128.store(dst + o, v);
-        }
-      }
-      for (; i < c; i++) {
-        const o = <usize>i << 2;
-        let v = load<f32>(src + o);
-        for (let j = 1; j < rows; j++) v = max<f32>(v, load<f32>(src + <usize>j * rb + o));
-        store<f32>(dst + o, v);
-      }
+      max_across(scratch + <usize>ix * tb, top + <usize>ix * xb, rb, y1 - y0, c);
     }
     // 2. Maxima across each window's columns.
     let out = y + <usize>r * <usize>ow * yb;
     for (let ox = 0; ox < ow; ox++, out += yb) {
       const x0 = max(ox * s - p, 0), x1 = min(ox * s - p + k, w);
-      const cols = x1 - x0;
-      const src = scratch + <usize>x0 * tb;
-      let i = 0;
-      if (cols == 3) {
-        for (; i < c4; i += 4) {
-          const o = <usize>i << 2;
-          const a = v128.load(src + o), b = v128.load(src + tb + o), d = v128.load(src + 2 * tb + o);
-          v128.store(out + o, f32x4.max(f32x4.max(a, b), d));
-        }
-      } else {
-        for (; i < c4; i += 4) {
-          const o = <usize>i << 2;
-          let v = v128.load(src + o);
-          for (let j = 1; j < cols; j++) v = f32x4.max(v, v128.load(src + <usize>j * tb + o));
-          v128.store(out + o, v);
-        }
-      }
-      for (; i < c; i++) {
-        const o = <usize>i << 2;
-        let v = load<f32>(src + o);
-        for (let j = 1; j < cols; j++) v = max<f32>(v, load<f32>(src + <usize>j * tb + o));
-        store<f32>(out + o, v);
-      }
+      max_across(out, scratch + <usize>x0 * tb, tb, x1 - x0, c);
     }
   }
 }
@@ -113,11 +94,12 @@ export function maxpool2d(
 /**
  * Average pool, kernel k x k, stride s, padding p, PyTorch's default
  * count_include_pad = true: the divisor counts padded positions but not
- * positions past the padding. Rows [r0, r1) of N * OH.
+ * positions past the padding. Rows [r0, r1) of N * OH. `scratch` is unused
+ * (every pool kernel takes the same arguments).
  */
 export function avgpool2d(
   x: usize, xstride: i32, h: i32, w: i32, c: i32, k: i32, s: i32, p: i32, oh: i32, ow: i32,
-  y: usize, ystride: i32, r0: i32, r1: i32,
+  y: usize, ystride: i32, scratch: usize, r0: i32, r1: i32,
 ): void {
   const xb = <usize>xstride << 2, yb = <usize>ystride << 2, rowBytes = <usize>c << 2;
   for (let r = r0; r < r1; r++) {

@@ -333,9 +333,11 @@ export function runChunk(
       );
       return;
     }
-    case "maxpool2d": {
+    case "maxpool2d":
+    case "avgpool2d": {
+      const pool = op.kind === "maxpool2d" ? k.maxpool2d : k.avgpool2d;
       const { x, y } = op;
-      k.maxpool2d(
+      pool(
         at(x),
         x.stride,
         op.h,
@@ -349,26 +351,6 @@ export function runChunk(
         at(y),
         y.stride,
         scratch,
-        r0,
-        r1,
-      );
-      return;
-    }
-    case "avgpool2d": {
-      const { x, y } = op;
-      k.avgpool2d(
-        at(x),
-        x.stride,
-        op.h,
-        op.w,
-        op.c,
-        op.k,
-        op.s,
-        op.p,
-        op.oh,
-        op.ow,
-        at(y),
-        y.stride,
         r0,
         r1,
       );

@@ -43,26 +43,11 @@ export type WinogradKernel = (
   t1: number,
 ) => void;
 
-/** `avgpool2d`: output rows [r0, r1) of N * OH. */
+/**
+ * `maxpool2d` / `avgpool2d`: output rows [r0, r1) of N * OH, with
+ * `maxpool2d_scratch_bytes(w, c)` of scratch (average pools ignore it).
+ */
 export type PoolKernel = (
-  x: number,
-  xstride: number,
-  h: number,
-  w: number,
-  c: number,
-  k: number,
-  s: number,
-  p: number,
-  oh: number,
-  ow: number,
-  y: number,
-  ystride: number,
-  r0: number,
-  r1: number,
-) => void;
-
-/** `maxpool2d`: output rows [r0, r1) of N * OH, with `maxpool2d_scratch_bytes(w, c)` of scratch. */
-export type MaxPoolKernel = (
   x: number,
   xstride: number,
   h: number,
@@ -114,7 +99,7 @@ export interface KernelExports {
   winograd_f2x3_bias_relu: WinogradKernel;
   winograd_scratch_bytes(c: number, oc: number): number;
   winograd_block_tiles(nn: number, c: number, oc: number): number;
-  maxpool2d: MaxPoolKernel;
+  maxpool2d: PoolKernel;
   maxpool2d_scratch_bytes(w: number, c: number): number;
   avgpool2d: PoolKernel;
   adaptive_avgpool2d(
