@@ -14,9 +14,12 @@ export const GEMM_NR: i32 = 8;
 /** Rows of the main micro-kernel. */
 export const GEMM_MR: i32 = 6;
 
-// Micro-kernel: 6 rows x 8 columns, 12 accumulators + 2 B vectors + 1 splat.
-@inline function f32_gemm_6x8(
-  k: i32, a: usize, lda: usize, w: usize, c: usize, ldc: usize, nc: i32, relu: bool,
+// Micro-kernel: mr (1 to 6, a constant after inlining) rows x 8 columns. At
+// mr = 6: 12 accumulators + 2 B vectors + 1 splat, 15 of V8's vector
+// registers; the rows past mr fold away at compile time, which gives the
+// 4x8, 2x8 and 1x8 kernels for the rows left over.
+@inline function f32_gemm_x8(
+  mr: i32, k: i32, a: usize, lda: usize, w: usize, c: usize, ldc: usize, nc: i32, relu: bool,
 ): void {
   let b0 = v128.load(w);
   let b1 = v128.load(w, 16);
@@ -30,16 +33,26 @@ export const GEMM_MR: i32 = 6;
     w += 32;
     let va = v128.load32_splat(a + o);
     c00 = madd(va, b0, c00); c01 = madd(va, b1, c01);
-    va = v128.load32_splat(a1 + o);
-    c10 = madd(va, b0, c10); c11 = madd(va, b1, c11);
-    va = v128.load32_splat(a2 + o);
-    c20 = madd(va, b0, c20); c21 = madd(va, b1, c21);
-    va = v128.load32_splat(a3 + o);
-    c30 = madd(va, b0, c30); c31 = madd(va, b1, c31);
-    va = v128.load32_splat(a4 + o);
-    c40 = madd(va, b0, c40); c41 = madd(va, b1, c41);
-    va = v128.load32_splat(a5 + o);
-    c50 = madd(va, b0, c50); c51 = madd(va, b1, c51);
+    if (mr > 1) {
+      va = v128.load32_splat(a1 + o);
+      c10 = madd(va, b0, c10); c11 = madd(va, b1, c11);
+    }
+    if (mr > 2) {
+      va = v128.load32_splat(a2 + o);
+      c20 = madd(va, b0, c20); c21 = madd(va, b1, c21);
+    }
+    if (mr > 3) {
+      va = v128.load32_splat(a3 + o);
+      c30 = madd(va, b0, c30); c31 = madd(va, b1, c31);
+    }
+    if (mr > 4) {
+      va = v128.load32_splat(a4 + o);
+      c40 = madd(va, b0, c40); c41 = madd(va, b1, c41);
+    }
+    if (mr > 5) {
+      va = v128.load32_splat(a5 + o);
+      c50 = madd(va, b0, c50); c51 = madd(va, b1, c51);
+    }
   }
   if (relu) {
     c00 = relu4(c00); c01 = relu4(c01); c10 = relu4(c10); c11 = relu4(c11);
@@ -47,86 +60,11 @@ export const GEMM_MR: i32 = 6;
     c40 = relu4(c40); c41 = relu4(c41); c50 = relu4(c50); c51 = relu4(c51);
   }
   store_n(c, c00, c01, nc);
-  store_n(c + ldc, c10, c11, nc);
-  store_n(c + 2 * ldc, c20, c21, nc);
-  store_n(c + 3 * ldc, c30, c31, nc);
-  store_n(c + 4 * ldc, c40, c41, nc);
-  store_n(c + 5 * ldc, c50, c51, nc);
-}
-
-// Micro-kernel for 4 of the rows left over: 8 accumulators.
-@inline function f32_gemm_4x8(
-  k: i32, a: usize, lda: usize, w: usize, c: usize, ldc: usize, nc: i32, relu: bool,
-): void {
-  let b0 = v128.load(w);
-  let b1 = v128.load(w, 16);
-  let c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1, c30 = b0, c31 = b1;
-  const a1 = a + lda, a2 = a1 + lda, a3 = a2 + lda;
-  w += 32;
-  for (let o: usize = 0, end = <usize>k << 2; o < end; o += 4) {
-    b0 = v128.load(w);
-    b1 = v128.load(w, 16);
-    w += 32;
-    let va = v128.load32_splat(a + o);
-    c00 = madd(va, b0, c00); c01 = madd(va, b1, c01);
-    va = v128.load32_splat(a1 + o);
-    c10 = madd(va, b0, c10); c11 = madd(va, b1, c11);
-    va = v128.load32_splat(a2 + o);
-    c20 = madd(va, b0, c20); c21 = madd(va, b1, c21);
-    va = v128.load32_splat(a3 + o);
-    c30 = madd(va, b0, c30); c31 = madd(va, b1, c31);
-  }
-  if (relu) {
-    c00 = relu4(c00); c01 = relu4(c01); c10 = relu4(c10); c11 = relu4(c11);
-    c20 = relu4(c20); c21 = relu4(c21); c30 = relu4(c30); c31 = relu4(c31);
-  }
-  store_n(c, c00, c01, nc);
-  store_n(c + ldc, c10, c11, nc);
-  store_n(c + 2 * ldc, c20, c21, nc);
-  store_n(c + 3 * ldc, c30, c31, nc);
-}
-
-// Micro-kernel for 2 of the rows left over: 4 accumulators.
-@inline function f32_gemm_2x8(
-  k: i32, a: usize, lda: usize, w: usize, c: usize, ldc: usize, nc: i32, relu: bool,
-): void {
-  let b0 = v128.load(w);
-  let b1 = v128.load(w, 16);
-  let c00 = b0, c01 = b1, c10 = b0, c11 = b1;
-  const a1 = a + lda;
-  w += 32;
-  for (let o: usize = 0, end = <usize>k << 2; o < end; o += 4) {
-    b0 = v128.load(w);
-    b1 = v128.load(w, 16);
-    w += 32;
-    let va = v128.load32_splat(a + o);
-    c00 = madd(va, b0, c00); c01 = madd(va, b1, c01);
-    va = v128.load32_splat(a1 + o);
-    c10 = madd(va, b0, c10); c11 = madd(va, b1, c11);
-  }
-  if (relu) {
-    c00 = relu4(c00); c01 = relu4(c01); c10 = relu4(c10); c11 = relu4(c11);
-  }
-  store_n(c, c00, c01, nc);
-  store_n(c + ldc, c10, c11, nc);
-}
-
-// Micro-kernel for the last row left over: 1 row x 8 columns.
-@inline function f32_gemm_1x8(k: i32, a: usize, w: usize, c: usize, nc: i32, relu: bool): void {
-  let c0 = v128.load(w);
-  let c1 = v128.load(w, 16);
-  w += 32;
-  for (let o: usize = 0, end = <usize>k << 2; o < end; o += 4) {
-    const va = v128.load32_splat(a + o);
-    c0 = madd(va, v128.load(w), c0);
-    c1 = madd(va, v128.load(w, 16), c1);
-    w += 32;
-  }
-  if (relu) {
-    c0 = relu4(c0);
-    c1 = relu4(c1);
-  }
-  store_n(c, c0, c1, nc);
+  if (mr > 1) store_n(c + ldc, c10, c11, nc);
+  if (mr > 2) store_n(c + 2 * ldc, c20, c21, nc);
+  if (mr > 3) store_n(c + 3 * ldc, c30, c31, nc);
+  if (mr > 4) store_n(c + 4 * ldc, c40, c41, nc);
+  if (mr > 5) store_n(c + 5 * ldc, c50, c51, nc);
 }
 
 /** Rows of A per cache block: about 96 KiB of A, a multiple of MR. */
@@ -157,19 +95,19 @@ export const GEMM_MR: i32 = 6;
       const pc = c + (<usize>p << 5);
       let m = mStart;
       for (; m + GEMM_MR <= mEnd; m += GEMM_MR) {
-        f32_gemm_6x8(k, a + <usize>m * ldaB, ldaB, pw, pc + <usize>m * ldcB, ldcB, nc, relu);
+        f32_gemm_x8(GEMM_MR, k, a + <usize>m * ldaB, ldaB, pw, pc + <usize>m * ldcB, ldcB, nc, relu);
       }
       // 1 to 5 rows left: 4 + 1, 2 + 1 or 1 at a time.
       if (m + 4 <= mEnd) {
-        f32_gemm_4x8(k, a + <usize>m * ldaB, ldaB, pw, pc + <usize>m * ldcB, ldcB, nc, relu);
+        f32_gemm_x8(4, k, a + <usize>m * ldaB, ldaB, pw, pc + <usize>m * ldcB, ldcB, nc, relu);
         m += 4;
       }
       if (m + 2 <= mEnd) {
-        f32_gemm_2x8(k, a + <usize>m * ldaB, ldaB, pw, pc + <usize>m * ldcB, ldcB, nc, relu);
+        f32_gemm_x8(2, k, a + <usize>m * ldaB, ldaB, pw, pc + <usize>m * ldcB, ldcB, nc, relu);
         m += 2;
       }
       if (m < mEnd) {
-        f32_gemm_1x8(k, a + <usize>m * ldaB, pw, pc + <usize>m * ldcB, nc, relu);
+        f32_gemm_x8(1, k, a + <usize>m * ldaB, ldaB, pw, pc + <usize>m * ldcB, ldcB, nc, relu);
       }
     }
   }
