@@ -27,6 +27,7 @@ import {
   type PeerUnavailable,
 } from "./peers/mod.ts";
 import type { WasmBackend } from "../src/backend/wasm/backend.ts";
+import { compileKernels } from "../src/backend/wasm/kernels.ts";
 import { countMacs } from "../src/graph/cost.ts";
 import { deterministicInput, deterministicStateDict } from "../tools/deterministic.ts";
 import { note, printReport, record } from "./_report.ts";
@@ -47,6 +48,15 @@ const multi = CORES > 1 ? await model(CORES) : null;
 // The same weights laid out for speed (F(4x4, 3x3) on every 3x3 convolution, 24 MB more).
 const singleFast = await model(1, "speed");
 const multiFast = CORES > 1 ? await model(CORES, "speed") : null;
+// The peak probe on every core at once (benched with the one-thread probe, at
+// the end): one worker per core, started before the peers start theirs.
+const probes = await Promise.all(
+  Array.from({ length: CORES }, async () => {
+    const worker = new Worker(new URL("./peak_worker.ts", import.meta.url), { type: "module" });
+    await ask(worker, { module: (await compileKernels(false)).module });
+    return worker;
+  }),
+);
 const plan = single.plan([1, 3, 224, 224]);
 const macs = countMacs(plan);
 const gflop = (2 * macs.total) / 1e9;
@@ -262,12 +272,51 @@ Deno.bench({
   },
 });
 
+const allCores: number[][] = [];
+const PROBE_WARMUP = 2;
+let probeCalls = 0;
+Deno.bench({
+  name: `peak probe, ${CORES} cores at once (one worker each)`,
+  group: "peak",
+  n: 10,
+  warmup: PROBE_WARMUP,
+  async fn() {
+    const rates = await Promise.all(probes.map((w) => ask(w, { iters: PEAK_ITERS })));
+    if (++probeCalls > PROBE_WARMUP) allCores.push(rates);
+  },
+});
+
+function ask(worker: Worker, message: unknown): Promise<number> {
+  return new Promise((resolve) => {
+    worker.onmessage = (event: MessageEvent<number>) => resolve(event.data);
+    worker.postMessage(message);
+  });
+}
+
 globalThis.addEventListener("unload", () => {
+  for (const w of probes) w.terminate();
   note(
     `Kernel ISA: ${backend.isa}; cores: ${CORES}; peak probe: ${
       peakGflops.toFixed(1)
     } GFLOP/s (one thread)`,
   );
+  if (allCores.length) {
+    // The run whose total is the median: each core's rate, and the most that
+    // CORES threads could gain over the fastest core.
+    const sum = (r: number[]) => r.reduce((a, b) => a + b, 0);
+    const mid = [...allCores].sort((a, b) => sum(a) - sum(b))[allCores.length >> 1];
+    note(
+      `Peak probe on ${CORES} cores at once (median run): ${
+        mid.map((g) => g.toFixed(1)).join(" + ")
+      } GFLOP/s, a scaling ceiling of ${(sum(mid) / Math.max(...mid)).toFixed(2)}x; ` +
+        `per worker over the ${allCores.length} runs: ${
+          mid.map((_, i) => {
+            const rates = allCores.map((r) => r[i]);
+            return `${Math.min(...rates).toFixed(1)}-${Math.max(...rates).toFixed(1)}`;
+          }).join(", ")
+        } GFLOP/s`,
+    );
+  }
   note(
     `Multiply-adds per image: ${macs.total} (` +
       Object.entries(macs.byKind).map(([k, v]) => `${k} ${(100 * v / macs.total).toFixed(1)} %`)
