@@ -15,7 +15,7 @@
 
 import { gemm_panel_bytes, gemm_tiles, GEMM_MR } from "./gemm";
 
-const TMP_BYTES: usize = 640; // 6x6 patch vectors, then 6x4 + 4x4 output vectors
+const TMP_BYTES: usize = 576; // 6x6 patch vectors, later the 6x4 row-transformed outputs
 const BLOCK_BUDGET: i32 = 1024 * 1024;
 
 /** Tiles per block for nn transform points, c input and oc output channels: a multiple of MR within the budget. */
@@ -44,14 +44,6 @@ export function winograd_scratch_bytes(c: i32, oc: i32): usize {
   v128.store(q + qstep, f32x4.add(d1, d2));
   v128.store(q + 2 * qstep, f32x4.sub(d2, d1));
   v128.store(q + 3 * qstep, f32x4.sub(d3, d1));
-}
-
-// Row transform of F(2, 3)'s A^T: 4 vectors at p, p + step, ... to 2 vectors at q, q + qstep.
-@inline function output_1d_4x2(p: usize, step: usize, q: usize, qstep: usize): void {
-  const m0 = v128.load(p), m1 = v128.load(p + step), m2 = v128.load(p + 2 * step);
-  const m3 = v128.load(p + 3 * step);
-  v128.store(q, f32x4.add(f32x4.add(m0, m1), m2));
-  v128.store(q + qstep, f32x4.add(f32x4.sub(m1, m2), m3));
 }
 
 // B^T (points 0, +-1, +-2, inf) on d0..d5, written to q, q + qstep, ...
@@ -117,69 +109,44 @@ export function winograd_scratch_bytes(c: i32, oc: i32): usize {
   }
 }
 
-// Row transform of F(4, 3)'s A^T: 6 vectors at p, p + step, ... to 4 vectors at q, q + qstep, ...
-@inline function output_1d_4(p: usize, step: usize, q: usize, qstep: usize): void {
-  const m0 = v128.load(p), m1 = v128.load(p + step), m2 = v128.load(p + 2 * step);
-  const m3 = v128.load(p + 3 * step), m4 = v128.load(p + 4 * step), m5 = v128.load(p + 5 * step);
-  const s12 = f32x4.add(m1, m2), d12 = f32x4.sub(m1, m2);
-  const s34 = f32x4.add(m3, m4), d34 = f32x4.sub(m3, m4);
-  v128.store(q, f32x4.add(f32x4.add(m0, s12), s34));
-  v128.store(q + qstep, f32x4.add(d12, f32x4.mul(f32x4.splat(2), d34)));
-  v128.store(q + 2 * qstep, f32x4.add(s12, f32x4.mul(f32x4.splat(4), s34)));
-  v128.store(q + 3 * qstep, f32x4.add(f32x4.add(d12, f32x4.mul(f32x4.splat(8), d34)), m5));
-}
-
-// Row transform of F(2, 5)'s A^T: 6 vectors at p, p + step, ... to 2 vectors at q, q + qstep.
-@inline function output_1d_2(p: usize, step: usize, q: usize, qstep: usize): void {
-  const m0 = v128.load(p), m1 = v128.load(p + step), m2 = v128.load(p + 2 * step);
-  const m3 = v128.load(p + 3 * step), m4 = v128.load(p + 4 * step), m5 = v128.load(p + 5 * step);
-  v128.store(q, f32x4.add(f32x4.add(m0, f32x4.add(m1, m2)), f32x4.add(m3, m4)));
-  const d12 = f32x4.sub(m1, m2), d34 = f32x4.sub(m3, m4);
-  v128.store(q + qstep, f32x4.add(f32x4.add(d12, f32x4.mul(f32x4.splat(2), d34)), m5));
-}
-
-// Column j of an output tile: A^T on the n vectors at p, p + step, ..., plus
-// bias b and ReLU, stored to the first `rows` of the m output pixels at y,
-// y + ystep, ... (the tile's bottom rows may fall outside the map).
-@inline function output_col(
-  n: i32, m: i32, p: usize, step: usize, b: v128, y: usize, ystep: usize, rows: i32,
+// A^T of an n-point transform for an output tile of m (constants after
+// inlining) on the n vectors at p, p + step, ...: the first `count` of the m
+// results go to q, q + qstep, ..., plus bias b and ReLU when `epilogue`.
+// The rows of a tile pass through it into scratch, then its columns straight
+// into the output (the tile's bottom rows may fall outside the map).
+@inline function output_1d(
+  n: i32, m: i32, p: usize, step: usize, q: usize, qstep: usize, count: i32, epilogue: bool, b: v128,
 ): void {
-  const zero = f32x4.splat(0);
   const m0 = v128.load(p), m1 = v128.load(p + step), m2 = v128.load(p + 2 * step);
   const m3 = v128.load(p + 3 * step);
+  let o0 = m0, o1 = m1, o2 = m2, o3 = m3;
   if (n == 4) {
-    v128.store(y, f32x4.max(f32x4.add(f32x4.add(f32x4.add(m0, m1), m2), b), zero));
-    if (rows > 1) v128.store(y + ystep, f32x4.max(f32x4.add(f32x4.add(f32x4.sub(m1, m2), m3), b), zero));
-    return;
-  }
-  const m4 = v128.load(p + 4 * step), m5 = v128.load(p + 5 * step);
-  const s12 = f32x4.add(m1, m2), d12 = f32x4.sub(m1, m2);
-  const s34 = f32x4.add(m3, m4), d34 = f32x4.sub(m3, m4);
-  const two = f32x4.splat(2);
-  v128.store(y, f32x4.max(f32x4.add(f32x4.add(f32x4.add(m0, s12), s34), b), zero));
-  if (m == 2) {
-    if (rows > 1) {
-      v128.store(y + ystep, f32x4.max(f32x4.add(f32x4.add(f32x4.add(d12, f32x4.mul(two, d34)), m5), b), zero));
+    // F(2, 3): points 0, 1, -1, inf.
+    o0 = f32x4.add(f32x4.add(m0, m1), m2);
+    o1 = f32x4.add(f32x4.sub(m1, m2), m3);
+  } else {
+    // Points 0, +-1, +-2, inf: F(4, 3) keeps four results, F(2, 5) two.
+    const m4 = v128.load(p + 4 * step), m5 = v128.load(p + 5 * step);
+    const s12 = f32x4.add(m1, m2), d12 = f32x4.sub(m1, m2);
+    const s34 = f32x4.add(m3, m4), d34 = f32x4.sub(m3, m4);
+    o0 = f32x4.add(f32x4.add(m0, s12), s34);
+    o1 = f32x4.add(d12, f32x4.mul(f32x4.splat(2), d34));
+    if (m == 2) {
+      o1 = f32x4.add(o1, m5);
+    } else {
+      o2 = f32x4.add(s12, f32x4.mul(f32x4.splat(4), s34));
+      o3 = f32x4.add(f32x4.add(d12, f32x4.mul(f32x4.splat(8), d34)), m5);
     }
-    return;
   }
-  if (rows > 1) v128.store(y + ystep, f32x4.max(f32x4.add(f32x4.add(d12, f32x4.mul(two, d34)), b), zero));
-  if (rows > 2) {
-    v128.store(y + 2 * ystep, f32x4.max(f32x4.add(f32x4.add(s12, f32x4.mul(f32x4.splat(4), s34)), b), zero));
-  }
-  if (rows > 3) {
-    v128.store(
-      y + 3 * ystep,
-      f32x4.max(f32x4.add(f32x4.add(f32x4.add(d12, f32x4.mul(f32x4.splat(8), d34)), m5), b), zero),
-    );
-  }
+  v128.store(q, finish(o0, epilogue, b));
+  if (count > 1) v128.store(q + qstep, finish(o1, epilogue, b));
+  if (m > 2 && count > 2) v128.store(q + 2 * qstep, finish(o2, epilogue, b));
+  if (m > 3 && count > 3) v128.store(q + 3 * qstep, finish(o3, epilogue, b));
 }
 
-// A^T of an n-point transform for an output tile of m (constants after inlining).
-@inline function output_1d(n: i32, m: i32, p: usize, step: usize, q: usize, qstep: usize): void {
-  if (n == 4) output_1d_4x2(p, step, q, qstep);
-  else if (m == 4) output_1d_4(p, step, q, qstep);
-  else output_1d_2(p, step, q, qstep);
+// v, or relu(v + b) for the output epilogue.
+@inline function finish(v: v128, epilogue: bool, b: v128): v128 {
+  return epilogue ? f32x4.max(f32x4.add(v, b), f32x4.splat(0)) : v;
 }
 
 /**
@@ -237,7 +204,6 @@ export function winograd_f2x3_bias_relu(
   const weights = u + ((<usize>(oc + 3) & ~3) << 2);
   const panelMat = <usize>((oc + 7) >> 3) * gemm_panel_bytes(c);
   const panels = (oc + 7) >> 3;
-  const zero = f32x4.splat(0);
 
   for (let tStart = t0; tStart < t1; tStart += tb) {
     const rows = min(tb, t1 - tStart);
@@ -281,14 +247,14 @@ export function winograd_f2x3_bias_relu(
       for (let og = 0; og < oc; og += 4) {
         const src = mBase + (<usize>r * <usize>oc + <usize>og) * 4;
         // Rows of M (n x n) -> tmp (n x m) by A, then columns -> m x m.
+        const b = v128.load(bias + (<usize>og << 2));
         for (let i = 0; i < n; i++) {
-          output_1d(n, m, src + <usize>(i * n) * mMat, mMat, tmp + <usize>i * 64, 16);
+          output_1d(n, m, src + <usize>(i * n) * mMat, mMat, tmp + <usize>i * 64, 16, m, false, b);
         }
         // Columns of tmp -> the tile's output pixels, with bias and ReLU.
-        const b = v128.load(bias + (<usize>og << 2));
         const out = yimg + (<usize>(ty * m) * <usize>w + <usize>(tx * m)) * yb + (<usize>og << 2);
         for (let j = 0; j < cols; j++) {
-          output_col(n, m, tmp + (<usize>j << 4), 64, b, out + <usize>j * yb, <usize>w * yb, rowsOut);
+          output_1d(n, m, tmp + (<usize>j << 4), 64, out + <usize>j * yb, <usize>w * yb, rowsOut, true, b);
         }
       }
     }
