@@ -61,10 +61,12 @@ Deno.test("a thread runs its own chunks first, then takes what is left of the ot
   assert.deepEqual(next, ["b1:0", "b0:0"]);
 });
 
-Deno.test("one thread runs every chunk in order, without a counter", () => {
+Deno.test("one thread runs every chunk of its list in order, step after step", () => {
+  const queue = new WorkQueue(control(1), 1);
   const ran: string[] = [];
-  new WorkQueue().forEach(lists([3, 2]), 0, (item) => ran.push(item));
-  assert.deepEqual(ran, ["0:0", "0:1", "0:2", "1:0", "1:1"]);
+  queue.forEach(lists([3]), 0, (item) => ran.push(item));
+  queue.forEach(lists([2]), 0, (item) => ran.push(item));
+  assert.deepEqual(ran, ["0:0", "0:1", "0:2", "0:0", "0:1"]);
 });
 
 Deno.test("chunk bounds tile the work: no gap, no overlap, on the grain, near-equal sizes", () => {

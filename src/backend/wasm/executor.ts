@@ -2,18 +2,18 @@
  * Runs a plan's operations on the Wasm kernels. The same functions run on
  * the calling thread and on every worker. Each operation is cut into a few
  * chunks per thread (of rows, panels, tiles or pool rows); the threads claim
- * the chunks of a plan step (operations that may run at once) from a shared
- * counter, so a thread the OS pauses holds up at most one chunk and the small
- * operations of a step fill the tail of its large ones. The threads meet at a
- * barrier between steps. Chunk bounds do not depend on which thread runs
- * them, so results are bit-identical for any thread count.
+ * the chunks of a plan step (operations that may run at once) through a
+ * {@linkcode WorkQueue}, so a thread the OS pauses holds up at most one chunk
+ * and the small operations of a step fill the tail of its large ones. The
+ * threads meet at a barrier between steps. Chunk bounds do not depend on
+ * which thread runs them, so results are bit-identical for any thread count.
  *
  * @module
  */
 
 import type { Op, Plan, View } from "../../graph/ops.ts";
 import { PANEL_WIDTH, WINOGRAD_SHAPES } from "../pack.ts";
-import { CONTROL_WORDS, CURSOR_STRIDE } from "./barrier.ts";
+import { barrier, CONTROL_WORDS, CURSOR_STRIDE, FAILED } from "./barrier.ts";
 import type { KernelExports } from "./kernels.ts";
 
 /** Where a plan lives in linear memory (byte addresses). */
@@ -70,15 +70,14 @@ export function chunkCount(units: number, threads: number, least: number): numbe
  * {@linkcode WorkQueue.forEach} once per step and fails one claim on every
  * list, so after a step each list's counter has moved by exactly its length
  * plus the thread count, which is how each thread knows where the next
- * step's claims start without further synchronisation. With no control
- * block (one thread) it runs every list in order.
+ * step's claims start without further synchronisation.
  */
 export class WorkQueue {
-  #control: Int32Array | null;
+  #control: Int32Array;
   #bases: number[];
 
-  /** A queue over the counters of `control` for `threads` threads (none: one thread). */
-  constructor(control: Int32Array | null = null, threads = 1) {
+  /** A queue over the counters of `control` (`controlWords(threads)` words) for `threads` threads. */
+  constructor(control: Int32Array, threads: number) {
     this.#control = control;
     this.#bases = new Array(threads).fill(0);
   }
@@ -94,10 +93,6 @@ export class WorkQueue {
    */
   forEach<T>(lists: readonly (readonly T[])[], tid: number, body: (item: T) => void): void {
     const c = this.#control;
-    if (!c) {
-      for (const list of lists) for (const item of list) body(item);
-      return;
-    }
     const threads = lists.length;
     for (let k = 0; k < threads; k++) {
       const owner = (tid + k) % threads;
@@ -377,6 +372,41 @@ export function runChunk(
       k.dropout(at(op.x), op.count, op.p, seeds[op.stream]);
       return;
   }
+}
+
+/**
+ * Thread `tid`'s part of a run on the pool's `control` block: in each step,
+ * the chunks it claims from `queue` (it runs none once any thread has failed),
+ * then the barrier that every thread meets, failed or not. Returns the first
+ * error this thread hit (the block's FAILED flag is then set), or null.
+ */
+export function runSteps(
+  k: KernelExports,
+  plan: Plan,
+  layout: MemoryLayout,
+  steps: Schedule,
+  queue: WorkQueue,
+  control: Int32Array,
+  tid: number,
+  seeds: ArrayLike<number>,
+  mayBlock: boolean,
+): unknown {
+  const threads = steps[0]?.length ?? 1;
+  const scratch = layout.scratch + tid * layout.scratchBytes;
+  let failure: unknown = null;
+  for (const step of steps) {
+    queue.forEach(step, tid, (chunk) => {
+      if (Atomics.load(control, FAILED) !== 0) return;
+      try {
+        runChunk(k, plan, layout, chunk, scratch, seeds);
+      } catch (error) {
+        failure ??= error;
+        Atomics.store(control, FAILED, 1);
+      }
+    });
+    barrier(control, threads, mayBlock);
+  }
+  return failure;
 }
 
 /** Runs a whole schedule on the calling thread, one chunk after another. */

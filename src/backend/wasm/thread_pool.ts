@@ -8,10 +8,10 @@
 
 import type { Plan } from "../../graph/ops.ts";
 import { BackendError } from "../../errors.ts";
-import { barrier, controlWords, FAILED, PLAN, RUN, SEEDS, STEPS } from "./barrier.ts";
+import { controlWords, FAILED, PLAN, RUN, SEEDS, STEPS } from "./barrier.ts";
 import {
   type MemoryLayout,
-  runChunk,
+  runSteps,
   type Schedule,
   schedule,
   split,
@@ -116,19 +116,17 @@ export class ThreadPool {
     Atomics.add(c, RUN, 1);
     Atomics.notify(c, RUN);
     const own = c.subarray(SEEDS);
-    let failure: unknown = null;
-    for (const step of installed.steps) {
-      this.#queue.forEach(step, 0, (chunk) => {
-        if (Atomics.load(c, FAILED) !== 0) return;
-        try {
-          runChunk(this.#kernels, plan, layout, chunk, layout.scratch, own);
-        } catch (error) {
-          failure ??= error;
-          Atomics.store(c, FAILED, 1);
-        }
-      });
-      barrier(c, this.threads, false);
-    }
+    const failure = runSteps(
+      this.#kernels,
+      plan,
+      layout,
+      installed.steps,
+      this.#queue,
+      c,
+      0,
+      own,
+      false,
+    );
     if (Atomics.load(c, FAILED) !== 0) {
       throw new BackendError(
         `A kernel failed while running the plan${failure ? `: ${failure}` : ""}`,

@@ -8,7 +8,7 @@
 
 import type { Plan } from "../../graph/ops.ts";
 import { barrier, FAILED, PLAN, RUN, SEEDS, STEPS } from "./barrier.ts";
-import { type MemoryLayout, runChunk, type Schedule, schedule, WorkQueue } from "./executor.ts";
+import { type MemoryLayout, runSteps, type Schedule, schedule, WorkQueue } from "./executor.ts";
 import { instantiateKernels, type KernelExports } from "./kernels.ts";
 
 /** Messages the pool sends. */
@@ -47,19 +47,7 @@ function run(): void {
     for (let i = 0; i < count; i++) barrier(control, threads, true);
     return;
   }
-  const { plan, layout, steps } = entry;
-  const scratch = layout.scratch + tid * layout.scratchBytes;
-  for (const step of steps) {
-    queue.forEach(step, tid, (chunk) => {
-      if (Atomics.load(control, FAILED) !== 0) return;
-      try {
-        runChunk(kernels, plan, layout, chunk, scratch, seeds);
-      } catch {
-        Atomics.store(control, FAILED, 1);
-      }
-    });
-    barrier(control, threads, true);
-  }
+  runSteps(kernels, entry.plan, entry.layout, entry.steps, queue, control, tid, seeds, true);
 }
 
 /**
