@@ -45,7 +45,7 @@ async function model(threads: number, prefer: Preference = "memory"): Promise<Go
 
 const single = await model(1);
 const multi = CORES > 1 ? await model(CORES) : null;
-// The same weights laid out for speed (F(4x4, 3x3) on every 3x3 convolution, 24 MB more).
+// The same weights laid out for speed (F(4x4, 3x3) on every 3x3 convolution, 23 MB more).
 const singleFast = await model(1, "speed");
 const multiFast = CORES > 1 ? await model(CORES, "speed") : null;
 // The peak probe on every core at once (benched with the one-thread probe, at

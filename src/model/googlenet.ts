@@ -75,7 +75,7 @@ export interface GoogLeNetOptions {
    * What the Wasm kernels trade: `"memory"` (default) keeps the 3x3
    * convolutions of the 14x14 and 7x7 maps in F(2x2, 3x3) Winograd form, 60 MB
    * of Wasm memory at batch 1 (under edge runtimes' 64 MiB); `"speed"` keeps
-   * every 3x3 convolution in F(4x4, 3x3) form, about 5 % faster for 24 MB more.
+   * every 3x3 convolution in F(4x4, 3x3) form, 5-7 % faster for 23 MB more.
    */
   prefer?: Preference;
 }
@@ -621,7 +621,7 @@ export class GoogLeNet {
  * - 3x3 on 56x56 and 28x28 maps (conv3, inception3*): F(4x4, 3x3), 2.8-3x
  *   faster than the direct GEMM.
  * - 3x3 on 14x14 and 7x7 maps (inception4*, inception5*): F(2x2, 3x3) when
- *   preferring memory: weights 16/9 instead of 36/9 the kernel's size, 24 MB
+ *   preferring memory: weights 16/9 instead of 36/9 the kernel's size, 23 MB
  *   less, and 11-18 % faster than the direct GEMM on 7x7. F(4x4, 3x3) when
  *   preferring speed: 30 % (14x14) and 40 % (7x7) faster than F(2x2, 3x3) on
  *   one thread, as its 4x4 tiles do fewer multiplications even where they

@@ -76,7 +76,7 @@ export class Conv2d implements GemmLayer {
   readonly entries: readonly (readonly [string, readonly number[]])[];
   readonly batchNorm: { key: string; eps: number } | null;
   packed: PackedRef = { offset: -1, k: 0, n: 0 };
-  /** Where the Winograd form of the weights (F(4x4, 3x3) or F(2x2, 5x5)) lives, when the model keeps one. */
+  /** Where a Winograd form of the weights (its variant included) lives, when the model keeps one. */
   winograd: WinogradRef | null = null;
 
   constructor(
