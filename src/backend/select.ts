@@ -7,6 +7,7 @@
  */
 
 import { BackendError } from "../errors.ts";
+import type { Plan } from "../graph/ops.ts";
 import type { Backend } from "./backend.ts";
 import { WasmBackend } from "./wasm/backend.ts";
 import { WebGpuBackend } from "./webgpu/backend.ts";
@@ -34,6 +35,8 @@ export interface CreateBackendOptions {
   memoryLimit: number;
   /** The Wasm backend may run on one thread when its workers cannot start. */
   threadsOptional?: boolean;
+  /** A plan the first runs will likely use (the Wasm backend sizes its memory for it). */
+  reserve?: Plan;
 }
 
 /**
@@ -113,6 +116,7 @@ export async function createBackend(
       wasmModule: options.wasmModule,
       memoryLimit: options.memoryLimit,
       threadsOptional: options.threadsOptional,
+      reserve: options.reserve,
     });
   if (kind === "wasm") return wasm();
   const { adapter, reason } = await probeAdapter();

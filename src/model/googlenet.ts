@@ -309,6 +309,8 @@ export class GoogLeNet {
       // Workers may be refused (no read permission for their modules): with the
       // default thread count, run on the calling thread; an explicit count is an error.
       threadsOptional: options.threads === undefined,
+      // The eval plan of one 224x224 image: what a model is most often first run on.
+      reserve: model.#plan(1, 224, 224, false, false),
     });
     try {
       // The Wasm backend's workers boot while the weights are packed.

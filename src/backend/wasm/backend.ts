@@ -46,6 +46,11 @@ export interface WasmBackendOptions {
   /** Most bytes of Wasm memory to use. */
   memoryLimit: number;
   /**
+   * A plan the first runs will likely use: a threaded backend, whose shared
+   * memory has a fixed size, sizes it for this plan up front.
+   */
+  reserve?: Plan;
+  /**
    * Run on the calling thread alone when the workers cannot start (the
    * thread count was a default, not a demand). Otherwise {@linkcode WasmBackend.ready}
    * rejects.
@@ -59,6 +64,8 @@ export class WasmBackend implements Backend {
   /** The kernel binary's instruction set. */
   readonly isa: string;
   #memory: WebAssembly.Memory;
+  /** Whether the memory has a fixed size (the threads build): a larger plan moves to a new one. */
+  #fixed: boolean;
   #kernels: KernelExports;
   #pool: ThreadPool | null = null;
   #threads: number;
@@ -77,8 +84,10 @@ export class WasmBackend implements Backend {
     booting: { threads: number; pool: Promise<ThreadPool> } | null,
     options: WasmBackendOptions,
     isa: string,
+    fixed: boolean,
   ) {
     this.#memory = memory;
+    this.#fixed = fixed;
     this.#kernels = kernels;
     this.#weightFloats = options.weightFloats;
     this.#memoryLimit = options.memoryLimit;
@@ -121,26 +130,46 @@ export class WasmBackend implements Backend {
         }`,
       );
     }
-    const maximum = Math.floor(Math.min(options.memoryLimit, MAX_WASM_MEMORY) / PAGE);
-    const initial = Math.ceil(weightBytes / PAGE);
+    const limit = Math.min(options.memoryLimit, MAX_WASM_MEMORY);
     let compiled: CompiledKernels;
+    let memory: WebAssembly.Memory;
+    let kernels: KernelExports;
     if (options.wasmModule) {
       compiled = describeModule(options.wasmModule);
-    } else {
-      compiled = await compileKernels(wantThreads);
-    }
-    const makeMemory = (shared: boolean) => new WebAssembly.Memory({ initial, maximum, shared });
-    let memory = makeMemory(compiled.shared);
-    let kernels: KernelExports;
-    try {
-      kernels = instantiateKernels(compiled.module, memory);
-    } catch (cause) {
-      // A caller-supplied threads build imports a shared memory.
-      if (!options.wasmModule || !(cause instanceof WebAssembly.LinkError) || !threadsAvailable()) {
-        throw new BackendError(`Cannot instantiate the kernel module: ${cause}`, { cause });
+      const growable = (shared: boolean) =>
+        allocate(Math.ceil(weightBytes / PAGE), shared, Math.floor(limit / PAGE));
+      memory = growable(compiled.shared);
+      try {
+        kernels = instantiateKernels(compiled.module, memory);
+      } catch (cause) {
+        // A caller-supplied threads build imports a shared memory.
+        if (!(cause instanceof WebAssembly.LinkError) || !threadsAvailable()) {
+          throw new BackendError(`Cannot instantiate the kernel module: ${cause}`, { cause });
+        }
+        memory = growable(true);
+        compiled = { ...compiled, shared: true };
+        kernels = instantiateKernels(compiled.module, memory);
       }
-      memory = makeMemory(true);
-      compiled = { ...compiled, shared: true };
+    } else if (wantThreads) {
+      // A shared memory of fixed size (see withFixedMemory), for the weights
+      // and, when it fits the limit, the first plan the caller expects.
+      let bytes = weightBytes;
+      if (options.reserve) {
+        const sizing = instantiateKernels(
+          (await compileKernels(true, 1)).module,
+          allocate(1, true, 1),
+        );
+        const layout = layoutOf(sizing, options.reserve, options.weightFloats, options.threads);
+        const end = layout.arena + options.reserve.arenaSize * 4;
+        if (end <= limit) bytes = end;
+      }
+      const pages = Math.ceil(bytes / PAGE);
+      compiled = await compileKernels(true, pages);
+      memory = allocate(pages, true, pages);
+      kernels = instantiateKernels(compiled.module, memory);
+    } else {
+      compiled = await compileKernels(false);
+      memory = allocate(Math.ceil(weightBytes / PAGE), false, Math.floor(limit / PAGE));
       kernels = instantiateKernels(compiled.module, memory);
     }
     const booting = wantThreads && compiled.shared
@@ -152,7 +181,8 @@ export class WasmBackend implements Backend {
         ]),
       }
       : null;
-    return new WasmBackend(memory, kernels, booting, options, compiled.isa);
+    const fixed = compiled.shared && !options.wasmModule;
+    return new WasmBackend(memory, kernels, booting, options, compiled.isa, fixed);
   }
 
   /** Settles when the workers are up (or, with `threadsOptional`, given up on). */
@@ -206,7 +236,8 @@ export class WasmBackend implements Backend {
       );
     }
     const have = this.#memory.buffer.byteLength;
-    if (end > have) this.#memory.grow(Math.ceil((end - have) / PAGE));
+    if (end > have && this.#fixed) await this.#move(end);
+    else if (end > have) this.#memory.grow(Math.ceil((end - have) / PAGE));
     if (this.#pool && this.#installed !== plan) {
       if (this.#installed) this.#pool.forget(this.#installed);
       await this.#pool.install(plan, layout);
@@ -247,6 +278,33 @@ export class WasmBackend implements Backend {
     });
   }
 
+  /**
+   * Moves to a new fixed-size shared memory of `end` bytes: compiles the
+   * kernels for its size, copies the weights, and has every thread switch to
+   * it (a pool whose workers cannot switch is let go: the backend goes on on
+   * one thread). The old memory stays in use if the new one cannot be made.
+   */
+  async #move(end: number): Promise<void> {
+    const pages = Math.ceil(end / PAGE);
+    const compiled = await compileKernels(true, pages);
+    const memory = allocate(pages, true, pages);
+    const weightBytes = WEIGHTS_AT + this.#weightFloats * 4;
+    new Uint8Array(memory.buffer).set(new Uint8Array(this.#memory.buffer, 0, weightBytes));
+    const kernels = instantiateKernels(compiled.module, memory);
+    if (this.#pool) {
+      try {
+        await this.#pool.rebind(compiled.module, memory, kernels);
+      } catch {
+        // A worker that cannot switch cannot run with the others: go on alone.
+        this.#pool.dispose();
+        this.#pool = null;
+        this.#threads = 1;
+      }
+    }
+    this.#memory = memory;
+    this.#kernels = kernels;
+  }
+
   #serial(plan: Plan): Schedule {
     let steps = this.#schedules.get(plan);
     if (!steps) {
@@ -259,11 +317,7 @@ export class WasmBackend implements Backend {
   #layout(plan: Plan): MemoryLayout {
     let layout = this.#layouts.get(plan);
     if (!layout) {
-      const weights = WEIGHTS_AT;
-      const scratch = align(weights + this.#weightFloats * 4, 64);
-      const perThread = scratchBytes(this.#kernels, plan);
-      const arena = align(scratch + perThread * this.threads, 64);
-      layout = { weights, scratch, scratchBytes: perThread, arena };
+      layout = layoutOf(this.#kernels, plan, this.#weightFloats, this.threads);
       this.#layouts.set(plan, layout);
     }
     return layout;
@@ -278,6 +332,33 @@ export class WasmBackend implements Backend {
 
   #check(): void {
     if (this.#disposed) throw new BackendError("The Wasm backend was disposed");
+  }
+}
+
+/** Where `plan` lives in memory: weights | scratch x threads | arena. */
+function layoutOf(
+  kernels: KernelExports,
+  plan: Plan,
+  weightFloats: number,
+  threads: number,
+): MemoryLayout {
+  const weights = WEIGHTS_AT;
+  const scratch = align(weights + weightFloats * 4, 64);
+  const perThread = scratchBytes(kernels, plan);
+  const arena = align(scratch + perThread * threads, 64);
+  return { weights, scratch, scratchBytes: perThread, arena };
+}
+
+/** A new memory of `pages` pages that may grow to `maximum`. */
+function allocate(pages: number, shared: boolean, maximum: number): WebAssembly.Memory {
+  try {
+    return new WebAssembly.Memory({ initial: pages, maximum, shared });
+  } catch (cause) {
+    throw new MemoryLimitError(
+      `Cannot allocate ${mb(pages * PAGE)} of Wasm memory (${cause}): use a smaller batch or ` +
+        "image, or fewer threads",
+      { cause },
+    );
   }
 }
 

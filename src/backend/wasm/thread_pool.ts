@@ -94,6 +94,18 @@ export class ThreadPool {
     this.#plans.set(plan, { id, steps: schedule(this.#kernels, plan, this.threads) });
   }
 
+  /** Has every thread use `memory` (holding the same weights) through `module`'s `kernels` from now on. */
+  async rebind(
+    module: WebAssembly.Module,
+    memory: WebAssembly.Memory,
+    kernels: KernelExports,
+  ): Promise<void> {
+    await Promise.all(
+      this.#workers.map((w) => request(w, { type: "memory", module, memory }, "rebound")),
+    );
+    this.#kernels = kernels;
+  }
+
   /** Forgets a plan on every worker. */
   forget(plan: Plan): void {
     const id = this.#plans.get(plan)?.id;

@@ -24,6 +24,7 @@ export type WorkerMessage =
     prefault: [number, number] | null;
   }
   | { type: "plan"; id: number; plan: Plan; layout: MemoryLayout }
+  | { type: "memory"; module: WebAssembly.Module; memory: WebAssembly.Memory }
   | { type: "forget"; id: number };
 
 // deno-lint-ignore no-explicit-any
@@ -109,6 +110,9 @@ scope.onmessage = (event: MessageEvent<WorkerMessage>) => {
     const steps = schedule(kernels, message.plan, threads);
     plans.set(message.id, { plan: message.plan, layout: message.layout, steps });
     scope.postMessage({ type: "planned", id: message.id });
+  } else if (message.type === "memory") {
+    kernels = instantiateKernels(message.module, message.memory);
+    scope.postMessage({ type: "rebound" });
   } else {
     plans.delete(message.id);
   }
