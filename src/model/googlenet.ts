@@ -75,7 +75,7 @@ export interface GoogLeNetOptions {
    * What the Wasm kernels trade: `"memory"` (default) keeps the 3x3
    * convolutions of the 14x14 and 7x7 maps in F(2x2, 3x3) Winograd form, 60 MB
    * of Wasm memory at batch 1 (under edge runtimes' 64 MiB); `"speed"` keeps
-   * every 3x3 convolution in F(4x4, 3x3) form, 5-7 % faster for 23 MB more.
+   * every 3x3 convolution in F(4x4, 3x3) form, 4-10 % faster for 23 MB more.
    */
   prefer?: Preference;
 }
