@@ -32,6 +32,8 @@ import { ThreadPool, threadsAvailable } from "./thread_pool.ts";
 
 const PAGE = 65536;
 const WEIGHTS_AT = 64;
+/** Plans kept installed on the workers (as many as a model keeps plans). */
+const INSTALLED_PLANS = 8;
 /** The most a 32-bit Wasm memory can hold. */
 export const MAX_WASM_MEMORY = 4 * 1024 * 1024 * 1024 - PAGE;
 
@@ -75,7 +77,8 @@ export class WasmBackend implements Backend {
   #memoryLimit: number;
   #layouts = new WeakMap<Plan, MemoryLayout>();
   #schedules = new WeakMap<Plan, Schedule>();
-  #installed: Plan | null = null;
+  /** The plans installed on the workers, least recently run first. */
+  #installed: Plan[] = [];
   #disposed = false;
 
   private constructor(
@@ -238,10 +241,17 @@ export class WasmBackend implements Backend {
     const have = this.#memory.buffer.byteLength;
     if (end > have && this.#fixed) await this.#move(end);
     else if (end > have) this.#memory.grow(Math.ceil((end - have) / PAGE));
-    if (this.#pool && this.#installed !== plan) {
-      if (this.#installed) this.#pool.forget(this.#installed);
-      await this.#pool.install(plan, layout);
-      this.#installed = plan;
+    if (this.#pool) {
+      // Keep a few plans on the workers, so that alternating shapes (batch 1
+      // and batch 8 requests) do not post a plan on every switch.
+      const at = this.#installed.indexOf(plan);
+      if (at >= 0) {
+        this.#installed.splice(at, 1);
+      } else {
+        await this.#pool.install(plan, layout);
+        if (this.#installed.length >= INSTALLED_PLANS) this.#pool.forget(this.#installed.shift()!);
+      }
+      this.#installed.push(plan);
     }
     const heap = new Float32Array(this.#memory.buffer);
     copyInput(plan, input, heap, layout.arena / 4 + plan.buffers[plan.input].offset);
