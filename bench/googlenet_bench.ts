@@ -140,6 +140,33 @@ for (const [group, input] of Object.entries(inputs)) {
   }
 }
 
+// Batch 8 against batch 1 on one model, in alternating rounds of 8 images each
+// (8 batch-1 forwards, then one batch-8 forward), so that the VM's drift
+// between the table's batch-1 and batch-8 groups does not decide the ratio.
+const batchRounds = new Map<string, { one: number[]; eight: number[] }>();
+for (const [name, m] of ours()) {
+  const rounds = { one: [] as number[], eight: [] as number[] };
+  batchRounds.set(name, rounds);
+  Deno.bench({
+    name,
+    group: "batch 8 vs batch 1, alternating rounds",
+    n: 6,
+    warmup: 1,
+    async fn(b) {
+      b.start();
+      let start = performance.now();
+      for (let i = 0; i < 8; i++) await m.forward(inputs["batch 1"]);
+      const one = (performance.now() - start) / 8;
+      start = performance.now();
+      await m.forward(inputs["batch 8"]);
+      const eight = (performance.now() - start) / 8;
+      b.end();
+      rounds.one.push(one);
+      rounds.eight.push(eight);
+    },
+  });
+}
+
 // WebGPU last, so that a software adapter's threads (llvmpipe) are idle while the others run.
 const { adapter, reason } = await probeAdapter();
 if (!adapter) {
@@ -316,6 +343,20 @@ globalThis.addEventListener("unload", () => {
           }).join(", ")
         } GFLOP/s`,
     );
+  }
+  const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1];
+  for (const [name, { one, eight }] of batchRounds) {
+    // The warm-up round is recorded too: leave it out.
+    const [b1, b8] = [median(one.slice(1)), median(eight.slice(1))];
+    if (one.length > 1) {
+      note(
+        `Batch 8 vs batch 1, ${name}, alternating rounds of 8 images (median of ${
+          one.length - 1
+        }): ${b8.toFixed(1)} vs ${b1.toFixed(1)} ms per image, batch 8 / batch 1 = ${
+          (b8 / b1).toFixed(3)
+        }`,
+      );
+    }
   }
   note(
     `Multiply-adds per image: ${macs.total} (` +
