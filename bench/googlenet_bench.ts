@@ -141,28 +141,31 @@ for (const [group, input] of Object.entries(inputs)) {
 }
 
 // Batch 8 against batch 1 on one model, in alternating rounds of 8 images each
-// (8 batch-1 forwards, then one batch-8 forward), so that the VM's drift
-// between the table's batch-1 and batch-8 groups does not decide the ratio.
+// (8 batch-1 forwards and one batch-8 forward, in turn first), so that the
+// VM's drift between the table's batch-1 and batch-8 groups does not decide
+// the ratio: each round's ratio compares runs a fraction of a second apart.
 const batchRounds = new Map<string, { one: number[]; eight: number[] }>();
 for (const [name, m] of ours()) {
   const rounds = { one: [] as number[], eight: [] as number[] };
   batchRounds.set(name, rounds);
+  const perImage = async (input: Tensor, times: number) => {
+    const start = performance.now();
+    for (let i = 0; i < times; i++) await m.forward(input);
+    return (performance.now() - start) / 8;
+  };
   Deno.bench({
     name,
     group: "batch 8 vs batch 1, alternating rounds",
-    n: 6,
+    n: 8,
     warmup: 1,
     async fn(b) {
       b.start();
-      let start = performance.now();
-      for (let i = 0; i < 8; i++) await m.forward(inputs["batch 1"]);
-      const one = (performance.now() - start) / 8;
-      start = performance.now();
-      await m.forward(inputs["batch 8"]);
-      const eight = (performance.now() - start) / 8;
-      b.end();
+      const eightFirst = rounds.one.length % 2 === 1;
+      const eight = eightFirst ? await perImage(inputs["batch 8"], 1) : 0;
+      const one = await perImage(inputs["batch 1"], 8);
+      rounds.eight.push(eightFirst ? eight : await perImage(inputs["batch 8"], 1));
       rounds.one.push(one);
-      rounds.eight.push(eight);
+      b.end();
     },
   });
 }
@@ -347,16 +350,17 @@ globalThis.addEventListener("unload", () => {
   const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1];
   for (const [name, { one, eight }] of batchRounds) {
     // The warm-up round is recorded too: leave it out.
-    const [b1, b8] = [median(one.slice(1)), median(eight.slice(1))];
-    if (one.length > 1) {
-      note(
-        `Batch 8 vs batch 1, ${name}, alternating rounds of 8 images (median of ${
-          one.length - 1
-        }): ${b8.toFixed(1)} vs ${b1.toFixed(1)} ms per image, batch 8 / batch 1 = ${
-          (b8 / b1).toFixed(3)
-        }`,
-      );
-    }
+    const [ones, eights] = [one.slice(1), eight.slice(1)];
+    if (ones.length === 0) continue;
+    const ratio = median(eights.map((t, i) => t / ones[i]));
+    note(
+      `Batch 8 vs batch 1, ${name}, ${ones.length} alternating rounds of 8 images: ${
+        median(eights).toFixed(1)
+      } vs ${median(ones).toFixed(1)} ms per image (medians); batch 8 / batch 1 per round, ` +
+        `median ${ratio.toFixed(3)}, range ${
+          Math.min(...eights.map((t, i) => t / ones[i])).toFixed(3)
+        }-${Math.max(...eights.map((t, i) => t / ones[i])).toFixed(3)}`,
+    );
   }
   note(
     `Multiply-adds per image: ${macs.total} (` +
