@@ -186,6 +186,10 @@ function kernelBinary(
   return entry;
 }
 
+/** Compiled modules kept per process (most recently used last): one per memory size in use. */
+const modules = new Map<string, Promise<CompiledKernels>>();
+const MODULE_CACHE = 8;
+
 /**
  * Compiles the best kernel binary this engine validates.
  *
@@ -211,10 +215,6 @@ export function compileKernels(shared: boolean, pages?: number): Promise<Compile
   if (modules.size > MODULE_CACHE) modules.delete(modules.keys().next().value!);
   return entry;
 }
-
-/** Compiled modules kept per process (most recently used last): one per memory size in use. */
-const modules = new Map<string, Promise<CompiledKernels>>();
-const MODULE_CACHE = 8;
 
 /**
  * A copy of kernel binary `bytes` whose imported memory is declared with
