@@ -290,8 +290,8 @@ export class WasmBackend implements Backend {
 
   /**
    * Moves to a new fixed-size shared memory of `end` bytes: compiles the
-   * kernels for its size, copies the weights, and has every thread switch to
-   * it (a pool whose workers cannot switch is let go: the backend goes on on
+   * kernels for its size, has every thread switch to it, and copies the
+   * weights (a pool whose workers cannot switch is let go: the backend goes on on
    * one thread). The old memory stays in use if the new one cannot be made.
    */
   async #move(end: number): Promise<void> {
@@ -299,11 +299,11 @@ export class WasmBackend implements Backend {
     const compiled = await compileKernels(true, pages);
     const memory = allocate(pages, true, pages);
     const weightBytes = WEIGHTS_AT + this.#weightFloats * 4;
-    new Uint8Array(memory.buffer).set(new Uint8Array(this.#memory.buffer, 0, weightBytes));
     const kernels = instantiateKernels(compiled.module, memory);
     if (this.#pool) {
       try {
-        await this.#pool.rebind(compiled.module, memory, kernels);
+        // The workers fault in the fresh pages from the far end while this thread copies.
+        await this.#pool.rebind(compiled.module, memory, kernels, [WEIGHTS_AT, pages * PAGE]);
       } catch {
         // A worker that cannot switch cannot run with the others: go on alone.
         this.#pool.dispose();
@@ -311,6 +311,7 @@ export class WasmBackend implements Backend {
         this.#threads = 1;
       }
     }
+    new Uint8Array(memory.buffer).set(new Uint8Array(this.#memory.buffer, 0, weightBytes));
     this.#memory = memory;
     this.#kernels = kernels;
   }

@@ -94,14 +94,27 @@ export class ThreadPool {
     this.#plans.set(plan, { id, steps: schedule(this.#kernels, plan, this.threads) });
   }
 
-  /** Has every thread use `memory` (holding the same weights) through `module`'s `kernels` from now on. */
+  /**
+   * Has every thread use `memory` through `module`'s `kernels` from now on.
+   * The workers then fault in the byte range `prefault` of the fresh memory
+   * (split among them, each slice from its end) while the caller copies the
+   * weights into it from its start.
+   */
   async rebind(
     module: WebAssembly.Module,
     memory: WebAssembly.Memory,
     kernels: KernelExports,
+    prefault: [number, number] | null = null,
   ): Promise<void> {
     await Promise.all(
-      this.#workers.map((w) => request(w, { type: "memory", module, memory }, "rebound")),
+      this.#workers.map((w, i) =>
+        request(w, {
+          type: "memory",
+          module,
+          memory,
+          prefault: prefault && pageSlice(prefault, i + 1, this.threads),
+        }, "rebound")
+      ),
     );
     this.#kernels = kernels;
   }

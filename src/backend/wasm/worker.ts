@@ -24,7 +24,13 @@ export type WorkerMessage =
     prefault: [number, number] | null;
   }
   | { type: "plan"; id: number; plan: Plan; layout: MemoryLayout }
-  | { type: "memory"; module: WebAssembly.Module; memory: WebAssembly.Memory }
+  | {
+    type: "memory";
+    module: WebAssembly.Module;
+    memory: WebAssembly.Memory;
+    /** Byte range of the new memory to fault in, last page first (see `prefault`). */
+    prefault: [number, number] | null;
+  }
   | { type: "forget"; id: number };
 
 // deno-lint-ignore no-explicit-any
@@ -113,6 +119,11 @@ scope.onmessage = (event: MessageEvent<WorkerMessage>) => {
   } else if (message.type === "memory") {
     kernels = instantiateKernels(message.module, message.memory);
     scope.postMessage({ type: "rebound" });
+    try {
+      if (message.prefault) prefault(message.memory, ...message.prefault);
+    } catch {
+      // Only a speed-up.
+    }
   } else {
     plans.delete(message.id);
   }
