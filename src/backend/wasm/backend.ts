@@ -163,7 +163,7 @@ export class WasmBackend implements Backend {
           allocate(1, true, 1),
         );
         const layout = layoutOf(sizing, options.reserve, options.weightFloats, options.threads);
-        const end = layout.arena + options.reserve.arenaSize * 4;
+        const end = planEnd(layout, options.reserve);
         if (end <= limit) bytes = end;
       }
       const pages = Math.ceil(bytes / PAGE);
@@ -217,7 +217,7 @@ export class WasmBackend implements Backend {
 
   /** Bytes a plan needs in all (weights, scratch, arena), for limit checks. */
   planBytes(plan: Plan): number {
-    return this.#layout(plan).arena + plan.arenaSize * 4;
+    return planEnd(this.#layout(plan), plan);
   }
 
   run(plan: Plan, input: Tensor, seeds: readonly number[]): Promise<Float32Array[]> {
@@ -229,7 +229,7 @@ export class WasmBackend implements Backend {
     await this.ready();
     this.#check();
     const layout = this.#layout(plan);
-    const end = layout.arena + plan.arenaSize * 4;
+    const end = planEnd(layout, plan);
     if (end > this.#memoryLimit || end > MAX_WASM_MEMORY) {
       throw new MemoryLimitError(
         `Input [${input.shape.join(", ")}] needs ${mb(end)} of Wasm memory but the limit is ` +
@@ -291,8 +291,9 @@ export class WasmBackend implements Backend {
   /**
    * Moves to a new fixed-size shared memory of `end` bytes: compiles the
    * kernels for its size, has every thread switch to it, and copies the
-   * weights (a pool whose workers cannot switch is let go: the backend goes on on
-   * one thread). The old memory stays in use if the new one cannot be made.
+   * weights. A pool whose workers cannot switch is let go: the backend goes
+   * on on one thread. The old memory stays in use if the new one cannot be
+   * made.
    */
   async #move(end: number): Promise<void> {
     const pages = Math.ceil(end / PAGE);
@@ -358,6 +359,11 @@ function layoutOf(
   const perThread = scratchBytes(kernels, plan);
   const arena = align(scratch + perThread * threads, 64);
   return { weights, scratch, scratchBytes: perThread, arena };
+}
+
+/** The byte just past `plan`'s arena in `layout`: the memory a run needs. */
+function planEnd(layout: MemoryLayout, plan: Plan): number {
+  return layout.arena + plan.arenaSize * 4;
 }
 
 /** A new memory of `pages` pages that may grow to `maximum`. */
