@@ -113,3 +113,17 @@ export class MemoryLimitError extends GoogLeNetError {}
  * ```
  */
 export class DisposedError extends GoogLeNetError {}
+
+/**
+ * An argument or option of a public function has the wrong type or value, or
+ * an options object names an option that does not exist. The message names
+ * the option, the value given and what is allowed.
+ *
+ * @example
+ * ```ts
+ * import { OptionError } from "./errors.ts";
+ * const error = new OptionError("Expected top to be an integer >= 1, got 0");
+ * console.log(error.name); // "OptionError"
+ * ```
+ */
+export class OptionError extends GoogLeNetError {}
