@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ShapeError } from "../src/errors.ts";
+import { OptionError, ShapeError } from "../src/errors.ts";
 import { IMAGENET_CLASSES } from "../src/labels/imagenet.ts";
 import { softmax, topK } from "../src/labels/top_k.ts";
 
@@ -54,8 +54,27 @@ Deno.test("topK returns NaN probabilities for a NaN row", () => {
 });
 
 Deno.test("topK rejects bad k and mismatched labels", () => {
-  assert.throws(() => topK(logits, 0), RangeError);
-  assert.throws(() => topK(logits, 1.5), RangeError);
+  assert.throws(() => topK(logits, 0), OptionError);
+  assert.throws(() => topK(logits, 1.5), OptionError);
+  assert.throws(() => topK(logits, "5" as never), /Expected k to be an integer >= 1, got "5"/);
+  assert.throws(() => topK([1, 2] as never, 1), /Expected logits to be a Float32Array/);
+  assert.throws(() => topK(new Float32Array(2), 1, ["a", 2] as never), /got 2 at index 1/);
   assert.throws(() => topK(logits, 1, ["a"]), ShapeError);
   assert.throws(() => topK(new Float32Array(3), 1), /Expected 3 labels/);
+});
+
+Deno.test("topK ranks NaN above every number, as torch.topk does (checked with PyTorch 1.13)", () => {
+  // torch.topk(tensor([1, nan, 3, nan, -inf, inf, 3]), 7).indices == [1, 3, 5, 2, 6, 0, 4]
+  const row = new Float32Array([1, NaN, 3, NaN, -Infinity, Infinity, 3]);
+  const labels = ["a", "b", "c", "d", "e", "f", "g"];
+  assert.deepEqual(topK(row, 7, labels).map((p) => p.index), [1, 3, 5, 2, 6, 0, 4]);
+  // The ranking must not depend on where the NaN sits: a consistent comparator.
+  for (let at = 0; at < 50; at++) {
+    const many = Float32Array.from({ length: 50 }, (_, i) => (i * 37) % 50);
+    many[at] = NaN;
+    const order = topK(many, 50, Array.from(many, String)).map((p) => p.index);
+    assert.equal(order[0], at);
+    const rest = order.slice(1).map((i) => many[i]);
+    assert.deepEqual(rest, [...rest].sort((a, b) => b - a), `NaN at ${at}`);
+  }
 });
