@@ -55,6 +55,37 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): unknown {
   return new Unpickler(bytes, options).run();
 }
 
+/**
+ * Runs the pickle that starts at byte `offset` of `bytes`, for files that
+ * hold several pickles back to back (the legacy `torch.save` format), and
+ * says where it ended.
+ *
+ * @param bytes The whole stream.
+ * @param offset Where the pickle starts.
+ * @param options Allowed globals and the persistent-id resolver.
+ * @returns The unpickled value and the offset just past its `STOP`.
+ * @throws {WeightsFormatError} As {@linkcode unpickle} does; error offsets count from `bytes[0]`.
+ *
+ * @example
+ * ```ts
+ * import { PickleEncoder, unpickleAt } from "./pickle.ts";
+ * const one = new PickleEncoder().proto().int(1).stop().finish();
+ * const two = new PickleEncoder().proto().int(2).stop().finish();
+ * const both = new Uint8Array([...one, ...two]);
+ * const first = unpickleAt(both, 0, { globals: {} });
+ * console.log(first, unpickleAt(both, first.end, { globals: {} }).value); // { value: 1, end: 5 } 2
+ * ```
+ */
+export function unpickleAt(
+  bytes: Uint8Array,
+  offset: number,
+  options: UnpickleOptions,
+): { value: unknown; end: number } {
+  const unpickler = new Unpickler(bytes, options, offset);
+  const value = unpickler.run();
+  return { value, end: unpickler.end };
+}
+
 class Unpickler {
   readonly #bytes: Uint8Array;
   readonly #view: DataView;
@@ -65,11 +96,17 @@ class Unpickler {
   readonly #marks: unknown[][] = [];
   readonly #memo = new Map<number, unknown>();
 
-  constructor(bytes: Uint8Array, options: UnpickleOptions) {
+  constructor(bytes: Uint8Array, options: UnpickleOptions, offset = 0) {
     this.#bytes = bytes;
     this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.#options = options;
     this.#source = options.source ?? "pickle";
+    this.#at = offset;
+  }
+
+  /** The offset of the next opcode: past `STOP` once {@linkcode Unpickler.run} returned. */
+  get end(): number {
+    return this.#at;
   }
 
   run(): unknown {

@@ -14,6 +14,7 @@ import { decodeElements, type DType, DTYPE_SIZE } from "./dtype.ts";
 import { describePython, PickleEncoder, unpickle } from "./pickle.ts";
 import type { StateDict } from "./state_dict.ts";
 import { isZip, readZipDirectory, readZipEntry, writeZip, type ZipEntry } from "./zip.ts";
+import { isLegacyPth, readLegacyPth } from "./legacy.ts";
 
 /** Options of {@linkcode writePth}. */
 export interface WritePthOptions {
@@ -25,23 +26,6 @@ export interface WritePthOptions {
 const NESTED_STATE_DICT_KEYS = ["state_dict", "model_state_dict", "model", "module", "net"];
 const MAX_NESTING = 4;
 const RESAVE_HINT = 'with PyTorch >= 1.6: torch.save(model.state_dict(), "x.pth")';
-/** `torch.save`'s legacy format starts with protocol 2 and this LONG1 magic number. */
-const LEGACY_MAGIC = [
-  0x80,
-  0x02,
-  0x8a,
-  0x0a,
-  0x6c,
-  0xfc,
-  0x9c,
-  0x46,
-  0xf9,
-  0x20,
-  0x6a,
-  0xa8,
-  0x50,
-  0x19,
-];
 
 /**
  * Whether `bytes` starts like a pickle stream (protocol 2 to 5), as the
@@ -61,7 +45,9 @@ export function isPickle(bytes: Uint8Array): boolean {
 }
 
 /**
- * Reads a PyTorch checkpoint's tensors. Training checkpoints that nest the
+ * Reads a PyTorch checkpoint's tensors, from the ZIP format `torch.save` writes
+ * since PyTorch 1.6 or the legacy format before it (see `legacy.ts`), such as
+ * torchvision's `googlenet-1378be20.pth`. Training checkpoints that nest the
  * state dict under `state_dict`, `model_state_dict`, `model`, `module` or
  * `net` are unwrapped, and a `module.` prefix common to every key
  * (`nn.DataParallel`) is removed. Every dtype becomes float32; contiguous,
@@ -70,8 +56,8 @@ export function isPickle(bytes: Uint8Array): boolean {
  *
  * @param bytes The whole `.pth` / `.pt` / `.bin` file.
  * @returns The tensors by key, in the checkpoint's order.
- * @throws {WeightsFormatError} When the file is not a PyTorch >= 1.6 checkpoint of tensors,
- *   is corrupt, names a global outside the allow-list, or is a TorchScript archive.
+ * @throws {WeightsFormatError} When the file is not a PyTorch checkpoint of tensors, is
+ *   corrupt, names a global outside the allow-list, or is a TorchScript archive.
  *
  * @example
  * ```ts
@@ -83,13 +69,10 @@ export function isPickle(bytes: Uint8Array): boolean {
  */
 export function readPth(bytes: Uint8Array): StateDict {
   if (!isZip(bytes)) {
-    if (startsWith(bytes, LEGACY_MAGIC)) {
-      throw new WeightsFormatError(
-        `Legacy PyTorch checkpoint (the pre-1.6 pickle format) is not supported: re-save it ${RESAVE_HINT}`,
-      );
-    }
+    if (isLegacyPth(bytes)) return readLegacyPth(bytes);
     throw new WeightsFormatError(
-      "Not a PyTorch checkpoint: expected a ZIP archive as torch.save writes since PyTorch 1.6",
+      "Not a PyTorch checkpoint: expected a ZIP archive as torch.save writes since PyTorch 1.6, " +
+        "or the legacy format before it",
     );
   }
   const entries = readZipDirectory(bytes);
@@ -216,7 +199,7 @@ function storageResolver(
       if (!entry) {
         throw new WeightsFormatError(`Missing storage "${folder}data/${key}" in the checkpoint`);
       }
-      storage = new Storage(key, type.dtype, numel, bytes, entry);
+      storage = new Storage(key, type.dtype, numel, entry.size, () => readZipEntry(bytes, entry));
       storages.set(key, storage);
     }
     if (storage.dtype !== type.dtype) {
@@ -228,38 +211,43 @@ function storageResolver(
   };
 }
 
-/** A storage type global such as `torch.FloatStorage`. */
-class StorageType {
+/** A storage type global such as `torch.FloatStorage` (shared with `legacy.ts`). */
+export class StorageType {
   constructor(readonly dtype: DType) {}
 }
 
-/** One `data/<key>` record, converted to float32 on first use. */
-class Storage {
+/**
+ * One storage (a ZIP `data/<key>` record or a legacy file's storage), its
+ * `size` bytes read by `read` and converted to float32 on first use (shared
+ * with `legacy.ts`).
+ */
+export class Storage {
   #floats?: Float32Array;
 
   constructor(
     readonly key: string,
     readonly dtype: DType,
     readonly numel: number,
-    readonly file: Uint8Array,
-    readonly entry: ZipEntry,
+    size: number,
+    readonly read: () => Uint8Array,
   ) {
     const needed = numel * DTYPE_SIZE[dtype];
-    if (entry.size !== needed) {
+    if (size !== needed) {
       throw new WeightsFormatError(
         `Storage "${key}" of ${numel} ${dtype} elements needs ${needed} bytes, ` +
-          `its record has ${entry.size}`,
+          `its record has ${size}`,
       );
     }
   }
 
   get floats(): Float32Array {
-    this.#floats ??= decodeElements(readZipEntry(this.file, this.entry), this.dtype, this.numel);
+    this.#floats ??= decodeElements(this.read(), this.dtype, this.numel);
     return this.#floats;
   }
 }
 
-const TORCH_GLOBALS: Readonly<Record<string, unknown>> = {
+/** The globals a checkpoint's pickle may name (shared with `legacy.ts`). */
+export const TORCH_GLOBALS: Readonly<Record<string, unknown>> = {
   "collections.OrderedDict": (items: unknown = []) => {
     if (!Array.isArray(items)) throw new WeightsFormatError("OrderedDict expects a list of pairs");
     return new Map(
@@ -364,10 +352,6 @@ function isCounts(value: unknown): value is number[] {
   return Array.isArray(value) && value.every(isCount);
 }
 
-function startsWith(bytes: Uint8Array, prefix: readonly number[]): boolean {
-  return bytes.length >= prefix.length && prefix.every((b, i) => bytes[i] === b);
-}
-
 /** The folder every entry shares, with its trailing slash. */
 function archiveFolder(entries: Map<string, ZipEntry>): string {
   const first = entries.keys().next().value ?? "";
@@ -380,7 +364,10 @@ function archiveFolder(entries: Map<string, ZipEntry>): string {
   return folder;
 }
 
-function findStateDict(value: unknown, depth: number): StateDict {
+/**
+ * The state dict in an unpickled checkpoint, unwrapped and unprefixed (shared with `legacy.ts`).
+ */
+export function findStateDict(value: unknown, depth = 0): StateDict {
   if (!(value instanceof Map)) {
     throw new WeightsFormatError(
       `Expected the checkpoint to hold a dict of tensors, found ${describePython(value)}`,
