@@ -127,3 +127,16 @@ export class DisposedError extends GoogLeNetError {}
  * ```
  */
 export class OptionError extends GoogLeNetError {}
+
+/**
+ * A data set is malformed or unusable: an IDX file whose header does not fit
+ * its size, an image folder without images, class names that clash.
+ *
+ * @example
+ * ```ts
+ * import { DatasetError } from "./errors.ts";
+ * const error = new DatasetError("No class folder under photos/ has an image");
+ * console.log(error.name); // "DatasetError"
+ * ```
+ */
+export class DatasetError extends GoogLeNetError {}
