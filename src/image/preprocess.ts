@@ -129,8 +129,7 @@ function evalTransform(options: PreprocessOptions) {
   if (std.some((s) => s === 0)) {
     throw new RangeError(`Expected a non-zero std, got [${std.join(", ")}]`);
   }
-  const apply = (image: RgbImage) =>
-    normalize(centerCrop(resizeShorter(image, resize), crop), mean, std);
+  const apply = (image: RgbImage) => normalize(resizeAndCrop(image, resize, crop), mean, std);
   return Object.assign(apply, { crop });
 }
 
@@ -143,23 +142,22 @@ function channelValues(name: string, values: readonly number[]): Float32Array {
   return Float32Array.from(values);
 }
 
-/** torchvision `Resize(size)`: shorter side to `size`, longer to `int(size * long / short)`. */
-function resizeShorter(image: RgbImage, size: number): RgbImage {
+/**
+ * torchvision `Resize(size)` (shorter side to `size`, longer to
+ * `int(size * long / short)`) then `CenterCrop(crop)`, computing only the
+ * pixels the crop keeps: a 1 x N image's 256 x 256N resize is never made.
+ */
+function resizeAndCrop(image: RgbImage, size: number, crop: number): RgbImage {
   const { width, height } = image;
   const long = Math.trunc((size * Math.max(width, height)) / Math.min(width, height));
-  return width <= height ? resizeBilinear(image, size, long) : resizeBilinear(image, long, size);
-}
-
-/** torchvision `CenterCrop(size)` of an image at least `size` on each side. */
-function centerCrop(image: RgbImage, size: number): RgbImage {
-  const top = halfToEven(image.height - size);
-  const left = halfToEven(image.width - size);
-  const data = new Uint8Array(size * size * 3);
-  for (let y = 0; y < size; y++) {
-    const start = ((top + y) * image.width + left) * 3;
-    data.set(image.data.subarray(start, start + size * 3), y * size * 3);
-  }
-  return { data, width: size, height: size };
+  const [w, h] = width <= height ? [size, long] : [long, size];
+  const region = {
+    left: halfToEven(w - crop),
+    top: halfToEven(h - crop),
+    width: crop,
+    height: crop,
+  };
+  return resizeBilinear(image, w, h, region);
 }
 
 /** `int(round(diff / 2))` with Python's round-half-to-even. */

@@ -5,10 +5,23 @@
  * @module
  */
 
+import { checkInteger } from "../validate.ts";
 import type { RgbImage } from "./pixels.ts";
 
 /** Fixed-point fraction bits of Pillow's 8-bit resampler (`32 - 8 - 2`). */
 const PRECISION_BITS = 22;
+
+/** A rectangle of the resized image: the only part {@linkcode resizeBilinear} computes. */
+export interface ResizeRegion {
+  /** First column. */
+  left: number;
+  /** First row. */
+  top: number;
+  /** Columns. */
+  width: number;
+  /** Rows. */
+  height: number;
+}
 
 /**
  * Resizes like Pillow 9's `ImagingResample` with the bilinear filter: a
@@ -16,62 +29,115 @@ const PRECISION_BITS = 22;
  * (antialiasing), normalised coefficients in 22-bit fixed point, the
  * horizontal pass first, each pass rounded and clipped to 8 bits.
  *
+ * With `region`, only that rectangle of the `width` x `height` result is
+ * computed, and memory is bounded by it and the input rows it reads: every
+ * output pixel depends only on its own coefficients, so the rectangle is
+ * bit-identical to cropping the full resize (which is never made).
+ *
  * @param image The source image.
  * @param width Output width, a positive integer.
  * @param height Output height, a positive integer.
- * @returns The resized image (`image` itself when the size is unchanged).
+ * @param region The part of the output to compute (default: all of it).
+ * @returns The resized image or region (`image` itself when nothing changes).
+ * @throws {OptionError} When a size is not a positive integer or `region` is not inside the output.
  *
  * @example
  * ```ts
  * import { resizeBilinear } from "./resize.ts";
  * const image = { data: new Uint8Array([0, 0, 0, 255, 255, 255]), width: 2, height: 1 };
  * console.log(resizeBilinear(image, 1, 1).data); // Uint8Array(3) [128, 128, 128]
+ * // The middle 2x1 pixels of a 1 x 10^9 resize, without making it:
+ * console.log(resizeBilinear(image, 1e9, 1, { left: 5e8, top: 0, width: 2, height: 1 }).width); // 2
  * ```
  */
-export function resizeBilinear(image: RgbImage, width: number, height: number): RgbImage {
-  let { data } = image;
+export function resizeBilinear(
+  image: RgbImage,
+  width: number,
+  height: number,
+  region: ResizeRegion = { left: 0, top: 0, width, height },
+): RgbImage {
+  checkInteger("width", width, { min: 1, max: Number.MAX_SAFE_INTEGER });
+  checkInteger("height", height, { min: 1, max: Number.MAX_SAFE_INTEGER });
+  checkInteger("region.width", region.width, { min: 1, max: width });
+  checkInteger("region.height", region.height, { min: 1, max: height });
+  checkInteger("region.left", region.left, { min: 0, max: width - region.width });
+  checkInteger("region.top", region.top, { min: 0, max: height - region.height });
+  const { left, top, width: w, height: h } = region;
+  const whole = w === image.width && h === image.height;
+  if (width === image.width && height === image.height && whole) return image;
+  // Input rows the vertical pass reads (all of the region's rows when it does not run).
+  const vertical = height !== image.height ? coefficients(image.height, height, top, h) : undefined;
+  const rowFirst = vertical ? vertical.first : top;
+  const rows = vertical ? vertical.last - vertical.first : h;
+  let data: Uint8Array;
   if (width !== image.width) {
-    data = resamplePass(data, image.width, image.height, width, true);
+    data = resamplePass(
+      image.data,
+      image.width,
+      rowFirst,
+      rows,
+      coefficients(image.width, width, left, w),
+      true,
+    );
+  } else {
+    data = new Uint8Array(w * rows * 3);
+    for (let y = 0; y < rows; y++) {
+      const from = ((rowFirst + y) * image.width + left) * 3;
+      data.set(image.data.subarray(from, from + w * 3), y * w * 3);
+    }
   }
-  if (height !== image.height) {
-    data = resamplePass(data, width, image.height, height, false);
-  }
-  return data === image.data ? image : { data, width, height };
+  if (vertical) data = resamplePass(data, w, 0, rows, vertical, false);
+  return { data, width: w, height: h };
+}
+
+/** Per output pixel of a window: first input index (relative to `first`) and tap count, and fixed-point weights. */
+interface Coefficients {
+  bounds: Int32Array;
+  weights: Int32Array;
+  taps: number;
+  /** Outputs computed. */
+  length: number;
+  /** The lowest and one past the highest input index read. */
+  first: number;
+  last: number;
 }
 
 /**
- * One separable pass over a `width`x`height` RGB image, resampling rows
- * (`horizontal`) or columns to `outLength` pixels.
+ * One separable pass over `rows` rows of a `width`-wide RGB image starting at
+ * row `rowFirst`: rows are resampled (`horizontal`) to `c.length` columns, or
+ * columns to `c.length` rows (then `rows` is the input height, read from row
+ * `c.first`).
  */
 function resamplePass(
   src: Uint8Array,
   width: number,
-  height: number,
-  outLength: number,
+  rowFirst: number,
+  rows: number,
+  c: Coefficients,
   horizontal: boolean,
 ): Uint8Array {
-  const inLength = horizontal ? width : height;
-  const lines = horizontal ? height : width;
-  const { bounds, weights, taps } = coefficients(inLength, outLength);
+  const { bounds, weights, taps, length } = c;
+  const lines = horizontal ? rows : width;
   // Strides in samples: along the resampled axis and from one line to the next.
   const inStep = horizontal ? 3 : width * 3;
   const inLine = horizontal ? width * 3 : 3;
-  const outWidth = horizontal ? outLength : width;
+  const inStart = horizontal ? (rowFirst * width + c.first) * 3 : 0;
+  const outWidth = horizontal ? length : width;
   const outStep = horizontal ? 3 : outWidth * 3;
   const outLine = horizontal ? outWidth * 3 : 3;
-  const out = new Uint8Array(outWidth * (horizontal ? height : outLength) * 3);
+  const out = new Uint8Array(outWidth * (horizontal ? rows : length) * 3);
   const half = 1 << (PRECISION_BITS - 1);
   for (let line = 0; line < lines; line++) {
-    for (let i = 0; i < outLength; i++) {
+    for (let i = 0; i < length; i++) {
       const first = bounds[2 * i];
       const count = bounds[2 * i + 1];
       const k = i * taps;
-      const base = line * inLine + first * inStep;
-      for (let c = 0; c < 3; c++) {
+      const base = inStart + line * inLine + first * inStep;
+      for (let ch = 0; ch < 3; ch++) {
         let acc = half;
-        for (let t = 0, s = base + c; t < count; t++, s += inStep) acc += src[s] * weights[k + t];
+        for (let t = 0, s = base + ch; t < count; t++, s += inStep) acc += src[s] * weights[k + t];
         const v = acc >> PRECISION_BITS;
-        out[line * outLine + i * outStep + c] = v > 255 ? 255 : v; // weights are never negative
+        out[line * outLine + i * outStep + ch] = v > 255 ? 255 : v; // weights are never negative
       }
     }
   }
@@ -80,20 +146,28 @@ function resamplePass(
 
 /**
  * Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc` for the bilinear
- * filter: per output pixel the first input index and tap count (`bounds`) and
- * `taps` fixed-point weights.
+ * filter, for the outputs `start` to `start + length` of an `outLength`
+ * resize: per output pixel the first input index (relative to the lowest one
+ * read) and tap count, and `taps` fixed-point weights.
  */
-function coefficients(inLength: number, outLength: number) {
+function coefficients(
+  inLength: number,
+  outLength: number,
+  start: number,
+  length: number,
+): Coefficients {
   const scale = inLength / outLength;
   const filterScale = Math.max(scale, 1);
   const support = filterScale; // the triangle filter's support is 1
   const inverse = 1 / filterScale;
   const taps = Math.ceil(support) * 2 + 1;
-  const bounds = new Int32Array(outLength * 2);
-  const weights = new Int32Array(outLength * taps);
+  const bounds = new Int32Array(length * 2);
+  const weights = new Int32Array(length * taps);
   const k = new Float64Array(taps);
-  for (let i = 0; i < outLength; i++) {
-    const center = (i + 0.5) * scale;
+  let lowest = inLength;
+  let highest = 0;
+  for (let i = 0; i < length; i++) {
+    const center = (start + i + 0.5) * scale;
     const first = Math.max(Math.trunc(center - support + 0.5), 0);
     const count = Math.min(Math.trunc(center + support + 0.5), inLength) - first;
     let sum = 0;
@@ -108,6 +182,9 @@ function coefficients(inLength: number, outLength: number) {
     }
     bounds[2 * i] = first;
     bounds[2 * i + 1] = count;
+    lowest = Math.min(lowest, first);
+    highest = Math.max(highest, first + count);
   }
-  return { bounds, weights, taps };
+  for (let i = 0; i < length; i++) bounds[2 * i] -= lowest;
+  return { bounds, weights, taps, length, first: lowest, last: Math.max(highest, lowest) };
 }
