@@ -5,16 +5,29 @@
  * @module
  */
 
-import { WeightsFormatError } from "../errors.ts";
+import { OptionError, WeightsFormatError } from "../errors.ts";
+import { readBytes } from "../read_bytes.ts";
+import {
+  checkInstance,
+  checkInteger,
+  checkNumber,
+  checkOptions,
+  describeValue,
+} from "../validate.ts";
 import { isPickle, readPth } from "./pth.ts";
 import { isSafetensors, readSafetensors } from "./safetensors.ts";
 import type { StateDict } from "./state_dict.ts";
 import { isZip } from "./zip.ts";
 
-/** Where {@linkcode loadWeights} reads a weight file from. */
+/**
+ * Where {@linkcode loadWeights} reads a weight file from: its bytes (any
+ * typed array, `DataView`, `ArrayBuffer` or `SharedArrayBuffer`), a path, a
+ * URL, a `Response` or a byte stream.
+ */
 export type WeightsSource =
-  | Uint8Array
+  | ArrayBufferView
   | ArrayBuffer
+  | SharedArrayBuffer
   | string
   | URL
   | Response
@@ -22,28 +35,38 @@ export type WeightsSource =
 
 /** Options of {@linkcode loadWeights}. */
 export interface LoadWeightsOptions {
-  /** Largest file accepted from a URL, `Response` or stream, in bytes (default 2 GiB). */
+  /**
+   * Largest file accepted from a path, URL, `Response` or stream, in bytes,
+   * checked before reading when the size is known and while reading
+   * otherwise (default 2 GiB).
+   */
   maxBytes?: number;
-  /** Aborts a `fetch`. */
+  /** Stops a download or read in progress. */
   signal?: AbortSignal;
+  /** Milliseconds a path, URL, `Response` or stream may take to read (default 300000; `Infinity` for none). */
+  timeout?: number;
 }
 
 const DEFAULT_MAX_BYTES = 2 ** 31;
+const DEFAULT_TIMEOUT = 300_000;
+const OPTION_KEYS = ["maxBytes", "signal", "timeout"];
 
 /**
- * Reads a PyTorch checkpoint (`torch.save` ZIP, PyTorch >= 1.6) or a
- * safetensors file into float32 tensors. Strings with a scheme
+ * Reads a PyTorch checkpoint (`torch.save` ZIP, PyTorch >= 1.6, or the legacy
+ * format) or a safetensors file into float32 tensors. Strings with a scheme
  * (`https://...`, `file:///...`) and `URL`s are fetched, or read from disk
  * for `file:`; other strings are file paths. The file is held once: paths
  * are read into one buffer, streams of known length into one preallocated
- * buffer, and aligned float32 tensors are views of it.
+ * buffer, and aligned float32 tensors are views of it. Bytes in a
+ * `SharedArrayBuffer` are copied first (another thread could change them).
  *
  * @param source The file, as bytes or where to read it.
- * @param options Size limit and abort signal.
+ * @param options Size limit, time limit and abort signal.
  * @returns The tensors by state-dict key.
  * @throws {WeightsFormatError} When the format is not recognised, the file is malformed,
- *   larger than `maxBytes`, or the HTTP response is not OK. I/O failures propagate as they are
- *   (`Deno.errors.NotFound` for a missing path, `TypeError` from `fetch` for a network error).
+ *   larger than `maxBytes`, cannot be read or downloaded (the `cause` has the I/O error),
+ *   the HTTP response is not OK, `timeout` passes or `signal` aborts.
+ * @throws {OptionError} When `source` is of another type or an option is invalid.
  *
  * @example
  * ```ts
@@ -59,7 +82,55 @@ export async function loadWeights(
   source: WeightsSource,
   options: LoadWeightsOptions = {},
 ): Promise<StateDict> {
-  return parseWeights(await readSource(source, options));
+  const checked = checkOptions("loadWeights", options, OPTION_KEYS);
+  const maxBytes = checkInteger("maxBytes", checked.maxBytes, {
+    min: 0,
+    default: DEFAULT_MAX_BYTES,
+  });
+  const timeout = checked.timeout === Infinity
+    ? Infinity
+    : checkNumber("timeout", checked.timeout, {
+      min: 0,
+      exclusiveMin: true,
+      default: DEFAULT_TIMEOUT,
+    });
+  const signal = checkInstance("signal", checked.signal, [AbortSignal], { default: undefined });
+  const bytes = inMemory(source);
+  if (bytes) return parseWeights(bytes);
+  if (
+    typeof source !== "string" && !(source instanceof URL) && !(source instanceof Response) &&
+    !(source instanceof ReadableStream)
+  ) {
+    throw new OptionError(
+      `Expected the weights source to be bytes (a typed array, DataView, ArrayBuffer or ` +
+        `SharedArrayBuffer), a path, a URL, a Response or a ReadableStream, got ${
+          describeValue(source)
+        }`,
+    );
+  }
+  return parseWeights(
+    await readBytes(source, {
+      maxBytes,
+      timeout,
+      signal,
+      error: WeightsFormatError,
+      what: "weight file",
+    }),
+  );
+}
+
+/** The bytes of an in-memory source, or undefined for one to read. */
+function inMemory(source: unknown): Uint8Array | undefined {
+  if (source instanceof Uint8Array && !(source.buffer instanceof SharedArrayBuffer)) return source;
+  if (ArrayBuffer.isView(source)) {
+    const view = new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
+    return source.buffer instanceof SharedArrayBuffer ? view.slice() : view;
+  }
+  if (source instanceof ArrayBuffer) return new Uint8Array(source);
+  if (typeof SharedArrayBuffer === "function" && source instanceof SharedArrayBuffer) {
+    return new Uint8Array(source).slice();
+  }
+  return undefined;
 }
 
 function parseWeights(bytes: Uint8Array): StateDict {
@@ -70,68 +141,4 @@ function parseWeights(bytes: Uint8Array): StateDict {
     "Unrecognised weight file: expected a PyTorch checkpoint (torch.save ZIP, PyTorch >= 1.6) " +
       `or safetensors, got ${bytes.length} bytes starting ${start || "(empty)"}`,
   );
-}
-
-async function readSource(source: WeightsSource, options: LoadWeightsOptions): Promise<Uint8Array> {
-  if (source instanceof Uint8Array) return source;
-  if (source instanceof ArrayBuffer) return new Uint8Array(source);
-  if (source instanceof ReadableStream) return await readStream(source, undefined, options);
-  if (source instanceof Response) return await readResponse(source, options);
-  const url = source instanceof URL
-    ? source
-    : /^[a-z][a-z0-9+.-]*:\/\//i.test(source)
-    ? new URL(source)
-    : undefined;
-  if (url?.protocol === "file:" || url === undefined) return await Deno.readFile(url ?? source);
-  return await readResponse(await fetch(url, { signal: options.signal }), options);
-}
-
-async function readResponse(response: Response, options: LoadWeightsOptions): Promise<Uint8Array> {
-  if (!response.ok) {
-    await response.body?.cancel();
-    throw new WeightsFormatError(
-      `Could not download the weights from ${response.url || "the response"}: HTTP ` +
-        `${response.status} ${response.statusText}, expected 200 OK`,
-    );
-  }
-  if (!response.body) return new Uint8Array(0);
-  // Content-Length counts encoded bytes, so it sizes the buffer only without Content-Encoding.
-  const length = response.headers.get("content-encoding")
-    ? undefined
-    : Number(response.headers.get("content-length") ?? NaN);
-  return await readStream(
-    response.body,
-    Number.isSafeInteger(length) ? length : undefined,
-    options,
-  );
-}
-
-/** Reads a stream into one buffer, preallocated when `length` is known, grown by doubling otherwise. */
-async function readStream(
-  stream: ReadableStream<Uint8Array>,
-  length: number | undefined,
-  options: LoadWeightsOptions,
-): Promise<Uint8Array> {
-  const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
-  const tooLarge = (size: number) =>
-    new WeightsFormatError(`Weight file of ${size} bytes or more exceeds maxBytes (${maxBytes})`);
-  if (length !== undefined && length > maxBytes) throw tooLarge(length);
-  let buffer = new Uint8Array(length ?? 1 << 20);
-  let size = 0;
-  for await (const chunk of stream) {
-    if (size + chunk.length > maxBytes) {
-      await stream.cancel().catch(() => {});
-      throw tooLarge(size + chunk.length);
-    }
-    if (size + chunk.length > buffer.length) {
-      const grown = new Uint8Array(
-        Math.min(maxBytes, Math.max(2 * buffer.length, size + chunk.length)),
-      );
-      grown.set(buffer.subarray(0, size));
-      buffer = grown;
-    }
-    buffer.set(chunk, size);
-    size += chunk.length;
-  }
-  return buffer.subarray(0, size);
 }
