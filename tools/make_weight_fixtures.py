@@ -5,7 +5,15 @@ Run with Debian's PyTorch: /usr/bin/python3 tools/make_weight_fixtures.py
 Each <case>.pth is a real torch.save file; expected.safetensors (written by hand below, not by
 the code under test) holds every case's tensors as float32 under "<case>/<key>", after the reader
 unwraps nesting and the "module." prefix, and its metadata maps each case to its keys in order.
+
+legacy_<case>.pth are the same objects in the legacy format (PyTorch < 1.6, which torch.save still
+writes with _use_new_zipfile_serialization=False), read against the same expected tensors;
+legacy_storage_views.pth has storages that are views of a larger one (view_metadata), which only
+PyTorch < 0.4 wrote: it is pickled here by hand the way _legacy_save does, and checked with torch.load.
 """
+import io
+import pickle
+import sys
 import json
 import os
 import struct
@@ -79,6 +87,34 @@ def expected_tensors(obj):
     return OrderedDict((k, v.detach().to(torch.float32).contiguous()) for k, v in obj.items())
 
 
+LEGACY_CASES = ["dtypes", "views", "module", "nested", "parameter", "protocol4"]
+
+
+def storage_views():
+    """A legacy file whose tensors use views of one 24-element storage, and their values."""
+    base = values([24], start=0.5)
+    whole, part, tail = base.clone(), base[10:16].clone(), base[20:].clone().view(2, 2)
+    views = {whole.data_ptr(): None, part.data_ptr(): ("view_part", 10, 6), tail.data_ptr(): ("view_tail", 20, 4)}
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            if isinstance(obj, torch.storage.TypedStorage):
+                return ("storage", torch.FloatStorage, "root", "cpu", 24, views[obj.data_ptr()])
+            return None
+
+    f = io.BytesIO()
+    for header in (0x1950A86A20F9469CFC6C, 1001, {"protocol_version": 1001, "little_endian": True}):
+        pickle.dump(header, f, protocol=2)
+    Pickler(f, protocol=2).dump(OrderedDict([("whole", whole), ("part", part), ("tail", tail)]))
+    pickle.dump(["root"], f, protocol=2)
+    f.write(struct.pack("<q", 24) + base.numpy().astype("<f4").tobytes())
+    loaded = torch.load(io.BytesIO(f.getvalue()))
+    expected = OrderedDict([("whole", base), ("part", base[10:16]), ("tail", base[20:].view(2, 2))])
+    for k, v in expected.items():
+        assert torch.equal(loaded[k], v), k
+    return f.getvalue(), expected
+
+
 def write_safetensors(path, tensors, metadata):
     """The safetensors layout by hand: u64 LE header length, JSON header, F32 data."""
     header = {"__metadata__": metadata}
@@ -126,11 +162,25 @@ def main():
     for k, v in write_mixed_safetensors(os.path.join(OUT, "mixed.safetensors")).items():
         expected[f"mixed/{k}"] = v
     keys["mixed"] = json.dumps(["f16", "bf16", "f64", "i64", "f32"])
+    all_cases = cases()
+    for case in LEGACY_CASES:
+        obj, kwargs = all_cases[case]
+        path = os.path.join(OUT, f"legacy_{case}.pth")
+        torch.save(obj, path, _use_new_zipfile_serialization=False, **kwargs)
+        assert not torch.serialization._is_zipfile(open(path, "rb")), path
+    data, tensors = storage_views()
+    with open(os.path.join(OUT, "legacy_storage_views.pth"), "wb") as f:
+        f.write(data)
+    keys["legacy_storage_views"] = json.dumps(list(tensors.keys()))
+    for k, v in tensors.items():
+        expected[f"legacy_storage_views/{k}"] = v
     write_safetensors(os.path.join(OUT, "expected.safetensors"), expected, keys)
 
     torch.save({"w": values([2])}, os.path.join(OUT, "legacy.pth"), _use_new_zipfile_serialization=False)
     torch.jit.script(nn.Linear(2, 2)).save(os.path.join(OUT, "torchscript.pt"))
     torch.save({"w": values([2]), "x": Evil()}, os.path.join(OUT, "evil.pth"))
+    torch.save({"w": values([2]), "x": Evil()}, os.path.join(OUT, "legacy_evil.pth"),
+               _use_new_zipfile_serialization=False)
 
 
 if __name__ == "__main__":

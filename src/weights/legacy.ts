@@ -26,14 +26,14 @@ import { describePython, unpickleAt } from "./pickle.ts";
 import { findStateDict, Storage, StorageType, TORCH_GLOBALS } from "./pth.ts";
 import type { StateDict } from "./state_dict.ts";
 
-/** The first pickle of a legacy file: `PROTO 2`, `LONG1` of 10 bytes, `0x1950a86a20f9469cfc6c`. */
-const MAGIC = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
+/** `LONG1` of 10 bytes, `0x1950a86a20f9469cfc6c`: the first pickle's value after `PROTO`. */
+const MAGIC = [0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
 const MAGIC_NUMBER = 0x1950a86a20f9469cfc6cn;
 const PROTOCOL_VERSION = 1001;
 
 /**
  * Whether `bytes` starts with the magic number of the legacy (pre-1.6)
- * `torch.save` format.
+ * `torch.save` format, pickled with any protocol from 2 to 5.
  *
  * @param bytes The file.
  * @returns `true` when the first pickle is the legacy magic number.
@@ -45,7 +45,9 @@ const PROTOCOL_VERSION = 1001;
  * ```
  */
 export function isLegacyPth(bytes: Uint8Array): boolean {
-  return bytes.length >= MAGIC.length && MAGIC.every((b, i) => bytes[i] === b);
+  if (bytes.length < 2 || bytes[0] !== 0x80 || bytes[1] < 2 || bytes[1] > 5) return false;
+  const at = bytes[2] === 0x95 ? 11 : 2; // Protocol 4 and 5 frame the pickle: FRAME + 8 bytes.
+  return bytes.length >= at + MAGIC.length && MAGIC.every((b, i) => bytes[at + i] === b);
 }
 
 /** What a storage's persistent id says: its root storage, and the view of it a tensor uses. */
