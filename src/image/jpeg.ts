@@ -1,14 +1,15 @@
 /**
  * JPEG reading: the marker scan that finds the frame size and EXIF
- * orientation without decoding, and the decoding itself (jpeg-js).
+ * orientation without decoding, and the decoding itself, bit-exact with
+ * libjpeg-turbo as Pillow uses it ({@link ./jpeg/decoder.ts}).
  *
  * @module
  */
 
-import jpeg from "npm:jpeg-js@0.4.4";
 import { ImageError } from "../errors.ts";
+import { decodeJpegPixels, type JpegPixels } from "./jpeg/decoder.ts";
 import { readExifOrientation } from "./orientation.ts";
-import type { RgbImage } from "./pixels.ts";
+import { interleavedToRgb, type RgbImage } from "./pixels.ts";
 
 /** What the JPEG headers declare, read before any pixel is decoded. */
 export interface JpegHeader {
@@ -72,13 +73,18 @@ export function readJpegHeader(bytes: Uint8Array): JpegHeader {
 }
 
 /**
- * Decodes a JPEG (baseline or progressive, greyscale or colour) to 8-bit RGB,
- * as stored (no EXIF orientation applied).
+ * Decodes a JPEG (baseline or progressive; greyscale, YCbCr, RGB, CMYK or
+ * YCCK) to 8-bit RGB, as stored (no EXIF orientation applied), with the bytes
+ * Pillow gives for `Image.open(...).convert("RGB")`: libjpeg-turbo's pixels
+ * (islow IDCT, fancy upsampling, fixed-point YCbCr), grey replicated, and
+ * Adobe CMYK converted with Pillow's `cmyk2rgb` (`255 - k` scaled by
+ * `255 - c`, no colour management).
  *
  * @param bytes The JPEG file.
- * @param maxPixels Pixel limit passed on to jpeg-js's own size and memory guards.
+ * @param maxPixels Largest `width * height` accepted; the decoder's memory
+ * budget is 40 bytes per allowed pixel.
  * @returns The decoded image.
- * @throws {ImageError} When the data is corrupt, truncated or unsupported.
+ * @throws {ImageError} When the data is corrupt, truncated, unsupported or over budget.
  *
  * @example
  * ```ts
@@ -88,23 +94,39 @@ export function readJpegHeader(bytes: Uint8Array): JpegHeader {
  * ```
  */
 export function decodeJpeg(bytes: Uint8Array, maxPixels: number): RgbImage {
-  try {
-    const { data, width, height } = jpeg.decode(bytes, {
-      useTArray: true,
-      formatAsRGBA: false,
-      tolerantDecoding: false,
-      maxResolutionInMP: maxPixels / 1e6,
-      // Coefficient blocks, component lines and output take about 20 bytes a pixel.
-      maxMemoryUsageInMB: Math.ceil((maxPixels * 24) / 2 ** 20),
-    });
-    return { data, width, height };
-  } catch (error) {
-    throw new ImageError(
-      `Cannot decode JPEG: ${error instanceof Error ? error.message : String(error)}`,
-      { cause: error },
-    );
-  }
+  return jpegPixelsToRgb(decodeJpegPixels(bytes, { maxPixels }));
 }
+
+/**
+ * Pillow's `convert("RGB")` of decoded JPEG samples: "L" replicated, "RGB"
+ * as is, "CMYK" through `cmyk2rgb` (`nk - nk * c / 255` with `nk = 255 - k`,
+ * in Pillow's rounding).
+ *
+ * @param pixels Samples from {@linkcode decodeJpegPixels}.
+ * @returns The RGB image.
+ *
+ * @example
+ * ```ts
+ * import { jpegPixelsToRgb } from "./jpeg.ts";
+ * const cmyk = { data: new Uint8Array([0, 255, 128, 55]), width: 1, height: 1, channels: 4 as const };
+ * console.log(jpegPixelsToRgb(cmyk).data); // Uint8Array(3) [ 200, 0, 100 ]
+ * ```
+ */
+export function jpegPixelsToRgb(pixels: JpegPixels): RgbImage {
+  const { data, width, height, channels } = pixels;
+  if (channels !== 4) return { data: interleavedToRgb(data, channels), width, height };
+  const out = new Uint8Array(width * height * 3);
+  for (let i = 0, o = 0; i < data.length; i += 4, o += 3) {
+    const nk = 255 - data[i + 3];
+    for (let c = 0; c < 3; c++) {
+      const t = data[i + c] * nk + 128;
+      out[o + c] = nk - (((t >> 8) + t) >> 8); // never negative
+    }
+  }
+  return { data: out, width, height };
+}
+
+export { decodeJpegPixels, type JpegDecodeOptions, type JpegPixels } from "./jpeg/decoder.ts";
 
 /** SOF0-SOF15 except DHT (0xc4), JPG (0xc8) and DAC (0xcc). */
 function isFrameHeader(marker: number): boolean {

@@ -1,0 +1,542 @@
+/**
+ * A JPEG decoder that gives libjpeg-turbo's pixels as Pillow gets them
+ * (`Image.open(...)` with libjpeg's defaults): baseline, extended sequential
+ * and progressive Huffman coding, restart intervals, 8-bit samples, the
+ * islow IDCT, fancy upsampling and libjpeg's colour conversions. Greyscale
+ * comes out as one channel, YCbCr and RGB as RGB, Adobe CMYK and YCCK as
+ * Pillow's (inverted) CMYK.
+ *
+ * Every allocation sized from header values is checked first: the pixel
+ * count against `maxPixels`, the block count against the file's length (each
+ * block costs at least one bit of entropy-coded data), and the total against
+ * `maxBytes`.
+ *
+ * @module
+ */
+
+import { ImageError } from "../../errors.ts";
+import { type ComponentPlane, upsampleRow, ycckToCmykRow, yccToRgbRow } from "./color.ts";
+import { buildHuffmanTable, decodeScan, type HuffmanTable, nextMarker } from "./entropy.ts";
+import { idctIslow } from "./idct.ts";
+
+/** Decoded JPEG samples, interleaved, in the mode Pillow opens the file in. */
+export interface JpegPixels {
+  /** `width * height * channels` samples, row by row. */
+  readonly data: Uint8Array;
+  /** Width in pixels. */
+  readonly width: number;
+  /** Height in pixels. */
+  readonly height: number;
+  /** 1 (Pillow's "L"), 3 ("RGB") or 4 ("CMYK", Adobe polarity as Pillow reads it). */
+  readonly channels: 1 | 3 | 4;
+}
+
+/** Options of {@linkcode decodeJpegPixels}. */
+export interface JpegDecodeOptions {
+  /** Largest `width * height` accepted. @default {64_000_000} */
+  maxPixels?: number;
+  /**
+   * Largest number of bytes the decoder may allocate for coefficients, sample
+   * planes and output together, checked before allocating.
+   *
+   * @default {40 * maxPixels}
+   */
+  maxBytes?: number;
+}
+
+/** libjpeg's `jpeg_natural_order` inverse: zig-zag index of each natural position. */
+const ZIGZAG = new Uint8Array([
+  0,
+  1,
+  5,
+  6,
+  14,
+  15,
+  27,
+  28,
+  2,
+  4,
+  7,
+  13,
+  16,
+  26,
+  29,
+  42,
+  3,
+  8,
+  12,
+  17,
+  25,
+  30,
+  41,
+  43,
+  9,
+  11,
+  18,
+  24,
+  31,
+  40,
+  44,
+  53,
+  10,
+  19,
+  23,
+  32,
+  39,
+  45,
+  52,
+  54,
+  20,
+  22,
+  33,
+  38,
+  46,
+  51,
+  55,
+  60,
+  21,
+  34,
+  37,
+  47,
+  50,
+  56,
+  59,
+  61,
+  35,
+  36,
+  48,
+  49,
+  57,
+  58,
+  62,
+  63,
+]);
+
+interface Component {
+  readonly id: number;
+  readonly h: number;
+  readonly v: number;
+  readonly tq: number;
+  /** Samples per row and rows holding image data (`downsampled_width/height`). */
+  readonly width: number;
+  readonly height: number;
+  readonly blocksWide: number;
+  readonly blocksHigh: number;
+  readonly paddedBlocksWide: number;
+  readonly paddedBlocksHigh: number;
+  coefficients: Int16Array;
+  /** The quantisation table latched at the component's first scan. */
+  quant: Uint16Array | undefined;
+  /** Whether a scan has brought its DC coefficients. */
+  hasDc: boolean;
+}
+
+interface Frame {
+  readonly width: number;
+  readonly height: number;
+  readonly progressive: boolean;
+  readonly components: Component[];
+  readonly maxH: number;
+  readonly maxV: number;
+  readonly mcusWide: number;
+  readonly mcusHigh: number;
+}
+
+/**
+ * Decodes a JPEG to the samples Pillow's `Image.open(...)` holds after
+ * `load()` (libjpeg-turbo, default settings): "L", "RGB" or "CMYK".
+ *
+ * @param bytes The JPEG file.
+ * @param options Pixel and memory budgets.
+ * @returns The samples and their layout, as stored (no EXIF orientation).
+ * @throws {ImageError} When the data is corrupt, truncated, unsupported
+ * (arithmetic, lossless, hierarchical or 12-bit coding) or over budget.
+ *
+ * @example
+ * ```ts
+ * import { decodeJpegPixels } from "./decoder.ts";
+ * const image = decodeJpegPixels(await Deno.readFile("assets/chelsea.jpg"));
+ * console.log(image.width, image.height, image.channels); // 451 300 3
+ * ```
+ */
+export function decodeJpegPixels(bytes: Uint8Array, options: JpegDecodeOptions = {}): JpegPixels {
+  const maxPixels = options.maxPixels ?? 64_000_000;
+  const maxBytes = options.maxBytes ?? 40 * maxPixels;
+  if (bytes[0] !== 0xff || bytes[1] !== 0xd8) {
+    throw new ImageError("Not a JPEG: expected the SOI marker (ff d8) at byte 0");
+  }
+  const quantTables: (Uint16Array | undefined)[] = [];
+  const dcTables: (HuffmanTable | undefined)[] = [];
+  const acTables: (HuffmanTable | undefined)[] = [];
+  let frame: Frame | undefined;
+  let restartInterval = 0;
+  let jfif = false;
+  let adobeTransform = -1;
+  let sawEoi = false;
+  let pos = 2;
+  while (pos < bytes.length) {
+    const marker = nextMarker(bytes, pos);
+    if (marker.code < 0) break;
+    const code = marker.code;
+    pos = marker.pos + 2;
+    if (code === 0xd9) {
+      sawEoi = true;
+      break;
+    }
+    if (code === 0x01 || (code >= 0xd0 && code <= 0xd7)) continue; // no segment
+    if (pos + 2 > bytes.length) throw truncated(code, marker.pos);
+    const end = pos + ((bytes[pos] << 8) | bytes[pos + 1]);
+    if (end < pos + 2 || end > bytes.length) throw truncated(code, marker.pos);
+    const segment = bytes.subarray(pos + 2, end);
+    pos = end;
+    switch (code) {
+      case 0xc0:
+      case 0xc1:
+      case 0xc2:
+        if (frame) throw new ImageError("Corrupt JPEG: expected one frame header (SOF), got two");
+        frame = readFrame(segment, code === 0xc2, bytes.length, maxPixels, maxBytes);
+        break;
+      case 0xc4:
+        readHuffmanTables(segment, dcTables, acTables);
+        break;
+      case 0xdb:
+        readQuantTables(segment, quantTables);
+        break;
+      case 0xdd:
+        if (segment.length < 2) {
+          throw new ImageError("Corrupt JPEG: DRI segment shorter than 2 bytes");
+        }
+        restartInterval = (segment[0] << 8) | segment[1];
+        break;
+      case 0xe0:
+        if (segment.length >= 14 && isText(segment, "JFIF\0")) jfif = true;
+        break;
+      case 0xee:
+        if (segment.length >= 12 && isText(segment, "Adobe")) adobeTransform = segment[11];
+        break;
+      case 0xda: {
+        if (!frame) {
+          throw new ImageError("Corrupt JPEG: a scan (SOS) before the frame header (SOF)");
+        }
+        const scan = readScan(segment, frame, restartInterval, quantTables, dcTables, acTables);
+        pos = decodeScan(bytes, pos, scan);
+        break;
+      }
+      case 0xdc:
+        throw new ImageError("Unsupported JPEG: the height is defined by a DNL marker");
+      default:
+        if ((code >= 0xc3 && code <= 0xcf) && code !== 0xc8 && code !== 0xcc) {
+          throw new ImageError(
+            `Unsupported JPEG coding (SOF${
+              code - 0xc0
+            }): expected baseline, extended sequential or progressive Huffman (SOF0-SOF2)`,
+          );
+        }
+        // APPn, COM and the rest carry nothing the pixels depend on.
+    }
+  }
+  if (!frame) {
+    throw new ImageError("Truncated or malformed JPEG: expected a frame header (SOF)");
+  }
+  for (const c of frame.components) {
+    if (!c.hasDc) {
+      throw new ImageError(
+        `Truncated JPEG: no scan holds the data of component ${c.id} (expected one before the end)`,
+      );
+    }
+  }
+  if (frame.progressive && !sawEoi) {
+    throw new ImageError("Truncated JPEG: a progressive image ends before its EOI marker");
+  }
+  return render(frame, colorSpace(frame, jfif, adobeTransform));
+}
+
+function truncated(code: number, at: number): ImageError {
+  return new ImageError(
+    `Truncated JPEG: segment 0xff${code.toString(16)} at byte ${at} ends past the file`,
+  );
+}
+
+function isText(segment: Uint8Array, text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (segment[i] !== text.charCodeAt(i)) return false;
+  return true;
+}
+
+function readFrame(
+  s: Uint8Array,
+  progressive: boolean,
+  fileLength: number,
+  maxPixels: number,
+  maxBytes: number,
+): Frame {
+  if (s.length < 6) throw new ImageError("Corrupt JPEG: frame header (SOF) shorter than 6 bytes");
+  const precision = s[0];
+  const height = (s[1] << 8) | s[2];
+  const width = (s[3] << 8) | s[4];
+  const count = s[5];
+  if (precision !== 8) {
+    throw new ImageError(`Unsupported JPEG: ${precision}-bit samples, expected 8-bit`);
+  }
+  if (width === 0 || height === 0) {
+    throw new ImageError(
+      `Unsupported JPEG: frame size ${width}x${height}, expected positive dimensions`,
+    );
+  }
+  if (width * height > maxPixels) {
+    throw new ImageError(
+      `Image is ${width}x${height} (${
+        width * height
+      } pixels): expected at most ${maxPixels} pixels (maxPixels), refusing to decode a possible decompression bomb`,
+    );
+  }
+  if (count !== 1 && count !== 3 && count !== 4) {
+    throw new ImageError(`Unsupported JPEG: ${count} components, expected 1, 3 or 4`);
+  }
+  if (s.length < 6 + 3 * count) {
+    throw new ImageError(`Corrupt JPEG: frame header too short for ${count} components`);
+  }
+  let maxH = 1;
+  let maxV = 1;
+  for (let i = 0; i < count; i++) {
+    const h = s[7 + 3 * i] >> 4;
+    const v = s[7 + 3 * i] & 15;
+    if (h < 1 || h > 4 || v < 1 || v > 4) {
+      throw new ImageError(`Corrupt JPEG: sampling factors ${h}x${v}, expected 1 to 4 each`);
+    }
+    maxH = Math.max(maxH, h);
+    maxV = Math.max(maxV, v);
+  }
+  const mcusWide = Math.ceil(width / (8 * maxH));
+  const mcusHigh = Math.ceil(height / (8 * maxV));
+  const shapes = [];
+  let blocks = 0;
+  let planned = width * height * count;
+  for (let i = 0; i < count; i++) {
+    const h = s[7 + 3 * i] >> 4;
+    const v = s[7 + 3 * i] & 15;
+    if (maxH % h !== 0 || maxV % v !== 0) {
+      throw new ImageError(
+        `Unsupported JPEG: sampling factors ${h}x${v} do not divide the largest (${maxH}x${maxV})`,
+      );
+    }
+    const compWidth = Math.ceil((width * h) / maxH);
+    const compHeight = Math.ceil((height * v) / maxV);
+    const shape = {
+      id: s[6 + 3 * i],
+      h,
+      v,
+      tq: s[8 + 3 * i],
+      width: compWidth,
+      height: compHeight,
+      blocksWide: Math.ceil(compWidth / 8),
+      blocksHigh: Math.ceil(compHeight / 8),
+      paddedBlocksWide: mcusWide * h,
+      paddedBlocksHigh: mcusHigh * v,
+    };
+    blocks += shape.blocksWide * shape.blocksHigh;
+    // Coefficients (2 bytes each) and the sample plane.
+    planned += shape.paddedBlocksWide * shape.paddedBlocksHigh * 128 +
+      shape.blocksWide * shape.blocksHigh * 64;
+    shapes.push(shape);
+  }
+  if (blocks > 8 * fileLength) {
+    throw new ImageError(
+      `Truncated JPEG: a ${width}x${height} frame has ${blocks} blocks, but ${fileLength} bytes hold at most ${
+        8 * fileLength
+      } (one bit each)`,
+    );
+  }
+  if (planned > maxBytes) {
+    throw new ImageError(
+      `JPEG decoding needs ${planned} bytes for a ${width}x${height} frame: expected at most ${maxBytes} (maxBytes)`,
+    );
+  }
+  const components: Component[] = shapes.map((shape) => ({
+    ...shape,
+    coefficients: new Int16Array(shape.paddedBlocksWide * shape.paddedBlocksHigh * 64),
+    quant: undefined,
+    hasDc: false,
+  }));
+  return { width, height, progressive, components, maxH, maxV, mcusWide, mcusHigh };
+}
+
+function readQuantTables(s: Uint8Array, tables: (Uint16Array | undefined)[]): void {
+  for (let p = 0; p < s.length;) {
+    const precision = s[p] >> 4;
+    const id = s[p] & 15;
+    const size = precision === 0 ? 64 : 128;
+    if (precision > 1 || id > 3 || p + 1 + size > s.length) {
+      throw new ImageError(
+        `Corrupt JPEG: bad quantization table (precision ${precision}, id ${id}): expected 8- or 16-bit, id 0-3, 64 values`,
+      );
+    }
+    const table = new Uint16Array(64);
+    for (let i = 0; i < 64; i++) {
+      table[i] = precision === 0 ? s[p + 1 + ZIGZAG[i]] : (s[p + 1 + 2 * ZIGZAG[i]] << 8) |
+        s[p + 2 + 2 * ZIGZAG[i]];
+    }
+    tables[id] = table;
+    p += 1 + size;
+  }
+}
+
+function readHuffmanTables(
+  s: Uint8Array,
+  dcTables: (HuffmanTable | undefined)[],
+  acTables: (HuffmanTable | undefined)[],
+): void {
+  for (let p = 0; p < s.length;) {
+    if (p + 17 > s.length) throw new ImageError("Corrupt JPEG: DHT segment ends inside a table");
+    const cls = s[p] >> 4;
+    const id = s[p] & 15;
+    const counts = s.subarray(p + 1, p + 17);
+    let total = 0;
+    for (const n of counts) total += n;
+    if (cls > 1 || id > 3 || total > 256 || p + 17 + total > s.length) {
+      throw new ImageError(
+        `Corrupt JPEG: bad Huffman table (class ${cls}, id ${id}, ${total} symbols): expected class 0-1, id 0-3, at most 256 symbols`,
+      );
+    }
+    const values = s.slice(p + 17, p + 17 + total);
+    if (cls === 0 && values.some((v) => v > 15)) {
+      throw new ImageError("Corrupt JPEG: a DC Huffman table has a symbol above 15");
+    }
+    (cls === 0 ? dcTables : acTables)[id] = buildHuffmanTable(counts, values);
+    p += 17 + total;
+  }
+}
+
+function readScan(
+  s: Uint8Array,
+  frame: Frame,
+  restartInterval: number,
+  quantTables: (Uint16Array | undefined)[],
+  dcTables: (HuffmanTable | undefined)[],
+  acTables: (HuffmanTable | undefined)[],
+) {
+  const count = s[0];
+  if (count < 1 || count > 4 || s.length < 4 + 2 * count) {
+    throw new ImageError(`Corrupt JPEG: scan header (SOS) for ${count} components is malformed`);
+  }
+  const q = 1 + 2 * count;
+  const ss = s[q];
+  const se = s[q + 1];
+  const ah = s[q + 2] >> 4;
+  const al = s[q + 2] & 15;
+  if (frame.progressive) {
+    const bad = ss === 0 ? se !== 0 : se < ss || se > 63 || count !== 1;
+    if (bad || (ah !== 0 && al !== ah - 1) || al > 13) {
+      throw new ImageError(
+        `Corrupt JPEG: invalid progressive scan (Ss ${ss}, Se ${se}, Ah ${ah}, Al ${al}, ${count} components)`,
+      );
+    }
+  }
+  let blocksPerMcu = 0;
+  const components = [];
+  for (let i = 0; i < count; i++) {
+    const id = s[1 + 2 * i];
+    const c = frame.components.find((c) => c.id === id);
+    if (!c) throw new ImageError(`Corrupt JPEG: a scan names component ${id}, not in the frame`);
+    const dcId = s[2 + 2 * i] >> 4;
+    const acId = s[2 + 2 * i] & 15;
+    const needDc = !frame.progressive || ss === 0;
+    const needAc = !frame.progressive || ss !== 0;
+    const dcTable = needDc && ah === 0 ? dcTables[dcId] : undefined;
+    const acTable = needAc ? acTables[acId] : undefined;
+    if ((needDc && ah === 0 && !dcTable) || (needAc && !acTable)) {
+      throw new ImageError(
+        `Corrupt JPEG: a scan uses Huffman table ${
+          needAc && !acTable ? `AC ${acId}` : `DC ${dcId}`
+        }, which was not defined`,
+      );
+    }
+    if (!c.quant) {
+      const table = quantTables[c.tq];
+      if (!table) {
+        throw new ImageError(
+          `Corrupt JPEG: component ${id} uses quantization table ${c.tq}, which was not defined`,
+        );
+      }
+      c.quant = table.slice();
+    }
+    if (ss === 0) c.hasDc = true;
+    blocksPerMcu += c.h * c.v;
+    components.push({ ...c, dcTable, acTable });
+  }
+  if (count > 1 && blocksPerMcu > 10) {
+    throw new ImageError(`Corrupt JPEG: ${blocksPerMcu} blocks per MCU, expected at most 10`);
+  }
+  return {
+    components,
+    mcusWide: frame.mcusWide,
+    mcusHigh: frame.mcusHigh,
+    restartInterval,
+    progressive: frame.progressive,
+    ss,
+    se: frame.progressive ? se : 63,
+    ah: frame.progressive ? ah : 0,
+    al: frame.progressive ? al : 0,
+  };
+}
+
+type ColorSpace = "grey" | "ycc" | "rgb" | "cmyk" | "ycck";
+
+/** libjpeg's `default_decompress_parms`: the colour space from markers and component ids. */
+function colorSpace(frame: Frame, jfif: boolean, adobeTransform: number): ColorSpace {
+  const ids = frame.components.map((c) => c.id);
+  if (ids.length === 1) return "grey";
+  if (ids.length === 3) {
+    if (jfif) return "ycc";
+    if (adobeTransform >= 0) return adobeTransform === 0 ? "rgb" : "ycc";
+    return ids[0] === 82 && ids[1] === 71 && ids[2] === 66 ? "rgb" : "ycc";
+  }
+  return adobeTransform > 0 ? "ycck" : "cmyk"; // transform 2, or unknown (libjpeg warns)
+}
+
+/** Inverse DCT of every block, upsampling and colour conversion. */
+function render(frame: Frame, space: ColorSpace): JpegPixels {
+  const { width, height, components, maxH, maxV } = frame;
+  const planes: ComponentPlane[] = components.map((c) => {
+    const stride = c.blocksWide * 8;
+    const data = new Uint8Array(stride * c.blocksHigh * 8);
+    const quant = c.quant!;
+    for (let by = 0; by < c.blocksHigh; by++) {
+      for (let bx = 0; bx < c.blocksWide; bx++) {
+        const offset = (by * c.paddedBlocksWide + bx) * 64;
+        idctIslow(c.coefficients, offset, quant, data, by * 8 * stride + bx * 8, stride);
+      }
+    }
+    c.coefficients = new Int16Array(0); // let the coefficients go
+    return {
+      data,
+      stride,
+      width: c.width,
+      height: c.height,
+      hExpand: maxH / c.h,
+      vExpand: maxV / c.v,
+    };
+  });
+  const channels = space === "grey" ? 1 : space === "cmyk" || space === "ycck" ? 4 : 3;
+  const out = new Uint8Array(width * height * channels);
+  const rowBuffers = planes.map((p) => new Uint8Array(p.width * p.hExpand + 8));
+  const rows = new Array<Uint8Array>(planes.length);
+  for (let y = 0; y < height; y++) {
+    for (let i = 0; i < planes.length; i++) rows[i] = upsampleRow(planes[i], y, rowBuffers[i]);
+    const o = y * width * channels;
+    if (space === "ycc") {
+      yccToRgbRow(rows[0], rows[1], rows[2], out, o, width);
+    } else if (space === "ycck") {
+      ycckToCmykRow(rows[0], rows[1], rows[2], rows[3], out, o, width);
+    } else if (space === "grey") {
+      out.set(rows[0].subarray(0, width), o);
+    } else {
+      for (let x = 0, j = o; x < width; x++) {
+        for (let c = 0; c < channels; c++, j++) {
+          // Pillow reads Adobe CMYK inverted ("CMYK;I"); RGB is copied.
+          out[j] = channels === 4 ? 255 - rows[c][x] : rows[c][x];
+        }
+      }
+    }
+  }
+  return { data: out, width, height, channels };
+}

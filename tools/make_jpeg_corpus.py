@@ -1,0 +1,257 @@
+"""Makes the JPEG corpus of tests/jpeg_exact.test.ts with Pillow (libjpeg-turbo).
+
+    python3 tools/make_jpeg_corpus.py OUT_DIR [--large]
+
+For each case it writes NAME.jpg (encoded by Pillow), NAME.raw (the samples of
+Image.open(NAME.jpg) in its own mode: L, RGB or CMYK) and NAME.rgb (the bytes
+of .convert("RGB")), and a manifest.json listing name, size, mode, sampling,
+progressive and restart interval. --large adds photos big enough to time the
+decoder (3000x2000 baseline, 4000x3000 progressive) without reference output.
+
+Restart intervals: Pillow 9 cannot write them, so restart_markers() re-emits a
+baseline file's entropy-coded data with an RSTn every N MCUs (DC predictions
+restarted, the same Huffman tables); Pillow then decodes the result.
+"""
+
+import io
+import json
+import os
+import sys
+
+from PIL import Image
+
+SKIMAGE = "/usr/lib/python3/dist-packages/skimage/data/"
+
+
+def photo(name):
+    return Image.open(os.path.join(SKIMAGE, name + ".png")).convert("RGB")
+
+
+def encode(image, **options):
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", **options)
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------- restarts
+
+
+def segments(data):
+    """Yields (marker, start, end) of each segment up to and including SOS."""
+    pos = 2
+    while True:
+        assert data[pos] == 0xFF
+        marker = data[pos + 1]
+        length = (data[pos + 2] << 8) | data[pos + 3]
+        yield marker, pos, pos + 2 + length
+        if marker == 0xDA:
+            return
+        pos += 2 + length
+
+
+class Huffman:
+    def __init__(self, counts, values):
+        self.decode = {}
+        self.encode = {}
+        code, k = 0, 0
+        for length in range(1, 17):
+            for _ in range(counts[length - 1]):
+                self.decode[(length, code)] = values[k]
+                self.encode[values[k]] = (length, code)
+                code += 1
+                k += 1
+            code <<= 1
+
+
+class Bits:
+    def __init__(self, data):
+        self.bits = []
+        i = 0
+        while i < len(data):
+            b = data[i]
+            if b == 0xFF:
+                if data[i + 1] != 0:
+                    break
+                i += 1
+            self.bits.extend((b >> (7 - k)) & 1 for k in range(8))
+            i += 1
+        self.pos = 0
+
+    def get(self, n):
+        v = 0
+        for _ in range(n):
+            v = (v << 1) | self.bits[self.pos]
+            self.pos += 1
+        return v
+
+    def symbol(self, table):
+        code, length = 0, 0
+        while True:
+            code = (code << 1) | self.get(1)
+            length += 1
+            if (length, code) in table.decode:
+                return table.decode[(length, code)]
+
+
+class Writer:
+    def __init__(self):
+        self.out = bytearray()
+        self.acc, self.n = 0, 0
+
+    def put(self, value, n):
+        for k in range(n - 1, -1, -1):
+            self.acc = (self.acc << 1) | ((value >> k) & 1)
+            self.n += 1
+            if self.n == 8:
+                self.out.append(self.acc)
+                if self.acc == 0xFF:
+                    self.out.append(0)
+                self.acc, self.n = 0, 0
+
+    def flush(self):
+        if self.n:
+            self.put((1 << (8 - self.n)) - 1, 8 - self.n)
+
+
+def extend(v, s):
+    return v - (1 << s) + 1 if s and v < (1 << (s - 1)) else v
+
+
+def category(v):
+    return abs(v).bit_length()
+
+
+def restart_markers(data, interval):
+    """Re-emits a baseline, interleaved JPEG with a restart every `interval` MCUs."""
+    dc, ac, frame, out = {}, {}, None, bytearray(data[:2])
+    for marker, start, end in segments(data):
+        seg = data[start + 4:end]
+        if marker == 0xC4:
+            p = 0
+            while p < len(seg):
+                counts = seg[p + 1:p + 17]
+                total = sum(counts)
+                table = Huffman(counts, seg[p + 17:p + 17 + total])
+                (dc if seg[p] >> 4 == 0 else ac)[seg[p] & 15] = table
+                p += 17 + total
+        if marker == 0xC0:
+            height, width, n = (seg[1] << 8) | seg[2], (seg[3] << 8) | seg[4], seg[5]
+            comps = [(seg[7 + 3 * i] >> 4, seg[7 + 3 * i] & 15) for i in range(n)]
+            frame = (width, height, comps)
+        if marker == 0xDA:
+            n = seg[0]
+            tables = [(dc[seg[2 + 2 * i] >> 4], ac[seg[2 + 2 * i] & 15]) for i in range(n)]
+            out += bytes([0xFF, 0xDD, 0, 4, interval >> 8, interval & 255])
+        out += data[start:end]
+        if marker == 0xDA:
+            scan_start = end
+    width, height, comps = frame
+    max_h = max(h for h, _ in comps)
+    max_v = max(v for _, v in comps)
+    if len(comps) == 1:
+        mcus = -(-width // 8) * -(-height // 8)
+        comps = [(1, 1)]
+    else:
+        mcus = -(-width // (8 * max_h)) * -(-height // (8 * max_v))
+    bits = Bits(data[scan_start:])
+    writer = Writer()
+    pred_in = [0] * len(comps)
+    pred_out = [0] * len(comps)
+    for mcu in range(mcus):
+        if mcu and mcu % interval == 0:
+            writer.flush()
+            writer.out += bytes([0xFF, 0xD0 + ((mcu // interval - 1) & 7)])
+            pred_out = [0] * len(comps)
+        for ci, (h, v) in enumerate(comps):
+            dct, act = tables[ci]
+            for _ in range(h * v):
+                s = bits.symbol(dct)
+                pred_in[ci] += extend(bits.get(s), s)
+                diff = pred_in[ci] - pred_out[ci]
+                pred_out[ci] = pred_in[ci]
+                s = category(diff)
+                writer.put(*reversed(dct.encode[s]))
+                writer.put(diff if diff >= 0 else diff + (1 << s) - 1, s)
+                k = 1
+                while k < 64:
+                    rs = bits.symbol(act)
+                    writer.put(*reversed(act.encode[rs]))
+                    r, s = rs >> 4, rs & 15
+                    if s == 0:
+                        if r != 15:
+                            break
+                        k += 16
+                        continue
+                    writer.put(bits.get(s), s)
+                    k += r + 1
+    writer.flush()
+    return bytes(out) + bytes(writer.out) + b"\xff\xd9"
+
+
+# ---------------------------------------------------------------- corpus
+
+
+def cases():
+    astronaut = photo("astronaut")
+    chelsea = photo("chelsea")
+    coffee = photo("coffee")
+    crop = astronaut.crop((100, 40, 260, 160))  # 160x120
+    for quality in (50, 75, 95, 100):
+        for subsampling, name in ((0, "444"), (1, "422"), (2, "420")):
+            yield f"crop_q{quality}_{name}", encode(crop, quality=quality, subsampling=subsampling)
+    odd = chelsea.crop((200, 100, 217, 133))  # 17x33
+    yield "odd_17x33_420", encode(odd, quality=85, subsampling=2)
+    yield "odd_17x33_422", encode(odd, quality=85, subsampling=1)
+    for w, h in ((1, 1), (2, 2), (3, 3), (7, 9), (9, 7), (4095, 3), (3, 4095)):
+        small = coffee.resize((w, h), Image.BILINEAR)
+        for subsampling, name in ((0, "444"), (2, "420")):
+            yield f"size_{w}x{h}_{name}", encode(small, quality=90, subsampling=subsampling)
+        yield f"size_{w}x{h}_422", encode(small, quality=90, subsampling=1)
+    grey = photo("camera").convert("L").crop((0, 0, 203, 141))
+    yield "grey_q75", encode(grey, quality=75)
+    yield "grey_progressive", encode(grey, quality=90, progressive=True)
+    yield "progressive_420", encode(chelsea, quality=85, subsampling=2, progressive=True)
+    yield "progressive_444", encode(crop, quality=92, subsampling=0, progressive=True)
+    yield "progressive_odd", encode(odd, quality=70, subsampling=1, progressive=True)
+    yield "optimized_420", encode(crop, quality=80, optimize=True)
+    yield "cmyk", encode(crop.convert("CMYK"), quality=90)
+    yield "cmyk_progressive", encode(odd.convert("CMYK"), quality=75, progressive=True)
+    base = encode(chelsea.crop((0, 0, 150, 101)), quality=88, subsampling=2)
+    yield "restart_1_420", restart_markers(base, 1)
+    yield "restart_7_420", restart_markers(base, 7)
+    yield "restart_5_444", restart_markers(encode(odd, quality=88, subsampling=0), 5)
+    yield "restart_3_grey", restart_markers(encode(grey, quality=60), 3)
+    yield "photo_chelsea_420", encode(chelsea, quality=90)
+
+
+def large_cases():
+    yield "large_3000x2000", encode(photo("coffee").resize((3000, 2000), Image.BICUBIC), quality=90)
+    yield "large_4000x3000_progressive", encode(
+        photo("astronaut").resize((4000, 3000), Image.BICUBIC), quality=90, progressive=True)
+
+
+def main():
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    manifest = []
+    for name, data in cases():
+        with open(os.path.join(out, name + ".jpg"), "wb") as f:
+            f.write(data)
+        image = Image.open(io.BytesIO(data))
+        image.load()
+        with open(os.path.join(out, name + ".raw"), "wb") as f:
+            f.write(image.tobytes())
+        with open(os.path.join(out, name + ".rgb"), "wb") as f:
+            f.write(image.convert("RGB").tobytes())
+        manifest.append({"name": name, "width": image.width, "height": image.height,
+                         "mode": image.mode, "bytes": len(data)})
+    if "--large" in sys.argv:
+        for name, data in large_cases():
+            with open(os.path.join(out, name + ".jpg"), "wb") as f:
+                f.write(data)
+    with open(os.path.join(out, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
