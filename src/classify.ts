@@ -6,12 +6,20 @@
  */
 
 import { ShapeError } from "./errors.ts";
-import type { ImageSource } from "./image/load.ts";
-import { preprocessBatch, type PreprocessOptions } from "./image/preprocess.ts";
+import { checkLoadOptions, type ImageSource } from "./image/load.ts";
+import {
+  evalTransform,
+  PREPROCESS_OPTION_KEYS,
+  preprocessChecked,
+  type PreprocessOptions,
+} from "./image/preprocess.ts";
 import { IMAGENET_CLASSES } from "./labels/imagenet.ts";
-import { type Prediction, topK } from "./labels/top_k.ts";
-import type { GoogLeNet } from "./model/googlenet.ts";
+import { checkLabels, type Prediction, topK } from "./labels/top_k.ts";
+import { GoogLeNet } from "./model/googlenet.ts";
 import type { Tensor } from "./tensor.ts";
+import { checkInstance, checkInteger, checkOptions } from "./validate.ts";
+
+const CLASSIFY_OPTION_KEYS = [...PREPROCESS_OPTION_KEYS, "top", "labels"];
 
 /** Options of {@linkcode classify} and {@linkcode classifyBatch}. */
 export interface ClassifyOptions extends PreprocessOptions {
@@ -31,6 +39,9 @@ export interface ClassifyOptions extends PreprocessOptions {
  * @param image PNG or JPEG bytes, a path, a URL or decoded pixels.
  * @param options `top`, `labels` and the transform's options.
  * @returns `top` rows of `{ index, label, probability }`, most probable first.
+ * @throws {OptionError} When `model` is not a GoogLeNet or an option is unknown or invalid.
+ * @throws {ShapeError} When `labels` has not one name per class.
+ * @throws {ImageError} When the image cannot be read or decoded.
  *
  * @example
  * ```ts
@@ -46,7 +57,7 @@ export async function classify(
   image: ImageSource,
   options: ClassifyOptions = {},
 ): Promise<Prediction[]> {
-  return (await classifyBatch(model, [image], options))[0];
+  return (await classifyImages("classify", model, [image], options))[0];
 }
 
 /**
@@ -56,6 +67,10 @@ export async function classify(
  * @param images At least one image.
  * @param options `top`, `labels` and the transform's options.
  * @returns One list of predictions per image, in order.
+ * @throws {OptionError} When `model` is not a GoogLeNet, `images` not an array or an option
+ * unknown or invalid.
+ * @throws {ShapeError} When `images` is empty or `labels` has not one name per class.
+ * @throws {ImageError} When an image cannot be read or decoded.
  *
  * @example
  * ```ts
@@ -71,14 +86,27 @@ export async function classifyBatch(
   images: readonly ImageSource[],
   options: ClassifyOptions = {},
 ): Promise<Prediction[][]> {
-  const top = options.top ?? 5;
-  const labels = options.labels ?? defaultLabels(model.numClasses);
+  return await classifyImages("classifyBatch", model, images, options);
+}
+
+async function classifyImages(
+  name: string,
+  model: GoogLeNet,
+  images: readonly ImageSource[],
+  options: ClassifyOptions,
+): Promise<Prediction[][]> {
+  checkInstance("model", model, [GoogLeNet]);
+  const checked = checkOptions(name, options, CLASSIFY_OPTION_KEYS);
+  const top = checkInteger("top", checked.top, { min: 1, default: 5 });
+  if (checked.labels !== undefined) checkLabels(checked.labels);
+  const labels = checked.labels ?? defaultLabels(model.numClasses);
   if (labels.length !== model.numClasses) {
     throw new ShapeError(
       `Expected ${model.numClasses} labels for this model, got ${labels.length}`,
     );
   }
-  const batch = await preprocessBatch(images, options);
+  const transform = evalTransform(checked);
+  const batch = await preprocessChecked(images, transform, checkLoadOptions(checked));
   const training = model.training;
   // The plan is chosen when forward is called, so the mode can be restored at once.
   const pending = model.eval().forward(batch);

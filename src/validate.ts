@@ -284,11 +284,12 @@ export function checkBoolean(
 export function checkInstance<T>(
   name: string,
   value: unknown,
-  types: readonly ((abstract new (...args: never[]) => unknown) & { prototype: T })[],
+  types: readonly { readonly prototype: T; readonly name: string }[],
   check: CheckOptions<T> = {},
 ): T {
   if (value === undefined && "default" in check) return check.default!;
-  if (!types.some((type) => value instanceof type)) {
+  // Classes with private constructors (GoogLeNet) are classes all the same.
+  if (!types.some((type) => value instanceof (type as unknown as typeof Object))) {
     const names = types.map((t) => t.name);
     throw new (check.error ?? OptionError)(
       `Expected ${name} to be ${names.length > 1 ? "one of " : "a "}${names.join(", ")}, got ${

@@ -5,7 +5,8 @@
  * @module
  */
 
-import { ImageError } from "../errors.ts";
+import { ImageError, OptionError } from "../errors.ts";
+import { checkBoolean, checkInteger, checkOptions, describeValue } from "../validate.ts";
 import { decodeJpeg, readJpegHeader } from "./jpeg.ts";
 import { applyOrientation } from "./orientation.ts";
 import type { RgbImage } from "./pixels.ts";
@@ -13,6 +14,14 @@ import { decodePng, readPngHeader } from "./png.ts";
 
 /** Default {@linkcode DecodeOptions.maxPixels}: 64 megapixels. */
 export const DEFAULT_MAX_PIXELS = 64_000_000;
+/** The largest `maxPixels` accepted: 2^30 pixels (3 GiB of RGB). */
+const MAX_MAX_PIXELS = 2 ** 30;
+
+/** Every option name of {@linkcode DecodeOptions}. */
+export const DECODE_OPTION_KEYS: readonly string[] = Object.freeze([
+  "maxPixels",
+  "exifOrientation",
+]);
 
 /** Options of {@linkcode decodeImage}. */
 export interface DecodeOptions {
@@ -44,6 +53,7 @@ const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
  * @returns The decoded, upright image.
  * @throws {ImageError} When the bytes are not PNG or JPEG, are corrupt or
  * truncated, or declare more than `maxPixels` pixels.
+ * @throws {OptionError} When `bytes` is not bytes or an option is unknown or invalid.
  *
  * @example
  * ```ts
@@ -56,8 +66,79 @@ export function decodeImage(
   bytes: Uint8Array | ArrayBuffer,
   options: DecodeOptions = {},
 ): RgbImage {
-  const { maxPixels = DEFAULT_MAX_PIXELS, exifOrientation = true } = options;
-  const data = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  const checked = checkDecodeOptions(checkOptions("decodeImage", options, DECODE_OPTION_KEYS));
+  return decodeChecked(imageBytes(bytes), checked);
+}
+
+/**
+ * The decode options with their defaults, each checked (the names are not:
+ * callers whose options extend {@linkcode DecodeOptions} check those).
+ *
+ * @param options Options as given.
+ * @returns `maxPixels` and `exifOrientation`, checked.
+ * @throws {OptionError} When `maxPixels` is not an integer from 1 to 2^30 or
+ * `exifOrientation` not a boolean.
+ *
+ * @example
+ * ```ts
+ * import { checkDecodeOptions } from "./decode.ts";
+ * console.log(checkDecodeOptions({})); // { maxPixels: 64000000, exifOrientation: true }
+ * ```
+ */
+export function checkDecodeOptions(options: DecodeOptions): Required<DecodeOptions> {
+  return {
+    maxPixels: checkInteger("maxPixels", options.maxPixels, {
+      min: 1,
+      max: MAX_MAX_PIXELS,
+      default: DEFAULT_MAX_PIXELS,
+    }),
+    exifOrientation: checkBoolean("exifOrientation", options.exifOrientation, { default: true }),
+  };
+}
+
+/**
+ * The encoded bytes of an image given as a `Uint8Array`, another typed
+ * array, a `DataView` or an `ArrayBuffer`.
+ *
+ * @param bytes The image as given.
+ * @returns A `Uint8Array` over the same bytes.
+ * @throws {OptionError} When `bytes` is none of those.
+ *
+ * @example
+ * ```ts
+ * import { imageBytes } from "./decode.ts";
+ * console.log(imageBytes(new ArrayBuffer(2)).length); // 2
+ * ```
+ */
+export function imageBytes(bytes: unknown): Uint8Array {
+  if (bytes instanceof Uint8Array) return bytes;
+  if (ArrayBuffer.isView(bytes)) {
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  if (bytes instanceof ArrayBuffer) return new Uint8Array(bytes);
+  throw new OptionError(
+    `Expected the image as bytes (a Uint8Array or ArrayBuffer), got ${describeValue(bytes)}`,
+  );
+}
+
+/**
+ * {@linkcode decodeImage} with options already checked.
+ *
+ * @param data The encoded image.
+ * @param options Checked options.
+ * @returns The decoded, upright image.
+ * @throws {ImageError} As {@linkcode decodeImage}.
+ *
+ * @example
+ * ```ts
+ * import { decodeChecked } from "./decode.ts";
+ * const bytes = await Deno.readFile("assets/chelsea.jpg");
+ * const image = decodeChecked(bytes, { maxPixels: 1e6, exifOrientation: true });
+ * console.log(image.width); // 451
+ * ```
+ */
+export function decodeChecked(data: Uint8Array, options: Required<DecodeOptions>): RgbImage {
+  const { maxPixels, exifOrientation } = options;
   if (PNG_SIGNATURE.every((b, i) => data[i] === b)) {
     const header = readPngHeader(data);
     checkSize(header.width, header.height, maxPixels);

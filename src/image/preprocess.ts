@@ -5,10 +5,18 @@
  * @module
  */
 
-import { ShapeError } from "../errors.ts";
+import { OptionError, ShapeError } from "../errors.ts";
 import { Tensor } from "../tensor.ts";
-import type { DecodeOptions } from "./decode.ts";
-import { type ImageSource, loadImage } from "./load.ts";
+import { checkEnum, checkInteger, checkNumber, checkOptions, describeValue } from "../validate.ts";
+import { checkDecodeOptions } from "./decode.ts";
+import {
+  type CheckedLoadOptions,
+  checkLoadOptions,
+  type ImageSource,
+  LOAD_OPTION_KEYS,
+  loadChecked,
+  type LoadImageOptions,
+} from "./load.ts";
 import type { RgbImage } from "./pixels.ts";
 import { resizeBilinear } from "./resize.ts";
 
@@ -27,9 +35,23 @@ const PRESETS: Record<Normalization, readonly (readonly number[])[]> = {
   imagenet: [IMAGENET_MEAN, IMAGENET_STD],
   half: [[0.5, 0.5, 0.5], [0.5, 0.5, 0.5]],
 };
+/** Largest `resize`: the resized image is never made whole, but its long side must stay exact. */
+const MAX_RESIZE = 65_536;
+/** Most float32 elements of a batch preprocessBatch allocates (1 GiB). */
+const MAX_BATCH_ELEMENTS = 2 ** 28;
+
+/** Every option name of {@linkcode PreprocessOptions}. */
+export const PREPROCESS_OPTION_KEYS: readonly string[] = Object.freeze([
+  ...LOAD_OPTION_KEYS,
+  "resize",
+  "crop",
+  "normalization",
+  "mean",
+  "std",
+]);
 
 /** Options of {@linkcode preprocess}. */
-export interface PreprocessOptions extends DecodeOptions {
+export interface PreprocessOptions extends LoadImageOptions {
   /** Length the shorter side is resized to. @default {256} */
   resize?: number;
   /** Side of the centred square crop, at most `resize`. @default {224} */
@@ -55,7 +77,7 @@ export interface PreprocessOptions extends DecodeOptions {
  * @returns A `[1, 3, crop, crop]` NCHW tensor.
  * @throws {ImageError} When the image cannot be read or decoded or is too large.
  * @throws {ShapeError} When decoded pixels have inconsistent dimensions.
- * @throws {RangeError} When an option is out of range.
+ * @throws {OptionError} When an option is unknown, of the wrong type or out of range.
  *
  * @example
  * ```ts
@@ -68,8 +90,10 @@ export async function preprocess(
   image: ImageSource,
   options: PreprocessOptions = {},
 ): Promise<Tensor> {
-  const transform = evalTransform(options);
-  return new Tensor(transform(await loadImage(image, options)), [
+  const checked = checkOptions("preprocess", options, PREPROCESS_OPTION_KEYS);
+  const transform = evalTransform(checked);
+  const load = checkLoadOptions(checked);
+  return new Tensor(transform(await loadChecked(image, load)), [
     1,
     3,
     transform.crop,
@@ -85,7 +109,7 @@ export async function preprocess(
  * @returns An `[N, 3, crop, crop]` NCHW tensor, images in order.
  * @throws {ShapeError} When `images` is empty or decoded pixels have inconsistent dimensions.
  * @throws {ImageError} When an image cannot be read or decoded or is too large.
- * @throws {RangeError} When an option is out of range.
+ * @throws {OptionError} When an option is unknown, of the wrong type or out of range.
  *
  * @example
  * ```ts
@@ -98,48 +122,99 @@ export async function preprocessBatch(
   images: readonly ImageSource[],
   options: PreprocessOptions = {},
 ): Promise<Tensor> {
-  if (images.length === 0) throw new ShapeError("Expected at least one image in the batch, got 0");
-  const transform = evalTransform(options);
-  const size = 3 * transform.crop * transform.crop;
-  const out = new Float32Array(images.length * size);
-  const loaded = await Promise.all(images.map((image) => loadImage(image, options)));
-  loaded.forEach((image, n) => out.set(transform(image), n * size));
-  return new Tensor(out, [images.length, 3, transform.crop, transform.crop]);
+  const checked = checkOptions("preprocessBatch", options, PREPROCESS_OPTION_KEYS);
+  return await preprocessChecked(images, evalTransform(checked), checkLoadOptions(checked));
 }
 
-/** Validates `options` and returns the resize-crop-normalise step they describe. */
-function evalTransform(options: PreprocessOptions) {
-  const { resize = 256, crop = 224, normalization = "imagenet" } = options;
+/**
+ * Checks the transform options of {@linkcode PreprocessOptions} (not the
+ * names) and returns the resize-crop-normalise step they describe. `crop`
+ * is at most `resize`, and its square at most `maxPixels`.
+ *
+ * @param options Options as given.
+ * @returns The transform of one decoded image, with its `crop` size.
+ * @throws {OptionError} When an option has the wrong type or is out of range.
+ *
+ * @example
+ * ```ts
+ * import { evalTransform } from "./preprocess.ts";
+ * console.log(evalTransform({ crop: 200 }).crop); // 200
+ * ```
+ */
+export function evalTransform(
+  options: PreprocessOptions,
+): ((image: RgbImage) => Float32Array) & { crop: number } {
+  const resize = checkInteger("resize", options.resize, { min: 1, max: MAX_RESIZE, default: 256 });
+  const { maxPixels } = checkDecodeOptions(options);
+  const crop = checkInteger("crop", options.crop, {
+    min: 1,
+    max: Math.min(resize, Math.floor(Math.sqrt(maxPixels))),
+    default: 224,
+  });
+  const normalization = checkEnum("normalization", options.normalization, ["imagenet", "half"], {
+    default: "imagenet",
+  });
   const preset = PRESETS[normalization];
-  if (preset === undefined) {
-    throw new RangeError(
-      `Expected normalization "imagenet" or "half", got ${JSON.stringify(normalization)}`,
-    );
-  }
-  if (!Number.isSafeInteger(resize) || resize < 1) {
-    throw new RangeError(`Expected resize to be a positive integer, got ${resize}`);
-  }
-  if (!Number.isSafeInteger(crop) || crop < 1 || crop > resize) {
-    throw new RangeError(
-      `Expected crop to be an integer from 1 to resize (${resize}), got ${crop}`,
-    );
-  }
   const mean = channelValues("mean", options.mean ?? preset[0]);
   const std = channelValues("std", options.std ?? preset[1]);
   if (std.some((s) => s === 0)) {
-    throw new RangeError(`Expected a non-zero std, got [${std.join(", ")}]`);
+    throw new OptionError(`Expected std to be non-zero, got [${std.join(", ")}]`);
   }
   const apply = (image: RgbImage) => normalize(resizeAndCrop(image, resize, crop), mean, std);
   return Object.assign(apply, { crop });
 }
 
-function channelValues(name: string, values: readonly number[]): Float32Array {
-  if (values.length !== 3 || !values.every(Number.isFinite)) {
-    throw new RangeError(
-      `Expected ${name} to be 3 finite numbers (R, G, B), got [${values.join(", ")}]`,
+/**
+ * {@linkcode preprocessBatch} with its options already checked. The batch's
+ * size is checked before it is allocated, and the images are read and decoded
+ * one at a time, so memory holds one decoded image besides the batch.
+ *
+ * @param images At least one image.
+ * @param transform From {@linkcode evalTransform}.
+ * @param load Checked load options.
+ * @returns An `[N, 3, crop, crop]` NCHW tensor, images in order.
+ * @throws {ShapeError} When `images` is empty.
+ * @throws {OptionError} When `images` is not an array or the batch exceeds 2^28 elements.
+ *
+ * @example
+ * ```ts
+ * import { evalTransform, preprocessChecked } from "./preprocess.ts";
+ * import { checkLoadOptions } from "./load.ts";
+ * const batch = await preprocessChecked(["assets/chelsea.jpg"], evalTransform({}), checkLoadOptions({}));
+ * console.log(batch.shape); // [1, 3, 224, 224]
+ * ```
+ */
+export async function preprocessChecked(
+  images: readonly ImageSource[],
+  transform: ReturnType<typeof evalTransform>,
+  load: CheckedLoadOptions,
+): Promise<Tensor> {
+  if (!Array.isArray(images)) {
+    throw new OptionError(`Expected images to be an array of images, got ${describeValue(images)}`);
+  }
+  if (images.length === 0) throw new ShapeError("Expected at least one image in the batch, got 0");
+  const list = [...images];
+  const size = 3 * transform.crop * transform.crop;
+  if (list.length * size > MAX_BATCH_ELEMENTS) {
+    throw new OptionError(
+      `Expected a batch of at most ${MAX_BATCH_ELEMENTS} float32 elements (1 GiB), got ` +
+        `${list.length} images of ${size}`,
     );
   }
-  return Float32Array.from(values);
+  const out = new Float32Array(list.length * size);
+  for (let n = 0; n < list.length; n++) {
+    out.set(transform(await loadChecked(list[n], load)), n * size);
+  }
+  return new Tensor(out, [list.length, 3, transform.crop, transform.crop]);
+}
+
+function channelValues(name: string, values: unknown): Float32Array {
+  if (!Array.isArray(values) || values.length !== 3) {
+    throw new OptionError(
+      `Expected ${name} to be 3 finite numbers (R, G, B), got ${describeValue(values)}`,
+    );
+  }
+  return Float32Array.from(values, (v, i) => checkNumber(`${name}[${i}]`, v));
 }
 
 /**
