@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { gzipSync } from "npm:fflate@0.8.2";
-import { DatasetError } from "../src/errors.ts";
+import { DatasetError, OptionError } from "../src/errors.ts";
 import {
   FASHION_MNIST_CLASSES,
   FASHION_MNIST_MEAN,
@@ -119,7 +119,7 @@ Deno.test("readIdx: maxBytes bounds the file and the declared elements", async (
     () => parseIdx(idx(0x08, [1000], new Uint8Array(4)), { maxBytes: 100 }),
     /declares shape \[1000\] of uint8 \(1000 bytes\): expected at most 100 bytes \(maxBytes\)/,
   );
-  assert.throws(() => parseIdx(IMAGES, { maxBytes: 0 }), RangeError);
+  assert.throws(() => parseIdx(IMAGES, { maxBytes: 0 }), OptionError);
   const path = await Deno.makeTempFile({ suffix: ".idx" });
   try {
     await Deno.writeFile(path, IMAGES);
@@ -149,9 +149,9 @@ Deno.test("IdxDataset: pairs images and labels, grey replicated to RGB", async (
   const raw = await dataset.raw(2);
   assert.equal(raw.label, 1);
   assert.equal(raw.name, "image 2");
-  assert.throws(() => dataset.get(3), RangeError);
-  assert.throws(() => dataset.get(-1), RangeError);
-  assert.throws(() => dataset.get(0.5), RangeError);
+  assert.throws(() => dataset.get(3), OptionError);
+  assert.throws(() => dataset.get(-1), OptionError);
+  assert.throws(() => dataset.get(0.5), OptionError);
   const named = await loadIdxDataset({ images: IMAGES, labels: LABELS, classes: ["a", "b", "c"] });
   assert.deepEqual(named.classes, ["a", "b", "c"]);
 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ShapeError } from "../src/errors.ts";
+import { OptionError, ShapeError } from "../src/errors.ts";
 import { decodeImage } from "../src/image/decode.ts";
 import type { RgbImage } from "../src/image/pixels.ts";
 import { Random, type RandomSource } from "../src/data/random.ts";
@@ -224,7 +224,7 @@ Deno.test("transforms: wrong input kinds and options are clear errors", () => {
   assert.throws(() => new Resize(4).apply(tensor), /Resize expects an RGB image, got a tensor/);
   assert.throws(() => new Normalize().apply(image), /Normalize expects a \[C, H, W\] tensor/);
   assert.throws(() => new Compose([new Resize(2)]).tensor(image), /add ToTensor\(\)/);
-  assert.throws(() => new Resize(0), RangeError);
+  assert.throws(() => new Resize(0), OptionError);
   assert.throws(() => new Resize([2, 2], { maxSize: 3 }), /maxSize only with an integer size/);
   assert.throws(() => new RandomResizedCrop(4, { scale: [1, 0.5] }), /scale to be \[min, max\]/);
   assert.throws(() => new RandomHorizontalFlip(2), /p in \[0, 1\]/);
@@ -234,6 +234,6 @@ Deno.test("transforms: wrong input kinds and options are clear errors", () => {
     () => transformFromSpec({ name: "ColorJitter" } as never),
     /Unknown transform "ColorJitter"/,
   );
-  assert.throws(() => resizedCrop(image, { top: 0, left: 0, height: 0, width: 1 }, 2), RangeError);
+  assert.throws(() => resizedCrop(image, { top: 0, left: 0, height: 0, width: 1 }, 2), OptionError);
   assert.throws(() => trainTransform("mixup" as never), /expected "torchvision", "flip" or "none"/);
 });

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { DatasetError } from "../errors.ts";
+import { DatasetError, OptionError } from "../errors.ts";
 import { decodeImage, type DecodeOptions } from "../image/decode.ts";
 import { type PixelData, type RgbImage, toRgb } from "../image/pixels.ts";
 import { Random } from "./random.ts";
@@ -75,11 +75,11 @@ export function decodeRaw(raw: RawSample, options?: DecodeOptions): RgbImage {
  *
  * @param index The requested index.
  * @param length The data set's length.
- * @throws {RangeError} When it is not.
+ * @throws {OptionError} When it is not.
  */
 export function checkIndex(index: number, length: number): void {
   if (!Number.isSafeInteger(index) || index < 0 || index >= length) {
-    throw new RangeError(`Expected a sample index from 0 to ${length - 1}, got ${index}`);
+    throw new OptionError(`Expected a sample index from 0 to ${length - 1}, got ${index}`);
   }
 }
 
@@ -110,7 +110,7 @@ export class Subset implements Dataset {
    *
    * @param dataset The underlying data set.
    * @param indices Indices into it.
-   * @throws {RangeError} When an index is out of range.
+   * @throws {OptionError} When an index is out of range.
    */
   constructor(dataset: Dataset, indices: readonly number[]) {
     for (const i of indices) checkIndex(i, dataset.length);
@@ -169,7 +169,7 @@ export interface SplitOptions {
  * @param dataset The data set to split.
  * @param options The validation share and the seed.
  * @returns The two subsets, disjoint and together the whole set.
- * @throws {RangeError} When `valFraction` is not in `[0, 1)`.
+ * @throws {OptionError} When `valFraction` is not in `[0, 1)`.
  * @throws {DatasetError} When the training part would be empty.
  *
  * @example
@@ -190,7 +190,7 @@ export function splitDataset(
 ): { train: Subset; val: Subset } {
   const { valFraction = 0.1, seed = 0 } = options;
   if (!(valFraction >= 0 && valFraction < 1)) {
-    throw new RangeError(`Expected valFraction in [0, 1), got ${valFraction}`);
+    throw new OptionError(`Expected valFraction in [0, 1), got ${valFraction}`);
   }
   const order = new Random(seed).shuffle(Array.from({ length: dataset.length }, (_, i) => i));
   const valLength = Math.floor(dataset.length * valFraction);

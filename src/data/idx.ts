@@ -9,7 +9,7 @@
  */
 
 import { Gunzip } from "npm:fflate@0.8.2";
-import { DatasetError } from "../errors.ts";
+import { DatasetError, OptionError } from "../errors.ts";
 import { checkIndex, type Dataset, type RawSample, type Sample } from "./dataset.ts";
 
 /** Element types of the IDX format, by PyTorch-style name. */
@@ -277,7 +277,7 @@ function toNative(bytes: Uint8Array, dtype: IdxDType, count: number): IdxData {
 
 function budget(options: ReadIdxOptions): number {
   const { maxBytes = DEFAULT_IDX_MAX_BYTES } = options;
-  if (!(maxBytes > 0)) throw new RangeError(`Expected a positive maxBytes, got ${maxBytes}`);
+  if (!(maxBytes > 0)) throw new OptionError(`Expected a positive maxBytes, got ${maxBytes}`);
   return maxBytes;
 }
 
@@ -406,7 +406,7 @@ export class IdxDataset implements Dataset {
    *
    * @param index From 0 to `length - 1`.
    * @returns The raw sample (1-channel pixels, a view of the file's data).
-   * @throws {RangeError} When `index` is out of range.
+   * @throws {OptionError} When `index` is out of range.
    */
   raw(index: number): Promise<RawSample> {
     checkIndex(index, this.length);
@@ -428,7 +428,7 @@ export class IdxDataset implements Dataset {
    *
    * @param index From 0 to `length - 1`.
    * @returns The image and label.
-   * @throws {RangeError} When `index` is out of range.
+   * @throws {OptionError} When `index` is out of range.
    */
   get(index: number): Promise<Sample> {
     checkIndex(index, this.length);

@@ -12,6 +12,8 @@
  * `torch.empty(1).uniform_(low, high)` (float32) and `torch.randint(low, high)`.
  * {@linkcode Random} implements it; a test can replay recorded torch draws.
  */
+import { OptionError } from "../errors.ts";
+
 export interface RandomSource {
   /**
    * A float32 number uniform in `[low, high)`.
@@ -117,7 +119,7 @@ export class Random implements RandomSource {
    * @param low Inclusive lower bound, an integer.
    * @param high Exclusive upper bound, an integer greater than `low`.
    * @returns An integer.
-   * @throws {RangeError} When the range is empty or not made of safe integers.
+   * @throws {OptionError} When the range is empty or not made of safe integers.
    *
    * @example
    * ```ts
@@ -128,7 +130,7 @@ export class Random implements RandomSource {
    */
   randint(low: number, high: number): number {
     if (!Number.isSafeInteger(low) || !Number.isSafeInteger(high) || high <= low) {
-      throw new RangeError(`Expected integers low < high for randint, got ${low} and ${high}`);
+      throw new OptionError(`Expected integers low < high for randint, got ${low} and ${high}`);
     }
     return low + Math.floor(this.next() * (high - low));
   }

@@ -15,7 +15,7 @@
  * @module
  */
 
-import { ShapeError } from "../errors.ts";
+import { OptionError, ShapeError } from "../errors.ts";
 import type { RgbImage } from "../image/pixels.ts";
 import { resizeBilinear } from "../image/resize.ts";
 import { Tensor } from "../tensor.ts";
@@ -154,7 +154,7 @@ export function randomResizedCropBox(
  * @param image The source image.
  * @param box The rectangle, at least 1x1.
  * @returns The cropped image.
- * @throws {RangeError} When the box is not made of integers or is empty.
+ * @throws {OptionError} When the box is not made of integers or is empty.
  *
  * @example
  * ```ts
@@ -166,7 +166,7 @@ export function randomResizedCropBox(
 export function crop(image: RgbImage, box: Box): RgbImage {
   const { top, left, height, width } = box;
   if (![top, left, height, width].every(Number.isSafeInteger) || height < 1 || width < 1) {
-    throw new RangeError(
+    throw new OptionError(
       `Expected an integer crop box of at least 1x1, got top ${top}, left ${left}, ${width}x${height}`,
     );
   }
@@ -194,7 +194,7 @@ export function crop(image: RgbImage, box: Box): RgbImage {
  * @param box The crop rectangle.
  * @param size Output `[height, width]`, or one number for a square.
  * @returns The resized crop.
- * @throws {RangeError} When the box or size is invalid.
+ * @throws {OptionError} When the box or size is invalid.
  *
  * @example
  * ```ts
@@ -255,7 +255,7 @@ function pair(name: string, size: number | readonly number[]): [number, number] 
     (typeof size !== "number" && size.length !== 2) || !Number.isSafeInteger(h) ||
     !Number.isSafeInteger(w) || h < 1 || w < 1
   ) {
-    throw new RangeError(
+    throw new OptionError(
       `Expected ${name} to be a positive integer or [height, width], got ${JSON.stringify(size)}`,
     );
   }
@@ -266,7 +266,7 @@ function range(name: string, value: readonly number[]): [number, number] {
   if (
     value.length !== 2 || !value.every((v) => Number.isFinite(v) && v > 0) || value[0] > value[1]
   ) {
-    throw new RangeError(
+    throw new OptionError(
       `Expected ${name} to be [min, max] with 0 < min <= max, got ${JSON.stringify(value)}`,
     );
   }
@@ -313,7 +313,7 @@ export class RandomResizedCrop implements Transform {
    *
    * @param size Output side, or `[height, width]`.
    * @param options The `scale` and `ratio` ranges.
-   * @throws {RangeError} When a size or range is invalid.
+   * @throws {OptionError} When a size or range is invalid.
    */
   constructor(size: number | readonly [number, number], options: RandomResizedCropOptions = {}) {
     this.spec = {
@@ -358,10 +358,10 @@ export class RandomHorizontalFlip implements Transform {
    * Creates the transform.
    *
    * @param p Probability of flipping, in `[0, 1]`. @default {0.5}
-   * @throws {RangeError} When `p` is out of range.
+   * @throws {OptionError} When `p` is out of range.
    */
   constructor(p = 0.5) {
-    if (!(p >= 0 && p <= 1)) throw new RangeError(`Expected p in [0, 1], got ${p}`);
+    if (!(p >= 0 && p <= 1)) throw new OptionError(`Expected p in [0, 1], got ${p}`);
     this.spec = { name: "RandomHorizontalFlip", p };
   }
 
@@ -405,17 +405,17 @@ export class Resize implements Transform {
    *
    * @param size The shorter side, or `[height, width]`.
    * @param options `maxSize` for an integer size.
-   * @throws {RangeError} When the size is invalid or `maxSize` is not above it.
+   * @throws {OptionError} When the size is invalid or `maxSize` is not above it.
    */
   constructor(size: number | readonly [number, number], options: ResizeOptions = {}) {
     const [h, w] = pair("size", size);
     const { maxSize } = options;
     if (maxSize !== undefined) {
       if (typeof size !== "number") {
-        throw new RangeError("Expected maxSize only with an integer size (the shorter side)");
+        throw new OptionError("Expected maxSize only with an integer size (the shorter side)");
       }
       if (!Number.isSafeInteger(maxSize) || maxSize <= size) {
-        throw new RangeError(
+        throw new OptionError(
           `Expected maxSize to be an integer above size ${size}, got ${maxSize}`,
         );
       }
@@ -473,7 +473,7 @@ export class CenterCrop implements Transform {
    * Creates the transform.
    *
    * @param size Side, or `[height, width]`.
-   * @throws {RangeError} When the size is invalid.
+   * @throws {OptionError} When the size is invalid.
    */
   constructor(size: number | readonly [number, number]) {
     this.spec = { name: "CenterCrop", size: pair("size", size) };
@@ -560,18 +560,18 @@ export class Normalize implements Transform {
    * Creates the transform.
    *
    * @param options Mean and std, 1 or 3 values each.
-   * @throws {RangeError} When a value is not finite, a std is 0, or the counts are wrong.
+   * @throws {OptionError} When a value is not finite, a std is 0, or the counts are wrong.
    */
   constructor(options: NormalizeOptions = {}) {
     const { mean = [0.5], std = [0.5] } = options;
     for (const [name, values] of [["mean", mean], ["std", std]] as const) {
       if ((values.length !== 1 && values.length !== 3) || !values.every(Number.isFinite)) {
-        throw new RangeError(
+        throw new OptionError(
           `Expected ${name} to be 1 or 3 finite numbers, got ${JSON.stringify(values)}`,
         );
       }
     }
-    if (std.some((s) => s === 0)) throw new RangeError(`Expected a non-zero std, got ${std}`);
+    if (std.some((s) => s === 0)) throw new OptionError(`Expected a non-zero std, got ${std}`);
     this.spec = { name: "Normalize", mean: [...mean], std: [...std] };
   }
 
@@ -664,7 +664,7 @@ export class Compose implements Transform {
  *
  * @param spec A transform's `spec`.
  * @returns The transform.
- * @throws {RangeError} When the spec names no known transform or has invalid values.
+ * @throws {OptionError} When the spec names no known transform or has invalid values.
  *
  * @example
  * ```ts
@@ -692,7 +692,7 @@ export function transformFromSpec(spec: TransformSpec): Transform {
     default: {
       const unknown: never = spec;
       const name = (unknown as { name?: unknown } | undefined)?.name;
-      throw new RangeError(
+      throw new OptionError(
         `Unknown transform ${
           JSON.stringify(name)
         }: expected RandomResizedCrop, RandomHorizontalFlip, Resize, CenterCrop, ToTensor, Normalize or Compose`,
@@ -725,7 +725,7 @@ export interface PresetOptions {
  * @param augment The preset.
  * @param options Size and normalisation.
  * @returns The pipeline.
- * @throws {RangeError} When the preset or an option is invalid.
+ * @throws {OptionError} When the preset or an option is invalid.
  *
  * @example
  * ```ts
@@ -746,7 +746,7 @@ export function trainTransform(augment: Augmentation, options: PresetOptions = {
     case "none":
       return new Compose([new Resize([size, size]), ...tail]);
     default:
-      throw new RangeError(
+      throw new OptionError(
         `Unknown augmentation ${JSON.stringify(augment)}: expected "torchvision", "flip" or "none"`,
       );
   }
