@@ -272,6 +272,43 @@ for (const backend of ["auto", "wasm"]) {
       } (touchFreshMemory: the page faults of that much fresh memory, for scale)`,
   );
 }
+// Cold start as a ratio that holds across machines: ours and onnxruntime-web's
+// Wasm EP, one thread each (as on the edge), a fresh process each, import ->
+// first logits, in alternating rounds (which runs first alternates too).
+{
+  const coldStart = async (script: string, args: string[]): Promise<number> => {
+    const { stdout, success } = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-read", "--allow-env", script, ...args],
+      stdout: "piped",
+      stderr: "inherit",
+    }).output();
+    if (!success) throw new Error(`${script} ${args.join(" ")} failed`);
+    const lines = new TextDecoder().decode(stdout).trim().split("\n");
+    return JSON.parse(lines[lines.length - 1]).ms.importToFirstLogits;
+  };
+  const ours = new URL("../tools/edge/cold_start.ts", import.meta.url).pathname;
+  const theirs = new URL("../tools/edge/cold_start_ort.ts", import.meta.url).pathname;
+  const times: { ours: number; theirs: number }[] = [];
+  for (let round = 0; round < 5; round++) {
+    const runOurs = () => coldStart(ours, ["wasm", "1"]);
+    const runTheirs = () => coldStart(theirs, ["1"]);
+    if (round % 2 === 0) times.push({ ours: await runOurs(), theirs: await runTheirs() });
+    else {
+      const t = await runTheirs();
+      times.push({ ours: await runOurs(), theirs: t });
+    }
+  }
+  const med = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1];
+  const ratios = times.map((t) => t.ours / t.theirs);
+  note(
+    `Cold start ratio (fresh process, weights in memory, 1 thread, import -> first logits, ` +
+      `median of ${times.length} alternating rounds): googlenet-wasm ${
+        med(times.map((t) => t.ours)).toFixed(0)
+      } ms, onnxruntime-web wasm ${med(times.map((t) => t.theirs)).toFixed(0)} ms, ours / theirs ${
+        med(ratios).toFixed(2)
+      } (per-round ${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})`,
+  );
+}
 for (const m of [single, singleFast]) {
   note(
     `Wasm memory after batch 1 (1 thread, seed, no aux, prefer ${m.prefer}): ${

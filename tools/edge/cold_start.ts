@@ -5,11 +5,12 @@
  * with, for scale, the time this process then takes to touch as many fresh
  * bytes as the model's Wasm memory (one write per 4 KB page): the part of
  * the cold start that is page faults, which no library code can avoid.
- * The optional argument is the backend (`auto`, the default, or `wasm`).
+ * The optional arguments are the backend (`auto`, the default, or `wasm`) and
+ * the thread count (default: all cores).
  * Run by `tests/edge_entry.test.ts` and `deno task bench`:
  *
  * ```sh
- * deno run --no-prompt --allow-read=src tools/edge/cold_start.ts [auto|wasm]
+ * deno run --no-prompt --allow-read=src tools/edge/cold_start.ts [auto|wasm] [threads]
  * ```
  *
  * @module
@@ -26,7 +27,8 @@ const started = performance.now();
 const { GoogLeNet, Tensor } = await import("../../mod.ts");
 const imported = performance.now();
 const backend = Deno.args[0] === "wasm" ? "wasm" : "auto";
-const model = await GoogLeNet.create({ auxLogits: false, stateDict, backend });
+const threads = Deno.args[1] ? { threads: Number(Deno.args[1]) } : {};
+const model = await GoogLeNet.create({ auxLogits: false, stateDict, backend, ...threads });
 const created = performance.now();
 const logits = await model.forward(Tensor.zeros([1, 3, 224, 224]));
 const done = performance.now();
