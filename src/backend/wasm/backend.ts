@@ -252,11 +252,13 @@ export class WasmBackend implements Backend {
         if (this.#installed.length >= INSTALLED_PLANS) this.#pool.forget(this.#installed.shift()!);
       }
       this.#installed.push(plan);
+      // Idle workers end (so that they do not keep the host alive) and failed ones are let go.
+      await this.#pool.wake();
     }
     const heap = new Float32Array(this.#memory.buffer);
     copyInput(plan, input, heap, layout.arena / 4 + plan.buffers[plan.input].offset);
     if (this.#pool) {
-      this.#pool.run(plan, layout, seeds);
+      await this.#pool.run(plan, layout, seeds);
     } else {
       try {
         runSerial(this.#kernels, plan, layout, this.#serial(plan), seeds);

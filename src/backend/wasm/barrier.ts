@@ -1,11 +1,24 @@
 /**
  * The synchronisation words shared by the calling thread and the workers: a
  * run counter that starts a plan, a sense-reversing barrier between plan
- * steps, an error flag, and one chunk counter per thread that work is
- * claimed from. All live in one small SharedArrayBuffer.
+ * steps, an error flag, a fault flag, and per thread a chunk counter that
+ * work is claimed from and a heartbeat. All live in one small
+ * SharedArrayBuffer.
+ *
+ * The calling thread cannot sleep (`Atomics.wait` is not allowed there), and
+ * while it spins at a barrier no event reaches it: not a worker's error, not
+ * its end. So the workers show they are alive in shared memory: a worker
+ * that hits an error outside a kernel sets the fault flag, and a worker
+ * beats its heartbeat as it waits at a barrier (every 50 ms at most) and
+ * while it faults in pages. The calling thread gives a run up with a
+ * {@linkcode BackendError} when the fault flag is set, or when a worker it
+ * waits for has not beaten for {@linkcode STALL_MS} (a worker the runtime
+ * ended, or one that closed itself).
  *
  * @module
  */
+
+import { BackendError } from "../../errors.ts";
 
 /** Index of the run counter: the main thread bumps it to start a run. */
 export const RUN = 0;
@@ -19,6 +32,8 @@ export const FAILED = 3;
 export const PLAN = 4;
 /** Index of the number of plan steps (barriers) in the run. */
 export const STEPS = 5;
+/** Index of the fault flag: the thread id of a worker that failed outside a kernel (it will not meet the barriers), else 0. */
+export const FAULT = 6;
 /** First of the dropout seeds of the run. */
 export const SEEDS = 8;
 /** Words of the control block before the chunk counters. */
@@ -31,11 +46,45 @@ export function controlWords(threads: number): number {
   return CONTROL_WORDS + CURSOR_STRIDE * threads;
 }
 
+/** Offset of a thread's heartbeat in its chunk counter's cache line (see {@linkcode beat}). */
+const BEAT = 8;
+
+/**
+ * Thread `tid` shows it is alive: bumps its heartbeat word (next to its chunk
+ * counter, in the words `controlWords` counts).
+ */
+export function beat(control: Int32Array, tid: number): void {
+  Atomics.add(control, CONTROL_WORDS + CURSOR_STRIDE * tid + BEAT, 1);
+}
+
+let beating = 0;
+
+/**
+ * Makes this thread (a worker, `tid` > 0) beat its heartbeat while it waits
+ * at barriers; called once when a worker starts.
+ */
+export function beatAs(tid: number): void {
+  beating = tid;
+}
+
+/**
+ * How long the calling thread waits at a barrier for a worker whose
+ * heartbeat does not move before it gives the run up. A waiting worker beats
+ * every 50 ms; a working one does not beat within a chunk, and a chunk takes
+ * milliseconds (a batch of hundreds of images: under a second).
+ */
+export const STALL_MS = 2000;
+
 const SPINS = 20_000;
 
 /**
  * Waits until all `threads` threads have arrived. Spins briefly, then sleeps
- * with `Atomics.wait` where the thread may block (workers), else keeps spinning.
+ * with `Atomics.wait` where the thread may block (workers, which beat their
+ * heartbeat at each wake-up), else keeps spinning (the calling thread, which
+ * watches the workers' fault flag and heartbeats: see the module's notes).
+ *
+ * @throws {BackendError} On the calling thread (`mayBlock` false), when a
+ * worker has failed or stopped: the run cannot complete.
  */
 export function barrier(control: Int32Array, threads: number, mayBlock: boolean): void {
   const generation = Atomics.load(control, GENERATION);
@@ -48,7 +97,43 @@ export function barrier(control: Int32Array, threads: number, mayBlock: boolean)
   for (let i = 0; i < SPINS; i++) {
     if (Atomics.load(control, GENERATION) !== generation) return;
   }
-  while (Atomics.load(control, GENERATION) === generation) {
-    if (mayBlock) Atomics.wait(control, GENERATION, generation, 50);
+  if (!mayBlock) {
+    watch(control, threads, generation);
+    return;
   }
+  while (Atomics.load(control, GENERATION) === generation) {
+    if (beating > 0) beat(control, beating);
+    Atomics.wait(control, GENERATION, generation, 50);
+  }
+}
+
+// The calling thread's wait: spins until the generation moves, checking
+// every few thousand spins that no worker failed or went silent.
+function watch(control: Int32Array, threads: number, generation: number): void {
+  const beats = new Int32Array(threads);
+  const since = new Float64Array(threads).fill(performance.now());
+  for (let t = 1; t < threads; t++) beats[t] = heartbeat(control, t);
+  for (let i = 1; Atomics.load(control, GENERATION) === generation; i++) {
+    if (i % 4096 !== 0) continue;
+    const fault = Atomics.load(control, FAULT);
+    if (fault !== 0) {
+      throw new BackendError(`Kernel worker ${fault} failed during the run`);
+    }
+    const now = performance.now();
+    for (let t = 1; t < threads; t++) {
+      const b = heartbeat(control, t);
+      if (b !== beats[t]) {
+        beats[t] = b;
+        since[t] = now;
+      } else if (now - since[t] > STALL_MS) {
+        throw new BackendError(
+          `Kernel worker ${t} stopped during the run (no sign of life for ${STALL_MS} ms)`,
+        );
+      }
+    }
+  }
+}
+
+function heartbeat(control: Int32Array, tid: number): number {
+  return Atomics.load(control, CONTROL_WORDS + CURSOR_STRIDE * tid + BEAT);
 }

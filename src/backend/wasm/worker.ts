@@ -7,7 +7,7 @@
  */
 
 import type { Plan } from "../../graph/ops.ts";
-import { barrier, FAILED, PLAN, RUN, SEEDS, STEPS } from "./barrier.ts";
+import { barrier, beat, beatAs, FAILED, FAULT, PLAN, RUN, SEEDS, STEPS } from "./barrier.ts";
 import { type MemoryLayout, runSteps, type Schedule, schedule, WorkQueue } from "./executor.ts";
 import { instantiateKernels, type KernelExports } from "./kernels.ts";
 
@@ -31,7 +31,16 @@ export type WorkerMessage =
     /** Byte range of the new memory to fault in, last page first (see `prefault`). */
     prefault: [number, number] | null;
   }
-  | { type: "forget"; id: number };
+  | { type: "forget"; id: number }
+  | { type: "fault"; fault: WorkerFault };
+
+/**
+ * A failure a test makes a worker have (see `injectWorkerFault` in
+ * thread_pool.ts): at the start of its next run, throw an uncaught error
+ * (`"throw"`) or end itself without a word (`"exit"`); or throw an uncaught
+ * error at once, between runs (`"throw-now"`).
+ */
+export type WorkerFault = "throw" | "exit" | "throw-now";
 
 // deno-lint-ignore no-explicit-any
 const scope = globalThis as any;
@@ -41,6 +50,7 @@ let tid = 0;
 let threads = 1;
 let queue: WorkQueue;
 const plans = new Map<number, { plan: Plan; layout: MemoryLayout; steps: Schedule }>();
+let fault: WorkerFault | null = null;
 
 function run(): void {
   const entry = plans.get(Atomics.load(control, PLAN));
@@ -67,8 +77,10 @@ function run(): void {
 function prefault(memory: WebAssembly.Memory, start: number, end: number): void {
   const words = new Int32Array(memory.buffer);
   // Plain arithmetic, not bit operations: offsets may pass 2^31.
-  for (let at = Math.floor(end / 4096) * 4096 - 4096; at >= start; at -= 4096) {
+  for (let at = Math.floor(end / 4096) * 4096 - 4096, i = 0; at >= start; at -= 4096, i++) {
     Atomics.compareExchange(words, at / 4, 0, 0);
+    // A run may be waiting for this worker: show it is alive (see barrier.ts).
+    if (i % 256 === 0) beat(control, tid);
   }
 }
 
@@ -79,6 +91,13 @@ function prefault(memory: WebAssembly.Memory, start: number, end: number): void 
  */
 const LINGER_MS = 2;
 
+/**
+ * Runs each run the calling thread starts. An error outside the kernels
+ * (which `runSteps` catches and reports) leaves the run's barriers unmet: the
+ * worker sets the fault flag, so that the calling thread gives the run up at
+ * once, and lets the error end it (the pool hears of it and starts new
+ * workers for the next run).
+ */
 async function serve(): Promise<void> {
   let seen = Atomics.load(control, RUN);
   while (true) {
@@ -87,7 +106,15 @@ async function serve(): Promise<void> {
     let now = Atomics.load(control, RUN);
     while (now !== seen) {
       seen = now;
-      run();
+      if (fault === "exit") return scope.close();
+      try {
+        if (fault === "throw") throw new Error("Injected worker fault (a test's)");
+        run();
+      } catch (error) {
+        Atomics.store(control, FAILED, 1);
+        Atomics.store(control, FAULT, tid);
+        throw error;
+      }
       const until = performance.now() + LINGER_MS;
       for (let i = 1; now === seen; i++) {
         if (i % 1024 === 0 && performance.now() > until) break;
@@ -105,6 +132,7 @@ scope.onmessage = (event: MessageEvent<WorkerMessage>) => {
     queue = new WorkQueue(control, message.threads);
     tid = message.tid;
     threads = message.threads;
+    beatAs(tid);
     scope.postMessage({ type: "ready" });
     try {
       if (message.prefault) prefault(message.memory, ...message.prefault);
@@ -124,6 +152,10 @@ scope.onmessage = (event: MessageEvent<WorkerMessage>) => {
     } catch {
       // Only a speed-up.
     }
+  } else if (message.type === "fault") {
+    if (message.fault === "throw-now") throw new Error("Injected worker fault (a test's)");
+    fault = message.fault;
+    scope.postMessage({ type: "armed" });
   } else {
     plans.delete(message.id);
   }
