@@ -1,12 +1,20 @@
 """Makes the JPEG corpus of tests/jpeg_exact.test.ts with Pillow (libjpeg-turbo).
 
-    python3 tools/make_jpeg_corpus.py OUT_DIR [--large]
+    python3 tools/make_jpeg_corpus.py OUT_DIR [--fixtures] [--tensors] [--large]
 
 For each case it writes NAME.jpg (encoded by Pillow), NAME.raw (the samples of
-Image.open(NAME.jpg) in its own mode: L, RGB or CMYK) and NAME.rgb (the bytes
-of .convert("RGB")), and a manifest.json listing name, size, mode, sampling,
-progressive and restart interval. --large adds photos big enough to time the
-decoder (3000x2000 baseline, 4000x3000 progressive) without reference output.
+Image.open(NAME.jpg) in its own mode: L, RGB or CMYK), for CMYK also NAME.rgb
+(the bytes of .convert("RGB"); for L and RGB that is the raw samples
+replicated or as is), and a manifest.json listing name, size, mode and file
+length.
+
+--fixtures   only the small cases committed under tests/fixtures/jpeg/
+--tensors    also NAME.f32 for the photo cases: torchvision's Resize(256),
+             CenterCrop(224), ToTensor, Normalize(ImageNet) of the RGB image,
+             float32 little-endian, CHW
+--large      adds photos big enough to time the decoder (3000x2000 baseline,
+             4000x3000 progressive, made from skimage photos upscaled by Pillow)
+             without reference output
 
 Restart intervals: Pillow 9 cannot write them, so restart_markers() re-emits a
 baseline file's entropy-coded data with an RSTn every N MCUs (DC predictions
@@ -230,19 +238,38 @@ def large_cases():
         photo("astronaut").resize((4000, 3000), Image.BICUBIC), quality=90, progressive=True)
 
 
+FIXTURES = {"size_1x1_420", "size_7x9_420", "size_9x7_422", "size_4095x3_420", "size_3x4095_422",
+            "odd_17x33_420", "odd_17x33_422", "progressive_odd", "cmyk_progressive", "restart_5_444"}
+TENSORS = {"photo_chelsea_420", "progressive_420", "crop_q75_422", "restart_7_420", "cmyk",
+           "grey_q75", "odd_17x33_420"}
+
+
+def torchvision_tensor(image):
+    import torchvision.transforms as T
+    transform = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(),
+                           T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    return transform(image).numpy().astype("<f4").tobytes()
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
     manifest = []
     for name, data in cases():
+        if "--fixtures" in sys.argv and name not in FIXTURES:
+            continue
         with open(os.path.join(out, name + ".jpg"), "wb") as f:
             f.write(data)
         image = Image.open(io.BytesIO(data))
         image.load()
         with open(os.path.join(out, name + ".raw"), "wb") as f:
             f.write(image.tobytes())
-        with open(os.path.join(out, name + ".rgb"), "wb") as f:
-            f.write(image.convert("RGB").tobytes())
+        if image.mode == "CMYK":
+            with open(os.path.join(out, name + ".rgb"), "wb") as f:
+                f.write(image.convert("RGB").tobytes())
+        if "--tensors" in sys.argv and name in TENSORS:
+            with open(os.path.join(out, name + ".f32"), "wb") as f:
+                f.write(torchvision_tensor(image.convert("RGB")))
         manifest.append({"name": name, "width": image.width, "height": image.height,
                          "mode": image.mode, "bytes": len(data)})
     if "--large" in sys.argv:

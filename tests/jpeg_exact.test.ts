@@ -1,0 +1,207 @@
+/**
+ * The JPEG decoder against libjpeg-turbo as Pillow uses it: decoded samples
+ * byte for byte on a corpus Pillow encodes (qualities 50-100; 4:4:4, 4:2:2,
+ * 4:2:0; greyscale; progressive; restart intervals; sizes 1x1 to 4095x3;
+ * Adobe CMYK), `preprocess` against torchvision's evaluation transform, and
+ * the budgets that refuse hostile headers before allocating.
+ *
+ * The committed fixtures (tests/fixtures/jpeg/, made by
+ * `tools/make_jpeg_corpus.py tests/fixtures/jpeg --fixtures`) run everywhere;
+ * the full corpus and the torchvision tensors are made at test time by
+ * /usr/bin/python3 with Pillow and torchvision, and skipped with the reason
+ * printed when those are missing.
+ */
+
+import assert from "node:assert/strict";
+import { ImageError } from "../src/errors.ts";
+import { decodeJpegPixels, jpegPixelsToRgb } from "../src/image/jpeg.ts";
+import { preprocess } from "../src/image/preprocess.ts";
+
+const FIXTURES = new URL("./fixtures/jpeg/", import.meta.url);
+const TOOL = new URL("../tools/make_jpeg_corpus.py", import.meta.url);
+const PYTHON = "/usr/bin/python3";
+
+interface Case {
+  name: string;
+  width: number;
+  height: number;
+  mode: "L" | "RGB" | "CMYK";
+  bytes: number;
+}
+
+const CHANNELS = { L: 1, RGB: 3, CMYK: 4 } as const;
+
+/** Decodes every case of a corpus folder and compares with Pillow's bytes; returns the case names. */
+async function checkCorpus(dir: URL): Promise<string[]> {
+  const manifest: Case[] = JSON.parse(await Deno.readTextFile(new URL("manifest.json", dir)));
+  assert(manifest.length > 0, "empty corpus");
+  for (const c of manifest) {
+    const decoded = decodeJpegPixels(await Deno.readFile(new URL(`${c.name}.jpg`, dir)));
+    assert.equal(decoded.width, c.width, c.name);
+    assert.equal(decoded.height, c.height, c.name);
+    assert.equal(decoded.channels, CHANNELS[c.mode], c.name);
+    const raw = await Deno.readFile(new URL(`${c.name}.raw`, dir));
+    assertBytesEqual(decoded.data, raw, `${c.name} (${c.mode})`);
+    const rgb = jpegPixelsToRgb(decoded);
+    assert.equal(rgb.data.length, c.width * c.height * 3);
+    if (c.mode === "CMYK") {
+      assertBytesEqual(rgb.data, await Deno.readFile(new URL(`${c.name}.rgb`, dir)), c.name);
+    } else if (c.mode === "L") {
+      for (let i = 0; i < raw.length; i++) {
+        assert.ok(rgb.data[3 * i] === raw[i] && rgb.data[3 * i + 2] === raw[i], c.name);
+      }
+    }
+  }
+  return manifest.map((c) => c.name);
+}
+
+function assertBytesEqual(ours: Uint8Array, theirs: Uint8Array, what: string): void {
+  assert.equal(ours.length, theirs.length, `${what}: length`);
+  let count = 0;
+  let max = 0;
+  let first = -1;
+  for (let i = 0; i < ours.length; i++) {
+    const d = Math.abs(ours[i] - theirs[i]);
+    if (d !== 0) {
+      if (first < 0) first = i;
+      count++;
+      max = Math.max(max, d);
+    }
+  }
+  assert.equal(
+    count,
+    0,
+    `${what}: ${count} samples differ from Pillow's, up to ${max} levels, first at ${first}`,
+  );
+}
+
+/** Runs the corpus maker into a fresh folder; undefined (with the reason) when Python cannot. */
+async function makeCorpus(flags: string[]): Promise<{ dir?: URL; reason?: string }> {
+  const dir = await Deno.makeTempDir({ prefix: "jpeg_corpus_" });
+  try {
+    const { code, stderr } = await new Deno.Command(PYTHON, {
+      args: [TOOL.pathname, dir, ...flags],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (code !== 0) {
+      const text = new TextDecoder().decode(stderr).trim().split("\n").at(-1);
+      return { reason: `${PYTHON} ${TOOL.pathname} failed: ${text}` };
+    }
+  } catch (error) {
+    return { reason: `cannot run ${PYTHON}: ${(error as Error).message}` };
+  }
+  return { dir: new URL(`file://${dir}/`) };
+}
+
+Deno.test("JPEG: committed fixtures decode to Pillow's bytes", async () => {
+  const names = await checkCorpus(FIXTURES);
+  assert.ok(names.includes("size_1x1_420") && names.includes("restart_5_444"));
+  assert.ok(names.includes("cmyk_progressive") && names.includes("size_4095x3_420"));
+});
+
+Deno.test("JPEG: the full Pillow-made corpus decodes byte for byte, and preprocess equals torchvision", async (t) => {
+  const { dir, reason } = await makeCorpus(["--tensors"]);
+  if (!dir) {
+    console.log(`SKIPPED: ${reason}`);
+    return;
+  }
+  try {
+    await t.step("decoded samples equal Pillow's", async () => {
+      const names = await checkCorpus(dir);
+      console.log(`${names.length} JPEGs byte-equal to Pillow's decode`);
+      for (const kind of ["q50_444", "q100_422", "420", "grey", "progressive", "restart", "cmyk"]) {
+        assert.ok(names.some((n) => n.includes(kind)), `corpus lacks ${kind}`);
+      }
+    });
+    await t.step("preprocess equals Resize(256)/CenterCrop(224)/ToTensor/Normalize", async () => {
+      let checked = 0;
+      for await (const entry of Deno.readDir(dir)) {
+        if (!entry.name.endsWith(".f32")) continue;
+        const name = entry.name.slice(0, -4);
+        const expected = new Float32Array(
+          (await Deno.readFile(new URL(entry.name, dir))).buffer,
+        );
+        const tensor = await preprocess(await Deno.readFile(new URL(`${name}.jpg`, dir)));
+        assert.equal(tensor.data.length, expected.length, name);
+        let max = 0;
+        for (let i = 0; i < expected.length; i++) {
+          max = Math.max(max, Math.abs(tensor.data[i] - expected[i]));
+        }
+        console.log(`${name}: max |ours - torchvision| = ${max}`);
+        assert.ok(max <= 1e-6, `${name}: max |diff| ${max} > 1e-6`);
+        checked++;
+      }
+      assert.ok(checked >= 6, `expected at least 6 tensors, got ${checked}`);
+    });
+  } finally {
+    await Deno.remove(dir.pathname, { recursive: true });
+  }
+});
+
+/** SOI, a frame header of the given size (3 components, 4:2:0) and `padding` bytes of APP data. */
+function header(width: number, height: number, padding: number): Uint8Array {
+  const app = [0xff, 0xe1, (padding + 2) >> 8, (padding + 2) & 255, ...new Array(padding).fill(0)];
+  const sof = [0xff, 0xc0, 0, 17, 8, height >> 8, height & 255, width >> 8, width & 255, 3];
+  sof.push(1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1);
+  return new Uint8Array([0xff, 0xd8, ...app, ...sof, 0xff, 0xd9]);
+}
+
+Deno.test("JPEG budgets: a 65535x65535 header in 2 KB fails before allocating", () => {
+  const bytes = header(65535, 65535, 2000);
+  assert.ok(bytes.length < 2100);
+  // Even with the pixel limit lifted, the block count cannot fit the file.
+  assert.throws(
+    () => decodeJpegPixels(bytes, { maxPixels: 2 ** 33, maxBytes: 2 ** 40 }),
+    (e: Error) => e instanceof ImageError && /blocks, but 2\d+ bytes hold at most/.test(e.message),
+  );
+  assert.throws(() => decodeJpegPixels(bytes), (e: Error) => /maxPixels/.test(e.message));
+});
+
+Deno.test("JPEG budgets: the memory budget is checked from the header", () => {
+  // 1000x1000 in a file long enough for its blocks: 1 MB of output, ~4.6 MB planned.
+  const bytes = header(1000, 1000, 30_000);
+  assert.throws(
+    () => decodeJpegPixels(bytes, { maxBytes: 1_000_000 }),
+    (e: Error) =>
+      e instanceof ImageError && /needs \d+ bytes .* at most 1000000 \(maxBytes\)/.test(e.message),
+  );
+  // Within budget the header passes and the missing scan is what fails.
+  assert.throws(
+    () => decodeJpegPixels(bytes),
+    (e: Error) => e instanceof ImageError && /no scan holds the data/.test(e.message),
+  );
+});
+
+Deno.test("JPEG: truncated, corrupt and unsupported data give ImageError", async () => {
+  const good = await Deno.readFile(new URL("odd_17x33_420.jpg", FIXTURES));
+  const sos = good.findLastIndex((b, i) => b === 0xff && good[i + 1] === 0xda);
+  assert.ok(sos > 0);
+  // Cut inside the entropy-coded data.
+  const cut = good.subarray(0, sos + 40);
+  assert.throws(
+    () => decodeJpegPixels(cut),
+    (e: Error) => e instanceof ImageError && /Truncated/.test(e.message),
+  );
+  // A progressive file without its last scans.
+  const progressive = await Deno.readFile(new URL("progressive_odd.jpg", FIXTURES));
+  const lastScan = progressive.findLastIndex((b, i) => b === 0xff && progressive[i + 1] === 0xda);
+  assert.throws(
+    () => decodeJpegPixels(progressive.subarray(0, lastScan)),
+    (e: Error) => e instanceof ImageError && /Truncated/.test(e.message),
+  );
+  // Arithmetic coding (SOF9) is refused by name.
+  const arithmetic = good.slice();
+  const sof = arithmetic.findIndex((b, i) => b === 0xff && arithmetic[i + 1] === 0xc0);
+  arithmetic[sof + 1] = 0xc9;
+  assert.throws(() => decodeJpegPixels(arithmetic), /SOF9/);
+  // A Huffman table with more codes than its lengths allow.
+  const dht = good.slice();
+  const at = dht.findIndex((b, i) => b === 0xff && dht[i + 1] === 0xc4);
+  dht[at + 5] = 3; // three 1-bit codes
+  assert.throws(() => decodeJpegPixels(dht), (e: Error) => e instanceof ImageError);
+  // 12-bit samples.
+  const twelve = good.slice();
+  twelve[sof + 4] = 12;
+  assert.throws(() => decodeJpegPixels(twelve), /12-bit samples, expected 8-bit/);
+});
