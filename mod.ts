@@ -74,6 +74,14 @@ export {
   type WriteSafetensorsOptions,
 } from "./src/weights/mod.ts";
 export type { FloatDType } from "./src/weights/mod.ts";
+export {
+  cacheDir,
+  type DownloadOptions,
+  downloadWeights,
+  PRETRAINED_WEIGHTS,
+  pretrainedWeights,
+} from "./src/weights/mod.ts";
+export { DownloadError } from "./src/errors.ts";
 export { IMAGENET_CLASSES } from "./src/labels/imagenet.ts";
 export { type Prediction, softmax, topK } from "./src/labels/top_k.ts";
 export { classify, classifyBatch, type ClassifyOptions } from "./src/classify.ts";

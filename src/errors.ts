@@ -140,3 +140,16 @@ export class OptionError extends GoogLeNetError {}
  * ```
  */
 export class DatasetError extends GoogLeNetError {}
+
+/**
+ * Downloading a file failed: no network, no answer in time, an HTTP error, or
+ * bytes whose SHA-256 do not match the hash the file is published with.
+ *
+ * @example
+ * ```ts
+ * import { DownloadError } from "./errors.ts";
+ * const error = new DownloadError("Could not download https://example.com/w.pth: HTTP 404");
+ * console.log(error.name); // "DownloadError"
+ * ```
+ */
+export class DownloadError extends GoogLeNetError {}
