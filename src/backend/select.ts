@@ -119,6 +119,9 @@ export async function createBackend(
       reserve: options.reserve,
     });
   if (kind === "wasm") return wasm();
+  // "auto" only wants a hardware adapter: skip the probe where it would be
+  // noisy and could only find a software one (see worthProbing).
+  if (kind === "auto" && !worthProbing()) return wasm();
   const { adapter, reason } = await probeAdapter();
   const choice = decideBackend(kind, adapter && describeAdapter(adapter), reason ?? undefined);
   if (choice === "wasm") return wasm();
@@ -127,5 +130,77 @@ export async function createBackend(
   } catch (error) {
     if (kind === "auto" && error instanceof BackendError) return wasm();
     throw error;
+  }
+}
+
+/** Device files of GPU drivers on Linux: DRM render nodes and cards, NVIDIA's, WSL's DirectX. */
+const GPU_DEVICE_FILES = /^(renderD\d+|card\d+|nvidia\d+|nvidiactl|dxg)$/;
+
+/**
+ * Whether this machine can have a hardware GPU, judged from device files,
+ * without WebGPU: on Linux a hardware adapter needs a GPU driver's device
+ * file (`/dev/dri/renderD*` or `card*`, `/dev/nvidia*`, WSL's `/dev/dxg`).
+ * Deno lets a program list `/dev` only with `--allow-all` (never prompting);
+ * without it, and on other systems or runtimes, the answer is `undefined`.
+ *
+ * @returns True when a GPU device file exists, false when none does, undefined when it cannot tell.
+ *
+ * @example
+ * ```ts
+ * import { gpuDevicePresent } from "./select.ts";
+ * console.log(gpuDevicePresent()); // false on a Linux VM without a GPU (with --allow-all)
+ * ```
+ */
+export function gpuDevicePresent(): boolean | undefined {
+  const deno = (globalThis as { Deno?: typeof Deno }).Deno;
+  if (deno?.build?.os !== "linux") return undefined;
+  try {
+    for (const dir of ["/dev", "/dev/dri"]) {
+      let entries: Iterable<Deno.DirEntry>;
+      try {
+        entries = deno.readDirSync(dir);
+      } catch (error) {
+        if (error instanceof deno.errors.NotFound) continue;
+        throw error;
+      }
+      for (const entry of entries) if (GPU_DEVICE_FILES.test(entry.name)) return true;
+    }
+    return false;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether `backend: "auto"` asks WebGPU for an adapter. Everywhere but on
+ * Linux under Deno, yes. On Linux, only where a hardware adapter can exist
+ * and the probe stays quiet: a GPU device file is visible (see
+ * {@linkcode gpuDevicePresent}), or, when `/dev` cannot be listed, the
+ * process runs in a desktop session (`XDG_RUNTIME_DIR` set, read only with
+ * the `env` permission). Otherwise the probe could only be noisy and slow:
+ * Mesa's Vulkan drivers (lavapipe) print `error: XDG_RUNTIME_DIR is invalid
+ * or not set in the environment.` twice without that variable, and the probe
+ * blocks the thread 110-150 ms to find a software adapter that "auto" would
+ * not use. `backend: "webgpu"` always probes.
+ *
+ * @returns True when "auto" should probe WebGPU.
+ *
+ * @example
+ * ```ts
+ * import { worthProbing } from "./select.ts";
+ * console.log(worthProbing()); // false on a Linux server without a GPU
+ * ```
+ */
+export function worthProbing(): boolean {
+  const deno = (globalThis as { Deno?: typeof Deno }).Deno;
+  if (deno?.build?.os !== "linux") return true;
+  const present = gpuDevicePresent();
+  if (present !== undefined) return present;
+  try {
+    const env = { name: "env", variable: "XDG_RUNTIME_DIR" } as const;
+    if (deno.permissions.querySync(env).state !== "granted") return false;
+    return Boolean(deno.env.get("XDG_RUNTIME_DIR"));
+  } catch {
+    return false;
   }
 }
