@@ -149,9 +149,9 @@ Deno.test("IdxDataset: pairs images and labels, grey replicated to RGB", async (
   const raw = await dataset.raw(2);
   assert.equal(raw.label, 1);
   assert.equal(raw.name, "image 2");
-  assert.throws(() => dataset.get(3), OptionError);
-  assert.throws(() => dataset.get(-1), OptionError);
-  assert.throws(() => dataset.get(0.5), OptionError);
+  await assert.rejects(dataset.get(3), OptionError);
+  await assert.rejects(dataset.get(-1), OptionError);
+  await assert.rejects(dataset.get(0.5), OptionError);
   const named = await loadIdxDataset({ images: IMAGES, labels: LABELS, classes: ["a", "b", "c"] });
   assert.deepEqual(named.classes, ["a", "b", "c"]);
 });

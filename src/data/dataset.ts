@@ -134,9 +134,9 @@ export class Subset implements Dataset {
    * @param index From 0 to `length - 1`.
    * @returns The raw sample.
    */
-  raw(index: number): Promise<RawSample> {
+  async raw(index: number): Promise<RawSample> {
     checkIndex(index, this.length);
-    return this.dataset.raw(this.indices[index]);
+    return await this.dataset.raw(this.indices[index]);
   }
 
   /**
@@ -145,9 +145,9 @@ export class Subset implements Dataset {
    * @param index From 0 to `length - 1`.
    * @returns The sample.
    */
-  get(index: number): Promise<Sample> {
+  async get(index: number): Promise<Sample> {
     checkIndex(index, this.length);
-    return this.dataset.get(this.indices[index]);
+    return await this.dataset.get(this.indices[index]);
   }
 }
 

@@ -408,10 +408,11 @@ export class IdxDataset implements Dataset {
    * @returns The raw sample (1-channel pixels, a view of the file's data).
    * @throws {OptionError} When `index` is out of range.
    */
-  raw(index: number): Promise<RawSample> {
+  // deno-lint-ignore require-await
+  async raw(index: number): Promise<RawSample> {
     checkIndex(index, this.length);
     const size = this.width * this.height;
-    return Promise.resolve({
+    return {
       source: {
         data: this.#pixels.subarray(index * size, (index + 1) * size),
         width: this.width,
@@ -420,7 +421,7 @@ export class IdxDataset implements Dataset {
       },
       label: this.#labels[index],
       name: `image ${index}`,
-    });
+    };
   }
 
   /**
@@ -430,16 +431,14 @@ export class IdxDataset implements Dataset {
    * @returns The image and label.
    * @throws {OptionError} When `index` is out of range.
    */
-  get(index: number): Promise<Sample> {
+  // deno-lint-ignore require-await
+  async get(index: number): Promise<Sample> {
     checkIndex(index, this.length);
     const size = this.width * this.height;
     const grey = this.#pixels.subarray(index * size, (index + 1) * size);
     const data = new Uint8Array(size * 3);
     for (let i = 0; i < size; i++) data[3 * i] = data[3 * i + 1] = data[3 * i + 2] = grey[i];
-    return Promise.resolve({
-      image: { data, width: this.width, height: this.height },
-      label: this.#labels[index],
-    });
+    return { image: { data, width: this.width, height: this.height }, label: this.#labels[index] };
   }
 }
 

@@ -1,0 +1,209 @@
+import assert from "node:assert/strict";
+import { DatasetError, ImageError, OptionError } from "../src/errors.ts";
+import { splitDataset } from "../src/data/dataset.ts";
+import { comparePython, ImageFolder } from "../src/data/image_folder.ts";
+
+const PNG = new URL("./fixtures/data/transform_1.png", import.meta.url);
+const JPG = new URL("../assets/chelsea.jpg", import.meta.url);
+
+/** Creates `files` (path -> "png", "jpg" or text) under a new temporary folder. */
+async function tree(files: Record<string, string>): Promise<string> {
+  const root = await Deno.makeTempDir({ prefix: "image_folder_" });
+  for (const [path, content] of Object.entries(files)) {
+    const full = `${root}/${path}`;
+    await Deno.mkdir(full.slice(0, full.lastIndexOf("/")), { recursive: true });
+    if (content === "png") await Deno.copyFile(PNG, full);
+    else if (content === "jpg") await Deno.copyFile(JPG, full);
+    else if (content === "/") await Deno.mkdir(full, { recursive: true });
+    else await Deno.writeTextFile(full, content);
+  }
+  return root;
+}
+
+async function withTree(files: Record<string, string>, fn: (root: string) => Promise<void>) {
+  const root = await tree(files);
+  try {
+    await fn(root);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+}
+
+const python = await new Deno.Command("/usr/bin/python3", {
+  args: ["-c", "import torchvision"],
+  stdout: "null",
+  stderr: "null",
+}).output().then((o) => o.success, () => false);
+if (!python) {
+  console.log(
+    "Skipping the torchvision ImageFolder comparison: /usr/bin/python3 with torchvision is absent",
+  );
+}
+
+Deno.test({
+  name: "ImageFolder lists the classes and samples torchvision 0.14's ImageFolder lists",
+  ignore: !python,
+  async fn() {
+    const files = {
+      "zebra/a.JPG": "jpg",
+      "zebra/b.png": "png",
+      "zebra/notes.txt": "not an image",
+      "zebra/.hidden.png": "corrupt",
+      "zebra/sub/c.jpeg": "jpg",
+      "zebra/sub/deeper/d.png": "png",
+      "zebra/sub b/e.png": "png",
+      "zebra/sub-a/g.png": "png",
+      "zebra/f.bmp": "BM not really",
+      "zebra/h.Tiff": "II*",
+      "Apple/x.png": "png",
+      "apple2/y.PNG": "png",
+      "émile/z.png": "png",
+      "\u{1F600}/smile.png": "png",
+      "\uFF3A/fullwidth.png": "png",
+      "_under/u.png": "png",
+      "root_file.jpg": "jpg",
+    };
+    await withTree(files, async (root) => {
+      const ours = await ImageFolder.open(root);
+      const script = `
+import json, sys
+from torchvision.datasets import ImageFolder
+ds = ImageFolder(sys.argv[1], loader=lambda path: path)
+print(json.dumps({"classes": ds.classes, "class_to_idx": ds.class_to_idx, "samples": ds.samples}))
+`;
+      const out = await new Deno.Command("/usr/bin/python3", { args: ["-c", script, root] })
+        .output();
+      assert(out.success, new TextDecoder().decode(out.stderr));
+      const theirs = JSON.parse(new TextDecoder().decode(out.stdout));
+      assert.deepEqual(ours.classes, theirs.classes);
+      assert.deepEqual(ours.classToIdx, theirs.class_to_idx);
+      const decodable = theirs.samples.filter(([p]: [string]) => /\.(jpe?g|png)$/i.test(p));
+      assert.deepEqual(ours.samples, decodable);
+      const rest = theirs.samples.filter(([p]: [string]) => !/\.(jpe?g|png)$/i.test(p));
+      assert.deepEqual(ours.skipped.map((s) => s.path), rest.map(([p]: [string]) => p));
+      console.log(
+        `classes ${
+          JSON.stringify(ours.classes)
+        }; ${ours.length} samples as torchvision, ${ours.skipped.length} skipped: ${
+          ours.skipped.map((s) => s.path.slice(root.length + 1)).join(", ")
+        }`,
+      );
+      assert.equal(ours.length, 13);
+      // The corrupt ".hidden.png" is listed (as by torchvision) and fails when decoded, naming the file.
+      const hidden = ours.samples.findIndex(([p]) => p.endsWith(".hidden.png"));
+      await assert.rejects(ours.get(hidden), (e: Error) => {
+        assert(e instanceof ImageError);
+        assert.match(
+          e.message,
+          /Cannot decode image .*zebra\/\.hidden\.png: Unsupported image format/,
+        );
+        return true;
+      });
+      const { image, label } = await ours.get(ours.samples.findIndex(([p]) => p.endsWith("a.JPG")));
+      assert.equal(label, ours.classToIdx.zebra);
+      assert.deepEqual([image.width, image.height], [451, 300]);
+    });
+  },
+});
+
+Deno.test("comparePython orders by code point like Python's sorted", () => {
+  const names = ["b", "a", "B", "\u{1F600}", "\uFF3A", "é", "_", "a b", "a/b", "a-b"];
+  // sorted(...) in Python 3.
+  const python = ["B", "_", "a", "a b", "a-b", "a/b", "b", "é", "\uFF3A", "\u{1F600}"];
+  assert.deepEqual([...names].sort(comparePython), python);
+  assert.notDeepEqual([...names].sort(), python); // JS's UTF-16 order puts the emoji first
+});
+
+Deno.test("ImageFolder: empty class folders are kept as classes and reported", async () => {
+  await withTree(
+    { "cat/a.png": "png", "dog/": "/", "bird/readme.md": "no images here", "cat/b.png": "png" },
+    async (root) => {
+      const folder = await ImageFolder.open(root);
+      assert.deepEqual(folder.classes, ["bird", "cat", "dog"]);
+      assert.deepEqual(folder.emptyClasses, ["bird", "dog"]);
+      assert.deepEqual(folder.targets, [1, 1]);
+      assert.equal(folder.warnings.length, 1);
+      assert.match(
+        folder.warnings[0],
+        /2 class folder\(s\) without images \(kept as classes\): bird, dog/,
+      );
+    },
+  );
+});
+
+Deno.test("ImageFolder: a single class is allowed, with a warning", async () => {
+  await withTree({ "only/a.png": "png" }, async (root) => {
+    const folder = await ImageFolder.open(root);
+    assert.deepEqual(folder.classes, ["only"]);
+    assert.match(folder.warnings.join("\n"), /Only one class \(only\)/);
+  });
+});
+
+Deno.test("ImageFolder: unusable folders are a DatasetError that says what was expected", async () => {
+  const cases: [Record<string, string>, RegExp][] = [
+    [{ "a.png": "png" }, /No class folder in .*: expected one sub-folder per class/],
+    [
+      { "cat/": "/", "dog/x.txt": "x" },
+      /No image in the 2 class folder\(s\) of .*: expected files ending in \.jpg, \.jpeg, \.png/,
+    ],
+    [
+      { "Cat/a.png": "png", "cat/b.png": "png", "dog/c.png": "png" },
+      /differ only in case: Cat and cat/,
+    ],
+  ];
+  for (const [files, message] of cases) {
+    await withTree(files, async (root) => {
+      await assert.rejects(ImageFolder.open(root), (e: Error) => {
+        assert(e instanceof DatasetError, String(e));
+        assert.match(e.message, message);
+        return true;
+      });
+    });
+  }
+  await assert.rejects(
+    ImageFolder.open("/nonexistent/photos"),
+    /Cannot read image folder \/nonexistent\/photos/,
+  );
+});
+
+Deno.test("ImageFolder: maxFiles and maxFileBytes are checked before reading", async () => {
+  await withTree({ "a/1.png": "png", "a/2.png": "png", "b/3.jpg": "jpg" }, async (root) => {
+    await assert.rejects(ImageFolder.open(root, { maxFiles: 2 }), /more than 2 images/);
+    await assert.rejects(ImageFolder.open(root, { maxFiles: 0 }), OptionError);
+    const folder = await ImageFolder.open(root, { maxFileBytes: 10_000 });
+    assert.equal((await folder.get(0)).label, 0); // the small PNG
+    await assert.rejects(
+      folder.get(2),
+      /Cannot read image .*3\.jpg: \d+ bytes, over maxFileBytes \(10000\)/,
+    );
+    await Deno.remove(`${root}/a/2.png`);
+    await assert.rejects(
+      folder.get(1),
+      (e: Error) => e instanceof ImageError && /2\.png/.test(e.message),
+    );
+    await assert.rejects(folder.get(3), OptionError);
+  });
+});
+
+Deno.test("splitDataset: seeded, disjoint, complete; another seed splits differently", async () => {
+  const files: Record<string, string> = {};
+  for (let i = 0; i < 40; i++) files[`${i % 3}/${i}.png`] = "png";
+  await withTree(files, async (root) => {
+    const folder = await ImageFolder.open(root);
+    const a = splitDataset(folder, { valFraction: 0.25, seed: 5 });
+    const b = splitDataset(folder, { valFraction: 0.25, seed: 5 });
+    const c = splitDataset(folder, { valFraction: 0.25, seed: 6 });
+    assert.equal(a.val.length, 10);
+    assert.equal(a.train.length, 30);
+    assert.deepEqual(a.val.indices, b.val.indices);
+    assert.notDeepEqual(a.val.indices, c.val.indices);
+    assert.deepEqual([...a.train.indices, ...a.val.indices].sort((x, y) => x - y), [
+      ...Array(40).keys(),
+    ]);
+    assert.deepEqual(a.train.classes, folder.classes);
+    const sample = await a.val.get(0);
+    assert.equal(sample.label, folder.samples[a.val.indices[0]][1]);
+    assert.throws(() => splitDataset(folder, { valFraction: 1 }), OptionError);
+    assert.equal(splitDataset(folder, { valFraction: 0 }).val.length, 0);
+  });
+});
