@@ -9,6 +9,7 @@
  */
 
 import { WeightsFormatError } from "../errors.ts";
+import { checkInstance } from "../validate.ts";
 import { Tensor } from "../tensor.ts";
 import { decodeElements, type DType, DTYPE_SIZE } from "./dtype.ts";
 import { describePython, PickleEncoder, unpickle } from "./pickle.ts";
@@ -68,6 +69,26 @@ export function isPickle(bytes: Uint8Array): boolean {
  * ```
  */
 export function readPth(bytes: Uint8Array): StateDict {
+  checkInstance("bytes", bytes, [Uint8Array]);
+  const previous = budget;
+  budget = { left: MATERIALISE_FACTOR * bytes.length + MATERIALISE_SLACK, file: bytes.length };
+  try {
+    return readAnyPth(bytes);
+  } catch (error) {
+    // Any recursion over a hostile structure that escaped a depth limit is still the file's fault.
+    if (error instanceof RangeError && /call stack/i.test(error.message)) {
+      throw new WeightsFormatError(
+        "Invalid PyTorch checkpoint: a structure nested too deeply to process",
+        { cause: error },
+      );
+    }
+    throw error;
+  } finally {
+    budget = previous;
+  }
+}
+
+function readAnyPth(bytes: Uint8Array): StateDict {
   if (!isZip(bytes)) {
     if (isLegacyPth(bytes)) return readLegacyPth(bytes);
     throw new WeightsFormatError(
@@ -76,6 +97,11 @@ export function readPth(bytes: Uint8Array): StateDict {
     );
   }
   const entries = readZipDirectory(bytes);
+  // Storages may be deflated: their declared sizes (each checked against deflate's ratio, and
+  // entries may not share bytes) are what the tensors can be made of.
+  let declared = 0;
+  for (const entry of entries.values()) declared += entry.size;
+  budget!.left += MATERIALISE_FACTOR * Math.max(0, declared - bytes.length);
   const folder = archiveFolder(entries);
   if (
     entries.has(`${folder}constants.pkl`) ||
@@ -241,9 +267,41 @@ export class Storage {
   }
 
   get floats(): Float32Array {
-    this.#floats ??= decodeElements(this.read(), this.dtype, this.numel);
+    if (this.#floats === undefined) {
+      const raw = this.read();
+      // Only float32 at a 4-byte aligned offset is a view; every other dtype is a new array.
+      if (this.dtype !== "F32" || raw.byteOffset % 4 !== 0) {
+        materialise(this.numel * 4, `storage "${this.key}"`);
+      }
+      this.#floats = decodeElements(raw, this.dtype, this.numel);
+    }
     return this.#floats;
   }
+}
+
+/**
+ * Float32 bytes a checkpoint may make beyond views of its own bytes (dtype
+ * conversions, copies of non-contiguous views), per byte of the file (or of
+ * the storages' declared sizes, when deflated): a state dict's uint8 storage
+ * converted (4x) and copied once as a strided view (4x) is the most a real
+ * file needs, so a pickle that rebuilds one storage many times fails early.
+ */
+const MATERIALISE_FACTOR = 8;
+const MATERIALISE_SLACK = 16 * 2 ** 20;
+/** What the {@linkcode readPth} call in progress may still allocate for tensor data. */
+let budget: { left: number; file: number } | undefined;
+
+/** Charges `bytes` of new tensor data to the current read's budget, refusing past it. */
+function materialise(bytes: number, what: string): void {
+  if (budget === undefined) return; // Storages built outside readPth (tests) are not bounded here.
+  if (bytes > budget.left) {
+    throw new WeightsFormatError(
+      `Checkpoint of ${budget.file} bytes makes more tensor data than it holds: ${what} needs ` +
+        `${bytes} more bytes with ${Math.max(0, budget.left)} left of the budget ` +
+        `(${MATERIALISE_FACTOR} x the file's bytes): refusing a possible decompression bomb`,
+    );
+  }
+  budget.left -= bytes;
 }
 
 /** The globals a checkpoint's pickle may name (shared with `legacy.ts`). */
@@ -319,6 +377,7 @@ function rebuildTensor(storage: unknown, offset: unknown, size: unknown, stride:
   if (size.every((d, i) => d === 1 || stride[i] === row[i])) {
     return new Tensor(floats.subarray(offset, offset + numel), size);
   }
+  materialise(numel * 4, `a ${layout} view of storage "${storage.key}"`);
   const out = new Float32Array(numel);
   const index = new Array<number>(size.length).fill(0);
   let source = offset;
@@ -378,7 +437,9 @@ export function findStateDict(value: unknown, depth = 0): StateDict {
   }
   const key = NESTED_STATE_DICT_KEYS.find((k) => value.get(k) instanceof Map);
   if (key === undefined || depth >= MAX_NESTING) {
-    const keys = [...value.keys()].slice(0, 10).map((k) => JSON.stringify(String(k)));
+    const keys = [...value.keys()].slice(0, 10).map((k) =>
+      typeof k === "string" ? JSON.stringify(k) : `(${describePython(k)})`
+    );
     throw new WeightsFormatError(
       `No state dict in the checkpoint: expected a dict of tensors, or one under ` +
         `${NESTED_STATE_DICT_KEYS.map((k) => `"${k}"`).join(", ")}; found keys ${keys.join(", ")}`,
@@ -392,7 +453,9 @@ function unprefix(dict: Map<unknown, Tensor>): StateDict {
   const keys = [...dict.keys()];
   const bad = keys.find((k) => typeof k !== "string");
   if (bad !== undefined) {
-    throw new WeightsFormatError(`State dict key ${String(bad)} is not a string: expected strings`);
+    throw new WeightsFormatError(
+      `State dict key ${describePython(bad)} is not a string: expected strings`,
+    );
   }
   const strip = keys.length > 0 && keys.every((k) => (k as string).startsWith("module."));
   const out: StateDict = new Map();

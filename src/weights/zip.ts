@@ -130,7 +130,46 @@ export function readZipDirectory(bytes: Uint8Array): Map<string, ZipEntry> {
     });
     at = next;
   }
+  checkSpans(view, entries, directoryOffset);
   return entries;
+}
+
+/**
+ * Every entry's local header and data must lie before the central directory
+ * and share no byte with another entry's: then the declared sizes, each
+ * checked against deflate's ratio when inflated, add up to at most
+ * {@linkcode MAX_DEFLATE_RATIO} times the file, however many entries the
+ * directory lists (a directory pointing many entries at one compressed
+ * stream is refused here, before anything is inflated).
+ */
+function checkSpans(view: DataView, entries: Map<string, ZipEntry>, directoryOffset: number): void {
+  const spans = [...entries.values()].map((entry) => {
+    const at = entry.headerOffset;
+    if (at + 30 > directoryOffset) {
+      throw new WeightsFormatError(
+        `Corrupt ZIP archive: the local header of "${entry.name}" at offset ${at} is not ` +
+          `before the central directory (offset ${directoryOffset})`,
+      );
+    }
+    const end = at + 30 + view.getUint16(at + 26, true) + view.getUint16(at + 28, true) +
+      entry.compressedSize;
+    if (end > directoryOffset) {
+      throw new WeightsFormatError(
+        `Corrupt ZIP archive: "${entry.name}" (${entry.compressedSize} bytes at offset ${at}) ` +
+          `runs into the central directory at offset ${directoryOffset}`,
+      );
+    }
+    return { entry, at, end };
+  }).sort((a, b) => a.at - b.at);
+  for (let i = 1; i < spans.length; i++) {
+    if (spans[i].at < spans[i - 1].end) {
+      throw new WeightsFormatError(
+        `Corrupt ZIP archive: entries "${spans[i - 1].entry.name}" and "${spans[i].entry.name}" ` +
+          `share bytes (offsets ${spans[i - 1].at} and ${spans[i].at}): expected each entry's ` +
+          "data once, refusing a possible decompression bomb",
+      );
+    }
+  }
 }
 
 /**
