@@ -1,41 +1,66 @@
 /**
  * The classify command:
  *
- *   deno task classify <image>... [--weights FILE] [--variant seed|torchvision]
- *                      [--top 5] [--json] [--threads N] [--batch 8]
+ *   deno task classify <image>... [--weights torchvision|FILE] [--cache-dir DIR]
+ *                      [--variant seed|torchvision] [--top 5] [--json] [--threads N] [--batch 8]
  *
- * Images are run in batches; it prints a table (or JSON), the time per image
- * and, for long runs, a progress line on stderr.
+ * Paths are resolved from the directory the command was started in (`deno
+ * task` runs tools from the repository root and passes that directory as
+ * `INIT_CWD`). `--weights torchvision` downloads torchvision's pretrained
+ * GoogLeNet on first use into a cache (src/weights/hub.ts). An image that
+ * cannot be read is reported on stderr and the others still print; the exit
+ * code is then 1. A successful run writes nothing on stderr unless stderr is
+ * a terminal (a download's progress bar, a batch progress line).
  *
  * @module
  */
 
+import { isAbsolute, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { classifyBatch, GoogLeNet, GoogLeNetError, loadWeights } from "../mod.ts";
+import {
+  classifyBatch,
+  GoogLeNet,
+  GoogLeNetError,
+  loadWeights,
+  type Prediction,
+  pretrainedWeights,
+} from "../mod.ts";
+import { loadImage } from "../src/image/mod.ts";
 import type { StateDict } from "../src/weights/mod.ts";
 
-const USAGE = `Usage: deno task classify <image>... [--weights FILE] [--variant seed|torchvision]
-                           [--top 5] [--json] [--threads N] [--batch 8]
+const USAGE = `Usage: deno task classify <image>... [--weights torchvision|FILE] [--cache-dir DIR]
+                           [--variant seed|torchvision] [--top 5] [--json] [--threads N] [--batch 8]
 
-  --weights FILE   a PyTorch .pth/.pt or .safetensors state dict; without it the model runs on
-                   seeded random weights and its predictions mean nothing
-  --variant NAME   "seed" (the project's reference) or "torchvision"; guessed from the weights
-  --top K          classes per image (default 5)
-  --json           print JSON instead of a table
-  --threads N      threads (default: all cores)
-  --batch N        images per forward pass (default 8)`;
+  --weights torchvision  torchvision's ImageNet GoogLeNet, downloaded on first use (52 MB) from
+                         download.pytorch.org into the cache (GOOGLENET_WASM_WEIGHTS_URL replaces the URL)
+  --weights FILE         a PyTorch .pth/.pt (ZIP or legacy format) or .safetensors state dict;
+                         without --weights the model has random weights and its predictions mean nothing
+  --cache-dir DIR        where downloads are kept (default: $GOOGLENET_WASM_CACHE, else
+                         ~/.cache/googlenet-wasm on Linux, ~/Library/Caches/googlenet-wasm on macOS,
+                         %LOCALAPPDATA%\\googlenet-wasm on Windows)
+  --variant NAME         "seed" (the project's reference) or "torchvision"; guessed from the weights
+  --top K                classes per image (default 5)
+  --json                 print JSON instead of a table
+  --threads N            threads, at most the number of cores (default: all cores)
+  --batch N              images per forward pass (default 8)
+  --demo                 also classify the repository's sample photo (assets/chelsea.jpg)`;
 
 const NO_WEIGHTS =
   `Note: no --weights given, so the model has random initial weights and these predictions
-are meaningless. For real ImageNet predictions use torchvision's pretrained GoogLeNet:
-  python3 -c "import torchvision; torchvision.models.googlenet(weights='DEFAULT')"
-then pass ~/.cache/torch/hub/checkpoints/googlenet-1378be20.pth with --weights.`;
+are meaningless. For real ImageNet predictions add --weights torchvision (torchvision's
+pretrained GoogLeNet, downloaded once), or pass a local googlenet-1378be20.pth with --weights.`;
+
+const SAMPLE = new URL("../assets/chelsea.jpg", import.meta.url);
+
+/** An error in how the command was called: printed as one line, exit code 1. */
+class UsageError extends GoogLeNetError {}
 
 function positiveInt(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n < 1) {
-    throw new GoogLeNetError(`--${name} must be a positive integer, got "${value}"`);
+    throw new UsageError(`--${name} must be a positive integer, got "${value}"`);
   }
   return n;
 }
@@ -44,7 +69,7 @@ function positiveInt(name: string, value: string | undefined, fallback: number):
 function modelOptions(sd: StateDict | null, variant: string | undefined) {
   const name = variant ?? (sd?.has("conv1.bn.running_mean") ? "torchvision" : "seed");
   if (name !== "seed" && name !== "torchvision") {
-    throw new GoogLeNetError(`--variant must be "seed" or "torchvision", got "${name}"`);
+    throw new UsageError(`--variant must be "seed" or "torchvision", got "${name}"`);
   }
   const fc = sd?.get("fc.weight");
   return {
@@ -55,30 +80,75 @@ function modelOptions(sd: StateDict | null, variant: string | undefined) {
   };
 }
 
+/** The state dict `--weights` names: pretrained weights (downloaded once) or a file. */
+async function readWeights(
+  weights: string,
+  from: (path: string) => string,
+  cacheDir: string | undefined,
+): Promise<StateDict> {
+  if (weights === "torchvision") {
+    try {
+      return await loadWeights(await pretrainedWeights("torchvision", { cacheDir }));
+    } catch (error) {
+      if (!(error instanceof GoogLeNetError)) throw error;
+      throw new UsageError(
+        `${error.message}. Pass --weights FILE to use a local copy of googlenet-1378be20.pth`,
+      );
+    }
+  }
+  const path = from(weights);
+  try {
+    return await loadWeights(path);
+  } catch (error) {
+    if (error instanceof GoogLeNetError || !(error instanceof Error)) throw error;
+    throw new UsageError(`Cannot read the weights file ${weights}: ${ioReason(error)}`);
+  }
+}
+
+/** "No such file or directory" from Deno's "No such file or directory (os error 2): readfile '...'". */
+function ioReason(error: Error): string {
+  return error.message.replace(/ \(os error \d+\)/, "").replace(/: [a-z]+ '.*'$/, "");
+}
+
 async function main(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
     options: {
       weights: { type: "string" },
+      "cache-dir": { type: "string" },
       variant: { type: "string" },
       top: { type: "string" },
       json: { type: "boolean", default: false },
       threads: { type: "string" },
       batch: { type: "string" },
+      demo: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });
-  if (values.help || positionals.length === 0) {
+  const images = [...positionals, ...(values.demo ? ["assets/chelsea.jpg"] : [])];
+  if (values.help || images.length === 0) {
     console.log(USAGE);
     return values.help ? 0 : 2;
   }
+  // `deno task` runs this from the repository root; INIT_CWD is where the user typed the command.
+  const cwd = Deno.env.get("INIT_CWD") || Deno.cwd();
+  const from = (path: string) => isAbsolute(path) ? path : resolve(cwd, path);
+  const sources = positionals.map(from);
+  if (values.demo) sources.push(fileURLToPath(SAMPLE));
+
   const top = positiveInt("top", values.top, 5);
   const batch = positiveInt("batch", values.batch, 8);
-  const threads = values.threads === undefined
-    ? undefined
-    : positiveInt("threads", values.threads, 1);
-  const stateDict = values.weights ? await loadWeights(values.weights) : null;
+  const cores = navigator.hardwareConcurrency || 1;
+  let threads = positiveInt("threads", values.threads, cores);
+  if (threads > cores) {
+    console.error(
+      `Note: --threads ${threads} is more than the ${cores} cores here; using ${cores}`,
+    );
+    threads = cores;
+  }
+  const cacheDir = values["cache-dir"] === undefined ? undefined : from(values["cache-dir"]);
+  const stateDict = values.weights ? await readWeights(values.weights, from, cacheDir) : null;
   const options = modelOptions(stateDict, values.variant);
   const model = await GoogLeNet.create({
     ...options,
@@ -86,47 +156,69 @@ async function main(args: string[]): Promise<number> {
     ...(stateDict ? { stateDict } : {}),
   });
   if (!stateDict) console.error(NO_WEIGHTS + "\n");
+  const tty = Deno.stderr.isTerminal();
   try {
-    const results: { image: string; predictions: unknown[] }[] = [];
+    const results: ({ image: string; predictions: Prediction[] } | {
+      image: string;
+      error: string;
+    })[] = [];
+    let failed = 0;
     const start = performance.now();
-    for (let i = 0; i < positionals.length; i += batch) {
-      const images = positionals.slice(i, i + batch);
-      const rows = await classifyBatch(model, images, { top });
-      images.forEach((image, j) => results.push({ image, predictions: rows[j] }));
-      if (positionals.length > batch) {
-        const done = Math.min(i + batch, positionals.length);
+    for (let i = 0; i < images.length; i += batch) {
+      // Decode one by one so that an unreadable image is reported alone.
+      const decoded = [];
+      for (let j = i; j < Math.min(i + batch, images.length); j++) {
+        try {
+          decoded.push({ image: images[j], pixels: await loadImage(sources[j]) });
+        } catch (error) {
+          const message = error instanceof Error ? error.message : String(error);
+          console.error(`Error: ${images[j]}: ${message}`);
+          results.push({ image: images[j], error: message });
+          failed++;
+        }
+      }
+      if (decoded.length > 0) {
+        const rows = await classifyBatch(model, decoded.map((d) => d.pixels), { top });
+        decoded.forEach(({ image }, j) => results.push({ image, predictions: rows[j] }));
+      }
+      if (tty && images.length > batch) {
+        const done = Math.min(i + batch, images.length);
         const rate = done / ((performance.now() - start) / 1000);
+        const line = `\r${done}/${images.length} images, ${rate.toFixed(1)} images/s`;
         await Deno.stderr.write(
-          new TextEncoder().encode(
-            `\r${done}/${positionals.length} images, ${rate.toFixed(1)} images/s`,
-          ),
+          new TextEncoder().encode(line + (done === images.length ? "\n" : "")),
         );
       }
     }
-    if (positionals.length > batch) console.error();
-    const msPerImage = (performance.now() - start) / positionals.length;
+    const classified = images.length - failed;
+    const msPerImage = classified ? (performance.now() - start) / classified : 0;
     if (values.json) {
-      console.log(JSON.stringify({ variant: options.variant, msPerImage, results }, null, 2));
+      console.log(JSON.stringify(
+        {
+          variant: options.variant,
+          threads: model.backend.threads,
+          msPerImage: Math.round(msPerImage * 10) / 10,
+          results,
+        },
+        null,
+        2,
+      ));
     } else {
-      for (const { image, predictions } of results) {
-        console.log(image);
-        for (
-          const [rank, p]
-            of (predictions as { index: number; label: string; probability: number }[]).entries()
-        ) {
-          console.log(
-            `  ${rank + 1}. ${
-              (100 * p.probability).toFixed(2).padStart(6)
-            } %  ${p.label} (${p.index})`,
-          );
+      for (const result of results) {
+        if (!("predictions" in result)) continue;
+        console.log(result.image);
+        for (const [rank, p] of result.predictions.entries()) {
+          const percent = (100 * p.probability).toFixed(2).padStart(6);
+          console.log(`  ${rank + 1}. ${percent} %  ${p.label} (${p.index})`);
         }
       }
       console.log(
-        `${positionals.length} image(s), ${msPerImage.toFixed(1)} ms per image ` +
-          `(${options.variant} variant, ${model.backend.kind}, ${model.backend.threads} thread(s), decoding included)`,
+        `${classified} image(s), ${msPerImage.toFixed(1)} ms per image ` +
+          `(${options.variant} variant, ${model.backend.kind}, ${model.backend.threads} thread(s), decoding included)` +
+          (failed ? `; ${failed} could not be read` : ""),
       );
     }
-    return 0;
+    return failed ? 1 : 0;
   } finally {
     await model.dispose();
   }
@@ -136,11 +228,12 @@ if (import.meta.main) {
   try {
     Deno.exit(await main(Deno.args));
   } catch (error) {
-    if (
-      !(error instanceof GoogLeNetError || error instanceof RangeError ||
-        error instanceof TypeError)
-    ) throw error;
-    console.error(`Error: ${error.message}`);
+    // Mistakes in the command and bad files get one line; anything else is a bug: its stack trace.
+    const known = error instanceof GoogLeNetError ||
+      (error instanceof TypeError &&
+        (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS"));
+    if (!known) throw error;
+    console.error(`Error: ${(error as Error).message}`);
     Deno.exit(1);
   }
 }
