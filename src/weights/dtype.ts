@@ -5,6 +5,9 @@
  * @module
  */
 
+import { OptionError } from "../errors.ts";
+import { describeValue } from "../validate.ts";
+
 /** An element type, by its safetensors name. */
 export type DType = "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
 
@@ -185,10 +188,22 @@ const READERS: Record<Exclude<DType, "F16" | "BF16">, (view: DataView, i: number
 };
 
 /** The element types the writers produce. */
-export type FloatDType = "F32" | "F16" | "BF16";
+export type FloatDType = "F64" | "F32" | "F16" | "BF16";
 
 /**
- * Writes `data` little-endian as `dtype` into `out`, rounding to nearest even.
+ * Every {@linkcode FloatDType}, for option checks.
+ *
+ * @example
+ * ```ts
+ * import { FLOAT_DTYPES } from "./dtype.ts";
+ * console.log(FLOAT_DTYPES.includes("F16")); // true
+ * ```
+ */
+export const FLOAT_DTYPES: readonly FloatDType[] = Object.freeze(["F64", "F32", "F16", "BF16"]);
+
+/**
+ * Writes `data` little-endian as `dtype` into `out`, rounding to nearest even
+ * (F64 is exact).
  *
  * @param data The float32 elements.
  * @param dtype The element type to write.
@@ -206,6 +221,16 @@ export function encodeElements(data: Float32Array, dtype: FloatDType, out: Uint8
   if (dtype === "F32") {
     out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     return;
+  }
+  if (dtype === "F64") {
+    const view = new DataView(out.buffer, out.byteOffset, data.length * 8);
+    for (let i = 0; i < data.length; i++) view.setFloat64(i * 8, data[i], true);
+    return;
+  }
+  if (dtype !== "F16" && dtype !== "BF16") {
+    throw new OptionError(
+      `Expected dtype to be "F64", "F32", "F16" or "BF16", got ${describeValue(dtype)}`,
+    );
   }
   const view = new DataView(out.buffer, out.byteOffset, data.length * 2);
   const round = dtype === "F16" ? numberToF16 : numberToBF16;

@@ -9,11 +9,11 @@
  */
 
 import { WeightsFormatError } from "../errors.ts";
-import { checkInstance } from "../validate.ts";
+import { checkInstance, checkOptions, describeValue } from "../validate.ts";
 import { Tensor } from "../tensor.ts";
 import { decodeElements, type DType, DTYPE_SIZE } from "./dtype.ts";
 import { describePython, PickleEncoder, unpickle } from "./pickle.ts";
-import type { StateDict } from "./state_dict.ts";
+import { checkStateDict, type StateDict } from "./state_dict.ts";
 import { isZip, readZipDirectory, readZipEntry, writeZip, type ZipEntry } from "./zip.ts";
 import { isLegacyPth, readLegacyPth } from "./legacy.ts";
 
@@ -58,7 +58,9 @@ export function isPickle(bytes: Uint8Array): boolean {
  * @param bytes The whole `.pth` / `.pt` / `.bin` file.
  * @returns The tensors by key, in the checkpoint's order.
  * @throws {WeightsFormatError} When the file is not a PyTorch checkpoint of tensors, is
- *   corrupt, names a global outside the allow-list, or is a TorchScript archive.
+ *   corrupt, names a global outside the allow-list, or is a TorchScript archive, or would make
+ *   more tensor data than 8 times its size (a decompression bomb).
+ * @throws {OptionError} When `bytes` is not a `Uint8Array`.
  *
  * @example
  * ```ts
@@ -141,6 +143,7 @@ function readAnyPth(bytes: Uint8Array): StateDict {
  * @param options The archive's folder name.
  * @returns The `.pth` file.
  * @throws {WeightsFormatError} When `name` is empty or contains `/`, or the file would exceed 4 GiB.
+ * @throws {OptionError} When `tensors` is not a Map of Tensors or an option is unknown.
  *
  * @example
  * ```ts
@@ -154,10 +157,12 @@ export function writePth(
   tensors: StateDict,
   options: WritePthOptions = {},
 ): Uint8Array<ArrayBuffer> {
-  const name = options.name ?? "archive";
-  if (name === "" || name.includes("/")) {
+  checkStateDict(tensors);
+  const checked = checkOptions("writePth", options, ["name"]);
+  const name = checked.name ?? "archive";
+  if (typeof name !== "string" || name === "" || name.includes("/")) {
     throw new WeightsFormatError(
-      `Invalid archive name "${name}": expected a non-empty name without "/"`,
+      `Invalid archive name ${describeValue(name)}: expected a non-empty string without "/"`,
     );
   }
   // Memo slots: 0 OrderedDict, 1 _rebuild_tensor_v2, 2 FloatStorage.

@@ -14,10 +14,13 @@ import {
   type DType,
   DTYPE_SIZE,
   encodeElements,
+  FLOAT_DTYPES,
   type FloatDType,
   isDType,
 } from "./dtype.ts";
-import type { StateDict } from "./state_dict.ts";
+import { checkStateDict, type StateDict } from "./state_dict.ts";
+import { OptionError } from "../errors.ts";
+import { checkEnum, checkInstance, checkOptions, describeValue } from "../validate.ts";
 
 /** The largest JSON header accepted, as in the reference implementation. */
 const MAX_HEADER_BYTES = 100_000_000;
@@ -35,7 +38,7 @@ export interface Safetensors {
 export interface WriteSafetensorsOptions {
   /** String pairs stored as `__metadata__`. */
   metadata?: Record<string, string>;
-  /** Element type of every tensor (default `"F32"`); F16 and BF16 round to nearest even. */
+  /** Element type of every tensor (default `"F32"`); F16 and BF16 round to nearest even, F64 is exact. */
   dtype?: FloatDType;
 }
 
@@ -75,6 +78,7 @@ export function isSafetensors(bytes: Uint8Array): boolean {
  * ```
  */
 export function readSafetensors(bytes: Uint8Array): Safetensors {
+  checkInstance("bytes", bytes, [Uint8Array]);
   if (bytes.length < 8) {
     throw new WeightsFormatError(
       `Truncated safetensors file: expected an 8-byte header length, got ${bytes.length} bytes`,
@@ -131,6 +135,8 @@ export function readSafetensors(bytes: Uint8Array): Safetensors {
  * @param options Metadata and the element type to store.
  * @returns The file.
  * @throws {WeightsFormatError} When a tensor is named `__metadata__`.
+ * @throws {OptionError} When `tensors` is not a Map of Tensors, `dtype` is not one of F64, F32,
+ * F16 or BF16, `metadata` does not map strings to strings, or an option is unknown.
  *
  * @example
  * ```ts
@@ -144,9 +150,22 @@ export function writeSafetensors(
   tensors: StateDict,
   options: WriteSafetensorsOptions = {},
 ): Uint8Array<ArrayBuffer> {
-  const dtype = options.dtype ?? "F32";
+  checkStateDict(tensors);
+  const checked = checkOptions("writeSafetensors", options, ["metadata", "dtype"]);
+  const dtype = checkEnum("dtype", checked.dtype, FLOAT_DTYPES, { default: "F32" });
   const header: Record<string, unknown> = {};
-  if (options.metadata) header[METADATA_KEY] = options.metadata;
+  if (checked.metadata !== undefined) {
+    const metadata = checked.metadata as unknown;
+    if (
+      typeof metadata !== "object" || metadata === null || Array.isArray(metadata) ||
+      Object.values(metadata).some((v) => typeof v !== "string")
+    ) {
+      throw new OptionError(
+        `Expected metadata to map strings to strings, got ${describeValue(metadata)}`,
+      );
+    }
+    header[METADATA_KEY] = { ...metadata };
+  }
   let size = 0;
   for (const [name, tensor] of tensors) {
     if (name === METADATA_KEY) {
