@@ -22,7 +22,7 @@ import {
   spawnServer,
   waitForPort,
 } from "../tools/edge/server_process.ts";
-import type { EdgeAnswer } from "../tools/edge/worker.ts";
+import { type EdgeAnswer, MAX_IMAGE_BYTES } from "../tools/edge/worker.ts";
 import { workerdConfig } from "../tools/edge/workerd_config.ts";
 
 const MiB = 1024 * 1024;
@@ -113,6 +113,18 @@ Deno.test("workerd: the bundled worker classifies a posted JPEG with Deno's top-
         assert.equal(bad.status, 400, bad.text);
         assert.match(bad.text, /^[A-Z]/);
       });
+
+      await t.step(
+        "a body over 16 MiB is a 413; other paths and methods are refused",
+        async () => {
+          const big = await post(new Uint8Array(MAX_IMAGE_BYTES + 1));
+          assert.equal(big.status, 413, big.text);
+          const get = await fetchWithin(url, {}, 10_000);
+          assert.equal(get.status, 405, await get.text());
+          const other = await fetchWithin(`http://127.0.0.1:${port}/`, { method: "POST" }, 10_000);
+          assert.equal(other.status, 404, await other.text());
+        },
+      );
 
       const mib = (bytes: number | undefined) =>
         bytes === undefined ? "?" : `${(bytes / MiB).toFixed(1)} MiB`;
