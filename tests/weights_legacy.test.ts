@@ -249,6 +249,13 @@ for (
         }
         assert.equal(counters, shapes.filter(([k]) => k.endsWith("num_batches_tracked")).length);
         assert.equal(counters > 0, variant === "torchvision", "torchvision's BatchNorm counters");
+        // Float32 storages are views of one buffer (the file, or one aligned copy of its data).
+        const buffers = new Set(
+          [...read].filter(([k]) => !k.endsWith("num_batches_tracked")).map(([, t]) =>
+            t.data.buffer
+          ),
+        );
+        assert.equal(buffers.size, 1);
         const model = await GoogLeNet.create({
           variant: variant as "seed" | "torchvision",
           auxLogits: true,

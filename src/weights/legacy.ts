@@ -226,6 +226,11 @@ function locateStorages(
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const storages = new Map<string, Storage>();
+  // The data follows pickles of any length, so float32 storages are aligned by chance (one file in
+  // four). Misaligned ones would each be copied element by element: once the layout is checked,
+  // the data is copied once to an 8-aligned buffer instead, of which they are views.
+  let data = bytes;
+  let shift = 0;
   let at = start;
   for (const key of keys as string[]) {
     const id = ids.get(key);
@@ -262,7 +267,13 @@ function locateStorages(
     }
     storages.set(
       key,
-      new Storage(key, id.type.dtype, id.numel, size, () => bytes.subarray(begin, begin + size)),
+      new Storage(
+        key,
+        id.type.dtype,
+        id.numel,
+        size,
+        () => data.subarray(begin - shift, begin - shift + size),
+      ),
     );
     at = begin + size;
   }
@@ -271,6 +282,10 @@ function locateStorages(
     throw new WeightsFormatError(
       `Invalid legacy checkpoint: storage "${missing}" is used by a tensor but has no data`,
     );
+  }
+  if ((bytes.byteOffset + start) % 8 !== 0 && keys.length > 0) {
+    data = bytes.slice(start, at);
+    shift = start;
   }
   return storages;
 }
