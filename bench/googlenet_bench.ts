@@ -276,9 +276,11 @@ for (const backend of ["auto", "wasm"]) {
 // Wasm EP, one thread each (as on the edge), a fresh process each, import ->
 // first logits, in alternating rounds (which runs first alternates too).
 {
+  const DEV_CONFIG = new URL("../deno.dev.jsonc", import.meta.url).pathname;
   const coldStart = async (script: string, args: string[]): Promise<number> => {
     const { stdout, success } = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-read", "--allow-env", script, ...args],
+      // The bench's config: onnxruntime-web is not in the library's (deno.json).
+      args: ["run", "--config", DEV_CONFIG, "--allow-read", "--allow-env", script, ...args],
       stdout: "piped",
       stderr: "inherit",
     }).output();
