@@ -4,16 +4,16 @@
 // weights at once, so the unfolded matrix never exists in full.
 // 1x1 stride-1 convolutions skip this and call the GEMM on the input itself.
 
-import { gemm_block_rows, gemm_tiles } from "./gemm";
+import { EPILOGUE_ACC, EPILOGUE_BIAS, EPILOGUE_RELU, gemm_block_rows, gemm_tiles } from "./gemm";
 import { copy_floats, zero_floats } from "./simd";
 
-/** Scratch bytes one thread needs for `conv2d_bias_relu` with depth k = KH*KW*C. */
+/** Scratch bytes one thread needs for `conv2d_bias_relu` (or `_bias`, `_acc`) with depth k = KH*KW*C. */
 export function conv2d_scratch_bytes(k: i32): usize {
   return <usize>gemm_block_rows(k) * (<usize>k << 2);
 }
 
 // Unfolds output pixels [m0, m1) into rows of k = kh*kw*c floats at `dst`.
-@inline function im2col_rows(
+@inline export function im2col_rows(
   x: usize, xstride: i32, h: i32, w: i32, c: i32,
   kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, oh: i32, ow: i32,
   dst: usize, m0: i32, m1: i32,
@@ -68,6 +68,43 @@ export function conv2d_bias_relu(
   kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, oh: i32, ow: i32,
   wp: usize, oc: i32, y: usize, ystride: i32, scratch: usize, m0: i32, m1: i32, p0: i32, p1: i32,
 ): void {
+  conv2d_tiles(
+    x, xstride, h, w, c, kh, kw, sh, sw, ph, pw, oh, ow, wp, oc, y, ystride, scratch, m0, m1, p0, p1,
+    EPILOGUE_RELU,
+  );
+}
+
+/** y = conv2d(x, w) + bias (no ReLU); arguments as for `conv2d_bias_relu`. */
+export function conv2d_bias(
+  x: usize, xstride: i32, h: i32, w: i32, c: i32,
+  kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, oh: i32, ow: i32,
+  wp: usize, oc: i32, y: usize, ystride: i32, scratch: usize, m0: i32, m1: i32, p0: i32, p1: i32,
+): void {
+  conv2d_tiles(
+    x, xstride, h, w, c, kh, kw, sh, sw, ph, pw, oh, ow, wp, oc, y, ystride, scratch, m0, m1, p0, p1,
+    EPILOGUE_BIAS,
+  );
+}
+
+/** y += conv2d(x, w) + bias (no ReLU); arguments as for `conv2d_bias_relu`. */
+export function conv2d_acc(
+  x: usize, xstride: i32, h: i32, w: i32, c: i32,
+  kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, oh: i32, ow: i32,
+  wp: usize, oc: i32, y: usize, ystride: i32, scratch: usize, m0: i32, m1: i32, p0: i32, p1: i32,
+): void {
+  conv2d_tiles(
+    x, xstride, h, w, c, kh, kw, sh, sw, ph, pw, oh, ow, wp, oc, y, ystride, scratch, m0, m1, p0, p1,
+    EPILOGUE_ACC,
+  );
+}
+
+// The driver, specialised at compile time by its epilogue (an EPILOGUE_* constant).
+@inline function conv2d_tiles(
+  x: usize, xstride: i32, h: i32, w: i32, c: i32,
+  kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, oh: i32, ow: i32,
+  wp: usize, oc: i32, y: usize, ystride: i32, scratch: usize, m0: i32, m1: i32, p0: i32, p1: i32,
+  epilogue: i32,
+): void {
   const k = kh * kw * c;
   const mb = gemm_block_rows(k);
   for (let mStart = m0; mStart < m1; mStart += mb) {
@@ -75,7 +112,7 @@ export function conv2d_bias_relu(
     im2col_rows(x, xstride, h, w, c, kh, kw, sh, sw, ph, pw, oh, ow, scratch, mStart, mStart + rows);
     gemm_tiles(
       oc, k, scratch, k, wp, y + <usize>mStart * (<usize>ystride << 2), ystride,
-      0, rows, p0, p1, true,
+      0, rows, p0, p1, epilogue,
     );
   }
 }

@@ -1,13 +1,22 @@
 // f32 GEMM over packed weights with a fused bias (+ ReLU) epilogue.
 //
-// C[m, n] = bias[n] + sum_k A[m, k] * B[k, n], optionally max(., 0).
+// C[m, n] = bias[n] + sum_k A[m, k] * B[k, n], then an epilogue: none,
+// max(., 0), or added to C (the backward pass accumulates gradients).
 // A is row-major with row stride `lda` (floats); C has row stride `ldc`, so a
 // convolution branch writes straight into its channel slice of a concat.
 // B is packed once at load into panels of NR = 8 columns:
 //   panel p = [bias[8p .. 8p+8], B[0, 8p .. 8p+8], ..., B[K-1, 8p .. 8p+8]]
 // (XNNPACK's layout: bias in front of each NR-wide panel, columns past N zero).
 
-import { madd, relu4, store_n } from "./simd";
+import { add_n, madd, relu4, store_n } from "./simd";
+
+// Epilogues, compile-time constants of the drivers (one source, one export each):
+/** y = conv/GEMM + bias. */
+export const EPILOGUE_BIAS: i32 = 0;
+/** y = max(conv/GEMM + bias, 0), NaN propagating. */
+export const EPILOGUE_RELU: i32 = 1;
+/** y += conv/GEMM + bias (accumulate, no ReLU). */
+export const EPILOGUE_ACC: i32 = 2;
 
 /** Columns per packed weight panel. */
 export const GEMM_NR: i32 = 8;
@@ -17,9 +26,10 @@ export const GEMM_MR: i32 = 6;
 // Micro-kernel: mr (1 to 6, a constant after inlining) rows x 8 columns. At
 // mr = 6: 12 accumulators + 2 B vectors + 1 splat, 15 of V8's vector
 // registers; the rows past mr fold away at compile time, which gives the
-// 4x8, 2x8 and 1x8 kernels for the rows left over.
+// 4x8, 2x8 and 1x8 kernels for the rows left over. `epilogue` is an
+// EPILOGUE_* constant.
 @inline function f32_gemm_x8(
-  mr: i32, k: i32, a: usize, lda: usize, w: usize, c: usize, ldc: usize, nc: i32, relu: bool,
+  mr: i32, k: i32, a: usize, lda: usize, w: usize, c: usize, ldc: usize, nc: i32, epilogue: i32,
 ): void {
   let b0 = v128.load(w);
   let b1 = v128.load(w, 16);
@@ -54,7 +64,16 @@ export const GEMM_MR: i32 = 6;
       c50 = madd(va, b0, c50); c51 = madd(va, b1, c51);
     }
   }
-  if (relu) {
+  if (epilogue == EPILOGUE_ACC) {
+    add_n(c, c00, c01, nc);
+    if (mr > 1) add_n(c + ldc, c10, c11, nc);
+    if (mr > 2) add_n(c + 2 * ldc, c20, c21, nc);
+    if (mr > 3) add_n(c + 3 * ldc, c30, c31, nc);
+    if (mr > 4) add_n(c + 4 * ldc, c40, c41, nc);
+    if (mr > 5) add_n(c + 5 * ldc, c50, c51, nc);
+    return;
+  }
+  if (epilogue == EPILOGUE_RELU) {
     c00 = relu4(c00); c01 = relu4(c01); c10 = relu4(c10); c11 = relu4(c11);
     c20 = relu4(c20); c21 = relu4(c21); c30 = relu4(c30); c31 = relu4(c31);
     c40 = relu4(c40); c41 = relu4(c41); c50 = relu4(c50); c51 = relu4(c51);
@@ -82,7 +101,7 @@ export const GEMM_MR: i32 = 6;
 // of A stays in L2 while each panel (<= 27 KiB for K <= 832) stays in L1.
 @inline export function gemm_tiles(
   n: i32, k: i32, a: usize, lda: i32, w: usize, c: usize, ldc: i32,
-  m0: i32, m1: i32, p0: i32, p1: i32, relu: bool,
+  m0: i32, m1: i32, p0: i32, p1: i32, epilogue: i32,
 ): void {
   const ldaB = <usize>lda << 2, ldcB = <usize>ldc << 2;
   const panel = gemm_panel_bytes(k);
@@ -95,19 +114,19 @@ export const GEMM_MR: i32 = 6;
       const pc = c + (<usize>p << 5);
       let m = mStart;
       for (; m + GEMM_MR <= mEnd; m += GEMM_MR) {
-        f32_gemm_x8(GEMM_MR, k, a + <usize>m * ldaB, ldaB, pw, pc + <usize>m * ldcB, ldcB, nc, relu);
+        f32_gemm_x8(GEMM_MR, k, a + <usize>m * ldaB, ldaB, pw, pc + <usize>m * ldcB, ldcB, nc, epilogue);
       }
       // 1 to 5 rows left: 4 + 1, 2 + 1 or 1 at a time.
       if (m + 4 <= mEnd) {
-        f32_gemm_x8(4, k, a + <usize>m * ldaB, ldaB, pw, pc + <usize>m * ldcB, ldcB, nc, relu);
+        f32_gemm_x8(4, k, a + <usize>m * ldaB, ldaB, pw, pc + <usize>m * ldcB, ldcB, nc, epilogue);
         m += 4;
       }
       if (m + 2 <= mEnd) {
-        f32_gemm_x8(2, k, a + <usize>m * ldaB, ldaB, pw, pc + <usize>m * ldcB, ldcB, nc, relu);
+        f32_gemm_x8(2, k, a + <usize>m * ldaB, ldaB, pw, pc + <usize>m * ldcB, ldcB, nc, epilogue);
         m += 2;
       }
       if (m < mEnd) {
-        f32_gemm_x8(1, k, a + <usize>m * ldaB, ldaB, pw, pc + <usize>m * ldcB, ldcB, nc, relu);
+        f32_gemm_x8(1, k, a + <usize>m * ldaB, ldaB, pw, pc + <usize>m * ldcB, ldcB, nc, epilogue);
       }
     }
   }
@@ -121,7 +140,7 @@ export function gemm_bias(
   n: i32, k: i32, a: usize, lda: i32, w: usize, c: usize, ldc: i32,
   m0: i32, m1: i32, p0: i32, p1: i32,
 ): void {
-  gemm_tiles(n, k, a, lda, w, c, ldc, m0, m1, p0, p1, false);
+  gemm_tiles(n, k, a, lda, w, c, ldc, m0, m1, p0, p1, EPILOGUE_BIAS);
 }
 
 /** C = max(A x B + bias, 0); see `gemm_bias`. */
@@ -129,5 +148,16 @@ export function gemm_bias_relu(
   n: i32, k: i32, a: usize, lda: i32, w: usize, c: usize, ldc: i32,
   m0: i32, m1: i32, p0: i32, p1: i32,
 ): void {
-  gemm_tiles(n, k, a, lda, w, c, ldc, m0, m1, p0, p1, true);
+  gemm_tiles(n, k, a, lda, w, c, ldc, m0, m1, p0, p1, EPILOGUE_RELU);
+}
+
+/**
+ * C += A x B + bias (no ReLU); see `gemm_bias`. Columns past N, in a last
+ * partial panel, are neither read nor written.
+ */
+export function gemm_acc(
+  n: i32, k: i32, a: usize, lda: i32, w: usize, c: usize, ldc: i32,
+  m0: i32, m1: i32, p0: i32, p1: i32,
+): void {
+  gemm_tiles(n, k, a, lda, w, c, ldc, m0, m1, p0, p1, EPILOGUE_ACC);
 }

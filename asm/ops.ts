@@ -115,3 +115,25 @@ export function fma_peak(iters: i32, p: usize): f32 {
   );
   return f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1) + f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3);
 }
+
+/**
+ * ReLU's backward on its output y, in place in dy, for pixels [r0, r1) and
+ * channels [0, c): dy = y <= 0 ? 0 : dy (PyTorch's threshold_backward: a NaN
+ * output passes its gradient, as torch 1.13 does). Strides in floats.
+ */
+export function relu_backward(dy: usize, dystride: i32, y: usize, ystride: i32, c: i32, r0: i32, r1: i32): void {
+  const zero = f32x4.splat(0);
+  const c4 = c & ~3;
+  for (let r = r0; r < r1; r++) {
+    const g = dy + <usize>r * (<usize>dystride << 2), v = y + <usize>r * (<usize>ystride << 2);
+    let i = 0;
+    for (; i < c4; i += 4) {
+      const o = <usize>i << 2;
+      v128.store(g + o, v128.andnot(v128.load(g + o), f32x4.le(v128.load(v + o), zero)));
+    }
+    for (; i < c; i++) {
+      const o = <usize>i << 2;
+      if (load<f32>(v + o) <= 0) store<f32>(g + o, 0);
+    }
+  }
+}

@@ -31,6 +31,41 @@
   if (n > 2) store<f32>(p, f32x4.extract_lane(v, 2), 8);
 }
 
+/** Adds lo:hi to the first `n` (0..8) floats at `p`: p[i] = p[i] + lane i. */
+@inline export function add_n(p: usize, lo: v128, hi: v128, n: i32): void {
+  if (n == 8) {
+    v128.store(p, f32x4.add(v128.load(p), lo));
+    v128.store(p, f32x4.add(v128.load(p, 16), hi), 16);
+    return;
+  }
+  let v = lo;
+  if (n >= 4) {
+    v128.store(p, f32x4.add(v128.load(p), lo));
+    v = hi;
+    p += 16;
+    n -= 4;
+  }
+  if (n > 0) store<f32>(p, load<f32>(p) + f32x4.extract_lane(v, 0));
+  if (n > 1) store<f32>(p, load<f32>(p, 4) + f32x4.extract_lane(v, 1), 4);
+  if (n > 2) store<f32>(p, load<f32>(p, 8) + f32x4.extract_lane(v, 2), 8);
+}
+
+/** The first `n` (0..8) floats at `p` as lo:hi, zeros past them; reads nothing past p + 4n. */
+@inline export function load_lo_n(p: usize, n: i32): v128 {
+  if (n >= 4) return v128.load(p);
+  let v = f32x4.splat(0);
+  if (n > 0) v = f32x4.replace_lane(v, 0, load<f32>(p));
+  if (n > 1) v = f32x4.replace_lane(v, 1, load<f32>(p, 4));
+  if (n > 2) v = f32x4.replace_lane(v, 2, load<f32>(p, 8));
+  return v;
+}
+
+/** The upper half (floats 4..8) of `load_lo_n`'s eight: zeros past n. */
+@inline export function load_hi_n(p: usize, n: i32): v128 {
+  if (n >= 8) return v128.load(p, 16);
+  return n > 4 ? load_lo_n(p + 16, n - 4) : f32x4.splat(0);
+}
+
 /** Copies n floats from src to dst (no overlap), 4 at a time: cheaper than memory.copy for short rows. */
 @inline export function copy_floats(dst: usize, src: usize, n: i32): void {
   let i = 0;

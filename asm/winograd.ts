@@ -10,10 +10,14 @@
 //   1. input transform  V[xi] = (B^T d B)[xi] for each n x n input patch d,
 //   2. n^2 GEMMs        M[xi] = V[xi] x U[xi] (U = G g G^T, packed at load by
 //                       src/backend/pack.ts),
-//   3. output transform y = A^T M A + bias, ReLU, into the output view.
+//   3. output transform y = A^T M A + bias, then the epilogue (ReLU, none, or
+//                       added to y: the backward pass's data gradient), into the output view.
 // The transforms are vectorised over 4 channels; C and OC must be multiples of 4.
 
-import { gemm_panel_bytes, gemm_tiles, GEMM_MR } from "./gemm";
+import { EPILOGUE_ACC, EPILOGUE_BIAS, EPILOGUE_RELU, gemm_bias, gemm_panel_bytes, GEMM_MR } from "./gemm";
+
+// The row pass of the output transform: no bias, no epilogue.
+const EPILOGUE_NONE: i32 = -1;
 
 const TMP_BYTES: usize = 576; // 6x6 patch vectors, later the 6x4 row-transformed outputs
 const BLOCK_BUDGET: i32 = 1024 * 1024;
@@ -25,14 +29,14 @@ const BLOCK_BUDGET: i32 = 1024 * 1024;
 }
 
 /**
- * Tiles a `winograd_*_bias_relu` kernel transforms per block for nn transform
+ * Tiles a `winograd_*` kernel transforms per block for nn transform
  * points (36 or 16): a range of at most this many tiles takes one pass over the weights.
  */
 export function winograd_block_tiles(nn: i32, c: i32, oc: i32): i32 {
   return block_tiles(nn, c, oc);
 }
 
-/** Scratch bytes one thread needs for any `winograd_*_bias_relu` kernel. */
+/** Scratch bytes one thread needs for any `winograd_*` kernel. */
 export function winograd_scratch_bytes(c: i32, oc: i32): usize {
   const v = max(36 * block_tiles(36, c, oc), 16 * block_tiles(16, c, oc));
   return TMP_BYTES + <usize>v * <usize>(c + oc) * 4;
@@ -111,11 +115,12 @@ export function winograd_scratch_bytes(c: i32, oc: i32): usize {
 
 // A^T of an n-point transform for an output tile of m (constants after
 // inlining) on the n vectors at p, p + step, ...: the first `count` of the m
-// results go to q, q + qstep, ..., plus bias b and ReLU when `epilogue`.
+// results go to q, q + qstep, ..., with bias b and the EPILOGUE_* `epilogue`
+// (EPILOGUE_NONE: as they are).
 // The rows of a tile pass through it into scratch, then its columns straight
 // into the output (the tile's bottom rows may fall outside the map).
 @inline function output_1d(
-  n: i32, m: i32, p: usize, step: usize, q: usize, qstep: usize, count: i32, epilogue: bool, b: v128,
+  n: i32, m: i32, p: usize, step: usize, q: usize, qstep: usize, count: i32, epilogue: i32, b: v128,
 ): void {
   const m0 = v128.load(p), m1 = v128.load(p + step), m2 = v128.load(p + 2 * step);
   const m3 = v128.load(p + 3 * step);
@@ -138,15 +143,23 @@ export function winograd_scratch_bytes(c: i32, oc: i32): usize {
       o3 = f32x4.add(f32x4.add(d12, f32x4.mul(f32x4.splat(8), d34)), m5);
     }
   }
-  v128.store(q, finish(o0, epilogue, b));
-  if (count > 1) v128.store(q + qstep, finish(o1, epilogue, b));
-  if (m > 2 && count > 2) v128.store(q + 2 * qstep, finish(o2, epilogue, b));
-  if (m > 3 && count > 3) v128.store(q + 3 * qstep, finish(o3, epilogue, b));
+  finish(q, o0, epilogue, b);
+  if (count > 1) finish(q + qstep, o1, epilogue, b);
+  if (m > 2 && count > 2) finish(q + 2 * qstep, o2, epilogue, b);
+  if (m > 3 && count > 3) finish(q + 3 * qstep, o3, epilogue, b);
 }
 
-// v, or relu(v + b) for the output epilogue.
-@inline function finish(v: v128, epilogue: bool, b: v128): v128 {
-  return epilogue ? f32x4.max(f32x4.add(v, b), f32x4.splat(0)) : v;
+// Stores v at q: as it is, v + b, relu(v + b), or q += v + b, by `epilogue`.
+@inline function finish(q: usize, v: v128, epilogue: i32, b: v128): void {
+  if (epilogue == EPILOGUE_NONE) {
+    v128.store(q, v);
+  } else if (epilogue == EPILOGUE_RELU) {
+    v128.store(q, f32x4.max(f32x4.add(v, b), f32x4.splat(0)));
+  } else if (epilogue == EPILOGUE_ACC) {
+    v128.store(q, f32x4.add(v128.load(q), f32x4.add(v, b)));
+  } else {
+    v128.store(q, f32x4.add(v, b));
+  }
 }
 
 /**
@@ -159,7 +172,23 @@ export function winograd_f4x3_bias_relu(
   x: usize, xstride: i32, h: i32, w: i32, c: i32,
   u: usize, oc: i32, y: usize, ystride: i32, scratch: usize, t0: i32, t1: i32,
 ): void {
-  winograd_bias_relu(6, 4, 1, x, xstride, h, w, c, u, oc, y, ystride, scratch, t0, t1);
+  winograd_tiles(6, 4, 1, x, xstride, h, w, c, u, oc, y, ystride, scratch, t0, t1, EPILOGUE_RELU);
+}
+
+/** y = conv3x3(x, w, padding 1) + bias (no ReLU); arguments as for `winograd_f4x3_bias_relu`. */
+export function winograd_f4x3_bias(
+  x: usize, xstride: i32, h: i32, w: i32, c: i32,
+  u: usize, oc: i32, y: usize, ystride: i32, scratch: usize, t0: i32, t1: i32,
+): void {
+  winograd_tiles(6, 4, 1, x, xstride, h, w, c, u, oc, y, ystride, scratch, t0, t1, EPILOGUE_BIAS);
+}
+
+/** y += conv3x3(x, w, padding 1) + bias (no ReLU); arguments as for `winograd_f4x3_bias_relu`. */
+export function winograd_f4x3_acc(
+  x: usize, xstride: i32, h: i32, w: i32, c: i32,
+  u: usize, oc: i32, y: usize, ystride: i32, scratch: usize, t0: i32, t1: i32,
+): void {
+  winograd_tiles(6, 4, 1, x, xstride, h, w, c, u, oc, y, ystride, scratch, t0, t1, EPILOGUE_ACC);
 }
 
 /**
@@ -170,7 +199,23 @@ export function winograd_f2x5_bias_relu(
   x: usize, xstride: i32, h: i32, w: i32, c: i32,
   u: usize, oc: i32, y: usize, ystride: i32, scratch: usize, t0: i32, t1: i32,
 ): void {
-  winograd_bias_relu(6, 2, 2, x, xstride, h, w, c, u, oc, y, ystride, scratch, t0, t1);
+  winograd_tiles(6, 2, 2, x, xstride, h, w, c, u, oc, y, ystride, scratch, t0, t1, EPILOGUE_RELU);
+}
+
+/** y = conv5x5(x, w, padding 2) + bias (no ReLU); arguments as for `winograd_f2x5_bias_relu`. */
+export function winograd_f2x5_bias(
+  x: usize, xstride: i32, h: i32, w: i32, c: i32,
+  u: usize, oc: i32, y: usize, ystride: i32, scratch: usize, t0: i32, t1: i32,
+): void {
+  winograd_tiles(6, 2, 2, x, xstride, h, w, c, u, oc, y, ystride, scratch, t0, t1, EPILOGUE_BIAS);
+}
+
+/** y += conv5x5(x, w, padding 2) + bias (no ReLU); arguments as for `winograd_f2x5_bias_relu`. */
+export function winograd_f2x5_acc(
+  x: usize, xstride: i32, h: i32, w: i32, c: i32,
+  u: usize, oc: i32, y: usize, ystride: i32, scratch: usize, t0: i32, t1: i32,
+): void {
+  winograd_tiles(6, 2, 2, x, xstride, h, w, c, u, oc, y, ystride, scratch, t0, t1, EPILOGUE_ACC);
 }
 
 /**
@@ -182,14 +227,31 @@ export function winograd_f2x3_bias_relu(
   x: usize, xstride: i32, h: i32, w: i32, c: i32,
   u: usize, oc: i32, y: usize, ystride: i32, scratch: usize, t0: i32, t1: i32,
 ): void {
-  winograd_bias_relu(4, 2, 1, x, xstride, h, w, c, u, oc, y, ystride, scratch, t0, t1);
+  winograd_tiles(4, 2, 1, x, xstride, h, w, c, u, oc, y, ystride, scratch, t0, t1, EPILOGUE_RELU);
 }
 
-// The driver for n x n transform tiles, an m x m output tile and `pad`
-// pixels of zero padding (constants after inlining, so each export is specialised).
-@inline function winograd_bias_relu(
-  n: i32, m: i32, pad: i32, x: usize, xstride: i32, h: i32, w: i32, c: i32,
+/** y = conv3x3(x, w, padding 1) + bias (no ReLU); arguments as for `winograd_f2x3_bias_relu`. */
+export function winograd_f2x3_bias(
+  x: usize, xstride: i32, h: i32, w: i32, c: i32,
   u: usize, oc: i32, y: usize, ystride: i32, scratch: usize, t0: i32, t1: i32,
+): void {
+  winograd_tiles(4, 2, 1, x, xstride, h, w, c, u, oc, y, ystride, scratch, t0, t1, EPILOGUE_BIAS);
+}
+
+/** y += conv3x3(x, w, padding 1) + bias (no ReLU); arguments as for `winograd_f2x3_bias_relu`. */
+export function winograd_f2x3_acc(
+  x: usize, xstride: i32, h: i32, w: i32, c: i32,
+  u: usize, oc: i32, y: usize, ystride: i32, scratch: usize, t0: i32, t1: i32,
+): void {
+  winograd_tiles(4, 2, 1, x, xstride, h, w, c, u, oc, y, ystride, scratch, t0, t1, EPILOGUE_ACC);
+}
+
+// The driver for n x n transform tiles, an m x m output tile, `pad` pixels
+// of zero padding and an EPILOGUE_* `epilogue` (constants after inlining, so
+// each export is specialised).
+@inline function winograd_tiles(
+  n: i32, m: i32, pad: i32, x: usize, xstride: i32, h: i32, w: i32, c: i32,
+  u: usize, oc: i32, y: usize, ystride: i32, scratch: usize, t0: i32, t1: i32, epilogue: i32,
 ): void {
   const tilesW = (w + m - 1) / m, tilesH = (h + m - 1) / m, plane = tilesW * tilesH;
   const nn = n * n;
@@ -230,14 +292,14 @@ export function winograd_f2x3_bias_relu(
         }
       }
     }
-    // 2. One GEMM per transform point.
+    // 2. One GEMM per transform point (one copy of the GEMM shared by every variant).
     for (let xi = 0; xi < nn; xi++) {
-      gemm_tiles(
+      gemm_bias(
         oc, c, vBase + <usize>xi * vMat, c, weights + <usize>xi * panelMat,
-        mBase + <usize>xi * mMat, oc, 0, rows, 0, panels, false,
+        mBase + <usize>xi * mMat, oc, 0, rows, 0, panels,
       );
     }
-    // 3. Output transform, bias and ReLU, 4 output channels at a time.
+    // 3. Output transform, bias and the epilogue, 4 output channels at a time.
     for (let r = 0; r < rows; r++) {
       const t = tStart + r;
       const img = t / plane, rem = t - img * plane;
@@ -249,12 +311,12 @@ export function winograd_f2x3_bias_relu(
         // Rows of M (n x n) -> tmp (n x m) by A, then columns -> m x m.
         const b = v128.load(bias + (<usize>og << 2));
         for (let i = 0; i < n; i++) {
-          output_1d(n, m, src + <usize>(i * n) * mMat, mMat, tmp + <usize>i * 64, 16, m, false, b);
+          output_1d(n, m, src + <usize>(i * n) * mMat, mMat, tmp + <usize>i * 64, 16, m, EPILOGUE_NONE, b);
         }
-        // Columns of tmp -> the tile's output pixels, with bias and ReLU.
+        // Columns of tmp -> the tile's output pixels, with bias and the epilogue.
         const out = yimg + (<usize>(ty * m) * <usize>w + <usize>(tx * m)) * yb + (<usize>og << 2);
         for (let j = 0; j < cols; j++) {
-          output_1d(n, m, tmp + (<usize>j << 4), 64, out + <usize>j * yb, <usize>w * yb, rowsOut, true, b);
+          output_1d(n, m, tmp + (<usize>j << 4), 64, out + <usize>j * yb, <usize>w * yb, rowsOut, epilogue, b);
         }
       }
     }

@@ -9,7 +9,10 @@
 
 import { BackendError } from "../../errors.ts";
 
-/** `gemm_bias` / `gemm_bias_relu`: rows [m0, m1) x panels [p0, p1) of C = A x B + bias. */
+/**
+ * `gemm_bias` / `gemm_bias_relu` / `gemm_acc`: rows [m0, m1) x panels [p0, p1)
+ * of C = A x B + bias (then ReLU, or C += A x B + bias).
+ */
 export type GemmKernel = (
   n: number,
   k: number,
@@ -25,8 +28,9 @@ export type GemmKernel = (
 ) => void;
 
 /**
- * `winograd_f4x3_bias_relu` / `winograd_f2x5_bias_relu` / `winograd_f2x3_bias_relu`: output tiles [t0, t1)
- * of a stride-1 "same" 3x3 or 5x5 convolution with bias and ReLU.
+ * `winograd_{f4x3,f2x5,f2x3}_{bias_relu,bias,acc}`: output tiles [t0, t1)
+ * of a stride-1 "same" 3x3 or 5x5 convolution with bias, then ReLU (`_bias_relu`),
+ * nothing (`_bias`), or added to y (`_acc`: y += conv + bias).
  */
 export type WinogradKernel = (
   x: number,
@@ -65,38 +69,80 @@ export type PoolKernel = (
   r1: number,
 ) => void;
 
+/**
+ * `conv2d_bias_relu` / `conv2d_bias` / `conv2d_acc`: output pixels [m0, m1)
+ * x panels [p0, p1) of an im2col convolution with bias, then ReLU, nothing,
+ * or added to y, with `conv2d_scratch_bytes(kh * kw * c)` of scratch.
+ */
+export type ConvKernel = (
+  x: number,
+  xstride: number,
+  h: number,
+  w: number,
+  c: number,
+  kh: number,
+  kw: number,
+  sh: number,
+  sw: number,
+  ph: number,
+  pw: number,
+  oh: number,
+  ow: number,
+  wp: number,
+  oc: number,
+  y: number,
+  ystride: number,
+  scratch: number,
+  m0: number,
+  m1: number,
+  p0: number,
+  p1: number,
+) => void;
+
+/**
+ * `avgpool2d_backward`-like units: `maxpool2d_backward` takes the pool's
+ * input first; units [g0, g1) of N * ceil(C / 16) (image, 16 channels), dx
+ * overwritten (`accumulate` 0) or added to (1).
+ */
+export type PoolBackwardKernel = (
+  dy: number,
+  dystride: number,
+  h: number,
+  w: number,
+  c: number,
+  k: number,
+  s: number,
+  p: number,
+  oh: number,
+  ow: number,
+  dx: number,
+  dxstride: number,
+  accumulate: number,
+  g0: number,
+  g1: number,
+) => void;
+
 /** The kernel exports (byte addresses, strides in floats); see `asm/`. */
 export interface KernelExports {
   gemm_bias: GemmKernel;
   gemm_bias_relu: GemmKernel;
-  conv2d_bias_relu(
-    x: number,
-    xstride: number,
-    h: number,
-    w: number,
-    c: number,
-    kh: number,
-    kw: number,
-    sh: number,
-    sw: number,
-    ph: number,
-    pw: number,
-    oh: number,
-    ow: number,
-    wp: number,
-    oc: number,
-    y: number,
-    ystride: number,
-    scratch: number,
-    m0: number,
-    m1: number,
-    p0: number,
-    p1: number,
-  ): void;
+  /** C += A x B + bias (no ReLU); a last partial panel touches no column past n. */
+  gemm_acc: GemmKernel;
+  conv2d_bias_relu: ConvKernel;
+  /** y = conv + bias (no ReLU). */
+  conv2d_bias: ConvKernel;
+  /** y += conv + bias (no ReLU). */
+  conv2d_acc: ConvKernel;
   conv2d_scratch_bytes(k: number): number;
   winograd_f4x3_bias_relu: WinogradKernel;
   winograd_f2x5_bias_relu: WinogradKernel;
   winograd_f2x3_bias_relu: WinogradKernel;
+  winograd_f4x3_bias: WinogradKernel;
+  winograd_f2x5_bias: WinogradKernel;
+  winograd_f2x3_bias: WinogradKernel;
+  winograd_f4x3_acc: WinogradKernel;
+  winograd_f2x5_acc: WinogradKernel;
+  winograd_f2x3_acc: WinogradKernel;
   winograd_scratch_bytes(c: number, oc: number): number;
   winograd_block_tiles(nn: number, c: number, oc: number): number;
   maxpool2d: PoolKernel;
@@ -115,8 +161,98 @@ export interface KernelExports {
     r0: number,
     r1: number,
   ): void;
+  /**
+   * Units [g0, g1) of N * ceil(C / 16): dx = (accumulate ? dx : 0) + each dy
+   * at its window's argmax (PyTorch 1.13's: first maximum, NaN wins).
+   */
+  maxpool2d_backward(
+    x: number,
+    xstride: number,
+    h: number,
+    w: number,
+    c: number,
+    k: number,
+    s: number,
+    p: number,
+    oh: number,
+    ow: number,
+    dy: number,
+    dystride: number,
+    dx: number,
+    dxstride: number,
+    accumulate: number,
+    g0: number,
+    g1: number,
+  ): void;
+  /** The adjoint of `avgpool2d` (count_include_pad); units as `maxpool2d_backward`. */
+  avgpool2d_backward: PoolBackwardKernel;
+  /** The adjoint of `adaptive_avgpool2d`; units as `maxpool2d_backward`. */
+  adaptive_avgpool2d_backward(
+    dy: number,
+    dystride: number,
+    h: number,
+    w: number,
+    c: number,
+    oh: number,
+    ow: number,
+    dx: number,
+    dxstride: number,
+    accumulate: number,
+    g0: number,
+    g1: number,
+  ): void;
+  /**
+   * dw[o, kk] += sum over output pixels of dy[m, o] * im2col(x)[m, kk] for
+   * rows [o0, o1) and columns [q0, q1) of the dense [oc, kh * kw * c] dw
+   * (kk = (i * kw + j) * c + ch); bit-identical for any split into chunks.
+   * scratch: `conv2d_weight_grad_scratch_bytes(c, kh, kw, ow, oc)` bytes per thread.
+   */
+  conv2d_weight_grad(
+    x: number,
+    xstride: number,
+    n: number,
+    h: number,
+    w: number,
+    c: number,
+    kh: number,
+    kw: number,
+    sh: number,
+    sw: number,
+    ph: number,
+    pw: number,
+    oh: number,
+    ow: number,
+    dy: number,
+    dystride: number,
+    oc: number,
+    dw: number,
+    scratch: number,
+    o0: number,
+    o1: number,
+    q0: number,
+    q1: number,
+  ): void;
+  conv2d_weight_grad_scratch_bytes(
+    c: number,
+    kh: number,
+    kw: number,
+    ow: number,
+    oc: number,
+  ): number;
+  /** db[o] += sum over pixels [0, pixels) of dy[p, o] for o in [o0, o1). */
+  bias_grad(dy: number, dystride: number, pixels: number, db: number, o0: number, o1: number): void;
   dropout(x: number, n: number, p: number, seed: number): void;
   relu(x: number, n: number): void;
+  /** dy = y <= 0 ? 0 : dy for pixels [r0, r1), channels [0, c), in place (NaN y passes dy, as torch). */
+  relu_backward(
+    dy: number,
+    dystride: number,
+    y: number,
+    ystride: number,
+    c: number,
+    r0: number,
+    r1: number,
+  ): void;
   softmax(x: number, rows: number, cols: number): void;
   fma_peak(iters: number, at: number): number;
   GEMM_MR: WebAssembly.Global;

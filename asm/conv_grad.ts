@@ -1,0 +1,310 @@
+// Gradients of a convolution's (or linear layer's) parameters on NHWC activations.
+//
+// The weight gradient is a GEMM whose reduction runs over output pixels:
+//   dW[o, kk] += sum_m dY[m, o] * X[m, kk],   kk = (i * KW + j) * C + ch,
+// where X is the (never built) im2col matrix of the input. The register tile
+// is the forward's: 6 rows of dW (output channels) x 8 columns (kk), 12
+// accumulators; each step splats 6 values of dY (packed per block so they
+// are contiguous) and loads 2 vectors of X, 12 multiply-adds. The
+// accumulators start from dW itself and take the pixels in ascending order,
+// so every element is the same sequence of operations whatever the chunk
+// bounds (o, kk ranges): any split across threads is bit-identical.
+//
+// X comes from one of three places, chosen by shape alone:
+//   dense   1x1, stride 1, no padding: X is the input itself (linear layers too);
+//   direct  C >= 8: for each tap (i, j), X's columns are the input's pixels
+//           shifted by the tap; rows of output pixels whose tap falls outside
+//           the input are skipped (no zeros are multiplied);
+//   im2col  C < 8 (conv1's 7x7 stride 2 on 3 channels): a block of rows is
+//           unfolded into scratch so that a tile's 8 columns span taps.
+
+import { im2col_rows } from "./conv";
+import { load_hi_n, load_lo_n, madd, store_n } from "./simd";
+
+/** Output pixels per block: a block's X columns of one tile (one cache line per pixel) stay in L1. */
+const WGRAD_PIXELS: i32 = 256;
+
+@inline function wgrad_im2col(c: i32): bool {
+  return c < 8;
+}
+
+/**
+ * Scratch bytes one thread needs for `conv2d_weight_grad` on input channels
+ * c, a kh x kw kernel, output rows of ow pixels and oc output channels: a
+ * block of dY packed by tiles, and for c < 8 the block's im2col rows.
+ */
+export function conv2d_weight_grad_scratch_bytes(c: i32, kh: i32, kw: i32, ow: i32, oc: i32): usize {
+  let bytes = <usize>max(WGRAD_PIXELS, ow) * <usize>oc << 2;
+  if (wgrad_im2col(c)) bytes += <usize>WGRAD_PIXELS * <usize>(kh * kw * c) << 2;
+  return bytes;
+}
+
+// Copies dY rows [m0, m0 + count), channels [o0, o1), into `pack` by tiles
+// of 6, then 4, 2, 1 rows (the order the tile loop takes): the tile at o
+// starts at pack + (o - o0) * count floats and holds its mr values per pixel.
+@inline function pack_dy(
+  dy: usize, dyb: usize, m0: i32, count: i32, o0: i32, o1: i32, pack: usize,
+): void {
+  let o = o0;
+  while (o < o1) {
+    const left = o1 - o;
+    const mr = left >= 6 ? 6 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+    let dst = pack + (<usize>(o - o0) * <usize>count << 2);
+    let src = dy + <usize>m0 * dyb + (<usize>o << 2);
+    for (let p = 0; p < count; p++, src += dyb) {
+      for (let r = 0; r < mr; r++, dst += 4) store<f32>(dst, load<f32>(src + (<usize>r << 2)));
+    }
+    o += mr;
+  }
+}
+
+// One tile of mr (1 to 6) rows of dW at `d` (row stride ldw bytes) x nc
+// columns (`full`: nc = 8; else 1 to 7: lanes past nc read nothing, store
+// nothing). dY values at `pk`, `pstep` bytes per pixel; X at `a`, `astep`
+// bytes per pixel. `direct`: the rows of output pixels of one block (see the
+// top), else `count` consecutive pixels. mr, full and direct are constants
+// after inlining.
+@inline function wgrad_tile(
+  mr: i32, full: bool, nc: i32, d: usize, ldw: usize, pk: usize, pstep: usize,
+  direct: bool, a: usize, astep: usize, count: i32,
+  // direct only: rows [r0, r0 + rows) of N * OH, tap row i, column range [oxLo, oxHi).
+  oh: i32, ow: i32, h: i32, rowBytes: usize, sh: i32, ph: i32, i: i32, r0: i32, rows: i32,
+  oxLo: i32, oxHi: i32,
+): void {
+  const d1 = d + ldw, d2 = d1 + ldw, d3 = d2 + ldw, d4 = d3 + ldw, d5 = d4 + ldw;
+  const z = f32x4.splat(0);
+  let c00 = full ? v128.load(d) : load_lo_n(d, nc), c01 = full ? v128.load(d, 16) : load_hi_n(d, nc);
+  let c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z;
+  if (mr > 1) { c10 = v128.load(d1); c11 = v128.load(d1, 16); }
+  if (mr > 2) { c20 = v128.load(d2); c21 = v128.load(d2, 16); }
+  if (mr > 3) { c30 = v128.load(d3); c31 = v128.load(d3, 16); }
+  if (mr > 4) { c40 = v128.load(d4); c41 = v128.load(d4, 16); }
+  if (mr > 5) { c50 = v128.load(d5); c51 = v128.load(d5, 16); }
+  let r = 0;
+  let span = count;
+  let dp = pk, xp = a;
+  while (true) {
+    if (direct) {
+      // The next row of output pixels whose tap row lies inside the input.
+      if (r >= rows) break;
+      const row = r0 + r;
+      const img = row / oh, oy = row - img * oh;
+      const iy = oy * sh - ph + i;
+      dp = pk + <usize>(r * ow + oxLo) * pstep;
+      r++;
+      if (<u32>iy >= <u32>h) continue;
+      xp = a + (<usize>img * <usize>h + <usize>iy) * rowBytes;
+      span = oxHi - oxLo;
+    } else if (r++ > 0) {
+      break;
+    }
+    for (let p = 0; p < span; p++) {
+      const b0 = full ? v128.load(xp) : load_lo_n(xp, nc);
+      const b1 = full ? v128.load(xp, 16) : load_hi_n(xp, nc);
+      xp += astep;
+      let va = v128.load32_splat(dp);
+      c00 = madd(va, b0, c00); c01 = madd(va, b1, c01);
+      if (mr > 1) {
+        va = v128.load32_splat(dp, 4);
+        c10 = madd(va, b0, c10); c11 = madd(va, b1, c11);
+      }
+      if (mr > 2) {
+        va = v128.load32_splat(dp, 8);
+        c20 = madd(va, b0, c20); c21 = madd(va, b1, c21);
+      }
+      if (mr > 3) {
+        va = v128.load32_splat(dp, 12);
+        c30 = madd(va, b0, c30); c31 = madd(va, b1, c31);
+      }
+      if (mr > 4) {
+        va = v128.load32_splat(dp, 16);
+        c40 = madd(va, b0, c40); c41 = madd(va, b1, c41);
+      }
+      if (mr > 5) {
+        va = v128.load32_splat(dp, 20);
+        c50 = madd(va, b0, c50); c51 = madd(va, b1, c51);
+      }
+      dp += pstep;
+    }
+  }
+  if (full) {
+    v128.store(d, c00); v128.store(d, c01, 16);
+  } else {
+    store_n(d, c00, c01, nc);
+  }
+  if (mr > 1) { v128.store(d1, c10); v128.store(d1, c11, 16); }
+  if (mr > 2) { v128.store(d2, c20); v128.store(d2, c21, 16); }
+  if (mr > 3) { v128.store(d3, c30); v128.store(d3, c31, 16); }
+  if (mr > 4) { v128.store(d4, c40); v128.store(d4, c41, 16); }
+  if (mr > 5) { v128.store(d5, c50); v128.store(d5, c51, 16); }
+}
+
+// All rows [o0, o1) of dW for the nc columns at dW column `col` (bytes from
+// a row's start) and X at `a`: tiles of 6 rows, then 4 + 1, 2 + 1 or 1 like
+// the forward GEMM. A partial column tile (nc < 8) takes its rows one at a
+// time (the same operations per element as the 8-wide tiles).
+@inline function wgrad_rows(
+  nc: i32, dw: usize, ldw: usize, col: usize, o0: i32, o1: i32, pack: usize, count: i32,
+  direct: bool, a: usize, astep: usize,
+  oh: i32, ow: i32, h: i32, rowBytes: usize, sh: i32, ph: i32, i: i32, r0: i32, rows: i32,
+  oxLo: i32, oxHi: i32,
+): void {
+  if (nc < 8) {
+    let o = o0;
+    while (o < o1) {
+      const left = o1 - o;
+      const mr = left >= 6 ? 6 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+      const tile = pack + (<usize>(o - o0) * <usize>count << 2);
+      for (let t = 0; t < mr; t++) {
+        wgrad_tile(
+          1, false, nc, dw + <usize>(o + t) * ldw + col, ldw, tile + (<usize>t << 2), <usize>mr << 2,
+          direct, a, astep, count, oh, ow, h, rowBytes, sh, ph, i, r0, rows, oxLo, oxHi,
+        );
+      }
+      o += mr;
+    }
+    return;
+  }
+  let o = o0;
+  for (; o + 6 <= o1; o += 6) {
+    wgrad_tile(
+      6, true, 8, dw + <usize>o * ldw + col, ldw, pack + (<usize>(o - o0) * <usize>count << 2), 24,
+      direct, a, astep, count, oh, ow, h, rowBytes, sh, ph, i, r0, rows, oxLo, oxHi,
+    );
+  }
+  if (o + 4 <= o1) {
+    wgrad_tile(
+      4, true, 8, dw + <usize>o * ldw + col, ldw, pack + (<usize>(o - o0) * <usize>count << 2), 16,
+      direct, a, astep, count, oh, ow, h, rowBytes, sh, ph, i, r0, rows, oxLo, oxHi,
+    );
+    o += 4;
+  }
+  if (o + 2 <= o1) {
+    wgrad_tile(
+      2, true, 8, dw + <usize>o * ldw + col, ldw, pack + (<usize>(o - o0) * <usize>count << 2), 8,
+      direct, a, astep, count, oh, ow, h, rowBytes, sh, ph, i, r0, rows, oxLo, oxHi,
+    );
+    o += 2;
+  }
+  if (o < o1) {
+    wgrad_tile(
+      1, true, 8, dw + <usize>o * ldw + col, ldw, pack + (<usize>(o - o0) * <usize>count << 2), 4,
+      direct, a, astep, count, oh, ow, h, rowBytes, sh, ph, i, r0, rows, oxLo, oxHi,
+    );
+  }
+}
+
+/**
+ * The weight gradient of a convolution, accumulated:
+ * dw[o, kk] += sum over images img < n and output pixels (oy, ox) of
+ * dy[(img * oh + oy) * ow + ox, o] * x[img, oy * sh - ph + i, ox * sw - pw + j, ch]
+ * (zero outside the input), kk = (i * kw + j) * c + ch, for rows o in
+ * [o0, o1) and columns kk in [q0, q1) of the dense row-major dw [oc, kh*kw*c].
+ * x: NHWC (`xstride` floats per pixel); dy: [n * oh * ow, oc] (`dystride`).
+ * scratch: `conv2d_weight_grad_scratch_bytes(c, kh, kw, ow, oc)` bytes owned
+ * by the calling thread. A linear layer is h = w = oh = ow = kh = kw = 1,
+ * n = batch rows, c = in features. Every element sums its pixels in
+ * ascending order starting from dw, so any split into chunks is bit-identical.
+ */
+export function conv2d_weight_grad(
+  x: usize, xstride: i32, n: i32, h: i32, w: i32, c: i32,
+  kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, oh: i32, ow: i32,
+  dy: usize, dystride: i32, oc: i32, dw: usize, scratch: usize,
+  o0: i32, o1: i32, q0: i32, q1: i32,
+): void {
+  if (o0 >= o1 || q0 >= q1 || n <= 0 || oh <= 0 || ow <= 0) return;
+  const k = kh * kw * c;
+  const ldw = <usize>k << 2, xb = <usize>xstride << 2, dyb = <usize>dystride << 2;
+  const pack = scratch;
+  const im2col = wgrad_im2col(c);
+  const dense = !im2col && kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 &&
+    oh == h && ow == w;
+  if (im2col || dense) {
+    const cols = scratch + (<usize>max(WGRAD_PIXELS, ow) * <usize>oc << 2);
+    const pixels = n * oh * ow;
+    for (let m0 = 0; m0 < pixels; m0 += WGRAD_PIXELS) {
+      const count = min(WGRAD_PIXELS, pixels - m0);
+      pack_dy(dy, dyb, m0, count, o0, o1, pack);
+      let a = x + <usize>m0 * xb, astep = xb;
+      if (im2col) {
+        im2col_rows(x, xstride, h, w, c, kh, kw, sh, sw, ph, pw, oh, ow, cols, m0, m0 + count);
+        a = cols;
+        astep = ldw;
+      }
+      for (let q = q0; q < q1; q += 8) {
+        const nc = min(8, q1 - q);
+        const col = <usize>q << 2;
+        wgrad_rows(
+          nc, dw, ldw, col, o0, o1, pack, count, false, a + col, astep, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        );
+      }
+    }
+    return;
+  }
+  // Direct: blocks of whole output rows, each tap's columns read from the input.
+  const blockRows = max(1, WGRAD_PIXELS / ow);
+  const allRows = n * oh;
+  const rowBytes = <usize>w * xb;
+  for (let r0 = 0; r0 < allRows; r0 += blockRows) {
+    const rows = min(blockRows, allRows - r0);
+    const count = rows * ow;
+    pack_dy(dy, dyb, r0 * ow, count, o0, o1, pack);
+    for (let tap = q0 / c, last = (q1 - 1) / c; tap <= last; tap++) {
+      const i = tap / kw, j = tap - i * kw;
+      // Output columns whose input column ox * sw - pw + j lies in [0, w).
+      const oxLo = j >= pw ? 0 : (pw - j + sw - 1) / sw;
+      const oxHi = min(ow, w - 1 + pw - j >= 0 ? (w - 1 + pw - j) / sw + 1 : 0);
+      if (oxLo >= oxHi) continue;
+      const chLo = max(q0 - tap * c, 0), chHi = min(q1 - tap * c, c);
+      // X at pixel (img, iy, 0) + the row's offset: column oxLo, channel ch.
+      const shift = (<isize>(oxLo * sw - pw + j) * <isize>xb);
+      for (let ch = chLo; ch < chHi; ch += 8) {
+        const nc = min(8, chHi - ch);
+        wgrad_rows(
+          nc, dw, ldw, (<usize>(tap * c + ch)) << 2, o0, o1, pack, count,
+          true, <usize>(<isize>x + shift) + (<usize>ch << 2), <usize>sw * xb,
+          oh, ow, h, rowBytes, sh, ph, i, r0, rows, oxLo, oxHi,
+        );
+      }
+    }
+  }
+}
+
+/**
+ * The bias gradient, accumulated: db[o] += sum over pixels p in [0, pixels)
+ * of dy[p, o] (summed in ascending p, then added), for o in [o0, o1).
+ * dy: `dystride` floats per pixel.
+ */
+export function bias_grad(dy: usize, dystride: i32, pixels: i32, db: usize, o0: i32, o1: i32): void {
+  const dyb = <usize>dystride << 2;
+  let o = o0;
+  for (; o + 16 <= o1; o += 16) {
+    let s0 = f32x4.splat(0), s1 = s0, s2 = s0, s3 = s0;
+    let p = dy + (<usize>o << 2);
+    for (let i = 0; i < pixels; i++, p += dyb) {
+      s0 = f32x4.add(s0, v128.load(p));
+      s1 = f32x4.add(s1, v128.load(p, 16));
+      s2 = f32x4.add(s2, v128.load(p, 32));
+      s3 = f32x4.add(s3, v128.load(p, 48));
+    }
+    const q = db + (<usize>o << 2);
+    v128.store(q, f32x4.add(v128.load(q), s0));
+    v128.store(q, f32x4.add(v128.load(q, 16), s1), 16);
+    v128.store(q, f32x4.add(v128.load(q, 32), s2), 32);
+    v128.store(q, f32x4.add(v128.load(q, 48), s3), 48);
+  }
+  for (; o + 4 <= o1; o += 4) {
+    let s = f32x4.splat(0);
+    let p = dy + (<usize>o << 2);
+    for (let i = 0; i < pixels; i++, p += dyb) s = f32x4.add(s, v128.load(p));
+    const q = db + (<usize>o << 2);
+    v128.store(q, f32x4.add(v128.load(q), s));
+  }
+  for (; o < o1; o++) {
+    let s: f32 = 0;
+    let p = dy + (<usize>o << 2);
+    for (let i = 0; i < pixels; i++, p += dyb) s += load<f32>(p);
+    const q = db + (<usize>o << 2);
+    store<f32>(q, load<f32>(q) + s);
+  }
+}
