@@ -61,8 +61,9 @@ interface StorageId {
 /**
  * Reads the tensors of a legacy-format PyTorch checkpoint. Nesting and a
  * `module.` prefix are unwrapped as {@linkcode readPth} does, every dtype
- * becomes float32, aligned float32 storages are views of `bytes`, and tensors
- * that share a storage share memory. Every count and offset is checked
+ * becomes float32, float32 storages are views of `bytes` (or, when the data
+ * is misaligned, of one aligned copy of it), and tensors that share a storage
+ * share memory. Every count and offset is checked
  * against the file before anything is allocated.
  *
  * @param bytes The whole file.
