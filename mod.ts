@@ -77,6 +77,7 @@ export {
 export type { FloatDType } from "./src/weights/mod.ts";
 export {
   cacheDir,
+  type CacheDirOptions,
   type DownloadOptions,
   downloadWeights,
   PRETRAINED_WEIGHTS,
