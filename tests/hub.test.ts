@@ -193,3 +193,65 @@ Deno.test("cacheDir follows each platform's convention and GOOGLENET_WASM_CACHE"
       e.message === "Cannot find a cache directory: set GOOGLENET_WASM_CACHE (or HOME)",
   );
 });
+
+/** Where `script` (util-linux) is, to run a child on a pseudo-terminal; undefined if absent. */
+async function scriptCommand(): Promise<string | undefined> {
+  try {
+    const { success } = await new Deno.Command("script", { args: ["--version"], stdout: "null" })
+      .output();
+    return success ? "script" : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const script = await scriptCommand();
+if (!script) {
+  console.log("Skipping the terminal progress bar test: `script` (util-linux) not found");
+}
+
+Deno.test({
+  name: "the progress bar is drawn on a terminal and nothing is written to a pipe",
+  ignore: script === undefined,
+  async fn() {
+    const server = serveFiles({ [good]: file });
+    try {
+      await withCache(async (dir) => {
+        const child = `${dir}.child.ts`;
+        await Deno.writeTextFile(
+          child,
+          `import { downloadWeights } from ${
+            JSON.stringify(new URL("../src/weights/hub.ts", import.meta.url).href)
+          };
+await downloadWeights(Deno.args[0], { cacheDir: Deno.args[1] });`,
+        );
+        const args = ["run", "-A", child, server.origin + good];
+        const piped = await new Deno.Command(Deno.execPath(), {
+          args: [...args, `${dir}/piped`],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        assert.ok(piped.success);
+        assert.equal(new TextDecoder().decode(piped.stderr), "");
+        const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
+        const tty = await new Deno.Command(script!, {
+          args: [
+            "-qec",
+            [Deno.execPath(), ...args, `${dir}/tty`].map(quote).join(" "),
+            "/dev/null",
+          ],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        const output = new TextDecoder().decode(tty.stdout);
+        assert.ok(tty.success, output);
+        assert.match(
+          output,
+          new RegExp(`\\rDownloading weights-${hash}\\.pth \\[#{30}\\] 100% 0\\.0/0\\.0 MB\\r?\\n`),
+        );
+      });
+    } finally {
+      await server.close();
+    }
+  },
+});
