@@ -1,0 +1,108 @@
+/**
+ * GFLOP/s of the backward kernels on GoogLeNet shapes, one thread, against
+ * `fma_peak` (the forward micro-kernel's instruction mix on L1 data). A
+ * script, not a test: `deno run --allow-read bench/grad_kernels_speed.ts [--simd]`.
+ *
+ * @module
+ */
+
+import { instantiateKernels, kernelUrl } from "../src/backend/wasm/kernels.ts";
+
+const isa = Deno.args.includes("--simd") ? "simd" : "relaxed-simd";
+const module = new WebAssembly.Module(await Deno.readFile(kernelUrl(isa, false)));
+
+interface Shape {
+  name: string;
+  n: number;
+  h: number;
+  w: number;
+  c: number;
+  oc: number;
+  k: number;
+  s: number;
+  p: number;
+}
+
+const SHAPES: Shape[] = [
+  { name: "conv1 7x7/2, 3 -> 64, batch 16", n: 16, h: 224, w: 224, c: 3, oc: 64, k: 7, s: 2, p: 3 },
+  { name: "conv2 1x1, 64 -> 64, 56x56", n: 1, h: 56, w: 56, c: 64, oc: 64, k: 1, s: 1, p: 0 },
+  { name: "conv3 3x3, 64 -> 192, 56x56", n: 1, h: 56, w: 56, c: 64, oc: 192, k: 3, s: 1, p: 1 },
+  { name: "3a 3x3, 96 -> 128, 28x28", n: 1, h: 28, w: 28, c: 96, oc: 128, k: 3, s: 1, p: 1 },
+  { name: "3a 5x5, 16 -> 32, 28x28", n: 1, h: 28, w: 28, c: 16, oc: 32, k: 5, s: 1, p: 2 },
+  { name: "4a 1x1, 480 -> 192, 14x14", n: 1, h: 14, w: 14, c: 480, oc: 192, k: 1, s: 1, p: 0 },
+  { name: "4a 1x1, 480 -> 192, 14x14, batch 8", n: 8, h: 14, w: 14, c: 480, oc: 192, k: 1, s: 1, p: 0 },
+  { name: "4e 3x3, 160 -> 320, 14x14", n: 1, h: 14, w: 14, c: 160, oc: 320, k: 3, s: 1, p: 1 },
+  { name: "5b 3x3, 192 -> 384, 7x7, batch 8", n: 8, h: 7, w: 7, c: 192, oc: 384, k: 3, s: 1, p: 1 },
+  { name: "fc 1024 -> 1000, batch 16", n: 16, h: 1, w: 1, c: 1024, oc: 1000, k: 1, s: 1, p: 0 },
+];
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1];
+}
+
+function best(xs: number[]): number {
+  return Math.max(...xs);
+}
+
+const memory = new WebAssembly.Memory({ initial: 2048 });
+const k = instantiateKernels(module, memory);
+
+// The peak probe, run next to each measurement (the dev VM's vCPUs are shared,
+// so only rates taken side by side compare).
+function peak(flops: number): number {
+  const iters = Math.max(100_000, Math.round(flops / 96));
+  const t = performance.now();
+  k.fma_peak(iters, 1024);
+  return (iters * 96) / ((performance.now() - t) * 1e6);
+}
+k.fma_peak(100_000, 1024);
+
+for (const s of SHAPES) {
+  const oh = Math.floor((s.h + 2 * s.p - s.k) / s.s) + 1, ow = Math.floor((s.w + 2 * s.p - s.k) / s.s) + 1;
+  const kk = s.k * s.k * s.c, m = s.n * oh * ow;
+  const floats = [s.n * s.h * s.w * s.c, m * s.oc, s.oc * kk];
+  const scratchBytes = k.conv2d_weight_grad_scratch_bytes(s.c, s.k, s.k, ow, s.oc);
+  let at = 1024;
+  const addr = floats.map((f) => {
+    const a = at;
+    at += Math.ceil((f * 4) / 64) * 64 + 64;
+    return a;
+  });
+  const scratch = at;
+  at += scratchBytes + 64;
+  if (at > memory.buffer.byteLength) memory.grow(Math.ceil((at - memory.buffer.byteLength) / 65536));
+  const view = new Float32Array(memory.buffer);
+  for (let i = 0; i < (at - 1024) / 4; i++) view[256 + i] = ((i * 2654435761) % 1000) / 1000 - 0.5;
+  const [x, dy, dw] = addr;
+  const flops = 2 * m * s.oc * kk;
+  const run = () =>
+    k.conv2d_weight_grad(x, s.c, s.n, s.h, s.w, s.c, s.k, s.k, s.s, s.s, s.p, s.p, oh, ow, dy, s.oc, s.oc, dw, scratch, 0, s.oc, 0, kk);
+  run();
+  const reps = Math.max(5, Math.min(30, Math.round(2e9 / flops)));
+  const rates: number[] = [], ratios: number[] = [], peaks: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const before = peak(flops);
+    const t = performance.now();
+    run();
+    const rate = flops / ((performance.now() - t) * 1e6);
+    const after = peak(flops);
+    rates.push(rate);
+    peaks.push(before, after);
+    ratios.push(rate / ((before + after) / 2));
+  }
+  // bias_grad on the same dy (one pass over it).
+  const bt: number[] = [];
+  for (let r = 0; r < 5; r++) {
+    const t = performance.now();
+    k.bias_grad(dy, s.oc, m, dw, 0, s.oc);
+    bt.push(performance.now() - t);
+  }
+  console.log(
+    `conv2d_weight_grad ${s.name}: best ${best(rates).toFixed(1)} GFLOP/s = ` +
+      `${(100 * best(rates) / best(peaks)).toFixed(0)} % of the best fma_peak (${best(peaks).toFixed(1)}); ` +
+      `median ratio ${(100 * median(ratios)).toFixed(0)} % ` +
+      `(${(flops / 1e9).toFixed(3)} GFLOP, ${(flops / best(rates) / 1e6).toFixed(2)} ms); ` +
+      `bias_grad ${Math.min(...bt).toFixed(3)} ms`,
+  );
+}
