@@ -15,6 +15,7 @@
 import assert from "node:assert/strict";
 import { ImageError } from "../src/errors.ts";
 import { decodeJpegPixels, jpegPixelsToRgb } from "../src/image/jpeg.ts";
+import { jpegKernels } from "../src/image/jpeg/wasm.ts";
 import { preprocess } from "../src/image/preprocess.ts";
 
 const FIXTURES = new URL("./fixtures/jpeg/", import.meta.url);
@@ -31,12 +32,16 @@ interface Case {
 
 const CHANNELS = { L: 1, RGB: 3, CMYK: 4 } as const;
 
-/** Decodes every case of a corpus folder and compares with Pillow's bytes; returns the case names. */
-async function checkCorpus(dir: URL): Promise<string[]> {
+/**
+ * Decodes every case of a corpus folder on the Wasm SIMD kernels (`simd`) or
+ * the TypeScript path and compares with Pillow's bytes; returns the case names.
+ */
+async function checkCorpus(dir: URL, simd: boolean): Promise<string[]> {
   const manifest: Case[] = JSON.parse(await Deno.readTextFile(new URL("manifest.json", dir)));
   assert(manifest.length > 0, "empty corpus");
   for (const c of manifest) {
-    const decoded = decodeJpegPixels(await Deno.readFile(new URL(`${c.name}.jpg`, dir)));
+    const bytes = await Deno.readFile(new URL(`${c.name}.jpg`, dir));
+    const decoded = decodeJpegPixels(bytes, { simd });
     assert.equal(decoded.width, c.width, c.name);
     assert.equal(decoded.height, c.height, c.name);
     assert.equal(decoded.channels, CHANNELS[c.mode], c.name);
@@ -94,8 +99,14 @@ async function makeCorpus(flags: string[]): Promise<{ dir?: URL; reason?: string
   return { dir: new URL(`file://${dir}/`) };
 }
 
-Deno.test("JPEG: committed fixtures decode to Pillow's bytes", async () => {
-  const names = await checkCorpus(FIXTURES);
+Deno.test("JPEG: the Wasm SIMD kernels compile here", () => {
+  const memory = new WebAssembly.Memory({ initial: 1 });
+  assert.equal(typeof jpegKernels(memory)?.idct_islow_blocks, "function");
+});
+
+Deno.test("JPEG: committed fixtures decode to Pillow's bytes (Wasm SIMD and TypeScript)", async () => {
+  await checkCorpus(FIXTURES, false);
+  const names = await checkCorpus(FIXTURES, true);
   assert.ok(names.includes("size_1x1_420") && names.includes("restart_5_444"));
   assert.ok(names.includes("cmyk_progressive") && names.includes("size_4095x3_420"));
 });
@@ -107,8 +118,11 @@ Deno.test("JPEG: the full Pillow-made corpus decodes byte for byte, and preproce
     return;
   }
   try {
-    await t.step("decoded samples equal Pillow's", async () => {
-      const names = await checkCorpus(dir);
+    await t.step("decoded samples equal Pillow's (TypeScript path)", async () => {
+      await checkCorpus(dir, false);
+    });
+    await t.step("decoded samples equal Pillow's (Wasm SIMD)", async () => {
+      const names = await checkCorpus(dir, true);
       console.log(`${names.length} JPEGs byte-equal to Pillow's decode`);
       for (const kind of ["q50_444", "q100_422", "420", "grey", "progressive", "restart", "cmyk"]) {
         assert.ok(names.some((n) => n.includes(kind)), `corpus lacks ${kind}`);

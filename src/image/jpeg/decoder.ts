@@ -18,6 +18,7 @@ import { ImageError } from "../../errors.ts";
 import { type ComponentPlane, upsampleRow, ycckToCmykRow, yccToRgbRow } from "./color.ts";
 import { buildHuffmanTable, decodeScan, type HuffmanTable, nextMarker } from "./entropy.ts";
 import { idctIslow } from "./idct.ts";
+import { type JpegKernels, jpegKernels } from "./wasm.ts";
 
 /** Decoded JPEG samples, interleaved, in the mode Pillow opens the file in. */
 export interface JpegPixels {
@@ -42,6 +43,14 @@ export interface JpegDecodeOptions {
    * @default {40 * maxPixels}
    */
   maxBytes?: number;
+  /**
+   * Run the IDCT, upsampling and colour conversion on the Wasm SIMD kernels
+   * when the runtime can compile them (the TypeScript path gives the same
+   * bytes, slower).
+   *
+   * @default {true}
+   */
+  simd?: boolean;
 }
 
 /** libjpeg's `jpeg_natural_order` inverse: zig-zag index of each natural position. */
@@ -140,7 +149,26 @@ interface Frame {
   readonly maxV: number;
   readonly mcusWide: number;
   readonly mcusHigh: number;
+  /** The Wasm memory holding coefficients, planes and output, when the kernels run. */
+  readonly arena: Arena | undefined;
 }
+
+/** Where things live in the kernels' memory (byte offsets). */
+interface Arena {
+  readonly memory: WebAssembly.Memory;
+  readonly kernels: JpegKernels;
+  readonly coefficients: number[];
+  readonly planes: number[];
+  readonly rows: number[];
+  readonly output: number;
+}
+
+const QUANT_AT = 0; // 4 tables of 64 i32
+const SCRATCH_AT = 1024; // 512 bytes for the IDCT
+const DESCRIPTORS_AT = 1536; // 4 x 32 bytes
+const ARENA_START = 2048;
+/** The largest Wasm memory the kernels ask for; larger frames take the TypeScript path. */
+const MAX_ARENA_BYTES = 2 ** 31;
 
 /**
  * Decodes a JPEG to the samples Pillow's `Image.open(...)` holds after
@@ -194,7 +222,11 @@ export function decodeJpegPixels(bytes: Uint8Array, options: JpegDecodeOptions =
       case 0xc1:
       case 0xc2:
         if (frame) throw new ImageError("Corrupt JPEG: expected one frame header (SOF), got two");
-        frame = readFrame(segment, code === 0xc2, bytes.length, maxPixels, maxBytes);
+        frame = readFrame(segment, code === 0xc2, bytes.length, {
+          maxPixels,
+          maxBytes,
+          simd: options.simd ?? true,
+        });
         break;
       case 0xc4:
         readHuffmanTables(segment, dcTables, acTables);
@@ -266,8 +298,7 @@ function readFrame(
   s: Uint8Array,
   progressive: boolean,
   fileLength: number,
-  maxPixels: number,
-  maxBytes: number,
+  { maxPixels, maxBytes, simd }: Required<JpegDecodeOptions>,
 ): Frame {
   if (s.length < 6) throw new ImageError("Corrupt JPEG: frame header (SOF) shorter than 6 bytes");
   const precision = s[0];
@@ -351,13 +382,59 @@ function readFrame(
       `JPEG decoding needs ${planned} bytes for a ${width}x${height} frame: expected at most ${maxBytes} (maxBytes)`,
     );
   }
-  const components: Component[] = shapes.map((shape) => ({
+  const arena = simd ? createArena(shapes, width * height * count, maxH, maxV) : undefined;
+  const components: Component[] = shapes.map((shape, i) => ({
     ...shape,
-    coefficients: new Int16Array(shape.paddedBlocksWide * shape.paddedBlocksHigh * 64),
+    coefficients: arena
+      ? new Int16Array(
+        arena.memory.buffer,
+        arena.coefficients[i],
+        shape.paddedBlocksWide * shape.paddedBlocksHigh * 64,
+      )
+      : new Int16Array(shape.paddedBlocksWide * shape.paddedBlocksHigh * 64),
     quant: undefined,
     hasDc: false,
   }));
-  return { width, height, progressive, components, maxH, maxV, mcusWide, mcusHigh };
+  return { width, height, progressive, components, maxH, maxV, mcusWide, mcusHigh, arena };
+}
+
+/**
+ * Lays out coefficients, planes, row buffers and output in a fresh Wasm
+ * memory (sizes already within budget); `undefined` when the kernels are
+ * unavailable or the memory cannot be had.
+ */
+function createArena(
+  shapes: readonly {
+    blocksWide: number;
+    blocksHigh: number;
+    paddedBlocksWide: number;
+    paddedBlocksHigh: number;
+    width: number;
+    h: number;
+  }[],
+  outputBytes: number,
+  maxH: number,
+  _maxV: number,
+): Arena | undefined {
+  let at = ARENA_START;
+  const take = (bytes: number) => {
+    const start = at;
+    at += Math.ceil((bytes + 16) / 16) * 16; // 16 bytes of slack for vector loads
+    return start;
+  };
+  const coefficients = shapes.map((c) => take(c.paddedBlocksWide * c.paddedBlocksHigh * 128));
+  const planes = shapes.map((c) => take(c.blocksWide * 8 * c.blocksHigh * 8));
+  const rows = shapes.map((c) => take(c.width * (maxH / c.h) + 8));
+  const output = take(outputBytes);
+  if (at > MAX_ARENA_BYTES) return undefined;
+  let memory: WebAssembly.Memory;
+  try {
+    memory = new WebAssembly.Memory({ initial: Math.ceil(at / 65536) });
+  } catch {
+    return undefined; // no memory that large here: the TypeScript path
+  }
+  const kernels = jpegKernels(memory);
+  return kernels && { memory, kernels, coefficients, planes, rows, output };
 }
 
 function readQuantTables(s: Uint8Array, tables: (Uint16Array | undefined)[]): void {
@@ -493,8 +570,40 @@ function colorSpace(frame: Frame, jfif: boolean, adobeTransform: number): ColorS
   return adobeTransform > 0 ? "ycck" : "cmyk"; // transform 2, or unknown (libjpeg warns)
 }
 
+const SPACE_CODES: Record<ColorSpace, number> = { grey: 0, ycc: 1, rgb: 2, cmyk: 3, ycck: 4 };
+
+/** {@linkcode render} on the Wasm kernels. */
+function renderWasm(frame: Frame, arena: Arena, space: ColorSpace): JpegPixels {
+  const { width, height, components, maxH, maxV } = frame;
+  const { memory, kernels } = arena;
+  const words = new Int32Array(memory.buffer);
+  components.forEach((c, i) => {
+    words.set(c.quant!, QUANT_AT / 4);
+    const stride = c.blocksWide * 8;
+    kernels.idct_islow_blocks(
+      arena.coefficients[i],
+      c.paddedBlocksWide,
+      c.blocksWide,
+      c.blocksHigh,
+      QUANT_AT,
+      arena.planes[i],
+      stride,
+      SCRATCH_AT,
+    );
+    words.set(
+      [arena.planes[i], stride, c.width, c.height, maxH / c.h, maxV / c.v, arena.rows[i], 0],
+      DESCRIPTORS_AT / 4 + 8 * i,
+    );
+  });
+  kernels.convert_image(DESCRIPTORS_AT, SPACE_CODES[space], arena.output, width, height);
+  const channels = components.length as 1 | 3 | 4;
+  const data = new Uint8Array(memory.buffer, arena.output, width * height * channels).slice();
+  return { data, width, height, channels };
+}
+
 /** Inverse DCT of every block, upsampling and colour conversion. */
 function render(frame: Frame, space: ColorSpace): JpegPixels {
+  if (frame.arena) return renderWasm(frame, frame.arena, space);
   const { width, height, components, maxH, maxV } = frame;
   const planes: ComponentPlane[] = components.map((c) => {
     const stride = c.blocksWide * 8;

@@ -1,0 +1,329 @@
+// JPEG hot paths on Wasm SIMD, bit-exact with src/image/jpeg/idct.ts and
+// color.ts (and so with libjpeg-turbo): the islow IDCT over a component's
+// blocks, then upsampling and colour conversion of whole images.
+// Built to its own binary (src/image/jpeg/kernels_wasm.ts) by
+// tools/build_wasm.ts: imported memory, runtime stub, no data segments.
+
+// ---------------------------------------------------------------- islow IDCT
+
+// jidctint.c constants, 13-bit fixed point.
+const F0_298: i32 = 2446;
+const F0_390: i32 = 3196;
+const F0_541: i32 = 4433;
+const F0_765: i32 = 6270;
+const F0_899: i32 = 7373;
+const F1_175: i32 = 9633;
+const F1_501: i32 = 12299;
+const F1_847: i32 = 15137;
+const F1_961: i32 = 16069;
+const F2_053: i32 = 16819;
+const F2_562: i32 = 20995;
+const F3_072: i32 = 25172;
+
+@inline function mulc(v: v128, c: i32): v128 {
+  return i32x4.mul(v, i32x4.splat(c));
+}
+
+// One 1-D pass of jidctint.c on four lanes at once; inputs x0..x7 (already
+// dequantised in pass 1), outputs before the final shift in o0..o7.
+// `round` is added to the even part so that an arithmetic shift by `shift`
+// gives DESCALE (and, in pass 2, the +128 level shift).
+@inline function pass(
+  x0: v128, x1: v128, x2: v128, x3: v128, x4: v128, x5: v128, x6: v128, x7: v128,
+  round: i32, shift: i32, out: usize,
+): void {
+  // Even part.
+  let z1 = mulc(i32x4.add(x2, x6), F0_541);
+  let tmp2 = i32x4.sub(z1, mulc(x6, F1_847));
+  let tmp3 = i32x4.add(z1, mulc(x2, F0_765));
+  const r = i32x4.splat(round);
+  let tmp0 = i32x4.add(i32x4.shl(i32x4.add(x0, x4), 13), r);
+  let tmp1 = i32x4.add(i32x4.shl(i32x4.sub(x0, x4), 13), r);
+  const tmp10 = i32x4.add(tmp0, tmp3);
+  const tmp13 = i32x4.sub(tmp0, tmp3);
+  const tmp11 = i32x4.add(tmp1, tmp2);
+  const tmp12 = i32x4.sub(tmp1, tmp2);
+  // Odd part.
+  z1 = i32x4.add(x7, x1);
+  let z2 = i32x4.add(x5, x3);
+  let z3 = i32x4.add(x7, x3);
+  let z4 = i32x4.add(x5, x1);
+  const z5 = mulc(i32x4.add(z3, z4), F1_175);
+  tmp0 = mulc(x7, F0_298);
+  tmp1 = mulc(x5, F2_053);
+  tmp2 = mulc(x3, F3_072);
+  tmp3 = mulc(x1, F1_501);
+  z1 = mulc(z1, -F0_899);
+  z2 = mulc(z2, -F2_562);
+  z3 = i32x4.add(mulc(z3, -F1_961), z5);
+  z4 = i32x4.add(mulc(z4, -F0_390), z5);
+  tmp0 = i32x4.add(tmp0, i32x4.add(z1, z3));
+  tmp1 = i32x4.add(tmp1, i32x4.add(z2, z4));
+  tmp2 = i32x4.add(tmp2, i32x4.add(z2, z3));
+  tmp3 = i32x4.add(tmp3, i32x4.add(z1, z4));
+  v128.store(out, i32x4.shr_s(i32x4.add(tmp10, tmp3), shift), 0);
+  v128.store(out, i32x4.shr_s(i32x4.add(tmp11, tmp2), shift), 32);
+  v128.store(out, i32x4.shr_s(i32x4.add(tmp12, tmp1), shift), 64);
+  v128.store(out, i32x4.shr_s(i32x4.add(tmp13, tmp0), shift), 96);
+  v128.store(out, i32x4.shr_s(i32x4.sub(tmp13, tmp0), shift), 128);
+  v128.store(out, i32x4.shr_s(i32x4.sub(tmp12, tmp1), shift), 160);
+  v128.store(out, i32x4.shr_s(i32x4.sub(tmp11, tmp2), shift), 192);
+  v128.store(out, i32x4.shr_s(i32x4.sub(tmp10, tmp3), shift), 224);
+}
+
+// Transposes the 8x8 i32 matrix at `src` (rows of 32 bytes) into `dst`.
+@inline function transpose8(src: usize, dst: usize): void {
+  for (let bi = 0; bi < 2; bi++) {
+    for (let bj = 0; bj < 2; bj++) {
+      const s = src + <usize>(bi * 128 + bj * 16);
+      const a = v128.load(s, 0);
+      const b = v128.load(s, 32);
+      const c = v128.load(s, 64);
+      const d = v128.load(s, 96);
+      const ab0 = v128.shuffle<i32>(a, b, 0, 4, 1, 5);
+      const ab1 = v128.shuffle<i32>(a, b, 2, 6, 3, 7);
+      const cd0 = v128.shuffle<i32>(c, d, 0, 4, 1, 5);
+      const cd1 = v128.shuffle<i32>(c, d, 2, 6, 3, 7);
+      const t = dst + <usize>(bj * 128 + bi * 16);
+      v128.store(t, v128.shuffle<i64>(ab0, cd0, 0, 2), 0);
+      v128.store(t, v128.shuffle<i64>(ab0, cd0, 1, 3), 32);
+      v128.store(t, v128.shuffle<i64>(ab1, cd1, 0, 2), 64);
+      v128.store(t, v128.shuffle<i64>(ab1, cd1, 1, 3), 96);
+    }
+  }
+}
+
+/**
+ * Inverse-transforms the `blocksWide` x `blocksHigh` blocks of a component
+ * (coefficients: i16, 64 per block, `paddedBlocksWide` blocks per row; quant:
+ * 64 i32 in natural order) into 8-bit samples at `out` (`stride` per row).
+ * `scratch` is 512 bytes, 16-aligned.
+ */
+export function idct_islow_blocks(
+  coef: usize, paddedBlocksWide: i32, blocksWide: i32, blocksHigh: i32,
+  quant: usize, out: usize, stride: i32, scratch: usize,
+): void {
+  const ws = scratch;
+  const wt = scratch + 256;
+  for (let by = 0; by < blocksHigh; by++) {
+    for (let bx = 0; bx < blocksWide; bx++) {
+      const block = coef + (<usize>(by * paddedBlocksWide + bx) << 7);
+      // Pass 1: columns in lanes, two halves of four columns.
+      for (let half = 0; half < 2; half++) {
+        const c = block + <usize>(half * 8);
+        const q = quant + <usize>(half * 16);
+        const x0 = i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 0)), v128.load(q, 0));
+        const x1 = i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 16)), v128.load(q, 32));
+        const x2 = i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 32)), v128.load(q, 64));
+        const x3 = i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 48)), v128.load(q, 96));
+        const x4 = i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 64)), v128.load(q, 128));
+        const x5 = i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 80)), v128.load(q, 160));
+        const x6 = i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 96)), v128.load(q, 192));
+        const x7 = i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 112)), v128.load(q, 224));
+        // Rows of the workspace: ws row k holds columns half*4..half*4+3.
+        pass(x0, x1, x2, x3, x4, x5, x6, x7, 1 << 10, 11, ws + <usize>(half * 16));
+      }
+      // Pass 2: rows in lanes.
+      transpose8(ws, wt);
+      for (let half = 0; half < 2; half++) {
+        const t = wt + <usize>(half * 16);
+        pass(
+          v128.load(t, 0), v128.load(t, 32), v128.load(t, 64), v128.load(t, 96),
+          v128.load(t, 128), v128.load(t, 160), v128.load(t, 192), v128.load(t, 224),
+          (1 << 17) + (128 << 18), 18, ws + <usize>(half * 16),
+        );
+      }
+      // ws row k now holds output column k for rows 0-7; transpose back and pack.
+      transpose8(ws, wt);
+      let o = out + <usize>(by * 8 * stride + bx * 8);
+      for (let r = 0; r < 8; r++) {
+        const row = wt + <usize>(r * 32);
+        const s16 = i16x8.narrow_i32x4_s(v128.load(row, 0), v128.load(row, 16));
+        const u8 = i8x16.narrow_i16x8_u(s16, s16);
+        store<i64>(o, i64x2.extract_lane(u8, 0));
+        o += <usize>stride;
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- upsampling
+
+// A component descriptor: 8 i32 at `d`: plane, stride, width, height,
+// hExpand, vExpand, row buffer, unused.
+
+@inline function clamp(x: i32): i32 {
+  return x < 0 ? 0 : x > 255 ? 255 : x;
+}
+
+function h2v1_fancy(src: usize, width: i32, out: usize): void {
+  let v = <i32>load<u8>(src);
+  store<u8>(out, v);
+  store<u8>(out, (v * 3 + <i32>load<u8>(src, 1) + 2) >> 2, 1);
+  let o = out + 2;
+  for (let x = 1; x < width - 1; x++) {
+    const p = src + <usize>x;
+    v = <i32>load<u8>(p) * 3;
+    store<u8>(o, (v + <i32>load<u8>(p - 1) + 1) >> 2);
+    store<u8>(o, (v + <i32>load<u8>(p, 1) + 2) >> 2, 1);
+    o += 2;
+  }
+  const p = src + <usize>(width - 1);
+  v = <i32>load<u8>(p);
+  store<u8>(o, (v * 3 + <i32>load<u8>(p - 1) + 1) >> 2);
+  store<u8>(o, v, 1);
+}
+
+function h2v2_fancy(near: usize, far: usize, width: i32, out: usize): void {
+  let thisSum = <i32>load<u8>(near) * 3 + <i32>load<u8>(far);
+  let nextSum = <i32>load<u8>(near, 1) * 3 + <i32>load<u8>(far, 1);
+  store<u8>(out, (thisSum * 4 + 8) >> 4);
+  store<u8>(out, (thisSum * 3 + nextSum + 7) >> 4, 1);
+  let lastSum = thisSum;
+  thisSum = nextSum;
+  let o = out + 2;
+  for (let x = 2; x < width; x++) {
+    nextSum = <i32>load<u8>(near + <usize>x) * 3 + <i32>load<u8>(far + <usize>x);
+    store<u8>(o, (thisSum * 3 + lastSum + 8) >> 4);
+    store<u8>(o, (thisSum * 3 + nextSum + 7) >> 4, 1);
+    lastSum = thisSum;
+    thisSum = nextSum;
+    o += 2;
+  }
+  store<u8>(o, (thisSum * 3 + lastSum + 8) >> 4);
+  store<u8>(o, (thisSum * 4 + 7) >> 4, 1);
+}
+
+/** Image row `y` of the component described at `d`; returns where the row is. */
+function upsample_row(d: usize, y: i32): usize {
+  const plane = <usize>load<i32>(d, 0);
+  const stride = load<i32>(d, 4);
+  const width = load<i32>(d, 8);
+  const height = load<i32>(d, 12);
+  const hExpand = load<i32>(d, 16);
+  const vExpand = load<i32>(d, 20);
+  const out = <usize>load<i32>(d, 24);
+  if (hExpand == 1 && vExpand == 1) return plane + <usize>(y * stride);
+  if (vExpand == 1 && hExpand == 2 && width > 2) {
+    h2v1_fancy(plane + <usize>(y * stride), width, out);
+  } else if (vExpand == 2 && hExpand == 1) {
+    const r = y >> 1;
+    const far = (y & 1) == 0 ? max(r - 1, 0) : min(r + 1, height - 1);
+    const bias = (y & 1) == 0 ? 1 : 2;
+    const a = plane + <usize>(r * stride);
+    const b = plane + <usize>(far * stride);
+    for (let x = 0; x < width; x++) {
+      store<u8>(out + <usize>x, (<i32>load<u8>(a + <usize>x) * 3 + <i32>load<u8>(b + <usize>x) + bias) >> 2);
+    }
+  } else if (vExpand == 2 && hExpand == 2 && width > 2) {
+    const r = y >> 1;
+    const far = (y & 1) == 0 ? max(r - 1, 0) : min(r + 1, height - 1);
+    h2v2_fancy(plane + <usize>(r * stride), plane + <usize>(far * stride), width, out);
+  } else {
+    const src = plane + <usize>((y / vExpand) * stride);
+    let o = out;
+    for (let x = 0; x < width; x++) {
+      const v = load<u8>(src + <usize>x);
+      for (let k = 0; k < hExpand; k++) store<u8>(o++, v);
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- colour
+
+/**
+ * Upsamples and converts a whole image: `space` 0 grey (1 channel), 1 YCbCr
+ * to RGB, 2 RGB copied, 3 CMYK inverted (Pillow's "CMYK;I"), 4 YCCK to
+ * inverted CMYK. `desc` holds one 32-byte descriptor per component.
+ */
+export function convert_image(desc: usize, space: i32, out: usize, width: i32, height: i32): void {
+  const channels = space == 0 ? 1 : space >= 3 ? 4 : 3;
+  for (let y = 0; y < height; y++) {
+    const o = out + <usize>(y * width * channels);
+    const r0 = upsample_row(desc, y);
+    if (space == 0) {
+      memory.copy(o, r0, <usize>width);
+      continue;
+    }
+    const r1 = upsample_row(desc + 32, y);
+    const r2 = upsample_row(desc + 64, y);
+    if (space == 1) {
+      ycc_rgb_row(r0, r1, r2, o, width);
+    } else if (space == 2) {
+      for (let x = 0; x < width; x++) {
+        const p = o + <usize>(x * 3);
+        store<u8>(p, load<u8>(r0 + <usize>x));
+        store<u8>(p, load<u8>(r1 + <usize>x), 1);
+        store<u8>(p, load<u8>(r2 + <usize>x), 2);
+      }
+    } else {
+      const r3 = upsample_row(desc + 96, y);
+      for (let x = 0; x < width; x++) {
+        const p = o + <usize>(x * 4);
+        const k = 255 - <i32>load<u8>(r3 + <usize>x);
+        if (space == 3) {
+          store<u8>(p, 255 - <i32>load<u8>(r0 + <usize>x));
+          store<u8>(p, 255 - <i32>load<u8>(r1 + <usize>x), 1);
+          store<u8>(p, 255 - <i32>load<u8>(r2 + <usize>x), 2);
+        } else {
+          const l = <i32>load<u8>(r0 + <usize>x);
+          const cb = <i32>load<u8>(r1 + <usize>x) - 128;
+          const cr = <i32>load<u8>(r2 + <usize>x) - 128;
+          store<u8>(p, clamp(l + ((91881 * cr + 32768) >> 16)));
+          store<u8>(p, clamp(l + ((-22554 * cb + 32768 - 46802 * cr) >> 16)), 1);
+          store<u8>(p, clamp(l + ((116130 * cb + 32768) >> 16)), 2);
+        }
+        store<u8>(p, k, 3);
+      }
+    }
+  }
+}
+
+/** jdcolor.c ycc_rgb_convert, 8 pixels at a time in i32x4 lanes (exact), scalar tail. */
+function ycc_rgb_row(yr: usize, cbr: usize, crr: usize, out: usize, width: i32): void {
+  let x = 0;
+  const c128 = i32x4.splat(128);
+  const half = i32x4.splat(32768);
+  for (; x + 8 <= width; x += 8) {
+    const yv = i16x8.extend_low_i8x16_u(v128.load64_zero(yr + <usize>x));
+    const bv = i16x8.extend_low_i8x16_u(v128.load64_zero(cbr + <usize>x));
+    const rv = i16x8.extend_low_i8x16_u(v128.load64_zero(crr + <usize>x));
+    const ylo = i32x4.extend_low_i16x8_s(yv);
+    const yhi = i32x4.extend_high_i16x8_s(yv);
+    const blo = i32x4.sub(i32x4.extend_low_i16x8_s(bv), c128);
+    const bhi = i32x4.sub(i32x4.extend_high_i16x8_s(bv), c128);
+    const rlo = i32x4.sub(i32x4.extend_low_i16x8_s(rv), c128);
+    const rhi = i32x4.sub(i32x4.extend_high_i16x8_s(rv), c128);
+    const R = i16x8.narrow_i32x4_s(
+      i32x4.add(ylo, i32x4.shr_s(i32x4.add(mulc(rlo, 91881), half), 16)),
+      i32x4.add(yhi, i32x4.shr_s(i32x4.add(mulc(rhi, 91881), half), 16)),
+    );
+    const G = i16x8.narrow_i32x4_s(
+      i32x4.add(ylo, i32x4.shr_s(i32x4.add(i32x4.add(mulc(blo, -22554), half), mulc(rlo, -46802)), 16)),
+      i32x4.add(yhi, i32x4.shr_s(i32x4.add(i32x4.add(mulc(bhi, -22554), half), mulc(rhi, -46802)), 16)),
+    );
+    const B = i16x8.narrow_i32x4_s(
+      i32x4.add(ylo, i32x4.shr_s(i32x4.add(mulc(blo, 116130), half), 16)),
+      i32x4.add(yhi, i32x4.shr_s(i32x4.add(mulc(bhi, 116130), half), 16)),
+    );
+    // Saturate to bytes: lanes 0-7 R, 8-15 G; then B.
+    const rg = i8x16.narrow_i16x8_u(R, G);
+    const bb = i8x16.narrow_i16x8_u(B, B);
+    // Interleave into 24 bytes: R0 G0 B0 R1 G1 B1 ...
+    const p = out + <usize>(x * 3);
+    const lo = i8x16.shuffle(rg, bb, 0, 8, 16, 1, 9, 17, 2, 10, 18, 3, 11, 19, 4, 12, 20, 5);
+    const hi = i8x16.shuffle(rg, bb, 13, 21, 6, 14, 22, 7, 15, 23, 0, 0, 0, 0, 0, 0, 0, 0);
+    v128.store(p, lo);
+    store<i64>(p, i64x2.extract_lane(hi, 0), 16);
+  }
+  for (; x < width; x++) {
+    const l = <i32>load<u8>(yr + <usize>x);
+    const cb = <i32>load<u8>(cbr + <usize>x) - 128;
+    const cr = <i32>load<u8>(crr + <usize>x) - 128;
+    const p = out + <usize>(x * 3);
+    store<u8>(p, clamp(l + ((91881 * cr + 32768) >> 16)));
+    store<u8>(p, clamp(l + ((-22554 * cb + 32768 - 46802 * cr) >> 16)), 1);
+    store<u8>(p, clamp(l + ((116130 * cb + 32768) >> 16)), 2);
+  }
+}
