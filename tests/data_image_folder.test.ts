@@ -99,9 +99,9 @@ print(json.dumps({"classes": ds.classes, "class_to_idx": ds.class_to_idx, "sampl
         );
         return true;
       });
-      const { image, label } = await ours.get(ours.samples.findIndex(([p]) => p.endsWith("a.JPG")));
-      assert.equal(label, ours.classToIdx.zebra);
-      assert.deepEqual([image.width, image.height], [451, 300]);
+      const { image, label } = await ours.get(ours.samples.findIndex(([p]) => p.endsWith("y.PNG")));
+      assert.equal(label, ours.classToIdx.apple2);
+      assert.deepEqual([image.width, image.height], [24, 32]);
     });
   },
 });

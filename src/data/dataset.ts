@@ -49,6 +49,12 @@ export interface Dataset {
    * @param index From 0 to `length - 1`.
    */
   get(index: number): Promise<Sample>;
+  /**
+   * How reports name sample `index` (a file path); `"sample <index>"` when absent.
+   *
+   * @param index From 0 to `length - 1`.
+   */
+  name?(index: number): string;
 }
 
 /**
@@ -137,6 +143,18 @@ export class Subset implements Dataset {
   async raw(index: number): Promise<RawSample> {
     checkIndex(index, this.length);
     return await this.dataset.raw(this.indices[index]);
+  }
+
+  /**
+   * The underlying data set's name for sample `index` of the subset.
+   *
+   * @param index From 0 to `length - 1`.
+   * @returns A file path, or `"sample <index>"`.
+   */
+  name(index: number): string {
+    checkIndex(index, this.length);
+    const i = this.indices[index];
+    return this.dataset.name?.(i) ?? `sample ${i}`;
   }
 
   /**

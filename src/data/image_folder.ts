@@ -94,11 +94,11 @@ export function comparePython(a: string, b: string): number {
  * const root = await Deno.makeTempDir();
  * for (const name of ["dog", "cat"]) {
  *   await Deno.mkdir(`${root}/${name}`);
- *   await Deno.copyFile("assets/chelsea.jpg", `${root}/${name}/a.jpg`);
+ *   await Deno.copyFile("tests/fixtures/images/coffee_rgb.png", `${root}/${name}/a.png`);
  * }
  * const folder = await ImageFolder.open(root);
  * console.log(folder.classes, folder.classToIdx.dog, folder.length); // ["cat", "dog"] 1 2
- * console.log((await folder.get(1)).image.width); // 451
+ * console.log((await folder.get(1)).image.width); // 300
  * await Deno.remove(root, { recursive: true });
  * ```
  */
@@ -236,6 +236,18 @@ export class ImageFolder implements Dataset {
   /** Class index per sample, as torchvision's `targets`. */
   get targets(): number[] {
     return this.samples.map(([, label]) => label);
+  }
+
+  /**
+   * The path of sample `index`.
+   *
+   * @param index From 0 to `length - 1`.
+   * @returns The file path.
+   * @throws {OptionError} When `index` is out of range.
+   */
+  name(index: number): string {
+    checkIndex(index, this.length);
+    return this.samples[index][0];
   }
 
   /**

@@ -1,0 +1,389 @@
+/**
+ * `torch.utils.data.DataLoader` for Deno: batches of transformed samples,
+ * shuffled per epoch with a seed, decoded and augmented in a pool of workers
+ * a few batches ahead of the training loop.
+ *
+ * @module
+ */
+
+import { DatasetError, GoogLeNetError, OptionError } from "../errors.ts";
+import type { DecodeOptions } from "../image/decode.ts";
+import type { PixelData } from "../image/pixels.ts";
+import { Tensor } from "../tensor.ts";
+import { type BatchItem, type BatchResult, transformBatch } from "./batch.ts";
+import type { Dataset } from "./dataset.ts";
+import type { SkippedFile } from "./image_folder.ts";
+import { mixSeed, Random } from "./random.ts";
+import type { Transform } from "./transforms.ts";
+
+/** A batch: the stacked inputs and their labels. */
+export interface Batch {
+  /** `[B, 3, H, W]` float32 inputs, NCHW. */
+  readonly input: Tensor;
+  /** Class index per sample. */
+  readonly labels: Int32Array;
+  /** Data set index per sample. */
+  readonly indices: Int32Array;
+}
+
+/** Options of {@linkcode DataLoader}. */
+export interface DataLoaderOptions {
+  /** The pipeline applied to each decoded image; it must end in a `[3, H, W]` tensor of one size. */
+  transform: Transform;
+  /** Samples per batch. @default {1} */
+  batchSize?: number;
+  /** Visit the samples in a new seeded order each epoch. @default {false} */
+  shuffle?: boolean;
+  /** Seed of the shuffles and of every sample's augmentation. @default {0} */
+  seed?: number;
+  /** Leave out the last batch when it is smaller than `batchSize`. @default {false} */
+  dropLast?: boolean;
+  /**
+   * Worker threads that decode and augment; 0 does it on the calling thread.
+   *
+   * @default {Math.min(2, navigator.hardwareConcurrency)}
+   */
+  workers?: number;
+  /** Batches in flight ahead of the consumer. @default {2 * max(1, workers)} */
+  prefetch?: number;
+  /** Keep the workers between epochs (then call `close()`), as PyTorch's `persistent_workers`. @default {false} */
+  persistentWorkers?: boolean;
+  /**
+   * Create the workers without any permission (`deno: { permissions: "none" }`;
+   * they only receive bytes). Needs Deno's `--unstable-worker-options`.
+   *
+   * @default {false}
+   */
+  sandbox?: boolean;
+  /** Longest wait for one batch from a worker before the iteration fails, in ms. @default {600_000} */
+  timeout?: number;
+  /** Decoding limits. */
+  decode?: DecodeOptions;
+  /** Called once per sample that could not be read or decoded (it is left out of its batch). */
+  onSkip?: (file: SkippedFile) => void;
+}
+
+interface Pending {
+  resolve(result: BatchResult): void;
+  reject(error: Error): void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/** The workers of one loader and the requests they owe. */
+class Pool {
+  readonly workers: Worker[] = [];
+  readonly pending = new Map<number, Pending>();
+  failure: Error | undefined;
+  #next = 0;
+  #timeout: number;
+
+  constructor(count: number, transform: Transform, options: DataLoaderOptions) {
+    this.#timeout = options.timeout ?? 600_000;
+    const url = new URL("./loader_worker.ts", import.meta.url);
+    for (let k = 0; k < count; k++) {
+      const worker = new Worker(
+        url,
+        options.sandbox
+          ? { type: "module", deno: { permissions: "none" } } as WorkerOptions
+          : { type: "module" },
+      );
+      worker.onmessage = (event) => this.#answer(event.data);
+      worker.onerror = (event) => {
+        event.preventDefault();
+        this.fail(new DatasetError(`Loader worker ${k} died: ${event.message}`));
+      };
+      worker.onmessageerror = () => {
+        this.fail(new DatasetError(`Loader worker ${k} sent a message that cannot be read`));
+      };
+      worker.postMessage({ type: "init", transform: transform.spec, decode: options.decode ?? {} });
+      this.workers.push(worker);
+    }
+  }
+
+  run(worker: number, items: BatchItem[]): Promise<BatchResult> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    const id = this.#next++;
+    const transfer = items.map((item) =>
+      (item.source instanceof Uint8Array ? item.source : item.source.data).buffer as ArrayBuffer
+    );
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.fail(
+          new DatasetError(
+            `Loader worker ${worker} gave no batch in ${this.#timeout} ms (timeout): it stopped or hangs`,
+          ),
+        );
+      }, this.#timeout);
+      this.pending.set(id, { resolve, reject, timer });
+      this.workers[worker].postMessage({ type: "batch", id, items }, transfer);
+    });
+  }
+
+  #answer(message: { type: string; id: number; name?: string; message?: string } & BatchResult) {
+    const pending = this.pending.get(message.id);
+    if (pending === undefined) return;
+    this.pending.delete(message.id);
+    clearTimeout(pending.timer);
+    if (message.type === "done") pending.resolve(message);
+    else {
+      pending.reject(
+        new DatasetError(`Loader worker failed: ${message.name}: ${message.message}`),
+      );
+    }
+  }
+
+  /** Rejects every request with `error` and stops the workers. */
+  fail(error: Error): void {
+    this.failure ??= error;
+    for (const [id, pending] of this.pending) {
+      clearTimeout(pending.timer);
+      pending.reject(this.failure);
+      this.pending.delete(id);
+    }
+    this.close();
+  }
+
+  close(): void {
+    for (const worker of this.workers) worker.terminate();
+    this.workers.length = 0;
+    for (const pending of this.pending.values()) clearTimeout(pending.timer);
+  }
+}
+
+/**
+ * Iterates over a data set in batches, like `torch.utils.data.DataLoader`:
+ * each `for await` is one epoch; with `shuffle` each epoch visits the samples
+ * in a new order drawn from `(seed, epoch)`. Every sample's augmentation uses
+ * `new Random(mixSeed(seed, epoch, index))`, so a seed gives the same batches
+ * whatever the number of workers.
+ *
+ * Files are read on the calling thread and decoded and transformed in
+ * `workers` Deno workers (transferred bytes in, a transferred `Float32Array`
+ * out), `prefetch` batches ahead. A sample that cannot be read or decoded is
+ * left out of its batch and reported (`skipped`, `onSkip`); a transform that
+ * throws, or a worker that dies or stops answering, rejects the iteration with
+ * a `DatasetError` and stops the workers.
+ *
+ * @example
+ * ```ts
+ * import { DataLoader } from "./loader.ts";
+ * import { IdxDataset } from "./idx.ts";
+ * import { trainTransform } from "./transforms.ts";
+ * const dataset = new IdxDataset({
+ *   images: { dtype: "uint8", shape: [5, 4, 4], data: new Uint8Array(80) },
+ *   labels: { dtype: "uint8", shape: [5], data: new Uint8Array([0, 1, 2, 3, 4]) },
+ * });
+ * const loader = new DataLoader(dataset, {
+ *   transform: trainTransform("flip", { size: 8 }),
+ *   batchSize: 2,
+ *   shuffle: true,
+ *   workers: 0,
+ * });
+ * for await (const { input, labels } of loader) console.log(input.shape, labels.length);
+ * // [2, 3, 8, 8] 2, [2, 3, 8, 8] 2, [1, 3, 8, 8] 1
+ * ```
+ */
+export class DataLoader implements AsyncIterable<Batch> {
+  /** The data set. */
+  readonly dataset: Dataset;
+  /** Samples per batch. */
+  readonly batchSize: number;
+  /** Worker threads (0: the calling thread). */
+  readonly workers: number;
+  readonly #options: DataLoaderOptions;
+  readonly #prefetch: number;
+  readonly #skipped = new Map<string, SkippedFile>();
+  #epoch = 0;
+  #pool: Pool | undefined;
+
+  /**
+   * Creates the loader (workers start with the first epoch).
+   *
+   * @param dataset The data set.
+   * @param options Transform, batching, shuffling and workers.
+   * @throws {OptionError} When an option is invalid.
+   */
+  constructor(dataset: Dataset, options: DataLoaderOptions) {
+    const integer = (name: string, value: unknown, min: number) => {
+      if (!Number.isSafeInteger(value) || (value as number) < min) {
+        throw new OptionError(`Expected ${name} to be an integer >= ${min}, got ${value}`);
+      }
+      return value as number;
+    };
+    if (typeof options?.transform?.apply !== "function") {
+      throw new OptionError('Expected a transform (for example trainTransform("torchvision"))');
+    }
+    this.dataset = dataset;
+    this.batchSize = integer("batchSize", options.batchSize ?? 1, 1);
+    const cores = typeof Worker === "function" ? navigator.hardwareConcurrency ?? 1 : 0;
+    this.workers = integer("workers", options.workers ?? Math.min(2, cores), 0);
+    this.#prefetch = integer("prefetch", options.prefetch ?? 2 * Math.max(1, this.workers), 1);
+    integer("seed", options.seed ?? 0, -(2 ** 31));
+    integer("timeout", options.timeout ?? 600_000, 1);
+    this.#options = options;
+  }
+
+  /** Batches per epoch. */
+  get length(): number {
+    const n = this.dataset.length / this.batchSize;
+    return this.#options.dropLast ? Math.floor(n) : Math.ceil(n);
+  }
+
+  /** The epoch the next iteration runs (starts at 0, advances with each iteration). */
+  get epoch(): number {
+    return this.#epoch;
+  }
+
+  /**
+   * Sets the epoch the next iteration runs, e.g. to resume training.
+   *
+   * @param epoch A non-negative integer.
+   */
+  set epoch(epoch: number) {
+    if (!Number.isSafeInteger(epoch) || epoch < 0) {
+      throw new OptionError(`Expected epoch to be a non-negative integer, got ${epoch}`);
+    }
+    this.#epoch = epoch;
+  }
+
+  /** Samples left out so far because they could not be read or decoded (each file once). */
+  get skipped(): SkippedFile[] {
+    return [...this.#skipped.values()];
+  }
+
+  /**
+   * The data set indices of an epoch, in visiting order.
+   *
+   * @param epoch The epoch.
+   * @returns The indices: `0..length-1`, shuffled by `(seed, epoch)` when `shuffle` is set.
+   */
+  order(epoch: number): Int32Array {
+    const order = Int32Array.from({ length: this.dataset.length }, (_, i) => i);
+    if (this.#options.shuffle) {
+      new Random(mixSeed(this.#options.seed ?? 0, epoch, 0x5eed)).shuffle(order);
+    }
+    return order;
+  }
+
+  /**
+   * One epoch of batches.
+   *
+   * @returns An async iterator; breaking out of the loop stops the epoch's work.
+   */
+  async *[Symbol.asyncIterator](): AsyncIterator<Batch> {
+    const epoch = this.#epoch++;
+    const order = this.order(epoch);
+    const batches: Int32Array[] = [];
+    for (let at = 0; at < order.length; at += this.batchSize) {
+      const batch = order.subarray(at, at + this.batchSize);
+      if (batch.length === this.batchSize || !this.#options.dropLast) batches.push(batch);
+    }
+    if (this.workers > 0 && (this.#pool === undefined || this.#pool.failure !== undefined)) {
+      this.#pool = new Pool(this.workers, this.#options.transform, this.#options);
+    }
+    const inflight: Promise<BatchResult>[] = [];
+    let next = 0;
+    const launch = () => {
+      while (inflight.length < this.#prefetch && next < batches.length) {
+        const promise = this.#load(batches[next], epoch, next);
+        promise.catch(() => {}); // awaited in order below; this only silences early rejections
+        inflight.push(promise);
+        next++;
+      }
+    };
+    try {
+      launch();
+      while (inflight.length > 0) {
+        const result = await inflight.shift()!;
+        launch();
+        for (const file of result.skipped) this.#skip(file);
+        if (result.labels.length === 0) continue;
+        yield {
+          input: new Tensor(result.data, result.shape),
+          labels: result.labels,
+          indices: result.indices,
+        };
+      }
+    } finally {
+      if (!this.#options.persistentWorkers || this.#pool?.failure !== undefined) this.close();
+    }
+  }
+
+  /**
+   * Stops the workers (a later epoch starts new ones).
+   *
+   * @example
+   * ```ts
+   * import { DataLoader } from "./loader.ts";
+   * import { IdxDataset } from "./idx.ts";
+   * import { evalTransform } from "./transforms.ts";
+   * const dataset = new IdxDataset({
+   *   images: { dtype: "uint8", shape: [1, 2, 2], data: new Uint8Array(4) },
+   *   labels: { dtype: "uint8", shape: [1], data: new Uint8Array(1) },
+   * });
+   * const loader = new DataLoader(dataset, { transform: evalTransform({ size: 4 }), persistentWorkers: true });
+   * for await (const batch of loader) console.log(batch.input.shape); // [1, 3, 4, 4]
+   * loader.close();
+   * ```
+   */
+  close(): void {
+    this.#pool?.close();
+    this.#pool = undefined;
+  }
+
+  #skip(file: SkippedFile): void {
+    if (this.#skipped.has(file.path)) return;
+    this.#skipped.set(file.path, file);
+    this.#options.onSkip?.(file);
+  }
+
+  async #load(indices: Int32Array, epoch: number, batch: number): Promise<BatchResult> {
+    const seed = this.#options.seed ?? 0;
+    const skipped: SkippedFile[] = [];
+    const raws = await Promise.all(
+      Array.from(indices, async (index): Promise<BatchItem | undefined> => {
+        try {
+          const raw = await this.dataset.raw(index);
+          return {
+            ...raw,
+            source: ownBuffer(raw.source),
+            index,
+            seed: mixSeed(seed, epoch, index),
+          };
+        } catch (error) {
+          if (!(error instanceof GoogLeNetError) || error instanceof OptionError) throw error;
+          skipped.push({
+            path: this.dataset.name?.(index) ?? `sample ${index}`,
+            reason: error.message,
+          });
+          return undefined;
+        }
+      }),
+    );
+    const items = raws.filter((item): item is BatchItem => item !== undefined);
+    let result: BatchResult;
+    if (this.#pool === undefined) {
+      try {
+        result = transformBatch(items, this.#options.transform, this.#options.decode);
+      } catch (error) {
+        throw new DatasetError(`Loading batch ${batch} failed: ${(error as Error).message}`, {
+          cause: error,
+        });
+      }
+    } else {
+      result = await this.#pool.run(batch % this.workers, items);
+    }
+    return skipped.length === 0 ? result : { ...result, skipped: [...skipped, ...result.skipped] };
+  }
+}
+
+/** The source with bytes in a buffer of their own (so it can be transferred, not the whole file copied). */
+function ownBuffer(source: Uint8Array | PixelData): Uint8Array | PixelData {
+  const data = source instanceof Uint8Array ? source : source.data;
+  const own = data instanceof Uint8Array && data.byteOffset === 0 &&
+      data.byteLength === data.buffer.byteLength && !(data.buffer instanceof SharedArrayBuffer)
+    ? data
+    : new Uint8Array(data);
+  if (source instanceof Uint8Array) return own;
+  return { data: own, width: source.width, height: source.height, channels: source.channels };
+}

@@ -1,0 +1,340 @@
+import assert from "node:assert/strict";
+import { DatasetError } from "../src/errors.ts";
+import { IdxDataset, loadIdxDataset } from "../src/data/idx.ts";
+import { ImageFolder } from "../src/data/image_folder.ts";
+import { type Batch, DataLoader } from "../src/data/loader.ts";
+import { Random } from "../src/data/random.ts";
+import {
+  Compose,
+  evalTransform,
+  Resize,
+  ToTensor,
+  trainTransform,
+} from "../src/data/transforms.ts";
+import { type Dataset, decodeRaw } from "../src/data/dataset.ts";
+
+/** `n` random 28x28 grey images with labels `i % 10`. */
+function synthetic(n: number): IdxDataset {
+  const random = new Random(123);
+  return new IdxDataset({
+    images: {
+      dtype: "uint8",
+      shape: [n, 28, 28],
+      data: Uint8Array.from({ length: n * 784 }, () => random.randint(0, 256)),
+    },
+    labels: { dtype: "uint8", shape: [n], data: Uint8Array.from({ length: n }, (_, i) => i % 10) },
+  });
+}
+
+async function epoch(loader: DataLoader): Promise<Batch[]> {
+  const batches: Batch[] = [];
+  for await (const batch of loader) batches.push(batch);
+  return batches;
+}
+
+Deno.test("DataLoader: 0, 1 and 2 workers give the same seeded, augmented batches", async () => {
+  const dataset = synthetic(11);
+  const results = [];
+  for (const workers of [0, 1, 2]) {
+    const loader = new DataLoader(dataset, {
+      transform: trainTransform("torchvision", { size: 32 }),
+      batchSize: 4,
+      shuffle: true,
+      seed: 7,
+      workers,
+    });
+    results.push([await epoch(loader), await epoch(loader)]);
+  }
+  const [zero, one, two] = results;
+  for (const other of [one, two]) {
+    for (let e = 0; e < 2; e++) {
+      assert.equal(other[e].length, 3);
+      for (let b = 0; b < 3; b++) {
+        assert.deepEqual(other[e][b].input.shape, zero[e][b].input.shape);
+        assert.deepEqual(other[e][b].input.data, zero[e][b].input.data);
+        assert.deepEqual(other[e][b].labels, zero[e][b].labels);
+      }
+    }
+  }
+  assert.deepEqual(zero[0].map((b) => b.input.shape[0]), [4, 4, 3]);
+  // A new epoch: a new order and new crops.
+  assert.notDeepEqual(zero[0][0].indices, zero[1][0].indices);
+  for (const b of zero[0]) {
+    assert.deepEqual([...b.labels], [...b.indices].map((i) => i % 10));
+  }
+});
+
+Deno.test("DataLoader: each epoch visits every sample once; dropLast; a seed repeats its order", () => {
+  const dataset = synthetic(10);
+  const transform = evalTransform({ size: 8 });
+  const a = new DataLoader(dataset, {
+    transform,
+    batchSize: 3,
+    shuffle: true,
+    seed: 1,
+    workers: 0,
+  });
+  const b = new DataLoader(dataset, {
+    transform,
+    batchSize: 3,
+    shuffle: true,
+    seed: 1,
+    workers: 0,
+  });
+  const c = new DataLoader(dataset, {
+    transform,
+    batchSize: 3,
+    shuffle: true,
+    seed: 2,
+    workers: 0,
+  });
+  for (let e = 0; e < 3; e++) {
+    assert.deepEqual([...a.order(e)].sort((x, y) => x - y), [...Array(10).keys()]);
+    assert.deepEqual(a.order(e), b.order(e));
+  }
+  assert.notDeepEqual(a.order(0), a.order(1));
+  assert.notDeepEqual(a.order(0), c.order(0));
+  const plain = new DataLoader(dataset, { transform, batchSize: 3, workers: 0 });
+  assert.deepEqual([...plain.order(5)], [...Array(10).keys()]);
+  assert.equal(a.length, 4);
+  assert.equal(new DataLoader(dataset, { transform, batchSize: 3, dropLast: true }).length, 3);
+});
+
+Deno.test("DataLoader: dropLast leaves out the short batch; epoch can be set to resume", async () => {
+  const loader = new DataLoader(synthetic(10), {
+    transform: evalTransform({ size: 8 }),
+    batchSize: 4,
+    dropLast: true,
+    shuffle: true,
+    workers: 1,
+  });
+  const first = await epoch(loader);
+  assert.deepEqual(first.map((b) => b.labels.length), [4, 4]);
+  assert.equal(loader.epoch, 1);
+  loader.epoch = 0;
+  const again = await epoch(loader);
+  assert.deepEqual(again.map((b) => [...b.indices]), first.map((b) => [...b.indices]));
+  assert.throws(() => (loader.epoch = -1), /non-negative integer/);
+});
+
+Deno.test("DataLoader: corrupt and unreadable images are skipped, counted and named", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    for (
+      const [path, from] of [
+        ["cat/a.png", "tests/fixtures/data/transform_1.png"],
+        ["cat/b.png", "tests/fixtures/data/transform_8.png"],
+        ["dog/c.png", "tests/fixtures/data/transform_8.png"],
+      ]
+    ) {
+      await Deno.mkdir(`${root}/${path.split("/")[0]}`, { recursive: true });
+      await Deno.copyFile(from, `${root}/${path}`);
+    }
+    const signature = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+    await Deno.writeFile(`${root}/cat/corrupt.png`, new Uint8Array([...signature, 1, 2, 3]));
+    await Deno.writeFile(
+      `${root}/dog/truncated.jpg`,
+      (await Deno.readFile("assets/chelsea.jpg")).subarray(0, 300),
+    );
+    const folder = await ImageFolder.open(root);
+    await Deno.remove(`${root}/cat/b.png`); // unreadable by the time it is loaded
+    for (const workers of [0, 2]) {
+      const reported: string[] = [];
+      const loader = new DataLoader(folder, {
+        transform: evalTransform({ size: 16 }),
+        batchSize: 2,
+        workers,
+        onSkip: (file) => reported.push(file.path),
+      });
+      const batches = await epoch(loader);
+      const kept = batches.flatMap((b) => [...b.indices]);
+      assert.deepEqual(kept.map((i) => folder.samples[i][0].slice(root.length + 1)), [
+        "cat/a.png",
+        "dog/c.png",
+      ]);
+      assert.equal(loader.skipped.length, 3);
+      assert.equal(reported.length, 3);
+      const text = loader.skipped.map((s) => `${s.path}: ${s.reason}`).join("\n");
+      console.log(`workers ${workers}: ${loader.skipped.length} skipped\n${text}`);
+      assert.match(text, /corrupt\.png: /);
+      assert.match(text, /truncated\.jpg: /);
+      assert.match(text, /cat\/b\.png: Cannot read image .*cat\/b\.png/);
+      await epoch(loader); // the same files again are not reported twice
+      assert.equal(reported.length, 3);
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("DataLoader: a transform that throws rejects the iteration (workers and the calling thread)", async () => {
+  for (const workers of [0, 2]) {
+    const loader = new DataLoader(synthetic(8), {
+      transform: new Compose([new Resize(16)]), // no ToTensor
+      batchSize: 2,
+      workers,
+    });
+    await assert.rejects(epoch(loader), (e: Error) => {
+      assert(e instanceof DatasetError, String(e));
+      assert.match(e.message, /ShapeError: .*end it with ToTensor\(\)|add ToTensor\(\)/);
+      return true;
+    });
+  }
+  // Samples of different sizes cannot be stacked.
+  const mixed: Dataset = {
+    length: 2,
+    classes: ["a"],
+    raw: (i) =>
+      Promise.resolve({
+        source: {
+          data: new Uint8Array(i ? 12 : 27),
+          width: i ? 2 : 3,
+          height: i ? 2 : 3,
+          channels: 3,
+        },
+        label: 0,
+        name: `image ${i}`,
+      }),
+    get: async (i) => ({ image: decodeRaw(await mixed.raw(i)), label: 0 }),
+  };
+  for (const workers of [0, 1]) {
+    const loader = new DataLoader(mixed, {
+      transform: new Compose([new ToTensor()]),
+      batchSize: 2,
+      workers,
+    });
+    await assert.rejects(
+      epoch(loader),
+      /Cannot stack samples of shapes \[3, 3, 3\] and \[3, 2, 2\] \(image 1\)/,
+    );
+  }
+});
+
+Deno.test("DataLoader: a worker that dies or stops answering rejects, never hangs", async () => {
+  const modules = {
+    throws:
+      `self.onmessage = (e) => { if (e.data.type === "batch") throw new Error("boom in worker"); };`,
+    closes: `self.onmessage = (e) => { if (e.data.type === "batch") self.close(); };`,
+    fails_to_load: `throw new Error("cannot start");`,
+  };
+  const Original = globalThis.Worker;
+  for (const [what, code] of Object.entries(modules)) {
+    const path = await Deno.makeTempFile({ suffix: ".js" });
+    await Deno.writeTextFile(path, code);
+    globalThis.Worker = class extends Original {
+      constructor(_url: string | URL, options?: WorkerOptions) {
+        super(new URL(`file://${path}`), options);
+      }
+    };
+    try {
+      const loader = new DataLoader(synthetic(6), {
+        transform: evalTransform({ size: 8 }),
+        batchSize: 2,
+        workers: 2,
+        timeout: 2000,
+      });
+      await assert.rejects(epoch(loader), (e: Error) => {
+        assert(e instanceof DatasetError, `${what}: ${e}`);
+        console.log(`${what}: ${e.message}`);
+        assert.match(
+          e.message,
+          what === "closes"
+            ? /gave no batch in 2000 ms/
+            : /Loader worker \d died: .*(boom in worker|cannot start)/,
+        );
+        return true;
+      });
+    } finally {
+      globalThis.Worker = Original;
+      await Deno.remove(path);
+    }
+  }
+});
+
+Deno.test("DataLoader: breaking out of an epoch stops its work", async () => {
+  const loader = new DataLoader(synthetic(40), {
+    transform: evalTransform({ size: 32 }),
+    batchSize: 2,
+    workers: 2,
+  });
+  let n = 0;
+  for await (const _ of loader) if (++n === 2) break;
+  assert.equal(n, 2);
+  assert.equal((await epoch(loader)).length, 20); // and the next epoch starts afresh
+});
+
+Deno.test("DataLoader: sandboxed workers (no permissions) under --unstable-worker-options", async () => {
+  const script = `
+import { DataLoader } from "${new URL("../src/data/loader.ts", import.meta.url)}";
+import { ImageFolder } from "${new URL("../src/data/image_folder.ts", import.meta.url)}";
+import { evalTransform } from "${new URL("../src/data/transforms.ts", import.meta.url)}";
+const folder = await ImageFolder.open(Deno.args[0]);
+const loader = new DataLoader(folder, { transform: evalTransform({ size: 8 }), workers: 1, sandbox: true });
+let n = 0;
+for await (const batch of loader) n += batch.labels.length;
+console.log(n);
+`;
+  const root = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(`${root}/a`);
+    await Deno.copyFile("tests/fixtures/data/transform_1.png", `${root}/a/x.png`);
+    await Deno.copyFile("tests/fixtures/data/transform_8.png", `${root}/a/y.png`);
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--quiet", "--allow-read", "--unstable-worker-options", "-", root],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const writer = out.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(script));
+    await writer.close();
+    const { code, stdout, stderr } = await out.output();
+    assert.equal(code, 0, new TextDecoder().decode(stderr));
+    assert.equal(new TextDecoder().decode(stdout).trim(), "2");
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+const FASHION = "/usr/share/datasets/fashion-mnist/";
+const missing = await Deno.stat(FASHION + "t10k-images-idx3-ubyte.gz").then(
+  () => false,
+  () => true,
+);
+if (missing) console.log(`Skipping the Fashion-MNIST loader test: ${FASHION} is absent`);
+
+Deno.test({
+  name:
+    "DataLoader: Fashion-MNIST upscaled to 224, 3 channels, equal to the transform on the calling thread",
+  ignore: missing,
+  async fn() {
+    const test = await loadIdxDataset({
+      images: FASHION + "t10k-images-idx3-ubyte.gz",
+      labels: FASHION + "t10k-labels-idx1-ubyte.gz",
+    });
+    const transform = trainTransform("none", { size: 224 });
+    const loader = new DataLoader(test, { transform, batchSize: 16, workers: 2 });
+    let n = 0;
+    for await (const { input, labels, indices } of loader) {
+      assert.deepEqual(input.shape, [16, 3, 224, 224]);
+      const size = 3 * 224 * 224;
+      for (const k of [0, 15]) {
+        const { image, label } = await test.get(indices[k]);
+        assert.equal(labels[k], label);
+        const expected = transform.tensor(image);
+        assert.deepEqual(input.data.subarray(k * size, (k + 1) * size), expected.data);
+        // Grey replicated: the three planes are equal.
+        const plane = 224 * 224;
+        assert.deepEqual(
+          expected.data.subarray(0, plane),
+          expected.data.subarray(plane, 2 * plane),
+        );
+      }
+      let min = Infinity;
+      let max = -Infinity;
+      for (const v of input.data) [min, max] = [Math.min(min, v), Math.max(max, v)];
+      assert(min >= -1 && max <= 1 && max > min);
+      if (++n === 3) break;
+    }
+  },
+});
