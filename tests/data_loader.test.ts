@@ -6,10 +6,10 @@ import { type Batch, DataLoader } from "../src/data/loader.ts";
 import { Random } from "../src/data/random.ts";
 import {
   Compose,
-  evalTransform,
   Resize,
   ToTensor,
   trainTransform,
+  validationTransform,
 } from "../src/data/transforms.ts";
 import { type Dataset, decodeRaw } from "../src/data/dataset.ts";
 
@@ -66,7 +66,7 @@ Deno.test("DataLoader: 0, 1 and 2 workers give the same seeded, augmented batche
 
 Deno.test("DataLoader: each epoch visits every sample once; dropLast; a seed repeats its order", () => {
   const dataset = synthetic(10);
-  const transform = evalTransform({ size: 8 });
+  const transform = validationTransform({ size: 8 });
   const a = new DataLoader(dataset, {
     transform,
     batchSize: 3,
@@ -102,7 +102,7 @@ Deno.test("DataLoader: each epoch visits every sample once; dropLast; a seed rep
 
 Deno.test("DataLoader: dropLast leaves out the short batch; epoch can be set to resume", async () => {
   const loader = new DataLoader(synthetic(10), {
-    transform: evalTransform({ size: 8 }),
+    transform: validationTransform({ size: 8 }),
     batchSize: 4,
     dropLast: true,
     shuffle: true,
@@ -141,7 +141,7 @@ Deno.test("DataLoader: corrupt and unreadable images are skipped, counted and na
     for (const workers of [0, 2]) {
       const reported: string[] = [];
       const loader = new DataLoader(folder, {
-        transform: evalTransform({ size: 16 }),
+        transform: validationTransform({ size: 16 }),
         batchSize: 2,
         workers,
         onSkip: (file) => reported.push(file.path),
@@ -228,7 +228,7 @@ Deno.test("DataLoader: a worker that dies or stops answering rejects, never hang
     };
     try {
       const loader = new DataLoader(synthetic(6), {
-        transform: evalTransform({ size: 8 }),
+        transform: validationTransform({ size: 8 }),
         batchSize: 2,
         workers: 2,
         timeout: 2000,
@@ -253,7 +253,7 @@ Deno.test("DataLoader: a worker that dies or stops answering rejects, never hang
 
 Deno.test("DataLoader: breaking out of an epoch stops its work", async () => {
   const loader = new DataLoader(synthetic(40), {
-    transform: evalTransform({ size: 32 }),
+    transform: validationTransform({ size: 32 }),
     batchSize: 2,
     workers: 2,
   });
@@ -267,9 +267,9 @@ Deno.test("DataLoader: sandboxed workers (no permissions) under --unstable-worke
   const script = `
 import { DataLoader } from "${new URL("../src/data/loader.ts", import.meta.url)}";
 import { ImageFolder } from "${new URL("../src/data/image_folder.ts", import.meta.url)}";
-import { evalTransform } from "${new URL("../src/data/transforms.ts", import.meta.url)}";
+import { validationTransform } from "${new URL("../src/data/transforms.ts", import.meta.url)}";
 const folder = await ImageFolder.open(Deno.args[0]);
-const loader = new DataLoader(folder, { transform: evalTransform({ size: 8 }), workers: 1, sandbox: true });
+const loader = new DataLoader(folder, { transform: validationTransform({ size: 8 }), workers: 1, sandbox: true });
 let n = 0;
 for await (const batch of loader) n += batch.labels.length;
 console.log(n);

@@ -56,13 +56,13 @@ export interface BatchResult {
  * @example
  * ```ts
  * import { transformBatch } from "./batch.ts";
- * import { evalTransform } from "./transforms.ts";
+ * import { validationTransform } from "./transforms.ts";
  * const grey = { data: new Uint8Array(4), width: 2, height: 2, channels: 1 as const };
  * const items = [
  *   { source: grey, label: 3, name: "a", index: 0, seed: 1 },
  *   { source: new Uint8Array([1, 2]), label: 4, name: "broken.png", index: 1, seed: 2 },
  * ];
- * const batch = transformBatch(items, evalTransform({ size: 8 }));
+ * const batch = transformBatch(items, validationTransform({ size: 8 }));
  * console.log(batch.shape, batch.labels, batch.skipped.length); // [1, 3, 8, 8] Int32Array(1) [3] 1
  * ```
  */

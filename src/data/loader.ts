@@ -316,12 +316,12 @@ export class DataLoader implements AsyncIterable<Batch> {
    * ```ts
    * import { DataLoader } from "./loader.ts";
    * import { IdxDataset } from "./idx.ts";
-   * import { evalTransform } from "./transforms.ts";
+   * import { validationTransform } from "./transforms.ts";
    * const dataset = new IdxDataset({
    *   images: { dtype: "uint8", shape: [1, 2, 2], data: new Uint8Array(4) },
    *   labels: { dtype: "uint8", shape: [1], data: new Uint8Array(1) },
    * });
-   * const loader = new DataLoader(dataset, { transform: evalTransform({ size: 4 }), persistentWorkers: true });
+   * const loader = new DataLoader(dataset, { transform: validationTransform({ size: 4 }), persistentWorkers: true });
    * for await (const batch of loader) console.log(batch.input.shape); // [1, 3, 4, 4]
    * loader.close();
    * ```

@@ -704,7 +704,7 @@ export function transformFromSpec(spec: TransformSpec): Transform {
 /** Augmentation presets of {@linkcode trainTransform}, as the `--augment` flag names them. */
 export type Augmentation = "torchvision" | "flip" | "none";
 
-/** Options of {@linkcode trainTransform} and {@linkcode evalTransform}. */
+/** Options of {@linkcode trainTransform} and {@linkcode validationTransform}. */
 export interface PresetOptions {
   /** Output side. @default {224} */
   size?: number;
@@ -761,12 +761,12 @@ export function trainTransform(augment: Augmentation, options: PresetOptions = {
  *
  * @example
  * ```ts
- * import { evalTransform } from "./transforms.ts";
+ * import { validationTransform } from "./transforms.ts";
  * const image = { data: new Uint8Array(30 * 20 * 3), width: 30, height: 20 };
- * console.log(evalTransform({ size: 32 }).tensor(image).shape); // [3, 32, 32]
+ * console.log(validationTransform({ size: 32 }).tensor(image).shape); // [3, 32, 32]
  * ```
  */
-export function evalTransform(options: PresetOptions = {}): Compose {
+export function validationTransform(options: PresetOptions = {}): Compose {
   const { size = 224 } = options;
   return new Compose([new Resize([size, size]), new ToTensor(), new Normalize(options)]);
 }
