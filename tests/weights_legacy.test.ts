@@ -269,3 +269,31 @@ for (
     },
   });
 }
+
+Deno.test({
+  name: "a legacy file rebuilding one storage as 2000 transposed views is refused by the budget",
+  ignore: reason !== undefined,
+  async fn() {
+    const path = await Deno.makeTempFile({ suffix: ".pth" });
+    try {
+      // A real torch.save output: 1 MiB of data, and 2000 non-contiguous views of it that this
+      // reader must copy (2 GiB): readPth's budget (8 x the file) refuses it early.
+      const { success, stderr } = await new Deno.Command(PYTHON, {
+        args: [
+          "-c",
+          "import sys, torch; base = torch.zeros(512, 512); " +
+          "torch.save({f't{i}': base.t() for i in range(2000)}, sys.argv[1], " +
+          "_use_new_zipfile_serialization=False)",
+          path,
+        ],
+        stderr: "piped",
+      }).output();
+      assert.ok(success, new TextDecoder().decode(stderr));
+      const bytes = await Deno.readFile(path);
+      assert.ok(bytes.length < 2 ** 21, `${bytes.length} bytes`);
+      assertFormatError(() => readPth(bytes), /makes more tensor data than it holds/);
+    } finally {
+      await Deno.remove(path);
+    }
+  },
+});
