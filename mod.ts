@@ -84,41 +84,7 @@ export {
   pretrainedWeights,
 } from "./src/weights/mod.ts";
 export { DownloadError } from "./src/errors.ts";
-export {
-  type Augmentation,
-  type Batch,
-  CenterCrop,
-  Compose,
-  DataLoader,
-  type DataLoaderOptions,
-  type Dataset,
-  FASHION_MNIST_CLASSES,
-  FASHION_MNIST_MEAN,
-  FASHION_MNIST_STD,
-  hflip,
-  type IdxArray,
-  IdxDataset,
-  ImageFolder,
-  type ImageFolderOptions,
-  loadIdxDataset,
-  Normalize,
-  Random,
-  RandomHorizontalFlip,
-  RandomResizedCrop,
-  randomResizedCropBox,
-  readIdx,
-  Resize,
-  resizedCrop,
-  type Sample,
-  type SkippedFile,
-  splitDataset,
-  Subset,
-  ToTensor,
-  trainTransform,
-  type Transform,
-  transformFromSpec,
-  validationTransform,
-} from "./src/data/mod.ts";
+export * from "./src/data/mod.ts";
 export { DatasetError } from "./src/errors.ts";
 export { IMAGENET_CLASSES } from "./src/labels/imagenet.ts";
 export { type Prediction, softmax, topK } from "./src/labels/top_k.ts";

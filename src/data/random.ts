@@ -7,13 +7,13 @@
  * @module
  */
 
+import { OptionError } from "../errors.ts";
+
 /**
  * A source of random numbers in the shapes torchvision draws them:
  * `torch.empty(1).uniform_(low, high)` (float32) and `torch.randint(low, high)`.
  * {@linkcode Random} implements it; a test can replay recorded torch draws.
  */
-import { OptionError } from "../errors.ts";
-
 export interface RandomSource {
   /**
    * A float32 number uniform in `[low, high)`.
