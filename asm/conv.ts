@@ -12,10 +12,11 @@ export function conv2d_scratch_bytes(k: i32): usize {
   return <usize>gemm_block_rows(k) * (<usize>k << 2);
 }
 
-// Unfolds output pixels [m0, m1) into rows of k = kh*kw*c floats at `dst`.
+// Unfolds output pixels [m0, m1) into rows of k = kh*kw*c floats at `dst`,
+// `ld` floats apart (ld > k: the floats past k are set to zero).
 @inline export function im2col_rows(
   x: usize, xstride: i32, h: i32, w: i32, c: i32,
-  kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, oh: i32, ow: i32,
+  kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, oh: i32, ow: i32, ld: i32,
   dst: usize, m0: i32, m1: i32,
 ): void {
   const rowBytes = <usize>c << 2;
@@ -51,6 +52,11 @@ export function conv2d_scratch_bytes(k: i32): usize {
       }
       zero_floats(dst, c * right);
       dst += rowBytes * <usize>right;
+    }
+    const pad = ld - kh * kw * c;
+    if (pad > 0) {
+      zero_floats(dst, pad);
+      dst += <usize>pad << 2;
     }
   }
 }
@@ -109,7 +115,7 @@ export function conv2d_acc(
   const mb = gemm_block_rows(k);
   for (let mStart = m0; mStart < m1; mStart += mb) {
     const rows = min(mb, m1 - mStart);
-    im2col_rows(x, xstride, h, w, c, kh, kw, sh, sw, ph, pw, oh, ow, scratch, mStart, mStart + rows);
+    im2col_rows(x, xstride, h, w, c, kh, kw, sh, sw, ph, pw, oh, ow, k, scratch, mStart, mStart + rows);
     gemm_tiles(
       oc, k, scratch, k, wp, y + <usize>mStart * (<usize>ystride << 2), ystride,
       0, rows, p0, p1, epilogue,

@@ -19,7 +19,7 @@
 //           unfolded into scratch so that a tile's 8 columns span taps.
 
 import { im2col_rows } from "./conv";
-import { load_hi_n, load_lo_n, madd, store_n } from "./simd";
+import { load_hi_n, load_lo_n, madd, store_n, zero_floats } from "./simd";
 
 /** Output pixels per block: a block's X columns of one tile (one cache line per pixel) stay in L1. */
 const WGRAD_PIXELS: i32 = 256;
@@ -28,14 +28,24 @@ const WGRAD_PIXELS: i32 = 256;
   return c < 8;
 }
 
+// im2col rows are padded to a multiple of 8 floats (zeros), so that every
+// column tile reads X 8 wide; 8 floats of slack follow the last row (a tile
+// that starts off the multiple of 8 reads past its row).
+@inline function padded_depth(k: i32): i32 {
+  return (k + 7) & ~7;
+}
+
+/** Bytes of the 6 x 8 dW copy a partial column tile runs on. */
+const TMP_BYTES: usize = 6 * 8 * 4;
+
 /**
  * Scratch bytes one thread needs for `conv2d_weight_grad` on input channels
  * c, a kh x kw kernel, output rows of ow pixels and oc output channels: a
  * block of dY packed by tiles, and for c < 8 the block's im2col rows.
  */
 export function conv2d_weight_grad_scratch_bytes(c: i32, kh: i32, kw: i32, ow: i32, oc: i32): usize {
-  let bytes = <usize>max(WGRAD_PIXELS, ow) * <usize>oc << 2;
-  if (wgrad_im2col(c)) bytes += <usize>WGRAD_PIXELS * <usize>(kh * kw * c) << 2;
+  let bytes = (<usize>max(WGRAD_PIXELS, ow) * <usize>oc << 2) + TMP_BYTES;
+  if (wgrad_im2col(c)) bytes += (<usize>WGRAD_PIXELS * <usize>padded_depth(kh * kw * c) + 8) << 2;
   return bytes;
 }
 
@@ -46,15 +56,29 @@ export function conv2d_weight_grad_scratch_bytes(c: i32, kh: i32, kw: i32, ow: i
   dy: usize, dyb: usize, m0: i32, count: i32, o0: i32, o1: i32, pack: usize,
 ): void {
   let o = o0;
-  while (o < o1) {
-    const left = o1 - o;
-    const mr = left >= 6 ? 6 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
-    let dst = pack + (<usize>(o - o0) * <usize>count << 2);
-    let src = dy + <usize>m0 * dyb + (<usize>o << 2);
-    for (let p = 0; p < count; p++, src += dyb) {
-      for (let r = 0; r < mr; r++, dst += 4) store<f32>(dst, load<f32>(src + (<usize>r << 2)));
-    }
-    o += mr;
+  for (; o + 6 <= o1; o += 6) pack_tile(6, dy, dyb, m0, count, o, pack + (<usize>(o - o0) * <usize>count << 2));
+  if (o + 4 <= o1) {
+    pack_tile(4, dy, dyb, m0, count, o, pack + (<usize>(o - o0) * <usize>count << 2));
+    o += 4;
+  }
+  if (o + 2 <= o1) {
+    pack_tile(2, dy, dyb, m0, count, o, pack + (<usize>(o - o0) * <usize>count << 2));
+    o += 2;
+  }
+  if (o < o1) pack_tile(1, dy, dyb, m0, count, o, pack + (<usize>(o - o0) * <usize>count << 2));
+}
+
+// One tile's mr (a constant after inlining) values per pixel, moved as a
+// vector and/or a 64-bit word.
+@inline function pack_tile(
+  mr: i32, dy: usize, dyb: usize, m0: i32, count: i32, o: i32, dst: usize,
+): void {
+  let src = dy + <usize>m0 * dyb + (<usize>o << 2);
+  for (let p = 0; p < count; p++, src += dyb, dst += <usize>mr << 2) {
+    if (mr >= 4) v128.store(dst, v128.load(src));
+    if (mr == 6) store<u64>(dst, load<u64>(src, 16), 16);
+    if (mr == 2) store<u64>(dst, load<u64>(src));
+    if (mr == 1) store<f32>(dst, load<f32>(src));
   }
 }
 
@@ -141,15 +165,18 @@ export function conv2d_weight_grad_scratch_bytes(c: i32, kh: i32, kw: i32, ow: i
 
 // All rows [o0, o1) of dW for the nc columns at dW column `col` (bytes from
 // a row's start) and X at `a`: tiles of 6 rows, then 4 + 1, 2 + 1 or 1 like
-// the forward GEMM. A partial column tile (nc < 8) takes its rows one at a
-// time (the same operations per element as the 8-wide tiles).
+// the forward GEMM. A partial column tile (nc < 8): when X may be read 8
+// wide (`padded`: im2col rows padded to a multiple of 8), the tiles run on a
+// copy of their nc columns in `tmp` (6 x 8 floats); otherwise its rows go one
+// at a time, reading only nc columns of X. Either way each element sees the
+// operations of the 8-wide tiles.
 @inline function wgrad_rows(
   nc: i32, dw: usize, ldw: usize, col: usize, o0: i32, o1: i32, pack: usize, count: i32,
-  direct: bool, a: usize, astep: usize,
+  direct: bool, padded: bool, tmp: usize, a: usize, astep: usize,
   oh: i32, ow: i32, h: i32, rowBytes: usize, sh: i32, ph: i32, i: i32, r0: i32, rows: i32,
   oxLo: i32, oxHi: i32,
 ): void {
-  if (nc < 8) {
+  if (nc < 8 && !padded) {
     let o = o0;
     while (o < o1) {
       const left = o1 - o;
@@ -165,33 +192,57 @@ export function conv2d_weight_grad_scratch_bytes(c: i32, kh: i32, kw: i32, ow: i
     }
     return;
   }
+  // Full tiles read and write dW in place; partial ones (padded X) a copy.
+  const copy = nc < 8;
+  const d = copy ? tmp : dw + col, ld = copy ? <usize>32 : ldw;
   let o = o0;
   for (; o + 6 <= o1; o += 6) {
+    if (copy) tile_in(6, tmp, dw + <usize>o * ldw + col, ldw, nc);
     wgrad_tile(
-      6, true, 8, dw + <usize>o * ldw + col, ldw, pack + (<usize>(o - o0) * <usize>count << 2), 24,
+      6, true, 8, copy ? d : d + <usize>o * ld, ld, pack + (<usize>(o - o0) * <usize>count << 2), 24,
       direct, a, astep, count, oh, ow, h, rowBytes, sh, ph, i, r0, rows, oxLo, oxHi,
     );
+    if (copy) tile_out(6, tmp, dw + <usize>o * ldw + col, ldw, nc);
   }
   if (o + 4 <= o1) {
+    if (copy) tile_in(4, tmp, dw + <usize>o * ldw + col, ldw, nc);
     wgrad_tile(
-      4, true, 8, dw + <usize>o * ldw + col, ldw, pack + (<usize>(o - o0) * <usize>count << 2), 16,
+      4, true, 8, copy ? d : d + <usize>o * ld, ld, pack + (<usize>(o - o0) * <usize>count << 2), 16,
       direct, a, astep, count, oh, ow, h, rowBytes, sh, ph, i, r0, rows, oxLo, oxHi,
     );
+    if (copy) tile_out(4, tmp, dw + <usize>o * ldw + col, ldw, nc);
     o += 4;
   }
   if (o + 2 <= o1) {
+    if (copy) tile_in(2, tmp, dw + <usize>o * ldw + col, ldw, nc);
     wgrad_tile(
-      2, true, 8, dw + <usize>o * ldw + col, ldw, pack + (<usize>(o - o0) * <usize>count << 2), 8,
+      2, true, 8, copy ? d : d + <usize>o * ld, ld, pack + (<usize>(o - o0) * <usize>count << 2), 8,
       direct, a, astep, count, oh, ow, h, rowBytes, sh, ph, i, r0, rows, oxLo, oxHi,
     );
+    if (copy) tile_out(2, tmp, dw + <usize>o * ldw + col, ldw, nc);
     o += 2;
   }
   if (o < o1) {
+    if (copy) tile_in(1, tmp, dw + <usize>o * ldw + col, ldw, nc);
     wgrad_tile(
-      1, true, 8, dw + <usize>o * ldw + col, ldw, pack + (<usize>(o - o0) * <usize>count << 2), 4,
+      1, true, 8, copy ? d : d + <usize>o * ld, ld, pack + (<usize>(o - o0) * <usize>count << 2), 4,
       direct, a, astep, count, oh, ow, h, rowBytes, sh, ph, i, r0, rows, oxLo, oxHi,
     );
+    if (copy) tile_out(1, tmp, dw + <usize>o * ldw + col, ldw, nc);
   }
+}
+
+// tmp (rows x 8) = the nc columns of `rows` dW rows at d, zeros after them.
+@inline function tile_in(rows: i32, tmp: usize, d: usize, ldw: usize, nc: i32): void {
+  for (let r = 0; r < rows; r++, tmp += 32, d += ldw) {
+    v128.store(tmp, load_lo_n(d, nc));
+    v128.store(tmp, load_hi_n(d, nc), 16);
+  }
+}
+
+// The nc columns of `rows` dW rows at d = tmp (rows x 8).
+@inline function tile_out(rows: i32, tmp: usize, d: usize, ldw: usize, nc: i32): void {
+  for (let r = 0; r < rows; r++, tmp += 32, d += ldw) store_n(d, v128.load(tmp), v128.load(tmp, 16), nc);
 }
 
 /**
@@ -216,26 +267,30 @@ export function conv2d_weight_grad(
   const k = kh * kw * c;
   const ldw = <usize>k << 2, xb = <usize>xstride << 2, dyb = <usize>dystride << 2;
   const pack = scratch;
+  const tmp = scratch + (<usize>max(WGRAD_PIXELS, ow) * <usize>oc << 2);
   const im2col = wgrad_im2col(c);
   const dense = !im2col && kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 &&
     oh == h && ow == w;
   if (im2col || dense) {
-    const cols = scratch + (<usize>max(WGRAD_PIXELS, ow) * <usize>oc << 2);
+    const cols = tmp + TMP_BYTES;
+    const kp = padded_depth(k);
     const pixels = n * oh * ow;
     for (let m0 = 0; m0 < pixels; m0 += WGRAD_PIXELS) {
       const count = min(WGRAD_PIXELS, pixels - m0);
       pack_dy(dy, dyb, m0, count, o0, o1, pack);
       let a = x + <usize>m0 * xb, astep = xb;
       if (im2col) {
-        im2col_rows(x, xstride, h, w, c, kh, kw, sh, sw, ph, pw, oh, ow, cols, m0, m0 + count);
+        im2col_rows(x, xstride, h, w, c, kh, kw, sh, sw, ph, pw, oh, ow, kp, cols, m0, m0 + count);
+        zero_floats(cols + (<usize>count * <usize>kp << 2), 8);
         a = cols;
-        astep = ldw;
+        astep = <usize>kp << 2;
       }
+      // One instance for both (`padded` is not a constant here): a smaller binary.
       for (let q = q0; q < q1; q += 8) {
-        const nc = min(8, q1 - q);
         const col = <usize>q << 2;
         wgrad_rows(
-          nc, dw, ldw, col, o0, o1, pack, count, false, a + col, astep, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+          min(8, q1 - q), dw, ldw, col, o0, o1, pack, count, false, im2col, tmp, a + col, astep,
+          0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
         );
       }
     }
@@ -262,7 +317,7 @@ export function conv2d_weight_grad(
         const nc = min(8, chHi - ch);
         wgrad_rows(
           nc, dw, ldw, (<usize>(tap * c + ch)) << 2, o0, o1, pack, count,
-          true, <usize>(<isize>x + shift) + (<usize>ch << 2), <usize>sw * xb,
+          true, false, tmp, <usize>(<isize>x + shift) + (<usize>ch << 2), <usize>sw * xb,
           oh, ow, h, rowBytes, sh, ph, i, r0, rows, oxLo, oxHi,
         );
       }
