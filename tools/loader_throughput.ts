@@ -10,6 +10,8 @@
  * `RandomResizedCrop(224)` + `RandomHorizontalFlip()`. Fashion-MNIST: the first `--fashion` test
  * images, 28x28 grey upscaled to 224x224x3 (`Resize([224, 224])`), as the training command uses
  * them. Each row is one epoch after a warm-up epoch with the same (persistent) workers.
+ * `--step-ms N` keeps the calling thread busy N ms after each batch, as a training step would,
+ * and the "waited" column is how long the loop then waited for its next batch.
  *
  * @module
  */
@@ -30,11 +32,14 @@ const { values } = parseArgs({
     copies: { type: "string", default: "6" },
     fashion: { type: "string", default: "1024" },
     workers: { type: "string", default: "0,1,2" },
+    "step-ms": { type: "string", default: "0" },
   },
 });
 const copies = Number(values.copies);
 const fashionCount = Number(values.fashion);
 const workerCounts = values.workers.split(",").map(Number);
+/** A stand-in for a training step: the calling thread busy for this long after each batch. */
+const stepMs = Number(values["step-ms"]);
 const SKIMAGE = "/usr/lib/python3/dist-packages/skimage/data/";
 
 async function measure(name: string, dataset: Dataset, augment: "torchvision" | "none") {
@@ -49,20 +54,29 @@ async function measure(name: string, dataset: Dataset, augment: "torchvision" | 
     for await (const _ of loader); // warm-up: workers start, code is compiled
     const start = performance.now();
     let images = 0;
-    for await (const batch of loader) images += batch.labels.length;
+    let waited = 0;
+    let asked = performance.now();
+    for await (const batch of loader) {
+      waited += performance.now() - asked;
+      images += batch.labels.length;
+      const until = performance.now() + stepMs;
+      while (performance.now() < until); // the "training step"
+      asked = performance.now();
+    }
     const seconds = (performance.now() - start) / 1000;
     loader.close();
     console.log(
       `| ${name} | ${workers} | ${images} | ${seconds.toFixed(2)} | ${
         (images / seconds).toFixed(1)
-      } | ${loader.skipped.length} |`,
+      } | ${(waited / 1000).toFixed(2)} | ${loader.skipped.length} |`,
     );
   }
 }
 
 console.log(`Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores`);
-console.log("| data | workers | images | s | images/s | skipped |");
-console.log("| --- | ---: | ---: | ---: | ---: | ---: |");
+console.log(`step ${stepMs} ms per batch of 16 on the calling thread`);
+console.log("| data | workers | images | s | images/s | waited for batches, s | skipped |");
+console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
 
 const root = await Deno.makeTempDir({ prefix: "loader_throughput_" });
 try {
