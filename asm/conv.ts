@@ -13,10 +13,11 @@ export function conv2d_scratch_bytes(k: i32): usize {
 }
 
 // Unfolds output pixels [m0, m1) into rows of k = kh*kw*c floats at `dst`,
-// `ld` floats apart (ld > k: the floats past k are set to zero).
+// `ld` floats apart; only kernel rows [i0, i1) (columns [i0 * kw * c,
+// i1 * kw * c)) are written, the rest of each row is left as it was.
 @inline export function im2col_rows(
   x: usize, xstride: i32, h: i32, w: i32, c: i32,
-  kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, oh: i32, ow: i32, ld: i32,
+  kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, oh: i32, ow: i32, ld: i32, i0: i32, i1: i32,
   dst: usize, m0: i32, m1: i32,
 ): void {
   const rowBytes = <usize>c << 2;
@@ -28,7 +29,9 @@ export function conv2d_scratch_bytes(k: i32): usize {
     const oy = rem / ow;
     const ox = rem - oy * ow;
     const base = x + <usize>img * <usize>h * <usize>w * pixelBytes;
-    for (let i = 0; i < kh; i++) {
+    const next = dst + (<usize>ld << 2);
+    dst += rowBytes * <usize>(i0 * kw);
+    for (let i = i0; i < i1; i++) {
       const iy = oy * sh - ph + i;
       if (<u32>iy >= <u32>h) {
         zero_floats(dst, c * kw);
@@ -53,11 +56,7 @@ export function conv2d_scratch_bytes(k: i32): usize {
       zero_floats(dst, c * right);
       dst += rowBytes * <usize>right;
     }
-    const pad = ld - kh * kw * c;
-    if (pad > 0) {
-      zero_floats(dst, pad);
-      dst += <usize>pad << 2;
-    }
+    dst = next;
   }
 }
 
@@ -115,7 +114,7 @@ export function conv2d_acc(
   const mb = gemm_block_rows(k);
   for (let mStart = m0; mStart < m1; mStart += mb) {
     const rows = min(mb, m1 - mStart);
-    im2col_rows(x, xstride, h, w, c, kh, kw, sh, sw, ph, pw, oh, ow, k, scratch, mStart, mStart + rows);
+    im2col_rows(x, xstride, h, w, c, kh, kw, sh, sw, ph, pw, oh, ow, k, 0, kh, scratch, mStart, mStart + rows);
     gemm_tiles(
       oc, k, scratch, k, wp, y + <usize>mStart * (<usize>ystride << 2), ystride,
       0, rows, p0, p1, epilogue,

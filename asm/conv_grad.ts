@@ -19,7 +19,7 @@
 //           unfolded into scratch so that a tile's 8 columns span taps.
 
 import { im2col_rows } from "./conv";
-import { load_hi_n, load_lo_n, madd, store_n, zero_floats } from "./simd";
+import { load_hi_n, load_lo_n, madd, store_n } from "./simd";
 
 /** Output pixels per block: a block's X columns of one tile (one cache line per pixel) stay in L1. */
 const WGRAD_PIXELS: i32 = 256;
@@ -28,9 +28,10 @@ const WGRAD_PIXELS: i32 = 256;
   return c < 8;
 }
 
-// im2col rows are padded to a multiple of 8 floats (zeros), so that every
-// column tile reads X 8 wide; 8 floats of slack follow the last row (a tile
-// that starts off the multiple of 8 reads past its row).
+// im2col rows are padded to a multiple of 8 floats, so that every column
+// tile reads X 8 wide; 8 floats of slack follow the last row (a tile that
+// starts off the multiple of 8 reads past its row). Lanes past a tile's
+// columns are never stored, so what those floats hold does not matter.
 @inline function padded_depth(k: i32): i32 {
   return (k + 7) & ~7;
 }
@@ -280,8 +281,9 @@ export function conv2d_weight_grad(
       pack_dy(dy, dyb, m0, count, o0, o1, pack);
       let a = x + <usize>m0 * xb, astep = xb;
       if (im2col) {
-        im2col_rows(x, xstride, h, w, c, kh, kw, sh, sw, ph, pw, oh, ow, kp, cols, m0, m0 + count);
-        zero_floats(cols + (<usize>count * <usize>kp << 2), 8);
+        // Only the kernel rows that columns [q0, q1) fall in: a chunk of columns unfolds its share.
+        const i0 = q0 / (kw * c), i1 = (q1 - 1) / (kw * c) + 1;
+        im2col_rows(x, xstride, h, w, c, kh, kw, sh, sw, ph, pw, oh, ow, kp, i0, i1, cols, m0, m0 + count);
         a = cols;
         astep = <usize>kp << 2;
       }
