@@ -36,6 +36,16 @@ import {
   withHeaderLength,
 } from "./_support/edge_bytes.ts";
 import { assertSameBits } from "./_support/edge_child.ts";
+import { loadWeights, OptionError, preprocess, readPth, topK, writePth } from "../mod.ts";
+import {
+  ancillaryBombPng,
+  badDepthPng,
+  greyPng,
+  nestedKeyPth,
+  reduceBombPth,
+  sharedStreamZip,
+  twoIhdrPng,
+} from "./_support/hostile_bytes.ts";
 
 type ErrorClass = new (...args: never[]) => Error;
 
@@ -563,6 +573,157 @@ const CASES: HostileCase[] = [
         safetensorsWithHeader({ w: { dtype: "Q4_K", shape: [4], data_offsets: [0, 16] } }, 16),
       ),
     expected: { error: WeightsFormatError, message: /dtype|Q4_K/ },
+  },
+  // ---- issue 14, class 1: small inputs that expand without bound (also run capped in
+  // tests/bombs_capped.test.ts, at full size) ----
+  {
+    name: "weights: a .pth whose ZIP directory points 100 storages at one 4 MiB deflate stream",
+    action: async () => readPth(await sharedStreamZip(100, 4 << 20)),
+    expected: { error: WeightsFormatError, message: /share bytes .* decompression bomb/ },
+  },
+  {
+    name: "weights: a .pth whose pickle copies a strided 1 MiB view 5000 times (memoised REDUCE)",
+    action: () => readPth(reduceBombPth(5000, 512)),
+    expected: { error: WeightsFormatError, message: /makes more tensor data than it holds/ },
+  },
+  {
+    name: "image: iCCP, zTXt and iTXt chunks of 64 MiB each are skipped, not inflated",
+    action: async () => {
+      const plain = decodeImage(await greyPng(8, 8));
+      assert.deepEqual(decodeImage(await ancillaryBombPng(64 << 20)).data, plain.data);
+    },
+    expected: null,
+  },
+  {
+    name: "image: a 1 x 100000 PNG preprocesses without making the 256 x 25600000 resize",
+    action: async () =>
+      assert.deepEqual((await preprocess(await greyPng(1, 100_000))).shape, [1, 3, 224, 224]),
+    expected: null,
+  },
+  {
+    name: 'weights: loadWeights("/dev/zero") stops at maxBytes',
+    action: () => loadWeights("/dev/zero", { maxBytes: 1 << 20 }),
+    expected: { error: WeightsFormatError, message: /exceeds maxBytes \(1048576\)/ },
+  },
+  {
+    name: "image: preprocess(url) of a server that never answers gives up at its timeout",
+    action: async () => {
+      const controller = new AbortController();
+      const server = Deno.serve(
+        { hostname: "127.0.0.1", port: 0, signal: controller.signal, onListen() {} },
+        () =>
+          new Promise<Response>((resolve) =>
+            controller.signal.onabort = () => resolve(new Response())
+          ),
+      );
+      try {
+        await preprocess(`http://127.0.0.1:${server.addr.port}/x.png`, { timeout: 200 });
+      } finally {
+        controller.abort();
+        await server.finished;
+      }
+    },
+    expected: {
+      error: ImageError,
+      message: /Timed out reading the image after 200 ms \(timeout\)/,
+    },
+  },
+  // ---- issue 14, class 5: wrong results without an error ----
+  {
+    name: "topK with NaN logits ranks NaN first, as torch.topk does",
+    action: () => {
+      const top = topK(Float32Array.of(1, NaN, 3, NaN), 4, ["a", "b", "c", "d"]);
+      assert.deepEqual(top.map((p) => p.index), [1, 3, 2, 0]);
+    },
+    expected: null,
+  },
+  {
+    name: "image: a PNG with two IHDR chunks",
+    action: async () => decodeImage(await twoIhdrPng()),
+    expected: { error: ImageError, message: /expected one IHDR chunk, found a second/ },
+  },
+  {
+    name: "image: a PNG declaring RGB at bit depth 1",
+    action: async () => decodeImage(await badDepthPng()),
+    expected: { error: ImageError, message: /colour type 2 at bit depth 1/ },
+  },
+  {
+    name: 'weights: writeSafetensors with dtype "F64" reads back exactly',
+    action: () => {
+      const values = Float32Array.of(1 / 3, -2.5, 1e-40);
+      const file = writeSafetensors(new Map([["x", new Tensor(values, [3])]]), { dtype: "F64" });
+      assertSameBits(readSafetensors(file).tensors.get("x")!.data, values, "F64 round trip");
+    },
+    expected: null,
+  },
+  {
+    name: 'weights: writeSafetensors with dtype "F8_E4M3"',
+    action: () => writeSafetensors(new Map(), { dtype: "F8_E4M3" as never }),
+    expected: {
+      error: OptionError,
+      message: /dtype to be one of "F64", "F32", "F16" or "BF16", got "F8_E4M3"/,
+    },
+  },
+  ...(["Int8Array", "DataView", "SharedArrayBuffer"] as const).map((kind): HostileCase => ({
+    name: `weights: loadWeights of a ${kind} loads`,
+    action: async (ctx) => {
+      const file = writePth(new Map([["w", ctx.stateDict.get("fc.bias")!]]));
+      const shared = new SharedArrayBuffer(file.length);
+      new Uint8Array(shared).set(file);
+      const source = kind === "Int8Array"
+        ? new Int8Array(file.buffer)
+        : kind === "DataView"
+        ? new DataView(file.buffer)
+        : shared;
+      const loaded = await loadWeights(source);
+      assertSameBits(loaded.get("w")!.data, ctx.stateDict.get("fc.bias")!.data, kind);
+    },
+    expected: null,
+  })),
+  {
+    name: "weights: a pickle dict key nested 5000 deep",
+    action: () => readPth(nestedKeyPth(5000)),
+    expected: { error: WeightsFormatError, message: /No state dict in the checkpoint/ },
+  },
+  // ---- issue 14, class 4: arguments and options (image, weights and labels functions) ----
+  {
+    name: "preprocess(null)",
+    action: () => preprocess(null as never),
+    expected: { error: OptionError, message: /Expected the image as PNG\/JPEG bytes, .* got null/ },
+  },
+  {
+    name: 'preprocess with resize: "256" (a string)',
+    action: async () => preprocess(await greyPng(8, 8), { resize: "256" as never }),
+    expected: {
+      error: OptionError,
+      message: /Expected resize to be an integer from 1 to 65536, got "256"/,
+    },
+  },
+  {
+    name: "preprocess with an unknown option name",
+    action: async () => preprocess(await greyPng(8, 8), { size: 224 } as never),
+    expected: {
+      error: OptionError,
+      message: /Unknown option "size" of preprocess: expected one of "maxPixels"/,
+    },
+  },
+  {
+    name: "loadWeights with maxBytes: NaN (used to turn the limit off)",
+    action: (ctx) => loadWeights(ctx.weightFile, { maxBytes: NaN }),
+    expected: { error: OptionError, message: /Expected maxBytes to be an integer >= 0, got NaN/ },
+  },
+  {
+    name: "loadWeights(null)",
+    action: () => loadWeights(null as never),
+    expected: {
+      error: OptionError,
+      message: /Expected the weights source to be bytes .* got null/,
+    },
+  },
+  {
+    name: 'topK with k: "5"',
+    action: () => topK(new Float32Array(3), "5" as never, ["a", "b", "c"]),
+    expected: { error: OptionError, message: /Expected k to be an integer >= 1, got "5"/ },
   },
 ];
 
