@@ -15,8 +15,9 @@
 import assert from "node:assert/strict";
 import { ImageError } from "../src/errors.ts";
 import { decodeJpegPixels, jpegPixelsToRgb } from "../src/image/jpeg.ts";
-import { jpegKernels } from "../src/image/jpeg/wasm.ts";
+import { imageKernels } from "../src/image/simd.ts";
 import { preprocess } from "../src/image/preprocess.ts";
+import { resizeBilinear, setResizeSimd } from "../src/image/resize.ts";
 
 const FIXTURES = new URL("./fixtures/jpeg/", import.meta.url);
 const TOOL = new URL("../tools/make_jpeg_corpus.py", import.meta.url);
@@ -101,7 +102,7 @@ async function makeCorpus(flags: string[]): Promise<{ dir?: URL; reason?: string
 
 Deno.test("JPEG: the Wasm SIMD kernels compile here", () => {
   const memory = new WebAssembly.Memory({ initial: 1 });
-  assert.equal(typeof jpegKernels(memory)?.idct_islow_blocks, "function");
+  assert.equal(typeof imageKernels(memory)?.idct_islow_blocks, "function");
 });
 
 Deno.test("JPEG: committed fixtures decode to Pillow's bytes (Wasm SIMD and TypeScript)", async () => {
@@ -217,4 +218,33 @@ Deno.test("JPEG: truncated, corrupt and unsupported data give ImageError", async
   const twelve = good.slice();
   twelve[sof + 4] = 12;
   assert.throws(() => decodeJpegPixels(twelve), /12-bit samples, expected 8-bit/);
+});
+
+Deno.test("resizeBilinear: the Wasm SIMD passes give the TypeScript passes' bytes", () => {
+  let cases = 0;
+  for (const [w, h] of [[451, 300], [37, 5], [1, 1], [2, 9], [640, 480]]) {
+    const data = new Uint8Array(w * h * 3);
+    for (let i = 0; i < data.length; i++) data[i] = (Math.imul(i, 2654435761) >>> 13) & 255;
+    const image = { data, width: w, height: h };
+    for (const [ow, oh] of [[384, 256], [256, 341], [w, 7], [5, h], [w * 2, h * 3], [1, 1]]) {
+      const regions = [undefined, {
+        left: ow >> 2,
+        top: Math.floor(oh / 3),
+        width: Math.max(1, ow >> 1),
+        height: Math.max(1, oh >> 1),
+      }];
+      for (const region of regions) {
+        setResizeSimd(false);
+        const expected = resizeBilinear(image, ow, oh, region).data;
+        setResizeSimd(true);
+        assertBytesEqual(
+          resizeBilinear(image, ow, oh, region).data,
+          expected,
+          `${w}x${h} -> ${ow}x${oh}`,
+        );
+        cases++;
+      }
+    }
+  }
+  assert.equal(cases, 60);
 });

@@ -8,7 +8,7 @@
  *
  *   deno task build            writes src/backend/wasm/kernels/*.wasm
  *   deno task build --check    exits 1 if a committed binary is stale
- *   deno task build FILE...    only the named targets (e.g. jpeg-simd.wasm)
+ *   deno task build FILE...    only the named targets (e.g. image-simd.wasm)
  *
  * @module
  */
@@ -54,15 +54,15 @@ export const KERNEL_TARGETS: readonly KernelTarget[] = [
 ];
 
 /**
- * The image kernels (JPEG IDCT, upsampling and colour conversion), their own
+ * The image kernels (JPEG IDCT, upsampling, colour conversion; Pillow resampling), their own
  * binary, embedded in a module so that `decodeJpeg` can compile them
  * synchronously.
  */
 export const IMAGE_KERNEL_TARGET: KernelTarget = {
-  file: "jpeg-simd.wasm",
+  file: "image-simd.wasm",
   flags: [],
-  entry: "asm/image/jpeg.ts",
-  module: "src/image/jpeg/kernels_wasm.ts",
+  entry: "asm/image/index.ts",
+  module: "src/image/simd_wasm.ts",
 };
 
 const ROOT = new URL("../", import.meta.url);

@@ -1,7 +1,7 @@
 // JPEG hot paths on Wasm SIMD, bit-exact with src/image/jpeg/idct.ts and
 // color.ts (and so with libjpeg-turbo): the islow IDCT over a component's
 // blocks, then upsampling and colour conversion of whole images.
-// Built to its own binary (src/image/jpeg/kernels_wasm.ts) by
+// Built into the image kernels binary (src/image/simd_wasm.ts) by
 // tools/build_wasm.ts: imported memory, runtime stub, no data segments.
 
 // ---------------------------------------------------------------- islow IDCT

@@ -7,6 +7,7 @@
 
 import { checkInteger } from "../validate.ts";
 import type { RgbImage } from "./pixels.ts";
+import { resamplePassSimd } from "./resample_simd.ts";
 
 /** Fixed-point fraction bits of Pillow's 8-bit resampler (`32 - 8 - 2`). */
 const PRECISION_BITS = 22;
@@ -90,6 +91,25 @@ export function resizeBilinear(
   return { data, width: w, height: h };
 }
 
+let useSimd = true;
+
+/**
+ * Turns the Wasm SIMD resampling passes off or on (they give the same bytes;
+ * for tests and benchmarks of the TypeScript path).
+ *
+ * @param on Whether to use the kernels where they compile.
+ *
+ * @example
+ * ```ts
+ * import { setResizeSimd } from "./resize.ts";
+ * setResizeSimd(false);
+ * setResizeSimd(true);
+ * ```
+ */
+export function setResizeSimd(on: boolean): void {
+  useSimd = on;
+}
+
 /** Per output pixel of a window: first input index (relative to `first`) and tap count, and fixed-point weights. */
 interface Coefficients {
   bounds: Int32Array;
@@ -116,6 +136,10 @@ function resamplePass(
   c: Coefficients,
   horizontal: boolean,
 ): Uint8Array {
+  if (useSimd) {
+    const out = resamplePassSimd(src, width, rowFirst, rows, c, horizontal);
+    if (out) return out;
+  }
   const { bounds, weights, taps, length } = c;
   const lines = horizontal ? rows : width;
   // Strides in samples: along the resampled axis and from one line to the next.

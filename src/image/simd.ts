@@ -1,17 +1,18 @@
 /**
- * The JPEG kernels on Wasm SIMD (`asm/image/jpeg.ts`, embedded as base64):
- * compiled once, synchronously, on first use; `undefined` where the runtime
- * cannot compile Wasm at run time (Cloudflare Workers, Vercel Edge) or lacks
- * SIMD, and the decoder then runs its TypeScript path, which gives the same
- * bytes.
+ * The image kernels on Wasm SIMD (`asm/image/`, their own binary embedded as
+ * base64 in `simd_wasm.ts`): the JPEG decoder's IDCT, upsampling and colour
+ * conversion, and Pillow's resampling passes. Compiled once, synchronously,
+ * on first use; `undefined` where the runtime cannot compile Wasm at run
+ * time (Cloudflare Workers, Vercel Edge) or lacks SIMD, and the callers then
+ * run their TypeScript paths, which give the same bytes.
  *
  * @module
  */
 
-import { WASM_BASE64 } from "./kernels_wasm.ts";
+import { WASM_BASE64 } from "./simd_wasm.ts";
 
-/** The exports of the JPEG kernel binary (byte addresses into its imported memory). */
-export interface JpegKernels {
+/** The exports of the image kernel binary (byte addresses into its imported memory). */
+export interface ImageKernels {
   /** islow IDCT of a component's blocks (see `asm/image/jpeg.ts`). */
   idct_islow_blocks(
     coef: number,
@@ -25,6 +26,27 @@ export interface JpegKernels {
   ): void;
   /** Upsampling and colour conversion of a whole image from component descriptors. */
   convert_image(desc: number, space: number, out: number, width: number, height: number): void;
+  /** Pillow's horizontal 8-bit resampling pass over RGB rows (see `asm/image/resize.ts`). */
+  resample_horizontal(
+    src: number,
+    srcWidth: number,
+    rows: number,
+    dst: number,
+    outWidth: number,
+    bounds: number,
+    weights: number,
+    taps: number,
+  ): void;
+  /** Pillow's vertical 8-bit resampling pass. */
+  resample_vertical(
+    src: number,
+    rowBytes: number,
+    dst: number,
+    outHeight: number,
+    bounds: number,
+    weights: number,
+    taps: number,
+  ): void;
 }
 
 let compiled: WebAssembly.Module | null | undefined;
@@ -38,12 +60,12 @@ let compiled: WebAssembly.Module | null | undefined;
  *
  * @example
  * ```ts
- * import { jpegKernels } from "./wasm.ts";
- * const kernels = jpegKernels(new WebAssembly.Memory({ initial: 1 }));
+ * import { imageKernels } from "./simd.ts";
+ * const kernels = imageKernels(new WebAssembly.Memory({ initial: 1 }));
  * console.log(typeof kernels?.convert_image); // "function"
  * ```
  */
-export function jpegKernels(memory: WebAssembly.Memory): JpegKernels | undefined {
+export function imageKernels(memory: WebAssembly.Memory): ImageKernels | undefined {
   if (compiled === undefined) {
     try {
       const text = atob(WASM_BASE64);
@@ -56,5 +78,51 @@ export function jpegKernels(memory: WebAssembly.Memory): JpegKernels | undefined
   }
   if (compiled === null) return undefined;
   const instance = new WebAssembly.Instance(compiled, { env: { memory } });
-  return instance.exports as unknown as JpegKernels;
+  return instance.exports as unknown as ImageKernels;
+}
+
+/** Largest memory kept between calls by {@linkcode kernelArena}: 256 MiB. */
+const KEEP_LIMIT = 256 * 2 ** 20;
+let kept: { memory: WebAssembly.Memory; kernels: ImageKernels } | undefined;
+
+/**
+ * The kernels over a memory of at least `bytes` bytes. Memories up to 256 MiB
+ * are kept and reused by the next call (growing as needed), which saves the
+ * page faults of fresh memory on every image; larger ones are made for the
+ * call. Its contents are whatever the last call left: callers clear what they
+ * read before writing. Views of the memory made before a call are stale
+ * after it (the memory may grow).
+ *
+ * @param bytes Bytes the caller needs.
+ * @returns The memory and kernels, or `undefined` when either is unavailable here.
+ *
+ * @example
+ * ```ts
+ * import { kernelArena } from "./simd.ts";
+ * const arena = kernelArena(1 << 20);
+ * console.log((arena?.memory.buffer.byteLength ?? 1 << 20) >= 1 << 20); // true
+ * ```
+ */
+export function kernelArena(
+  bytes: number,
+): { memory: WebAssembly.Memory; kernels: ImageKernels } | undefined {
+  if (kept && kept.memory.buffer.byteLength >= bytes) return kept;
+  const pages = Math.ceil(bytes / 65536);
+  try {
+    if (bytes > KEEP_LIMIT) {
+      const memory = new WebAssembly.Memory({ initial: pages });
+      const kernels = imageKernels(memory);
+      return kernels && { memory, kernels };
+    }
+    if (kept) {
+      kept.memory.grow(pages - kept.memory.buffer.byteLength / 65536);
+      return kept;
+    }
+    const memory = new WebAssembly.Memory({ initial: pages });
+    const kernels = imageKernels(memory);
+    kept = kernels && { memory, kernels };
+    return kept;
+  } catch {
+    return undefined; // no memory that large here
+  }
 }

@@ -18,7 +18,7 @@ import { ImageError } from "../../errors.ts";
 import { type ComponentPlane, upsampleRow, ycckToCmykRow, yccToRgbRow } from "./color.ts";
 import { buildHuffmanTable, decodeScan, type HuffmanTable, nextMarker } from "./entropy.ts";
 import { idctIslow } from "./idct.ts";
-import { type JpegKernels, jpegKernels } from "./wasm.ts";
+import { type ImageKernels, kernelArena } from "../simd.ts";
 
 /** Decoded JPEG samples, interleaved, in the mode Pillow opens the file in. */
 export interface JpegPixels {
@@ -156,7 +156,7 @@ interface Frame {
 /** Where things live in the kernels' memory (byte offsets). */
 interface Arena {
   readonly memory: WebAssembly.Memory;
-  readonly kernels: JpegKernels;
+  readonly kernels: ImageKernels;
   readonly coefficients: number[];
   readonly planes: number[];
   readonly rows: number[];
@@ -399,7 +399,7 @@ function readFrame(
 }
 
 /**
- * Lays out coefficients, planes, row buffers and output in a fresh Wasm
+ * Lays out coefficients, planes, row buffers and output in the kernels'
  * memory (sizes already within budget); `undefined` when the kernels are
  * unavailable or the memory cannot be had.
  */
@@ -427,14 +427,12 @@ function createArena(
   const rows = shapes.map((c) => take(c.width * (maxH / c.h) + 8));
   const output = take(outputBytes);
   if (at > MAX_ARENA_BYTES) return undefined;
-  let memory: WebAssembly.Memory;
-  try {
-    memory = new WebAssembly.Memory({ initial: Math.ceil(at / 65536) });
-  } catch {
-    return undefined; // no memory that large here: the TypeScript path
-  }
-  const kernels = jpegKernels(memory);
-  return kernels && { memory, kernels, coefficients, planes, rows, output };
+  const arena = kernelArena(at); // undefined: the TypeScript path
+  if (!arena) return undefined;
+  const { memory, kernels } = arena;
+  // A kept memory holds the last image's data: the coefficients start at zero.
+  new Uint8Array(memory.buffer, coefficients[0], planes[0] - coefficients[0]).fill(0);
+  return { memory, kernels, coefficients, planes, rows, output };
 }
 
 function readQuantTables(s: Uint8Array, tables: (Uint16Array | undefined)[]): void {

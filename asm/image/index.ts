@@ -1,0 +1,5 @@
+// The image kernels' entry point (their own binary, separate from the model's
+// kernels in asm/index.ts): JPEG decoding's hot paths and Pillow's resampling.
+
+export { convert_image, idct_islow_blocks } from "./jpeg";
+export { resample_horizontal, resample_vertical } from "./resize";

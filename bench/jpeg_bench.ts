@@ -1,0 +1,133 @@
+/**
+ * JPEG photo to model input: `preprocess(bytes)` against Pillow +
+ * torchvision's `Resize(256)`, `CenterCrop(224)`, `ToTensor()`, `Normalize()`
+ * (Debian's Pillow on libjpeg-turbo, torch on one thread), timed by a Python
+ * child process in the same run, median of 7 each, on a 451x300 JPEG
+ * (assets/chelsea.jpg), a 3000x2000 JPEG and a 4000x3000 progressive JPEG
+ * (skimage photos upscaled by Pillow, made by tools/make_jpeg_corpus.py
+ * --large). Prints a table of the medians and the ratios when the run ends.
+ * Without /usr/bin/python3, Pillow or torchvision the rows are skipped with
+ * the reason printed.
+ *
+ * @module
+ */
+
+import { decodeJpegPixels } from "../src/image/jpeg.ts";
+import { preprocess } from "../src/image/preprocess.ts";
+
+const PYTHON = "/usr/bin/python3";
+const ROOT = new URL("../", import.meta.url);
+const RUNS = 7;
+
+const PIL_TIMER = `
+import io, json, statistics, sys, time
+import torch
+torch.set_num_threads(1)
+from PIL import Image
+import torchvision.transforms as T
+t = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(),
+               T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+out = {}
+for path in sys.argv[2:]:
+    data = open(path, "rb").read()
+    t(Image.open(io.BytesIO(data)).convert("RGB"))  # warm-up
+    times = []
+    for _ in range(int(sys.argv[1])):
+        start = time.perf_counter()
+        t(Image.open(io.BytesIO(data)).convert("RGB"))
+        times.append((time.perf_counter() - start) * 1000)
+    out[path] = statistics.median(times)
+print(json.dumps(out))
+`;
+
+async function run(command: string, args: string[]): Promise<string> {
+  const { code, stdout, stderr } = await new Deno.Command(command, { args, stderr: "piped" })
+    .output();
+  if (code !== 0) throw new Error(new TextDecoder().decode(stderr).trim().split("\n").at(-1));
+  return new TextDecoder().decode(stdout);
+}
+
+interface Photo {
+  label: string;
+  path: string;
+  bytes: Uint8Array;
+}
+
+async function photos(): Promise<{ photos: Photo[]; pil: Record<string, number> } | string> {
+  const dir = await Deno.makeTempDir({ prefix: "jpeg_bench_" });
+  try {
+    await run(PYTHON, [new URL("tools/make_jpeg_corpus.py", ROOT).pathname, dir, "--large"]);
+  } catch (error) {
+    return `cannot make the photos with ${PYTHON}: ${(error as Error).message}`;
+  }
+  const list = [
+    ["451x300 baseline (chelsea.jpg)", new URL("assets/chelsea.jpg", ROOT).pathname],
+    ["3000x2000 baseline", `${dir}/large_3000x2000.jpg`],
+    ["4000x3000 progressive", `${dir}/large_4000x3000_progressive.jpg`],
+  ];
+  const result = await Promise.all(
+    list.map(async ([label, path]) => ({ label, path, bytes: await Deno.readFile(path) })),
+  );
+  try {
+    const pil = JSON.parse(
+      await run(PYTHON, ["-c", PIL_TIMER, String(RUNS), ...list.map(([, path]) => path)]),
+    );
+    return { photos: result, pil };
+  } catch (error) {
+    return `cannot time Pillow + torchvision: ${(error as Error).message}`;
+  }
+}
+
+const setup = await photos();
+if (typeof setup === "string") {
+  console.log(`SKIPPED jpeg bench: ${setup}`);
+} else {
+  const timings = new Map<string, number[]>();
+  const rows: { label: string; path: string; name: string }[] = [];
+  for (const photo of setup.photos) {
+    const cases: [string, () => unknown][] = [
+      ["preprocess", () => preprocess(photo.bytes)],
+      ["decode only", () => decodeJpegPixels(photo.bytes)],
+      ["decode only, TypeScript path", () => decodeJpegPixels(photo.bytes, { simd: false })],
+    ];
+    for (const [name, fn] of cases) {
+      const key = `${photo.label}: ${name}`;
+      timings.set(key, []);
+      rows.push({ label: photo.label, path: photo.path, name });
+      Deno.bench({
+        name: key,
+        group: `jpeg ${photo.label}`,
+        n: RUNS,
+        warmup: 1,
+        async fn(b) {
+          b.start();
+          const start = performance.now();
+          await fn();
+          timings.get(key)!.push(performance.now() - start);
+          b.end();
+        },
+      });
+    }
+  }
+  globalThis.addEventListener("unload", () => {
+    const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+    const lines = [
+      "",
+      `JPEG to a [1, 3, 224, 224] tensor, one thread, median of ${RUNS}; Pillow + torchvision timed by ${PYTHON} in this run`,
+      "| photo | ours | ms | Pillow + torchvision ms | ours / theirs |",
+      "|---|---|---:|---:|---:|",
+    ];
+    for (const { label, path, name } of rows) {
+      const samples = timings.get(`${label}: ${name}`)!;
+      if (samples.length === 0) continue;
+      const ms = median(samples);
+      const theirs = setup.pil[path];
+      lines.push(
+        `| ${label} | ${name} | ${ms.toFixed(1)} | ${theirs.toFixed(1)} | ${
+          (ms / theirs).toFixed(2)
+        } |`,
+      );
+    }
+    console.log(lines.join("\n"));
+  });
+}

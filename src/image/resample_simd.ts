@@ -1,0 +1,92 @@
+/**
+ * Pillow's 8-bit resampling passes on the Wasm SIMD image kernels
+ * (`asm/image/resize.ts`), for `resize.ts`: the same windows, weights and
+ * rounding as its TypeScript passes, so the same bytes.
+ *
+ * @module
+ */
+
+import { kernelArena } from "./simd.ts";
+
+/** One pass's filter windows, as `resize.ts` computes them (Pillow's `precompute_coeffs`). */
+export interface PassCoefficients {
+  /** Per output: first input index (relative to `first`) and tap count. */
+  readonly bounds: Int32Array;
+  /** `taps` fixed-point weights per output. */
+  readonly weights: Int32Array;
+  /** Weights per output. */
+  readonly taps: number;
+  /** Outputs computed. */
+  readonly length: number;
+  /** The lowest and one past the highest input index read. */
+  readonly first: number;
+  readonly last: number;
+}
+
+/**
+ * One separable pass, as `resize.ts`'s `resamplePass` (same arguments), on
+ * the Wasm kernels, copying in only the samples the pass reads; `undefined` when the kernels or the memory are unavailable here.
+ *
+ * @param src RGB samples, `width` per row.
+ * @param width Pixels per row of `src`.
+ * @param rowFirst First row read by a horizontal pass.
+ * @param rows Rows resampled by a horizontal pass, or rows of `src` (from `c.first`) for a vertical one.
+ * @param c The pass's coefficients.
+ * @param horizontal Resample rows (true) or columns.
+ * @returns The pass's output, or `undefined`.
+ *
+ * @example
+ * ```ts
+ * import { resamplePassSimd } from "./resample_simd.ts";
+ * const c = {
+ *   bounds: new Int32Array([0, 2]), weights: new Int32Array([1 << 21, 1 << 21]), taps: 2,
+ *   length: 1, first: 0, last: 2,
+ * };
+ * const out = resamplePassSimd(new Uint8Array([0, 0, 0, 255, 255, 255]), 2, 0, 1, c, true);
+ * console.log(out); // Uint8Array(3) [128, 128, 128]
+ * ```
+ */
+export function resamplePassSimd(
+  src: Uint8Array,
+  width: number,
+  rowFirst: number,
+  rows: number,
+  c: PassCoefficients,
+  horizontal: boolean,
+): Uint8Array | undefined {
+  // A horizontal pass reads columns c.first..c.last of its rows; a vertical one all of them.
+  const inWidth = horizontal ? c.last - c.first : width;
+  const outWidth = horizontal ? c.length : width;
+  const outRows = horizontal ? rows : c.length;
+  let at = 0;
+  const take = (bytes: number) => {
+    const start = at;
+    at += Math.ceil((bytes + 16) / 16) * 16; // slack for vector loads
+    return start;
+  };
+  const input = take(inWidth * rows * 3);
+  const output = take(outWidth * outRows * 3);
+  const bounds = take(c.bounds.byteLength);
+  const weights = take(c.weights.byteLength);
+  if (at > 2 ** 31) return undefined;
+  const arena = kernelArena(at);
+  if (!arena) return undefined;
+  const { memory, kernels } = arena;
+  const bytes = new Uint8Array(memory.buffer);
+  if (horizontal) {
+    for (let y = 0; y < rows; y++) {
+      const from = ((rowFirst + y) * width + c.first) * 3;
+      bytes.set(src.subarray(from, from + inWidth * 3), input + y * inWidth * 3);
+    }
+  } else {
+    bytes.set(src.subarray(0, width * rows * 3), input);
+  }
+  bytes.set(new Uint8Array(c.bounds.buffer, c.bounds.byteOffset, c.bounds.byteLength), bounds);
+  bytes.set(new Uint8Array(c.weights.buffer, c.weights.byteOffset, c.weights.byteLength), weights);
+  if (horizontal) {
+    kernels.resample_horizontal(input, inWidth, rows, output, outWidth, bounds, weights, c.taps);
+  } else {
+    kernels.resample_vertical(input, width * 3, output, outRows, bounds, weights, c.taps);
+  }
+  return bytes.slice(output, output + outWidth * outRows * 3);
+}
