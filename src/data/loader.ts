@@ -159,7 +159,7 @@ class Pool {
  *
  * Files are read on the calling thread and decoded and transformed in
  * `workers` Deno workers (transferred bytes in, a transferred `Float32Array`
- * out), `prefetch` batches ahead. A sample that cannot be read or decoded is
+ * out; each batch split among them), `prefetch` batches ahead. A sample that cannot be read or decoded is
  * left out of its batch and reported (`skipped`, `onSkip`); a transform that
  * throws, or a worker that dies or stops answering, rejects the iteration with
  * a `DatasetError` and stops the workers.
@@ -371,10 +371,61 @@ export class DataLoader implements AsyncIterable<Batch> {
         });
       }
     } else {
-      result = await this.#pool.run(batch % this.workers, items);
+      // Each worker takes a contiguous share of the batch, so a batch is ready
+      // in 1/workers of the time (the first batch of an epoch most of all).
+      const pool = this.#pool;
+      const share = Math.ceil(items.length / this.workers);
+      const parts = await Promise.all(
+        Array.from(
+          { length: Math.max(1, Math.ceil(items.length / share)) },
+          (_, k) => pool.run(k, items.slice(k * share, (k + 1) * share)),
+        ),
+      );
+      result = concatResults(parts, batch);
     }
     return skipped.length === 0 ? result : { ...result, skipped: [...skipped, ...result.skipped] };
   }
+}
+
+/** The parts of one batch, in order, as one result. */
+function concatResults(parts: BatchResult[], batch: number): BatchResult {
+  const kept = parts.filter((part) => part.labels.length > 0);
+  if (kept.length <= 1) {
+    const base = kept[0] ?? parts[0];
+    return { ...base, skipped: parts.flatMap((part) => part.skipped) };
+  }
+  const sample = kept[0].shape.slice(1);
+  for (const part of kept) {
+    if (part.shape.slice(1).join() !== sample.join()) {
+      throw new DatasetError(
+        `Loading batch ${batch} failed: cannot stack samples of shapes [${
+          sample.join(", ")
+        }] and [${
+          part.shape.slice(1).join(", ")
+        }]: expected one size, end the transform with a crop or Resize([h, w])`,
+      );
+    }
+  }
+  const n = kept.reduce((sum, part) => sum + part.labels.length, 0);
+  const data = new Float32Array(kept.reduce((sum, part) => sum + part.data.length, 0));
+  const labels = new Int32Array(n);
+  const indices = new Int32Array(n);
+  let at = 0;
+  let row = 0;
+  for (const part of kept) {
+    data.set(part.data, at);
+    labels.set(part.labels, row);
+    indices.set(part.indices, row);
+    at += part.data.length;
+    row += part.labels.length;
+  }
+  return {
+    data,
+    shape: [n, ...sample],
+    labels,
+    indices,
+    skipped: parts.flatMap((part) => part.skipped),
+  };
 }
 
 /** The source with bytes in a buffer of their own (so it can be transferred, not the whole file copied). */
