@@ -74,8 +74,16 @@ export async function readBytes(
     : undefined;
   if (signal?.aborted) onAbort();
   else signal?.addEventListener("abort", onAbort, { once: true });
+  let onStop = () => {};
+  // Opening a FIFO or a stalled network read may never return: the race ends the call anyway.
+  const stopped = new Promise<never>((_, reject) => {
+    onStop = () => reject(controller.signal.reason);
+    controller.signal.addEventListener("abort", onStop, { once: true });
+  });
+  stopped.catch(() => {});
   try {
-    return await read(source, options, controller.signal);
+    if (controller.signal.aborted) throw controller.signal.reason;
+    return await Promise.race([read(source, options, controller.signal), stopped]);
   } catch (error) {
     if (controller.signal.aborted) throw controller.signal.reason;
     if (error instanceof options.error) throw error;
@@ -86,6 +94,7 @@ export async function readBytes(
   } finally {
     clearTimeout(timer);
     signal?.removeEventListener("abort", onAbort);
+    controller.signal.removeEventListener("abort", onStop);
   }
 }
 
@@ -185,7 +194,8 @@ async function readStream(
     }
     return buffer.subarray(0, size);
   } catch (error) {
-    await reader.cancel().catch(() => {});
+    // Not awaited: cancelling a file whose read is stuck (a FIFO) would wait for that read.
+    reader.cancel().catch(() => {});
     throw error;
   } finally {
     signal.removeEventListener("abort", onAbort);
