@@ -10,7 +10,12 @@
 import assert from "node:assert/strict";
 import { GoogLeNetError, ImageError } from "../src/errors.ts";
 import { decodeImage } from "../src/image/decode.ts";
-import { IMAGENET_MEAN, IMAGENET_STD, preprocess } from "../src/image/preprocess.ts";
+import {
+  IMAGENET_MEAN,
+  IMAGENET_STD,
+  preprocess,
+  preprocessBatch,
+} from "../src/image/preprocess.ts";
 import { crc32 } from "../src/weights/zip.ts";
 import {
   ancillaryBombPng,
@@ -231,4 +236,27 @@ Deno.test("thin images: preprocess resizes only the crop's region, exactly as PI
     console.log(`  ${name}: max ${max.toFixed(4)} levels from PIL + torchvision`);
     assert.ok(max < 1e-3, `${name}: max ${max} levels`);
   }
+});
+
+Deno.test("preprocess and preprocessBatch use in-memory images as they were when called", async () => {
+  const bytes = await greyPng(40, 30);
+  const pixels = { data: new Uint8Array(40 * 30 * 3).fill(200), width: 40, height: 30 };
+  const expected = [
+    (await preprocess(bytes.slice(), { resize: 32, crop: 32 })).data,
+    (await preprocess({ ...pixels, data: pixels.data.slice() }, { resize: 32, crop: 32 })).data,
+  ];
+  const single = [
+    preprocess(bytes, { resize: 32, crop: 32 }),
+    preprocess(pixels, { resize: 32, crop: 32 }),
+  ];
+  const batch = preprocessBatch(["assets/chelsea.jpg", bytes, pixels], { resize: 32, crop: 32 });
+  // The caller changes its arrays while the calls are pending (the batch is reading a file).
+  bytes.fill(0);
+  pixels.data.fill(0);
+  sameBits((await single[0]).data, expected[0], "preprocess(bytes)");
+  sameBits((await single[1]).data, expected[1], "preprocess(pixels)");
+  const n = 3 * 32 * 32;
+  const out = (await batch).data;
+  sameBits(out.subarray(n, 2 * n), expected[0], "preprocessBatch, bytes");
+  sameBits(out.subarray(2 * n, 3 * n), expected[1], "preprocessBatch, pixels");
 });

@@ -8,7 +8,7 @@
 import { OptionError, ShapeError } from "../errors.ts";
 import { Tensor } from "../tensor.ts";
 import { checkEnum, checkInteger, checkNumber, checkOptions, describeValue } from "../validate.ts";
-import { checkDecodeOptions } from "./decode.ts";
+import { checkDecodeOptions, imageBytes } from "./decode.ts";
 import {
   type CheckedLoadOptions,
   checkLoadOptions,
@@ -17,7 +17,7 @@ import {
   loadChecked,
   type LoadImageOptions,
 } from "./load.ts";
-import type { RgbImage } from "./pixels.ts";
+import type { PixelData, RgbImage } from "./pixels.ts";
 import { resizeBilinear } from "./resize.ts";
 
 /** ImageNet channel means (R, G, B) of torchvision's pretrained models. */
@@ -71,6 +71,8 @@ export interface PreprocessOptions extends LoadImageOptions {
  * to `resize` with Pillow's antialiased bilinear filter, the longer side to
  * `floor(resize * long / short)`, a centred `crop`x`crop` square (offsets
  * rounded half to even, as Python's `round`), scaled to [0, 1] and normalised.
+ * Bytes and pixels in memory are used as they are when the call is made
+ * (copied first), whatever happens to the caller's arrays afterwards.
  *
  * @param image PNG/JPEG bytes, a file path, a URL or decoded pixels.
  * @param options Sizes, normalisation and decoding options.
@@ -93,7 +95,7 @@ export async function preprocess(
   const checked = checkOptions("preprocess", options, PREPROCESS_OPTION_KEYS);
   const transform = evalTransform(checked);
   const load = checkLoadOptions(checked);
-  return new Tensor(transform(await loadChecked(image, load)), [
+  return new Tensor(transform(await loadChecked(snapshot(image), load)), [
     1,
     3,
     transform.crop,
@@ -193,7 +195,9 @@ export async function preprocessChecked(
     throw new OptionError(`Expected images to be an array of images, got ${describeValue(images)}`);
   }
   if (images.length === 0) throw new ShapeError("Expected at least one image in the batch, got 0");
-  const list = [...images];
+  // Bytes and pixels in memory are copied now, so the batch is the images as they were when the
+  // call was made, whatever the caller does to its arrays while paths and URLs are read.
+  const list = images.map(snapshot);
   const size = 3 * transform.crop * transform.crop;
   if (list.length * size > MAX_BATCH_ELEMENTS) {
     throw new OptionError(
@@ -215,6 +219,20 @@ function channelValues(name: string, values: unknown): Float32Array {
     );
   }
   return Float32Array.from(values, (v, i) => checkNumber(`${name}[${i}]`, v));
+}
+
+/** A copy of an in-memory image (encoded bytes or pixels); paths and URLs as they are. */
+function snapshot(source: ImageSource): ImageSource {
+  if (source instanceof ArrayBuffer) return source.slice(0);
+  if (ArrayBuffer.isView(source)) return imageBytes(source).slice();
+  if (typeof source === "object" && source !== null && "data" in source) {
+    const { data, width, height, channels } = source as PixelData;
+    const copy = ArrayBuffer.isView(data) ? data.slice() : data;
+    return channels === undefined
+      ? { data: copy, width, height }
+      : { data: copy, width, height, channels };
+  }
+  return source;
 }
 
 /**
