@@ -6,6 +6,7 @@ import {
   FASHION_MNIST_MEAN,
   FASHION_MNIST_STD,
   IdxDataset,
+  loadFashionMnist,
   loadIdxDataset,
   parseIdx,
   readIdx,
@@ -258,5 +259,20 @@ print(json.dumps([[int(y[i]), int(x[i].sum()), int(x[i, 14].astype(np.int64) @ n
       for (let x = 0; x < 28; x++) row += image.data[3 * (14 * 28 + x)] * x;
       assert.deepEqual([label, total, row], reference[k], `test image ${i}`);
     }
+  },
+});
+
+Deno.test({
+  name: "loadFashionMnist: the test split from Debian's folder; a missing folder is a DatasetError",
+  ignore: missing,
+  async fn() {
+    const test = await loadFashionMnist({ train: false });
+    assert.equal(test.length, 10000);
+    assert.deepEqual(test.classes, FASHION_MNIST_CLASSES);
+    assert.equal((await test.get(0)).label, 9); // an ankle boot
+    await assert.rejects(
+      loadFashionMnist({ root: "/nonexistent" }),
+      /Fashion-MNIST file train-images-idx3-ubyte\(\.gz\) not found in \/nonexistent/,
+    );
   },
 });

@@ -207,3 +207,25 @@ Deno.test("splitDataset: seeded, disjoint, complete; another seed splits differe
     assert.equal(splitDataset(folder, { valFraction: 0 }).val.length, 0);
   });
 });
+
+Deno.test("ImageFolder: a separate validation folder takes the training classes", async () => {
+  await withTree(
+    { "cat/a.png": "png", "dog/b.png": "png", "emu/c.png": "png" },
+    async (trainRoot) => {
+      const train = await ImageFolder.open(trainRoot);
+      await withTree({ "emu/x.png": "png", "cat/y.png": "png" }, async (valRoot) => {
+        const val = await ImageFolder.open(valRoot, { classes: train.classes });
+        assert.deepEqual(val.classes, ["cat", "dog", "emu"]);
+        assert.deepEqual(val.targets, [0, 2]);
+        assert.deepEqual(val.emptyClasses, ["dog"]);
+      });
+      await withTree({ "cat/x.png": "png", "owl/y.png": "png" }, async (valRoot) => {
+        await assert.rejects(
+          ImageFolder.open(valRoot, { classes: train.classes }),
+          /class folder\(s\) owl not among the 3 given classes \(cat, dog, emu\)/,
+        );
+      });
+      await assert.rejects(ImageFolder.open(trainRoot, { classes: ["cat", "cat"] }), OptionError);
+    },
+  );
+});

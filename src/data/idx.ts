@@ -483,3 +483,53 @@ export async function loadIdxDataset(options: LoadIdxDatasetOptions): Promise<Id
   ]);
   return new IdxDataset({ images, labels, classes: options.classes });
 }
+
+/** Options of {@linkcode loadFashionMnist}. */
+export interface LoadFashionMnistOptions extends ReadIdxOptions {
+  /** The folder with the four IDX files (gzip or not). @default {"/usr/share/datasets/fashion-mnist"} (Debian's `dataset-fashion-mnist`) */
+  root?: string;
+  /** The 60,000 training images (`train-*`) or the 10,000 test images (`t10k-*`). @default {true} */
+  train?: boolean;
+}
+
+/**
+ * Fashion-MNIST from its usual file names, like torchvision's
+ * `FashionMNIST(root, train)`: `train-images-idx3-ubyte` and
+ * `train-labels-idx1-ubyte` (or `t10k-*`), each `.gz` or raw.
+ *
+ * @param options The folder and the split.
+ * @returns The data set, with Fashion-MNIST's class names.
+ * @throws {DatasetError} When a file is missing or malformed.
+ *
+ * @example
+ * ```ts
+ * import { loadFashionMnist } from "./idx.ts";
+ * const root = await Deno.makeTempDir();
+ * const images = new Uint8Array([0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 42]);
+ * await Deno.writeFile(`${root}/t10k-images-idx3-ubyte`, images);
+ * await Deno.writeFile(`${root}/t10k-labels-idx1-ubyte`, new Uint8Array([0, 0, 8, 1, 0, 0, 0, 1, 9]));
+ * const test = await loadFashionMnist({ root, train: false });
+ * console.log(test.length, test.classes[9]); // 1 "Ankle boot"
+ * await Deno.remove(root, { recursive: true });
+ * ```
+ */
+export async function loadFashionMnist(
+  options: LoadFashionMnistOptions = {},
+): Promise<IdxDataset> {
+  const { root = "/usr/share/datasets/fashion-mnist", train = true, maxBytes } = options;
+  const prefix = train ? "train" : "t10k";
+  const find = async (name: string) => {
+    for (const path of [`${root}/${name}.gz`, `${root}/${name}`]) {
+      if (await Deno.stat(path).then((s) => s.isFile, () => false)) return path;
+    }
+    throw new DatasetError(
+      `Fashion-MNIST file ${name}(.gz) not found in ${root}: expected Zalando's IDX files (apt install dataset-fashion-mnist)`,
+    );
+  };
+  return await loadIdxDataset({
+    images: await find(`${prefix}-images-idx3-ubyte`),
+    labels: await find(`${prefix}-labels-idx1-ubyte`),
+    classes: FASHION_MNIST_CLASSES,
+    ...(maxBytes === undefined ? {} : { maxBytes }),
+  });
+}

@@ -40,6 +40,12 @@ export interface ImageFolderOptions extends DecodeOptions {
   maxFiles?: number;
   /** Largest image file read, in bytes; larger files are skipped. @default {67_108_864} (64 MiB) */
   maxFileBytes?: number;
+  /**
+   * The class list to use instead of the sorted folder names, e.g. the
+   * training set's `classes` when opening a separate validation folder: every
+   * class folder must be in it, and a class without a folder is an empty class.
+   */
+  classes?: readonly string[];
 }
 
 /**
@@ -181,7 +187,24 @@ export class ImageFolder implements Dataset {
         cause: error,
       });
     }
-    const classes = entries.sort(comparePython);
+    let classes = entries.sort(comparePython);
+    if (options.classes !== undefined) {
+      const given = [...options.classes];
+      if (given.length === 0 || new Set(given).size !== given.length) {
+        throw new OptionError(
+          `Expected classes to be distinct names, got ${JSON.stringify(given)}`,
+        );
+      }
+      const extra = classes.filter((name) => !given.includes(name));
+      if (extra.length > 0) {
+        throw new DatasetError(
+          `${root} has class folder(s) ${
+            extra.join(", ")
+          } not among the ${given.length} given classes (${given.join(", ")}): expected only those`,
+        );
+      }
+      classes = given;
+    }
     if (classes.length === 0) {
       throw new DatasetError(
         `No class folder in ${root}: expected one sub-folder per class (${root}/<class>/<image>)`,

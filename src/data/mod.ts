@@ -37,6 +37,8 @@ export {
   IdxDataset,
   type IdxDatasetInit,
   type IdxDType,
+  loadFashionMnist,
+  type LoadFashionMnistOptions,
   loadIdxDataset,
   type LoadIdxDatasetOptions,
   parseIdx,
