@@ -359,7 +359,15 @@ export class ThreadPool {
     const worker = crew.workers[0];
     if (!worker) return crew;
     if (fault === "terminate") {
+      // Termination takes effect a little later: give it time to, so that
+      // this run (not the next) meets the dead worker.
       worker.terminate();
+      this.#busy++;
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      } finally {
+        this.#busy--;
+      }
     } else if (fault === "throw-now") {
       worker.postMessage({ type: "fault", fault } satisfies WorkerMessage);
       this.#busy++;
