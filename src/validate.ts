@@ -85,7 +85,8 @@ export function describeValue(value: unknown): string {
   } catch {
     // A Proxy may throw from getPrototypeOf; "an object" is description enough.
   }
-  return `${/^[AEIOU]/i.test(name) ? "an" : "a"} ${name === "Object" ? "object" : name}`;
+  // "a Uint8Array", "a URL": U sounds like "you".
+  return `${/^[AEIO]/i.test(name) ? "an" : "a"} ${name === "Object" ? "object" : name}`;
 }
 
 /**

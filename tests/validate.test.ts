@@ -1,0 +1,215 @@
+/**
+ * The argument checkers of `src/validate.ts` and the bounded reader of
+ * `src/read_bytes.ts`: exact messages (option, value, what is allowed), no
+ * coercion, defaults, the error class override, and budgets checked before
+ * reading (a file's size, a `Content-Length`).
+ */
+
+import assert from "node:assert/strict";
+import { BackendError, ImageError, OptionError, WeightsFormatError } from "../src/errors.ts";
+import { readBytes } from "../src/read_bytes.ts";
+import {
+  checkBoolean,
+  checkEnum,
+  checkInstance,
+  checkInteger,
+  checkNumber,
+  checkOptions,
+  describeValue,
+} from "../src/validate.ts";
+
+function throwsExactly(fn: () => unknown, type: new (...args: never[]) => Error, message: string) {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof type, `expected ${type.name}, got ${e}`);
+    assert.equal((e as Error).message, message);
+    return true;
+  });
+}
+
+Deno.test("describeValue names values without calling them", () => {
+  assert.equal(describeValue(undefined), "undefined");
+  assert.equal(describeValue(null), "null");
+  assert.equal(describeValue(NaN), "NaN");
+  assert.equal(describeValue(-0), "-0");
+  assert.equal(describeValue(10n), "10n");
+  assert.equal(describeValue("2"), '"2"');
+  assert.equal(describeValue("x".repeat(100)), `"${"x".repeat(57)}..."`);
+  assert.equal(describeValue(Symbol("s")), "a symbol");
+  assert.equal(describeValue(() => 1), "a function");
+  assert.equal(describeValue([1, 2]), "an array of 2 items");
+  assert.equal(describeValue({}), "an object");
+  assert.equal(describeValue(Object.create(null)), "an object");
+  assert.equal(describeValue(new Uint8Array(2)), "a Uint8Array");
+  assert.equal(describeValue(new ArrayBuffer(2)), "an ArrayBuffer");
+  const hostile = new Proxy({}, {
+    getPrototypeOf() {
+      throw new Error("trap");
+    },
+  });
+  assert.equal(describeValue(hostile), "an object");
+});
+
+Deno.test("checkOptions: undefined is {}, non-objects and unknown names are refused, the result is a copy", () => {
+  assert.deepEqual(checkOptions("f", undefined, ["a"]), {});
+  for (const [value, described] of [[null, "null"], [[], "an array of 0 items"], [3, "3"]]) {
+    throwsExactly(
+      () => checkOptions("f", value as never, ["a"]),
+      OptionError,
+      `Expected the options of f to be an object, got ${described}`,
+    );
+  }
+  throwsExactly(
+    () => checkOptions("preprocess", { size: 1, crop: 2, Resize: 3 } as never, ["resize", "crop"]),
+    OptionError,
+    'Unknown options "size", "Resize" of preprocess: expected one of "resize", "crop"',
+  );
+  const given = { a: 1 };
+  const copy = checkOptions("f", given, ["a"]);
+  given.a = 2;
+  assert.equal(copy.a, 1);
+  throwsExactly(
+    () => checkOptions("create", { x: 1 } as never, ["a"], { error: BackendError }),
+    BackendError,
+    'Unknown option "x" of create: expected one of "a"',
+  );
+});
+
+Deno.test("checkInteger and checkNumber: no coercion, ranges in the message, defaults only for undefined", () => {
+  assert.equal(checkInteger("n", undefined, { default: 4 }), 4);
+  assert.equal(checkInteger("n", 0, { min: 0 }), 0);
+  for (
+    const [value, described] of [["2", '"2"'], [1.5, "1.5"], [NaN, "NaN"], [2n, "2n"], [
+      null,
+      "null",
+    ]]
+  ) {
+    throwsExactly(
+      () => checkInteger("threads", value, { min: 1, max: 256, default: 2 }),
+      OptionError,
+      `Expected threads to be an integer from 1 to 256, got ${described}`,
+    );
+  }
+  throwsExactly(
+    () => checkInteger("k", 0, { min: 1 }),
+    OptionError,
+    "Expected k to be an integer >= 1, got 0",
+  );
+  throwsExactly(
+    () => checkInteger("k", 9, { max: 8 }),
+    OptionError,
+    "Expected k to be an integer <= 8, got 9",
+  );
+  throwsExactly(
+    () => checkInteger("k", undefined),
+    OptionError,
+    "Expected k to be an integer, got undefined",
+  );
+  assert.equal(checkNumber("t", 0.5, { min: 0, exclusiveMin: true }), 0.5);
+  throwsExactly(
+    () => checkNumber("timeout", 0, { min: 0, exclusiveMin: true }),
+    OptionError,
+    "Expected timeout to be a finite number > 0, got 0",
+  );
+  throwsExactly(
+    () => checkNumber("mean[1]", Infinity),
+    OptionError,
+    "Expected mean[1] to be a finite number, got Infinity",
+  );
+  throwsExactly(
+    () => checkNumber("x", { valueOf: () => 3 }),
+    OptionError,
+    "Expected x to be a finite number, got an object",
+  );
+});
+
+Deno.test("checkEnum, checkBoolean, checkInstance", () => {
+  assert.equal(checkEnum("v", undefined, ["a", "b"], { default: "a" }), "a");
+  throwsExactly(
+    () => checkEnum("variant", "resnet50", ["seed", "torchvision"]),
+    OptionError,
+    'Expected variant to be "seed" or "torchvision", got "resnet50"',
+  );
+  throwsExactly(
+    () => checkEnum("backend", 1, ["auto", "wasm", "webgpu"]),
+    OptionError,
+    'Expected backend to be one of "auto", "wasm" or "webgpu", got 1',
+  );
+  assert.equal(checkBoolean("b", false, { default: true }), false);
+  throwsExactly(
+    () => checkBoolean("auxLogits", "false"),
+    OptionError,
+    'Expected auxLogits to be true or false, got "false"',
+  );
+  const signal = new AbortController().signal;
+  assert.equal(checkInstance("signal", signal, [AbortSignal]), signal);
+  assert.equal(
+    checkInstance("signal", undefined, [AbortSignal], { default: undefined }),
+    undefined,
+  );
+  throwsExactly(
+    () => checkInstance<Uint8Array | ArrayBuffer>("bytes", [1], [Uint8Array, ArrayBuffer]),
+    OptionError,
+    "Expected bytes to be one of Uint8Array, ArrayBuffer, got an array of 1 items",
+  );
+});
+
+const budget = (maxBytes: number) => ({
+  maxBytes,
+  timeout: 5000,
+  error: WeightsFormatError,
+  what: "weight file",
+});
+
+Deno.test("readBytes: a regular file larger than maxBytes is refused from its size, before reading", async () => {
+  const path = await Deno.makeTempFile();
+  try {
+    await Deno.writeFile(path, new Uint8Array(1000).fill(7));
+    assert.deepEqual(await readBytes(path, budget(1000)), new Uint8Array(1000).fill(7));
+    await assert.rejects(
+      () => readBytes(path, budget(999)),
+      (e: unknown) =>
+        e instanceof WeightsFormatError &&
+        e.message === "Weight file of 1000 bytes or more exceeds maxBytes (999)",
+    );
+    await assert.rejects(
+      () => readBytes(`${path}.missing`, { ...budget(10), error: ImageError, what: "image" }),
+      (e: unknown) =>
+        e instanceof ImageError && /Cannot read the image ".*\.missing": /.test(e.message) &&
+        e.cause instanceof Deno.errors.NotFound,
+    );
+  } finally {
+    await Deno.remove(path);
+  }
+});
+
+Deno.test("readBytes: a Content-Length over maxBytes is refused before the body is read", async () => {
+  let pulled = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      pulled++;
+      controller.enqueue(new Uint8Array(100));
+    },
+  });
+  const response = new Response(body, { headers: { "content-length": "5000" } });
+  await assert.rejects(
+    () => readBytes(response, budget(4999)),
+    /Weight file of 5000 bytes or more exceeds maxBytes \(4999\)/,
+  );
+  assert.ok(pulled <= 1, `the body was read (${pulled} pulls)`);
+  const chunks = new ReadableStream({
+    start(controller) {
+      controller.enqueue("not bytes");
+      controller.close();
+    },
+  });
+  await assert.rejects(
+    () => readBytes(chunks as never, budget(100)),
+    /Expected the weight file stream to yield Uint8Array chunks, got string/,
+  );
+  const aborted = AbortSignal.abort(new Error("no"));
+  await assert.rejects(
+    () => readBytes(new Response("abc"), { ...budget(10), signal: aborted }),
+    (e: unknown) =>
+      e instanceof WeightsFormatError && e.message === "Aborted reading the weight file: no",
+  );
+});
