@@ -4,7 +4,9 @@
 // weights at once, so the unfolded matrix never exists in full.
 // 1x1 stride-1 convolutions skip this and call the GEMM on the input itself.
 
-import { EPILOGUE_ACC, EPILOGUE_BIAS, EPILOGUE_RELU, gemm_block_rows, gemm_tiles } from "./gemm";
+import {
+  EPILOGUE_ACC, EPILOGUE_BIAS, EPILOGUE_RELU, gemm_acc, gemm_bias, gemm_bias_relu, gemm_block_rows,
+} from "./gemm";
 import { copy_floats, zero_floats } from "./simd";
 
 /** Scratch bytes one thread needs for `conv2d_bias_relu` (or `_bias`, `_acc`) with depth k = KH*KW*C. */
@@ -103,7 +105,9 @@ export function conv2d_acc(
   );
 }
 
-// The driver, specialised at compile time by its epilogue (an EPILOGUE_* constant).
+// The driver, specialised at compile time by its epilogue (an EPILOGUE_*
+// constant): it calls the GEMM export of that epilogue (one copy of each GEMM
+// in the binary).
 @inline function conv2d_tiles(
   x: usize, xstride: i32, h: i32, w: i32, c: i32,
   kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, oh: i32, ow: i32,
@@ -115,9 +119,13 @@ export function conv2d_acc(
   for (let mStart = m0; mStart < m1; mStart += mb) {
     const rows = min(mb, m1 - mStart);
     im2col_rows(x, xstride, h, w, c, kh, kw, sh, sw, ph, pw, oh, ow, k, 0, kh, scratch, mStart, mStart + rows);
-    gemm_tiles(
-      oc, k, scratch, k, wp, y + <usize>mStart * (<usize>ystride << 2), ystride,
-      0, rows, p0, p1, epilogue,
-    );
+    const c = y + <usize>mStart * (<usize>ystride << 2);
+    if (epilogue == EPILOGUE_RELU) {
+      gemm_bias_relu(oc, k, scratch, k, wp, c, ystride, 0, rows, p0, p1);
+    } else if (epilogue == EPILOGUE_ACC) {
+      gemm_acc(oc, k, scratch, k, wp, c, ystride, 0, rows, p0, p1);
+    } else {
+      gemm_bias(oc, k, scratch, k, wp, c, ystride, 0, rows, p0, p1);
+    }
   }
 }
