@@ -239,7 +239,7 @@ Deno.test("DataLoader: a worker that dies or stops answering rejects, never hang
         assert.match(
           e.message,
           what === "closes"
-            ? /gave no batch in 2000 ms/
+            ? /finished no sample in 2000 ms/
             : /Loader worker \d died: .*(boom in worker|cannot start)/,
         );
         return true;

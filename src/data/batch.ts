@@ -50,6 +50,7 @@ export interface BatchResult {
  * @param items The samples.
  * @param transform A pipeline that ends in a `[3, H, W]` tensor.
  * @param decode Decoding limits.
+ * @param onSample Called after each sample (a worker's heartbeat).
  * @returns The batch.
  * @throws {ShapeError} When the transform does not give `[3, H, W]` tensors of one shape.
  *
@@ -70,12 +71,14 @@ export function transformBatch(
   items: readonly BatchItem[],
   transform: Transform,
   decode: DecodeOptions = {},
+  onSample?: () => void,
 ): BatchResult {
   const tensors: Tensor[] = [];
   const labels: number[] = [];
   const indices: number[] = [];
   const skipped: SkippedFile[] = [];
   for (const item of items) {
+    onSample?.();
     let image;
     try {
       image = decodeRaw(item, decode);

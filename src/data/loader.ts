@@ -55,7 +55,12 @@ export interface DataLoaderOptions {
    * @default {false}
    */
   sandbox?: boolean;
-  /** Longest wait for one batch from a worker before the iteration fails, in ms. @default {600_000} */
+  /**
+   * Longest time a worker with work may go without finishing a sample before
+   * the iteration fails (a worker that ended silently, or hangs), in ms.
+   *
+   * @default {60_000}
+   */
   timeout?: number;
   /** Decoding limits. */
   decode?: DecodeOptions;
@@ -66,7 +71,7 @@ export interface DataLoaderOptions {
 interface Pending {
   resolve(result: BatchResult): void;
   reject(error: Error): void;
-  timer: ReturnType<typeof setTimeout>;
+  worker: number;
 }
 
 /** The workers of one loader and the requests they owe. */
@@ -75,10 +80,18 @@ class Pool {
   readonly pending = new Map<number, Pending>();
   failure: Error | undefined;
   #next = 0;
-  #timeout: number;
+  readonly #timeout: number;
+  /** Samples each worker has finished (a worker bumps its slot), where SharedArrayBuffer exists. */
+  readonly #progress: Int32Array | undefined;
+  /** Per worker: the progress count last seen and when it last moved. */
+  readonly #seen: { count: number; at: number }[] = [];
+  #watchdog: ReturnType<typeof setInterval> | undefined;
 
   constructor(count: number, transform: Transform, options: DataLoaderOptions) {
-    this.#timeout = options.timeout ?? 600_000;
+    this.#timeout = options.timeout ?? 60_000;
+    this.#progress = typeof SharedArrayBuffer === "function"
+      ? new Int32Array(new SharedArrayBuffer(4 * count))
+      : undefined;
     const url = new URL("./loader_worker.ts", import.meta.url);
     for (let k = 0; k < count; k++) {
       const worker = new Worker(
@@ -95,8 +108,15 @@ class Pool {
       worker.onmessageerror = () => {
         this.fail(new DatasetError(`Loader worker ${k} sent a message that cannot be read`));
       };
-      worker.postMessage({ type: "init", transform: transform.spec, decode: options.decode ?? {} });
+      worker.postMessage({
+        type: "init",
+        transform: transform.spec,
+        decode: options.decode ?? {},
+        progress: this.#progress,
+        slot: k,
+      });
       this.workers.push(worker);
+      this.#seen.push({ count: 0, at: 0 });
     }
   }
 
@@ -107,23 +127,44 @@ class Pool {
       (item.source instanceof Uint8Array ? item.source : item.source.data).buffer as ArrayBuffer
     );
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      if (![...this.pending.values()].some((p) => p.worker === worker)) {
+        this.#seen[worker] = { count: this.#count(worker), at: performance.now() };
+      }
+      this.pending.set(id, { resolve, reject, worker });
+      this.workers[worker].postMessage({ type: "batch", id, items }, transfer);
+      this.#watchdog ??= setInterval(() => this.#watch(), Math.min(1000, this.#timeout / 4));
+    });
+  }
+
+  #count(worker: number): number {
+    return this.#progress === undefined ? 0 : Atomics.load(this.#progress, worker);
+  }
+
+  /** Fails the pool when a worker with work has finished no sample for `timeout` ms. */
+  #watch(): void {
+    const now = performance.now();
+    const busy = new Set([...this.pending.values()].map((p) => p.worker));
+    for (const worker of busy) {
+      const count = this.#count(worker);
+      const seen = this.#seen[worker];
+      if (count !== seen.count) this.#seen[worker] = { count, at: now };
+      else if (now - seen.at > this.#timeout) {
         this.fail(
           new DatasetError(
-            `Loader worker ${worker} gave no batch in ${this.#timeout} ms (timeout): it stopped or hangs`,
+            `Loader worker ${worker} finished no sample in ${this.#timeout} ms (timeout): it ended or hangs`,
           ),
         );
-      }, this.#timeout);
-      this.pending.set(id, { resolve, reject, timer });
-      this.workers[worker].postMessage({ type: "batch", id, items }, transfer);
-    });
+        return;
+      }
+    }
   }
 
   #answer(message: { type: string; id: number; name?: string; message?: string } & BatchResult) {
     const pending = this.pending.get(message.id);
     if (pending === undefined) return;
     this.pending.delete(message.id);
-    clearTimeout(pending.timer);
+    this.#seen[pending.worker] = { count: this.#count(pending.worker), at: performance.now() };
+    if (this.pending.size === 0) this.#stopWatchdog();
     if (message.type === "done") pending.resolve(message);
     else {
       pending.reject(
@@ -132,11 +173,15 @@ class Pool {
     }
   }
 
+  #stopWatchdog(): void {
+    clearInterval(this.#watchdog);
+    this.#watchdog = undefined;
+  }
+
   /** Rejects every request with `error` and stops the workers. */
   fail(error: Error): void {
     this.failure ??= error;
     for (const [id, pending] of this.pending) {
-      clearTimeout(pending.timer);
       pending.reject(this.failure);
       this.pending.delete(id);
     }
@@ -146,7 +191,7 @@ class Pool {
   close(): void {
     for (const worker of this.workers) worker.terminate();
     this.workers.length = 0;
-    for (const pending of this.pending.values()) clearTimeout(pending.timer);
+    this.#stopWatchdog();
   }
 }
 
@@ -219,7 +264,7 @@ export class DataLoader implements AsyncIterable<Batch> {
     this.workers = integer("workers", options.workers ?? Math.min(2, cores), 0);
     this.#prefetch = integer("prefetch", options.prefetch ?? 2 * Math.max(1, this.workers), 1);
     integer("seed", options.seed ?? 0, -(2 ** 31));
-    integer("timeout", options.timeout ?? 600_000, 1);
+    integer("timeout", options.timeout ?? 60_000, 1);
     this.#options = options;
   }
 

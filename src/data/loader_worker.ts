@@ -14,12 +14,20 @@ import type { DecodeOptions } from "../image/decode.ts";
 
 /** Messages a worker receives. */
 type Request =
-  | { type: "init"; transform: TransformSpec; decode: DecodeOptions }
+  | {
+    type: "init";
+    transform: TransformSpec;
+    decode: DecodeOptions;
+    progress?: Int32Array;
+    slot: number;
+  }
   | { type: "batch"; id: number; items: BatchItem[] };
 
 let transform: Transform | undefined;
 let decode: DecodeOptions = {};
 let initError: Error | undefined;
+/** Bumped once per sample: the loader's sign that this worker is alive. */
+let beat = () => {};
 
 self.onmessage = (event: MessageEvent<Request>) => {
   const message = event.data;
@@ -27,6 +35,8 @@ self.onmessage = (event: MessageEvent<Request>) => {
     try {
       transform = transformFromSpec(message.transform);
       decode = message.decode;
+      const { progress, slot } = message;
+      if (progress !== undefined) beat = () => Atomics.add(progress, slot, 1);
     } catch (error) {
       initError = error as Error;
     }
@@ -34,7 +44,7 @@ self.onmessage = (event: MessageEvent<Request>) => {
   }
   try {
     if (initError !== undefined) throw initError;
-    const result = transformBatch(message.items, transform!, decode);
+    const result = transformBatch(message.items, transform!, decode, beat);
     self.postMessage({ type: "done", id: message.id, ...result }, [
       result.data.buffer as ArrayBuffer,
     ]);
