@@ -14,7 +14,11 @@
 
 import assert from "node:assert/strict";
 import { ImageError } from "../src/errors.ts";
-import { decodeJpegPixels, jpegPixelsToRgb } from "../src/image/jpeg.ts";
+import {
+  decodeJpegPixels,
+  decodeJpegPixels as decode,
+  jpegPixelsToRgb,
+} from "../src/image/jpeg.ts";
 import { imageKernels } from "../src/image/simd.ts";
 import { preprocess } from "../src/image/preprocess.ts";
 import { resizeBilinear, setResizeSimd } from "../src/image/resize.ts";
@@ -187,38 +191,52 @@ Deno.test("JPEG budgets: the memory budget is checked from the header", () => {
   );
 });
 
-Deno.test("JPEG: truncated, corrupt and unsupported data give ImageError", async () => {
-  const good = await Deno.readFile(new URL("odd_17x33_420.jpg", FIXTURES));
-  const sos = good.findLastIndex((b, i) => b === 0xff && good[i + 1] === 0xda);
-  assert.ok(sos > 0);
-  // Cut inside the entropy-coded data.
-  const cut = good.subarray(0, sos + 40);
-  assert.throws(
-    () => decodeJpegPixels(cut),
-    (e: Error) => e instanceof ImageError && /Truncated/.test(e.message),
-  );
-  // A progressive file without its last scans.
-  const progressive = await Deno.readFile(new URL("progressive_odd.jpg", FIXTURES));
-  const lastScan = progressive.findLastIndex((b, i) => b === 0xff && progressive[i + 1] === 0xda);
-  assert.throws(
-    () => decodeJpegPixels(progressive.subarray(0, lastScan)),
-    (e: Error) => e instanceof ImageError && /Truncated/.test(e.message),
-  );
-  // Arithmetic coding (SOF9) is refused by name.
-  const arithmetic = good.slice();
-  const sof = arithmetic.findIndex((b, i) => b === 0xff && arithmetic[i + 1] === 0xc0);
-  arithmetic[sof + 1] = 0xc9;
-  assert.throws(() => decodeJpegPixels(arithmetic), /SOF9/);
-  // A Huffman table with more codes than its lengths allow.
-  const dht = good.slice();
-  const at = dht.findIndex((b, i) => b === 0xff && dht[i + 1] === 0xc4);
-  dht[at + 5] = 3; // three 1-bit codes
-  assert.throws(() => decodeJpegPixels(dht), (e: Error) => e instanceof ImageError);
-  // 12-bit samples.
-  const twelve = good.slice();
-  twelve[sof + 4] = 12;
-  assert.throws(() => decodeJpegPixels(twelve), /12-bit samples, expected 8-bit/);
-});
+for (const simd of [true, false]) {
+  Deno.test(`JPEG: truncated, corrupt and unsupported data give ImageError (${simd ? "Wasm" : "TypeScript"})`, async () => {
+    const decodeJpegPixels = (bytes: Uint8Array) => decode(bytes, { simd });
+    const good = await Deno.readFile(new URL("odd_17x33_420.jpg", FIXTURES));
+    const sos = good.findLastIndex((b, i) => b === 0xff && good[i + 1] === 0xda);
+    assert.ok(sos > 0);
+    // Cut inside the entropy-coded data.
+    const cut = good.subarray(0, sos + 40);
+    assert.throws(
+      () => decodeJpegPixels(cut),
+      (e: Error) => e instanceof ImageError && /Truncated/.test(e.message),
+    );
+    // A progressive file without its last scans.
+    const progressive = await Deno.readFile(new URL("progressive_odd.jpg", FIXTURES));
+    const lastScan = progressive.findLastIndex((b, i) => b === 0xff && progressive[i + 1] === 0xda);
+    assert.throws(
+      () => decodeJpegPixels(progressive.subarray(0, lastScan)),
+      (e: Error) => e instanceof ImageError && /Truncated/.test(e.message),
+    );
+    // Arithmetic coding (SOF9) is refused by name.
+    const arithmetic = good.slice();
+    const sof = arithmetic.findIndex((b, i) => b === 0xff && arithmetic[i + 1] === 0xc0);
+    arithmetic[sof + 1] = 0xc9;
+    assert.throws(() => decodeJpegPixels(arithmetic), /SOF9/);
+    // A Huffman table with more codes than its lengths allow.
+    const dht = good.slice();
+    const at = dht.findIndex((b, i) => b === 0xff && dht[i + 1] === 0xc4);
+    dht[at + 5] = 3; // three 1-bit codes
+    assert.throws(() => decodeJpegPixels(dht), (e: Error) => e instanceof ImageError);
+    // A restart marker out of sequence.
+    const restarts = await Deno.readFile(new URL("restart_5_444.jpg", FIXTURES));
+    const rst = restarts.findIndex((b, i) => b === 0xff && restarts[i + 1] === 0xd0);
+    assert.ok(rst > 0);
+    const swapped = restarts.slice();
+    swapped[rst + 1] = 0xd3;
+    assert.throws(
+      () => decodeJpegPixels(swapped),
+      (e: Error) =>
+        e instanceof ImageError && /expected restart marker RST0 after MCU 5/.test(e.message),
+    );
+    // 12-bit samples.
+    const twelve = good.slice();
+    twelve[sof + 4] = 12;
+    assert.throws(() => decodeJpegPixels(twelve), /12-bit samples, expected 8-bit/);
+  });
+}
 
 Deno.test("resizeBilinear: the Wasm SIMD passes give the TypeScript passes' bytes", () => {
   let cases = 0;

@@ -3,3 +3,4 @@
 
 export { convert_image, idct_islow_blocks } from "./jpeg";
 export { resample_horizontal, resample_vertical } from "./resize";
+export { decode_scan } from "./huffman";

@@ -37,6 +37,11 @@ export interface ImageKernels {
     weights: number,
     taps: number,
   ): void;
+  /**
+   * Huffman decoding of one scan (see `asm/image/huffman.ts`): returns the
+   * offset where its data ends, or a negative error code.
+   */
+  decode_scan(start: number, length: number, offset: number, descriptor: number): number;
   /** Pillow's vertical 8-bit resampling pass. */
   resample_vertical(
     src: number,

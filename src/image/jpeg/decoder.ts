@@ -16,7 +16,14 @@
 
 import { ImageError } from "../../errors.ts";
 import { type ComponentPlane, upsampleRow, ycckToCmykRow, yccToRgbRow } from "./color.ts";
-import { buildHuffmanTable, decodeScan, type HuffmanTable, nextMarker } from "./entropy.ts";
+import {
+  buildHuffmanTable,
+  decodeScan,
+  type HuffmanTable,
+  NATURAL_ORDER,
+  nextMarker,
+  type Scan,
+} from "./entropy.ts";
 import { idctIslow } from "./idct.ts";
 import { type ImageKernels, kernelArena } from "../simd.ts";
 
@@ -161,12 +168,17 @@ interface Arena {
   readonly planes: number[];
   readonly rows: number[];
   readonly output: number;
+  /** Where the file's bytes are. */
+  readonly data: number;
 }
 
 const QUANT_AT = 0; // 4 tables of 64 i32
 const SCRATCH_AT = 1024; // 512 bytes for the IDCT
 const DESCRIPTORS_AT = 1536; // 4 x 32 bytes
-const ARENA_START = 2048;
+const SCAN_AT = 1664; // a scan descriptor, 256 bytes
+const TABLES_AT = 2048; // 8 Huffman tables of 1536 bytes
+const TABLE_BYTES = 1536;
+const ARENA_START = TABLES_AT + 8 * TABLE_BYTES;
 /** The largest Wasm memory the kernels ask for; larger frames take the TypeScript path. */
 const MAX_ARENA_BYTES = 2 ** 31;
 
@@ -222,7 +234,7 @@ export function decodeJpegPixels(bytes: Uint8Array, options: JpegDecodeOptions =
       case 0xc1:
       case 0xc2:
         if (frame) throw new ImageError("Corrupt JPEG: expected one frame header (SOF), got two");
-        frame = readFrame(segment, code === 0xc2, bytes.length, {
+        frame = readFrame(segment, code === 0xc2, bytes, {
           maxPixels,
           maxBytes,
           simd: options.simd ?? true,
@@ -251,7 +263,9 @@ export function decodeJpegPixels(bytes: Uint8Array, options: JpegDecodeOptions =
           throw new ImageError("Corrupt JPEG: a scan (SOS) before the frame header (SOF)");
         }
         const scan = readScan(segment, frame, restartInterval, quantTables, dcTables, acTables);
-        pos = decodeScan(bytes, pos, scan);
+        pos = frame.arena
+          ? decodeScanWasm(frame.arena, bytes.length, pos, scan)
+          : decodeScan(bytes, pos, scan);
         break;
       }
       case 0xdc:
@@ -297,7 +311,7 @@ function isText(segment: Uint8Array, text: string): boolean {
 function readFrame(
   s: Uint8Array,
   progressive: boolean,
-  fileLength: number,
+  file: Uint8Array,
   { maxPixels, maxBytes, simd }: Required<JpegDecodeOptions>,
 ): Frame {
   if (s.length < 6) throw new ImageError("Corrupt JPEG: frame header (SOF) shorter than 6 bytes");
@@ -370,6 +384,7 @@ function readFrame(
       shape.blocksWide * shape.blocksHigh * 64;
     shapes.push(shape);
   }
+  const fileLength = file.length;
   if (blocks > 8 * fileLength) {
     throw new ImageError(
       `Truncated JPEG: a ${width}x${height} frame has ${blocks} blocks, but ${fileLength} bytes hold at most ${
@@ -382,7 +397,7 @@ function readFrame(
       `JPEG decoding needs ${planned} bytes for a ${width}x${height} frame: expected at most ${maxBytes} (maxBytes)`,
     );
   }
-  const arena = simd ? createArena(shapes, width * height * count, maxH, maxV) : undefined;
+  const arena = simd ? createArena(file, shapes, width * height * count, maxH, maxV) : undefined;
   const components: Component[] = shapes.map((shape, i) => ({
     ...shape,
     coefficients: arena
@@ -404,6 +419,7 @@ function readFrame(
  * unavailable or the memory cannot be had.
  */
 function createArena(
+  file: Uint8Array,
   shapes: readonly {
     blocksWide: number;
     blocksHigh: number;
@@ -422,6 +438,7 @@ function createArena(
     at += Math.ceil((bytes + 16) / 16) * 16; // 16 bytes of slack for vector loads
     return start;
   };
+  const data = take(file.length);
   const coefficients = shapes.map((c) => take(c.paddedBlocksWide * c.paddedBlocksHigh * 128));
   const planes = shapes.map((c) => take(c.blocksWide * 8 * c.blocksHigh * 8));
   const rows = shapes.map((c) => take(c.width * (maxH / c.h) + 8));
@@ -432,7 +449,8 @@ function createArena(
   const { memory, kernels } = arena;
   // A kept memory holds the last image's data: the coefficients start at zero.
   new Uint8Array(memory.buffer, coefficients[0], planes[0] - coefficients[0]).fill(0);
-  return { memory, kernels, coefficients, planes, rows, output };
+  new Uint8Array(memory.buffer).set(file, data);
+  return { memory, kernels, coefficients, planes, rows, output, data };
 }
 
 function readQuantTables(s: Uint8Array, tables: (Uint16Array | undefined)[]): void {
@@ -566,6 +584,63 @@ function colorSpace(frame: Frame, jfif: boolean, adobeTransform: number): ColorS
     return ids[0] === 82 && ids[1] === 71 && ids[2] === 66 ? "rgb" : "ycc";
   }
   return adobeTransform > 0 ? "ycck" : "cmyk"; // transform 2, or unknown (libjpeg warns)
+}
+
+/** {@linkcode decodeScan} on the Wasm kernels, with the same errors. */
+function decodeScanWasm(arena: Arena, length: number, pos: number, scan: Scan): number {
+  const { memory, kernels } = arena;
+  const words = new Int32Array(memory.buffer);
+  const bytes = new Uint8Array(memory.buffer);
+  const tables = new Map<HuffmanTable, number>();
+  const place = (table: HuffmanTable | undefined) => {
+    if (!table) return 0;
+    let at = tables.get(table);
+    if (at === undefined) {
+      at = TABLES_AT + tables.size * TABLE_BYTES;
+      tables.set(table, at);
+      bytes.set(new Uint8Array(table.lookup.buffer, table.lookup.byteOffset, 1024), at);
+      words.set(table.maxCode, (at + 1024) / 4);
+      words.set(table.valOffset, (at + 1096) / 4);
+      bytes.set(table.values, at + 1168);
+    }
+    return at;
+  };
+  const d = SCAN_AT / 4;
+  words.set([
+    scan.components.length,
+    scan.mcusWide,
+    scan.mcusHigh,
+    scan.restartInterval,
+    scan.progressive ? 1 : 0,
+    scan.ss,
+    scan.se,
+    scan.ah,
+    scan.al,
+  ], d);
+  scan.components.forEach((c, i) => {
+    words.set([
+      c.coefficients.byteOffset,
+      c.paddedBlocksWide,
+      c.blocksWide,
+      c.blocksHigh,
+      c.h,
+      c.v,
+      place(c.dcTable),
+      place(c.acTable),
+    ], d + 12 + 8 * i);
+  });
+  bytes.set(NATURAL_ORDER, SCAN_AT + 176);
+  const end = kernels.decode_scan(arena.data, length, pos, SCAN_AT);
+  if (end >= 0) return end;
+  if (end === -1) throw new ImageError("Corrupt JPEG: a Huffman code matches no symbol");
+  if (end === -2) {
+    throw new ImageError("Truncated JPEG: the image data ends before the last block");
+  }
+  const mcu = -end - 3;
+  const interval = scan.restartInterval;
+  throw new ImageError(
+    `Corrupt JPEG: expected restart marker RST${(mcu / interval - 1) & 7} after MCU ${mcu}`,
+  );
 }
 
 const SPACE_CODES: Record<ColorSpace, number> = { grey: 0, ycc: 1, rgb: 2, cmyk: 3, ycck: 4 };

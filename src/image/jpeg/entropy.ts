@@ -16,8 +16,14 @@ import { ImageError } from "../../errors.ts";
  * Zig-zag position to natural position, with 16 extra entries of 63 so that
  * a corrupt run length cannot write outside the block (libjpeg's
  * `jpeg_natural_order`).
+ *
+ * @example
+ * ```ts
+ * import { NATURAL_ORDER } from "./entropy.ts";
+ * console.log(NATURAL_ORDER[2], NATURAL_ORDER[79]); // 8 63
+ * ```
  */
-const NATURAL_ORDER = new Uint8Array([
+export const NATURAL_ORDER = new Uint8Array([
   0,
   1,
   8,

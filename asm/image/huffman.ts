@@ -1,0 +1,299 @@
+// JPEG Huffman entropy decoding on Wasm, a port of src/image/jpeg/entropy.ts
+// (libjpeg-turbo's jdhuff.c and jdphuff.c): sequential scans, progressive DC
+// and AC first and refinement scans, restart intervals; coefficients (i16,
+// natural order, 64 per block) land in the decoder's arrays in this memory.
+//
+// A Huffman table at `t` (1536 bytes): u16 lookup[512] ((length << 8) |
+// symbol for 9-bit prefixes, 0 when longer) at 0, i32 maxCode[18] at 1024,
+// i32 valOffset[18] at 1096, u8 values[256] at 1168.
+//
+// A scan descriptor at `d`: i32 count, mcusWide, mcusHigh, restartInterval,
+// progressive, ss, se, ah, al (9 words, 48 bytes reserved), then per
+// component (32 bytes each): coef, paddedBlocksWide, blocksWide, blocksHigh,
+// h, v, dcTable, acTable. At `d + 176`: 80 bytes, the zig-zag to natural
+// order table with 16 entries of 63 after it.
+
+const LOOKAHEAD: i32 = 9;
+
+// Bit reader state.
+let data: usize = 0;
+let dataEnd: usize = 0;
+let pos: usize = 0;
+let acc: u32 = 0;
+let bits: i32 = 0;
+let atMarker: bool = false;
+let pastEnd: i32 = 0;
+let failure: i32 = 0; // 1: a code matches no symbol
+let natural: usize = 0;
+
+function fill(): void {
+  while (bits <= 24) {
+    let byte: u32 = 0;
+    if (!atMarker) {
+      if (pos >= dataEnd) {
+        pastEnd += 8;
+      } else {
+        const b = <u32>load<u8>(pos);
+        if (b != 0xff) {
+          byte = b;
+          pos++;
+        } else {
+          let skip: usize = 1;
+          while (pos + skip < dataEnd && load<u8>(pos + skip) == 0xff) skip++; // fill bytes
+          if (pos + skip >= dataEnd) {
+            pastEnd += 8;
+            pos = dataEnd;
+          } else if (load<u8>(pos + skip) == 0) {
+            byte = 0xff; // a stuffed zero
+            pos += skip + 1;
+          } else {
+            atMarker = true;
+            pos += skip - 1; // the last 0xff before the marker code
+          }
+        }
+      }
+    }
+    acc = (acc << 8) | byte;
+    bits += 8;
+  }
+}
+
+@inline function getBits(n: i32): i32 {
+  if (bits < n) fill();
+  bits -= n;
+  return <i32>((acc >>> <u32>bits) & ((1 << n) - 1));
+}
+
+@inline function getBit(): i32 {
+  if (bits < 1) fill();
+  bits--;
+  return <i32>((acc >>> <u32>bits) & 1);
+}
+
+function decodeSymbol(t: usize): i32 {
+  if (bits < 16) fill();
+  const peek = (acc >>> <u32>(bits - LOOKAHEAD)) & ((1 << LOOKAHEAD) - 1);
+  const entry = <i32>load<u16>(t + (<usize>peek << 1));
+  if (entry != 0) {
+    bits -= entry >> 8;
+    return entry & 0xff;
+  }
+  let length = LOOKAHEAD + 1;
+  let code = <i32>((acc >>> <u32>(bits - length)) & ((1 << length) - 1));
+  while (code > load<i32>(t + 1024 + (<usize>length << 2))) {
+    length++;
+    if (length > 16) {
+      failure = 1;
+      return 0;
+    }
+    code = <i32>((acc >>> <u32>(bits - length)) & ((1 << length) - 1));
+  }
+  bits -= length;
+  return <i32>load<u8>(t + 1168 + <usize>(code + load<i32>(t + 1096 + (<usize>length << 2))));
+}
+
+@inline function receive(s: i32): i32 {
+  const r = getBits(s);
+  return r < 1 << (s - 1) ? r - (1 << s) + 1 : r;
+}
+
+@inline function zz(k: i32): usize {
+  return <usize>load<u8>(natural + <usize>k) << 1;
+}
+
+// ---------------------------------------------------------------- blocks
+
+function baseline(out: usize, dc: usize, ac: usize, pred: i32): i32 {
+  const t = decodeSymbol(dc);
+  const value = t == 0 ? pred : pred + receive(t);
+  store<i16>(out, <i16>value);
+  for (let k = 1; k < 64; k++) {
+    const rs = decodeSymbol(ac);
+    const s = rs & 15;
+    const r = rs >> 4;
+    if (s == 0) {
+      if (r != 15) break;
+      k += 15;
+      continue;
+    }
+    k += r;
+    store<i16>(out + zz(k), <i16>receive(s));
+  }
+  return value;
+}
+
+let eobrun: i32 = 0;
+
+function acFirst(out: usize, ac: usize, ss: i32, se: i32, al: i32): void {
+  if (eobrun > 0) {
+    eobrun--;
+    return;
+  }
+  for (let k = ss; k <= se; k++) {
+    const rs = decodeSymbol(ac);
+    const s = rs & 15;
+    const r = rs >> 4;
+    if (s != 0) {
+      k += r;
+      store<i16>(out + zz(k), <i16>(receive(s) << al));
+    } else if (r == 15) {
+      k += 15;
+    } else {
+      eobrun = (1 << r) - 1;
+      if (r != 0) eobrun += getBits(r);
+      break;
+    }
+  }
+}
+
+function acRefine(out: usize, ac: usize, ss: i32, se: i32, al: i32): void {
+  const p1 = 1 << al;
+  const m1 = -1 << al;
+  let k = ss;
+  if (eobrun == 0) {
+    for (; k <= se; k++) {
+      const rs = decodeSymbol(ac);
+      let r = rs >> 4;
+      let s = rs & 15;
+      if (s != 0) {
+        s = getBit() ? p1 : m1;
+      } else if (r != 15) {
+        eobrun = 1 << r;
+        if (r != 0) eobrun += getBits(r);
+        break;
+      }
+      do {
+        const at = out + zz(k);
+        const coef = <i32>load<i16>(at);
+        if (coef != 0) {
+          if (getBit() && (coef & p1) == 0) store<i16>(at, <i16>(coef >= 0 ? coef + p1 : coef + m1));
+        } else if (--r < 0) {
+          break;
+        }
+        k++;
+      } while (k <= se);
+      if (s != 0) store<i16>(out + zz(k), <i16>s);
+    }
+  }
+  if (eobrun > 0) {
+    for (; k <= se; k++) {
+      const at = out + zz(k);
+      const coef = <i32>load<i16>(at);
+      if (coef != 0 && getBit() && (coef & p1) == 0) {
+        store<i16>(at, <i16>(coef >= 0 ? coef + p1 : coef + m1));
+      }
+    }
+    eobrun--;
+  }
+}
+
+// ---------------------------------------------------------------- scans
+
+/** Finds the marker at or after `p`: returns its position (0xff), or `dataEnd`. */
+function findMarker(p: usize): usize {
+  for (; p + 1 < dataEnd; p++) {
+    if (load<u8>(p) != 0xff) continue;
+    const next = load<u8>(p + 1);
+    if (next != 0 && next != 0xff) return p;
+  }
+  return dataEnd;
+}
+
+/**
+ * Decodes one scan of the `length` bytes at `start`, from offset `offset`.
+ * Returns the offset where the entropy-coded data ends (a marker or the end),
+ * or -1 for a code that matches no symbol, -2 for data past the end of the
+ * file, -(3 + mcu) for a missing restart marker before MCU `mcu`.
+ */
+export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i32 {
+  data = start;
+  dataEnd = start + <usize>length;
+  pos = start + <usize>offset;
+  acc = 0;
+  bits = 0;
+  atMarker = false;
+  pastEnd = 0;
+  failure = 0;
+  eobrun = 0;
+  natural = d + 176;
+  const count = load<i32>(d, 0);
+  const progressive = load<i32>(d, 16) != 0;
+  const ss = load<i32>(d, 20);
+  const se = load<i32>(d, 24);
+  const ah = load<i32>(d, 28);
+  const al = load<i32>(d, 32);
+  const single = count == 1;
+  const c0 = d + 48;
+  const mcusWide = single ? load<i32>(c0, 8) : load<i32>(d, 4);
+  const mcusHigh = single ? load<i32>(c0, 12) : load<i32>(d, 8);
+  const total = mcusWide * mcusHigh;
+  const interval = load<i32>(d, 12) > 0 ? load<i32>(d, 12) : total;
+  // kind: 0 sequential, 1 DC first, 2 DC refine, 3 AC first, 4 AC refine
+  const kind = !progressive ? 0 : ss == 0 ? (ah == 0 ? 1 : 2) : (ah == 0 ? 3 : 4);
+  let pred0 = 0;
+  let pred1 = 0;
+  let pred2 = 0;
+  let pred3 = 0;
+  let restarts = 0;
+  let untilRestart = interval;
+  let mx = 0;
+  let my = 0;
+  for (let mcu = 0; mcu < total; mcu++) {
+    if (untilRestart == 0) {
+      if (pastEnd > bits) return -2;
+      acc = 0;
+      bits = 0;
+      atMarker = false;
+      const m = findMarker(pos);
+      if (m + 1 >= dataEnd || <i32>load<u8>(m + 1) != 0xd0 + (restarts & 7)) return -(3 + mcu);
+      pos = m + 2;
+      restarts++;
+      pred0 = pred1 = pred2 = pred3 = 0;
+      eobrun = 0;
+      untilRestart = interval;
+    }
+    untilRestart--;
+    for (let ci = 0; ci < count; ci++) {
+      const c = c0 + <usize>(ci << 5);
+      const coef = <usize>load<i32>(c, 0);
+      const padded = load<i32>(c, 4);
+      const h = single ? 1 : load<i32>(c, 16);
+      const v = single ? 1 : load<i32>(c, 20);
+      const dc = <usize>load<i32>(c, 24);
+      const ac = <usize>load<i32>(c, 28);
+      for (let bv = 0; bv < v; bv++) {
+        const row = (my * v + bv) * padded + mx * h;
+        for (let bh = 0; bh < h; bh++) {
+          const out = coef + (<usize>(row + bh) << 7);
+          if (kind == 0 || kind == 1) {
+            let pred = ci == 0 ? pred0 : ci == 1 ? pred1 : ci == 2 ? pred2 : pred3;
+            if (kind == 0) {
+              pred = baseline(out, dc, ac, pred);
+            } else {
+              const t = decodeSymbol(dc);
+              if (t != 0) pred += receive(t);
+              store<i16>(out, <i16>(pred << al));
+            }
+            if (ci == 0) pred0 = pred;
+            else if (ci == 1) pred1 = pred;
+            else if (ci == 2) pred2 = pred;
+            else pred3 = pred;
+          } else if (kind == 2) {
+            if (getBit()) store<i16>(out, <i16>(<i32>load<i16>(out) | (1 << al)));
+          } else if (kind == 3) {
+            acFirst(out, ac, ss, se, al);
+          } else {
+            acRefine(out, ac, ss, se, al);
+          }
+          if (failure != 0) return -1;
+        }
+      }
+    }
+    if (++mx == mcusWide) {
+      mx = 0;
+      my++;
+    }
+  }
+  if (pastEnd > bits) return -2;
+  return <i32>((atMarker ? pos : findMarker(pos)) - data);
+}
