@@ -93,9 +93,9 @@ export class Random implements RandomSource {
   }
 
   /**
-   * A float32 uniform in `[low, high)`, computed as torch's CPU float sampler
-   * does: 24 random bits scaled to `[0, 1)`, then `u * (high - low) + low` in
-   * float32.
+   * A float32 uniform in `[low, high)`, in the shape of torch's CPU float
+   * sampler (the bits differ): 24 random bits scaled to `[0, 1)`, then
+   * `u * (high - low) + low`, rounded to float32.
    *
    * @param low Inclusive lower bound.
    * @param high Exclusive upper bound.
