@@ -8,7 +8,38 @@
  * @module
  */
 
-import type { ErrorClass } from "./validate.ts";
+import { OptionError } from "./errors.ts";
+import { describeValue, type ErrorClass } from "./validate.ts";
+
+/** The longest finite timeout: timers fire at once past 2^31 - 1 ms. */
+const MAX_TIMEOUT = 2 ** 31 - 1;
+
+/**
+ * Checks a `timeout` option: milliseconds above 0 and at most 2^31 - 1 (about
+ * 24.8 days, the most a timer can wait), or `Infinity` for none.
+ *
+ * @param value The option as given.
+ * @param defaultMs Returned for `undefined`.
+ * @returns The timeout in milliseconds.
+ * @throws {OptionError} For anything else (0, NaN, a string, 2^31 ms).
+ *
+ * @example
+ * ```ts
+ * import { checkTimeout } from "./read_bytes.ts";
+ * console.log(checkTimeout(undefined, 60_000), checkTimeout(Infinity, 60_000)); // 60000 Infinity
+ * ```
+ */
+export function checkTimeout(value: unknown, defaultMs: number): number {
+  if (value === undefined) return defaultMs;
+  if (value === Infinity) return value;
+  if (typeof value !== "number" || !(value > 0) || value > MAX_TIMEOUT) {
+    throw new OptionError(
+      `Expected timeout to be milliseconds above 0 and at most ${MAX_TIMEOUT}, or Infinity for ` +
+        `none, got ${describeValue(value)}`,
+    );
+  }
+  return value;
+}
 
 /** Where {@linkcode readBytes} reads from. */
 export type ByteSource = string | URL | Response | ReadableStream<Uint8Array>;

@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { BackendError, ImageError, OptionError, WeightsFormatError } from "../src/errors.ts";
-import { readBytes } from "../src/read_bytes.ts";
+import { checkTimeout, readBytes } from "../src/read_bytes.ts";
 import {
   checkBoolean,
   checkEnum,
@@ -212,4 +212,21 @@ Deno.test("readBytes: a Content-Length over maxBytes is refused before the body 
     (e: unknown) =>
       e instanceof WeightsFormatError && e.message === "Aborted reading the weight file: no",
   );
+});
+
+Deno.test("checkTimeout: milliseconds above 0 up to 2^31 - 1 (past it timers fire at once), or Infinity", () => {
+  assert.equal(checkTimeout(undefined, 5), 5);
+  assert.equal(checkTimeout(0.5, 5), 0.5);
+  assert.equal(checkTimeout(2 ** 31 - 1, 5), 2 ** 31 - 1);
+  assert.equal(checkTimeout(Infinity, 5), Infinity);
+  for (
+    const [value, described] of [[0, "0"], [2 ** 31, "2147483648"], [NaN, "NaN"], ["1", '"1"']]
+  ) {
+    throwsExactly(
+      () => checkTimeout(value, 5),
+      OptionError,
+      "Expected timeout to be milliseconds above 0 and at most 2147483647, or Infinity for none, " +
+        `got ${described}`,
+    );
+  }
 });

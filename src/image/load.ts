@@ -6,14 +6,8 @@
  */
 
 import { ImageError, OptionError } from "../errors.ts";
-import { readBytes } from "../read_bytes.ts";
-import {
-  checkInstance,
-  checkInteger,
-  checkNumber,
-  checkOptions,
-  describeValue,
-} from "../validate.ts";
+import { checkTimeout, readBytes } from "../read_bytes.ts";
+import { checkInstance, checkInteger, checkOptions, describeValue } from "../validate.ts";
 import {
   checkDecodeOptions,
   DECODE_OPTION_KEYS,
@@ -112,11 +106,7 @@ export function checkLoadOptions(options: LoadImageOptions): CheckedLoadOptions 
     ...checkDecodeOptions(options),
     maxBytes: checkInteger("maxBytes", options.maxBytes, { min: 0, default: DEFAULT_MAX_BYTES }),
     signal: checkInstance("signal", options.signal, [AbortSignal], { default: undefined }),
-    timeout: options.timeout === Infinity ? Infinity : checkNumber("timeout", options.timeout, {
-      min: 0,
-      exclusiveMin: true,
-      default: DEFAULT_TIMEOUT,
-    }),
+    timeout: checkTimeout(options.timeout, DEFAULT_TIMEOUT),
   };
 }
 

@@ -6,14 +6,8 @@
  */
 
 import { OptionError, WeightsFormatError } from "../errors.ts";
-import { readBytes } from "../read_bytes.ts";
-import {
-  checkInstance,
-  checkInteger,
-  checkNumber,
-  checkOptions,
-  describeValue,
-} from "../validate.ts";
+import { checkTimeout, readBytes } from "../read_bytes.ts";
+import { checkInstance, checkInteger, checkOptions, describeValue } from "../validate.ts";
 import { isPickle, readPth } from "./pth.ts";
 import { isSafetensors, readSafetensors } from "./safetensors.ts";
 import type { StateDict } from "./state_dict.ts";
@@ -87,13 +81,7 @@ export async function loadWeights(
     min: 0,
     default: DEFAULT_MAX_BYTES,
   });
-  const timeout = checked.timeout === Infinity
-    ? Infinity
-    : checkNumber("timeout", checked.timeout, {
-      min: 0,
-      exclusiveMin: true,
-      default: DEFAULT_TIMEOUT,
-    });
+  const timeout = checkTimeout(checked.timeout, DEFAULT_TIMEOUT);
   const signal = checkInstance("signal", checked.signal, [AbortSignal], { default: undefined });
   const bytes = inMemory(source);
   if (bytes) return parseWeights(bytes);
