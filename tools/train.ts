@@ -1,0 +1,516 @@
+/**
+ * Trains GoogLeNet on a folder of images or on Fashion-MNIST:
+ *
+ *   deno task train <dir|fashion-mnist> [--epochs N] [--steps N] [--batch 16] [--lr 1e-4] ...
+ *
+ * `<dir>` holds one folder per class (torchvision's `ImageFolder`), or the
+ * IDX files of MNIST/Fashion-MNIST (`fashion-mnist` names Debian's
+ * `/usr/share/datasets/fashion-mnist`; 28x28 grey images are resized to
+ * `--size` and replicated to 3 channels). Each epoch ends with a validation
+ * pass (eval mode, no aux heads); the weights with the best validation
+ * accuracy go to `--out` (`.pth` that PyTorch's `load_state_dict` accepts, or
+ * `.safetensors`), the latest to `<out>.last.<ext>`, each with the
+ * optimizer's state in `<checkpoint>.optim.safetensors` (for `--resume`) and
+ * `classes.json` in the same folder (what `deno task classify` reads). Ctrl-C
+ * saves the latest checkpoint and exits. `--json` prints one JSON record per
+ * step (or per `--log-every` steps) and per epoch on stdout.
+ *
+ * @module
+ */
+
+import { isAbsolute, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import {
+  Adam,
+  AdamW,
+  type Augmentation,
+  DataLoader,
+  type Dataset,
+  GoogLeNet,
+  GoogLeNetError,
+  loadWeights,
+  type Optimizer,
+  SGD,
+  splitDataset,
+  trainTransform,
+  validationTransform,
+} from "../mod.ts";
+import {
+  type ClassesFile,
+  fitCheckpoint,
+  type Progress,
+  readSidecar,
+  saveCheckpoint,
+} from "../src/train/checkpoint.ts";
+import { limitDataset, openDataset } from "../src/train/data_source.ts";
+import { argmaxRows, evaluateModel } from "../src/train/evaluate.ts";
+
+const USAGE =
+  `Usage: deno task train <dir|fashion-mnist> [--epochs N] [--steps N] [--batch 16] [--lr 1e-4]
+         [--optimizer adamw|adam|sgd] [--weights init.pth] [--trainable fc.] [--variant seed|torchvision]
+         [--size 224] [--no-aux] [--val-split 0.1] [--val DIR] [--augment torchvision|flip|none]
+         [--out best.pth] [--resume CHECKPOINT] [--seed S] [--threads N] [--workers N] [--limit N]
+         [--json] [--log-every N]
+
+  <dir>               one sub-folder of images per class (PNG/JPEG), or a folder of IDX files
+                      (train-images-idx3-ubyte[.gz] ...); "fashion-mnist" is /usr/share/datasets/fashion-mnist
+  --epochs N          passes over the training images (default 1; with --steps alone, until N steps)
+  --steps N           stop after N optimizer steps in this run (validation and checkpoint at the end)
+  --batch N           images per step (default 16)
+  --lr X              learning rate (default 1e-4)
+  --optimizer NAME    adamw (default; weight decay 0.01), adam, or sgd (momentum 0.9)
+  --weights FILE      start from these weights (.pth or .safetensors) instead of the initialisation
+                      (Kaiming fan-out for convolutions, N(0, 0.01) for linear layers)
+  --trainable P,...   train only parameters whose names start with these prefixes (e.g. fc.); with
+                      --weights of another class count, the head is re-initialised
+  --variant NAME      seed (default: the project's reference) or torchvision
+  --size N            images are resized to N x N (default 224; the aux heads need 223 to 270)
+  --no-aux            without the two auxiliary heads (needed for --size under 223)
+  --val-split X       share of the images held back for validation (default 0.1; 0: none)
+  --val DIR           a separate validation folder (same class folders) instead of --val-split
+  --augment NAME      torchvision (RandomResizedCrop + flip, default), flip (resize + flip), none (resize)
+  --out FILE          best checkpoint (default best.pth; .safetensors by extension); also writes
+                      <out>.last.<ext>, <checkpoint>.optim.safetensors and classes.json next to it
+  --resume FILE       continue from a checkpoint this command wrote (weights, optimizer, step count)
+  --seed S            seed of the initialisation, split, shuffles, augmentation, dropout (default 0)
+  --threads N         Wasm threads (default: all cores)
+  --workers N         image decoding workers (default: min(2, cores))
+  --limit N           use N images of the data set (a seeded choice) before the split
+  --json              JSON records on stdout: one per step (or --log-every N) and per epoch
+  --log-every N       steps between progress records (default 1 with --json, else 10)`;
+
+const IMAGENET_MEAN = [0.485, 0.456, 0.406];
+const IMAGENET_STD = [0.229, 0.224, 0.225];
+
+/** A mistake in how the command was called: one line, exit code 2. */
+class UsageError extends GoogLeNetError {}
+
+function parseNumber(
+  name: string,
+  value: string | undefined,
+  fallback: number,
+  { integer = true, min = integer ? 1 : 0, max = Infinity }: {
+    integer?: boolean;
+    min?: number;
+    max?: number;
+  } = {},
+): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (
+    value.trim() === "" || !Number.isFinite(n) || (integer && !Number.isSafeInteger(n)) ||
+    n < min || n > max
+  ) {
+    throw new UsageError(
+      `--${name} must be ${integer ? "an integer" : "a number"} ${
+        max === Infinity ? `>= ${min}` : `in [${min}, ${max})`
+      }, got "${value}"`,
+    );
+  }
+  return n;
+}
+
+/** `best.pth` -> `best.last.pth`. */
+function lastPath(out: string): string {
+  const match = /^(.*?)(\.[^./]+)?$/.exec(out)!;
+  return `${match[1]}.last${match[2] ?? ""}`;
+}
+
+function bar(done: number, total: number, width = 24): string {
+  const filled = total ? Math.round((width * done) / total) : 0;
+  return `[${"#".repeat(filled)}${".".repeat(width - filled)}]`;
+}
+
+const round = (x: number, digits = 4) => Number(x.toFixed(digits));
+
+async function main(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      epochs: { type: "string" },
+      steps: { type: "string" },
+      batch: { type: "string" },
+      lr: { type: "string" },
+      optimizer: { type: "string" },
+      weights: { type: "string" },
+      trainable: { type: "string" },
+      variant: { type: "string" },
+      size: { type: "string" },
+      "no-aux": { type: "boolean", default: false },
+      "val-split": { type: "string" },
+      val: { type: "string" },
+      augment: { type: "string" },
+      out: { type: "string" },
+      resume: { type: "string" },
+      seed: { type: "string" },
+      threads: { type: "string" },
+      workers: { type: "string" },
+      limit: { type: "string" },
+      json: { type: "boolean", default: false },
+      "log-every": { type: "string" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help || positionals.length !== 1) {
+    console.log(USAGE);
+    return values.help ? 0 : 2;
+  }
+  const cwd = Deno.env.get("INIT_CWD") || Deno.cwd();
+  const from = (path: string) =>
+    isAbsolute(path) || path === "fashion-mnist" ? path : resolve(cwd, path);
+
+  const steps = parseNumber("steps", values.steps, Infinity);
+  const epochs = parseNumber("epochs", values.epochs, values.steps === undefined ? 1 : Infinity);
+  const batchSize = parseNumber("batch", values.batch, 16);
+  const lr = parseNumber("lr", values.lr, 1e-4, { integer: false });
+  const size = parseNumber("size", values.size, 224, { min: 16 });
+  const seed = parseNumber("seed", values.seed, 0, { min: 0 });
+  const valSplit = parseNumber("val-split", values["val-split"], 0.1, { integer: false, max: 1 });
+  const limit = parseNumber("limit", values.limit, Infinity, { min: 2 });
+  const cores = navigator.hardwareConcurrency || 1;
+  const threads = Math.min(parseNumber("threads", values.threads, cores), cores);
+  const workers = parseNumber("workers", values.workers, Math.min(2, cores), { min: 0 });
+  const logEvery = parseNumber("log-every", values["log-every"], values.json ? 1 : 10);
+  const optimizerName = values.optimizer ?? "adamw";
+  if (!["adamw", "adam", "sgd"].includes(optimizerName)) {
+    throw new UsageError(`--optimizer must be adamw, adam or sgd, got "${optimizerName}"`);
+  }
+  const variant = values.variant ?? "seed";
+  if (variant !== "seed" && variant !== "torchvision") {
+    throw new UsageError(`--variant must be seed or torchvision, got "${variant}"`);
+  }
+  const augment = (values.augment ?? "torchvision") as Augmentation;
+  if (!["torchvision", "flip", "none"].includes(augment)) {
+    throw new UsageError(`--augment must be torchvision, flip or none, got "${augment}"`);
+  }
+  const auxLogits = !values["no-aux"];
+  if (auxLogits && (size < 223 || size > 270)) {
+    throw new UsageError(
+      `--size ${size} does not fit the aux heads (they need 223 to 270): add --no-aux or use --size 224`,
+    );
+  }
+  const trainable = values.trainable?.split(",").map((p) => p.trim()).filter((p) => p !== "");
+  if (values.weights && values.resume) {
+    throw new UsageError("--weights and --resume both give starting weights: pass one of them");
+  }
+  const out = from(values.out ?? "best.pth");
+  const last = lastPath(out);
+  const json = values.json;
+  const log = (record: Record<string, unknown>) => json && console.log(JSON.stringify(record));
+  const say = (line: string) => !json && console.log(line);
+  const note = (line: string) => console.error(line);
+
+  // Data.
+  const opened = await openDataset(from(positionals[0]), { split: "train" });
+  for (const warning of opened.warnings) note(`Warning: ${warning}`);
+  const classes = opened.dataset.classes;
+  if (classes.length < 2) {
+    throw new UsageError(
+      `${positionals[0]} has ${classes.length} class (${
+        classes.join(", ")
+      }): a classifier needs at least 2 class folders`,
+    );
+  }
+  let trainSet: Dataset = limitDataset(opened.dataset, limit, seed);
+  let valSet: Dataset | null = null;
+  if (values.val !== undefined) {
+    const val = await openDataset(from(values.val), {
+      split: opened.kind === "idx" ? "test" : "train",
+    });
+    for (const warning of val.warnings) note(`Warning (validation): ${warning}`);
+    if (val.dataset.classes.join("\n") !== classes.join("\n")) {
+      throw new UsageError(
+        `The validation classes (${
+          val.dataset.classes.join(", ")
+        }) differ from the training classes (${
+          classes.join(", ")
+        }): expected the same class folders`,
+      );
+    }
+    valSet = limitDataset(val.dataset, limit, seed + 1);
+  } else if (valSplit > 0) {
+    const split = splitDataset(trainSet, { valFraction: valSplit, seed });
+    if (split.val.length === 0) {
+      note(
+        `Warning: --val-split ${valSplit} of ${trainSet.length} images leaves no validation image`,
+      );
+    } else valSet = split.val;
+    trainSet = split.train;
+  }
+  const mean = IMAGENET_MEAN, std = IMAGENET_STD;
+  let skipped = 0;
+  const onSkip = (file: { path: string; reason: string }) => {
+    skipped++;
+    note(`Skipped ${file.path}: ${file.reason}`);
+  };
+  const trainLoader = new DataLoader(trainSet, {
+    transform: trainTransform(augment, { size, mean, std }),
+    batchSize,
+    shuffle: true,
+    seed,
+    workers,
+    persistentWorkers: true,
+    onSkip,
+  });
+  const valLoader = valSet &&
+    new DataLoader(valSet, {
+      transform: validationTransform({ size, mean, std }),
+      batchSize,
+      workers,
+      persistentWorkers: true,
+      onSkip,
+    });
+
+  // Model and optimizer.
+  const model = await GoogLeNet.create({
+    numClasses: classes.length,
+    auxLogits,
+    variant,
+    initWeights: true,
+    seed,
+    threads,
+    backend: "wasm",
+    ...(trainable?.length ? { trainable } : {}),
+  });
+  const shutdown: (() => void)[] = [() => trainLoader.close(), () => valLoader?.close()];
+  try {
+    const start = values.resume ?? values.weights;
+    let progress: Progress = { optimizer: optimizerName, epoch: 0, step: 0, bestAccuracy: null };
+    const optimizer: Optimizer = optimizerName === "sgd"
+      ? new SGD(model, { lr, momentum: 0.9 })
+      : optimizerName === "adam"
+      ? new Adam(model, { lr })
+      : new AdamW(model, { lr });
+    if (start) {
+      const path = from(start);
+      const stateDict = await loadWeights(path);
+      const fit = fitCheckpoint(stateDict, {
+        variant,
+        numClasses: classes.length,
+        auxLogits,
+        reinitHead: (trainable?.length ?? 0) > 0 && !values.resume,
+        name: start,
+        modelKeys: model.stateDict().keys(),
+      });
+      for (const line of fit.notes) note(`Note: ${line}`);
+      model.loadStateDict(fit.stateDict, { strict: fit.missing.length === 0 });
+      if (values.resume) {
+        const sidecar = await readSidecar(path);
+        if (sidecar.progress) {
+          if (sidecar.progress.optimizer !== optimizerName) {
+            throw new UsageError(
+              `${start} was trained with --optimizer ${sidecar.progress.optimizer}, not ${optimizerName}: pass --optimizer ${sidecar.progress.optimizer} to resume it`,
+            );
+          }
+          progress = { ...sidecar.progress };
+        }
+        if (sidecar.optimizer) optimizer.loadStateDict(sidecar.optimizer);
+        // The learning rate given now wins over the saved one when given.
+        if (values.lr !== undefined) optimizer.lr = lr;
+        trainLoader.epoch = progress.epoch;
+        note(
+          `Resuming ${start}: ${progress.step} steps, ${progress.epoch} epochs done${
+            progress.bestAccuracy === null
+              ? ""
+              : `, best validation accuracy ${(100 * progress.bestAccuracy).toFixed(2)} %`
+          }`,
+        );
+      }
+    }
+    const classesFile: ClassesFile = { classes: [...classes], variant, size, mean, std };
+    const save = async (path: string) => {
+      await saveCheckpoint(path, model.stateDict(), {
+        classes: classesFile,
+        optimizer: optimizer.stateDict(),
+        progress: { ...progress, size, auxLogits, augment, batch: batchSize, seed },
+      });
+    };
+
+    let interrupted = false;
+    const onSigint = () => {
+      if (interrupted) Deno.exit(130);
+      interrupted = true;
+      note("\nInterrupted: saving a checkpoint after this step (Ctrl-C again to quit without it)");
+    };
+    Deno.addSignalListener("SIGINT", onSigint);
+    shutdown.push(() => Deno.removeSignalListener("SIGINT", onSigint));
+
+    say(
+      `Training the ${variant} GoogLeNet (${
+        auxLogits ? "aux heads" : "no aux heads"
+      }, ${size}x${size}) on ${opened.description}`,
+    );
+    say(
+      `${trainSet.length} training and ${
+        valSet?.length ?? 0
+      } validation images, ${classes.length} classes, ` +
+        `batch ${batchSize}, ${optimizerName} lr ${optimizer.lr}, ${threads} thread(s), augment ${augment}`,
+    );
+    log({
+      type: "start",
+      classes,
+      train: trainSet.length,
+      val: valSet?.length ?? 0,
+      variant,
+      auxLogits,
+      size,
+      batch: batchSize,
+      optimizer: optimizerName,
+      lr: optimizer.lr,
+      threads,
+      step: progress.step,
+      epoch: progress.epoch,
+    });
+    const tty = !json && Deno.stderr.isTerminal();
+    const encoder = new TextEncoder();
+    let runSteps = 0;
+    let exitCode = 0;
+    for (let e = 0; e < epochs && runSteps < steps && !interrupted; e++) {
+      const epoch = trainLoader.epoch;
+      model.train();
+      const epochStart = performance.now();
+      let images = 0, correct = 0, lossSum = 0, batches = 0;
+      let windowLoss = 0, windowCorrect = 0, windowImages = 0, windowStart = performance.now();
+      const total = Math.min(trainLoader.length, steps - runSteps);
+      for await (const { input, labels } of trainLoader) {
+        optimizer.zeroGrad();
+        const result = await model.backward(input, labels);
+        if (!Number.isFinite(result.loss)) {
+          note(`Error: the loss is ${result.loss} at step ${progress.step + 1}: lower --lr`);
+          exitCode = 1;
+          interrupted = true;
+          break;
+        }
+        await optimizer.step();
+        progress.step++;
+        runSteps++;
+        batches++;
+        const predicted = argmaxRows(result.logits);
+        let hits = 0;
+        for (let i = 0; i < labels.length; i++) if (predicted[i] === labels[i]) hits++;
+        images += labels.length;
+        correct += hits;
+        lossSum += result.loss * labels.length;
+        windowLoss += result.loss * labels.length;
+        windowCorrect += hits;
+        windowImages += labels.length;
+        const elapsed = (performance.now() - epochStart) / 1000;
+        if (tty) {
+          const line = `\repoch ${epoch + 1} ${bar(batches, total)} ${batches}/${total} ` +
+            `${(images / elapsed).toFixed(1)} img/s loss ${(lossSum / images).toFixed(4)} ` +
+            `acc ${(100 * correct / images).toFixed(1)} %`;
+          await Deno.stderr.write(encoder.encode(line));
+        }
+        if (progress.step % logEvery === 0 || batches === total) {
+          const seconds = (performance.now() - windowStart) / 1000;
+          log({
+            type: "step",
+            epoch: epoch + 1,
+            step: progress.step,
+            loss: round(windowLoss / windowImages, 6),
+            mainLoss: round(result.mainLoss, 6),
+            accuracy: round(windowCorrect / windowImages),
+            lr: optimizer.lr,
+            imagesPerSecond: round(windowImages / seconds, 2),
+          });
+          if (!json && !tty) {
+            say(
+              `epoch ${epoch + 1} step ${progress.step} (${batches}/${total}): loss ${
+                (windowLoss / windowImages).toFixed(4)
+              }, accuracy ${(100 * windowCorrect / windowImages).toFixed(1)} %, ${
+                (windowImages / seconds).toFixed(1)
+              } images/s`,
+            );
+          }
+          windowLoss = windowCorrect = windowImages = 0;
+          windowStart = performance.now();
+        }
+        if (interrupted || runSteps >= steps) break;
+      }
+      if (tty) await Deno.stderr.write(encoder.encode("\n"));
+      const trainSeconds = (performance.now() - epochStart) / 1000;
+      if (exitCode !== 0) break;
+      const epochDone = batches === trainLoader.length;
+      if (epochDone) progress.epoch = epoch + 1;
+      if (interrupted) break;
+      const val = valLoader
+        ? await evaluateModel(model, valLoader, {
+          onBatch: tty
+            ? (done) =>
+              void Deno.stderr.writeSync(
+                encoder.encode(
+                  `\rvalidating ${bar(done, valSet!.length)} ${done}/${valSet!.length}`,
+                ),
+              )
+            : undefined,
+        })
+        : null;
+      if (tty && val) await Deno.stderr.write(encoder.encode("\n"));
+      let saved: string | null = null;
+      if (val === null || progress.bestAccuracy === null || val.accuracy > progress.bestAccuracy) {
+        if (val) progress.bestAccuracy = val.accuracy;
+        await save(out);
+        saved = out;
+      }
+      await save(last);
+      const record = {
+        type: "epoch",
+        epoch: epoch + 1,
+        complete: epochDone,
+        step: progress.step,
+        trainLoss: round(lossSum / images, 6),
+        trainAccuracy: round(correct / images),
+        trainImagesPerSecond: round(images / trainSeconds, 2),
+        valLoss: val ? round(val.loss, 6) : null,
+        valAccuracy: val ? round(val.accuracy) : null,
+        valImagesPerSecond: val ? round(val.count / val.seconds, 2) : null,
+        seconds: round(trainSeconds + (val?.seconds ?? 0), 1),
+        saved,
+        skipped,
+      };
+      log(record);
+      say(
+        `epoch ${epoch + 1}${epochDone ? "" : " (partial)"}: train loss ${
+          record.trainLoss.toFixed(4)
+        }, ` +
+          `accuracy ${
+            (100 * record.trainAccuracy).toFixed(1)
+          } % (${record.trainImagesPerSecond} images/s)` +
+          (val
+            ? `; validation loss ${val.loss.toFixed(4)}, accuracy ${
+              (100 * val.accuracy).toFixed(2)
+            } % ` +
+              `(${record.valImagesPerSecond} images/s)`
+            : "") +
+          `; ${
+            saved ? `saved ${saved}` : `best stays ${(100 * progress.bestAccuracy!).toFixed(2)} %`
+          }` +
+          (skipped ? `; ${skipped} image(s) skipped` : ""),
+      );
+    }
+    if (interrupted && exitCode === 0) {
+      await save(last);
+      log({ type: "interrupted", step: progress.step, saved: last });
+      note(`Saved ${last} (step ${progress.step}); continue with --resume ${last}`);
+      return 130;
+    }
+    return exitCode;
+  } finally {
+    for (const stop of shutdown) stop();
+    await model.dispose();
+  }
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (error) {
+    const known = error instanceof GoogLeNetError ||
+      (error instanceof TypeError &&
+        (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS"));
+    if (!known) throw error;
+    console.error(`Error: ${(error as Error).message}`);
+    Deno.exit(error instanceof UsageError || error instanceof TypeError ? 2 : 1);
+  }
+}
