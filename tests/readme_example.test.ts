@@ -3,8 +3,10 @@
  * it: its code block extracted verbatim (only the placeholder URL of the
  * import points at this checkout's `mod.ts`), run with the permissions the
  * README names (`--allow-read`), in a directory holding the two files it
- * names (`googlenet-1378be20.pth`: a torchvision-variant state dict written
- * by `writePth`; `cat.jpg`: the sample photo), with an empty Deno cache
+ * names (`googlenet-1378be20.pth`: a state dict laid out as torchvision's
+ * published file, aux heads included, in PyTorch's legacy format, written by
+ * Debian's PyTorch with random weights, or without PyTorch the same keys by
+ * `writePth`; `cat.jpg`: the sample photo), with an empty Deno cache
  * (`DENO_DIR`) and no deno.json. It must print five classes, exit 0 without
  * `dispose()` within a few seconds of printing (idle kernel workers must not
  * keep the process alive), and print nothing on stderr but the cache's
@@ -17,6 +19,32 @@ import { GoogLeNet, writePth } from "../mod.ts";
 const ROOT = new URL("../", import.meta.url);
 /** How long the example may take to exit once it has printed. */
 const EXIT_BOUND_MS = 10_000;
+
+const PYTHON = "/usr/bin/python3";
+
+/**
+ * Writes a state dict laid out as torchvision's published file (aux heads
+ * included, random weights) in PyTorch's legacy format, as that file is.
+ * Returns why it could not (no PyTorch), or null.
+ */
+async function writeLegacyPth(path: string): Promise<string | null> {
+  const script = [
+    "import sys, torch, torchvision",
+    "torch.manual_seed(3)",
+    "m = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=True)",
+    "torch.save(m.state_dict(), sys.argv[1], _use_new_zipfile_serialization=False)",
+  ].join("\n");
+  try {
+    const out = await new Deno.Command(PYTHON, { args: ["-c", script, path], stderr: "piped" })
+      .output();
+    if (out.success) return null;
+    return `${PYTHON} could not write it: ${
+      new TextDecoder().decode(out.stderr).trim().slice(-300)
+    }`;
+  } catch (error) {
+    return `${PYTHON} cannot be run: ${(error as Error).message}`;
+  }
+}
 
 /** The README's first ```ts block under "## Example". */
 async function readmeExample(): Promise<string> {
@@ -40,16 +68,22 @@ Deno.test("README example: runs as written, prints five classes and exits by its
     // The files the example names, where it looks for them (its working directory).
     const files = [...code.matchAll(/"([\w.-]+\.(?:pth|jpg|png|safetensors))"/g)].map((m) => m[1]);
     assert.deepEqual(files.sort(), ["cat.jpg", "googlenet-1378be20.pth"]);
-    const model = await GoogLeNet.create({
-      variant: "torchvision",
-      auxLogits: false,
-      initWeights: true,
-      seed: 3,
-      threads: 1,
-      backend: "wasm",
-    });
-    await Deno.writeFile(`${dir}/googlenet-1378be20.pth`, writePth(model.stateDict()));
-    await model.dispose();
+    const weights = `${dir}/googlenet-1378be20.pth`;
+    const skipped = await writeLegacyPth(weights);
+    if (skipped) {
+      // Without PyTorch: the same keys (no aux heads) in the ZIP format, written by writePth.
+      console.log(`  torchvision's layout in the legacy format skipped: ${skipped}`);
+      const model = await GoogLeNet.create({
+        variant: "torchvision",
+        auxLogits: false,
+        initWeights: true,
+        seed: 3,
+        threads: 1,
+        backend: "wasm",
+      });
+      await Deno.writeFile(weights, writePth(model.stateDict()));
+      await model.dispose();
+    }
     await Deno.copyFile(new URL("assets/chelsea.jpg", ROOT), `${dir}/cat.jpg`);
     await Deno.writeTextFile(`${dir}/example.ts`, code);
     await Deno.mkdir(`${dir}/deno_dir`);
