@@ -120,21 +120,20 @@ Deno.test("DataLoader: dropLast leaves out the short batch; epoch can be set to 
 Deno.test("DataLoader: corrupt and unreadable images are skipped, counted and named", async () => {
   const root = await Deno.makeTempDir();
   try {
-    for (
-      const [path, from] of [
-        ["cat/a.png", "tests/fixtures/data/transform_1.png"],
-        ["cat/b.png", "tests/fixtures/data/transform_8.png"],
-        ["dog/c.png", "tests/fixtures/data/transform_8.png"],
-      ]
-    ) {
+    const copies: [string, string][] = [
+      ["cat/a.png", "transform_1.png"],
+      ["cat/b.png", "transform_8.png"],
+      ["dog/c.png", "transform_8.png"],
+    ];
+    for (const [path, from] of copies) {
       await Deno.mkdir(`${root}/${path.split("/")[0]}`, { recursive: true });
-      await Deno.copyFile(from, `${root}/${path}`);
+      await Deno.copyFile(new URL(`./fixtures/data/${from}`, import.meta.url), `${root}/${path}`);
     }
     const signature = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
     await Deno.writeFile(`${root}/cat/corrupt.png`, new Uint8Array([...signature, 1, 2, 3]));
     await Deno.writeFile(
       `${root}/dog/truncated.jpg`,
-      (await Deno.readFile("assets/chelsea.jpg")).subarray(0, 300),
+      (await Deno.readFile(new URL("../assets/chelsea.jpg", import.meta.url))).subarray(0, 300),
     );
     const folder = await ImageFolder.open(root);
     await Deno.remove(`${root}/cat/b.png`); // unreadable by the time it is loaded
@@ -277,8 +276,14 @@ console.log(n);
   const root = await Deno.makeTempDir();
   try {
     await Deno.mkdir(`${root}/a`);
-    await Deno.copyFile("tests/fixtures/data/transform_1.png", `${root}/a/x.png`);
-    await Deno.copyFile("tests/fixtures/data/transform_8.png", `${root}/a/y.png`);
+    await Deno.copyFile(
+      new URL("./fixtures/data/transform_1.png", import.meta.url),
+      `${root}/a/x.png`,
+    );
+    await Deno.copyFile(
+      new URL("./fixtures/data/transform_8.png", import.meta.url),
+      `${root}/a/y.png`,
+    );
     const out = await new Deno.Command(Deno.execPath(), {
       args: ["run", "--quiet", "--allow-read", "--unstable-worker-options", "-", root],
       stdin: "piped",
