@@ -88,7 +88,9 @@ export function decideBackend(
  * Creates the backend `kind` asks for. `"wasm"` never touches WebGPU;
  * `"webgpu"` fails without an adapter; `"auto"` uses WebGPU on a hardware
  * adapter and falls back to Wasm when there is none, when it is a software
- * one, or when the WebGPU device cannot be created.
+ * one, or when the WebGPU device cannot be created. On Linux, `"auto"` asks
+ * for an adapter only where {@linkcode worthProbing} says a hardware one can
+ * exist (the probe is slow and, with Mesa, noisy).
  *
  * @param kind `"auto"`, `"wasm"` or `"webgpu"`.
  * @param options Weight size and the Wasm backend's options.
