@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { DatasetError } from "../src/errors.ts";
-import { IdxDataset, loadIdxDataset } from "../src/data/idx.ts";
+import { IdxDataset, loadFashionMnist, loadIdxDataset } from "../src/data/idx.ts";
 import { ImageFolder } from "../src/data/image_folder.ts";
 import { type Batch, DataLoader } from "../src/data/loader.ts";
 import { Random } from "../src/data/random.ts";
@@ -11,7 +11,7 @@ import {
   trainTransform,
   validationTransform,
 } from "../src/data/transforms.ts";
-import { type Dataset, decodeRaw } from "../src/data/dataset.ts";
+import { type Dataset, decodeRaw, Subset } from "../src/data/dataset.ts";
 
 /** `n` random 28x28 grey images with labels `i % 10`. */
 function synthetic(n: number): IdxDataset {
@@ -341,5 +341,66 @@ Deno.test({
       assert(min >= -1 && max <= 1 && max > min);
       if (++n === 3) break;
     }
+  },
+});
+
+const torchvision = !missing && await new Deno.Command("/usr/bin/python3", {
+  args: ["-c", "import torchvision"],
+  stdout: "null",
+  stderr: "null",
+}).output().then((o) => o.success, () => false);
+if (!missing && !torchvision) {
+  console.log(
+    "Skipping the torchvision FashionMNIST comparison: /usr/bin/python3 with torchvision is absent",
+  );
+}
+
+Deno.test({
+  name:
+    "DataLoader: Fashion-MNIST batches equal torchvision's FashionMNIST + Resize(224) + Normalize(0.5, 0.5)",
+  ignore: !torchvision,
+  async fn() {
+    const pick = [0, 1, 2, 9999];
+    const script = `
+import gzip, shutil, sys, tempfile, os
+import numpy as np
+from torchvision import datasets, transforms as T
+root = tempfile.mkdtemp()
+raw = os.path.join(root, "FashionMNIST", "raw")
+os.makedirs(raw)
+for name in ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]:
+    with gzip.open("${FASHION}" + name + ".gz") as f, open(os.path.join(raw, name), "wb") as g:
+        g.write(f.read())
+for name in ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"]:
+    open(os.path.join(raw, name), "wb").close()  # present (no checksum is checked), never read for train=False
+ds = datasets.FashionMNIST(root, train=False, transform=T.Compose([T.Resize(224), T.ToTensor(), T.Normalize([0.5], [0.5])]))
+out = np.stack([ds[i][0].numpy()[0] for i in ${JSON.stringify(pick)}]).astype("<f4")
+sys.stdout.buffer.write(out.tobytes())
+shutil.rmtree(root)
+`;
+    const out = await new Deno.Command("/usr/bin/python3", { args: ["-c", script] }).output();
+    assert(out.success, new TextDecoder().decode(out.stderr));
+    const theirs = new Float32Array(out.stdout.slice().buffer);
+    const plane = 224 * 224;
+    assert.equal(theirs.length, pick.length * plane);
+    const test = await loadFashionMnist({ root: FASHION, train: false });
+    const loader = new DataLoader(new Subset(test, pick), {
+      transform: trainTransform("none", { size: 224 }),
+      batchSize: pick.length,
+      workers: 2,
+    });
+    const [batch] = await epoch(loader);
+    assert.deepEqual(batch.input.shape, [pick.length, 3, 224, 224]);
+    let max = 0;
+    for (let k = 0; k < pick.length; k++) {
+      for (let c = 0; c < 3; c++) {
+        const ours = batch.input.data.subarray((3 * k + c) * plane, (3 * k + c + 1) * plane);
+        for (let i = 0; i < plane; i++) {
+          max = Math.max(max, Math.abs(ours[i] - theirs[k * plane + i]));
+        }
+      }
+    }
+    console.log(`${pick.length} images x 3 channels: max |ours - torchvision| ${max}`);
+    assert.equal(max, 0);
   },
 });
