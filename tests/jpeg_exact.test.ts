@@ -15,6 +15,7 @@
 import assert from "node:assert/strict";
 import { ImageError } from "../src/errors.ts";
 import {
+  decodeJpegDraft,
   decodeJpegPixels,
   decodeJpegPixels as decode,
   jpegPixelsToRgb,
@@ -132,6 +133,23 @@ Deno.test("JPEG: the full Pillow-made corpus decodes byte for byte, and preproce
       for (const kind of ["q50_444", "q100_422", "420", "grey", "progressive", "restart", "cmyk"]) {
         assert.ok(names.some((n) => n.includes(kind)), `corpus lacks ${kind}`);
       }
+    });
+    await t.step("decoding at 1/2, 1/4, 1/8 equals Pillow's draft()", async () => {
+      let checked = 0;
+      for await (const entry of Deno.readDir(dir)) {
+        const match = entry.name.match(/^(.*)\.d([248])\.raw$/);
+        if (!match) continue;
+        const scale = Number(match[2]) as 2 | 4 | 8;
+        const bytes = await Deno.readFile(new URL(`${match[1]}.jpg`, dir));
+        const expected = await Deno.readFile(new URL(entry.name, dir));
+        for (const simd of [true, false]) {
+          const ours = decodeJpegPixels(bytes, { scale, simd });
+          assertBytesEqual(ours.data, expected, `${entry.name} (simd ${simd})`);
+        }
+        checked++;
+      }
+      console.log(`${checked} scaled decodes byte-equal to Pillow's draft()`);
+      assert.ok(checked >= 24, `expected at least 24 draft references, got ${checked}`);
     });
     await t.step("preprocess equals Resize(256)/CenterCrop(224)/ToTensor/Normalize", async () => {
       let checked = 0;
@@ -265,4 +283,15 @@ Deno.test("resizeBilinear: the Wasm SIMD passes give the TypeScript passes' byte
     }
   }
   assert.equal(cases, 60);
+});
+
+Deno.test("decodeJpegDraft: picks the smallest scale that keeps the shorter side", async () => {
+  const bytes = await Deno.readFile(new URL("../assets/chelsea.jpg", import.meta.url));
+  const sizes = [300, 150, 75, 37, 38, 1].map((minSide) => {
+    const image = decodeJpegDraft(bytes, { minSide });
+    assert.equal(image.data.length, image.width * image.height * 3);
+    return `${image.width}x${image.height}`;
+  });
+  // 300 / 2 = 150 >= 150; 300 / 4 = 75; 300 / 8 = 37 (>= 37, not >= 38).
+  assert.deepEqual(sizes, ["451x300", "226x150", "113x75", "57x38", "113x75", "57x38"]);
 });

@@ -11,7 +11,8 @@ length.
 --fixtures   only the small cases committed under tests/fixtures/jpeg/
 --tensors    also NAME.f32 for the photo cases: torchvision's Resize(256),
              CenterCrop(224), ToTensor, Normalize(ImageNet) of the RGB image,
-             float32 little-endian, CHW
+             float32 little-endian, CHW; and NAME.dS.raw, the samples after
+             Image.draft(mode, (width // S, height // S)) for S = 2, 4, 8
 --large      adds photos big enough to time the decoder (3000x2000 baseline,
              4000x3000 progressive, made from skimage photos upscaled by Pillow)
              without reference output
@@ -244,6 +245,10 @@ TENSORS = {"photo_chelsea_420", "progressive_420", "crop_q75_422", "restart_7_42
            "grey_q75", "odd_17x33_420"}
 
 
+DRAFTS = {"photo_chelsea_420", "progressive_420", "crop_q75_422", "crop_q50_444", "grey_q75",
+          "cmyk", "odd_17x33_420", "restart_7_420", "size_9x7_422"}
+
+
 def torchvision_tensor(image):
     import torchvision.transforms as T
     transform = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(),
@@ -267,6 +272,15 @@ def main():
         if image.mode == "CMYK":
             with open(os.path.join(out, name + ".rgb"), "wb") as f:
                 f.write(image.convert("RGB").tobytes())
+        if "--tensors" in sys.argv and name in DRAFTS:
+            for scale in (2, 4, 8):
+                draft = Image.open(io.BytesIO(data))
+                draft.draft(draft.mode, (max(1, draft.width // scale), max(1, draft.height // scale)))
+                draft.load()
+                if draft.size != (-(-image.width // scale), -(-image.height // scale)):
+                    continue  # Pillow chose another scale for so small an image
+                with open(os.path.join(out, f"{name}.d{scale}.raw"), "wb") as f:
+                    f.write(draft.tobytes())
         if "--tensors" in sys.argv and name in TENSORS:
             with open(os.path.join(out, name + ".f32"), "wb") as f:
                 f.write(torchvision_tensor(image.convert("RGB")))

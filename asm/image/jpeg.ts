@@ -150,7 +150,8 @@ export function idct_islow_blocks(
 // ---------------------------------------------------------------- upsampling
 
 // A component descriptor: 8 i32 at `d`: plane, stride, width, height,
-// hExpand, vExpand, row buffer, unused.
+// hExpand, vExpand, row buffer, plain (1: replication only, no fancy
+// upsampling, as with Pillow's draft()).
 
 @inline function clamp(x: i32): i32 {
   return x < 0 ? 0 : x > 255 ? 255 : x;
@@ -204,9 +205,10 @@ function upsample_row(d: usize, y: i32): usize {
   const vExpand = load<i32>(d, 20);
   const out = <usize>load<i32>(d, 24);
   if (hExpand == 1 && vExpand == 1) return plane + <usize>(y * stride);
-  if (vExpand == 1 && hExpand == 2 && width > 2) {
+  const fancy = load<i32>(d, 28) == 0;
+  if (fancy && vExpand == 1 && hExpand == 2 && width > 2) {
     h2v1_fancy(plane + <usize>(y * stride), width, out);
-  } else if (vExpand == 2 && hExpand == 1) {
+  } else if (fancy && vExpand == 2 && hExpand == 1) {
     const r = y >> 1;
     const far = (y & 1) == 0 ? max(r - 1, 0) : min(r + 1, height - 1);
     const bias = (y & 1) == 0 ? 1 : 2;
@@ -215,7 +217,7 @@ function upsample_row(d: usize, y: i32): usize {
     for (let x = 0; x < width; x++) {
       store<u8>(out + <usize>x, (<i32>load<u8>(a + <usize>x) * 3 + <i32>load<u8>(b + <usize>x) + bias) >> 2);
     }
-  } else if (vExpand == 2 && hExpand == 2 && width > 2) {
+  } else if (fancy && vExpand == 2 && hExpand == 2 && width > 2) {
     const r = y >> 1;
     const far = (y & 1) == 0 ? max(r - 1, 0) : min(r + 1, height - 1);
     h2v2_fancy(plane + <usize>(r * stride), plane + <usize>(far * stride), width, out);

@@ -22,6 +22,8 @@ export interface ComponentPlane {
   readonly hExpand: number;
   /** Image pixels per sample vertically (`max_v_samp_factor / v`). */
   readonly vExpand: number;
+  /** Plain replication even where libjpeg would upsample fancily (`do_fancy_upsampling` off). */
+  readonly plain?: boolean;
 }
 
 /** libjpeg's colour-conversion tables, 16-bit fixed point (`jdcolor.c`). */
@@ -58,16 +60,17 @@ for (let i = 0; i < 256; i++) {
 export function upsampleRow(plane: ComponentPlane, y: number, out: Uint8Array): Uint8Array {
   const { data, stride, width, height, hExpand, vExpand } = plane;
   if (hExpand === 1 && vExpand === 1) return data.subarray(y * stride, y * stride + width);
-  if (vExpand === 1 && hExpand === 2 && width > 2) {
+  const fancy = !plane.plain;
+  if (fancy && vExpand === 1 && hExpand === 2 && width > 2) {
     h2v1Fancy(data, y * stride, width, out);
-  } else if (vExpand === 2 && hExpand === 1) {
+  } else if (fancy && vExpand === 2 && hExpand === 1) {
     const r = y >> 1;
     const far = (y & 1) === 0 ? Math.max(r - 1, 0) : Math.min(r + 1, height - 1);
     const near = r * stride;
     const other = far * stride;
     const bias = (y & 1) === 0 ? 1 : 2;
     for (let x = 0; x < width; x++) out[x] = (data[near + x] * 3 + data[other + x] + bias) >> 2;
-  } else if (vExpand === 2 && hExpand === 2 && width > 2) {
+  } else if (fancy && vExpand === 2 && hExpand === 2 && width > 2) {
     const r = y >> 1;
     const far = (y & 1) === 0 ? Math.max(r - 1, 0) : Math.min(r + 1, height - 1);
     h2v2Fancy(data, r * stride, far * stride, width, out);

@@ -25,6 +25,7 @@ import {
   type Scan,
 } from "./entropy.ts";
 import { idctIslow } from "./idct.ts";
+import { idctScaled } from "./idct_scaled.ts";
 import { type ImageKernels, kernelArena } from "../simd.ts";
 
 /** Decoded JPEG samples, interleaved, in the mode Pillow opens the file in. */
@@ -58,6 +59,18 @@ export interface JpegDecodeOptions {
    * @default {true}
    */
   simd?: boolean;
+  /**
+   * Decode at `1/scale` of the size (1, 2, 4 or 8) in the DCT domain, as
+   * libjpeg's `scale_denom` and Pillow's `draft()` do: reduced IDCTs
+   * (`jidctred.c`), chroma scaled less where that spares upsampling, fancy
+   * upsampling except at 1/8. The output is `ceil(width / scale)` x
+   * `ceil(height / scale)` and equals Pillow's after `draft("RGB", ...)`
+   * chose the same scale; it is not the full-size decode made smaller, so a
+   * model input made from it is not torchvision's.
+   *
+   * @default {1}
+   */
+  scale?: 1 | 2 | 4 | 8;
 }
 
 /** libjpeg's `jpeg_natural_order` inverse: zig-zag index of each natural position. */
@@ -201,6 +214,10 @@ const MAX_ARENA_BYTES = 2 ** 31;
  */
 export function decodeJpegPixels(bytes: Uint8Array, options: JpegDecodeOptions = {}): JpegPixels {
   const maxPixels = options.maxPixels ?? 64_000_000;
+  const scale = options.scale ?? 1;
+  if (scale !== 1 && scale !== 2 && scale !== 4 && scale !== 8) {
+    throw new RangeError(`Expected scale 1, 2, 4 or 8, got ${scale}`);
+  }
   const maxBytes = options.maxBytes ?? 40 * maxPixels;
   if (bytes[0] !== 0xff || bytes[1] !== 0xd8) {
     throw new ImageError("Not a JPEG: expected the SOI marker (ff d8) at byte 0");
@@ -294,7 +311,7 @@ export function decodeJpegPixels(bytes: Uint8Array, options: JpegDecodeOptions =
   if (frame.progressive && !sawEoi) {
     throw new ImageError("Truncated JPEG: a progressive image ends before its EOI marker");
   }
-  return render(frame, colorSpace(frame, jfif, adobeTransform));
+  return render(frame, colorSpace(frame, jfif, adobeTransform), scale);
 }
 
 function truncated(code: number, at: number): ImageError {
@@ -312,7 +329,7 @@ function readFrame(
   s: Uint8Array,
   progressive: boolean,
   file: Uint8Array,
-  { maxPixels, maxBytes, simd }: Required<JpegDecodeOptions>,
+  { maxPixels, maxBytes, simd }: { maxPixels: number; maxBytes: number; simd: boolean },
 ): Frame {
   if (s.length < 6) throw new ImageError("Corrupt JPEG: frame header (SOF) shorter than 6 bytes");
   const precision = s[0];
@@ -645,58 +662,109 @@ function decodeScanWasm(arena: Arena, length: number, pos: number, scan: Scan): 
 
 const SPACE_CODES: Record<ColorSpace, number> = { grey: 0, ycc: 1, rgb: 2, cmyk: 3, ycck: 4 };
 
+/**
+ * How a component is reconstructed at `1/scale` (libjpeg's
+ * `jpeg_core_output_dimensions`): its IDCT size (8, 4, 2 or 1 samples per
+ * block side; chroma is scaled less when that spares upsampling) and its
+ * plane and upsampling factors.
+ */
+function componentLayout(frame: Frame, c: Component, scale: number) {
+  const { width, height, maxH, maxV } = frame;
+  const min = 8 / scale;
+  let size = min;
+  while (
+    size < 8 && (maxH * min) % (c.h * size * 2) === 0 && (maxV * min) % (c.v * size * 2) === 0
+  ) {
+    size *= 2;
+  }
+  const hExpand = (maxH * min) / (c.h * size);
+  const vExpand = (maxV * min) / (c.v * size);
+  if (!Number.isInteger(hExpand) || !Number.isInteger(vExpand)) {
+    throw new ImageError(
+      `Unsupported JPEG: sampling ${c.h}x${c.v} of ${maxH}x${maxV} cannot be scaled by 1/${scale}`,
+    );
+  }
+  return {
+    size,
+    stride: c.blocksWide * size,
+    width: Math.ceil((width * c.h * size) / (maxH * 8)),
+    height: Math.ceil((height * c.v * size) / (maxV * 8)),
+    hExpand,
+    vExpand,
+  };
+}
+
+/** The inverse DCT of a component's blocks into `data` (`size` samples per block side). */
+function inverseTransform(c: Component, size: number, data: Uint8Array, stride: number): void {
+  const quant = c.quant!;
+  for (let by = 0; by < c.blocksHigh; by++) {
+    for (let bx = 0; bx < c.blocksWide; bx++) {
+      const offset = (by * c.paddedBlocksWide + bx) * 64;
+      const at = by * size * stride + bx * size;
+      if (size === 8) idctIslow(c.coefficients, offset, quant, data, at, stride);
+      else idctScaled(size, c.coefficients, offset, quant, data, at, stride);
+    }
+  }
+}
+
 /** {@linkcode render} on the Wasm kernels. */
-function renderWasm(frame: Frame, arena: Arena, space: ColorSpace): JpegPixels {
-  const { width, height, components, maxH, maxV } = frame;
+function renderWasm(frame: Frame, arena: Arena, space: ColorSpace, scale: number): JpegPixels {
+  const { components } = frame;
   const { memory, kernels } = arena;
   const words = new Int32Array(memory.buffer);
   components.forEach((c, i) => {
-    words.set(c.quant!, QUANT_AT / 4);
-    const stride = c.blocksWide * 8;
-    kernels.idct_islow_blocks(
-      arena.coefficients[i],
-      c.paddedBlocksWide,
-      c.blocksWide,
-      c.blocksHigh,
-      QUANT_AT,
+    const layout = componentLayout(frame, c, scale);
+    if (layout.size === 8) {
+      words.set(c.quant!, QUANT_AT / 4);
+      kernels.idct_islow_blocks(
+        arena.coefficients[i],
+        c.paddedBlocksWide,
+        c.blocksWide,
+        c.blocksHigh,
+        QUANT_AT,
+        arena.planes[i],
+        layout.stride,
+        SCRATCH_AT,
+      );
+    } else {
+      const plane = new Uint8Array(
+        memory.buffer,
+        arena.planes[i],
+        layout.stride * c.blocksHigh * layout.size,
+      );
+      inverseTransform(c, layout.size, plane, layout.stride);
+    }
+    words.set([
       arena.planes[i],
-      stride,
-      SCRATCH_AT,
-    );
-    words.set(
-      [arena.planes[i], stride, c.width, c.height, maxH / c.h, maxV / c.v, arena.rows[i], 0],
-      DESCRIPTORS_AT / 4 + 8 * i,
-    );
+      layout.stride,
+      layout.width,
+      layout.height,
+      layout.hExpand,
+      layout.vExpand,
+      arena.rows[i],
+      scale === 8 ? 1 : 0, // libjpeg: no fancy upsampling when blocks are 1x1
+    ], DESCRIPTORS_AT / 4 + 8 * i);
   });
+  const width = Math.ceil(frame.width / scale);
+  const height = Math.ceil(frame.height / scale);
   kernels.convert_image(DESCRIPTORS_AT, SPACE_CODES[space], arena.output, width, height);
   const channels = components.length as 1 | 3 | 4;
   const data = new Uint8Array(memory.buffer, arena.output, width * height * channels).slice();
   return { data, width, height, channels };
 }
 
-/** Inverse DCT of every block, upsampling and colour conversion. */
-function render(frame: Frame, space: ColorSpace): JpegPixels {
-  if (frame.arena) return renderWasm(frame, frame.arena, space);
-  const { width, height, components, maxH, maxV } = frame;
+/** Inverse DCT of every block, upsampling and colour conversion, at `1/scale`. */
+function render(frame: Frame, space: ColorSpace, scale: number): JpegPixels {
+  if (frame.arena) return renderWasm(frame, frame.arena, space, scale);
+  const { components } = frame;
+  const width = Math.ceil(frame.width / scale);
+  const height = Math.ceil(frame.height / scale);
   const planes: ComponentPlane[] = components.map((c) => {
-    const stride = c.blocksWide * 8;
-    const data = new Uint8Array(stride * c.blocksHigh * 8);
-    const quant = c.quant!;
-    for (let by = 0; by < c.blocksHigh; by++) {
-      for (let bx = 0; bx < c.blocksWide; bx++) {
-        const offset = (by * c.paddedBlocksWide + bx) * 64;
-        idctIslow(c.coefficients, offset, quant, data, by * 8 * stride + bx * 8, stride);
-      }
-    }
+    const layout = componentLayout(frame, c, scale);
+    const data = new Uint8Array(layout.stride * c.blocksHigh * layout.size);
+    inverseTransform(c, layout.size, data, layout.stride);
     c.coefficients = new Int16Array(0); // let the coefficients go
-    return {
-      data,
-      stride,
-      width: c.width,
-      height: c.height,
-      hExpand: maxH / c.h,
-      vExpand: maxV / c.v,
-    };
+    return { data, ...layout, plain: scale === 8 };
   });
   const channels = space === "grey" ? 1 : space === "cmyk" || space === "ycck" ? 4 : 3;
   const out = new Uint8Array(width * height * channels);
