@@ -262,6 +262,11 @@ export class DataLoader implements AsyncIterable<Batch> {
     this.batchSize = integer("batchSize", options.batchSize ?? 1, 1);
     const cores = typeof Worker === "function" ? navigator.hardwareConcurrency ?? 1 : 0;
     this.workers = integer("workers", options.workers ?? Math.min(2, cores), 0);
+    if (this.workers > 0 && typeof Worker !== "function") {
+      throw new OptionError(
+        `Expected workers: 0 in a runtime without Worker, got workers: ${this.workers}`,
+      );
+    }
     this.#prefetch = integer("prefetch", options.prefetch ?? 2 * Math.max(1, this.workers), 1);
     integer("seed", options.seed ?? 0, -(2 ** 31));
     integer("timeout", options.timeout ?? 60_000, 1);
