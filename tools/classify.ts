@@ -105,6 +105,42 @@ async function readWeights(
   }
 }
 
+/**
+ * What `deno task train` writes next to its checkpoints: the class names and
+ * the input size and normalisation the model was trained with; null when the
+ * weights have no classes.json beside them.
+ */
+async function readClassesFile(
+  weights: string,
+  from: (path: string) => string,
+): Promise<
+  { labels: string[]; resize?: number; crop?: number; mean?: number[]; std?: number[] } | null
+> {
+  const path = from(weights).replace(/[^/]*$/, "classes.json");
+  let parsed;
+  try {
+    parsed = JSON.parse(await Deno.readTextFile(path));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw new UsageError(
+      `Cannot read ${path} (the class names next to the weights): ${ioReason(error as Error)}`,
+    );
+  }
+  const info = Array.isArray(parsed) ? { classes: parsed } : parsed;
+  if (!Array.isArray(info?.classes) || info.classes.some((c: unknown) => typeof c !== "string")) {
+    throw new UsageError(
+      `${path} has no class names: expected {"classes": ["name", ...]} or a list of names`,
+    );
+  }
+  return {
+    labels: info.classes,
+    ...(typeof info.size === "number" ? { resize: info.size, crop: info.size } : {}),
+    ...(Array.isArray(info.mean) && Array.isArray(info.std)
+      ? { mean: info.mean, std: info.std }
+      : {}),
+  };
+}
+
 /** "No such file or directory" from Deno's "No such file or directory (os error 2): readfile '...'". */
 function ioReason(error: Error): string {
   return error.message.replace(/ \(os error \d+\)/, "").replace(/: [a-z]+ '.*'$/, "");
@@ -150,6 +186,10 @@ async function main(args: string[]): Promise<number> {
   const cacheDir = values["cache-dir"] === undefined ? undefined : from(values["cache-dir"]);
   const stateDict = values.weights ? await readWeights(values.weights, from, cacheDir) : null;
   const options = modelOptions(stateDict, values.variant);
+  // A checkpoint of deno task train: its class names and preprocessing.
+  const trained = stateDict && values.weights !== "torchvision"
+    ? await readClassesFile(values.weights!, from)
+    : null;
   const model = await GoogLeNet.create({
     ...options,
     threads,
@@ -178,7 +218,7 @@ async function main(args: string[]): Promise<number> {
         }
       }
       if (decoded.length > 0) {
-        const rows = await classifyBatch(model, decoded.map((d) => d.pixels), { top });
+        const rows = await classifyBatch(model, decoded.map((d) => d.pixels), { top, ...trained });
         decoded.forEach(({ image }, j) => results.push({ image, predictions: rows[j] }));
       }
       if (tty && images.length > batch) {
