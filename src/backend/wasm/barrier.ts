@@ -12,8 +12,9 @@
  * beats its heartbeat as it waits at a barrier (every 50 ms at most) and
  * while it faults in pages. The calling thread gives a run up with a
  * {@linkcode BackendError} when the fault flag is set, or when a worker it
- * waits for has not beaten for {@linkcode STALL_MS} (a worker the runtime
- * ended, or one that closed itself).
+ * waits for has not beaten for a while ({@linkcode STALL_MS}, longer when the
+ * run's steps are long): a worker the runtime ended, or one that closed
+ * itself.
  *
  * @module
  */
@@ -69,11 +70,27 @@ export function beatAs(tid: number): void {
 
 /**
  * How long the calling thread waits at a barrier for a worker whose
- * heartbeat does not move before it gives the run up. A waiting worker beats
- * every 50 ms; a working one does not beat within a chunk, and a chunk takes
- * milliseconds (a batch of hundreds of images: under a second).
+ * heartbeat does not move before it gives the run up, at least. A waiting
+ * worker beats every 50 ms; a working one does not beat within a chunk. A
+ * chunk takes milliseconds, but one of a batch of hundreds of images on a
+ * busy machine may take seconds: the wait also stretches to
+ * {@linkcode STALL_STEPS} times the longest plan step the calling thread has
+ * run in this run (chunks are near-equal, and it runs several per step).
  */
 export const STALL_MS = 2000;
+
+/** The wait for a silent worker, in longest steps of the calling thread (see {@linkcode STALL_MS}). */
+export const STALL_STEPS = 4;
+
+// The calling thread's step times in the current run (see startRun).
+let stepStart = 0;
+let longestStep = 0;
+
+/** The calling thread starts a run: its step times are measured from now. */
+export function startRun(): void {
+  stepStart = performance.now();
+  longestStep = 0;
+}
 
 const SPINS = 20_000;
 
@@ -88,6 +105,11 @@ const SPINS = 20_000;
  */
 export function barrier(control: Int32Array, threads: number, mayBlock: boolean): void {
   const generation = Atomics.load(control, GENERATION);
+  if (!mayBlock) {
+    const now = performance.now();
+    longestStep = Math.max(longestStep, now - stepStart);
+    stepStart = now;
+  }
   if (Atomics.add(control, ARRIVED, 1) === threads - 1) {
     Atomics.store(control, ARRIVED, 0);
     Atomics.add(control, GENERATION, 1);
@@ -99,6 +121,7 @@ export function barrier(control: Int32Array, threads: number, mayBlock: boolean)
   }
   if (!mayBlock) {
     watch(control, threads, generation);
+    stepStart = performance.now(); // the wait is not the calling thread's step
     return;
   }
   while (Atomics.load(control, GENERATION) === generation) {
@@ -110,6 +133,7 @@ export function barrier(control: Int32Array, threads: number, mayBlock: boolean)
 // The calling thread's wait: spins until the generation moves, checking
 // every few thousand spins that no worker failed or went silent.
 function watch(control: Int32Array, threads: number, generation: number): void {
+  const stall = Math.max(STALL_MS, STALL_STEPS * longestStep);
   const beats = new Int32Array(threads);
   const since = new Float64Array(threads).fill(performance.now());
   for (let t = 1; t < threads; t++) beats[t] = heartbeat(control, t);
@@ -125,9 +149,9 @@ function watch(control: Int32Array, threads: number, generation: number): void {
       if (b !== beats[t]) {
         beats[t] = b;
         since[t] = now;
-      } else if (now - since[t] > STALL_MS) {
+      } else if (now - since[t] > stall) {
         throw new BackendError(
-          `Kernel worker ${t} stopped during the run (no sign of life for ${STALL_MS} ms)`,
+          `Kernel worker ${t} stopped during the run (no sign of life for ${Math.round(stall)} ms)`,
         );
       }
     }

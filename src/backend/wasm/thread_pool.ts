@@ -23,7 +23,7 @@
 
 import type { Plan } from "../../graph/ops.ts";
 import { BackendError } from "../../errors.ts";
-import { controlWords, FAILED, FAULT, PLAN, RUN, SEEDS, STEPS } from "./barrier.ts";
+import { controlWords, FAILED, FAULT, PLAN, RUN, SEEDS, startRun, STEPS } from "./barrier.ts";
 import {
   type MemoryLayout,
   runSteps,
@@ -207,6 +207,7 @@ export class ThreadPool {
     c.fill(0, controlWords(0));
     crew.queue.reset();
     seeds.forEach((s, i) => Atomics.store(c, SEEDS + i, s));
+    startRun();
     Atomics.add(c, RUN, 1);
     Atomics.notify(c, RUN);
     let failure: unknown;
