@@ -32,6 +32,17 @@ const CASES: Record<string, Expected> = {
     name: ".pth of 96 KB whose ZIP directory points 400 storages at one 16 MiB deflate stream",
     error: { name: "WeightsFormatError", message: /share bytes .* decompression bomb/ },
   },
+  "pickle-deflated": {
+    name: ".pth of 1 MB whose deflated data.pkl claims 1 GiB (of EMPTY_DICT opcodes)",
+    error: {
+      name: "WeightsFormatError",
+      message: /data\.pkl" inflates to 1073741827 bytes, more than the \d+ allowed/,
+    },
+  },
+  "pickle-objects": {
+    name: ".pth of 8 MB whose pickle makes 8 000 000 empty dicts (1.6 GB of heap)",
+    error: { name: "WeightsFormatError", message: /more than 500000 objects/ },
+  },
   "pickle-reduce": {
     name: ".pth of 2 MB whose pickle copies a 1 MiB strided view 200 000 times (memoised REDUCE)",
     error: { name: "WeightsFormatError", message: /makes more tensor data than it holds/ },

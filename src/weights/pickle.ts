@@ -35,6 +35,13 @@ const MAX_MARKS = 10_000;
 const MAX_MEMO = 1_000_000;
 /** Longest integer literal, in bytes. */
 const MAX_LONG_BYTES = 1024;
+/**
+ * Most objects (tuples, lists, dicts, sets, call results) one pickle may
+ * make: an empty dict is one byte of pickle and about 200 bytes of heap, so
+ * this bounds the heap a pickle can fill to about 100 MB. `torch.save` of a
+ * state dict makes about 10 per tensor.
+ */
+const MAX_OBJECTS = 500_000;
 
 /**
  * Runs a pickle with the allow-listed `globals` and returns its value.
@@ -95,6 +102,7 @@ class Unpickler {
   #stack: unknown[] = [];
   readonly #marks: unknown[][] = [];
   readonly #memo = new Map<number, unknown>();
+  #objects = 0;
 
   constructor(bytes: Uint8Array, options: UnpickleOptions, offset = 0) {
     this.#bytes = bytes;
@@ -126,6 +134,7 @@ class Unpickler {
           if (this.#marks.length >= MAX_MARKS) {
             throw this.#error(at, `more than ${MAX_MARKS} nested marks`);
           }
+          this.#made(at);
           this.#marks.push(this.#stack);
           this.#stack = [];
           break;
@@ -191,6 +200,7 @@ class Unpickler {
           this.#push(this.#bytesOf(this.#u64()));
           break;
         case 0x29: // EMPTY_TUPLE
+          this.#made(at);
           this.#push([]);
           break;
         case 0x74: // TUPLE
@@ -201,10 +211,12 @@ class Unpickler {
         case 0x87: { // TUPLE3
           const n = op - 0x84;
           if (this.#stack.length < n) throw this.#error(at, "stack underflow");
+          this.#made(at);
           this.#push(this.#stack.splice(-n, n));
           break;
         }
         case 0x5d: // EMPTY_LIST
+          this.#made(at);
           this.#push([]);
           break;
         case 0x6c: // LIST
@@ -221,9 +233,11 @@ class Unpickler {
           break;
         }
         case 0x7d: // EMPTY_DICT
+          this.#made(at);
           this.#push(new Map());
           break;
         case 0x64: // DICT
+          this.#made(at);
           this.#push(this.#setItems(at, new Map(), this.#popMark(at)));
           break;
         case 0x73: { // SETITEM
@@ -238,6 +252,7 @@ class Unpickler {
           break;
         }
         case 0x8f: // EMPTY_SET
+          this.#made(at);
           this.#push(new Set());
           break;
         case 0x90: { // ADDITEMS
@@ -247,6 +262,7 @@ class Unpickler {
           break;
         }
         case 0x91: // FROZENSET
+          this.#made(at);
           this.#push(new Set(this.#popMark(at)));
           break;
         case 0x63: { // GLOBAL
@@ -270,6 +286,7 @@ class Unpickler {
           if (typeof callable !== "function" || !Array.isArray(args)) {
             throw this.#error(at, "expected an allowed callable and an argument tuple");
           }
+          this.#made(at);
           this.#push(this.#call(at, callable as (...args: unknown[]) => unknown, args));
           break;
         }
@@ -305,6 +322,17 @@ class Unpickler {
               "torch.save emits (protocols 2 to 5)",
           );
       }
+    }
+  }
+
+  /** Counts one more object made, refusing past {@linkcode MAX_OBJECTS}. */
+  #made(at: number): void {
+    if (++this.#objects > MAX_OBJECTS) {
+      throw this.#error(
+        at,
+        `more than ${MAX_OBJECTS} objects (a state dict makes about 10 per tensor), ` +
+          "refusing a possible memory bomb",
+      );
     }
   }
 

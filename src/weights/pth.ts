@@ -126,7 +126,12 @@ function readAnyPth(bytes: Uint8Array): StateDict {
       `Not a PyTorch checkpoint: the archive has no "${folder}data.pkl"`,
     );
   }
-  const value = unpickle(readZipEntry(bytes, pickle), {
+  // A deflated data.pkl may claim up to 1032 x its bytes, and each of a pickle's objects costs
+  // heap per byte: a pickle is never much larger than the file it came in.
+  const pickleBytes = readZipEntry(bytes, pickle, {
+    maxSize: MATERIALISE_FACTOR * bytes.length + MATERIALISE_SLACK,
+  });
+  const value = unpickle(pickleBytes, {
     globals: TORCH_GLOBALS,
     persistentLoad: storageResolver(bytes, folder, entries),
     source: "data.pkl",

@@ -178,6 +178,8 @@ function checkSpans(view: DataView, entries: Map<string, ZipEntry>, directoryOff
  *
  * @param bytes The whole archive.
  * @param entry An entry of {@linkcode readZipDirectory}`(bytes)`.
+ * @param options `maxSize`: the most bytes a deflated entry may inflate to (default: no limit
+ *   beyond deflate's 1032:1 ratio), checked before inflating.
  * @returns The entry's data.
  * @throws {WeightsFormatError} When the entry is truncated, corrupt or uses another compression.
  *
@@ -189,7 +191,11 @@ function checkSpans(view: DataView, entries: Map<string, ZipEntry>, directoryOff
  * console.log(new TextDecoder().decode(readZipEntry(zip, entry))); // "3\n"
  * ```
  */
-export function readZipEntry(bytes: Uint8Array, entry: ZipEntry): Uint8Array {
+export function readZipEntry(
+  bytes: Uint8Array,
+  entry: ZipEntry,
+  options: { maxSize?: number } = {},
+): Uint8Array {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const header = entry.headerOffset;
   if (header + 30 > bytes.length || view.getUint32(header, true) !== LOCAL_HEADER) {
@@ -215,7 +221,7 @@ export function readZipEntry(bytes: Uint8Array, entry: ZipEntry): Uint8Array {
     }
     data = raw;
   } else if (entry.method === 8) {
-    data = inflate(raw, entry);
+    data = inflate(raw, entry, options.maxSize ?? Infinity);
   } else {
     throw new WeightsFormatError(
       `Unsupported ZIP compression method ${entry.method} for "${entry.name}": ` +
@@ -408,11 +414,17 @@ function readZip64Extra(
   }
 }
 
-function inflate(raw: Uint8Array, entry: ZipEntry): Uint8Array {
+function inflate(raw: Uint8Array, entry: ZipEntry, maxSize: number): Uint8Array {
   if (entry.size > raw.length * MAX_DEFLATE_RATIO + 64) {
     throw new WeightsFormatError(
       `Corrupt ZIP archive: "${entry.name}" claims ${entry.size} bytes from ` +
         `${raw.length} deflated bytes, more than deflate can expand to`,
+    );
+  }
+  if (entry.size > maxSize) {
+    throw new WeightsFormatError(
+      `"${entry.name}" inflates to ${entry.size} bytes, more than the ${maxSize} allowed: ` +
+        "refusing a possible decompression bomb",
     );
   }
   let data: Uint8Array;

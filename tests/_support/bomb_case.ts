@@ -12,7 +12,14 @@ import { preprocess } from "../../src/image/preprocess.ts";
 import { decodeImage } from "../../src/image/decode.ts";
 import { loadWeights } from "../../src/weights/load.ts";
 import { readPth } from "../../src/weights/pth.ts";
-import { ancillaryBombPng, greyPng, reduceBombPth, sharedStreamZip } from "./hostile_bytes.ts";
+import {
+  ancillaryBombPng,
+  deflatedPicklePth,
+  emptyDictsPth,
+  greyPng,
+  reduceBombPth,
+  sharedStreamZip,
+} from "./hostile_bytes.ts";
 
 /** A loopback server for one case; `handler` answers every request. */
 function serve(handler: (request: Request) => Response | Promise<Response>): string {
@@ -30,6 +37,8 @@ const never = () => new Promise<Response>(() => {});
 
 const CASES: Record<string, () => Promise<unknown>> = {
   "zip-shared-stream": async () => readPth(await sharedStreamZip(400, 16 << 20)),
+  "pickle-deflated": async () => readPth(await deflatedPicklePth(2 ** 30)),
+  "pickle-objects": () => Promise.resolve().then(() => readPth(emptyDictsPth(8_000_000))),
   "pickle-reduce": () => Promise.resolve().then(() => readPth(reduceBombPth(200_000, 512))),
   "png-ancillary": async () => {
     const image = decodeImage(await ancillaryBombPng(512 << 20));

@@ -275,3 +275,83 @@ export function nestedKeyPth(depth: number): Uint8Array<ArrayBuffer> {
   ]);
   return writeZip([{ name: "a/data.pkl", data: pickle }, { name: "a/version", data: VERSION }]);
 }
+
+/**
+ * `prefix`, `count` copies of `byte`, then `suffix`, compressed as a stream
+ * (never held whole).
+ */
+async function compressedRepeat(
+  prefix: number[],
+  byte: number,
+  count: number,
+  suffix: number[],
+  format: "deflate" | "deflate-raw",
+): Promise<Uint8Array<ArrayBuffer>> {
+  const chunk = new Uint8Array(1 << 20).fill(byte);
+  let left = count;
+  let started = false;
+  const source = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (!started) {
+        started = true;
+        return controller.enqueue(new Uint8Array(prefix));
+      }
+      if (left <= 0) {
+        controller.enqueue(new Uint8Array(suffix));
+        return controller.close();
+      }
+      controller.enqueue(left >= chunk.length ? chunk : chunk.subarray(0, left));
+      left -= chunk.length;
+    },
+  });
+  const stream = source.pipeThrough(
+    new CompressionStream(format) as unknown as TransformStream<Uint8Array, Uint8Array>,
+  );
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+/**
+ * A `.pth` whose `data.pkl` is deflated: `PROTO 2`, `count` x `EMPTY_DICT`,
+ * `STOP` (1 GiB of pickle in about 1 MB of file; its CRC is not computed, as
+ * a reader must refuse it from its declared size).
+ */
+export async function deflatedPicklePth(count: number): Promise<Uint8Array<ArrayBuffer>> {
+  const deflated = await compressedRepeat([0x80, 2], 0x7d, count, [0x2e], "deflate-raw");
+  const size = count + 3;
+  const name = new TextEncoder().encode("a/data.pkl");
+  const local = new Uint8Array(30 + name.length);
+  const lv = new DataView(local.buffer);
+  lv.setUint32(0, 0x04034b50, true);
+  lv.setUint16(4, 20, true);
+  lv.setUint16(8, 8, true);
+  lv.setUint32(18, deflated.length, true);
+  lv.setUint32(22, size, true);
+  lv.setUint16(26, name.length, true);
+  local.set(name, 30);
+  const central = new Uint8Array(46 + name.length);
+  const cv = new DataView(central.buffer);
+  cv.setUint32(0, 0x02014b50, true);
+  cv.setUint16(4, 20, true);
+  cv.setUint16(6, 20, true);
+  cv.setUint16(10, 8, true);
+  cv.setUint32(20, deflated.length, true);
+  cv.setUint32(24, size, true);
+  cv.setUint16(28, name.length, true);
+  central.set(name, 46);
+  const eocd = new Uint8Array(22);
+  const ev = new DataView(eocd.buffer);
+  ev.setUint32(0, 0x06054b50, true);
+  ev.setUint16(8, 1, true);
+  ev.setUint16(10, 1, true);
+  ev.setUint32(12, central.length, true);
+  ev.setUint32(16, local.length + deflated.length, true);
+  return concat([local, deflated, central, eocd]);
+}
+
+/** A `.pth` whose stored pickle pushes `count` empty dicts (one byte each, ~200 bytes of heap). */
+export function emptyDictsPth(count: number): Uint8Array<ArrayBuffer> {
+  const pickle = new Uint8Array(count + 3).fill(0x7d);
+  pickle.set([0x80, 2]);
+  pickle[count + 2] = 0x2e;
+  return writeZip([{ name: "a/data.pkl", data: pickle }, { name: "a/version", data: VERSION }]);
+}
