@@ -39,6 +39,25 @@ async function sizeOf(path: string): Promise<number> {
   return bytes;
 }
 
+Deno.test("deno.lock holds none of the bench's or the build's packages (deno task would install them)", async () => {
+  const lock = JSON.parse(await Deno.readTextFile(`${ROOT}deno.lock`));
+  const names = Object.keys(lock.npm ?? {});
+  const dev = names.filter((n) => DEV_PACKAGES.some((d) => n.startsWith(d)));
+  assert.deepEqual(
+    dev,
+    [],
+    "deno.lock holds dev packages: something resolved them under deno.json; run bench/ and the " +
+      "build with --config deno.dev.jsonc, and remove them from deno.lock",
+  );
+  const dev2 = JSON.parse(await Deno.readTextFile(`${ROOT}deno.dev.lock`));
+  for (const name of ["onnxruntime-web", "binaryen", "assemblyscript"]) {
+    assert.ok(
+      Object.keys(dev2.npm).some((n) => n.startsWith(`${name}@`)),
+      `deno.dev.lock: ${name}`,
+    );
+  }
+});
+
 Deno.test("deno task demo on an empty DENO_DIR downloads only the library's and the demo's packages", async () => {
   const dir = await Deno.makeTempDir({ prefix: "demo-download-" });
   const requests: string[] = [];
