@@ -40,6 +40,8 @@ import { loadWeights, OptionError, preprocess, readPth, topK, writePth } from ".
 import {
   ancillaryBombPng,
   badDepthPng,
+  deflatedPicklePth,
+  emptyDictsPth,
   greyPng,
   nestedKeyPth,
   reduceBombPth,
@@ -585,6 +587,19 @@ const CASES: HostileCase[] = [
     name: "weights: a .pth whose pickle copies a strided 1 MiB view 5000 times (memoised REDUCE)",
     action: () => readPth(reduceBombPth(5000, 512)),
     expected: { error: WeightsFormatError, message: /makes more tensor data than it holds/ },
+  },
+  {
+    name: "weights: a .pth whose deflated data.pkl claims 64 MiB (of EMPTY_DICT opcodes)",
+    action: async () => readPth(await deflatedPicklePth(64 << 20)),
+    expected: {
+      error: WeightsFormatError,
+      message: /data\.pkl" inflates to 67108867 bytes, more than/,
+    },
+  },
+  {
+    name: "weights: a pickle of 600 000 empty dicts (one byte of pickle, ~200 bytes of heap each)",
+    action: () => readPth(emptyDictsPth(600_000)),
+    expected: { error: WeightsFormatError, message: /more than 500000 objects/ },
   },
   {
     name: "image: iCCP, zTXt and iTXt chunks of 64 MiB each are skipped, not inflated",
