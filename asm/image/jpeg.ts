@@ -149,50 +149,51 @@ export function idct_islow_blocks(
 
 // ---------------------------------------------------------------- upsampling
 
-// A component descriptor: 8 i32 at `d`: plane, stride, width, height,
-// hExpand, vExpand, row buffer, plain (1: replication only, no fancy
-// upsampling, as with Pillow's draft()).
+// A component descriptor: 12 i32 (48 bytes) at `d`: plane, stride, width,
+// height, hExpand, vExpand, row buffer, plain (1: replication only, no fancy
+// upsampling, as libjpeg at 1/8 scale), column-sum buffer (u16, width + 24),
+// then unused.
 
 @inline function clamp(x: i32): i32 {
   return x < 0 ? 0 : x > 255 ? 255 : x;
 }
 
-function h2v1_fancy(src: usize, width: i32, out: usize): void {
-  let v = <i32>load<u8>(src);
-  store<u8>(out, v);
-  store<u8>(out, (v * 3 + <i32>load<u8>(src, 1) + 2) >> 2, 1);
-  let o = out + 2;
-  for (let x = 1; x < width - 1; x++) {
-    const p = src + <usize>x;
-    v = <i32>load<u8>(p) * 3;
-    store<u8>(o, (v + <i32>load<u8>(p - 1) + 1) >> 2);
-    store<u8>(o, (v + <i32>load<u8>(p, 1) + 2) >> 2, 1);
-    o += 2;
+// Fancy upsampling of one row of sums `cs` (u16, with cs[-1] = cs[0] and
+// cs[width] = cs[width - 1] stored as padding): out[2i] = (3 cs[i] + cs[i-1]
+// + even) >> shift, out[2i+1] = (3 cs[i] + cs[i+1] + odd) >> shift, eight
+// inputs at a time (writes up to 16 bytes past 2 * width).
+function fancy_pairs(cs: usize, width: i32, out: usize, even: i32, odd: i32, shift: i32): void {
+  const e = i16x8.splat(<i16>even);
+  const o = i16x8.splat(<i16>odd);
+  for (let i = 0; i < width; i += 8) {
+    const p = cs + (<usize>i << 1);
+    const t = v128.load(p);
+    const t3 = i16x8.add(i16x8.add(t, t), t);
+    const lo = i16x8.shr_u(i16x8.add(i16x8.add(t3, v128.load(p - 2)), e), shift);
+    const hi = i16x8.shr_u(i16x8.add(i16x8.add(t3, v128.load(p + 2)), o), shift);
+    const bytes = i8x16.narrow_i16x8_u(lo, hi);
+    v128.store(
+      out + (<usize>i << 1),
+      i8x16.shuffle(bytes, bytes, 0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15),
+    );
   }
-  const p = src + <usize>(width - 1);
-  v = <i32>load<u8>(p);
-  store<u8>(o, (v * 3 + <i32>load<u8>(p - 1) + 1) >> 2);
-  store<u8>(o, v, 1);
 }
 
-function h2v2_fancy(near: usize, far: usize, width: i32, out: usize): void {
-  let thisSum = <i32>load<u8>(near) * 3 + <i32>load<u8>(far);
-  let nextSum = <i32>load<u8>(near, 1) * 3 + <i32>load<u8>(far, 1);
-  store<u8>(out, (thisSum * 4 + 8) >> 4);
-  store<u8>(out, (thisSum * 3 + nextSum + 7) >> 4, 1);
-  let lastSum = thisSum;
-  thisSum = nextSum;
-  let o = out + 2;
-  for (let x = 2; x < width; x++) {
-    nextSum = <i32>load<u8>(near + <usize>x) * 3 + <i32>load<u8>(far + <usize>x);
-    store<u8>(o, (thisSum * 3 + lastSum + 8) >> 4);
-    store<u8>(o, (thisSum * 3 + nextSum + 7) >> 4, 1);
-    lastSum = thisSum;
-    thisSum = nextSum;
-    o += 2;
+// Column sums for fancy upsampling into `cs` (from cs + 2; cs[0] and
+// cs[width + 1] are the replicated ends): near * 3 + far, or near alone.
+function column_sums(near: usize, far: usize, width: i32, cs: usize, vertical: bool): void {
+  const c = cs + 2;
+  for (let i = 0; i < width; i += 8) {
+    const n = i16x8.extend_low_i8x16_u(v128.load64_zero(near + <usize>i));
+    let v = n;
+    if (vertical) {
+      const f = i16x8.extend_low_i8x16_u(v128.load64_zero(far + <usize>i));
+      v = i16x8.add(i16x8.add(i16x8.add(n, n), n), f);
+    }
+    v128.store(c + (<usize>i << 1), v);
   }
-  store<u8>(o, (thisSum * 3 + lastSum + 8) >> 4);
-  store<u8>(o, (thisSum * 4 + 7) >> 4, 1);
+  store<u16>(cs, load<u16>(c));
+  store<u16>(c + (<usize>width << 1), load<u16>(c + (<usize>(width - 1) << 1)));
 }
 
 /** Image row `y` of the component described at `d`; returns where the row is. */
@@ -206,8 +207,18 @@ function upsample_row(d: usize, y: i32): usize {
   const out = <usize>load<i32>(d, 24);
   if (hExpand == 1 && vExpand == 1) return plane + <usize>(y * stride);
   const fancy = load<i32>(d, 28) == 0;
-  if (fancy && vExpand == 1 && hExpand == 2 && width > 2) {
-    h2v1_fancy(plane + <usize>(y * stride), width, out);
+  if (fancy && hExpand == 2 && width > 2 && (vExpand == 1 || vExpand == 2)) {
+    // SIMD h2v1 / h2v2 fancy upsampling through a row of column sums.
+    const cs = <usize>load<i32>(d, 32);
+    if (vExpand == 1) {
+      column_sums(plane + <usize>(y * stride), 0, width, cs, false);
+      fancy_pairs(cs + 2, width, out, 1, 2, 2);
+    } else {
+      const r = y >> 1;
+      const far = (y & 1) == 0 ? max(r - 1, 0) : min(r + 1, height - 1);
+      column_sums(plane + <usize>(r * stride), plane + <usize>(far * stride), width, cs, true);
+      fancy_pairs(cs + 2, width, out, 8, 7, 4);
+    }
   } else if (fancy && vExpand == 2 && hExpand == 1) {
     const r = y >> 1;
     const far = (y & 1) == 0 ? max(r - 1, 0) : min(r + 1, height - 1);
@@ -217,10 +228,6 @@ function upsample_row(d: usize, y: i32): usize {
     for (let x = 0; x < width; x++) {
       store<u8>(out + <usize>x, (<i32>load<u8>(a + <usize>x) * 3 + <i32>load<u8>(b + <usize>x) + bias) >> 2);
     }
-  } else if (fancy && vExpand == 2 && hExpand == 2 && width > 2) {
-    const r = y >> 1;
-    const far = (y & 1) == 0 ? max(r - 1, 0) : min(r + 1, height - 1);
-    h2v2_fancy(plane + <usize>(r * stride), plane + <usize>(far * stride), width, out);
   } else {
     const src = plane + <usize>((y / vExpand) * stride);
     let o = out;
@@ -237,7 +244,7 @@ function upsample_row(d: usize, y: i32): usize {
 /**
  * Upsamples and converts a whole image: `space` 0 grey (1 channel), 1 YCbCr
  * to RGB, 2 RGB copied, 3 CMYK inverted (Pillow's "CMYK;I"), 4 YCCK to
- * inverted CMYK. `desc` holds one 32-byte descriptor per component.
+ * inverted CMYK. `desc` holds one 48-byte descriptor per component.
  */
 export function convert_image(desc: usize, space: i32, out: usize, width: i32, height: i32): void {
   const channels = space == 0 ? 1 : space >= 3 ? 4 : 3;
@@ -248,8 +255,8 @@ export function convert_image(desc: usize, space: i32, out: usize, width: i32, h
       memory.copy(o, r0, <usize>width);
       continue;
     }
-    const r1 = upsample_row(desc + 32, y);
-    const r2 = upsample_row(desc + 64, y);
+    const r1 = upsample_row(desc + 48, y);
+    const r2 = upsample_row(desc + 96, y);
     if (space == 1) {
       ycc_rgb_row(r0, r1, r2, o, width);
     } else if (space == 2) {
@@ -260,7 +267,7 @@ export function convert_image(desc: usize, space: i32, out: usize, width: i32, h
         store<u8>(p, load<u8>(r2 + <usize>x), 2);
       }
     } else {
-      const r3 = upsample_row(desc + 96, y);
+      const r3 = upsample_row(desc + 144, y);
       for (let x = 0; x < width; x++) {
         const p = o + <usize>(x * 4);
         const k = 255 - <i32>load<u8>(r3 + <usize>x);

@@ -180,6 +180,8 @@ interface Arena {
   readonly coefficients: number[];
   readonly planes: number[];
   readonly rows: number[];
+  /** Column-sum rows of the SIMD fancy upsampling. */
+  readonly sums: number[];
   readonly output: number;
   /** Where the file's bytes are. */
   readonly data: number;
@@ -187,8 +189,8 @@ interface Arena {
 
 const QUANT_AT = 0; // 4 tables of 64 i32
 const SCRATCH_AT = 1024; // 512 bytes for the IDCT
-const DESCRIPTORS_AT = 1536; // 4 x 32 bytes
-const SCAN_AT = 1664; // a scan descriptor, 256 bytes
+const DESCRIPTORS_AT = 1536; // 4 x 48 bytes
+const SCAN_AT = 1792; // a scan descriptor, 256 bytes
 const TABLES_AT = 2048; // 8 Huffman tables of 1536 bytes
 const TABLE_BYTES = 1536;
 const ARENA_START = TABLES_AT + 8 * TABLE_BYTES;
@@ -458,7 +460,8 @@ function createArena(
   const data = take(file.length);
   const coefficients = shapes.map((c) => take(c.paddedBlocksWide * c.paddedBlocksHigh * 128));
   const planes = shapes.map((c) => take(c.blocksWide * 8 * c.blocksHigh * 8));
-  const rows = shapes.map((c) => take(c.width * (maxH / c.h) + 8));
+  const rows = shapes.map((c) => take(c.width * (maxH / c.h) + 32));
+  const sums = shapes.map((c) => take((c.width + 24) * 2));
   const output = take(outputBytes);
   if (at > MAX_ARENA_BYTES) return undefined;
   const arena = kernelArena(at); // undefined: the TypeScript path
@@ -467,7 +470,7 @@ function createArena(
   // A kept memory holds the last image's data: the coefficients start at zero.
   new Uint8Array(memory.buffer, coefficients[0], planes[0] - coefficients[0]).fill(0);
   new Uint8Array(memory.buffer).set(file, data);
-  return { memory, kernels, coefficients, planes, rows, output, data };
+  return { memory, kernels, coefficients, planes, rows, sums, output, data };
 }
 
 function readQuantTables(s: Uint8Array, tables: (Uint16Array | undefined)[]): void {
@@ -743,7 +746,11 @@ function renderWasm(frame: Frame, arena: Arena, space: ColorSpace, scale: number
       layout.vExpand,
       arena.rows[i],
       scale === 8 ? 1 : 0, // libjpeg: no fancy upsampling when blocks are 1x1
-    ], DESCRIPTORS_AT / 4 + 8 * i);
+      arena.sums[i],
+      0,
+      0,
+      0,
+    ], DESCRIPTORS_AT / 4 + 12 * i);
   });
   const width = Math.ceil(frame.width / scale);
   const height = Math.ceil(frame.height / scale);
