@@ -154,49 +154,128 @@ export function adaptive_avgpool2d(
 
 // The backward pools work in units of one image and 16 channels: unit g of
 // N * ceil(C / 16) is image g / groups, channels 16 * (g % groups) .. +16
-// (clipped to C), and owns those channels of the image's whole dx. Each
-// output's gradient is added in output order, so any split into units is
-// bit-identical and no two units touch the same floats.
+// (clipped to C), and owns those channels of the image's whole dx. A range
+// of units is walked image by image, each output pixel once for all the
+// range's channels of that image (so each pixel's channels are read and
+// written together, not once per unit); every dx float still receives its
+// gradients in output order, so any split into units is bit-identical, and
+// no two units touch the same floats. Without `accumulate`, dx rows are
+// zeroed just before the first window that reaches them (then the rows no
+// window reaches).
 
 /** Channels per unit of the backward pools. */
 const POOL_UNIT: i32 = 16;
 
-// dx[0..h*w pixels, 0..cn) = 0 at pixel stride dxb bytes.
-@inline function zero_unit(dx: usize, dxb: usize, pixels: i32, cn: i32): void {
-  for (let i = 0; i < pixels; i++) zero_floats_at(dx + <usize>i * dxb, cn);
-}
-
-@inline function zero_floats_at(p: usize, n: i32): void {
-  let i = 0;
-  for (; i + 4 <= n; i += 4) v128.store(p + (<usize>i << 2), f32x4.splat(0));
-  for (; i < n; i++) store<f32>(p + (<usize>i << 2), 0);
+// dx rows [from, to) of w pixels, channels [0, cn) at dx, set to zero.
+@inline function zero_rows(dx: usize, dxb: usize, w: i32, from: i32, to: i32, cn: i32): void {
+  for (let i = from * w, end = to * w; i < end; i++) {
+    const p = dx + <usize>i * dxb;
+    let j = 0;
+    for (; j + 4 <= cn; j += 4) v128.store(p + (<usize>j << 2), f32x4.splat(0));
+    for (; j < cn; j++) store<f32>(p + (<usize>j << 2), 0);
+  }
 }
 
 // dx[iy, ix, 0..cn) += g[0..cn) * scale for the window rows [y0, y1), columns [x0, x1).
 @inline function add_window(
   dx: usize, dxb: usize, w: i32, y0: i32, y1: i32, x0: i32, x1: i32, g: usize, scale: f32, cn: i32,
 ): void {
+  for (let iy = y0; iy < y1; iy++) {
+    for (let ix = x0; ix < x1; ix++) {
+      const q = dx + (<usize>iy * <usize>w + <usize>ix) * dxb;
+      let i = 0;
+      for (; i + 4 <= cn; i += 4) {
+        const o = <usize>i << 2;
+        v128.store(q + o, f32x4.add(v128.load(q + o), f32x4.mul(v128.load(g + o), f32x4.splat(scale))));
+      }
+      for (; i < cn; i++) {
+        const o = <usize>i << 2;
+        store<f32>(q + o, load<f32>(q + o) + load<f32>(g + o) * scale);
+      }
+    }
+  }
+}
+
+// The argmax of each of 16 channels (4 vectors at ximg) over the window rows
+// [y0, y1), columns [x0, x1), in one pass (each pixel's address computed
+// once), then g's 16 values added to dx at those pixels.
+@inline function argmax_scatter_16(
+  ximg: usize, xb: usize, w: i32, y0: i32, y1: i32, x0: i32, x1: i32, g: usize, dximg: usize, dxb: usize,
+): void {
+  let b0 = f32x4.splat(-Infinity), b1 = b0, b2 = b0, b3 = b0;
+  let a0 = i32x4.splat(y0 * w + x0), a1 = a0, a2 = a0, a3 = a0;
+  for (let iy = y0; iy < y1; iy++) {
+    let q = ximg + (<usize>iy * <usize>w + <usize>x0) * xb;
+    let at = iy * w + x0;
+    for (let ix = x0; ix < x1; ix++, q += xb, at++) {
+      const vi = i32x4.splat(at);
+      const v0 = v128.load(q), v1 = v128.load(q, 16), v2 = v128.load(q, 32), v3 = v128.load(q, 48);
+      // Replace the maximum when v > max or v is NaN (PyTorch 1.13's CPU kernel).
+      const t0 = v128.or(f32x4.gt(v0, b0), f32x4.ne(v0, v0));
+      const t1 = v128.or(f32x4.gt(v1, b1), f32x4.ne(v1, v1));
+      const t2 = v128.or(f32x4.gt(v2, b2), f32x4.ne(v2, v2));
+      const t3 = v128.or(f32x4.gt(v3, b3), f32x4.ne(v3, v3));
+      b0 = v128.bitselect(v0, b0, t0); a0 = v128.bitselect(vi, a0, t0);
+      b1 = v128.bitselect(v1, b1, t1); a1 = v128.bitselect(vi, a1, t1);
+      b2 = v128.bitselect(v2, b2, t2); a2 = v128.bitselect(vi, a2, t2);
+      b3 = v128.bitselect(v3, b3, t3); a3 = v128.bitselect(vi, a3, t3);
+    }
+  }
+  scatter_4(dximg, dxb, a0, v128.load(g));
+  scatter_4(dximg + 16, dxb, a1, v128.load(g, 16));
+  scatter_4(dximg + 32, dxb, a2, v128.load(g, 32));
+  scatter_4(dximg + 48, dxb, a3, v128.load(g, 48));
+}
+
+// The same for cn < 16 channels: 4 at a time, then one at a time.
+@inline function argmax_scatter_n(
+  ximg: usize, xb: usize, w: i32, y0: i32, y1: i32, x0: i32, x1: i32, g: usize, dximg: usize, dxb: usize,
+  cn: i32,
+): void {
   let i = 0;
   for (; i + 4 <= cn; i += 4) {
     const o = <usize>i << 2;
-    const gv = f32x4.mul(v128.load(g + o), f32x4.splat(scale));
+    let best = f32x4.splat(-Infinity);
+    let at = i32x4.splat(y0 * w + x0);
     for (let iy = y0; iy < y1; iy++) {
       for (let ix = x0; ix < x1; ix++) {
-        const q = dx + (<usize>iy * <usize>w + <usize>ix) * dxb + o;
-        v128.store(q, f32x4.add(v128.load(q), gv));
+        const v = v128.load(ximg + (<usize>iy * <usize>w + <usize>ix) * xb + o);
+        const take = v128.or(f32x4.gt(v, best), f32x4.ne(v, v));
+        best = v128.bitselect(v, best, take);
+        at = v128.bitselect(i32x4.splat(iy * w + ix), at, take);
       }
     }
+    scatter_4(dximg + o, dxb, at, v128.load(g + o));
   }
   for (; i < cn; i++) {
     const o = <usize>i << 2;
-    const gs = load<f32>(g + o) * scale;
+    let best: f32 = -Infinity;
+    let at = y0 * w + x0;
     for (let iy = y0; iy < y1; iy++) {
       for (let ix = x0; ix < x1; ix++) {
-        const q = dx + (<usize>iy * <usize>w + <usize>ix) * dxb + o;
-        store<f32>(q, load<f32>(q) + gs);
+        const v = load<f32>(ximg + (<usize>iy * <usize>w + <usize>ix) * xb + o);
+        if (v > best || isNaN(v)) {
+          best = v;
+          at = iy * w + ix;
+        }
       }
     }
+    scatter_lane(dximg + o, dxb, at, load<f32>(g + o));
   }
+}
+
+// dx[at lane i, channel i at base] += g lane i, for the 4 lanes.
+@inline function scatter_4(base: usize, dxb: usize, at: v128, g: v128): void {
+  scatter_lane(base, dxb, i32x4.extract_lane(at, 0), f32x4.extract_lane(g, 0));
+  scatter_lane(base + 4, dxb, i32x4.extract_lane(at, 1), f32x4.extract_lane(g, 1));
+  scatter_lane(base + 8, dxb, i32x4.extract_lane(at, 2), f32x4.extract_lane(g, 2));
+  scatter_lane(base + 12, dxb, i32x4.extract_lane(at, 3), f32x4.extract_lane(g, 3));
+}
+
+// dx[pixel, channel at base] += g.
+@inline function scatter_lane(base: usize, dxb: usize, pixel: i32, g: f32): void {
+  const q = base + <usize>pixel * dxb;
+  store<f32>(q, load<f32>(q) + g);
 }
 
 /**
@@ -214,61 +293,38 @@ export function maxpool2d_backward(
 ): void {
   const groups = (c + POOL_UNIT - 1) / POOL_UNIT;
   const xb = <usize>xstride << 2, dyb = <usize>dystride << 2, dxb = <usize>dxstride << 2;
-  for (let g = g0; g < g1; g++) {
-    const img = g / groups, c0 = (g - img * groups) * POOL_UNIT, cn = min(POOL_UNIT, c - c0);
+  for (let g = g0; g < g1;) {
+    // This image's units in the range: channels [c0, c0 + cn).
+    const img = g / groups, gEnd = min(g1, (img + 1) * groups);
+    const c0 = (g - img * groups) * POOL_UNIT, cn = min((gEnd - img * groups) * POOL_UNIT, c) - c0;
+    g = gEnd;
     const plane = <usize>img * <usize>h * <usize>w;
     const ximg = x + plane * xb + (<usize>c0 << 2);
     const dximg = dx + plane * dxb + (<usize>c0 << 2);
     let out = dy + <usize>img * <usize>oh * <usize>ow * dyb + (<usize>c0 << 2);
-    if (accumulate == 0) zero_unit(dximg, dxb, h * w, cn);
+    let zeroed = accumulate != 0 ? h : 0;
     for (let oy = 0; oy < oh; oy++) {
       const y0 = max(oy * s - p, 0), y1 = min(oy * s - p + k, h);
+      if (zeroed < y1) {
+        zero_rows(dximg, dxb, w, zeroed, y1, cn);
+        zeroed = y1;
+      }
       for (let ox = 0; ox < ow; ox++, out += dyb) {
         const x0 = max(ox * s - p, 0), x1 = min(ox * s - p + k, w);
         if (y0 >= y1 || x0 >= x1) continue;
         let i = 0;
-        for (; i + 4 <= cn; i += 4) {
+        for (; i + POOL_UNIT <= cn; i += POOL_UNIT) {
           const o = <usize>i << 2;
-          let best = f32x4.splat(-Infinity);
-          let at = i32x4.splat(y0 * w + x0);
-          for (let iy = y0; iy < y1; iy++) {
-            for (let ix = x0; ix < x1; ix++) {
-              const v = v128.load(ximg + (<usize>iy * <usize>w + <usize>ix) * xb + o);
-              const take = v128.or(f32x4.gt(v, best), f32x4.ne(v, v));
-              best = v128.bitselect(v, best, take);
-              at = v128.bitselect(i32x4.splat(iy * w + ix), at, take);
-            }
-          }
-          const gv = v128.load(out + o);
-          scatter_lane(dximg + o, dxb, i32x4.extract_lane(at, 0), f32x4.extract_lane(gv, 0));
-          scatter_lane(dximg + o + 4, dxb, i32x4.extract_lane(at, 1), f32x4.extract_lane(gv, 1));
-          scatter_lane(dximg + o + 8, dxb, i32x4.extract_lane(at, 2), f32x4.extract_lane(gv, 2));
-          scatter_lane(dximg + o + 12, dxb, i32x4.extract_lane(at, 3), f32x4.extract_lane(gv, 3));
+          argmax_scatter_16(ximg + o, xb, w, y0, y1, x0, x1, out + o, dximg + o, dxb);
         }
-        for (; i < cn; i++) {
+        if (i < cn) {
           const o = <usize>i << 2;
-          let best: f32 = -Infinity;
-          let at = y0 * w + x0;
-          for (let iy = y0; iy < y1; iy++) {
-            for (let ix = x0; ix < x1; ix++) {
-              const v = load<f32>(ximg + (<usize>iy * <usize>w + <usize>ix) * xb + o);
-              if (v > best || isNaN(v)) {
-                best = v;
-                at = iy * w + ix;
-              }
-            }
-          }
-          scatter_lane(dximg + o, dxb, at, load<f32>(out + o));
+          argmax_scatter_n(ximg + o, xb, w, y0, y1, x0, x1, out + o, dximg + o, dxb, cn - i);
         }
       }
     }
+    zero_rows(dximg, dxb, w, zeroed, h, cn);
   }
-}
-
-// dx[pixel, channel at base] += g.
-@inline function scatter_lane(base: usize, dxb: usize, pixel: i32, g: f32): void {
-  const q = base + <usize>pixel * dxb;
-  store<f32>(q, load<f32>(q) + g);
 }
 
 /**
@@ -284,20 +340,27 @@ export function avgpool2d_backward(
 ): void {
   const groups = (c + POOL_UNIT - 1) / POOL_UNIT;
   const dyb = <usize>dystride << 2, dxb = <usize>dxstride << 2;
-  for (let g = g0; g < g1; g++) {
-    const img = g / groups, c0 = (g - img * groups) * POOL_UNIT, cn = min(POOL_UNIT, c - c0);
+  for (let g = g0; g < g1;) {
+    const img = g / groups, gEnd = min(g1, (img + 1) * groups);
+    const c0 = (g - img * groups) * POOL_UNIT, cn = min((gEnd - img * groups) * POOL_UNIT, c) - c0;
+    g = gEnd;
     const dximg = dx + <usize>img * <usize>h * <usize>w * dxb + (<usize>c0 << 2);
     let out = dy + <usize>img * <usize>oh * <usize>ow * dyb + (<usize>c0 << 2);
-    if (accumulate == 0) zero_unit(dximg, dxb, h * w, cn);
+    let zeroed = accumulate != 0 ? h : 0;
     for (let oy = 0; oy < oh; oy++) {
       const ys = oy * s - p, ye = min(ys + k, h + p);
       const y0 = max(ys, 0), y1 = min(ye, h);
+      if (zeroed < y1) {
+        zero_rows(dximg, dxb, w, zeroed, y1, cn);
+        zeroed = y1;
+      }
       for (let ox = 0; ox < ow; ox++, out += dyb) {
         const xs = ox * s - p, xe = min(xs + k, w + p);
         const x0 = max(xs, 0), x1 = min(xe, w);
         add_window(dximg, dxb, w, y0, y1, x0, x1, out, <f32>1 / <f32>((ye - ys) * (xe - xs)), cn);
       }
     }
+    zero_rows(dximg, dxb, w, zeroed, h, cn);
   }
 }
 
@@ -313,17 +376,24 @@ export function adaptive_avgpool2d_backward(
 ): void {
   const groups = (c + POOL_UNIT - 1) / POOL_UNIT;
   const dyb = <usize>dystride << 2, dxb = <usize>dxstride << 2;
-  for (let g = g0; g < g1; g++) {
-    const img = g / groups, c0 = (g - img * groups) * POOL_UNIT, cn = min(POOL_UNIT, c - c0);
+  for (let g = g0; g < g1;) {
+    const img = g / groups, gEnd = min(g1, (img + 1) * groups);
+    const c0 = (g - img * groups) * POOL_UNIT, cn = min((gEnd - img * groups) * POOL_UNIT, c) - c0;
+    g = gEnd;
     const dximg = dx + <usize>img * <usize>h * <usize>w * dxb + (<usize>c0 << 2);
     let out = dy + <usize>img * <usize>oh * <usize>ow * dyb + (<usize>c0 << 2);
-    if (accumulate == 0) zero_unit(dximg, dxb, h * w, cn);
+    let zeroed = accumulate != 0 ? h : 0;
     for (let oy = 0; oy < oh; oy++) {
       const y0 = (oy * h) / oh, y1 = ((oy + 1) * h + oh - 1) / oh;
+      if (zeroed < y1) {
+        zero_rows(dximg, dxb, w, zeroed, y1, cn);
+        zeroed = y1;
+      }
       for (let ox = 0; ox < ow; ox++, out += dyb) {
         const x0 = (ox * w) / ow, x1 = ((ox + 1) * w + ow - 1) / ow;
         add_window(dximg, dxb, w, y0, y1, x0, x1, out, <f32>1 / <f32>((y1 - y0) * (x1 - x0)), cn);
       }
     }
+    zero_rows(dximg, dxb, w, zeroed, h, cn);
   }
 }

@@ -30,7 +30,17 @@ const SHAPES: Shape[] = [
   { name: "3a 3x3, 96 -> 128, 28x28", n: 1, h: 28, w: 28, c: 96, oc: 128, k: 3, s: 1, p: 1 },
   { name: "3a 5x5, 16 -> 32, 28x28", n: 1, h: 28, w: 28, c: 16, oc: 32, k: 5, s: 1, p: 2 },
   { name: "4a 1x1, 480 -> 192, 14x14", n: 1, h: 14, w: 14, c: 480, oc: 192, k: 1, s: 1, p: 0 },
-  { name: "4a 1x1, 480 -> 192, 14x14, batch 8", n: 8, h: 14, w: 14, c: 480, oc: 192, k: 1, s: 1, p: 0 },
+  {
+    name: "4a 1x1, 480 -> 192, 14x14, batch 8",
+    n: 8,
+    h: 14,
+    w: 14,
+    c: 480,
+    oc: 192,
+    k: 1,
+    s: 1,
+    p: 0,
+  },
   { name: "4e 3x3, 160 -> 320, 14x14", n: 1, h: 14, w: 14, c: 160, oc: 320, k: 3, s: 1, p: 1 },
   { name: "5b 3x3, 192 -> 384, 7x7, batch 8", n: 8, h: 7, w: 7, c: 192, oc: 384, k: 3, s: 1, p: 1 },
   { name: "fc 1024 -> 1000, batch 16", n: 16, h: 1, w: 1, c: 1024, oc: 1000, k: 1, s: 1, p: 0 },
@@ -59,7 +69,8 @@ function peak(flops: number): number {
 k.fma_peak(100_000, 1024);
 
 for (const s of SHAPES) {
-  const oh = Math.floor((s.h + 2 * s.p - s.k) / s.s) + 1, ow = Math.floor((s.w + 2 * s.p - s.k) / s.s) + 1;
+  const oh = Math.floor((s.h + 2 * s.p - s.k) / s.s) + 1,
+    ow = Math.floor((s.w + 2 * s.p - s.k) / s.s) + 1;
   const kk = s.k * s.k * s.c, m = s.n * oh * ow;
   const floats = [s.n * s.h * s.w * s.c, m * s.oc, s.oc * kk];
   const scratchBytes = k.conv2d_weight_grad_scratch_bytes(s.c, s.k, s.k, ow, s.oc);
@@ -71,13 +82,39 @@ for (const s of SHAPES) {
   });
   const scratch = at;
   at += scratchBytes + 64;
-  if (at > memory.buffer.byteLength) memory.grow(Math.ceil((at - memory.buffer.byteLength) / 65536));
+  if (at > memory.buffer.byteLength) {
+    memory.grow(Math.ceil((at - memory.buffer.byteLength) / 65536));
+  }
   const view = new Float32Array(memory.buffer);
   for (let i = 0; i < (at - 1024) / 4; i++) view[256 + i] = ((i * 2654435761) % 1000) / 1000 - 0.5;
   const [x, dy, dw] = addr;
   const flops = 2 * m * s.oc * kk;
   const run = () =>
-    k.conv2d_weight_grad(x, s.c, s.n, s.h, s.w, s.c, s.k, s.k, s.s, s.s, s.p, s.p, oh, ow, dy, s.oc, s.oc, dw, scratch, 0, s.oc, 0, kk);
+    k.conv2d_weight_grad(
+      x,
+      s.c,
+      s.n,
+      s.h,
+      s.w,
+      s.c,
+      s.k,
+      s.k,
+      s.s,
+      s.s,
+      s.p,
+      s.p,
+      oh,
+      ow,
+      dy,
+      s.oc,
+      s.oc,
+      dw,
+      scratch,
+      0,
+      s.oc,
+      0,
+      kk,
+    );
   run();
   const reps = Math.max(5, Math.min(30, Math.round(2e9 / flops)));
   const rates: number[] = [], ratios: number[] = [], peaks: number[] = [];
@@ -100,9 +137,60 @@ for (const s of SHAPES) {
   }
   console.log(
     `conv2d_weight_grad ${s.name}: best ${best(rates).toFixed(1)} GFLOP/s = ` +
-      `${(100 * best(rates) / best(peaks)).toFixed(0)} % of the best fma_peak (${best(peaks).toFixed(1)}); ` +
+      `${(100 * best(rates) / best(peaks)).toFixed(0)} % of the best fma_peak (${
+        best(peaks).toFixed(1)
+      }); ` +
       `median ratio ${(100 * median(ratios)).toFixed(0)} % ` +
       `(${(flops / 1e9).toFixed(3)} GFLOP, ${(flops / best(rates) / 1e6).toFixed(2)} ms); ` +
       `bias_grad ${Math.min(...bt).toFixed(3)} ms`,
+  );
+}
+
+// The memory-bound backward kernels next to their forwards (ms, best of 20), GoogLeNet shapes at batch 1.
+{
+  const view = new Float32Array(memory.buffer);
+  const time = (f: () => void) => {
+    f();
+    let t = Infinity;
+    for (let r = 0; r < 20; r++) {
+      const s = performance.now();
+      f();
+      t = Math.min(t, performance.now() - s);
+    }
+    return t;
+  };
+  const [x, y, dy, dx, scratch] = [1 << 20, 16 << 20, 32 << 20, 48 << 20, 64 << 20];
+  for (let i = 0; i < (72 << 20) / 4; i++) view[i] = ((i * 2654435761) % 1000) / 1000 - 0.5;
+  const pools = [
+    ["maxpool1 3x3/2 ceil, 112x112x64", 112, 64, 3, 2, 0, 56],
+    ["maxpool3 3x3/1 pad 1, 28x28x192 (inception3a pool)", 28, 192, 3, 1, 1, 28],
+    ["maxpool4 3x3/2 ceil, 28x28x480", 28, 480, 3, 2, 0, 14],
+  ] as const;
+  for (const [name, h, c, kk, s, p, oh] of pools) {
+    const fwd = time(() => k.maxpool2d(x, c, h, h, c, kk, s, p, oh, oh, y, c, scratch, 0, oh));
+    const bwd = time(() =>
+      k.maxpool2d_backward(x, c, h, h, c, kk, s, p, oh, oh, dy, c, dx, c, 0, 0, Math.ceil(c / 16))
+    );
+    console.log(`${name}: maxpool2d ${fwd.toFixed(3)} ms, maxpool2d_backward ${bwd.toFixed(3)} ms`);
+  }
+  const fwd = time(() => k.avgpool2d(x, 528, 14, 14, 528, 5, 3, 0, 4, 4, y, 528, scratch, 0, 4));
+  const bwd = time(() =>
+    k.avgpool2d_backward(dy, 528, 14, 14, 528, 5, 3, 0, 4, 4, dx, 528, 0, 0, 33)
+  );
+  console.log(
+    `aux avgpool 5x5/3, 14x14x528: avgpool2d ${fwd.toFixed(3)} ms, backward ${bwd.toFixed(3)} ms`,
+  );
+  const afwd = time(() => k.adaptive_avgpool2d(x, 1024, 7, 7, 1024, 1, 1, y, 1024, 0, 1));
+  const abwd = time(() =>
+    k.adaptive_avgpool2d_backward(dy, 1024, 7, 7, 1024, 1, 1, dx, 1024, 0, 0, 64)
+  );
+  console.log(
+    `global avgpool 7x7x1024: forward ${afwd.toFixed(3)} ms, backward ${abwd.toFixed(3)} ms`,
+  );
+  const relu = time(() => k.relu_backward(dy, 64, y, 64, 64, 0, 112 * 112));
+  console.log(
+    `relu_backward 112x112x64: ${relu.toFixed(3)} ms (${
+      (112 * 112 * 64 * 12 / relu / 1e6).toFixed(1)
+    } GB/s)`,
   );
 }

@@ -600,6 +600,16 @@ function adaptiveBackwardRef(dy: Float32Array, s: PoolShape, oh: number, ow: num
 }
 
 const MAX_POOL_CASES: Record<string, PoolShape> = {
+  "1x1 stride 2 (rows and columns no window reaches stay zero), c 21": {
+    n: 2,
+    h: 8,
+    w: 6,
+    c: 21,
+    k: 1,
+    s: 2,
+    p: 0,
+    ceil: false,
+  },
   "3x3 stride 2 ceil mode on 9x8 (partial windows), c 5": {
     n: 2,
     h: 9,
@@ -634,6 +644,16 @@ const MAX_POOL_CASES: Record<string, PoolShape> = {
 };
 
 const AVG_POOL_CASES: Record<string, PoolShape> = {
+  "2x2 stride 3 (rows and columns no window reaches stay zero), c 9": {
+    n: 1,
+    h: 9,
+    w: 7,
+    c: 9,
+    k: 2,
+    s: 3,
+    p: 0,
+    ceil: false,
+  },
   "5x5 stride 3 (aux head) on 14x14, c 19": {
     n: 2,
     h: 14,
