@@ -49,10 +49,12 @@ export {
 } from "./src/model/googlenet.ts";
 export {
   decodeImage,
+  decodeJpegDraft,
   type DecodeOptions,
   IMAGENET_MEAN,
   IMAGENET_STD,
   type ImageSource,
+  type JpegDraftOptions,
   type LoadImageOptions,
   type Normalization,
   type PixelData,
