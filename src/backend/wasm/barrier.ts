@@ -12,7 +12,7 @@
  * beats its heartbeat as it waits at a barrier (every 50 ms at most) and
  * while it faults in pages. The calling thread gives a run up with a
  * {@linkcode BackendError} when the fault flag is set, or when a worker it
- * waits for has not beaten for a while ({@linkcode STALL_MS}, longer when the
+ * waits for has not beaten for a while (2 s, longer when the
  * run's steps are long): a worker the runtime ended, or one that closed
  * itself.
  *
@@ -74,13 +74,13 @@ export function beatAs(tid: number): void {
  * worker beats every 50 ms; a working one does not beat within a chunk. A
  * chunk takes milliseconds, but one of a batch of hundreds of images on a
  * busy machine may take seconds: the wait also stretches to
- * {@linkcode STALL_STEPS} times the longest plan step the calling thread has
+ * `STALL_STEPS` times the longest plan step the calling thread has
  * run in this run (chunks are near-equal, and it runs several per step).
  */
-export const STALL_MS = 2000;
+const STALL_MS = 2000;
 
-/** The wait for a silent worker, in longest steps of the calling thread (see {@linkcode STALL_MS}). */
-export const STALL_STEPS = 4;
+/** The wait for a silent worker, in longest steps of the calling thread (see `STALL_MS`). */
+const STALL_STEPS = 4;
 
 // The calling thread's step times in the current run (see startRun).
 let stepStart = 0;

@@ -130,11 +130,6 @@ export class ThreadPool {
     return pool;
   }
 
-  /** Whether workers are running now (false once idle or failed ones were let go). */
-  get running(): boolean {
-    return this.#crew !== null && this.#crew.failed === null;
-  }
-
   /** Sends `plan` to the workers once (before its first run; a new crew gets every installed plan). */
   async install(plan: Plan, layout: MemoryLayout): Promise<void> {
     this.#check();
