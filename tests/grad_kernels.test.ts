@@ -13,7 +13,13 @@
  */
 
 import assert from "node:assert/strict";
-import { instantiateKernels, type KernelExports, kernelUrl } from "../src/backend/wasm/kernels.ts";
+import {
+  describeModule,
+  instantiateKernels,
+  type KernelExports,
+  kernelUrl,
+} from "../src/backend/wasm/kernels.ts";
+import { BackendError } from "../src/errors.ts";
 import { assertClose } from "./_support/assert_close.ts";
 import { packedSize, packGemm, packWinograd } from "../src/backend/pack.ts";
 import type { WinogradVariant } from "../src/graph/ops.ts";
@@ -1129,3 +1135,48 @@ for (const [isa] of BUILDS) {
     });
   }
 }
+
+Deno.test("describeModule refuses a kernel module without the training kernels", () => {
+  // A module importing env.memory and exporting only the forward names it checks first.
+  const name = (text: string) => [text.length, ...new TextEncoder().encode(text)];
+  const imports = [1, ...name("env"), ...name("memory"), 2, 0, 0];
+  const exports = [2, ...name("gemm_bias"), 0, 0, ...name("conv2d_bias_relu"), 0, 0];
+  const bytes = new Uint8Array([
+    0,
+    97,
+    115,
+    109,
+    1,
+    0,
+    0,
+    0,
+    1,
+    4,
+    1,
+    0x60,
+    0,
+    0, // type: () -> ()
+    2,
+    imports.length,
+    ...imports,
+    3,
+    2,
+    1,
+    0, // one function of type 0
+    7,
+    exports.length,
+    ...exports,
+    10,
+    4,
+    1,
+    2,
+    0,
+    0x0b, // its empty body
+  ]);
+  assert.throws(
+    () => describeModule(new WebAssembly.Module(bytes)),
+    (e) => e instanceof BackendError && /lacks the training kernels/.test(e.message),
+  );
+  const current = new WebAssembly.Module(Deno.readFileSync(kernelUrl("simd", false)));
+  assert.equal(describeModule(current).module, current);
+});

@@ -442,6 +442,12 @@ export function describeModule(module: WebAssembly.Module): CompiledKernels {
         "src/backend/wasm/kernels/kernels-*.wasm",
     );
   }
+  if (!exports.has("conv2d_weight_grad")) {
+    throw new BackendError(
+      "`wasmModule` was compiled from an older kernels-*.wasm: it lacks the training kernels " +
+        "(conv2d_weight_grad); compile src/backend/wasm/kernels/kernels-*.wasm of this version",
+    );
+  }
   // A threads build cannot be told apart by its imports' descriptors here; try a private memory first.
   return { module, shared: false, isa: "unknown" };
 }
