@@ -127,7 +127,16 @@ export function checkOptions<T extends object>(
       `Expected the options of ${name} to be an object, got ${describeValue(options)}`,
     );
   }
-  const copy = { ...options };
+  let copy: T;
+  try {
+    copy = { ...options };
+  } catch (error) {
+    // A getter or a Proxy trap threw while the options were read.
+    throw new Fail(
+      `Cannot read the options of ${name}: ${error instanceof Error ? error.message : error}`,
+      { cause: error },
+    );
+  }
   const unknown = Object.keys(copy).filter((key) => !allowedKeys.includes(key));
   if (unknown.length > 0) {
     const list = allowedKeys.map((k) => JSON.stringify(k)).join(", ");

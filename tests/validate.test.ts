@@ -230,3 +230,25 @@ Deno.test("checkTimeout: milliseconds above 0 up to 2^31 - 1 (past it timers fir
     );
   }
 });
+
+Deno.test("checkOptions: options whose getters throw are an OptionError, read once", () => {
+  let reads = 0;
+  const options = {
+    get resize() {
+      reads++;
+      return 256;
+    },
+  };
+  assert.equal(checkOptions("preprocess", options, ["resize"]).resize, 256);
+  assert.equal(reads, 1);
+  const hostile = {
+    get resize(): number {
+      throw new TypeError("no");
+    },
+  };
+  throwsExactly(
+    () => checkOptions("preprocess", hostile, ["resize"]),
+    OptionError,
+    "Cannot read the options of preprocess: no",
+  );
+});
