@@ -135,12 +135,14 @@ export function encodeWeights(path: string, stateDict: StateDict): Uint8Array {
 /**
  * Saves a checkpoint: the weights at `path`, `classes.json` next to it and,
  * with `optimizer` or `progress`, the sidecar `<path>.optim.safetensors`.
- * The sidecar is written first and the weights last, each atomically.
+ * Every file is first written under a temporary name; only when all are
+ * written are they renamed into place, so a failure (disk full) leaves the
+ * previous files, weights and sidecar alike, as they were.
  *
  * @param path The checkpoint (`.pth`, `.pt` or `.safetensors`).
  * @param stateDict The model's state dict.
  * @param options Class names, optimizer state and progress.
- * @throws {CheckpointError} When a file cannot be written (the previous one is kept).
+ * @throws {CheckpointError} When a file cannot be written (the previous ones are kept).
  *
  * @example
  * ```ts
@@ -159,16 +161,31 @@ export async function saveCheckpoint(
   stateDict: StateDict,
   options: SaveCheckpointOptions = {},
 ): Promise<void> {
+  const files: [string, () => Uint8Array][] = [[path, () => encodeWeights(path, stateDict)]];
   if (options.optimizer || options.progress) {
-    await writeAtomic(sidecarPath(path), encodeSidecar(options.optimizer, options.progress));
+    files.push([sidecarPath(path), () => encodeSidecar(options.optimizer, options.progress)]);
   }
   if (options.classes) {
-    await writeAtomic(
-      classesPath(path),
-      new TextEncoder().encode(JSON.stringify(options.classes, null, 2) + "\n"),
+    const text = JSON.stringify(options.classes, null, 2) + "\n";
+    files.push([classesPath(path), () => new TextEncoder().encode(text)]);
+  }
+  const suffix = `.tmp-${Deno.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  const written: string[] = [];
+  try {
+    for (const [target, encode] of files) {
+      written.push(target + suffix);
+      await Deno.writeFile(target + suffix, encode());
+    }
+    for (const [target] of files) await Deno.rename(target + suffix, target);
+  } catch (error) {
+    await Promise.all(written.map((tmp) => Deno.remove(tmp).catch(() => {})));
+    throw new CheckpointError(
+      `Cannot save the checkpoint ${path}: ${
+        (error as Error).message.replace(/ \(os error \d+\).*$/, "")
+      }; the checkpoint there before (if any) is intact`,
+      { cause: error },
     );
   }
-  await writeAtomic(path, encodeWeights(path, stateDict));
 }
 
 /** The optimizer state and progress as one safetensors file (tensors `state.<index>.<key>`). */

@@ -1,0 +1,297 @@
+/**
+ * `deno task train` on bad input, run as a user runs it (a child process),
+ * on tiny image folders built from tests/fixtures/images (JPEG, grey PNG,
+ * RGBA PNG, palette PNG, mixed sizes), at 64x64 without aux heads, one step:
+ * - a corrupt image is skipped and counted (named on stderr, `skipped` in the
+ *   JSON record), a non-image file is ignored, an empty class folder is kept
+ *   as a class with a warning; the checkpoint, its optimizer sidecar and
+ *   classes.json are written, PyTorch-free `deno task classify` then prints
+ *   the folder's class names, and `deno task evaluate` prints the matrix;
+ * - a single class, class folders differing only in case: clear errors;
+ * - a checkpoint of another class count: an error that names both counts,
+ *   and with `--trainable fc.` a re-initialised head that trains;
+ * - a checkpoint of the other variant: an error that names both;
+ * - disk full while saving (a 40 MB tmpfs, root only): exit 1, the previous
+ *   checkpoint byte-identical, no temporary file left behind.
+ */
+
+import assert from "node:assert/strict";
+import { loadWeights } from "../mod.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const IMAGES = `${ROOT}tests/fixtures/images`;
+const FAST = ["--size", "64", "--no-aux", "--batch", "4", "--threads", "1", "--workers", "0"];
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function task(name: string, args: string[]): Promise<Run> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["task", "--quiet", name, ...args],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
+}
+
+/** Builds root/<class>/<file> from `files`: fixture names are copied, `bytes` written. */
+async function folder(spec: Record<string, Record<string, string | Uint8Array>>): Promise<string> {
+  const root = await Deno.makeTempDir({ prefix: "train_cmd_" });
+  for (const [cls, files] of Object.entries(spec)) {
+    await Deno.mkdir(`${root}/data/${cls}`, { recursive: true });
+    for (const [name, source] of Object.entries(files)) {
+      const path = `${root}/data/${cls}/${name}`;
+      if (typeof source === "string") await Deno.copyFile(`${IMAGES}/${source}`, path);
+      else await Deno.writeFile(path, source);
+    }
+  }
+  return root;
+}
+
+const MIXED = {
+  cat: {
+    "a.jpg": "chelsea_exif6.jpg",
+    "b.png": "chelsea_rgba.png",
+    "c.png": "chelsea_palette.png",
+    "d.png": "coffee_rgb.png",
+    "broken.jpg": new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3, 4, 5]),
+    "notes.txt": new TextEncoder().encode("not an image"),
+  },
+  empty: {},
+  grey: {
+    "a.png": "camera_grey.png",
+    "b.jpg": "camera_grey_q90.jpg",
+    "c.png": "astronaut_16bit.png",
+    "d.jpg": "rocket_progressive.jpg",
+  },
+};
+
+Deno.test("train: mixed images, a corrupt one skipped, an empty class kept, then classify and evaluate", async () => {
+  const root = await folder(MIXED);
+  try {
+    const run = await task("train", [
+      `${root}/data`,
+      ...FAST,
+      "--steps",
+      "2",
+      "--val-split",
+      "0.25",
+      "--out",
+      `${root}/best.pth`,
+      "--json",
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stderr, /class folder\(s\) without images \(kept as classes\): empty/);
+    assert.match(run.stderr, /Skipped .*broken\.jpg: /);
+    assert.doesNotMatch(run.stderr, /notes\.txt/);
+    const records = run.stdout.trim().split("\n").map((line) => JSON.parse(line));
+    const epoch = records.find((r) => r.type === "epoch");
+    assert.equal(epoch.skipped, 1, run.stderr);
+    assert.equal(epoch.step, 2);
+    assert.ok(Number.isFinite(epoch.trainLoss) && Number.isFinite(epoch.valLoss));
+    assert.equal(records.filter((r) => r.type === "step").length, 2);
+    const classes = JSON.parse(await Deno.readTextFile(`${root}/classes.json`));
+    assert.deepEqual(classes.classes, ["cat", "empty", "grey"]);
+    assert.equal(classes.size, 64);
+    const weights = await loadWeights(`${root}/best.pth`);
+    assert.deepEqual(weights.get("fc.weight")?.shape, [3, 1024]);
+    for (
+      const f of ["best.pth.optim.safetensors", "best.last.pth", "best.last.pth.optim.safetensors"]
+    ) {
+      assert.ok((await Deno.stat(`${root}/${f}`)).size > 0, f);
+    }
+    assert.deepEqual(
+      [...Deno.readDirSync(root)].filter((e) => e.name.includes(".tmp-")),
+      [],
+      "no temporary file left",
+    );
+
+    const classify = await task("classify", [
+      "--weights",
+      `${root}/best.pth`,
+      `${IMAGES}/coffee_rgb.png`,
+    ]);
+    assert.equal(classify.code, 0, classify.stderr);
+    const names = [...classify.stdout.matchAll(/%\s+(\S+) \((\d)\)/g)].map((m) => m[1]).sort();
+    assert.deepEqual(names, ["cat", "empty", "grey"]);
+
+    const evaluate = await task("evaluate", [
+      `${root}/data`,
+      "--weights",
+      `${root}/best.pth`,
+      "--json",
+    ]);
+    assert.equal(evaluate.code, 0, evaluate.stderr);
+    const result = JSON.parse(evaluate.stdout);
+    assert.equal(result.count, 8); // 9 images, the corrupt one skipped
+    assert.equal(result.skipped, 1);
+    assert.equal(result.confusion.flat().reduce((a: number, b: number) => a + b, 0), 8);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("train: a single class and class names differing only in case are refused", async () => {
+  const one = await folder({ cat: { "a.jpg": "chelsea_exif6.jpg", "b.png": "coffee_rgb.png" } });
+  const cased = await folder({
+    cat: { "a.jpg": "chelsea_exif6.jpg" },
+    Cat: { "b.png": "coffee_rgb.png" },
+  });
+  try {
+    const single = await task("train", [
+      `${one}/data`,
+      ...FAST,
+      "--steps",
+      "1",
+      "--out",
+      `${one}/b.pth`,
+    ]);
+    assert.equal(single.code, 2);
+    assert.match(single.stderr, /has 1 class \(cat\): a classifier needs at least 2 class folders/);
+    const clash = await task("train", [
+      `${cased}/data`,
+      ...FAST,
+      "--steps",
+      "1",
+      "--out",
+      `${cased}/b.pth`,
+    ]);
+    assert.equal(clash.code, 1);
+    assert.match(clash.stderr, /differ only in case: Cat and cat/);
+    for (const dir of [one, cased]) {
+      assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["data"], "nothing written");
+    }
+  } finally {
+    await Deno.remove(one, { recursive: true });
+    await Deno.remove(cased, { recursive: true });
+  }
+});
+
+Deno.test("train: checkpoints of another class count or the other variant", async () => {
+  const three = await folder({
+    a: { "1.png": "coffee_rgb.png" },
+    b: { "1.png": "camera_grey.png" },
+    c: { "1.jpg": "chelsea_exif6.jpg" },
+  });
+  const two = await folder({ a: { "1.png": "coffee_rgb.png" }, b: { "1.png": "camera_grey.png" } });
+  try {
+    const first = await task("train", [
+      `${three}/data`,
+      ...FAST,
+      "--steps",
+      "1",
+      "--val-split",
+      "0",
+      "--out",
+      `${three}/c.pth`,
+    ]);
+    assert.equal(first.code, 0, first.stderr);
+    const args = [
+      `${two}/data`,
+      ...FAST,
+      "--steps",
+      "1",
+      "--val-split",
+      "0",
+      "--out",
+      `${two}/d.pth`,
+    ];
+    const count = await task("train", [...args, "--weights", `${three}/c.pth`]);
+    assert.equal(count.code, 1);
+    assert.match(count.stderr, /was trained for 3 classes, expected 2 .*--trainable fc\./);
+    const variant = await task("train", [
+      ...args,
+      "--weights",
+      `${three}/c.pth`,
+      "--variant",
+      "torchvision",
+    ]);
+    assert.equal(variant.code, 1);
+    assert.match(
+      variant.stderr,
+      /holds the seed variant .* expected the torchvision variant: pass --variant seed/,
+    );
+    assert.equal((await Array.fromAsync(Deno.readDir(two))).length, 1, "nothing written");
+
+    const head = await task("train", [
+      ...args,
+      "--weights",
+      `${three}/c.pth`,
+      "--trainable",
+      "fc.",
+    ]);
+    assert.equal(head.code, 0, head.stderr);
+    assert.match(head.stderr, /the head \(fc\) is re-initialised for 2/);
+    const before = await loadWeights(`${three}/c.pth`);
+    const after = await loadWeights(`${two}/d.pth`);
+    assert.deepEqual(after.get("fc.weight")?.shape, [2, 1024]);
+    // Frozen layers are the checkpoint's, bit for bit.
+    assert.deepEqual(
+      after.get("inception5b.branch1.conv.weight")?.data,
+      before.get("inception5b.branch1.conv.weight")?.data,
+    );
+  } finally {
+    await Deno.remove(three, { recursive: true });
+    await Deno.remove(two, { recursive: true });
+  }
+});
+
+Deno.test({
+  name: "train: disk full while saving keeps the previous checkpoint intact",
+  ignore: Deno.uid() !== 0,
+  fn: async () => {
+    const root = await folder({
+      a: { "1.png": "coffee_rgb.png" },
+      b: { "1.png": "camera_grey.png" },
+    });
+    const disk = `${root}/disk`;
+    await Deno.mkdir(disk);
+    const mount = await new Deno.Command("mount", {
+      args: ["-t", "tmpfs", "-o", "size=40m", "tmpfs", disk],
+      stderr: "piped",
+    }).output();
+    if (!mount.success) {
+      console.log(
+        `Skipping the disk-full case: cannot mount a tmpfs (${
+          new TextDecoder().decode(mount.stderr).trim()
+        })`,
+      );
+      await Deno.remove(root, { recursive: true });
+      return;
+    }
+    try {
+      const args = [
+        `${root}/data`,
+        ...FAST,
+        "--steps",
+        "1",
+        "--val-split",
+        "0",
+        "--optimizer",
+        "sgd",
+      ];
+      // A first checkpoint (24 MB of weights, 24 MB of SGD momentum) where there is room.
+      const first = await task("train", [...args, "--out", `${root}/best.pth`]);
+      assert.equal(first.code, 0, first.stderr);
+      await Deno.copyFile(`${root}/best.pth`, `${disk}/best.pth`);
+      const previous = await Deno.readFile(`${disk}/best.pth`);
+      // 24 of 40 MB used: the new weights and momentum (48 MB) do not fit.
+      const full = await task("train", [...args, "--out", `${disk}/best.pth`, "--seed", "3"]);
+      assert.equal(full.code, 1);
+      assert.match(
+        full.stderr,
+        /Cannot save the checkpoint .*best\.pth: .*; the checkpoint there before \(if any\) is intact/,
+      );
+      assert.deepEqual(await Deno.readFile(`${disk}/best.pth`), previous);
+      assert.deepEqual([...Deno.readDirSync(disk)].map((e) => e.name), ["best.pth"]);
+    } finally {
+      await new Deno.Command("umount", { args: [disk] }).output();
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});
