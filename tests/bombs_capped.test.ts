@@ -43,6 +43,14 @@ const CASES: Record<string, Expected> = {
     name: ".pth of 8 MB whose pickle makes 8 000 000 empty dicts (1.6 GB of heap)",
     error: { name: "WeightsFormatError", message: /more than 500000 objects/ },
   },
+  "safetensors-header": {
+    name:
+      "safetensors of a 60 MB header of 20 000 000 empty arrays (gigabytes of heap once parsed)",
+    error: {
+      name: "WeightsFormatError",
+      message: /opens 19999999 arrays and objects: expected at most 1000000/,
+    },
+  },
   "pickle-reduce": {
     name: ".pth of 2 MB whose pickle copies a 1 MiB strided view 200 000 times (memoised REDUCE)",
     error: { name: "WeightsFormatError", message: /makes more tensor data than it holds/ },

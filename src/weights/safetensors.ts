@@ -24,6 +24,11 @@ import { checkEnum, checkInstance, checkOptions, describeValue } from "../valida
 
 /** The largest JSON header accepted, as in the reference implementation. */
 const MAX_HEADER_BYTES = 100_000_000;
+/**
+ * Most arrays and objects a header may hold (3 per tensor): 100 MB of `[]`
+ * would be 50 M arrays, gigabytes of heap, from the JSON parser.
+ */
+const MAX_HEADER_CONTAINERS = 1_000_000;
 const METADATA_KEY = "__metadata__";
 
 /** The contents of a safetensors file. */
@@ -200,6 +205,17 @@ interface Entry {
 }
 
 function parseHeader(json: Uint8Array): Record<string, unknown> {
+  let containers = 0;
+  for (let i = 0; i < json.length; i++) {
+    const c = json[i];
+    if (c === 0x5b || c === 0x7b) containers++; // "[" or "{" (in names too: an overestimate)
+  }
+  if (containers > MAX_HEADER_CONTAINERS) {
+    throw new WeightsFormatError(
+      `Safetensors header opens ${containers} arrays and objects: expected at most ` +
+        `${MAX_HEADER_CONTAINERS} (3 per tensor), refusing a possible memory bomb`,
+    );
+  }
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(json));

@@ -12,8 +12,10 @@ import { preprocess } from "../../src/image/preprocess.ts";
 import { decodeImage } from "../../src/image/decode.ts";
 import { loadWeights } from "../../src/weights/load.ts";
 import { readPth } from "../../src/weights/pth.ts";
+import { readSafetensors } from "../../src/weights/safetensors.ts";
 import {
   ancillaryBombPng,
+  arrayHeaderSafetensors,
   deflatedPicklePth,
   emptyDictsPth,
   greyPng,
@@ -39,6 +41,8 @@ const CASES: Record<string, () => Promise<unknown>> = {
   "zip-shared-stream": async () => readPth(await sharedStreamZip(400, 16 << 20)),
   "pickle-deflated": async () => readPth(await deflatedPicklePth(2 ** 30)),
   "pickle-objects": () => Promise.resolve().then(() => readPth(emptyDictsPth(8_000_000))),
+  "safetensors-header": () =>
+    Promise.resolve().then(() => readSafetensors(arrayHeaderSafetensors(60_000_000))),
   "pickle-reduce": () => Promise.resolve().then(() => readPth(reduceBombPth(200_000, 512))),
   "png-ancillary": async () => {
     const image = decodeImage(await ancillaryBombPng(512 << 20));

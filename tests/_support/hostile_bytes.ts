@@ -355,3 +355,19 @@ export function emptyDictsPth(count: number): Uint8Array<ArrayBuffer> {
   pickle[count + 2] = 0x2e;
   return writeZip([{ name: "a/data.pkl", data: pickle }, { name: "a/version", data: VERSION }]);
 }
+
+/**
+ * A safetensors file of `headerBytes` of JSON header, `{"a": [[], [], ...]}`:
+ * one array per 3 bytes, each tens of bytes of heap once parsed.
+ */
+export function arrayHeaderSafetensors(headerBytes: number): Uint8Array<ArrayBuffer> {
+  const file = new Uint8Array(8 + headerBytes).fill(0x20);
+  new DataView(file.buffer).setBigUint64(0, BigInt(headerBytes), true);
+  const open = new TextEncoder().encode('{"a":[');
+  file.set(open, 8);
+  let at = 8 + open.length;
+  const end = file.length - 4;
+  for (; at + 3 <= end; at += 3) file.set([0x5b, 0x5d, 0x2c], at); // "[],"
+  file.set([0x5b, 0x5d, 0x5d, 0x7d], at); // "[]]}"
+  return file;
+}
