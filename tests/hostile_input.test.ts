@@ -39,6 +39,7 @@ import { assertSameBits } from "./_support/edge_child.ts";
 import { loadWeights, OptionError, preprocess, readPth, topK, writePth } from "../mod.ts";
 import {
   ancillaryBombPng,
+  arrayHeaderSafetensors,
   badDepthPng,
   deflatedPicklePth,
   emptyDictsPth,
@@ -600,6 +601,12 @@ const CASES: HostileCase[] = [
     name: "weights: a pickle of 600 000 empty dicts (one byte of pickle, ~200 bytes of heap each)",
     action: () => readPth(emptyDictsPth(600_000)),
     expected: { error: WeightsFormatError, message: /more than 500000 objects/ },
+  },
+  {
+    name:
+      "weights: a safetensors header of 4 MB of empty arrays (1.3 M, tens of bytes of heap each)",
+    action: () => readSafetensors(arrayHeaderSafetensors(4_000_000)),
+    expected: { error: WeightsFormatError, message: /opens 1333333 arrays and objects/ },
   },
   {
     name: "image: iCCP, zTXt and iTXt chunks of 64 MiB each are skipped, not inflated",
