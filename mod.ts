@@ -39,10 +39,13 @@ export type {
 export { countMacs, type MacCount } from "./src/graph/cost.ts";
 export type { VariantName } from "./src/model/variant.ts";
 export {
+  type BackwardOptions,
+  type BackwardResult,
   type ForwardOptions,
   GoogLeNet,
   type GoogLeNetOptions,
   type LoadStateDictOptions,
+  type Parameter,
   type Preference,
   type StateDictInput,
   type TrainingOutputs,
@@ -86,6 +89,10 @@ export {
   pretrainedWeights,
 } from "./src/weights/mod.ts";
 export { DownloadError } from "./src/errors.ts";
+export { checkLabels, type CrossEntropy, crossEntropy } from "./src/train/loss.ts";
+export { Optimizer, type OptimizerStateDict, type ParameterState } from "./src/train/optimizer.ts";
+export { SGD, type SGDOptions } from "./src/train/sgd.ts";
+export { Adam, type AdamOptions, AdamW } from "./src/train/adam.ts";
 export * from "./src/data/mod.ts";
 export { DatasetError } from "./src/errors.ts";
 export { IMAGENET_CLASSES } from "./src/labels/imagenet.ts";

@@ -29,8 +29,27 @@ function touches(op: Op): { reads: [View, number][]; writes: [View, number][] } 
       return { reads: [[op.x, op.weights.k]], writes: [[op.y, op.weights.n]] };
     case "dropout":
       return { reads: [[op.x, op.x.stride]], writes: [[op.x, op.x.stride]] };
-    default:
+    case "maxpool2d":
+    case "avgpool2d":
+    case "adaptive_avgpool2d":
       return { reads: [[op.x, op.c]], writes: [[op.y, op.c]] };
+    case "conv2d_grad_input": {
+      const reads: [View, number][] = [[op.dy, op.c]];
+      if (op.accumulate) reads.push([op.dx, op.oc]);
+      return { reads, writes: [[op.dx, op.oc]] };
+    }
+    case "conv2d_grad_weight":
+      return { reads: [[op.x, op.c], [op.dy, op.oc]], writes: [] };
+    case "relu_grad":
+      return { reads: [[op.y, op.c], [op.dy, op.c]], writes: [[op.dy, op.c]] };
+    case "maxpool2d_grad":
+    case "avgpool2d_grad":
+    case "adaptive_avgpool2d_grad": {
+      const reads: [View, number][] = [[op.dy, op.c]];
+      if (op.kind === "maxpool2d_grad") reads.push([op.x, op.c]);
+      if (op.accumulate) reads.push([op.dx, op.c]);
+      return { reads, writes: [[op.dx, op.c]] };
+    }
   }
 }
 
@@ -137,4 +156,40 @@ Deno.test("an operation that writes memory an earlier one of the step read start
   assert.equal(plan.buffers[u.view.buffer].offset, plan.buffers[t.view.buffer].offset);
   assert.deepEqual(plan.steps, [[0, 1], [2], [3]]);
   assertStepsIndependent(plan);
+});
+
+Deno.test("training plans: both halves' steps are independent, and the backward half covers every backward operation once", async () => {
+  for (const variant of ["seed", "torchvision"] as const) {
+    const model = await GoogLeNet.create({ threads: 1, backend: "wasm", variant });
+    try {
+      for (
+        const [shape, train] of [[[2, 3, 224, 224], true], [[3, 3, 240, 240], true], [
+          [2, 3, 96, 112],
+          false,
+        ]] as const
+      ) {
+        model.train(train);
+        const { forward, backward } = model.trainingPlan(shape);
+        assertStepsIndependent(forward);
+        assertStepsIndependent(backward);
+        const start = backward.steps[0][0];
+        assert.deepEqual(forward.steps.flat(), forward.ops.slice(0, start).map((_, i) => i));
+        assert.deepEqual(backward.steps.flat(), backward.ops.slice(start).map((_, i) => start + i));
+        const kinds = new Set(backward.ops.slice(start).map((op) => op.kind));
+        for (
+          const kind of ["conv2d_grad_input", "conv2d_grad_weight", "relu_grad", "maxpool2d_grad"]
+        ) {
+          assert.ok(kinds.has(kind as Op["kind"]), `${variant} ${shape}: no ${kind}`);
+        }
+        // Every trainable layer gets exactly one weight gradient.
+        const layers = backward.ops.filter((op) => op.kind === "conv2d_grad_weight").map((op) =>
+          op.name
+        );
+        assert.equal(new Set(layers).size, layers.length);
+        assert.equal(layers.length, train ? 64 : 58);
+      }
+    } finally {
+      await model.dispose();
+    }
+  }
 });

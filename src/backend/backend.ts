@@ -24,6 +24,15 @@ export interface Backend {
   weights(): Float32Array;
   /** Says the blob was written (the WebGPU backend uploads it before the next run). */
   weightsChanged(): void;
+  /**
+   * Makes the blob `floats` long, keeping what it holds (training adds the
+   * input-gradient weights and the gradients after the forward weights); the
+   * new floats are zero. Call it between runs.
+   *
+   * @throws {MemoryLimitError} When the memory limit does not allow it.
+   * @throws {BackendError} When the backend cannot train.
+   */
+  growWeights(floats: number): Promise<void>;
   /** Runs `plan` on an NCHW `input`; returns the plan's outputs, dense. */
   run(plan: Plan, input: Tensor, seeds: readonly number[]): Promise<Float32Array[]>;
   /**

@@ -88,6 +88,12 @@ export interface Conv2dOp {
    */
   readonly moreOutputs: readonly { readonly y: View; readonly channels: number }[];
   /**
+   * The layers whose weights the GEMM holds, by state-dict prefix, in output
+   * order (`y`'s first, then each of `moreOutputs`'): what the backward pass
+   * derives each part's gradients for.
+   */
+  readonly layers: readonly string[];
+  /**
    * The same weights transformed for a Winograd algorithm (3x3 kernels with
    * padding 1 or 5x5 ones with padding 2; stride 1), when the model keeps
    * them: backends that have the kernels use them, others use `weights`.
@@ -111,6 +117,8 @@ export interface LinearOp {
   readonly weights: PackedRef;
   /** Whether ReLU follows. */
   readonly relu: boolean;
+  /** The layer whose weights these are, by state-dict prefix (`fc`). */
+  readonly layer: string;
 }
 
 /** Max or average pooling (average counts padding, PyTorch's default). */
@@ -183,8 +191,207 @@ export interface DropoutOp {
   readonly stream: number;
 }
 
+/**
+ * Where a layer's gradients live in the weight blob: `dW` dense `[n, k]`
+ * (columns in the packed row order, as the forward GEMM's B rows), then `db`
+ * `[n]`. Backward operations accumulate into it, like PyTorch's `.grad`.
+ */
+export interface GradRef {
+  /** Offset of `dW`, in floats from the start of the weight blob. */
+  readonly offset: number;
+  /** Depth of the layer's GEMM (columns of `dW`). */
+  readonly k: number;
+  /** Output columns of the layer's GEMM (rows of `dW`, length of `db`). */
+  readonly n: number;
+}
+
+/**
+ * Backward-data of a stride-1 convolution (or a linear layer, as a 1x1 one
+ * over `n` rows): `dx (+)= conv(dy, W^T flipped)`, a forward convolution of
+ * the output gradient with the transposed, flipped weights (packed apart, bias
+ * zero), without ReLU. Geometry is that transposed convolution's: `h`, `w`,
+ * `c` are the output gradient's, `oh`, `ow`, `oc` the input gradient's.
+ */
+export interface Conv2dGradInputOp {
+  /** Which operation this is. */
+  readonly kind: "conv2d_grad_input";
+  /** The layer it comes from, for messages and profiles. */
+  readonly name: string;
+  /** The output gradient (pre-activation: after the ReLU's backward). */
+  readonly dy: View;
+  /** The input gradient it writes, or adds to when `accumulate`. */
+  readonly dx: View;
+  /** Batch size (rows for a linear layer). */
+  readonly n: number;
+  /** Output-gradient height. */
+  readonly h: number;
+  /** Output-gradient width. */
+  readonly w: number;
+  /** Output-gradient channels (the layer's outputs). */
+  readonly c: number;
+  /** Kernel height. */
+  readonly kh: number;
+  /** Kernel width. */
+  readonly kw: number;
+  /** Padding of the transposed convolution above and below (kh - 1 - the layer's). */
+  readonly ph: number;
+  /** Padding of the transposed convolution left and right. */
+  readonly pw: number;
+  /** Input-gradient height. */
+  readonly oh: number;
+  /** Input-gradient width. */
+  readonly ow: number;
+  /** Input-gradient channels (the layer's inputs). */
+  readonly oc: number;
+  /** The transposed, flipped weights, GEMM-packed (depth kh * kw * c, oc columns, zero bias). */
+  readonly weights: PackedRef;
+  /** The same in a Winograd form, when the backend keeps one. */
+  readonly winograd: WinogradRef | null;
+  /** Add to `dx` (another consumer wrote it first) instead of overwriting it. */
+  readonly accumulate: boolean;
+}
+
+/**
+ * Weight and bias gradients of a convolution (or a linear layer, as a 1x1 one
+ * over `n` rows of `c` features): `dW[o, k] += sum_p dy[p, o] * im2col(x)[p, k]`
+ * and `db[o] += sum_p dy[p, o]`, summed in ascending output pixel order.
+ */
+export interface Conv2dGradWeightOp {
+  /** Which operation this is. */
+  readonly kind: "conv2d_grad_weight";
+  /** The layer it comes from, for messages and profiles. */
+  readonly name: string;
+  /** The layer's input (as the forward read it). */
+  readonly x: View;
+  /** The output gradient (pre-activation). */
+  readonly dy: View;
+  /** Batch size (rows for a linear layer). */
+  readonly n: number;
+  /** Input height. */
+  readonly h: number;
+  /** Input width. */
+  readonly w: number;
+  /** Input channels. */
+  readonly c: number;
+  /** Kernel height. */
+  readonly kh: number;
+  /** Kernel width. */
+  readonly kw: number;
+  /** Vertical stride. */
+  readonly sh: number;
+  /** Horizontal stride. */
+  readonly sw: number;
+  /** Zero padding above and below. */
+  readonly ph: number;
+  /** Zero padding left and right. */
+  readonly pw: number;
+  /** Output height. */
+  readonly oh: number;
+  /** Output width. */
+  readonly ow: number;
+  /** Output channels. */
+  readonly oc: number;
+  /** Where the gradients accumulate. */
+  readonly grad: GradRef;
+}
+
+/** ReLU's backward from its output: `dy = y > 0 ? dy : 0`, in place. */
+export interface ReluGradOp {
+  /** Which operation this is. */
+  readonly kind: "relu_grad";
+  /** The layer it comes from, for messages and profiles. */
+  readonly name: string;
+  /** The ReLU's output. */
+  readonly y: View;
+  /** Its gradient, masked in place. */
+  readonly dy: View;
+  /** Pixels (rows). */
+  readonly pixels: number;
+  /** Channels. */
+  readonly c: number;
+}
+
+/**
+ * Backward of a max or average pool: the output gradient scattered to each
+ * window's first maximum (max, PyTorch's rule) or spread over the window
+ * (average, `count_include_pad`). Geometry as the forward {@linkcode Pool2dOp}.
+ */
+export interface Pool2dGradOp {
+  /** Which operation this is. */
+  readonly kind: "maxpool2d_grad" | "avgpool2d_grad";
+  /** The layer it comes from, for messages and profiles. */
+  readonly name: string;
+  /** The forward input (read by the max pool to find each window's maximum). */
+  readonly x: View;
+  /** The output gradient. */
+  readonly dy: View;
+  /** The input gradient. */
+  readonly dx: View;
+  /** Batch size. */
+  readonly n: number;
+  /** Input height. */
+  readonly h: number;
+  /** Input width. */
+  readonly w: number;
+  /** Input channels. */
+  readonly c: number;
+  /** Square kernel size. */
+  readonly k: number;
+  /** Stride. */
+  readonly s: number;
+  /** Zero padding on every side. */
+  readonly p: number;
+  /** Output height. */
+  readonly oh: number;
+  /** Output width. */
+  readonly ow: number;
+  /** Add to `dx` instead of overwriting it. */
+  readonly accumulate: boolean;
+}
+
+/** Backward of an adaptive average pool (geometry as {@linkcode AdaptiveAvgPoolOp}). */
+export interface AdaptiveAvgPoolGradOp {
+  /** Which operation this is. */
+  readonly kind: "adaptive_avgpool2d_grad";
+  /** The layer it comes from, for messages and profiles. */
+  readonly name: string;
+  /** The output gradient. */
+  readonly dy: View;
+  /** The input gradient. */
+  readonly dx: View;
+  /** Batch size. */
+  readonly n: number;
+  /** Input height. */
+  readonly h: number;
+  /** Input width. */
+  readonly w: number;
+  /** Input channels. */
+  readonly c: number;
+  /** Output height. */
+  readonly oh: number;
+  /** Output width. */
+  readonly ow: number;
+  /** Add to `dx` instead of overwriting it. */
+  readonly accumulate: boolean;
+}
+
+/** The forward operations. */
+export type ForwardOp = Conv2dOp | LinearOp | Pool2dOp | AdaptiveAvgPoolOp | DropoutOp;
+
+/**
+ * The backward operations (`src/graph/backward.ts` derives them from the
+ * forward ones; a dropout's backward is a {@linkcode DropoutOp} replaying its
+ * mask on the gradient).
+ */
+export type BackwardOp =
+  | Conv2dGradInputOp
+  | Conv2dGradWeightOp
+  | ReluGradOp
+  | Pool2dGradOp
+  | AdaptiveAvgPoolGradOp;
+
 /** One operation of a plan. */
-export type Op = Conv2dOp | LinearOp | Pool2dOp | AdaptiveAvgPoolOp | DropoutOp;
+export type Op = ForwardOp | BackwardOp;
 
 /** An arena buffer: its size and where the planner placed it. */
 export interface BufferSpec {

@@ -35,6 +35,8 @@ export function poolOutputSize(
 /** Records operations and buffer uses, then lays out the arena. */
 export class PlanBuilder {
   readonly ops: Op[] = [];
+  /** Each buffer's dense shape [n, h, w, c], by buffer id. */
+  readonly shapes: [number, number, number, number][] = [];
   #sizes: number[] = [];
   #first: number[] = [];
   #last: number[] = [];
@@ -49,6 +51,7 @@ export class PlanBuilder {
     }
     const buffer = this.#sizes.length;
     this.#sizes.push(n * h * w * c);
+    this.shapes.push([n, h, w, c]);
     this.#first.push(this.ops.length);
     this.#last.push(this.ops.length);
     return { view: { buffer, channelOffset: 0, stride: c }, n, h, w, c };
@@ -65,11 +68,16 @@ export class PlanBuilder {
 
   /** Appends an operation that reads and writes the given values. */
   push(op: Op, ...uses: Value[]): void {
+    this.pushViews(op, ...uses.map((v) => v.view));
+  }
+
+  /** Appends an operation that reads and writes the given views. */
+  pushViews(op: Op, ...uses: View[]): void {
     const index = this.ops.length;
     this.ops.push(op);
     for (const v of uses) {
-      this.#first[v.view.buffer] = Math.min(this.#first[v.view.buffer], index);
-      this.#last[v.view.buffer] = Math.max(this.#last[v.view.buffer], index);
+      this.#first[v.buffer] = Math.min(this.#first[v.buffer], index);
+      this.#last[v.buffer] = Math.max(this.#last[v.buffer], index);
     }
   }
 
@@ -78,11 +86,16 @@ export class PlanBuilder {
     return this.#streams++;
   }
 
-  /** Places the buffers and returns the plan; outputs stay live to the end. */
+  /**
+   * Places the buffers and returns the plan; outputs stay live to the end.
+   * A step never spans `stepBreak` (an operation index): the backward half of
+   * a training plan starts a step of its own.
+   */
   build(
     input: Value,
     outputs: { value: Value; shape: number[] }[],
     inputTransform: Plan["inputTransform"] = null,
+    stepBreak = -1,
   ): Plan {
     const end = this.ops.length;
     this.#first[input.view.buffer] = -1;
@@ -110,7 +123,7 @@ export class PlanBuilder {
     const buffers: BufferSpec[] = this.#sizes.map((size, i) => ({ size, offset: offsets[i] }));
     return {
       ops: this.ops,
-      steps: groupSteps(this.ops, buffers),
+      steps: groupSteps(this.ops, buffers, stepBreak),
       buffers,
       arenaSize,
       input: input.view.buffer,
@@ -127,31 +140,46 @@ interface Access {
   readonly channels: number;
 }
 
-/** What an operation reads and what it writes. */
+/** What an operation reads and what it writes (in the arena; gradients in the weight blob are apart). */
 function accesses(op: Op): { reads: Access[]; writes: Access[] } {
+  const all = (view: View, channels: number) => ({ view, channels });
   switch (op.kind) {
     case "conv2d": {
       const more = op.moreOutputs.reduce((sum, o) => sum + o.channels, 0);
       return {
-        reads: [{ view: op.x, channels: op.c }],
+        reads: [all(op.x, op.c)],
         writes: [
-          { view: op.y, channels: op.weights.n - more },
-          ...op.moreOutputs.map((o) => ({ view: o.y, channels: o.channels })),
+          all(op.y, op.weights.n - more),
+          ...op.moreOutputs.map((o) => all(o.y, o.channels)),
         ],
       };
     }
     case "linear":
-      return {
-        reads: [{ view: op.x, channels: op.weights.k }],
-        writes: [{ view: op.y, channels: op.weights.n }],
-      };
+      return { reads: [all(op.x, op.weights.k)], writes: [all(op.y, op.weights.n)] };
     case "maxpool2d":
     case "avgpool2d":
     case "adaptive_avgpool2d":
-      return { reads: [{ view: op.x, channels: op.c }], writes: [{ view: op.y, channels: op.c }] };
+      return { reads: [all(op.x, op.c)], writes: [all(op.y, op.c)] };
     case "dropout": {
-      const all = { view: op.x, channels: op.x.stride };
-      return { reads: [all], writes: [all] };
+      const dense = all(op.x, op.x.stride);
+      return { reads: [dense], writes: [dense] };
+    }
+    case "conv2d_grad_input": {
+      const dx = all(op.dx, op.oc);
+      return { reads: op.accumulate ? [all(op.dy, op.c), dx] : [all(op.dy, op.c)], writes: [dx] };
+    }
+    case "conv2d_grad_weight":
+      return { reads: [all(op.x, op.c), all(op.dy, op.oc)], writes: [] };
+    case "relu_grad":
+      return { reads: [all(op.y, op.c), all(op.dy, op.c)], writes: [all(op.dy, op.c)] };
+    case "maxpool2d_grad":
+    case "avgpool2d_grad":
+    case "adaptive_avgpool2d_grad": {
+      const dx = all(op.dx, op.c);
+      const reads = [all(op.dy, op.c)];
+      if (op.kind === "maxpool2d_grad") reads.push(all(op.x, op.c));
+      if (op.accumulate) reads.push(dx);
+      return { reads, writes: [dx] };
     }
   }
 }
@@ -174,7 +202,11 @@ function overlaps(a: Access, b: Access, buffers: readonly BufferSpec[]): boolean
  * step unless it reads or writes what one of the step's operations writes,
  * or writes what one of them reads.
  */
-function groupSteps(ops: readonly Op[], buffers: readonly BufferSpec[]): number[][] {
+function groupSteps(
+  ops: readonly Op[],
+  buffers: readonly BufferSpec[],
+  stepBreak: number,
+): number[][] {
   const steps: number[][] = [];
   let step: number[] = [];
   const touched = ops.map(accesses);
@@ -186,7 +218,7 @@ function groupSteps(ops: readonly Op[], buffers: readonly BufferSpec[]): number[
       const b = touched[j];
       return meet(a.writes, b.reads) || meet(a.writes, b.writes) || meet(a.reads, b.writes);
     });
-    if (conflict) {
+    if (conflict || (i === stepBreak && step.length > 0)) {
       steps.push(step);
       step = [];
     }

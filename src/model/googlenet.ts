@@ -5,10 +5,12 @@
  * @module
  */
 
-import type { Plan, WinogradVariant } from "../graph/ops.ts";
+import type { GradRef, Plan, WinogradVariant } from "../graph/ops.ts";
 import { PlanBuilder, type Value } from "../graph/planner.ts";
+import { appendBackward, type LayerGradients } from "../graph/backward.ts";
+import { checkLabels, crossEntropy } from "../train/loss.ts";
 import type { Backend } from "../backend/backend.ts";
-import { packedSize, unpackGemm, winogradSize } from "../backend/pack.ts";
+import { packedSize, winogradSize } from "../backend/pack.ts";
 import { type BackendChoice, createBackend } from "../backend/select.ts";
 import { BackendError, DisposedError, ShapeError, StateDictError } from "../errors.ts";
 import { shapeSize, Tensor } from "../tensor.ts";
@@ -18,11 +20,15 @@ import {
   type GemmLayer,
   Inception,
   InceptionAux,
+  layerGradients,
   Linear,
   lowerAdaptiveAvgPool,
   MaxPool2d,
   packLayer,
+  packLayerTransposed,
   pushDropout,
+  transposedLayout,
+  type TransposedRefs,
 } from "./layers.ts";
 import { Random } from "./random.ts";
 import { TRANSFORM_INPUT, type Variant, variantByName, type VariantName } from "./variant.ts";
@@ -78,6 +84,49 @@ export interface GoogLeNetOptions {
    * every 3x3 convolution in F(4x4, 3x3) form, 4-10 % faster for 23 MB more.
    */
   prefer?: Preference;
+  /**
+   * Which parameters train, as state-dict key prefixes (`["fc."]` fine-tunes
+   * the head alone); default all. Frozen layers compute no weight gradients,
+   * and no input gradient flows where nothing upstream trains.
+   */
+  trainable?: readonly string[];
+}
+
+/** Options of {@linkcode GoogLeNet.backward}. */
+export interface BackwardOptions {
+  /** Weight of each auxiliary head's loss in the total (default 0.3, the reference's). */
+  auxWeight?: number;
+  /** In training mode, apply dropout (default true); false makes it the identity. */
+  dropout?: boolean;
+}
+
+/** What {@linkcode GoogLeNet.backward} resolves to. */
+export interface BackwardResult {
+  /** The total loss: `mainLoss + auxWeight * (aux1Loss + aux2Loss)`. */
+  loss: number;
+  /** Cross-entropy of the main head, mean over the batch. */
+  mainLoss: number;
+  /** Cross-entropy of aux1 (training mode with aux heads only). */
+  aux1Loss?: number;
+  /** Cross-entropy of aux2 (training mode with aux heads only). */
+  aux2Loss?: number;
+  /** The main head's logits `[N, numClasses]`. */
+  logits: Tensor;
+}
+
+/** A trainable parameter: its state-dict name, its values and its gradient (PyTorch layouts). */
+export interface Parameter {
+  /** The state-dict key (`inception3a.branch1.conv.weight`). */
+  readonly name: string;
+  /** The values, live: an update writes them in place. */
+  readonly data: Float32Array;
+  /**
+   * The accumulated gradient (a copy), same layout as `data`; null until a
+   * backward pass has reached the parameter (as PyTorch's `.grad` is None).
+   */
+  readonly grad: Float32Array | null;
+  /** PyTorch's shape. */
+  readonly shape: readonly number[];
 }
 
 /** The trade-off of {@linkcode GoogLeNetOptions.prefer}. */
@@ -102,6 +151,14 @@ export type StateDictInput =
 
 /** What `forward` returns in training mode with auxiliary heads: `[logits, aux2, aux1]`. */
 export type TrainingOutputs = [logits: Tensor, aux2: Tensor, aux1: Tensor];
+
+/** A training step's plans: the forward half (to the logits) and the backward half, sharing one arena. */
+interface TrainingPlan {
+  readonly forward: Plan;
+  readonly backward: Plan;
+  /** The layers whose gradients the backward half accumulates. */
+  readonly reached: readonly string[];
+}
 
 const DEFAULT_MEMORY_LIMIT = 2 * 1024 * 1024 * 1024;
 const PLAN_CACHE = 8;
@@ -156,6 +213,17 @@ export class GoogLeNet {
   #backend: Backend | null = null;
   #layers: GemmLayer[];
   #weightFloats: number;
+  /** Every state-dict entry in PyTorch's layout: the source of truth the backend's packed forms derive from. */
+  #params = new Map<string, Float32Array>();
+  /** Where training keeps each layer's input-gradient weights and gradients (after the forward weights). */
+  #trainLayout: Map<GemmLayer, { transposed: TransposedRefs | null; grad: GradRef | null }>;
+  #trainFloats: number;
+  /** Whether the training regions are allocated and packed. */
+  #trainReady = false;
+  #trainable: (key: string) => boolean;
+  #trainingPlans = new Map<string, TrainingPlan>();
+  /** Layers a backward pass has reached (PyTorch's `.grad` is no longer None). */
+  #reached = new Set<string>();
   #training = false;
   /** Draws the initial weights. */
   #random: Random;
@@ -173,8 +241,12 @@ export class GoogLeNet {
     variant: Variant,
     transformInput: boolean,
     prefer: Preference,
+    trainable: readonly string[] | null,
   ) {
     this.numClasses = numClasses;
+    this.#trainable = trainable === null
+      ? () => true
+      : (key) => trainable.some((prefix) => key.startsWith(prefix));
     this.prefer = prefer;
     this.auxLogits = auxLogits;
     this.variant = variant.name;
@@ -253,6 +325,30 @@ export class GoogLeNet {
       }
     }
     this.#weightFloats = offset;
+
+    // Training's regions, allocated on the first backward: input-gradient
+    // weights (every layer but conv1, whose input is the image), then gradients.
+    this.#trainLayout = new Map();
+    for (const layer of this.#layers) {
+      let transposed: TransposedRefs | null = null;
+      if (layer !== this.conv1.conv) {
+        const { refs, end } = transposedLayout(layer, offset);
+        transposed = refs;
+        offset = align16(end);
+      }
+      this.#trainLayout.set(layer, { transposed, grad: null });
+    }
+    for (const layer of this.#layers) {
+      if (!layer.entries.some(([key]) => this.#isTrainable(key))) continue;
+      this.#trainLayout.get(layer)!.grad = { offset, k: layer.k, n: layer.n };
+      offset = align16(offset + layer.n * layer.k + layer.n);
+    }
+    this.#trainFloats = offset;
+  }
+
+  /** Whether a state-dict key is a parameter that trains (running statistics never do). */
+  #isTrainable(key: string): boolean {
+    return !/\.(running_mean|running_var|num_batches_tracked)$/.test(key) && this.#trainable(key);
   }
 
   /**
@@ -293,6 +389,17 @@ export class GoogLeNet {
     if (prefer !== "memory" && prefer !== "speed") {
       throw new BackendError(`prefer must be "memory" or "speed", got ${JSON.stringify(prefer)}`);
     }
+    const trainable = options.trainable ?? null;
+    if (
+      trainable !== null &&
+      (!Array.isArray(trainable) || trainable.some((p) => typeof p !== "string" || p === ""))
+    ) {
+      throw new StateDictError(
+        `trainable must be an array of non-empty state-dict key prefixes such as ["fc."], got ${
+          JSON.stringify(trainable)
+        }`,
+      );
+    }
     const model = new GoogLeNet(
       numClasses,
       options.auxLogits ?? true,
@@ -300,7 +407,19 @@ export class GoogLeNet {
       variant,
       options.transformInput ?? variant.transformInput,
       prefer,
+      trainable === null ? null : [...trainable],
     );
+    if (trainable !== null) {
+      const keys = model.#layers.flatMap((l) => l.entries.map(([key]) => key));
+      const unmatched = trainable.filter((p) => !keys.some((k) => k.startsWith(p)));
+      if (unmatched.length > 0) {
+        throw new StateDictError(
+          `trainable prefixes ${
+            unmatched.map((p) => JSON.stringify(p)).join(", ")
+          } match no parameter; keys look like "fc.weight", "inception5b.branch1.conv.weight"`,
+        );
+      }
+    }
     model.#backend = await createBackend(options.backend ?? "auto", {
       weightFloats: model.#weightFloats,
       threads,
@@ -316,6 +435,7 @@ export class GoogLeNet {
       // The Wasm backend's workers boot while the weights are packed.
       if (options.stateDict) model.loadStateDict(options.stateDict);
       else model.#initialize(options.initWeights ?? false);
+      await model.#queue;
       await model.#backend.ready();
     } catch (error) {
       await model.dispose();
@@ -385,17 +505,21 @@ export class GoogLeNet {
    * ```
    */
   stateDict(): Map<string, Tensor> {
-    const blob = this.#live().weights();
+    this.#live();
     const out = new Map<string, Tensor>();
     for (const layer of this.#layers) {
-      for (const [key, t] of unpackLayer(blob, layer)) out.set(key, t);
+      for (const [key, shape] of layer.entries) {
+        out.set(key, new Tensor(new Float32Array(this.#params.get(key)!), shape));
+      }
     }
     return out;
   }
 
   /**
    * Loads parameters with PyTorch's key names and layouts, all or nothing: on
-   * any error the model keeps its previous weights.
+   * any error the model keeps its previous weights. The tensors are copied
+   * when called; calls queued before this one still run on the previous
+   * weights, calls made after it on these.
    *
    * @param stateDict A map or record of key to tensor.
    * @param options `strict` (default true) rejects missing and unexpected keys.
@@ -412,7 +536,15 @@ export class GoogLeNet {
    * ```
    */
   loadStateDict(stateDict: StateDictInput, options: LoadStateDictOptions = {}): void {
+    this.#live();
+    if (options === null || typeof options !== "object") {
+      throw new StateDictError(`loadStateDict options must be an object, got ${options}`);
+    }
     const strict = options.strict ?? true;
+    if (typeof strict !== "boolean") {
+      throw new StateDictError(`strict must be true or false, got ${JSON.stringify(strict)}`);
+    }
+    // One read of each entry: what is checked is what is loaded.
     const entries = toMap(stateDict);
     const shapes = new Map(this.#layers.flatMap((l) => l.entries));
     const problems: string[] = [];
@@ -422,26 +554,30 @@ export class GoogLeNet {
       if (missing.length) problems.push(`missing keys ${list(missing)}`);
       if (unexpected.length) problems.push(`unexpected keys ${list(unexpected)}`);
     }
+    const copies = new Map<string, Float32Array>();
     for (const [key, shape] of shapes) {
+      if (!entries.has(key)) continue;
       const t = entries.get(key);
-      const problem = t === undefined ? null : checkTensor(t, shape);
-      if (problem) problems.push(`"${key}": ${problem}`);
+      const problem = checkTensor(t, shape);
+      if (problem) {
+        problems.push(`"${key}": ${problem}`);
+        continue;
+      }
+      const copy = new Float32Array((t as Tensor).data);
+      if (copy.length !== shapeSize(shape)) {
+        problems.push(`"${key}": its data changed size while being read`);
+        continue;
+      }
+      copies.set(key, copy);
     }
     if (problems.length) {
       throw new StateDictError(
         `Cannot load the state dict (nothing was changed): ${problems.join("; ")}`,
       );
     }
-    const blob = this.#live().weights();
-    for (const layer of this.#layers) {
-      const given = layer.entries.filter(([key]) => entries.has(key));
-      if (given.length === 0) continue;
-      // A non-strict partial update keeps the layer's other entries.
-      const current = given.length < layer.entries.length ? unpackLayer(blob, layer) : null;
-      const { weight, bias } = layer.fold((key) => (entries.get(key) ?? current!.get(key)!).data);
-      packLayer(blob, layer, weight, bias);
-    }
-    this.#backend!.weightsChanged();
+    for (const [key, value] of copies) this.#params.set(key, value);
+    const changed = this.#layers.filter((l) => l.entries.some(([key]) => copies.has(key)));
+    this.#enqueue(() => this.#repack(changed));
   }
 
   /** Keys a strict load may carry without a matching parameter. */
@@ -470,24 +606,289 @@ export class GoogLeNet {
    */
   forward(input: Tensor, options: ForwardOptions = {}): Promise<Tensor | TrainingOutputs> {
     const backend = this.#live();
-    const [n, h, w] = checkInput(input);
+    // The call runs on the input as it is now, whatever happens to it while queued.
+    const x = snapshot(input);
+    const [n, h, w] = checkShape(x.shape);
     const training = this.#training;
     const dropout = training && (options.dropout ?? true);
     const plan = this.#plan(n, h, w, training && this.auxLogits, dropout);
-    const seeds = Array.from(
-      { length: plan.dropoutStreams },
-      () => this.#dropoutRandom.nextUint32(),
-    );
-    const result = this.#queue.then(async () => {
-      if (this.#backend === null) {
-        throw new DisposedError("GoogLeNet was disposed while a forward call waited");
-      }
-      const outputs = await backend.run(plan, input, seeds);
+    const seeds = this.#seeds(plan);
+    return this.#enqueue(async () => {
+      const outputs = await backend.run(plan, x, seeds);
       const tensors = outputs.map((data, i) => new Tensor(data, plan.outputs[i].shape));
       return tensors.length === 1 ? tensors[0] : (tensors as TrainingOutputs);
     });
-    this.#queue = result.catch(() => {});
-    return result;
+  }
+
+  /**
+   * Runs the network forward and backward on a batch: the cross-entropy of
+   * the main head plus `auxWeight` times each auxiliary head's (training mode
+   * with aux heads), whose gradients are added to every trainable parameter's
+   * (like PyTorch's `loss.backward()`: they accumulate across calls until
+   * {@linkcode GoogLeNet.zeroGrad}). In eval mode the main head alone, no
+   * dropout. Runs on the Wasm backend.
+   *
+   * @param input The batch `[N, 3, H, W]` (with aux heads in training mode, H and W near 224).
+   * @param labels N class indices.
+   * @param options `auxWeight` (default 0.3) and `dropout` (default true).
+   * @returns The losses (numbers) and the main head's logits.
+   * @throws {ShapeError} For a bad input shape or labels.
+   * @throws {BackendError} On the WebGPU backend.
+   *
+   * @example
+   * ```ts
+   * import { GoogLeNet, Tensor } from "../../mod.ts";
+   * const model = await GoogLeNet.create({ numClasses: 10, auxLogits: false, threads: 1 });
+   * model.train();
+   * const { loss } = await model.backward(Tensor.zeros([2, 3, 64, 64]), [3, 7]);
+   * console.log(loss > 0, model.gradients().get("fc.bias")?.shape); // true [ 10 ]
+   * await model.dispose();
+   * ```
+   */
+  backward(
+    input: Tensor,
+    labels: Int32Array | readonly number[],
+    options: BackwardOptions = {},
+  ): Promise<BackwardResult> {
+    const backend = this.#live();
+    if (options === null || typeof options !== "object") {
+      throw new ShapeError(`backward options must be an object, got ${options}`);
+    }
+    const x = snapshot(input);
+    const [n, h, w] = checkShape(x.shape);
+    checkLabels(labels, n, this.numClasses);
+    const targets = Int32Array.from(labels);
+    const auxWeight = options.auxWeight ?? 0.3;
+    if (typeof auxWeight !== "number" || !Number.isFinite(auxWeight)) {
+      throw new ShapeError(`auxWeight must be a finite number, got ${auxWeight}`);
+    }
+    const training = this.#training;
+    const dropout = training && (options.dropout ?? true);
+    if (typeof dropout !== "boolean") {
+      throw new ShapeError(`dropout must be true or false, got ${JSON.stringify(dropout)}`);
+    }
+    const aux = training && this.auxLogits;
+    const plans = this.#trainingPlan(n, h, w, aux, dropout);
+    const seeds = this.#seeds(plans.forward);
+    return this.#enqueue(async () => {
+      await this.#startTraining();
+      const heads = await backend.run(plans.forward, x, seeds);
+      const classes = this.numClasses;
+      const tensors = heads.map((data) => new Tensor(data, [n, classes]));
+      // Outputs are [logits, aux2, aux1], like the reference's forward.
+      const weights = [1, auxWeight, auxWeight];
+      const losses = tensors.map((t, i) => crossEntropy(t, targets, weights[i]));
+      const grads = new Float32Array(n * classes * heads.length);
+      losses.forEach(({ grad }, head) => {
+        for (let i = 0; i < n; i++) {
+          grads.set(
+            grad.subarray(i * classes, (i + 1) * classes),
+            (i * heads.length + head) * classes,
+          );
+        }
+      });
+      await backend.run(
+        plans.backward,
+        new Tensor(grads, [n, classes * heads.length, 1, 1]),
+        seeds,
+      );
+      for (const key of plans.reached) this.#reached.add(key);
+      const mainLoss = losses[0].loss;
+      if (!aux) return { loss: mainLoss, mainLoss, logits: tensors[0] };
+      const aux2Loss = losses[1].loss, aux1Loss = losses[2].loss;
+      return {
+        loss: mainLoss + auxWeight * (aux1Loss + aux2Loss),
+        mainLoss,
+        aux1Loss,
+        aux2Loss,
+        logits: tensors[0],
+      };
+    });
+  }
+
+  /**
+   * Sets every gradient to zero (PyTorch's `zero_grad`). Await the
+   * {@linkcode GoogLeNet.backward} calls first: this clears what they have
+   * added so far.
+   *
+   * @example
+   * ```ts
+   * import { GoogLeNet, Tensor } from "../../mod.ts";
+   * const model = await GoogLeNet.create({ numClasses: 2, auxLogits: false, threads: 1 });
+   * await model.backward(Tensor.zeros([1, 3, 64, 64]), [1]);
+   * model.zeroGrad();
+   * console.log(model.gradients().get("fc.bias")); // Tensor of zeros
+   * await model.dispose();
+   * ```
+   */
+  zeroGrad(): void {
+    const blob = this.#live().weights();
+    if (!this.#trainReady) return;
+    for (const { grad } of this.#trainLayout.values()) {
+      if (grad) blob.fill(0, grad.offset, grad.offset + grad.n * grad.k + grad.n);
+    }
+  }
+
+  /**
+   * The accumulated gradients of the trainable parameters, keyed by their
+   * state-dict names, in PyTorch's layouts (copies). A parameter no backward
+   * pass has reached yet (PyTorch's `.grad is None`: every one before the
+   * first {@linkcode GoogLeNet.backward}, the aux heads' after eval-mode
+   * passes only) is absent.
+   *
+   * @returns A new map of key to gradient.
+   *
+   * @example
+   * ```ts
+   * import { GoogLeNet, Tensor } from "../../mod.ts";
+   * const model = await GoogLeNet.create({ trainable: ["fc."], auxLogits: false, threads: 1 });
+   * await model.backward(Tensor.zeros([1, 3, 64, 64]), [3]);
+   * console.log([...model.gradients().keys()]); // ["fc.weight", "fc.bias"]
+   * await model.dispose();
+   * ```
+   */
+  gradients(): Map<string, Tensor> {
+    const shapes = new Map(this.#layers.flatMap((l) => l.entries));
+    const out = new Map<string, Tensor>();
+    for (const p of this.#parameterList()) {
+      if (p.grad) out.set(p.name, new Tensor(p.grad, shapes.get(p.name)!));
+    }
+    return out;
+  }
+
+  /**
+   * The trainable parameters with their gradients, in PyTorch's order (what
+   * an optimizer updates). `data` arrays are the model's own: change them
+   * only inside {@linkcode GoogLeNet.updateParameters}.
+   *
+   * @returns One record per trainable parameter.
+   *
+   * @example
+   * ```ts
+   * import { GoogLeNet } from "../../mod.ts";
+   * const model = await GoogLeNet.create({ auxLogits: false, threads: 1 });
+   * console.log(model.parameters().length); // 116
+   * await model.dispose();
+   * ```
+   */
+  parameters(): Parameter[] {
+    return this.#parameterList();
+  }
+
+  /**
+   * Changes parameters in place after every queued call, then derives the
+   * backend's packed weights from them (the optimizers' step). Calls made
+   * after this one see the new weights.
+   *
+   * @param update Receives the trainable parameters with their gradients; writes `data`.
+   *
+   * @example
+   * ```ts
+   * import { GoogLeNet } from "../../mod.ts";
+   * const model = await GoogLeNet.create({ trainable: ["fc."], threads: 1 });
+   * await model.updateParameters((params) => params.forEach((p) => p.data.fill(0)));
+   * console.log(model.stateDict().get("fc.bias")?.data[0]); // 0
+   * await model.dispose();
+   * ```
+   */
+  updateParameters(update: (params: readonly Parameter[]) => void): Promise<void> {
+    this.#live();
+    if (typeof update !== "function") {
+      throw new StateDictError("updateParameters expects a function of the parameter list");
+    }
+    return this.#enqueue(() => {
+      update(this.#parameterList());
+      this.#repack(
+        this.#layers.filter((l) => l.entries.some(([key]) => this.#isTrainable(key))),
+      );
+    });
+  }
+
+  #parameterList(): Parameter[] {
+    const blob = this.#live().weights();
+    const out: Parameter[] = [];
+    for (const layer of this.#layers) {
+      const trainable = layer.entries.filter(([key]) => this.#isTrainable(key));
+      if (trainable.length === 0) continue;
+      const grad = this.#trainLayout.get(layer)!.grad!;
+      const dw = this.#trainReady
+        ? blob.subarray(grad.offset, grad.offset + grad.n * grad.k)
+        : new Float32Array(grad.n * grad.k);
+      const db = this.#trainReady
+        ? blob.subarray(grad.offset + grad.n * grad.k, grad.offset + grad.n * grad.k + grad.n)
+        : new Float32Array(grad.n);
+      const grads = layerGradients(layer, dw, db, (key) => this.#params.get(key)!);
+      const reached = this.#reached.has(layer.key);
+      for (const [key, shape] of trainable) {
+        const grad = reached ? grads.get(key)! : null;
+        out.push({ name: key, data: this.#params.get(key)!, grad, shape });
+      }
+    }
+    return out;
+  }
+
+  /** Allocates training's regions (input-gradient weights, zero gradients) once. */
+  async #startTraining(): Promise<void> {
+    if (this.#trainReady) return;
+    await this.#live().growWeights(this.#trainFloats);
+    this.#trainReady = true;
+    this.#repack(this.#layers.filter((l) => this.#trainLayout.get(l)!.transposed));
+  }
+
+  #seeds(plan: Plan): number[] {
+    return Array.from({ length: plan.dropoutStreams }, () => this.#dropoutRandom.nextUint32());
+  }
+
+  /** What the backward pass needs of the layer with state-dict prefix `key`. */
+  #layerGradients(key: string): LayerGradients {
+    const layer = this.#layers.find((l) => l.key === key);
+    const refs = layer && this.#trainLayout.get(layer);
+    if (!refs) throw new Error(`Internal: no layer "${key}"`);
+    return {
+      grad: refs.grad,
+      transposed: refs.transposed?.packed ?? { offset: -1, k: 0, n: 0 },
+      transposedWinograd: refs.transposed?.winograd ?? null,
+    };
+  }
+
+  /** The forward and backward halves of a training step for a shape and mode (cached). */
+  #trainingPlan(
+    n: number,
+    h: number,
+    w: number,
+    aux: boolean,
+    dropout: boolean,
+  ): TrainingPlan {
+    const key = `${n}x${h}x${w}:${aux}:${dropout}`;
+    let plans = this.#trainingPlans.get(key);
+    if (plans) {
+      this.#trainingPlans.delete(key);
+      this.#trainingPlans.set(key, plans);
+      return plans;
+    }
+    const b = new PlanBuilder();
+    const { input, outputs } = this.#lowerForward(b, n, h, w, aux, dropout);
+    const { gradOutputs, start } = appendBackward(b, {
+      heads: outputs.map((o) => o.value),
+      layer: (key) => this.#layerGradients(key),
+    });
+    const full = b.build(input, outputs, this.transformInput ? TRANSFORM_INPUT : null, start);
+    plans = {
+      forward: { ...full, steps: full.steps.filter((step) => step[0] < start) },
+      backward: {
+        ...full,
+        steps: full.steps.filter((step) => step[0] >= start),
+        input: gradOutputs.view.buffer,
+        outputs: [],
+        inputTransform: null,
+      },
+      reached: full.ops.flatMap((op) => op.kind === "conv2d_grad_weight" ? [op.name] : []),
+    };
+    this.#trainingPlans.set(key, plans);
+    if (this.#trainingPlans.size > PLAN_CACHE / 2) {
+      this.#trainingPlans.delete(this.#trainingPlans.keys().next().value!);
+    }
+    return plans;
   }
 
   /**
@@ -516,16 +917,40 @@ export class GoogLeNet {
   }
 
   #initialize(referenceInit: boolean): void {
-    const blob = this.#live().weights();
     for (const layer of this.#layers) {
-      const values = new Map<string, Float32Array>();
       for (const [key, shape] of layer.entries) {
-        values.set(key, this.#initialValue(layer, key, shape, referenceInit));
+        this.#params.set(key, this.#initialValue(layer, key, shape, referenceInit));
       }
-      const { weight, bias } = layer.fold((key) => values.get(key)!);
+    }
+    this.#repack(this.#layers);
+  }
+
+  /**
+   * Derives the backend's packed forms of `layers` from the parameters: the
+   * forward GEMM panels and Winograd forms and, once training has started,
+   * the input-gradient weights.
+   */
+  #repack(layers: readonly GemmLayer[]): void {
+    const blob = this.#live().weights();
+    for (const layer of layers) {
+      const { weight, bias } = layer.fold((key) => this.#params.get(key)!);
       packLayer(blob, layer, weight, bias);
+      const transposed = this.#trainLayout.get(layer)!.transposed;
+      if (this.#trainReady && transposed) packLayerTransposed(blob, layer, transposed, weight);
     }
     this.#backend!.weightsChanged();
+  }
+
+  /** Runs `task` after every call queued before it. */
+  #enqueue<T>(task: () => T | Promise<T>): Promise<T> {
+    const result = this.#queue.then(() => {
+      if (this.#backend === null) {
+        throw new DisposedError("GoogLeNet was disposed while a call waited");
+      }
+      return task();
+    });
+    this.#queue = result.catch(() => {});
+    return result;
   }
 
   #initialValue(
@@ -571,6 +996,31 @@ export class GoogLeNet {
     return this.#plan(n, h, w, this.#training && this.auxLogits, this.#training);
   }
 
+  /**
+   * The plans {@linkcode GoogLeNet.backward} runs for an input of `shape` in
+   * the current mode: the forward half (to the logits) and the backward half,
+   * one operation list and arena; each half's `steps` index into it. For
+   * benches, tools and tests.
+   *
+   * @param shape The input shape `[N, 3, H, W]`.
+   * @returns Both halves (cached per shape and mode).
+   *
+   * @example
+   * ```ts
+   * import { GoogLeNet } from "../../mod.ts";
+   * const model = await GoogLeNet.create({ threads: 1 });
+   * const { forward, backward } = model.train().trainingPlan([1, 3, 224, 224]);
+   * console.log(forward.ops === backward.ops, backward.outputs.length); // true 0
+   * await model.dispose();
+   * ```
+   */
+  trainingPlan(shape: readonly number[]): { forward: Plan; backward: Plan } {
+    this.#live();
+    const [n, h, w] = checkShape(shape);
+    const plans = this.#trainingPlan(n, h, w, this.#training && this.auxLogits, this.#training);
+    return { forward: plans.forward, backward: plans.backward };
+  }
+
   #plan(n: number, h: number, w: number, aux: boolean, dropout: boolean): Plan {
     const key = `${n}x${h}x${w}:${aux}:${dropout}`;
     let plan = this.#plans.get(key);
@@ -587,6 +1037,19 @@ export class GoogLeNet {
 
   #lower(n: number, h: number, w: number, aux: boolean, dropout: boolean): Plan {
     const b = new PlanBuilder();
+    const { input, outputs } = this.#lowerForward(b, n, h, w, aux, dropout);
+    return b.build(input, outputs, this.transformInput ? TRANSFORM_INPUT : null);
+  }
+
+  /** Appends the forward pass; returns the input and the outputs (`[logits, aux2, aux1]`). */
+  #lowerForward(
+    b: PlanBuilder,
+    n: number,
+    h: number,
+    w: number,
+    aux: boolean,
+    dropout: boolean,
+  ): { input: Value; outputs: { value: Value; shape: number[] }[] } {
     const input = b.alloc(n, h, w, 3, "input");
     let x: Value = this.conv1.lower(b, input);
     x = this.maxpool1.lower(b, x);
@@ -612,7 +1075,7 @@ export class GoogLeNet {
     const shape = [n, this.numClasses];
     const outputs = [{ value: logits, shape }];
     if (aux1 && aux2) outputs.push({ value: aux2, shape }, { value: aux1, shape });
-    return b.build(input, outputs, this.transformInput ? TRANSFORM_INPUT : null);
+    return { input, outputs };
   }
 }
 
@@ -638,34 +1101,34 @@ function winogradVariant(conv: Conv2d, prefer: Preference): WinogradVariant | nu
   return large ? "f4x3" : "f2x3";
 }
 
-/** A layer's state-dict entries, unpacked from the blob. */
-function unpackLayer(blob: Float32Array, layer: GemmLayer): Map<string, Tensor> {
-  const weight = new Float32Array(layer.n * layer.k);
-  const bias = new Float32Array(layer.n);
-  unpackGemm(blob, layer.packed.offset, weight, bias, layer.k, layer.n, layer.order);
-  return layer.unfold(weight, bias);
-}
-
 function navigatorThreads(): number {
   const n = (globalThis.navigator as { hardwareConcurrency?: number } | undefined)
     ?.hardwareConcurrency;
   return Number.isSafeInteger(n) && n! > 0 ? n! : 1;
 }
 
-function checkInput(input: Tensor): [number, number, number] {
+/** A copy of `input` taken now, so that a queued call runs on what it was given. */
+function snapshot(input: Tensor): Tensor {
   if (!(input instanceof Tensor)) {
-    throw new ShapeError("forward expects a Tensor of shape [N, 3, H, W]");
+    throw new ShapeError("Expected a Tensor of shape [N, 3, H, W]");
   }
-  const dims = checkShape(input.shape);
-  const size = shapeSize(input.shape);
-  if (!(input.data instanceof Float32Array) || input.data.length !== size) {
+  const shape = [...input.shape];
+  checkShape(shape);
+  const size = shapeSize(shape);
+  const data = input.data;
+  if (!(data instanceof Float32Array) || data.length !== size) {
     throw new ShapeError(
-      `Input data has ${input.data?.length} elements but shape [${
-        input.shape.join(", ")
+      `Input data has ${(data as { length?: number })?.length} elements but shape [${
+        shape.join(", ")
       }] needs ${size}`,
     );
   }
-  return dims;
+  return new Tensor(data.slice(), shape);
+}
+
+/** Rounds a float offset up to a multiple of 16 (64 bytes). */
+function align16(n: number): number {
+  return Math.ceil(n / 16) * 16;
 }
 
 /** Validates an input shape [N, 3, H, W] without touching any data. */

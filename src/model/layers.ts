@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { PackedRef, WinogradRef } from "../graph/ops.ts";
+import type { PackedRef, WinogradRef, WinogradVariant } from "../graph/ops.ts";
 import { Tensor } from "../tensor.ts";
 import type { Variant } from "./variant.ts";
 import { poolOutputSize } from "../graph/planner.ts";
@@ -21,6 +21,7 @@ import {
   packWinograd,
   PANEL_WIDTH,
   type RowOrder,
+  winogradSize,
 } from "../backend/pack.ts";
 import { ShapeError } from "../errors.ts";
 
@@ -158,7 +159,14 @@ export class Conv2d implements GemmLayer {
    * convolutions of the same input: one GEMM writing its first channels to `y`
    * and the following ones to `more`, in order.
    */
-  lowerFused(b: PlanBuilder, x: Value, y: Value, more: Value[], fused: PackedRef): void {
+  lowerFused(
+    b: PlanBuilder,
+    x: Value,
+    y: Value,
+    more: Value[],
+    moreKeys: string[],
+    fused: PackedRef,
+  ): void {
     b.push(
       {
         kind: "conv2d",
@@ -179,6 +187,7 @@ export class Conv2d implements GemmLayer {
         ow: x.w,
         weights: fused,
         moreOutputs: more.map((m) => ({ y: m.view, channels: m.c })),
+        layers: [this.key, ...moreKeys],
         winograd: null,
       },
       x,
@@ -216,6 +225,7 @@ export class Conv2d implements GemmLayer {
         ow,
         weights: this.packed,
         moreOutputs: [],
+        layers: [this.key],
         winograd: this.winograd,
       },
       x,
@@ -281,6 +291,7 @@ export class Linear implements GemmLayer {
         m: x.n,
         weights: this.packed,
         relu,
+        layer: this.key,
       },
       x,
       y,
@@ -435,7 +446,7 @@ export class Inception {
       // The three 1x1 convolutions of x as one GEMM (their weights are packed back to back).
       const t3 = b.alloc(x.n, x.h, x.w, r3.outChannels, r3.key);
       const t5 = b.alloc(x.n, x.h, x.w, r5.outChannels, r5.key);
-      b1.lowerFused(b, x, slots[0], [t3, t5], {
+      b1.lowerFused(b, x, slots[0], [t3, t5], [r3.key, r5.key], {
         offset: b1.packed.offset,
         k: b1.k,
         n: b1.n + r3.n + r5.n,
@@ -559,4 +570,123 @@ export function packLayer(
     const { offset, variant } = layer.winograd;
     packWinograd(blob, offset, weight, bias, layer.inChannels, layer.n, variant);
   }
+}
+
+/** Where a layer's input-gradient weights live (see {@linkcode packLayerTransposed}). */
+export interface TransposedRefs {
+  /** The GEMM-packed transposed weights. */
+  readonly packed: PackedRef;
+  /** Their Winograd form, when the layer keeps one. */
+  readonly winograd: WinogradRef | null;
+}
+
+/**
+ * The layout of a layer's input-gradient weights starting at `offset`
+ * (floats): a convolution's input gradient is a convolution of the output
+ * gradient with the weights transposed (in and out swapped) and flipped, so
+ * it has depth kh * kw * out and `in` columns; a linear layer's has depth out.
+ *
+ * @returns The references and the first float past them.
+ */
+export function transposedLayout(
+  layer: GemmLayer,
+  offset: number,
+): { refs: TransposedRefs; end: number } {
+  const [k, n] = layer instanceof Conv2d
+    ? [layer.kernelSize * layer.kernelSize * layer.outChannels, layer.inChannels]
+    : [layer.n, layer.k];
+  const packed = { offset, k, n };
+  let end = offset + packedSize(k, n);
+  let winograd: WinogradRef | null = null;
+  if (layer instanceof Conv2d && layer.winograd) {
+    const variant: WinogradVariant = layer.winograd.variant;
+    winograd = { offset: end, k, n, variant };
+    end += winogradSize(layer.outChannels, layer.inChannels, variant);
+  }
+  return { refs: { packed, winograd }, end };
+}
+
+/**
+ * Packs the input-gradient form of a layer's folded `weight` (PyTorch
+ * layout): for a convolution `W'[i, o, a, b] = W[o, i, kh-1-a, kw-1-b]`, for a
+ * linear layer `W'[i, o] = W[o, i]` with `i` in the order its input arrives
+ * (NHWC-flattened for the aux heads' fc1). Bias zero.
+ */
+export function packLayerTransposed(
+  blob: Float32Array,
+  layer: GemmLayer,
+  refs: TransposedRefs,
+  weight: Float32Array,
+): void {
+  const { k, n } = refs.packed;
+  const transposed = new Float32Array(k * n);
+  const zero = new Float32Array(n);
+  if (layer instanceof Conv2d) {
+    const inC = layer.inChannels, outC = layer.outChannels, r = layer.kernelSize;
+    const taps = r * r;
+    for (let o = 0; o < outC; o++) {
+      for (let i = 0; i < inC; i++) {
+        const from = (o * inC + i) * taps, to = (i * outC + o) * taps;
+        for (let t = 0; t < taps; t++) transposed[to + taps - 1 - t] = weight[from + t];
+      }
+    }
+    packGemm(blob, refs.packed.offset, transposed, zero, k, n, convRowOrder(outC, r, r));
+    if (refs.winograd) {
+      packWinograd(blob, refs.winograd.offset, transposed, zero, outC, inC, refs.winograd.variant);
+    }
+    return;
+  }
+  // Linear: row i of W' is input feature i in arrival order, column o the output.
+  for (let i = 0; i < n; i++) {
+    const source = layer.order(i);
+    for (let o = 0; o < k; o++) transposed[i * k + o] = weight[o * layer.k + source];
+  }
+  packGemm(blob, refs.packed.offset, transposed, zero, k, n, identityRowOrder);
+}
+
+/**
+ * A layer's parameter gradients under its state-dict keys (PyTorch layouts),
+ * from the gradients of its folded GEMM: `dW` `[n, k]` in the packed row
+ * order and `db` `[n]`. A BatchNorm folded into a convolution (torchvision,
+ * frozen statistics) passes them on by the chain rule: with
+ * `s = gamma / sqrt(var + eps)`, `dconv = dW s`, `dgamma = (sum_k W dW -
+ * mean db) / sqrt(var + eps)`, `dbeta = db`.
+ *
+ * @param params The layer's current parameters by key.
+ */
+export function layerGradients(
+  layer: GemmLayer,
+  dw: Float32Array,
+  db: Float32Array,
+  params: (key: string) => Float32Array,
+): Map<string, Float32Array> {
+  const { k, n } = layer;
+  const weight = new Float32Array(n * k);
+  for (let o = 0; o < n; o++) {
+    const row = o * k;
+    for (let r = 0; r < k; r++) weight[row + layer.order(r)] = dw[row + r];
+  }
+  const bn = layer instanceof Conv2d ? layer.batchNorm : null;
+  if (!bn) {
+    return new Map([[`${layer.key}.weight`, weight], [`${layer.key}.bias`, new Float32Array(db)]]);
+  }
+  const w = params(`${layer.key}.weight`);
+  const gamma = params(`${bn.key}.weight`), mean = params(`${bn.key}.running_mean`);
+  const variance = params(`${bn.key}.running_var`);
+  const dgamma = new Float32Array(n);
+  for (let o = 0; o < n; o++) {
+    const inv = 1 / Math.sqrt(variance[o] + bn.eps);
+    const scale = gamma[o] * inv;
+    let dot = 0;
+    for (let i = o * k; i < (o + 1) * k; i++) {
+      dot += w[i] * weight[i];
+      weight[i] *= scale;
+    }
+    dgamma[o] = (dot - mean[o] * db[o]) * inv;
+  }
+  return new Map([
+    [`${layer.key}.weight`, weight],
+    [`${bn.key}.weight`, dgamma],
+    [`${bn.key}.bias`, new Float32Array(db)],
+  ]);
 }

@@ -211,6 +211,29 @@ export class WasmBackend implements Backend {
 
   weightsChanged(): void {}
 
+  async growWeights(floats: number): Promise<void> {
+    this.#check();
+    await this.ready();
+    if (floats <= this.#weightFloats) return;
+    const oldEnd = WEIGHTS_AT + this.#weightFloats * 4;
+    const end = WEIGHTS_AT + floats * 4;
+    if (end > this.#memoryLimit || end > MAX_WASM_MEMORY) {
+      throw new MemoryLimitError(
+        `Training needs ${mb(end)} of Wasm memory for weights and gradients but the limit is ` +
+          `${mb(Math.min(this.#memoryLimit, MAX_WASM_MEMORY))}: raise memoryLimit`,
+      );
+    }
+    // Every plan's scratch and arena move up: forget their layouts.
+    this.#layouts = new WeakMap();
+    for (const plan of this.#installed) this.#pool?.forget(plan);
+    this.#installed = [];
+    const have = this.#memory.buffer.byteLength;
+    if (end > have && this.#fixed) await this.#move(end, oldEnd);
+    else if (end > have) this.#memory.grow(Math.ceil((end - have) / PAGE));
+    this.#weightFloats = floats;
+    new Uint8Array(this.#memory.buffer, oldEnd, end - oldEnd).fill(0);
+  }
+
   memoryBytes(): number {
     return this.#memory.buffer.byteLength;
   }
@@ -239,7 +262,7 @@ export class WasmBackend implements Backend {
       );
     }
     const have = this.#memory.buffer.byteLength;
-    if (end > have && this.#fixed) await this.#move(end);
+    if (end > have && this.#fixed) await this.#move(end, WEIGHTS_AT + this.#weightFloats * 4);
     else if (end > have) this.#memory.grow(Math.ceil((end - have) / PAGE));
     if (this.#pool) {
       // Keep a few plans on the workers, so that alternating shapes (batch 1
@@ -293,15 +316,14 @@ export class WasmBackend implements Backend {
   /**
    * Moves to a new fixed-size shared memory of `end` bytes: compiles the
    * kernels for its size, has every thread switch to it, and copies the
-   * weights. A pool whose workers cannot switch is let go: the backend goes
+   * weights (the first `weightBytes`). A pool whose workers cannot switch is let go: the backend goes
    * on on one thread. The old memory stays in use if the new one cannot be
    * made.
    */
-  async #move(end: number): Promise<void> {
+  async #move(end: number, weightBytes: number): Promise<void> {
     const pages = Math.ceil(end / PAGE);
     const compiled = await compileKernels(true, pages);
     const memory = allocate(pages, true, pages);
-    const weightBytes = WEIGHTS_AT + this.#weightFloats * 4;
     const kernels = instantiateKernels(compiled.module, memory);
     if (this.#pool) {
       try {

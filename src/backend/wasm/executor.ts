@@ -158,35 +158,42 @@ function chunksOf(kernels: KernelExports, op: Op, index: number, threads: number
     }).filter((c) => c.r0 < c.r1);
   switch (op.kind) {
     case "conv2d":
-    case "linear": {
-      const m = op.kind === "linear" ? op.m : op.n * op.oh * op.ow;
-      if (op.kind === "conv2d" && op.winograd) {
-        // Chunks of at most one kernel block, so that each takes one pass over the weights.
-        const { n, m: tile } = WINOGRAD_SHAPES[op.winograd.variant];
-        const tiles = op.n * Math.ceil(op.oh / tile) * Math.ceil(op.ow / tile);
-        if (threads === 1) return rows(tiles, 1, 1);
-        const block = kernels.winograd_block_tiles(n * n, op.c, op.weights.n);
-        const least = Math.ceil(tiles / block);
-        const count = Math.ceil(Math.max(chunkCount(tiles, threads, 4 * MR), least) / threads) *
-          threads;
-        return rows(tiles, count, count > threads ? MR : 1);
+      return gemmChunks(kernels, index, threads, op.n * op.oh * op.ow, op.c, op.weights.n, op);
+    case "linear":
+      return gemmChunks(kernels, index, threads, op.m, op.weights.k, op.weights.n, null);
+    case "conv2d_grad_input":
+      return gemmChunks(kernels, index, threads, op.n * op.oh * op.ow, op.c, op.oc, op);
+    case "conv2d_grad_weight": {
+      // Chunks of dW: output channels [r0, r1) x columns [p0, p1), each summed
+      // over every pixel in the same order, so any split gives the same bits.
+      const k = op.kh * op.kw * op.c;
+      if (threads === 1) return [{ op: index, r0: 0, r1: op.oc, p0: 0, p1: k }];
+      if (k >= op.oc) {
+        const count = chunkCount(Math.ceil(k / 8), threads, 2);
+        return Array.from({ length: count }, (_, i) => {
+          const [p0, p1] = split(k, i, count, 8);
+          return { op: index, r0: 0, r1: op.oc, p0, p1 };
+        }).filter((c) => c.p0 < c.p1);
       }
-      const panels = Math.ceil(op.weights.n / PANEL_WIDTH);
-      if (threads === 1 || m >= 8 * MR * threads) {
-        return rows(m, chunkCount(m, threads, 4 * MR), MR, panels);
-      }
-      // Too few rows to share (small maps, batch-1 linear layers): share the panels.
-      const count = chunkCount(panels, threads, 2);
+      const count = chunkCount(Math.ceil(op.oc / MR), threads, 2);
       return Array.from({ length: count }, (_, i) => {
-        const [p0, p1] = split(panels, i, count, 1);
-        return { op: index, r0: 0, r1: m, p0, p1 };
-      }).filter((c) => c.p0 < c.p1);
+        const [r0, r1] = split(op.oc, i, count, MR);
+        return { op: index, r0, r1, p0: 0, p1: k };
+      }).filter((c) => c.r0 < c.r1);
     }
+    case "relu_grad":
+      return rows(op.pixels, chunkCount(op.pixels, threads, 64), 1);
     case "maxpool2d":
     case "avgpool2d":
     case "adaptive_avgpool2d": {
       const count = chunkCount(op.n * op.oh, threads, 2);
       return rows(op.n * op.oh, count, count > threads ? 2 : 1);
+    }
+    case "maxpool2d_grad":
+    case "avgpool2d_grad":
+    case "adaptive_avgpool2d_grad": {
+      const units = op.n * Math.ceil(op.c / POOL_GRAD_CHANNELS);
+      return rows(units, chunkCount(units, threads, 1), 1);
     }
     case "dropout":
       // One chunk: whichever thread claims it draws the whole mask.
@@ -194,14 +201,72 @@ function chunksOf(kernels: KernelExports, op: Op, index: number, threads: number
   }
 }
 
-/** Scratch bytes one thread needs for the plan's convolutions and max pools. */
+/** Channels per unit of work of the pool backward kernels (`asm/`). */
+const POOL_GRAD_CHANNELS = 16;
+
+/** The geometry a convolution-like GEMM is cut by (a forward convolution or an input gradient). */
+interface ConvShape {
+  readonly n: number;
+  readonly oh: number;
+  readonly ow: number;
+  readonly winograd: { readonly variant: keyof typeof WINOGRAD_SHAPES } | null;
+}
+
+/**
+ * Chunks of a GEMM of `m` rows, depth `c` (per tap) and `oc` columns: rows in
+ * multiples of the micro-kernel's, or column panels when rows are few, or
+ * Winograd tiles (at most one kernel block each, so that each chunk takes one
+ * pass over the weights).
+ */
+function gemmChunks(
+  kernels: KernelExports,
+  index: number,
+  threads: number,
+  m: number,
+  c: number,
+  oc: number,
+  conv: ConvShape | null,
+): Chunk[] {
+  const rows = (total: number, count: number, grain: number, panels = 0) =>
+    Array.from({ length: count }, (_, i) => {
+      const [r0, r1] = split(total, i, count, grain);
+      return { op: index, r0, r1, p0: 0, p1: panels };
+    }).filter((ch) => ch.r0 < ch.r1);
+  if (conv?.winograd) {
+    const { n, m: tile } = WINOGRAD_SHAPES[conv.winograd.variant];
+    const tiles = conv.n * Math.ceil(conv.oh / tile) * Math.ceil(conv.ow / tile);
+    if (threads === 1) return rows(tiles, 1, 1);
+    const block = kernels.winograd_block_tiles(n * n, c, oc);
+    const least = Math.ceil(tiles / block);
+    const count = Math.ceil(Math.max(chunkCount(tiles, threads, 4 * MR), least) / threads) *
+      threads;
+    return rows(tiles, count, count > threads ? MR : 1);
+  }
+  const panels = Math.ceil(oc / PANEL_WIDTH);
+  if (threads === 1 || m >= 8 * MR * threads) {
+    return rows(m, chunkCount(m, threads, 4 * MR), MR, panels);
+  }
+  // Too few rows to share (small maps, batch-1 linear layers): share the panels.
+  const count = chunkCount(panels, threads, 2);
+  return Array.from({ length: count }, (_, i) => {
+    const [p0, p1] = split(panels, i, count, 1);
+    return { op: index, r0: 0, r1: m, p0, p1 };
+  }).filter((ch) => ch.p0 < ch.p1);
+}
+
+/** Scratch bytes one thread needs for the plan's convolutions, pools and gradients. */
 export function scratchBytes(kernels: KernelExports, plan: Plan): number {
   let bytes = 0;
   for (const op of plan.ops) {
-    if (op.kind === "conv2d" && op.winograd) {
-      bytes = Math.max(bytes, kernels.winograd_scratch_bytes(op.c, op.weights.n));
+    if ((op.kind === "conv2d" || op.kind === "conv2d_grad_input") && op.winograd) {
+      const oc = op.kind === "conv2d" ? op.weights.n : op.oc;
+      bytes = Math.max(bytes, kernels.winograd_scratch_bytes(op.c, oc));
     } else if (op.kind === "conv2d" && !isPointwise(op)) {
       bytes = Math.max(bytes, kernels.conv2d_scratch_bytes(op.kh * op.kw * op.c));
+    } else if (op.kind === "conv2d_grad_input" && !(op.kh === 1 && op.kw === 1 && op.ph === 0)) {
+      bytes = Math.max(bytes, kernels.conv2d_scratch_bytes(op.kh * op.kw * op.c));
+    } else if (op.kind === "conv2d_grad_weight") {
+      bytes = Math.max(bytes, weightGradScratch(kernels, op));
     } else if (op.kind === "maxpool2d") {
       bytes = Math.max(bytes, kernels.maxpool2d_scratch_bytes(op.w, op.c));
     }
@@ -371,7 +436,149 @@ export function runChunk(
     case "dropout":
       k.dropout(at(op.x), op.count, op.p, seeds[op.stream]);
       return;
+    case "conv2d_grad_input": {
+      const { dy, dx } = op;
+      if (op.winograd) {
+        const kernel = k[`winograd_${op.winograd.variant}_${op.accumulate ? "acc" : "bias"}`];
+        const u = layout.weights + op.winograd.offset * 4;
+        kernel(at(dy), dy.stride, op.h, op.w, op.c, u, op.oc, at(dx), dx.stride, scratch, r0, r1);
+        return;
+      }
+      const w = layout.weights + op.weights.offset * 4;
+      if (op.kh === 1 && op.kw === 1 && op.ph === 0 && op.pw === 0) {
+        const gemm = op.accumulate ? k.gemm_acc : k.gemm_bias;
+        gemm(op.oc, op.c, at(dy), dy.stride, w, at(dx), dx.stride, r0, r1, p0, p1);
+        return;
+      }
+      const conv = op.accumulate ? k.conv2d_acc : k.conv2d_bias;
+      conv(
+        at(dy),
+        dy.stride,
+        op.h,
+        op.w,
+        op.c,
+        op.kh,
+        op.kw,
+        1,
+        1,
+        op.ph,
+        op.pw,
+        op.oh,
+        op.ow,
+        w,
+        op.oc,
+        at(dx),
+        dx.stride,
+        scratch,
+        r0,
+        r1,
+        p0,
+        p1,
+      );
+      return;
+    }
+    case "conv2d_grad_weight": {
+      const { x, dy } = op;
+      const dw = layout.weights + op.grad.offset * 4;
+      k.conv2d_weight_grad(
+        at(x),
+        x.stride,
+        op.n,
+        op.h,
+        op.w,
+        op.c,
+        op.kh,
+        op.kw,
+        op.sh,
+        op.sw,
+        op.ph,
+        op.pw,
+        op.oh,
+        op.ow,
+        at(dy),
+        dy.stride,
+        op.oc,
+        dw,
+        scratch,
+        r0,
+        r1,
+        p0,
+        p1,
+      );
+      if (p0 === 0) {
+        const db = dw + op.oc * op.grad.k * 4;
+        k.bias_grad(at(dy), dy.stride, op.n * op.oh * op.ow, db, r0, r1);
+      }
+      return;
+    }
+    case "relu_grad":
+      k.relu_backward(at(op.dy), op.dy.stride, at(op.y), op.y.stride, op.c, r0, r1);
+      return;
+    case "maxpool2d_grad":
+      k.maxpool2d_backward(
+        at(op.x),
+        op.x.stride,
+        op.h,
+        op.w,
+        op.c,
+        op.k,
+        op.s,
+        op.p,
+        op.oh,
+        op.ow,
+        at(op.dy),
+        op.dy.stride,
+        at(op.dx),
+        op.dx.stride,
+        op.accumulate ? 1 : 0,
+        r0,
+        r1,
+      );
+      return;
+    case "avgpool2d_grad":
+      k.avgpool2d_backward(
+        at(op.dy),
+        op.dy.stride,
+        op.h,
+        op.w,
+        op.c,
+        op.k,
+        op.s,
+        op.p,
+        op.oh,
+        op.ow,
+        at(op.dx),
+        op.dx.stride,
+        op.accumulate ? 1 : 0,
+        r0,
+        r1,
+      );
+      return;
+    case "adaptive_avgpool2d_grad":
+      k.adaptive_avgpool2d_backward(
+        at(op.dy),
+        op.dy.stride,
+        op.h,
+        op.w,
+        op.c,
+        op.oh,
+        op.ow,
+        at(op.dx),
+        op.dx.stride,
+        op.accumulate ? 1 : 0,
+        r0,
+        r1,
+      );
+      return;
   }
+}
+
+/** Scratch bytes of a weight-gradient kernel. */
+function weightGradScratch(
+  kernels: KernelExports,
+  op: Op & { kind: "conv2d_grad_weight" },
+): number {
+  return kernels.conv2d_weight_grad_scratch_bytes(op.c, op.kh, op.kw, op.ow, op.oc);
 }
 
 /**

@@ -188,6 +188,15 @@ export class WebGpuBackend implements Backend {
     this.#weightsDirty = true;
   }
 
+  /** Training runs on the Wasm kernels only. */
+  growWeights(_floats: number): Promise<void> {
+    return Promise.reject(
+      new BackendError(
+        'Training runs on the Wasm backend: create the model with backend: "wasm"',
+      ),
+    );
+  }
+
   /** The device is ready once created. */
   ready(): Promise<void> {
     return Promise.resolve();

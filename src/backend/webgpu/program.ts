@@ -267,6 +267,19 @@ export function lowerPlan(plan: Plan, limits: BindingLimits): LoweredPlan {
         maskFloats += op.count;
         break;
       }
+      case "conv2d_grad_input":
+      case "conv2d_grad_weight":
+      case "relu_grad":
+      case "maxpool2d_grad":
+      case "avgpool2d_grad":
+      case "adaptive_avgpool2d_grad":
+        throw new BackendError(
+          `"${op.name}" is a backward operation: training runs on the Wasm backend`,
+        );
+      default: {
+        const missing: never = op;
+        throw new Error(`Internal: no shader for ${JSON.stringify(missing)}`);
+      }
     }
   }
   return { dispatches, maskFloats, masks };

@@ -1,0 +1,139 @@
+/**
+ * Adam and AdamW, exactly PyTorch 1.13's `torch.optim.Adam` and
+ * `torch.optim.AdamW` updates (float32 state, float64 bias corrections, as
+ * their single-tensor paths compute them). Weight decay enters Adam through
+ * the gradient and AdamW decoupled, before the moments:
+ *
+ *     Adam:  g = grad + weight_decay * p
+ *     AdamW: p = p * (1 - lr * weight_decay);  g = grad
+ *     m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g * g
+ *     p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+ *
+ * @module
+ */
+
+import { OptionError } from "../errors.ts";
+import type { GoogLeNet, Parameter } from "../model/googlenet.ts";
+import { checkNumber, checkOptions } from "../validate.ts";
+import { Optimizer, type ParameterState, stateTensor } from "./optimizer.ts";
+
+/** Options of {@linkcode Adam} and {@linkcode AdamW}. */
+export interface AdamOptions {
+  /** Learning rate (default 1e-3). */
+  lr?: number;
+  /** Decay rates of the moment estimates (default [0.9, 0.999]). */
+  betas?: readonly [number, number];
+  /** Added to the denominator (default 1e-8). */
+  eps?: number;
+  /** Weight decay (default 0 for Adam, 1e-2 for AdamW). */
+  weightDecay?: number;
+}
+
+const f = Math.fround;
+
+/**
+ * PyTorch's Adam over a model's trainable parameters.
+ *
+ * @example
+ * ```ts
+ * import { Adam, GoogLeNet, Tensor } from "../../mod.ts";
+ * const model = await GoogLeNet.create({ numClasses: 3, auxLogits: false, threads: 1 });
+ * const opt = new Adam(model, { lr: 1e-4 });
+ * await model.backward(Tensor.zeros([1, 3, 64, 64]), [0]);
+ * await opt.step();
+ * await model.dispose();
+ * ```
+ */
+export class Adam extends Optimizer {
+  /** Decay rates of the first and second moments. */
+  readonly betas: readonly [number, number];
+  /** Added to the denominator. */
+  readonly eps: number;
+  /** Weight decay. */
+  readonly weightDecay: number;
+  /** Whether weight decay is decoupled (AdamW). */
+  readonly decoupled: boolean;
+
+  /**
+   * @param model The model whose trainable parameters to update.
+   * @param options `lr`, `betas`, `eps`, `weightDecay`.
+   * @throws {OptionError} For an unknown option or a value out of range.
+   */
+  constructor(model: GoogLeNet, options: AdamOptions = {}) {
+    const name = new.target === AdamW ? "AdamW" : "Adam";
+    const o = checkOptions(name, options, ["lr", "betas", "eps", "weightDecay"]);
+    super(model, o.lr ?? 1e-3);
+    this.decoupled = new.target === AdamW;
+    const betas = o.betas ?? [0.9, 0.999];
+    if (!Array.isArray(betas) || betas.length !== 2) {
+      throw new OptionError(`betas must be two numbers in [0, 1), got ${JSON.stringify(betas)}`);
+    }
+    this.betas = [
+      checkNumber("betas[0]", betas[0], { min: 0, max: 1 }),
+      checkNumber("betas[1]", betas[1], { min: 0, max: 1 }),
+    ];
+    if (this.betas[0] >= 1 || this.betas[1] >= 1) {
+      throw new OptionError(`betas must be in [0, 1), got [${this.betas.join(", ")}]`);
+    }
+    this.eps = checkNumber("eps", o.eps, { min: 0, default: 1e-8 });
+    this.weightDecay = checkNumber("weightDecay", o.weightDecay, {
+      min: 0,
+      default: this.decoupled ? 1e-2 : 0,
+    });
+  }
+
+  protected hyperParameters(): Record<string, number | number[]> {
+    return { betas: [...this.betas], eps: this.eps, weightDecay: this.weightDecay };
+  }
+
+  protected update(p: Parameter, grad: Float32Array, lr: number, state: ParameterState): void {
+    const [beta1, beta2] = this.betas;
+    const step = ((state.step as number | undefined) ?? 0) + 1;
+    state.step = step;
+    const m = stateTensor(state, "exp_avg", p).data;
+    const v = stateTensor(state, "exp_avg_sq", p).data;
+    const x = p.data;
+    const b1 = f(beta1), b2 = f(beta2), a1 = f(1 - beta1), a2 = f(1 - beta2);
+    const wd = f(this.weightDecay), eps = f(this.eps);
+    const stepSize = f(-(lr / (1 - beta1 ** step)));
+    const bc2 = f(Math.sqrt(1 - beta2 ** step));
+    const shrink = f(1 - lr * this.weightDecay);
+    for (let i = 0; i < x.length; i++) {
+      let g = grad[i];
+      if (this.decoupled) {
+        if (this.weightDecay !== 0) x[i] = f(x[i] * shrink);
+      } else if (this.weightDecay !== 0) {
+        g = f(g + wd * x[i]);
+      }
+      const mi = f(f(m[i] * b1) + a1 * g);
+      const vi = f(f(v[i] * b2) + f(a2 * g) * g);
+      m[i] = mi;
+      v[i] = vi;
+      const denom = f(f(f(Math.sqrt(vi)) / bc2) + eps);
+      x[i] = f(x[i] + stepSize * f(mi / denom));
+    }
+  }
+}
+
+/**
+ * PyTorch's AdamW: Adam with decoupled weight decay (default 1e-2).
+ *
+ * @example
+ * ```ts
+ * import { AdamW, GoogLeNet, Tensor } from "../../mod.ts";
+ * const model = await GoogLeNet.create({ numClasses: 3, auxLogits: false, threads: 1 });
+ * const opt = new AdamW(model, { lr: 1e-4 });
+ * await model.backward(Tensor.zeros([1, 3, 64, 64]), [1]);
+ * await opt.step();
+ * await model.dispose();
+ * ```
+ */
+export class AdamW extends Adam {
+  /**
+   * @param model The model whose trainable parameters to update.
+   * @param options `lr`, `betas`, `eps`, `weightDecay` (default 1e-2).
+   */
+  constructor(model: GoogLeNet, options: AdamOptions = {}) {
+    super(model, options);
+  }
+}

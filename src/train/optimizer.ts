@@ -1,0 +1,171 @@
+/**
+ * What every optimizer shares: the model whose trainable parameters it
+ * updates, a learning rate settable between steps (a scheduler is a function
+ * of the step that sets it), per-parameter state, and PyTorch-shaped
+ * `stateDict()` / `loadStateDict()`. Updates run after every queued call of
+ * the model and re-derive its packed weights.
+ *
+ * @module
+ */
+
+import { OptionError, StateDictError } from "../errors.ts";
+import type { GoogLeNet, Parameter } from "../model/googlenet.ts";
+import { Tensor } from "../tensor.ts";
+import { checkNumber } from "../validate.ts";
+
+/** One parameter's optimizer state: scalars and tensors, as PyTorch keeps them. */
+export type ParameterState = Record<string, number | Tensor>;
+
+/**
+ * An optimizer's state as PyTorch's `state_dict()` lays it out: `state` by
+ * parameter index (in the model's parameter order), and one parameter group
+ * with the hyper-parameters and the indices; `names` gives each index's key.
+ */
+export interface OptimizerStateDict {
+  /** Per-parameter state by index. */
+  state: Map<number, ParameterState>;
+  /** The hyper-parameters (one group: every trainable parameter). */
+  paramGroups: [Record<string, number | boolean | number[]> & { params: number[] }];
+  /** The state-dict key of each parameter index. */
+  names: string[];
+}
+
+/** Base class of {@linkcode SGD}, {@linkcode Adam} and {@linkcode AdamW}. */
+export abstract class Optimizer {
+  /** The model whose parameters this updates. */
+  readonly model: GoogLeNet;
+  #lr: number;
+  /** State per parameter name. */
+  protected readonly state: Map<string, ParameterState> = new Map();
+
+  /** @param model The model. @param lr The learning rate. */
+  protected constructor(model: GoogLeNet, lr: unknown) {
+    if (!(model && typeof model === "object" && "updateParameters" in model)) {
+      throw new OptionError("An optimizer needs a GoogLeNet model as its first argument");
+    }
+    this.model = model;
+    this.#lr = checkNumber("lr", lr, { min: 0 });
+  }
+
+  /** The learning rate; set it between steps to schedule it. */
+  get lr(): number {
+    return this.#lr;
+  }
+
+  set lr(value: number) {
+    this.#lr = checkNumber("lr", value, { min: 0 });
+  }
+
+  /**
+   * Updates every trainable parameter that has a gradient, after the model's
+   * queued calls, and re-derives the model's packed weights.
+   */
+  step(): Promise<void> {
+    const lr = this.#lr;
+    return this.model.updateParameters((params) => {
+      for (const p of params) {
+        if (p.grad) this.update(p, p.grad, lr, this.#stateOf(p));
+      }
+    });
+  }
+
+  /** Sets the model's gradients to zero (PyTorch's `optimizer.zero_grad()`). */
+  zeroGrad(): void {
+    this.model.zeroGrad();
+  }
+
+  /** The hyper-parameters, for `stateDict()`. */
+  protected abstract hyperParameters(): Record<string, number | boolean | number[]>;
+
+  /** Updates one parameter in place with its gradient. */
+  protected abstract update(
+    p: Parameter,
+    grad: Float32Array,
+    lr: number,
+    state: ParameterState,
+  ): void;
+
+  #stateOf(p: Parameter): ParameterState {
+    let s = this.state.get(p.name);
+    if (!s) {
+      s = {};
+      this.state.set(p.name, s);
+    }
+    return s;
+  }
+
+  /**
+   * The optimizer's state in PyTorch's layout (copies).
+   *
+   * @returns Per-parameter state by index, the hyper-parameters, the names.
+   */
+  stateDict(): OptimizerStateDict {
+    const names = this.model.parameters().map((p) => p.name);
+    const state = new Map<number, ParameterState>();
+    names.forEach((name, i) => {
+      const s = this.state.get(name);
+      if (!s) return;
+      const copy: ParameterState = {};
+      for (const [k, v] of Object.entries(s)) {
+        copy[k] = v instanceof Tensor ? new Tensor(v.data.slice(), v.shape) : v;
+      }
+      state.set(i, copy);
+    });
+    return {
+      state,
+      paramGroups: [{ ...this.hyperParameters(), lr: this.#lr, params: names.map((_, i) => i) }],
+      names,
+    };
+  }
+
+  /**
+   * Restores a state from {@linkcode Optimizer.stateDict} (for `--resume`):
+   * all or nothing, every tensor's shape checked against its parameter.
+   *
+   * @throws {StateDictError} Naming what does not match.
+   */
+  loadStateDict(sd: OptimizerStateDict): void {
+    if (!sd || !(sd.state instanceof Map) || !Array.isArray(sd.paramGroups)) {
+      throw new StateDictError("Expected an optimizer state dict { state, paramGroups, names }");
+    }
+    const params = this.model.parameters();
+    const names = sd.names ?? params.map((p) => p.name);
+    const next = new Map<string, ParameterState>();
+    for (const [index, s] of sd.state) {
+      const name = names[index];
+      const p = params.find((q) => q.name === name);
+      if (!p) throw new StateDictError(`Optimizer state ${index} ("${name}") has no parameter`);
+      const copy: ParameterState = {};
+      for (const [k, v] of Object.entries(s)) {
+        if (v instanceof Tensor) {
+          if (v.size !== p.data.length) {
+            throw new StateDictError(
+              `Optimizer state "${name}".${k} has ${v.size} elements, expected ${p.data.length}`,
+            );
+          }
+          copy[k] = new Tensor(v.data.slice(), p.shape);
+        } else if (typeof v === "number" && Number.isFinite(v)) copy[k] = v;
+        else throw new StateDictError(`Optimizer state "${name}".${k} is not a number or tensor`);
+      }
+      next.set(name, copy);
+    }
+    const lr = sd.paramGroups[0]?.lr;
+    if (lr !== undefined) this.lr = lr as number;
+    this.state.clear();
+    for (const [k, v] of next) this.state.set(k, v);
+  }
+}
+
+/** `state[key]` as a tensor shaped like `p`, created with `init` values when absent. */
+export function stateTensor(
+  state: ParameterState,
+  key: string,
+  p: Parameter,
+  init?: Float32Array,
+): { data: Float32Array; created: boolean } {
+  const existing = state[key];
+  if (existing instanceof Tensor) return { data: existing.data, created: false };
+  const data = init ? new Float32Array(init) : new Float32Array(p.data.length);
+  state[key] = new Tensor(data, p.shape);
+  return { data, created: true };
+}

@@ -1,0 +1,108 @@
+/**
+ * Stochastic gradient descent with momentum, dampening, Nesterov momentum
+ * and weight decay, exactly PyTorch 1.13's `torch.optim.SGD` update (in
+ * float32, as its single-tensor path computes it):
+ *
+ *     g = grad + weight_decay * p
+ *     buf = g (first step), else buf = momentum * buf + (1 - dampening) * g
+ *     g = g + momentum * buf (nesterov), else g = buf       (when momentum != 0)
+ *     p = p - lr * g
+ *
+ * @module
+ */
+
+import { OptionError } from "../errors.ts";
+import type { GoogLeNet, Parameter } from "../model/googlenet.ts";
+import { checkBoolean, checkNumber, checkOptions } from "../validate.ts";
+import { Optimizer, type ParameterState, stateTensor } from "./optimizer.ts";
+
+/** Options of {@linkcode SGD}. */
+export interface SGDOptions {
+  /** Learning rate (required, >= 0). */
+  lr: number;
+  /** Momentum factor (default 0). */
+  momentum?: number;
+  /** Dampening of the momentum (default 0). */
+  dampening?: number;
+  /** L2 penalty added to the gradient (default 0). */
+  weightDecay?: number;
+  /** Nesterov momentum (default false; needs momentum > 0 and dampening 0). */
+  nesterov?: boolean;
+}
+
+const f = Math.fround;
+
+/**
+ * PyTorch's SGD over a model's trainable parameters.
+ *
+ * @example
+ * ```ts
+ * import { GoogLeNet, SGD, Tensor } from "../../mod.ts";
+ * const model = await GoogLeNet.create({ numClasses: 3, auxLogits: false, threads: 1 });
+ * const opt = new SGD(model, { lr: 0.01, momentum: 0.9 });
+ * await model.backward(Tensor.zeros([1, 3, 64, 64]), [2]);
+ * await opt.step();
+ * opt.zeroGrad();
+ * await model.dispose();
+ * ```
+ */
+export class SGD extends Optimizer {
+  /** Momentum factor. */
+  readonly momentum: number;
+  /** Dampening. */
+  readonly dampening: number;
+  /** Weight decay. */
+  readonly weightDecay: number;
+  /** Nesterov momentum. */
+  readonly nesterov: boolean;
+
+  /**
+   * @param model The model whose trainable parameters to update.
+   * @param options `lr` (required), `momentum`, `dampening`, `weightDecay`, `nesterov`.
+   * @throws {OptionError} For an unknown option or a value out of range.
+   */
+  constructor(model: GoogLeNet, options: SGDOptions) {
+    const o = checkOptions("SGD", options, [
+      "lr",
+      "momentum",
+      "dampening",
+      "weightDecay",
+      "nesterov",
+    ]);
+    if (o.lr === undefined) throw new OptionError("SGD needs a learning rate: { lr: 0.01 }");
+    super(model, o.lr);
+    this.momentum = checkNumber("momentum", o.momentum, { min: 0, default: 0 });
+    this.dampening = checkNumber("dampening", o.dampening, { default: 0 });
+    this.weightDecay = checkNumber("weightDecay", o.weightDecay, { min: 0, default: 0 });
+    this.nesterov = checkBoolean("nesterov", o.nesterov, { default: false });
+    if (this.nesterov && (this.momentum <= 0 || this.dampening !== 0)) {
+      throw new OptionError("Nesterov momentum requires a momentum > 0 and zero dampening");
+    }
+  }
+
+  protected hyperParameters(): Record<string, number | boolean> {
+    return {
+      momentum: this.momentum,
+      dampening: this.dampening,
+      weightDecay: this.weightDecay,
+      nesterov: this.nesterov,
+    };
+  }
+
+  protected update(p: Parameter, grad: Float32Array, lr: number, state: ParameterState): void {
+    const { momentum, dampening, weightDecay, nesterov } = this;
+    const x = p.data;
+    const wd = f(weightDecay), m = f(momentum), keep = f(1 - dampening), step = f(-lr);
+    const buf = momentum !== 0 ? stateTensor(state, "momentum_buffer", p) : null;
+    const first = buf?.created ?? false;
+    for (let i = 0; i < x.length; i++) {
+      let d = weightDecay !== 0 ? f(grad[i] + wd * x[i]) : grad[i];
+      if (buf) {
+        const b = first ? d : f(f(buf.data[i] * m) + keep * d);
+        buf.data[i] = b;
+        d = nesterov ? f(d + m * b) : b;
+      }
+      x[i] = f(x[i] + step * d);
+    }
+  }
+}

@@ -1,0 +1,355 @@
+/**
+ * Training against PyTorch 1.13 autograd and torch.optim (Debian's
+ * python3-torch, run by `tools/train_oracle.py` at test time; weights and
+ * inputs from `tools/deterministic.{ts,py}` on both sides, dropout the
+ * identity). Losses within 1e-5 relative everywhere. Gradients:
+ * - strict cases (eval mode at 96x112, head-only fine-tuning at 64x64): every
+ *   trainable parameter's gradient within 1e-4 x max |torch grad| of that
+ *   tensor, none silently zero;
+ * - the full network with aux heads at 224x224 (batch 2) and 240x240 (batch
+ *   3: 15x15 maps at the aux heads, ceil-mode partial windows), seed and
+ *   torchvision (frozen BatchNorm) variants: there a few ReLU inputs lie
+ *   within float32 rounding of zero, and any two float32 implementations take
+ *   different branches there (PyTorch's own float32 gradients differ from its
+ *   float64 ones by up to 2.8e-3 of a tensor's max), so both are measured
+ *   against PyTorch in float64: ours must be as accurate as PyTorch's float32
+ *   overall (relative L2 error over all gradients at most 1.5x PyTorch's) and
+ *   within 2e-2 of every tensor's max (a wrong kernel is off by O(1));
+ * - 3 steps of SGD (momentum, dampening, weight decay, Nesterov), Adam and
+ *   AdamW with a learning-rate change before the last step give PyTorch's
+ *   weights within 1e-4 x max |torch weight| (each update in float32 as
+ *   PyTorch computes it). Adam divides each gradient element by its own
+ *   magnitude plus eps, so a gradient difference dg moves a weight by up to
+ *   lr / eps * dg: with weight decay, g + wd * p cancels to ~1e-6 on some
+ *   weights, where the gradients' float32 error (~2e-7) is a 5 % step
+ *   difference at lr 1e-2, eps 1e-3 (measured). The Adam cases use lr 1e-3 and
+ *   eps 1e-2 (sensitivity 0.1); a wrong rule still moves weights by ~lr, 50x
+ *   the tolerance.
+ * Each on 1 and 2 threads; gradients are bit-identical across thread counts.
+ */
+
+import assert from "node:assert/strict";
+import { Adam, AdamW, GoogLeNet, type Optimizer, SGD, type Tensor } from "../mod.ts";
+import { readSafetensors } from "../src/weights/mod.ts";
+import { deterministicInput, deterministicStateDict } from "../tools/deterministic.ts";
+
+const PYTHON = "/usr/bin/python3";
+const ORACLE = new URL("../tools/train_oracle.py", import.meta.url).pathname;
+
+async function torchAvailable(): Promise<string | null> {
+  try {
+    const out = await new Deno.Command(PYTHON, {
+      args: ["-c", "import torch, torchvision; print(torch.__version__)"],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    return out.success ? null : "python3-torch or python3-torchvision is not installed";
+  } catch {
+    return `${PYTHON} is not available`;
+  }
+}
+
+const missing = await torchAvailable();
+
+interface Case {
+  name: string;
+  shape: number[];
+  labels: number[];
+  /** Every gradient within 1e-4 of PyTorch's float32 (no ReLU input near zero at this size). */
+  strict?: boolean;
+}
+
+interface Spec {
+  variant: "seed" | "torchvision";
+  aux: boolean;
+  train: boolean;
+  numClasses?: number;
+  trainable?: string[] | null;
+  cases: Case[];
+  optimizer?: {
+    kind: "sgd" | "adam" | "adamw";
+    options: Record<string, unknown>;
+    steps: (Case & { lr?: number })[];
+  } | null;
+}
+
+/** Runs the oracle on `spec`; returns its tensors. */
+async function oracle(spec: Spec): Promise<Map<string, Tensor>> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/spec.json`, JSON.stringify(spec));
+    const out = await new Deno.Command(PYTHON, {
+      args: [ORACLE, `${dir}/spec.json`, `${dir}/out.safetensors`],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!out.success) {
+      throw new Error(`train_oracle.py failed: ${new TextDecoder().decode(out.stderr)}`);
+    }
+    return readSafetensors(await Deno.readFile(`${dir}/out.safetensors`)).tensors;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function makeModel(spec: Spec, threads: number): Promise<GoogLeNet> {
+  const model = await GoogLeNet.create({
+    variant: spec.variant,
+    auxLogits: spec.aux,
+    numClasses: spec.numClasses ?? 1000,
+    threads,
+    backend: "wasm",
+    trainable: spec.trainable ?? undefined,
+  });
+  const shapes = [...model.stateDict()].map(([k, t]) => [k, t.shape] as const);
+  model.loadStateDict(deterministicStateDict(shapes));
+  return model.train(spec.train);
+}
+
+function maxAbs(a: Float32Array): number {
+  let m = 0;
+  for (const v of a) m = Math.max(m, Math.abs(v));
+  return m;
+}
+
+function maxDiff(a: Float32Array, b: Float32Array): number {
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff = Math.max(diff, Math.abs(a[i] - b[i]));
+  return diff;
+}
+
+/**
+ * Max |ours - theirs| relative to max |theirs|; asserts it is within `rtol`
+ * and that ours is not all zero where theirs is not.
+ */
+function compare(ours: Float32Array, theirs: Float32Array, rtol: number, what: string): number {
+  assert.equal(ours.length, theirs.length, `${what}: length`);
+  const scale = maxAbs(theirs);
+  const diff = maxDiff(ours, theirs);
+  if (scale === 0) {
+    assert.equal(diff, 0, `${what}: PyTorch's is zero, ours is not`);
+    return 0;
+  }
+  assert.ok(maxAbs(ours) > 0, `${what}: our gradient is all zero, PyTorch's max is ${scale}`);
+  const rel = diff / scale;
+  assert.ok(rel <= rtol, `${what}: max |diff| ${diff} is ${rel.toExponential(2)} of max ${scale}`);
+  return rel;
+}
+
+/** Squared L2 norms of (ours - truth), (torch32 - truth) and truth. */
+function sumSquares(ours: Float32Array, torch32: Float32Array, truth: Float32Array): number[] {
+  let a = 0, b = 0, c = 0;
+  for (let i = 0; i < truth.length; i++) {
+    a += (ours[i] - truth[i]) ** 2;
+    b += (torch32[i] - truth[i]) ** 2;
+    c += truth[i] ** 2;
+  }
+  return [a, b, c];
+}
+
+const GRAD_SPECS: [string, Spec][] = [
+  ["seed, aux heads, training", {
+    variant: "seed",
+    aux: true,
+    train: true,
+    cases: [
+      { name: "grad_224_b2", shape: [2, 3, 224, 224], labels: [3, 917] },
+      { name: "grad_240_b3", shape: [3, 3, 240, 240], labels: [0, 999, 500] },
+    ],
+  }],
+  ["seed, eval mode (no aux, no dropout)", {
+    variant: "seed",
+    aux: true,
+    train: false,
+    numClasses: 10,
+    cases: [{ name: "grad_eval_96x112_b2", shape: [2, 3, 96, 112], labels: [9, 4], strict: true }],
+  }],
+  ["torchvision, frozen BatchNorm, aux heads", {
+    variant: "torchvision",
+    aux: true,
+    train: true,
+    cases: [{ name: "grad_tv_224_b2", shape: [2, 3, 224, 224], labels: [281, 7] }],
+  }],
+  ["seed, head only (trainable: fc.)", {
+    variant: "seed",
+    aux: false,
+    train: true,
+    numClasses: 10,
+    trainable: ["fc."],
+    cases: [{ name: "grad_head_64_b2", shape: [2, 3, 64, 64], labels: [1, 2], strict: true }],
+  }],
+];
+
+for (const [title, spec] of GRAD_SPECS) {
+  Deno.test({
+    name: `gradients match PyTorch autograd: ${title} (1 and 2 threads)`,
+    ignore: missing !== null,
+    fn: async () => {
+      const expected = await oracle(spec);
+      const byThreads: Map<string, Tensor>[] = [];
+      for (const threads of [1, 2]) {
+        const model = await makeModel(spec, threads);
+        try {
+          for (const c of spec.cases) {
+            model.zeroGrad();
+            const result = await model.backward(deterministicInput(c.name, c.shape), c.labels, {
+              dropout: false,
+            });
+            const [loss, main, aux1, aux2] = expected.get(`${c.name}.loss`)!.data;
+            const lossRel = Math.abs(result.loss - loss) / Math.abs(loss);
+            assert.ok(lossRel <= 1e-5, `${c.name}: loss ${result.loss} vs ${loss}`);
+            assert.ok(Math.abs(result.mainLoss - main) <= 1e-5 * Math.abs(main));
+            if (spec.aux && spec.train) {
+              assert.ok(Math.abs(result.aux1Loss! - aux1) <= 1e-5 * Math.abs(aux1), "aux1 loss");
+              assert.ok(Math.abs(result.aux2Loss! - aux2) <= 1e-5 * Math.abs(aux2), "aux2 loss");
+            } else {
+              assert.equal(result.aux1Loss, undefined);
+            }
+            const grads = model.gradients();
+            const torchKeys = [...expected.keys()].filter((k) => k.startsWith(`${c.name}.grad.`));
+            assert.deepEqual(
+              [...grads.keys()].sort(),
+              torchKeys.map((k) => k.slice(`${c.name}.grad.`.length)).sort(),
+              "the trainable parameters",
+            );
+            let worst = 0, worstKey = "";
+            const squares = [0, 0, 0];
+            let worst64 = 0, worstTorch64 = 0;
+            for (const [key, g] of grads) {
+              const theirs = expected.get(`${c.name}.grad.${key}`)!.data;
+              const truth = expected.get(`${c.name}.grad64.${key}`)!.data;
+              const rel = compare(g.data, theirs, c.strict ? 1e-4 : 2e-2, key);
+              if (rel > worst) [worst, worstKey] = [rel, key];
+              sumSquares(g.data, theirs, truth).forEach((v, i) => squares[i] += v);
+              worst64 = Math.max(worst64, maxDiff(g.data, truth) / maxAbs(truth));
+              worstTorch64 = Math.max(worstTorch64, maxDiff(theirs, truth) / maxAbs(truth));
+            }
+            const [ours2, torch2, norm2] = squares;
+            const oursL2 = Math.sqrt(ours2 / norm2), torchL2 = Math.sqrt(torch2 / norm2);
+            console.log(
+              `  ${c.name} (${threads} thread(s)): loss rel error ${lossRel.toExponential(2)}; ` +
+                `worst gradient vs PyTorch float32 ${worstKey} ${worst.toExponential(2)} of its ` +
+                `max; vs PyTorch float64: ours L2 ${oursL2.toExponential(2)}, max ` +
+                `${worst64.toExponential(2)}, PyTorch float32's L2 ${torchL2.toExponential(2)}, ` +
+                `max ${worstTorch64.toExponential(2)}`,
+            );
+            if (!c.strict) {
+              assert.ok(
+                oursL2 <= 1.5 * torchL2 + 1e-7,
+                `${c.name}: our gradients' L2 error against float64 (${oursL2}) is above 1.5x ` +
+                  `PyTorch float32's (${torchL2})`,
+              );
+            }
+            if (threads === 1) byThreads.push(grads);
+            else {
+              const one = byThreads[spec.cases.indexOf(c)];
+              for (const [key, g] of grads) {
+                assert.deepEqual(g.data, one.get(key)!.data, `${key}: 2 threads differ from 1`);
+              }
+            }
+          }
+        } finally {
+          await model.dispose();
+        }
+      }
+    },
+  });
+}
+
+const OPTIM_BASE: Omit<Spec, "optimizer"> = {
+  variant: "seed",
+  aux: false,
+  train: true,
+  numClasses: 10,
+  cases: [],
+};
+/** Three steps; the learning rate halves before the last (a schedule sets `lr` between steps). */
+const steps = (lr: number) => [
+  { name: "opt_step0", shape: [2, 3, 64, 64], labels: [1, 8] },
+  { name: "opt_step1", shape: [2, 3, 64, 64], labels: [0, 3] },
+  { name: "opt_step2", shape: [2, 3, 64, 64], labels: [5, 5], lr: lr / 2 },
+];
+
+const OPTIMIZERS: [
+  string,
+  "sgd" | "adam" | "adamw",
+  Record<string, unknown>,
+  (m: GoogLeNet) => Optimizer,
+][] = [
+  [
+    "SGD (momentum 0.9, dampening 0.1, weight decay 1e-3)",
+    "sgd",
+    { lr: 0.01, momentum: 0.9, dampening: 0.1, weight_decay: 1e-3 },
+    (m) => new SGD(m, { lr: 0.01, momentum: 0.9, dampening: 0.1, weightDecay: 1e-3 }),
+  ],
+  [
+    "SGD (Nesterov)",
+    "sgd",
+    { lr: 0.01, momentum: 0.9, nesterov: true },
+    (m) => new SGD(m, { lr: 0.01, momentum: 0.9, nesterov: true }),
+  ],
+  [
+    "Adam (weight decay 1e-2 through the gradient)",
+    "adam",
+    { lr: 1e-3, betas: [0.8, 0.99], eps: 1e-2, weight_decay: 1e-2 },
+    (m) => new Adam(m, { lr: 1e-3, betas: [0.8, 0.99], eps: 1e-2, weightDecay: 1e-2 }),
+  ],
+  [
+    "AdamW (decoupled weight decay 0.1)",
+    "adamw",
+    { lr: 1e-3, eps: 1e-2, weight_decay: 0.1 },
+    (m) => new AdamW(m, { lr: 1e-3, eps: 1e-2, weightDecay: 0.1 }),
+  ],
+];
+
+for (const [title, kind, options, make] of OPTIMIZERS) {
+  Deno.test({
+    name: `3 steps of ${title} give PyTorch's weights (1 and 2 threads)`,
+    ignore: missing !== null,
+    fn: async () => {
+      const STEPS = steps(options.lr as number);
+      const spec: Spec = { ...OPTIM_BASE, optimizer: { kind, options, steps: STEPS } };
+      const expected = await oracle(spec);
+      for (const threads of [1, 2]) {
+        const model = await makeModel(spec, threads);
+        try {
+          const opt = make(model);
+          const losses: number[] = [];
+          for (const step of STEPS) {
+            if (step.lr !== undefined) opt.lr = step.lr;
+            opt.zeroGrad();
+            const { loss } = await model.backward(
+              deterministicInput(step.name, step.shape),
+              step.labels,
+              { dropout: false },
+            );
+            losses.push(loss);
+            await opt.step();
+          }
+          const torchLosses = expected.get("optim.loss")!.data;
+          losses.forEach((l, i) =>
+            assert.ok(Math.abs(l - torchLosses[i]) <= 1e-5 * Math.abs(torchLosses[i]), `loss ${i}`)
+          );
+          const sd = model.stateDict();
+          let worst = 0;
+          for (const p of model.parameters()) {
+            const theirs = expected.get(`optim.${p.name}`)!.data;
+            worst = Math.max(worst, compare(sd.get(p.name)!.data, theirs, 1e-4, p.name));
+          }
+          console.log(
+            `  ${title} (${threads} thread(s)): losses ${losses.map((l) => l.toFixed(4))}, ` +
+              `worst weight ${worst.toExponential(2)} of its max`,
+          );
+        } finally {
+          await model.dispose();
+        }
+      }
+    },
+  });
+}
+
+if (missing) {
+  Deno.test(`training parity skipped: ${missing}`, () => {
+    console.log(`  skipped: ${missing}`);
+  });
+}

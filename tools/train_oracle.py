@@ -1,0 +1,122 @@
+"""PyTorch 1.13 autograd and torch.optim as the oracle for training (run by tests/training_parity.test.ts).
+
+    /usr/bin/python3 tools/train_oracle.py SPEC.json OUT.safetensors
+
+SPEC: {"variant": "seed"|"torchvision", "aux": bool, "train": bool, "numClasses": int,
+       "trainable": [prefixes] | null, "auxWeight": float,
+       "cases": [{"name", "shape", "labels"}],              # gradients of one backward each
+       "optimizer": null | {"kind": "sgd"|"adam"|"adamw", "options": {...}, "steps": [{"name", "shape", "labels", "lr"?}]}}
+
+Weights and inputs come from tools/deterministic.py (bit for bit what tools/deterministic.ts makes);
+dropout is the identity. torchvision's BatchNorm layers stay in eval mode (frozen statistics).
+Writes, per case, "{name}.loss" = [loss, main, aux1, aux2] and "{name}.grad.{key}" for every
+parameter that trains ("{name}.grad64.{key}": the same computed in float64, rounded to float32); for the optimizer run, "optim.{key}" = each trainable parameter after the steps
+and "optim.loss" = the loss of each step.
+"""
+import json
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "reference"))
+sys.path.insert(0, HERE)
+
+import seed_googlenet  # noqa: E402
+from deterministic import deterministic_input, fill_state_dict  # noqa: E402
+from make_fixtures import write_safetensors  # noqa: E402
+
+
+def identity_dropout(x, p=0.5, training=False, inplace=False):
+    return x
+
+
+def build(spec):
+    classes = spec.get("numClasses", 1000)
+    if spec["variant"] == "seed":
+        net = seed_googlenet.GoogLeNet(num_classes=classes, aux_logits=spec["aux"])
+        seed_googlenet.F.dropout = identity_dropout
+    else:
+        import torchvision
+        net = torchvision.models.googlenet(weights=None, num_classes=classes, aux_logits=spec["aux"],
+                                           init_weights=False, transform_input=True)
+        F.dropout = identity_dropout
+    fill_state_dict(net)
+    net.dropout = torch.nn.Identity()
+    net.train(spec["train"])
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.eval()
+    prefixes = spec.get("trainable")
+    for key, p in net.named_parameters():
+        p.requires_grad_(prefixes is None or any(key.startswith(q) for q in prefixes))
+    return net
+
+
+def loss_of(spec, net, x, labels):
+    out = net(x)
+    y = torch.tensor(labels, dtype=torch.long)
+    w = spec.get("auxWeight", 0.3)
+    if isinstance(out, torch.Tensor):
+        main = F.cross_entropy(out, y)
+        return main, [main.detach(), main.detach(), torch.tensor(0.0), torch.tensor(0.0)]
+    if spec["variant"] == "seed":
+        logits, aux2, aux1 = out
+    else:
+        # torchvision 0.14's forward() names its aux outputs the other way round (see make_fixtures.py).
+        logits, aux2, aux1 = out.logits, out.aux_logits1, out.aux_logits2
+    main, a1, a2 = F.cross_entropy(logits, y), F.cross_entropy(aux1, y), F.cross_entropy(aux2, y)
+    total = main + w * (a1 + a2)
+    return total, [total.detach(), main.detach(), a1.detach(), a2.detach()]
+
+
+def main():
+    spec = json.load(open(sys.argv[1]))
+    torch.set_num_threads(int(spec.get("threads", 2)))
+    tensors, meta = {}, {}
+    for case in spec["cases"]:
+        # Twice: in float32 as users run it, then in float64 ("grad64"), the reference both
+        # float32 implementations are measured against: where a ReLU input lies within float32
+        # rounding of zero, any two float32 implementations take different branches.
+        for suffix, dtype in [("grad", torch.float32), ("grad64", torch.float64)]:
+            net = build(spec).to(dtype)
+            x = torch.from_numpy(deterministic_input(case["name"], case["shape"]).copy()).to(dtype)
+            loss, parts = loss_of(spec, net, x, case["labels"])
+            loss.backward()
+            if dtype == torch.float32:
+                tensors[f"{case['name']}.loss"] = torch.stack([p.float() for p in parts])
+            for key, p in net.named_parameters():
+                if p.requires_grad and p.grad is not None:
+                    tensors[f"{case['name']}.{suffix}.{key}"] = p.grad.float()
+    opt_spec = spec.get("optimizer")
+    if opt_spec:
+        net = build(spec)
+        params = [p for p in net.parameters() if p.requires_grad]
+        kind, options = opt_spec["kind"], dict(opt_spec["options"])
+        if "betas" in options:
+            options["betas"] = tuple(options["betas"])
+        cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[kind]
+        opt = cls(params, **options)
+        losses = []
+        for step in opt_spec["steps"]:
+            if "lr" in step:
+                for group in opt.param_groups:
+                    group["lr"] = step["lr"]
+            x = torch.from_numpy(deterministic_input(step["name"], step["shape"]).copy())
+            opt.zero_grad()
+            loss, _ = loss_of(spec, net, x, step["labels"])
+            loss.backward()
+            opt.step()
+            losses.append(float(loss))
+        tensors["optim.loss"] = torch.tensor(losses)
+        for key, p in net.named_parameters():
+            if p.requires_grad:
+                tensors[f"optim.{key}"] = p.detach()
+    meta["spec"] = json.dumps(spec)
+    write_safetensors(sys.argv[2], tensors, meta)
+
+
+if __name__ == "__main__":
+    main()
