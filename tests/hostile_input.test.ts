@@ -36,7 +36,7 @@ import {
   withHeaderLength,
 } from "./_support/edge_bytes.ts";
 import { assertSameBits } from "./_support/edge_child.ts";
-import { loadWeights, OptionError, preprocess, readPth, topK, writePth } from "../mod.ts";
+import { classify, loadWeights, OptionError, preprocess, readPth, topK, writePth } from "../mod.ts";
 import {
   ancillaryBombPng,
   arrayHeaderSafetensors,
@@ -658,6 +658,19 @@ const CASES: HostileCase[] = [
       assert.deepEqual(top.map((p) => p.index), [1, 3, 2, 0]);
     },
     expected: null,
+  },
+  {
+    name: "classify with a NaN logit (NaN in fc.bias[7]) ranks class 7 first, as torch.topk does",
+    action: async (ctx) => {
+      const bias = new Float32Array(ctx.stateDict.get("fc.bias")!.data);
+      bias[7] = NaN;
+      ctx.model.loadStateDict(withEntry(ctx, "fc.bias", new Tensor(bias, [1000])));
+      const rows = await classify(ctx.model, await greyPng(64, 64), { top: 3 });
+      assert.equal(rows[0].index, 7);
+      assert.ok(rows.every((row) => Number.isNaN(row.probability)));
+    },
+    expected: null,
+    cleanup: (ctx) => ctx.model.loadStateDict(ctx.stateDict),
   },
   {
     name: "image: a PNG with two IHDR chunks",
