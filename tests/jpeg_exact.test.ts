@@ -295,3 +295,46 @@ Deno.test("decodeJpegDraft: picks the smallest scale that keeps the shorter side
   // 300 / 2 = 150 >= 150; 300 / 4 = 75; 300 / 8 = 37 (>= 37, not >= 38).
   assert.deepEqual(sizes, ["451x300", "226x150", "113x75", "57x38", "113x75", "57x38"]);
 });
+
+Deno.test("JPEG fuzz: mutated files decode or throw ImageError, on both paths (seeded)", async () => {
+  let seed = 0x9e3779b9;
+  const random = () => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) / 2 ** 32;
+  };
+  const names = ["odd_17x33_420", "progressive_odd", "restart_5_444", "cmyk_progressive"];
+  let decoded = 0;
+  let refused = 0;
+  for (const name of names) {
+    const original = await Deno.readFile(new URL(`${name}.jpg`, FIXTURES));
+    for (let i = 0; i < 300; i++) {
+      const bytes = original.slice(
+        0,
+        random() < 0.1 ? Math.floor(random() * original.length) : undefined,
+      );
+      for (let k = 1 + Math.floor(random() * 4); k > 0; k--) {
+        bytes[Math.floor(random() * bytes.length)] = Math.floor(random() * 256);
+      }
+      const outcomes = [true, false].map((simd) => {
+        try {
+          const image = decodeJpegPixels(bytes, { simd, maxPixels: 1 << 20 });
+          return image.data;
+        } catch (error) {
+          if (!(error instanceof ImageError) && !(error instanceof RangeError)) throw error;
+          return (error as Error).message;
+        }
+      });
+      if (typeof outcomes[0] === "string") {
+        assert.equal(outcomes[0], outcomes[1], `${name} #${i}: the paths disagree`);
+        refused++;
+      } else {
+        assertBytesEqual(outcomes[0], outcomes[1] as Uint8Array, `${name} #${i}`);
+        decoded++;
+      }
+    }
+  }
+  console.log(`${decoded} mutated files decoded (same bytes on both paths), ${refused} refused`);
+  assert.ok(decoded > 0 && refused > 0);
+});

@@ -552,11 +552,12 @@ function readScan(
     if (!c) throw new ImageError(`Corrupt JPEG: a scan names component ${id}, not in the frame`);
     const dcId = s[2 + 2 * i] >> 4;
     const acId = s[2 + 2 * i] & 15;
-    const needDc = !frame.progressive || ss === 0;
+    // A DC refinement scan reads bare bits; a sequential scan ignores Ah and Al.
+    const needDc = !frame.progressive || (ss === 0 && ah === 0);
     const needAc = !frame.progressive || ss !== 0;
-    const dcTable = needDc && ah === 0 ? dcTables[dcId] : undefined;
+    const dcTable = needDc ? dcTables[dcId] : undefined;
     const acTable = needAc ? acTables[acId] : undefined;
-    if ((needDc && ah === 0 && !dcTable) || (needAc && !acTable)) {
+    if ((needDc && !dcTable) || (needAc && !acTable)) {
       throw new ImageError(
         `Corrupt JPEG: a scan uses Huffman table ${
           needAc && !acTable ? `AC ${acId}` : `DC ${dcId}`
@@ -572,7 +573,7 @@ function readScan(
       }
       c.quant = table.slice();
     }
-    if (ss === 0) c.hasDc = true;
+    if (!frame.progressive || ss === 0) c.hasDc = true;
     blocksPerMcu += c.h * c.v;
     components.push({ ...c, dcTable, acTable });
   }

@@ -5,7 +5,9 @@
  *
  * The results equal libjpeg-turbo's C and SIMD versions, which agree with
  * each other, for every input whose intermediate values fit 16 bits (all
- * real images); outputs are clamped to 0-255 as the SIMD versions do.
+ * real images); outputs are clamped to 0-255 as the SIMD versions do. On
+ * any input they equal this project's SIMD kernel (`asm/image/jpeg.ts`):
+ * both wrap at 32 bits the same way.
  *
  * @module
  */
@@ -73,11 +75,9 @@ export function idctIslow(
     const c5 = coefficients[i + 40];
     const c6 = coefficients[i + 48];
     const c7 = coefficients[i + 56];
-    if ((c1 | c2 | c3 | c4 | c5 | c6 | c7) === 0) {
-      const dc = (coefficients[i] * quant[col]) << PASS1_BITS;
-      for (let r = 0; r < 64; r += 8) ws[col + r] = dc;
-      continue;
-    }
+    // No shortcut for all-zero AC columns (jidctint.c has one): it gives the
+    // same values unless the products overflow 32 bits, and the SIMD kernel
+    // (like libjpeg-turbo's) has none, so both paths agree on any input.
     // Even part.
     let z2 = c2 * quant[col + 16];
     let z3 = c6 * quant[col + 48];
