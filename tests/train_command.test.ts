@@ -12,11 +12,14 @@
  *   and with `--trainable fc.` a re-initialised head that trains;
  * - a checkpoint of the other variant: an error that names both;
  * - disk full while saving (a 40 MB tmpfs, root only): exit 1, the previous
- *   checkpoint byte-identical, no temporary file left behind.
+ *   checkpoint byte-identical, no temporary file left behind;
+ * - SIGINT during training: exit 130 with the last checkpoint saved at the
+ *   step reached, and `--resume` from it takes the next step number.
  */
 
 import assert from "node:assert/strict";
 import { loadWeights } from "../mod.ts";
+import { readSidecar } from "../src/train/checkpoint.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const IMAGES = `${ROOT}tests/fixtures/images`;
@@ -294,4 +297,77 @@ Deno.test({
       await Deno.remove(root, { recursive: true });
     }
   },
+});
+
+Deno.test("train: Ctrl-C (SIGINT) saves the last checkpoint, and --resume continues from it", async () => {
+  const root = await folder({
+    a: { "1.png": "coffee_rgb.png" },
+    b: { "1.png": "camera_grey.png" },
+  });
+  try {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-read",
+        "--allow-write",
+        "--allow-env",
+        "tools/train.ts",
+        `${root}/data`,
+        ...FAST,
+        "--epochs",
+        "1000",
+        "--val-split",
+        "0",
+        "--out",
+        `${root}/best.pth`,
+        "--json",
+      ],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const stderr = new Response(child.stderr).text();
+    let text = "";
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    // Interrupt once the first step is done (training would otherwise run for 1000 epochs).
+    while (!text.includes('"type":"step"')) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+    child.kill("SIGINT");
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+    const status = await child.status;
+    assert.equal(status.code, 130, await stderr);
+    assert.match(await stderr, /Saved .*best\.last\.pth \(step \d+\); continue with --resume/);
+    const lines = text.trim().split("\n").map((line) => JSON.parse(line));
+    const stop = lines.find((r) => r.type === "interrupted");
+    assert.equal(stop.saved, `${root}/best.last.pth`);
+    const { progress } = await readSidecar(`${root}/best.last.pth`);
+    assert.equal(progress?.step, stop.step);
+    const resumed = await task("train", [
+      `${root}/data`,
+      ...FAST,
+      "--steps",
+      "1",
+      "--val-split",
+      "0",
+      "--out",
+      `${root}/best.pth`,
+      "--resume",
+      `${root}/best.last.pth`,
+      "--json",
+    ]);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    const step = resumed.stdout.trim().split("\n").map((l) => JSON.parse(l)).find((r) =>
+      r.type === "step"
+    );
+    assert.equal(step.step, stop.step + 1);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });
