@@ -11,6 +11,8 @@
 import { OptionError } from "./errors.ts";
 import { describeValue, type ErrorClass } from "./validate.ts";
 
+/** The largest buffer allocated on a declared length alone, before the bytes arrive. */
+const MAX_PREALLOCATION = 256 * 2 ** 20;
 /** The longest finite timeout: timers fire at once past 2^31 - 1 ms. */
 const MAX_TIMEOUT = 2 ** 31 - 1;
 
@@ -201,7 +203,8 @@ async function readStream(
   });
   aborted.catch(() => {});
   try {
-    let buffer = new Uint8Array(Math.min(length ?? 1 << 16, maxBytes));
+    // A declared length sizes the buffer up to 256 MiB: a server may claim 2 GB and send nothing.
+    let buffer = new Uint8Array(Math.min(length ?? 1 << 16, maxBytes, MAX_PREALLOCATION));
     let size = 0;
     while (true) {
       signal.throwIfAborted();
