@@ -187,7 +187,7 @@ async function readResponse(
   return await readStream(response.body, known, options, signal);
 }
 
-/** Reads a stream into one buffer, preallocated when `length` is known, grown by doubling otherwise. */
+/** Reads a stream into one buffer, preallocated when `length` is known (to 256 MiB), grown by doubling otherwise. */
 async function readStream(
   stream: ReadableStream<Uint8Array>,
   length: number | undefined,

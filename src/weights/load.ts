@@ -51,7 +51,8 @@ const OPTION_KEYS = ["maxBytes", "signal", "timeout"];
  * (`https://...`, `file:///...`) and `URL`s are fetched, or read from disk
  * for `file:`; other strings are file paths. The file is held once: paths
  * are read into one buffer, streams of known length into one preallocated
- * buffer, and aligned float32 tensors are views of it. Bytes in a
+ * buffer (up to 256 MiB; larger ones grow as their bytes arrive), and
+ * aligned float32 tensors are views of it. Bytes in a
  * `SharedArrayBuffer` are copied first (another thread could change them).
  *
  * @param source The file, as bytes or where to read it.
