@@ -66,12 +66,34 @@ export interface SaveCheckpointOptions {
   progress?: Progress;
 }
 
-/** The sidecar path of a checkpoint: `<checkpoint>.optim.safetensors`. */
+/**
+ * The sidecar path of a checkpoint: `<checkpoint>.optim.safetensors`.
+ *
+ * @param checkpoint The checkpoint's path.
+ * @returns The sidecar's path.
+ *
+ * @example
+ * ```ts
+ * import { sidecarPath } from "./checkpoint.ts";
+ * console.log(sidecarPath("runs/best.pth")); // "runs/best.pth.optim.safetensors"
+ * ```
+ */
 export function sidecarPath(checkpoint: string): string {
   return `${checkpoint}.optim.safetensors`;
 }
 
-/** The `classes.json` path next to a checkpoint. */
+/**
+ * The `classes.json` path next to a checkpoint.
+ *
+ * @param checkpoint The checkpoint's path.
+ * @returns `classes.json` in the same folder.
+ *
+ * @example
+ * ```ts
+ * import { classesPath } from "./checkpoint.ts";
+ * console.log(classesPath("runs/best.pth")); // "runs/classes.json"
+ * ```
+ */
 export function classesPath(checkpoint: string): string {
   const slash = checkpoint.lastIndexOf("/");
   return slash < 0 ? "classes.json" : `${checkpoint.slice(0, slash + 1)}classes.json`;
@@ -286,7 +308,19 @@ export async function readSidecar(checkpoint: string): Promise<Sidecar> {
   }
 }
 
-/** Keys of the layers whose shape depends on the class count. */
+/**
+ * Whether a state-dict key belongs to a layer whose shape depends on the
+ * class count (`fc`, `aux1.fc2`, `aux2.fc2`).
+ *
+ * @param key A state-dict key.
+ * @returns True for the heads' last layers.
+ *
+ * @example
+ * ```ts
+ * import { isHeadKey } from "./checkpoint.ts";
+ * console.log(isHeadKey("aux1.fc2.bias"), isHeadKey("aux1.fc1.bias")); // true false
+ * ```
+ */
 export function isHeadKey(key: string): boolean {
   return /^(fc|aux[12]\.fc2)\./.test(key);
 }
