@@ -104,6 +104,17 @@ function decodeSymbol(t: usize): i32 {
 // ---------------------------------------------------------------- blocks
 
 function baseline(out: usize, dc: usize, ac: usize, pred: i32): i32 {
+  // A sequential scan writes each block once: clear it here, in cache,
+  // instead of clearing all coefficients before the scan.
+  const zero = i64x2.splat(0);
+  v128.store(out, zero, 0);
+  v128.store(out, zero, 16);
+  v128.store(out, zero, 32);
+  v128.store(out, zero, 48);
+  v128.store(out, zero, 64);
+  v128.store(out, zero, 80);
+  v128.store(out, zero, 96);
+  v128.store(out, zero, 112);
   const t = decodeSymbol(dc);
   const value = t == 0 ? pred : pred + receive(t);
   store<i16>(out, <i16>value);
@@ -230,6 +241,10 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
   const interval = load<i32>(d, 12) > 0 ? load<i32>(d, 12) : total;
   // kind: 0 sequential, 1 DC first, 2 DC refine, 3 AC first, 4 AC refine
   const kind = !progressive ? 0 : ss == 0 ? (ah == 0 ? 1 : 2) : (ah == 0 ? 3 : 4);
+  const coef0 = <usize>load<i32>(c0, 0);
+  const padded0 = load<i32>(c0, 4);
+  const dc0 = <usize>load<i32>(c0, 24);
+  const ac0 = <usize>load<i32>(c0, 28);
   let pred0 = 0;
   let pred1 = 0;
   let pred2 = 0;
@@ -253,6 +268,29 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
       untilRestart = interval;
     }
     untilRestart--;
+    if (single) {
+      // A non-interleaved scan: one block per MCU, the descriptor in locals.
+      const out = coef0 + (<usize>(my * padded0 + mx) << 7);
+      if (kind == 0) {
+        pred0 = baseline(out, dc0, ac0, pred0);
+      } else if (kind == 1) {
+        const t = decodeSymbol(dc0);
+        if (t != 0) pred0 += receive(t);
+        store<i16>(out, <i16>(pred0 << al));
+      } else if (kind == 2) {
+        if (getBit()) store<i16>(out, <i16>(<i32>load<i16>(out) | (1 << al)));
+      } else if (kind == 3) {
+        acFirst(out, ac0, ss, se, al);
+      } else {
+        acRefine(out, ac0, ss, se, al);
+      }
+      if (failure != 0) return -1;
+      if (++mx == mcusWide) {
+        mx = 0;
+        my++;
+      }
+      continue;
+    }
     for (let ci = 0; ci < count; ci++) {
       const c = c0 + <usize>(ci << 5);
       const coef = <usize>load<i32>(c, 0);

@@ -416,7 +416,9 @@ function readFrame(
       `JPEG decoding needs ${planned} bytes for a ${width}x${height} frame: expected at most ${maxBytes} (maxBytes)`,
     );
   }
-  const arena = simd ? createArena(file, shapes, width * height * count, maxH, maxV) : undefined;
+  const arena = simd
+    ? createArena(file, progressive, shapes, width * height * count, maxH)
+    : undefined;
   const components: Component[] = shapes.map((shape, i) => ({
     ...shape,
     coefficients: arena
@@ -439,6 +441,7 @@ function readFrame(
  */
 function createArena(
   file: Uint8Array,
+  progressive: boolean,
   shapes: readonly {
     blocksWide: number;
     blocksHigh: number;
@@ -449,7 +452,6 @@ function createArena(
   }[],
   outputBytes: number,
   maxH: number,
-  _maxV: number,
 ): Arena | undefined {
   let at = ARENA_START;
   const take = (bytes: number) => {
@@ -467,8 +469,11 @@ function createArena(
   const arena = kernelArena(at); // undefined: the TypeScript path
   if (!arena) return undefined;
   const { memory, kernels } = arena;
-  // A kept memory holds the last image's data: the coefficients start at zero.
-  new Uint8Array(memory.buffer, coefficients[0], planes[0] - coefficients[0]).fill(0);
+  // A kept memory holds the last image's data: a progressive frame's
+  // coefficients start at zero (a sequential scan clears each block itself).
+  if (progressive) {
+    new Uint8Array(memory.buffer, coefficients[0], planes[0] - coefficients[0]).fill(0);
+  }
   new Uint8Array(memory.buffer).set(file, data);
   return { memory, kernels, coefficients, planes, rows, sums, output, data };
 }
