@@ -2,7 +2,7 @@
  * The JPEG decoder against libjpeg-turbo as Pillow uses it: decoded samples
  * byte for byte on a corpus Pillow encodes (qualities 50-100; 4:4:4, 4:2:2,
  * 4:2:0; greyscale; progressive; restart intervals; sizes 1x1 to 4095x3;
- * Adobe CMYK), `preprocess` against torchvision's evaluation transform, and
+ * Adobe CMYK; and, re-muxed from Pillow's blocks, 4:4:0, 4:1:1 and 2x4 luma), `preprocess` against torchvision's evaluation transform, and
  * the budgets that refuse hostile headers before allocating.
  *
  * The committed fixtures (tests/fixtures/jpeg/, made by
@@ -130,7 +130,8 @@ Deno.test("JPEG: the full Pillow-made corpus decodes byte for byte, and preproce
     await t.step("decoded samples equal Pillow's (Wasm SIMD)", async () => {
       const names = await checkCorpus(dir, true);
       console.log(`${names.length} JPEGs byte-equal to Pillow's decode`);
-      for (const kind of ["q50_444", "q100_422", "420", "grey", "progressive", "restart", "cmyk"]) {
+      const kinds = ["q50_444", "q100_422", "420", "grey", "progressive", "restart", "cmyk", "440"];
+      for (const kind of [...kinds, "411", "2x4"]) {
         assert.ok(names.some((n) => n.includes(kind)), `corpus lacks ${kind}`);
       }
     });

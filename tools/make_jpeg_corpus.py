@@ -197,6 +197,95 @@ def restart_markers(data, interval):
     return bytes(out) + bytes(writer.out) + b"\xff\xd9"
 
 
+def read_blocks(data):
+    """The blocks of a baseline 4:4:4 JPEG, per component in raster order:
+    (absolute DC, [(run/size symbol, extra bits)]), plus the segments to copy."""
+    dc, ac, comps, tables, copy = {}, {}, [], None, []
+    for marker, start, end in segments(data):
+        seg = data[start + 4:end]
+        if marker in (0xDB, 0xC4):
+            copy.append(data[start:end])
+        if marker == 0xC4:
+            p = 0
+            while p < len(seg):
+                counts = seg[p + 1:p + 17]
+                total = sum(counts)
+                table = Huffman(counts, seg[p + 17:p + 17 + total])
+                (dc if seg[p] >> 4 == 0 else ac)[seg[p] & 15] = table
+                p += 17 + total
+        if marker == 0xC0:
+            height, width, n = (seg[1] << 8) | seg[2], (seg[3] << 8) | seg[4], seg[5]
+            assert all(seg[7 + 3 * i] == 0x11 for i in range(n))
+            comps = [(seg[6 + 3 * i], seg[8 + 3 * i]) for i in range(n)]  # id, quant table
+        if marker == 0xDA:
+            tables = [(dc[seg[2 + 2 * i] >> 4], ac[seg[2 + 2 * i] & 15]) for i in range(seg[0])]
+            scan_start = end
+    bits = Bits(data[scan_start:])
+    blocks = [[] for _ in comps]
+    preds = [0] * len(comps)
+    for _ in range(-(-width // 8) * -(-height // 8)):
+        for ci, (dct, act) in enumerate(tables):
+            s = bits.symbol(dct)
+            preds[ci] += extend(bits.get(s), s)
+            symbols, k = [], 1
+            while k < 64:
+                rs = bits.symbol(act)
+                r, size = rs >> 4, rs & 15
+                symbols.append((rs, bits.get(size) if size else 0))
+                if size == 0:
+                    if r != 15:
+                        break
+                    k += 16
+                    continue
+                k += r + 1
+            blocks[ci].append((preds[ci], symbols))
+    return width, comps, tables, copy, blocks
+
+
+def resample_sampling(data, luma, width, height):
+    """A baseline JPEG whose luma has sampling factors `luma` (h, v) and whose
+    chroma is 1x1, `width` x `height`, made of the blocks of `data` (a 4:4:4
+    baseline JPEG at least as large as the padded luma grid): each block
+    re-emitted in the new MCU order with its DC re-predicted."""
+    source_width, comps, tables, copy, blocks = read_blocks(data)
+    h, v = luma
+    src_bw = -(-source_width // 8)
+    mcus_x, mcus_y = -(-width // (8 * h)), -(-height // (8 * v))
+    sof = bytes([8, height >> 8, height & 255, width >> 8, width & 255, 3])
+    factors = [(h << 4) | v, 0x11, 0x11]
+    sof += b"".join(bytes([cid, f, tq]) for (cid, tq), f in zip(comps, factors))
+    sos = bytes([3]) + b"".join(bytes([cid, 0x00 if i == 0 else 0x11]) for i, (cid, _) in enumerate(comps))
+    sos += bytes([0, 63, 0])
+    out = bytearray(b"\xff\xd8")
+    out += b"".join(copy)
+    out += bytes([0xFF, 0xC0, 0, len(sof) + 2]) + sof
+    out += bytes([0xFF, 0xDA, 0, len(sos) + 2]) + sos
+    writer = Writer()
+    preds = [0, 0, 0]
+
+    def put(ci, block):
+        value, symbols = block
+        dct, act = tables[ci]
+        diff = value - preds[ci]
+        preds[ci] = value
+        s = category(diff)
+        writer.put(*reversed(dct.encode[s]))
+        writer.put(diff if diff >= 0 else diff + (1 << s) - 1, s)
+        for rs, extra in symbols:
+            writer.put(*reversed(act.encode[rs]))
+            writer.put(extra, rs & 15)
+
+    for my in range(mcus_y):
+        for mx in range(mcus_x):
+            for bv in range(v):
+                for bh in range(h):
+                    put(0, blocks[0][(my * v + bv) * src_bw + mx * h + bh])
+            put(1, blocks[1][my * src_bw + mx])
+            put(2, blocks[2][my * src_bw + mx])
+    writer.flush()
+    return bytes(out) + bytes(writer.out) + b"\xff\xd9"
+
+
 # ---------------------------------------------------------------- corpus
 
 
@@ -231,6 +320,12 @@ def cases():
     yield "restart_5_444", restart_markers(encode(odd, quality=88, subsampling=0), 5)
     yield "restart_3_grey", restart_markers(encode(grey, quality=60), 3)
     yield "photo_chelsea_420", encode(chelsea, quality=90)
+    # Samplings Pillow cannot write: 4:4:0 (h1v2 fancy upsampling), 4:1:1
+    # (replication by 4), luma 2x4 (replication by 2 and 4), odd sizes.
+    source = encode(astronaut.crop((0, 0, 160, 160)), quality=85, subsampling=0)
+    yield "sampling_440", resample_sampling(source, (1, 2), 61, 75)
+    yield "sampling_411", resample_sampling(source, (4, 1), 150, 37)
+    yield "sampling_2x4", resample_sampling(source, (2, 4), 45, 97)
 
 
 def large_cases():
@@ -246,7 +341,8 @@ TENSORS = {"photo_chelsea_420", "progressive_420", "crop_q75_422", "restart_7_42
 
 
 DRAFTS = {"photo_chelsea_420", "progressive_420", "crop_q75_422", "crop_q50_444", "grey_q75",
-          "cmyk", "odd_17x33_420", "restart_7_420", "size_9x7_422"}
+          "cmyk", "odd_17x33_420", "restart_7_420", "size_9x7_422", "sampling_440", "sampling_411",
+          "sampling_2x4"}
 
 
 def torchvision_tensor(image):
