@@ -115,6 +115,7 @@ Deno.test("JPEG: committed fixtures decode to Pillow's bytes (Wasm SIMD and Type
   const names = await checkCorpus(FIXTURES, true);
   assert.ok(names.includes("size_1x1_420") && names.includes("restart_5_444"));
   assert.ok(names.includes("cmyk_progressive") && names.includes("size_4095x3_420"));
+  assert.ok(names.includes("sampling_440") && names.includes("sampling_411"));
 });
 
 Deno.test("JPEG: the full Pillow-made corpus decodes byte for byte, and preprocess equals torchvision", async (t) => {

@@ -335,7 +335,8 @@ def large_cases():
 
 
 FIXTURES = {"size_1x1_420", "size_7x9_420", "size_9x7_422", "size_4095x3_420", "size_3x4095_422",
-            "odd_17x33_420", "odd_17x33_422", "progressive_odd", "cmyk_progressive", "restart_5_444"}
+            "odd_17x33_420", "odd_17x33_422", "progressive_odd", "cmyk_progressive", "restart_5_444",
+            "sampling_440", "sampling_411"}
 TENSORS = {"photo_chelsea_420", "progressive_420", "crop_q75_422", "restart_7_420", "cmyk",
            "grey_q75", "odd_17x33_420"}
 
