@@ -311,44 +311,132 @@ const CASES: HostileCase[] = [
   {
     name: "threads: 0",
     action: () => GoogLeNet.create({ threads: 0 }),
-    expected: { error: BackendError, message: /threads must be a positive integer, got 0/ },
+    expected: {
+      error: BackendError,
+      message: /Expected threads to be an integer from 1 to \d+, got 0/,
+    },
   },
   {
     name: "threads: 1.5",
     action: () => GoogLeNet.create({ threads: 1.5 }),
-    expected: { error: BackendError, message: /threads must be a positive integer, got 1\.5/ },
+    expected: {
+      error: BackendError,
+      message: /Expected threads to be an integer from 1 to \d+, got 1\.5/,
+    },
   },
   {
     name: 'threads: "2" (a string)',
     action: () => GoogLeNet.create({ threads: "2" as never }),
-    expected: { error: BackendError, message: /threads must be a positive integer/ },
+    expected: {
+      error: BackendError,
+      message: /Expected threads to be an integer from 1 to \d+, got "2"/,
+    },
   },
   {
     name: "numClasses: 0",
     action: () => GoogLeNet.create({ numClasses: 0, threads: 1 }),
-    expected: { error: ShapeError, message: /numClasses must be a positive integer, got 0/ },
+    expected: {
+      error: ShapeError,
+      message: /Expected numClasses to be an integer from 1 to \d+, got 0/,
+    },
   },
   {
     name: 'variant: "resnet50"',
     action: () => GoogLeNet.create({ variant: "resnet50" as never, threads: 1 }),
-    expected: { error: ShapeError, message: /variant must be "seed" or "torchvision"/ },
+    expected: {
+      error: ShapeError,
+      message: /Expected variant to be "seed" or "torchvision", got "resnet50"/,
+    },
   },
   {
     name: 'prefer: "fast"',
     action: () => GoogLeNet.create({ prefer: "fast" as never, threads: 1 }),
-    expected: { error: BackendError, message: /prefer must be "memory" or "speed", got "fast"/ },
+    expected: {
+      error: BackendError,
+      message: /Expected prefer to be "memory" or "speed", got "fast"/,
+    },
   },
   {
     name: "memoryLimit below the weights",
     action: () => GoogLeNet.create({ memoryLimit: 1024 * 1024, threads: 1 }),
     expected: { error: MemoryLimitError, message: /weights need .* memoryLimit is 1\.0 MB/ },
   },
+  // ---- issue 14 class 4: the model's options, checked at the boundary, nothing coerced ----
+  {
+    name: "threads: 1000 (more than the cap)",
+    action: () => GoogLeNet.create({ threads: 1000 }),
+    expected: {
+      error: BackendError,
+      message: /Expected threads to be an integer from 1 to \d+, got 1000/,
+    },
+  },
+  {
+    name: 'auxLogits: "false" (a string)',
+    action: () => GoogLeNet.create({ auxLogits: "false" as never, threads: 1 }),
+    expected: { error: OptionError, message: /auxLogits.*got "false"/ },
+  },
+  {
+    name: "seed: 1.5",
+    action: () => GoogLeNet.create({ seed: 1.5, threads: 1 }),
+    expected: { error: OptionError, message: /seed.*integer.*got 1\.5/ },
+  },
+  {
+    name: "seed: 10n (a bigint)",
+    action: () => GoogLeNet.create({ seed: 10n as never, threads: 1 }),
+    expected: { error: OptionError, message: /seed.*got 10n/ },
+  },
+  {
+    name: "create(null)",
+    action: () => GoogLeNet.create(null as never),
+    expected: { error: OptionError, message: /GoogLeNet\.create/ },
+  },
+  {
+    name: "an unknown option name lists the valid ones",
+    action: () => GoogLeNet.create({ thread: 1 } as never),
+    expected: {
+      error: OptionError,
+      message: /Unknown option "thread" of GoogLeNet\.create: expected one of .*"threads"/,
+    },
+  },
+  {
+    name: "loadStateDict(sd, null)",
+    action: ({ model }) => model.loadStateDict(model.stateDict(), null as never),
+    expected: { error: StateDictError, message: /loadStateDict/ },
+  },
+  {
+    name: "forward with an unknown option",
+    action: ({ model, good }) => model.forward(good, { dropuot: false } as never),
+    expected: { error: ShapeError, message: /Unknown option "dropuot" of forward/ },
+  },
+  {
+    name: "backward with a label out of range",
+    action: ({ model, good }) => model.backward(good, [1000]),
+    expected: {
+      error: ShapeError,
+      message: /Label 0 is 1000: expected an integer class index in \[0, 1000\)/,
+    },
+  },
+  {
+    name: "backward with a fractional label",
+    action: ({ model, good }) => model.backward(good, [1.5]),
+    expected: { error: ShapeError, message: /Label 0 is 1\.5/ },
+  },
+  {
+    name: "backward with too few labels",
+    action: ({ model, good }) => model.backward(good, []),
+    expected: { error: ShapeError, message: /Expected 1 labels \(one per image\), got 0/ },
+  },
+  {
+    name: "trainable prefixes that match nothing",
+    action: () => GoogLeNet.create({ trainable: ["fcc."], threads: 1 }),
+    expected: { error: StateDictError, message: /"fcc\." match no parameter/ },
+  },
   {
     name: "memoryLimit: NaN",
     action: () => GoogLeNet.create({ memoryLimit: NaN, threads: 1 }),
     expected: {
       error: BackendError,
-      message: /memoryLimit must be a positive number of bytes, got NaN/,
+      message: /Expected memoryLimit to be a finite number > 0, got NaN/,
     },
   },
   {

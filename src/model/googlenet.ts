@@ -9,6 +9,14 @@ import type { GradRef, Plan, WinogradVariant } from "../graph/ops.ts";
 import { PlanBuilder, type Value } from "../graph/planner.ts";
 import { appendBackward, type LayerGradients } from "../graph/backward.ts";
 import { checkLabels, crossEntropy } from "../train/loss.ts";
+import {
+  checkBoolean,
+  checkEnum,
+  checkInteger,
+  checkNumber,
+  checkOptions,
+  describeValue,
+} from "../validate.ts";
 import type { Backend } from "../backend/backend.ts";
 import { packedSize, winogradSize } from "../backend/pack.ts";
 import { type BackendChoice, createBackend } from "../backend/select.ts";
@@ -161,6 +169,24 @@ interface TrainingPlan {
 }
 
 const DEFAULT_MEMORY_LIMIT = 2 * 1024 * 1024 * 1024;
+/** The most threads a model may ask for beyond the machine's cores (each is a worker and a scratch region). */
+const MAX_THREADS = 64;
+/** Every option {@linkcode GoogLeNet.create} accepts. */
+const CREATE_OPTIONS = [
+  "numClasses",
+  "auxLogits",
+  "initWeights",
+  "variant",
+  "transformInput",
+  "stateDict",
+  "seed",
+  "backend",
+  "threads",
+  "wasmModule",
+  "memoryLimit",
+  "prefer",
+  "trainable",
+] as const;
 const PLAN_CACHE = 8;
 
 /**
@@ -366,46 +392,68 @@ export class GoogLeNet {
    * ```
    */
   static async create(options: GoogLeNetOptions = {}): Promise<GoogLeNet> {
-    const numClasses = options.numClasses ?? 1000;
-    if (!Number.isSafeInteger(numClasses) || numClasses < 1) {
-      throw new ShapeError(`numClasses must be a positive integer, got ${numClasses}`);
-    }
-    const threads = options.threads ?? navigatorThreads();
-    if (!Number.isSafeInteger(threads) || threads < 1) {
-      throw new BackendError(`threads must be a positive integer, got ${threads}`);
-    }
-    const memoryLimit = options.memoryLimit ?? DEFAULT_MEMORY_LIMIT;
-    if (typeof memoryLimit !== "number" || !(memoryLimit > 0)) {
-      throw new BackendError(`memoryLimit must be a positive number of bytes, got ${memoryLimit}`);
-    }
-    const variantName = options.variant ?? "seed";
-    if (variantName !== "seed" && variantName !== "torchvision") {
-      throw new ShapeError(
-        `variant must be "seed" or "torchvision", got ${JSON.stringify(variantName)}`,
+    const o = checkOptions("GoogLeNet.create", options, CREATE_OPTIONS);
+    const numClasses = checkInteger("numClasses", o.numClasses, {
+      min: 1,
+      max: 1 << 20,
+      default: 1000,
+      error: ShapeError,
+    });
+    // Threads beyond the cores only cost memory (a scratch region and a worker each).
+    const cores = navigatorThreads();
+    const threads = checkInteger("threads", o.threads, {
+      min: 1,
+      max: Math.max(MAX_THREADS, cores),
+      default: cores,
+      error: BackendError,
+    });
+    const memoryLimit = checkNumber("memoryLimit", o.memoryLimit, {
+      min: 0,
+      exclusiveMin: true,
+      default: DEFAULT_MEMORY_LIMIT,
+      error: BackendError,
+    });
+    const variantName = checkEnum("variant", o.variant, ["seed", "torchvision"] as const, {
+      default: "seed",
+      error: ShapeError,
+    });
+    const variant = variantByName(variantName);
+    const prefer = checkEnum("prefer", o.prefer, ["memory", "speed"] as const, {
+      default: "memory",
+      error: BackendError,
+    });
+    const auxLogits = checkBoolean("auxLogits", o.auxLogits, { default: true });
+    const initWeights = checkBoolean("initWeights", o.initWeights, { default: false });
+    const transformInput = checkBoolean("transformInput", o.transformInput, {
+      default: variant.transformInput,
+    });
+    const seed = checkInteger("seed", o.seed, { min: 0, max: 2 ** 32 - 1, default: 0 });
+    const backend = checkEnum("backend", o.backend, ["auto", "wasm", "webgpu"] as const, {
+      default: "auto",
+      error: BackendError,
+    });
+    if (o.stateDict !== undefined && (o.stateDict === null || typeof o.stateDict !== "object")) {
+      throw new StateDictError(
+        `stateDict must be a Map or a record of key to Tensor, got ${describeValue(o.stateDict)}`,
       );
     }
-    const variant = variantByName(variantName);
-    const prefer = options.prefer ?? "memory";
-    if (prefer !== "memory" && prefer !== "speed") {
-      throw new BackendError(`prefer must be "memory" or "speed", got ${JSON.stringify(prefer)}`);
-    }
-    const trainable = options.trainable ?? null;
+    const trainable = o.trainable ?? null;
     if (
       trainable !== null &&
       (!Array.isArray(trainable) || trainable.some((p) => typeof p !== "string" || p === ""))
     ) {
       throw new StateDictError(
         `trainable must be an array of non-empty state-dict key prefixes such as ["fc."], got ${
-          JSON.stringify(trainable)
+          describeValue(trainable)
         }`,
       );
     }
     const model = new GoogLeNet(
       numClasses,
-      options.auxLogits ?? true,
-      options.seed ?? 0,
+      auxLogits,
+      seed,
       variant,
-      options.transformInput ?? variant.transformInput,
+      transformInput,
       prefer,
       trainable === null ? null : [...trainable],
     );
@@ -420,21 +468,21 @@ export class GoogLeNet {
         );
       }
     }
-    model.#backend = await createBackend(options.backend ?? "auto", {
+    model.#backend = await createBackend(backend, {
       weightFloats: model.#weightFloats,
       threads,
-      wasmModule: options.wasmModule,
+      wasmModule: o.wasmModule,
       memoryLimit,
       // Workers may be refused (no read permission for their modules): with the
       // default thread count, run on the calling thread; an explicit count is an error.
-      threadsOptional: options.threads === undefined,
+      threadsOptional: o.threads === undefined,
       // The eval plan of one 224x224 image: what a model is most often first run on.
       reserve: model.#plan(1, 224, 224, false, false),
     });
     try {
       // The Wasm backend's workers boot while the weights are packed.
-      if (options.stateDict) model.loadStateDict(options.stateDict);
-      else model.#initialize(options.initWeights ?? false);
+      if (o.stateDict) model.loadStateDict(o.stateDict);
+      else model.#initialize(initWeights);
       await model.#queue;
       await model.#backend.ready();
     } catch (error) {
@@ -537,13 +585,8 @@ export class GoogLeNet {
    */
   loadStateDict(stateDict: StateDictInput, options: LoadStateDictOptions = {}): void {
     this.#live();
-    if (options === null || typeof options !== "object") {
-      throw new StateDictError(`loadStateDict options must be an object, got ${options}`);
-    }
-    const strict = options.strict ?? true;
-    if (typeof strict !== "boolean") {
-      throw new StateDictError(`strict must be true or false, got ${JSON.stringify(strict)}`);
-    }
+    const o = checkOptions("loadStateDict", options, ["strict"], { error: StateDictError });
+    const strict = checkBoolean("strict", o.strict, { default: true, error: StateDictError });
     // One read of each entry: what is checked is what is loaded.
     const entries = toMap(stateDict);
     const shapes = new Map(this.#layers.flatMap((l) => l.entries));
@@ -606,11 +649,12 @@ export class GoogLeNet {
    */
   forward(input: Tensor, options: ForwardOptions = {}): Promise<Tensor | TrainingOutputs> {
     const backend = this.#live();
+    const o = checkOptions("forward", options, ["dropout"], { error: ShapeError });
     // The call runs on the input as it is now, whatever happens to it while queued.
-    const x = snapshot(input);
+    const x = snapshot(input, "forward");
     const [n, h, w] = checkShape(x.shape);
     const training = this.#training;
-    const dropout = training && (options.dropout ?? true);
+    const dropout = training && checkBoolean("dropout", o.dropout, { default: true });
     const plan = this.#plan(n, h, w, training && this.auxLogits, dropout);
     const seeds = this.#seeds(plan);
     return this.#enqueue(async () => {
@@ -651,22 +695,17 @@ export class GoogLeNet {
     options: BackwardOptions = {},
   ): Promise<BackwardResult> {
     const backend = this.#live();
-    if (options === null || typeof options !== "object") {
-      throw new ShapeError(`backward options must be an object, got ${options}`);
-    }
-    const x = snapshot(input);
+    const o = checkOptions("backward", options, ["auxWeight", "dropout"]);
+    const x = snapshot(input, "backward");
     const [n, h, w] = checkShape(x.shape);
     checkLabels(labels, n, this.numClasses);
-    const targets = Int32Array.from(labels);
-    const auxWeight = options.auxWeight ?? 0.3;
-    if (typeof auxWeight !== "number" || !Number.isFinite(auxWeight)) {
-      throw new ShapeError(`auxWeight must be a finite number, got ${auxWeight}`);
-    }
+    // Checked and used as they are now: one read of each label.
+    const given = Array.from(labels);
+    checkLabels(given, n, this.numClasses);
+    const targets = Int32Array.from(given);
+    const auxWeight = checkNumber("auxWeight", o.auxWeight, { min: 0, default: 0.3 });
     const training = this.#training;
-    const dropout = training && (options.dropout ?? true);
-    if (typeof dropout !== "boolean") {
-      throw new ShapeError(`dropout must be true or false, got ${JSON.stringify(dropout)}`);
-    }
+    const dropout = training && checkBoolean("dropout", o.dropout, { default: true });
     const aux = training && this.auxLogits;
     const plans = this.#trainingPlan(n, h, w, aux, dropout);
     const seeds = this.#seeds(plans.forward);
@@ -1108,9 +1147,11 @@ function navigatorThreads(): number {
 }
 
 /** A copy of `input` taken now, so that a queued call runs on what it was given. */
-function snapshot(input: Tensor): Tensor {
+function snapshot(input: Tensor, fn: string): Tensor {
   if (!(input instanceof Tensor)) {
-    throw new ShapeError("Expected a Tensor of shape [N, 3, H, W]");
+    throw new ShapeError(
+      `${fn} expects a Tensor of shape [N, 3, H, W], got ${describeValue(input)}`,
+    );
   }
   const shape = [...input.shape];
   checkShape(shape);
