@@ -15,25 +15,37 @@
 
 const LOOKAHEAD: i32 = 9;
 
-// Bit reader state.
+// Bit reader state: the low `bits` bits of `acc` are unread.
 let data: usize = 0;
 let dataEnd: usize = 0;
 let pos: usize = 0;
-let acc: u32 = 0;
+let acc: u64 = 0;
 let bits: i32 = 0;
 let atMarker: bool = false;
 let pastEnd: i32 = 0;
 let failure: i32 = 0; // 1: a code matches no symbol
 let natural: usize = 0;
 
+// Tops the buffer up: four bytes at once when none of them is 0xff,
+// else byte by byte with the stuffing and marker rules of entropy.ts.
 function fill(): void {
-  while (bits <= 24) {
-    let byte: u32 = 0;
+  if (bits <= 32 && !atMarker && pos + 4 <= dataEnd) {
+    const w = load<u32>(pos);
+    const v = ~w;
+    if (((v - 0x01010101) & ~v & 0x80808080) == 0) {
+      acc = (acc << 32) | <u64>bswap<u32>(w);
+      bits += 32;
+      pos += 4;
+      return;
+    }
+  }
+  while (bits <= 56) {
+    let byte: u64 = 0;
     if (!atMarker) {
       if (pos >= dataEnd) {
         pastEnd += 8;
       } else {
-        const b = <u32>load<u8>(pos);
+        const b = <u64>load<u8>(pos);
         if (b != 0xff) {
           byte = b;
           pos++;
@@ -61,32 +73,32 @@ function fill(): void {
 @inline function getBits(n: i32): i32 {
   if (bits < n) fill();
   bits -= n;
-  return <i32>((acc >>> <u32>bits) & ((1 << n) - 1));
+  return <i32>(acc >> <u64>bits) & ((1 << n) - 1);
 }
 
 @inline function getBit(): i32 {
   if (bits < 1) fill();
   bits--;
-  return <i32>((acc >>> <u32>bits) & 1);
+  return <i32>(acc >> <u64>bits) & 1;
 }
 
 function decodeSymbol(t: usize): i32 {
   if (bits < 16) fill();
-  const peek = (acc >>> <u32>(bits - LOOKAHEAD)) & ((1 << LOOKAHEAD) - 1);
+  const peek = <i32>(acc >> <u64>(bits - LOOKAHEAD)) & ((1 << LOOKAHEAD) - 1);
   const entry = <i32>load<u16>(t + (<usize>peek << 1));
   if (entry != 0) {
     bits -= entry >> 8;
     return entry & 0xff;
   }
   let length = LOOKAHEAD + 1;
-  let code = <i32>((acc >>> <u32>(bits - length)) & ((1 << length) - 1));
+  let code = <i32>(acc >> <u64>(bits - length)) & ((1 << length) - 1);
   while (code > load<i32>(t + 1024 + (<usize>length << 2))) {
     length++;
     if (length > 16) {
       failure = 1;
       return 0;
     }
-    code = <i32>((acc >>> <u32>(bits - length)) & ((1 << length) - 1));
+    code = <i32>(acc >> <u64>(bits - length)) & ((1 << length) - 1);
   }
   bits -= length;
   return <i32>load<u8>(t + 1168 + <usize>(code + load<i32>(t + 1096 + (<usize>length << 2))));

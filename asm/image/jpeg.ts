@@ -105,9 +105,33 @@ export function idct_islow_blocks(
 ): void {
   const ws = scratch;
   const wt = scratch + 256;
+  const q0 = load<i32>(quant);
   for (let by = 0; by < blocksHigh; by++) {
     for (let bx = 0; bx < blocksWide; bx++) {
       const block = coef + (<usize>(by * paddedBlocksWide + bx) << 7);
+      // A block with only its DC term: the two passes below reduce to this,
+      // with the same 32-bit wrapping, so the result is the same.
+      const ac = v128.or(
+        v128.or(
+          v128.or(i16x8.replace_lane(v128.load(block, 0), 0, 0), v128.load(block, 16)),
+          v128.or(v128.load(block, 32), v128.load(block, 48)),
+        ),
+        v128.or(
+          v128.or(v128.load(block, 64), v128.load(block, 80)),
+          v128.or(v128.load(block, 96), v128.load(block, 112)),
+        ),
+      );
+      if (!v128.any_true(ac)) {
+        const w = (((<i32>load<i16>(block) * q0) << 13) + (1 << 10)) >> 11;
+        const v = ((w << 13) + (1 << 17) + (128 << 18)) >> 18;
+        const fill = i8x16.splat(<i8>(v < 0 ? 0 : v > 255 ? 255 : v));
+        let o = out + <usize>(by * 8 * stride + bx * 8);
+        for (let r = 0; r < 8; r++) {
+          v128.store64_lane(o, fill, 0);
+          o += <usize>stride;
+        }
+        continue;
+      }
       // Pass 1: columns in lanes, two halves of four columns.
       for (let half = 0; half < 2; half++) {
         const c = block + <usize>(half * 8);
