@@ -429,13 +429,21 @@ export function withFixedMemory(bytes: Uint8Array, pages: number): Uint8Array<Ar
 
 /** Describes a caller-supplied precompiled module (edge runtimes). */
 export function describeModule(module: WebAssembly.Module): CompiledKernels {
-  if (!(module instanceof WebAssembly.Module)) {
+  // Not `instanceof`: a host may compile the module in another realm (Vercel's
+  // edge-runtime compiles outside the context that runs the code), and such a
+  // module fails `instanceof` there while the engine accepts it.
+  let imports: WebAssembly.ModuleImportDescriptor[];
+  let exportList: WebAssembly.ModuleExportDescriptor[];
+  try {
+    imports = WebAssembly.Module.imports(module);
+    exportList = WebAssembly.Module.exports(module);
+  } catch {
     throw new BackendError(
       "`wasmModule` must be a WebAssembly.Module compiled from a kernels-*.wasm file",
     );
   }
-  const memory = WebAssembly.Module.imports(module).find((i) => i.kind === "memory");
-  const exports = new Set(WebAssembly.Module.exports(module).map((e) => e.name));
+  const memory = imports.find((i) => i.kind === "memory");
+  const exports = new Set(exportList.map((e) => e.name));
   if (!memory || !exports.has("conv2d_bias_relu") || !exports.has("gemm_bias")) {
     throw new BackendError(
       "`wasmModule` is not a googlenet-wasm kernel module: expected one compiled from " +
