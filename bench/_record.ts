@@ -1,0 +1,122 @@
+/**
+ * The JSON record a bench run leaves behind (`bench/results/latest.json`),
+ * from which `tools/readme_tables.ts` renders the README's tables: each bench
+ * file writes its own section (`"inference"`, `"training"`) with the host, the
+ * date, the commit, the load average and every row, and leaves the others'
+ * sections as they were. `BENCH_RECORD=path` writes elsewhere; `BENCH_RECORD=`
+ * (empty) writes nothing.
+ *
+ * @module
+ */
+
+/** Where the machine and the code stood when a section was measured. */
+export interface RunInfo {
+  /** CPU model (from /proc/cpuinfo), cores seen by the runtime, OS. */
+  host: { cpu: string; cores: number; os: string; deno: string };
+  /** ISO time the section was written. */
+  date: string;
+  /** `git rev-parse --short HEAD`, with `+dirty` when tracked files differ from it. */
+  commit: string;
+  /** 1, 5 and 15 minute load averages when the section started and when it ended. */
+  loadAverage: { start: number[]; end: number[] };
+}
+
+/** The default record path. */
+export const RECORD_PATH: string = new URL("./results/latest.json", import.meta.url).pathname;
+
+/** The CPU model, from /proc/cpuinfo (Linux) or `sysctl` (macOS); "unknown" elsewhere. */
+export async function cpuModel(): Promise<string> {
+  try {
+    const info = await Deno.readTextFile("/proc/cpuinfo");
+    const line = info.split("\n").find((l) => /^model name\s*:/.test(l));
+    if (line) return line.split(":")[1].trim();
+  } catch { /* not Linux */ }
+  try {
+    const { stdout } = await new Deno.Command("sysctl", {
+      args: ["-n", "machdep.cpu.brand_string"],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    const text = new TextDecoder().decode(stdout).trim();
+    if (text) return text;
+  } catch { /* no sysctl */ }
+  return "unknown";
+}
+
+/** The short commit hash, `+dirty` when tracked files have changes; "unknown" outside git. */
+export async function commit(): Promise<string> {
+  const git = async (...args: string[]) => {
+    const { stdout, success } = await new Deno.Command("git", {
+      args,
+      cwd: new URL("..", import.meta.url).pathname,
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    return success ? new TextDecoder().decode(stdout).trim() : null;
+  };
+  try {
+    const head = await git("rev-parse", "--short", "HEAD");
+    if (head === null) return "unknown";
+    const dirty = await git("status", "--porcelain", "--untracked-files=no");
+    return dirty ? `${head}+dirty` : head;
+  } catch {
+    return "unknown";
+  }
+}
+
+/** The load averages now (zeros where the runtime cannot tell). */
+export function loadAverage(): number[] {
+  try {
+    return Deno.loadavg().map((v) => Math.round(v * 100) / 100);
+  } catch {
+    return [0, 0, 0];
+  }
+}
+
+/** Host, commit and the load average at the start; {@linkcode writeSection} adds the end's. */
+export async function startRun(): Promise<RunInfo> {
+  return {
+    host: {
+      cpu: await cpuModel(),
+      cores: navigator.hardwareConcurrency,
+      os: `${Deno.build.os} ${Deno.osRelease()}`,
+      deno: Deno.version.deno,
+    },
+    date: "",
+    commit: await commit(),
+    loadAverage: { start: loadAverage(), end: [] },
+  };
+}
+
+/** One line naming the host, for every printed figure. */
+export function hostLine(info: RunInfo): string {
+  return `Host: ${info.host.cpu}, ${info.host.cores} cores, ${info.host.os}, Deno ${info.host.deno}; ` +
+    `commit ${info.commit}; load average ${info.loadAverage.start.join(" ")} at the start` +
+    (info.loadAverage.end.length ? `, ${info.loadAverage.end.join(" ")} at the end` : "");
+}
+
+/**
+ * Writes `section` of the record (synchronously, so that it works in an
+ * `unload` handler), keeping the other sections. Returns the path written, or
+ * null when `BENCH_RECORD` is set empty.
+ */
+export function writeSection(
+  section: string,
+  info: RunInfo,
+  data: Record<string, unknown>,
+): string | null {
+  const path = Deno.env.get("BENCH_RECORD") ?? RECORD_PATH;
+  if (path === "") return null;
+  let record: Record<string, unknown> = {};
+  try {
+    record = JSON.parse(Deno.readTextFileSync(path));
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  info.date = new Date().toISOString();
+  info.loadAverage.end = loadAverage();
+  record[section] = { ...info, ...data };
+  Deno.mkdirSync(new URL(".", `file://${path}`).pathname, { recursive: true });
+  Deno.writeTextFileSync(path, JSON.stringify(record, null, 2) + "\n");
+  return path;
+}
