@@ -340,3 +340,31 @@ Deno.test("JPEG fuzz: mutated files decode or throw ImageError, on both paths (s
   console.log(`${decoded} mutated files decoded (same bytes on both paths), ${refused} refused`);
   assert.ok(decoded > 0 && refused > 0);
 });
+
+Deno.test("JPEG: where Wasm cannot be compiled at run time, the TypeScript path gives the same bytes", async () => {
+  // A child process whose WebAssembly.Module throws, as on Cloudflare Workers.
+  const script = `
+    WebAssembly.Module = function () { throw new Error("Wasm code generation disallowed by embedder"); };
+    const { decodeJpeg } = await import(${
+    JSON.stringify(new URL("../src/image/jpeg.ts", import.meta.url).href)
+  });
+    const { imageKernels } = await import(${
+    JSON.stringify(new URL("../src/image/simd.ts", import.meta.url).href)
+  });
+    const image = decodeJpeg(await Deno.readFile(${
+    JSON.stringify(new URL("../assets/chelsea.jpg", import.meta.url).pathname)
+  }), 1e8);
+    console.log(JSON.stringify({ kernels: imageKernels(new WebAssembly.Memory({ initial: 1 })) !== undefined, sum: image.data.reduce((a, b) => (a * 31 + b) >>> 0, 0) }));
+  `;
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--no-check", script],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(code, 0, new TextDecoder().decode(stderr));
+  const child = JSON.parse(new TextDecoder().decode(stdout));
+  const bytes = await Deno.readFile(new URL("../assets/chelsea.jpg", import.meta.url));
+  const ours = jpegPixelsToRgb(decodeJpegPixels(bytes));
+  assert.equal(child.kernels, false);
+  assert.equal(child.sum, ours.data.reduce((a, b) => (a * 31 + b) >>> 0, 0));
+});
