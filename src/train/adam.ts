@@ -55,6 +55,8 @@ export class Adam extends Optimizer {
   readonly decoupled: boolean;
 
   /**
+   * Creates the optimizer over `model`'s trainable parameters.
+   *
    * @param model The model whose trainable parameters to update.
    * @param options `lr`, `betas`, `eps`, `weightDecay`.
    * @throws {OptionError} For an unknown option or a value out of range.
@@ -82,11 +84,18 @@ export class Adam extends Optimizer {
     });
   }
 
-  protected hyperParameters(): Record<string, number | number[]> {
+  /** The hyper-parameters, for `stateDict()`. */
+  protected override hyperParameters(): Record<string, number | number[]> {
     return { betas: [...this.betas], eps: this.eps, weightDecay: this.weightDecay };
   }
 
-  protected update(p: Parameter, grad: Float32Array, lr: number, state: ParameterState): void {
+  /** One step of the update rule on one parameter, in place. */
+  protected override update(
+    p: Parameter,
+    grad: Float32Array,
+    lr: number,
+    state: ParameterState,
+  ): void {
     const [beta1, beta2] = this.betas;
     const step = ((state.step as number | undefined) ?? 0) + 1;
     state.step = step;
@@ -130,6 +139,8 @@ export class Adam extends Optimizer {
  */
 export class AdamW extends Adam {
   /**
+   * Creates the optimizer over `model`'s trainable parameters.
+   *
    * @param model The model whose trainable parameters to update.
    * @param options `lr`, `betas`, `eps`, `weightDecay` (default 1e-2).
    */

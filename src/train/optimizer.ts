@@ -38,7 +38,12 @@ export abstract class Optimizer {
   /** State per parameter name. */
   protected readonly state: Map<string, ParameterState> = new Map();
 
-  /** @param model The model. @param lr The learning rate. */
+  /**
+   * Binds the optimizer to `model`'s trainable parameters.
+   *
+   * @param model The model.
+   * @param lr The learning rate.
+   */
   protected constructor(model: GoogLeNet, lr: unknown) {
     if (!(model && typeof model === "object" && "updateParameters" in model)) {
       throw new OptionError("An optimizer needs a GoogLeNet model as its first argument");

@@ -57,6 +57,8 @@ export class SGD extends Optimizer {
   readonly nesterov: boolean;
 
   /**
+   * Creates the optimizer over `model`'s trainable parameters.
+   *
    * @param model The model whose trainable parameters to update.
    * @param options `lr` (required), `momentum`, `dampening`, `weightDecay`, `nesterov`.
    * @throws {OptionError} For an unknown option or a value out of range.
@@ -80,7 +82,8 @@ export class SGD extends Optimizer {
     }
   }
 
-  protected hyperParameters(): Record<string, number | boolean> {
+  /** The hyper-parameters, for `stateDict()`. */
+  protected override hyperParameters(): Record<string, number | boolean> {
     return {
       momentum: this.momentum,
       dampening: this.dampening,
@@ -89,7 +92,13 @@ export class SGD extends Optimizer {
     };
   }
 
-  protected update(p: Parameter, grad: Float32Array, lr: number, state: ParameterState): void {
+  /** One step of the update rule on one parameter, in place. */
+  protected override update(
+    p: Parameter,
+    grad: Float32Array,
+    lr: number,
+    state: ParameterState,
+  ): void {
     const { momentum, dampening, weightDecay, nesterov } = this;
     const x = p.data;
     const wd = f(weightDecay), m = f(momentum), keep = f(1 - dampening), step = f(-lr);
