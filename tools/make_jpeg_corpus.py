@@ -343,7 +343,7 @@ TENSORS = {"photo_chelsea_420", "progressive_420", "crop_q75_422", "restart_7_42
 
 DRAFTS = {"photo_chelsea_420", "progressive_420", "crop_q75_422", "crop_q50_444", "grey_q75",
           "cmyk", "odd_17x33_420", "restart_7_420", "size_9x7_422", "sampling_440", "sampling_411",
-          "sampling_2x4"}
+          "sampling_2x4", "grey_progressive", "progressive_444", "cmyk_progressive"}
 
 
 def torchvision_tensor(image):

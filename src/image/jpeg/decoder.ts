@@ -66,7 +66,9 @@ export interface JpegDecodeOptions {
    * upsampling except at 1/8. The output is `ceil(width / scale)` x
    * `ceil(height / scale)` and equals Pillow's after `draft("RGB", ...)`
    * chose the same scale; it is not the full-size decode made smaller, so a
-   * model input made from it is not torchvision's.
+   * model input made from it is not torchvision's. At 1/8, components made of
+   * DC terms alone (luma, or all of a 4:4:4 file) have their progressive AC
+   * scans skipped without decoding them.
    *
    * @default {1}
    */
@@ -282,6 +284,15 @@ export function decodeJpegPixels(bytes: Uint8Array, options: JpegDecodeOptions =
           throw new ImageError("Corrupt JPEG: a scan (SOS) before the frame header (SOF)");
         }
         const scan = readScan(segment, frame, restartInterval, quantTables, dcTables, acTables);
+        const only = frame.components.find((c) =>
+          c.coefficients === scan.components[0].coefficients
+        );
+        if (scan.progressive && scan.ss > 0 && componentLayout(frame, only!, scale).size === 1) {
+          // A component reconstructed from DC terms alone (jpeg_idct_1x1, at 1/8):
+          // its AC scans are skipped, not decoded.
+          pos = nextMarker(bytes, pos).pos;
+          break;
+        }
         pos = frame.arena
           ? decodeScanWasm(frame.arena, bytes.length, pos, scan)
           : decodeScan(bytes, pos, scan);
