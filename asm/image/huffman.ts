@@ -82,7 +82,7 @@ function fill(): void {
   return <i32>(acc >> <u64>bits) & 1;
 }
 
-function decodeSymbol(t: usize): i32 {
+@inline function decodeSymbol(t: usize): i32 {
   if (bits < 16) fill();
   const peek = <i32>(acc >> <u64>(bits - LOOKAHEAD)) & ((1 << LOOKAHEAD) - 1);
   const entry = <i32>load<u16>(t + (<usize>peek << 1));
