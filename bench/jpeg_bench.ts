@@ -5,13 +5,16 @@
  * child process in the same run, median of 7 each, on a 451x300 JPEG
  * (assets/chelsea.jpg), a 3000x2000 JPEG and a 4000x3000 progressive JPEG
  * (skimage photos upscaled by Pillow, made by tools/make_jpeg_corpus.py
- * --large). Prints a table of the medians and the ratios when the run ends.
+ * --large). Prints a table of the medians and the ratios when the run ends,
+ * by wall time and by CPU time (`process.cpuUsage`, Python's
+ * `time.process_time`), which a machine shared with other jobs skews less.
  * Without /usr/bin/python3, Pillow or torchvision the rows are skipped with
  * the reason printed.
  *
  * @module
  */
 
+import process from "node:process";
 import { decodeJpegDraft, decodeJpegPixels } from "../src/image/jpeg.ts";
 import { preprocess } from "../src/image/preprocess.ts";
 
@@ -32,12 +35,13 @@ def decode(data):
     image.load()
 def timed(f, data):
     f(data)  # warm-up
-    times = []
+    times, cpu = [], []
     for _ in range(int(sys.argv[1])):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         f(data)
         times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+        cpu.append((time.process_time() - start_cpu) * 1000)
+    return [statistics.median(times), statistics.median(cpu)]
 out = {}
 for path in sys.argv[2:]:
     data = open(path, "rb").read()
@@ -62,7 +66,7 @@ interface Photo {
 }
 
 async function photos(): Promise<
-  { photos: Photo[]; pil: Record<string, { preprocess: number; decode: number }> } | string
+  { photos: Photo[]; pil: Record<string, { preprocess: number[]; decode: number[] }> } | string
 > {
   const dir = await Deno.makeTempDir({ prefix: "jpeg_bench_" });
   try {
@@ -93,6 +97,11 @@ if (typeof setup === "string") {
   console.log(`SKIPPED jpeg bench: ${setup}`);
 } else {
   const timings = new Map<string, number[]>();
+  const cpuTimings = new Map<string, number[]>();
+  const cpu = () => {
+    const { user, system } = process.cpuUsage();
+    return (user + system) / 1000;
+  };
   const rows: { label: string; path: string; name: string }[] = [];
   for (const photo of setup.photos) {
     const cases: [string, () => unknown][] = [
@@ -104,6 +113,7 @@ if (typeof setup === "string") {
     for (const [name, fn] of cases) {
       const key = `${photo.label}: ${name}`;
       timings.set(key, []);
+      cpuTimings.set(key, []);
       rows.push({ label: photo.label, path: photo.path, name });
       Deno.bench({
         name: key,
@@ -113,8 +123,10 @@ if (typeof setup === "string") {
         async fn(b) {
           b.start();
           const start = performance.now();
+          const startCpu = cpu();
           await fn();
           timings.get(key)!.push(performance.now() - start);
+          cpuTimings.get(key)!.push(cpu() - startCpu);
           b.end();
         },
       });
@@ -131,18 +143,20 @@ if (typeof setup === "string") {
     const lines = [
       "",
       `JPEG to a [1, 3, 224, 224] tensor, one thread, median of ${RUNS}; Pillow + torchvision timed by ${PYTHON} in this run`,
-      "| photo | ours | ms | Pillow ms (preprocess: + torchvision) | ours / theirs |",
-      "|---|---|---:|---:|---:|",
+      "| photo | ours | ms | Pillow ms (preprocess: + torchvision) | ours / theirs | CPU ms | Pillow CPU ms | ours / theirs, CPU |",
+      "|---|---|---:|---:|---:|---:|---:|---:|",
     ];
     for (const { label, path, name } of rows) {
       const samples = timings.get(`${label}: ${name}`)!;
       if (samples.length === 0) continue;
       const ms = median(samples);
-      const theirs = setup.pil[path][name.startsWith("decode") ? "decode" : "preprocess"];
+      const cpuMs = median(cpuTimings.get(`${label}: ${name}`)!);
+      const [theirs, theirsCpu] =
+        setup.pil[path][name.startsWith("decode") ? "decode" : "preprocess"];
       lines.push(
         `| ${label} | ${name} | ${ms.toFixed(1)} | ${theirs.toFixed(1)} | ${
           (ms / theirs).toFixed(2)
-        } |`,
+        } | ${cpuMs.toFixed(1)} | ${theirsCpu.toFixed(1)} | ${(cpuMs / theirsCpu).toFixed(2)} |`,
       );
     }
     lines.push(
