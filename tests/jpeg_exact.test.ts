@@ -154,6 +154,11 @@ Deno.test("JPEG: the full Pillow-made corpus decodes byte for byte, and preproce
       assert.ok(checked >= 24, `expected at least 24 draft references, got ${checked}`);
     });
     await t.step("preprocess equals Resize(256)/CenterCrop(224)/ToTensor/Normalize", async () => {
+      const missing = await Deno.readTextFile(new URL("NO_TENSORS", dir)).catch(() => null);
+      if (missing !== null) {
+        console.log(`SKIPPED: no torchvision for the reference tensors (${missing})`);
+        return;
+      }
       let checked = 0;
       for await (const entry of Deno.readDir(dir)) {
         if (!entry.name.endsWith(".f32")) continue;

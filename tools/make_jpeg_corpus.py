@@ -379,8 +379,13 @@ def main():
                 with open(os.path.join(out, f"{name}.d{scale}.raw"), "wb") as f:
                     f.write(draft.tobytes())
         if "--tensors" in sys.argv and name in TENSORS:
-            with open(os.path.join(out, name + ".f32"), "wb") as f:
-                f.write(torchvision_tensor(image.convert("RGB")))
+            try:
+                tensor = torchvision_tensor(image.convert("RGB"))
+                with open(os.path.join(out, name + ".f32"), "wb") as f:
+                    f.write(tensor)
+            except ImportError as error:  # Pillow without torchvision: no tensors, say why
+                with open(os.path.join(out, "NO_TENSORS"), "w") as f:
+                    f.write(str(error))
         manifest.append({"name": name, "width": image.width, "height": image.height,
                          "mode": image.mode, "bytes": len(data)})
     if "--large" in sys.argv:
