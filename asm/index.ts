@@ -29,3 +29,5 @@ export {
   winograd_f4x3_bias_relu,
   winograd_scratch_bytes,
 } from "./winograd";
+export { pack_gemm, pack_winograd, pack_winograd_scratch_bytes } from "./pack";
+export { adam_update, sgd_update } from "./optim";

@@ -160,6 +160,9 @@ export function appendBackward(
       case "avgpool2d_grad":
       case "adaptive_avgpool2d_grad":
         throw new Error(`Internal: "${op.name}" is already a backward operation`);
+      case "pack_gemm":
+      case "pack_winograd":
+        throw new Error(`Internal: "${op.name}" is a weight operation, not part of a forward pass`);
       default: {
         const missing: never = op;
         throw new Error(`Internal: no backward rule for ${JSON.stringify(missing)}`);

@@ -390,8 +390,79 @@ export type BackwardOp =
   | Pool2dGradOp
   | AdaptiveAvgPoolGradOp;
 
+/**
+ * How an index of a packed matrix maps to a float of a staged weight:
+ * `x -> (x % c) * a + floor(x / c) * b` (`b` may be negative: taps walked
+ * backwards for the flipped input-gradient weights).
+ */
+export interface Gather {
+  /** The modulus. */
+  readonly c: number;
+  /** Floats per unit of `x % c`. */
+  readonly a: number;
+  /** Floats per unit of `floor(x / c)`. */
+  readonly b: number;
+}
+
+/**
+ * Packs a weight staged in the weight blob (a PyTorch layout) into GEMM
+ * panels, `packGemm`'s layout and bits: packed row r, column j is
+ * `blob[source + base + gather(r, rows) + gather(j, cols)]`. Training's
+ * repack after an optimizer step; it reads and writes only the weight blob.
+ */
+export interface PackGemmOp {
+  /** Which operation this is. */
+  readonly kind: "pack_gemm";
+  /** The layer, for messages and profiles. */
+  readonly name: string;
+  /** Float offset of the staged weight in the weight blob. */
+  readonly source: number;
+  /** Added to every source index (the last tap of a flipped kernel). */
+  readonly base: number;
+  /** How packed rows map to the source. */
+  readonly rows: Gather;
+  /** How packed columns map to the source. */
+  readonly cols: Gather;
+  /** Float offset of the staged bias [n], or -1 for a zero bias. */
+  readonly bias: number;
+  /** Where the packed matrix goes. */
+  readonly weights: PackedRef;
+}
+
+/**
+ * Transforms a staged r x r convolution weight into its Winograd form,
+ * `packWinograd`'s layout and bits (U = G g G^T in f64, rounded once): tap t
+ * (row-major) of output o, input ci is
+ * `blob[source + base + o * os + ci * cs + t * ts]`.
+ */
+export interface PackWinogradOp {
+  /** Which operation this is. */
+  readonly kind: "pack_winograd";
+  /** The layer, for messages and profiles. */
+  readonly name: string;
+  /** Float offset of the staged weight in the weight blob. */
+  readonly source: number;
+  /** Added to every source index. */
+  readonly base: number;
+  /** Floats between outputs. */
+  readonly os: number;
+  /** Floats between inputs. */
+  readonly cs: number;
+  /** Floats between taps. */
+  readonly ts: number;
+  /** Float offset of the staged bias [oc], or -1 for a zero bias. */
+  readonly bias: number;
+  /** Input channels (the depth of each packed matrix). */
+  readonly c: number;
+  /** Where the Winograd form goes (`n` output channels) and for which algorithm. */
+  readonly weights: WinogradRef;
+}
+
+/** Operations on the weight blob alone (training's repack), run as a plan of their own. */
+export type WeightOp = PackGemmOp | PackWinogradOp;
+
 /** One operation of a plan. */
-export type Op = ForwardOp | BackwardOp;
+export type Op = ForwardOp | BackwardOp | WeightOp;
 
 /** An arena buffer: its size and where the planner placed it. */
 export interface BufferSpec {

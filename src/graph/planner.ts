@@ -181,6 +181,10 @@ function accesses(op: Op): { reads: Access[]; writes: Access[] } {
       if (op.accumulate) reads.push(dx);
       return { reads, writes: [dx] };
     }
+    case "pack_gemm":
+    case "pack_winograd":
+      // The weight blob alone: nothing in the arena.
+      return { reads: [], writes: [] };
   }
 }
 

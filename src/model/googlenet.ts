@@ -39,6 +39,8 @@ import {
   type TransposedRefs,
 } from "./layers.ts";
 import { Random } from "./random.ts";
+import { repackOps, type Staging, stagingFloats, wasmRepackEnabled, weightPlan } from "./repack.ts";
+import { WasmBackend } from "../backend/wasm/backend.ts";
 import { TRANSFORM_INPUT, type Variant, variantByName, type VariantName } from "./variant.ts";
 
 /** Options of {@linkcode GoogLeNet.create}. */
@@ -246,6 +248,13 @@ export class GoogLeNet {
   #trainFloats: number;
   /** Whether the training regions are allocated and packed. */
   #trainReady = false;
+  /**
+   * Where trainable layers' folded weights are staged for the Wasm repack
+   * (after the gradients; allocated with them, so inference never pays).
+   */
+  #staging = new Map<GemmLayer, Staging>();
+  /** The repack plan of the trainable layers (one per model: the set never changes). */
+  #repackPlan: { layers: readonly GemmLayer[]; plan: Plan } | null = null;
   #trainable: (key: string) => boolean;
   #trainingPlans = new Map<string, TrainingPlan>();
   /** Layers a backward pass has reached (PyTorch's `.grad` is no longer None). */
@@ -837,7 +846,7 @@ export class GoogLeNet {
     }
     return this.#enqueue(() => {
       update(this.#parameterList());
-      this.#repack(
+      return this.#repack(
         this.#layers.filter((l) => l.entries.some(([key]) => this.#isTrainable(key))),
       );
     });
@@ -869,9 +878,21 @@ export class GoogLeNet {
   /** Allocates training's regions (input-gradient weights, zero gradients) once. */
   async #startTraining(): Promise<void> {
     if (this.#trainReady) return;
-    await this.#live().growWeights(this.#trainFloats);
+    const backend = this.#live();
+    let floats = this.#trainFloats;
+    // The Wasm repack stages each trainable layer's folded weight and bias after the gradients.
+    if (backend instanceof WasmBackend && backend.packsWeights && wasmRepackEnabled()) {
+      for (const layer of this.#layers) {
+        if (!layer.entries.some(([key]) => this.#isTrainable(key))) continue;
+        const staged = { weight: floats, bias: floats + layer.n * layer.k };
+        if (!repackOps(layer, staged, this.#trainLayout.get(layer)!.transposed)) continue;
+        this.#staging.set(layer, staged);
+        floats += stagingFloats(layer);
+      }
+    }
+    await backend.growWeights(floats);
     this.#trainReady = true;
-    this.#repack(this.#layers.filter((l) => this.#trainLayout.get(l)!.transposed));
+    await this.#repack(this.#layers.filter((l) => this.#trainLayout.get(l)!.transposed));
   }
 
   #seeds(plan: Plan): number[] {
@@ -969,15 +990,47 @@ export class GoogLeNet {
    * forward GEMM panels and Winograd forms and, once training has started,
    * the input-gradient weights.
    */
-  #repack(layers: readonly GemmLayer[]): void {
-    const blob = this.#live().weights();
+  #repack(layers: readonly GemmLayer[]): void | Promise<void> {
+    const backend = this.#live();
+    const blob = backend.weights();
+    const staged: GemmLayer[] = [];
     for (const layer of layers) {
       const { weight, bias } = layer.fold((key) => this.#params.get(key)!);
+      const stage = this.#trainReady && wasmRepackEnabled() ? this.#staging.get(layer) : undefined;
+      if (stage) {
+        // Packed on every thread below, from these copies.
+        blob.set(weight, stage.weight);
+        blob.set(bias, stage.bias);
+        staged.push(layer);
+        continue;
+      }
       packLayer(blob, layer, weight, bias);
       const transposed = this.#trainLayout.get(layer)!.transposed;
       if (this.#trainReady && transposed) packLayerTransposed(blob, layer, transposed, weight);
     }
-    this.#backend!.weightsChanged();
+    if (staged.length === 0 || !(backend instanceof WasmBackend)) {
+      backend.weightsChanged();
+      return;
+    }
+    return backend.runWeights(this.#repackPlanOf(staged)).then(() => backend.weightsChanged());
+  }
+
+  /** The weight plan that packs `layers` from their staged copies (the last one is kept). */
+  #repackPlanOf(layers: readonly GemmLayer[]): Plan {
+    const cached = this.#repackPlan;
+    if (
+      cached && cached.layers.length === layers.length &&
+      cached.layers.every((l, i) => l === layers[i])
+    ) {
+      return cached.plan;
+    }
+    const plan = weightPlan(
+      layers.flatMap((layer) =>
+        repackOps(layer, this.#staging.get(layer)!, this.#trainLayout.get(layer)!.transposed)!
+      ),
+    );
+    this.#repackPlan = { layers, plan };
+    return plan;
   }
 
   /** Runs `task` after every call queued before it. */

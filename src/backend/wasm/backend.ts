@@ -20,6 +20,7 @@ import {
   type Schedule,
   schedule,
   scratchBytes,
+  weightKernels,
 } from "./executor.ts";
 import {
   type CompiledKernels,
@@ -248,14 +249,37 @@ export class WasmBackend implements Backend {
     return this.#run(plan, input, seeds);
   }
 
-  async #run(plan: Plan, input: Tensor, seeds: readonly number[]): Promise<Float32Array[]> {
+  /**
+   * Runs a plan of weight operations (`pack_gemm`, `pack_winograd`: training's
+   * repack), which read and write only the weight blob, on every thread.
+   *
+   * @param plan Weight operations in steps; no input, no outputs, an arena of one float.
+   * @throws {BackendError} When the kernel module has no weight-packing exports.
+   */
+  runWeights(plan: Plan): Promise<void> {
+    this.#check();
+    weightKernels(this.#kernels);
+    return this.#run(plan, null, []).then(() => {});
+  }
+
+  /** Whether the kernels can pack weights ({@linkcode WasmBackend.runWeights}). */
+  get packsWeights(): boolean {
+    return typeof this.#kernels.pack_gemm === "function" &&
+      typeof this.#kernels.pack_winograd === "function";
+  }
+
+  async #run(
+    plan: Plan,
+    input: Tensor | null,
+    seeds: readonly number[],
+  ): Promise<Float32Array[]> {
     await this.ready();
     this.#check();
     const layout = this.#layout(plan);
     const end = planEnd(layout, plan);
     if (end > this.#memoryLimit || end > MAX_WASM_MEMORY) {
       throw new MemoryLimitError(
-        `Input [${input.shape.join(", ")}] needs ${mb(end)} of Wasm memory but the limit is ` +
+        `Input [${input?.shape.join(", ")}] needs ${mb(end)} of Wasm memory but the limit is ` +
           `${
             mb(Math.min(this.#memoryLimit, MAX_WASM_MEMORY))
           }: use a smaller batch or image, or raise memoryLimit`,
@@ -279,7 +303,7 @@ export class WasmBackend implements Backend {
       await this.#pool.wake();
     }
     const heap = new Float32Array(this.#memory.buffer);
-    copyInput(plan, input, heap, layout.arena / 4 + plan.buffers[plan.input].offset);
+    if (input) copyInput(plan, input, heap, layout.arena / 4 + plan.buffers[plan.input].offset);
     if (this.#pool) {
       await this.#pool.run(plan, layout, seeds);
     } else {

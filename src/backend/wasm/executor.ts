@@ -15,6 +15,7 @@ import type { Op, Plan, View } from "../../graph/ops.ts";
 import { PANEL_WIDTH, WINOGRAD_SHAPES } from "../pack.ts";
 import { barrier, CONTROL_WORDS, CURSOR_STRIDE, FAILED } from "./barrier.ts";
 import type { KernelExports } from "./kernels.ts";
+import { BackendError } from "../../errors.ts";
 
 /** Where a plan lives in linear memory (byte addresses). */
 export interface MemoryLayout {
@@ -198,6 +199,16 @@ function chunksOf(kernels: KernelExports, op: Op, index: number, threads: number
     case "dropout":
       // One chunk: whichever thread claims it draws the whole mask.
       return rows(1, 1, 1);
+    case "pack_gemm":
+    case "pack_winograd": {
+      // Whole panels: every float of a panel is written by the chunk that owns it.
+      const panels = Math.ceil(op.weights.n / PANEL_WIDTH);
+      const count = chunkCount(panels, threads, 2);
+      return Array.from({ length: count }, (_, i) => {
+        const [p0, p1] = split(panels, i, count, 1);
+        return { op: index, r0: 0, r1: 0, p0, p1 };
+      }).filter((c) => c.p0 < c.p1);
+    }
   }
 }
 
@@ -269,6 +280,8 @@ export function scratchBytes(kernels: KernelExports, plan: Plan): number {
       bytes = Math.max(bytes, weightGradScratch(kernels, op));
     } else if (op.kind === "maxpool2d") {
       bytes = Math.max(bytes, kernels.maxpool2d_scratch_bytes(op.w, op.c));
+    } else if (op.kind === "pack_winograd") {
+      bytes = Math.max(bytes, weightKernels(kernels).pack_winograd_scratch_bytes());
     }
   }
   return Math.ceil(bytes / 64) * 64;
@@ -570,7 +583,66 @@ export function runChunk(
         r1,
       );
       return;
+    case "pack_gemm": {
+      const w = (floats: number) => layout.weights + floats * 4;
+      const { rows, cols } = op;
+      weightKernels(k).pack_gemm(
+        w(op.source),
+        op.base,
+        op.weights.k,
+        op.weights.n,
+        rows.c,
+        rows.a,
+        rows.b,
+        cols.c,
+        cols.a,
+        cols.b,
+        op.bias < 0 ? 0 : w(op.bias),
+        w(op.weights.offset),
+        p0,
+        p1,
+      );
+      return;
+    }
+    case "pack_winograd": {
+      const w = (floats: number) => layout.weights + floats * 4;
+      const { n, r } = WINOGRAD_SHAPES[op.weights.variant];
+      weightKernels(k).pack_winograd(
+        w(op.source),
+        op.base,
+        op.os,
+        op.cs,
+        op.ts,
+        op.bias < 0 ? 0 : w(op.bias),
+        op.c,
+        op.weights.n,
+        n,
+        r,
+        w(op.weights.offset),
+        scratch,
+        p0,
+        p1,
+      );
+      return;
+    }
   }
+}
+
+/**
+ * The weight-packing kernels, or a BackendError for a module built before
+ * them (a precompiled `wasmModule`): the model then repacks in TypeScript.
+ */
+export function weightKernels(k: KernelExports): Required<
+  Pick<KernelExports, "pack_gemm" | "pack_winograd" | "pack_winograd_scratch_bytes">
+> {
+  const { pack_gemm, pack_winograd, pack_winograd_scratch_bytes } = k;
+  if (!pack_gemm || !pack_winograd || !pack_winograd_scratch_bytes) {
+    throw new BackendError(
+      "The kernel module has no weight-packing exports (pack_gemm, pack_winograd): rebuild it " +
+        "with `deno task build`",
+    );
+  }
+  return { pack_gemm, pack_winograd, pack_winograd_scratch_bytes };
 }
 
 /** Scratch bytes of a weight-gradient kernel. */

@@ -122,6 +122,29 @@ export type PoolBackwardKernel = (
   g1: number,
 ) => void;
 
+/**
+ * `winograd_f4x3_weight_grad`-like: dw [oc, r * r * c] += the weight gradient
+ * of an r x r "same" stride-1 convolution of x (NHWC, n x h x w x c) giving dy
+ * ([n * h * w, oc]), output channels [o0, o1) x input channels [c0, c1).
+ */
+export type WinogradWeightGrad = (
+  x: number,
+  xstride: number,
+  n: number,
+  h: number,
+  w: number,
+  c: number,
+  dy: number,
+  dystride: number,
+  oc: number,
+  dw: number,
+  scratch: number,
+  o0: number,
+  o1: number,
+  c0: number,
+  c1: number,
+) => void;
+
 /** The kernel exports (byte addresses, strides in floats); see `asm/`. */
 export interface KernelExports {
   gemm_bias: GemmKernel;
@@ -239,6 +262,21 @@ export interface KernelExports {
     ow: number,
     oc: number,
   ): number;
+  /**
+   * The weight gradient of a 3x3 (padding 1) convolution by Winograd F(4x4, 3x3),
+   * accumulated into the dense [oc, 9 * c] dw for output channels [o0, o1) and
+   * input channels [c0, c1) (dU = sum of V^T dM over tiles, then G^T dU G in f64);
+   * bit-identical for any split into chunks. c, oc, o0, c0 multiples of 4.
+   * scratch: `winograd_weight_grad_scratch_bytes()` bytes per thread. Absent from
+   * modules built before Winograd weight gradients.
+   */
+  winograd_f4x3_weight_grad?: WinogradWeightGrad;
+  /** The same by F(2x2, 3x3). */
+  winograd_f2x3_weight_grad?: WinogradWeightGrad;
+  /** The same for a 5x5 (padding 2) convolution by F(2x2, 5x5): dw [oc, 25 * c]. */
+  winograd_f2x5_weight_grad?: WinogradWeightGrad;
+  /** Scratch bytes of the `winograd_*_weight_grad` kernels. */
+  winograd_weight_grad_scratch_bytes?(): number;
   /** db[o] += sum over pixels [0, pixels) of dy[p, o] for o in [o0, o1). */
   bias_grad(dy: number, dystride: number, pixels: number, db: number, o0: number, o1: number): void;
   dropout(x: number, n: number, p: number, seed: number): void;
@@ -254,6 +292,88 @@ export interface KernelExports {
     r1: number,
   ): void;
   softmax(x: number, rows: number, cols: number): void;
+  /**
+   * Panels [p0, p1) of a GEMM-packed matrix (`packGemm`'s layout) of depth k
+   * and n columns at `dst`, packed row r, column j read from
+   * `src[base + gather(r; rc, ra, rb) + gather(j; cc, ca, cb)]` with
+   * `gather(x; c, a, b) = (x % c) * a + floor(x / c) * b`; `bias` 0 is a zero
+   * bias. Absent from modules built before training repacked in Wasm.
+   */
+  pack_gemm?(
+    src: number,
+    base: number,
+    k: number,
+    n: number,
+    rc: number,
+    ra: number,
+    rb: number,
+    cc: number,
+    ca: number,
+    cb: number,
+    bias: number,
+    dst: number,
+    p0: number,
+    p1: number,
+  ): void;
+  /**
+   * Panels [p0, p1) (and the bias when p0 is 0) of the Winograd form of an r x r
+   * convolution (`packWinograd`'s layout and bits), tap t of output o, input ci
+   * at `src[base + o * os + ci * cs + t * ts]`.
+   */
+  pack_winograd?(
+    src: number,
+    base: number,
+    os: number,
+    cs: number,
+    ts: number,
+    bias: number,
+    c: number,
+    oc: number,
+    n: number,
+    r: number,
+    dst: number,
+    scratch: number,
+    p0: number,
+    p1: number,
+  ): void;
+  /** Scratch bytes of `pack_winograd`. */
+  pack_winograd_scratch_bytes?(): number;
+  /** Adam / AdamW on elements [i0, i1), the bits of `src/train/adam.ts` (see `asm/optim.ts`). */
+  adam_update?(
+    x: number,
+    g: number,
+    m: number,
+    v: number,
+    i0: number,
+    i1: number,
+    b1: number,
+    b2: number,
+    a1: number,
+    a2: number,
+    wd: number,
+    eps: number,
+    stepSize: number,
+    bc2: number,
+    shrink: number,
+    decoupled: number,
+    decay: number,
+  ): void;
+  /** SGD on elements [i0, i1), the bits of `src/train/sgd.ts` (see `asm/optim.ts`). */
+  sgd_update?(
+    x: number,
+    g: number,
+    buf: number,
+    i0: number,
+    i1: number,
+    wd: number,
+    m: number,
+    keep: number,
+    step: number,
+    decay: number,
+    momentum: number,
+    first: number,
+    nesterov: number,
+  ): void;
   fma_peak(iters: number, at: number): number;
   GEMM_MR: WebAssembly.Global;
   GEMM_NR: WebAssembly.Global;

@@ -276,6 +276,11 @@ export function lowerPlan(plan: Plan, limits: BindingLimits): LoweredPlan {
         throw new BackendError(
           `"${op.name}" is a backward operation: training runs on the Wasm backend`,
         );
+      case "pack_gemm":
+      case "pack_winograd":
+        throw new BackendError(
+          `"${op.name}" is a weight operation: training's repack runs on the Wasm backend`,
+        );
       default: {
         const missing: never = op;
         throw new Error(`Internal: no shader for ${JSON.stringify(missing)}`);

@@ -1,0 +1,220 @@
+/**
+ * Training's repack in Wasm: after an optimizer step the model copies each
+ * trainable layer's folded weight and bias (PyTorch layouts) into a staging
+ * region of the backend's weight blob, and one plan of weight operations
+ * (`pack_gemm`, `pack_winograd`) re-derives every packed form from them on
+ * all threads: the forward GEMM panels and Winograd forms, and the
+ * transposed, flipped input-gradient weights and their Winograd forms. The
+ * results are the bits of `packLayer` and `packLayerTransposed` (the Winograd
+ * transform computed in f64 and rounded once, like `packWinograd`).
+ *
+ * @module
+ */
+
+import type { Gather, Plan, WeightOp } from "../graph/ops.ts";
+import type { RowOrder } from "../backend/pack.ts";
+import { Conv2d, type GemmLayer, type TransposedRefs } from "./layers.ts";
+
+/** Where a layer's folded weight `[n, k]` (PyTorch-flattened) and bias `[n]` are staged (floats). */
+export interface Staging {
+  /** Offset of the weight in the weight blob. */
+  readonly weight: number;
+  /** Offset of the bias. */
+  readonly bias: number;
+}
+
+let repackInWasm = true;
+
+/**
+ * Test hook: whether models repack trainable layers in Wasm (default) or in
+ * TypeScript (`packLayer`, `packLayerTransposed`), for comparing the two.
+ *
+ * @param on `false` for the TypeScript path.
+ *
+ * @example
+ * ```ts
+ * import { setRepackInWasm } from "./repack.ts";
+ * setRepackInWasm(false);
+ * setRepackInWasm(true);
+ * ```
+ */
+export function setRepackInWasm(on: boolean): void {
+  repackInWasm = on;
+}
+
+/**
+ * Whether the Wasm repack is on (see {@linkcode setRepackInWasm}).
+ *
+ * @returns The hook's state.
+ *
+ * @example
+ * ```ts
+ * import { wasmRepackEnabled } from "./repack.ts";
+ * console.log(wasmRepackEnabled()); // true
+ * ```
+ */
+export function wasmRepackEnabled(): boolean {
+  return repackInWasm;
+}
+
+/**
+ * The {@linkcode Gather} that equals `order` on rows [0, k), or null when
+ * none of the forms `x` (identity) or `(x % c) * a + floor(x / c)` does.
+ *
+ * @param order A packing row order (`convRowOrder`, `nhwcFlattenRowOrder`, identity).
+ * @param k The rows.
+ * @returns The gather, checked on every row.
+ *
+ * @example
+ * ```ts
+ * import { gatherOf } from "./repack.ts";
+ * import { convRowOrder } from "../backend/pack.ts";
+ * console.log(gatherOf(convRowOrder(3, 7, 7), 147)); // { c: 3, a: 49, b: 1 }
+ * ```
+ */
+export function gatherOf(order: RowOrder, k: number): Gather | null {
+  const a = k > 1 ? order(1) : 1;
+  const g: Gather = a === 1 || !Number.isInteger(k / a)
+    ? { c: 1, a: 0, b: 1 }
+    : { c: k / a, a, b: 1 };
+  for (let r = 0; r < k; r++) {
+    if (order(r) !== (r % g.c) * g.a + Math.floor(r / g.c) * g.b) return null;
+  }
+  return g;
+}
+
+/** Floats a layer's staged weight and bias take (16-aligned). */
+export function stagingFloats(layer: GemmLayer): number {
+  return Math.ceil((layer.n * layer.k + layer.n) / 16) * 16;
+}
+
+/**
+ * The weight operations that derive `layer`'s packed forms from its staged
+ * weight and bias: the GEMM panels, the Winograd form when the layer keeps
+ * one, and the input-gradient forms when `transposed` is given. Null when
+ * the layer's row order has no {@linkcode Gather} (it is then packed in
+ * TypeScript).
+ *
+ * @param layer The layer (its `packed` and `winograd` refs set).
+ * @param staged Where its folded weight and bias are staged.
+ * @param transposed Where its input-gradient weights go, if anywhere.
+ * @returns The operations, all independent of each other.
+ *
+ * @example
+ * ```ts
+ * import { Linear } from "./layers.ts";
+ * import { repackOps } from "./repack.ts";
+ * const fc = new Linear("fc", 16, 8);
+ * fc.packed = { offset: 0, k: 16, n: 8 };
+ * console.log(repackOps(fc, { weight: 200, bias: 328 }, null)?.length); // 1
+ * ```
+ */
+export function repackOps(
+  layer: GemmLayer,
+  staged: Staging,
+  transposed: TransposedRefs | null,
+): WeightOp[] | null {
+  const rows = gatherOf(layer.order, layer.k);
+  if (!rows) return null;
+  const { k } = layer;
+  const name = layer.key;
+  const ops: WeightOp[] = [{
+    kind: "pack_gemm",
+    name,
+    source: staged.weight,
+    base: 0,
+    rows,
+    cols: { c: 1, a: 0, b: k },
+    bias: staged.bias,
+    weights: layer.packed,
+  }];
+  if (layer instanceof Conv2d) {
+    const taps = layer.kernelSize * layer.kernelSize;
+    const inC = layer.inChannels, outC = layer.outChannels;
+    if (layer.winograd) {
+      ops.push({
+        kind: "pack_winograd",
+        name,
+        source: staged.weight,
+        base: 0,
+        os: inC * taps,
+        cs: taps,
+        ts: 1,
+        bias: staged.bias,
+        c: inC,
+        weights: layer.winograd,
+      });
+    }
+    if (transposed) {
+      // W'[i, o, t] = W[o, i, taps - 1 - t], packed with the rows (tap, o).
+      ops.push({
+        kind: "pack_gemm",
+        name: `${name}.transposed`,
+        source: staged.weight,
+        base: taps - 1,
+        rows: { c: outC, a: inC * taps, b: -1 },
+        cols: { c: 1, a: 0, b: taps },
+        bias: -1,
+        weights: transposed.packed,
+      });
+      if (transposed.winograd) {
+        ops.push({
+          kind: "pack_winograd",
+          name: `${name}.transposed`,
+          source: staged.weight,
+          base: taps - 1,
+          os: taps,
+          cs: inC * taps,
+          ts: -1,
+          bias: -1,
+          c: outC,
+          weights: transposed.winograd,
+        });
+      }
+    }
+  } else if (transposed) {
+    // Linear: W'[i, o] = W[o, order(i)].
+    ops.push({
+      kind: "pack_gemm",
+      name: `${name}.transposed`,
+      source: staged.weight,
+      base: 0,
+      rows: { c: 1, a: 0, b: k },
+      cols: rows,
+      bias: -1,
+      weights: transposed.packed,
+    });
+  }
+  return ops;
+}
+
+/**
+ * A plan of independent weight operations: one step, no input or outputs,
+ * an arena of one float (the backend needs a buffer to point at).
+ *
+ * @param ops The operations (each writes its own region of the weight blob).
+ * @returns A plan for `WasmBackend.runWeights`.
+ *
+ * @example
+ * ```ts
+ * import { weightPlan } from "./repack.ts";
+ * console.log(weightPlan([]).steps); // [ [] ]
+ * ```
+ */
+export function weightPlan(ops: readonly WeightOp[]): Plan {
+  // The Winograd transforms cost most: first, so that the GEMM gathers fill the tail.
+  const order = [
+    ...ops.filter((op) => op.kind === "pack_winograd"),
+    ...ops.filter((op) => op.kind === "pack_gemm"),
+  ];
+  return {
+    ops: order,
+    steps: [order.map((_, i) => i)],
+    buffers: [{ size: 1, offset: 0 }],
+    arenaSize: 1,
+    input: 0,
+    outputs: [],
+    dropoutStreams: 0,
+    inputTransform: null,
+  };
+}

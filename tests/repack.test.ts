@@ -1,0 +1,132 @@
+/**
+ * Training's repack in Wasm (`src/model/repack.ts`, `asm/pack.ts`): after an
+ * optimizer step the packed forms of every trainable layer (GEMM panels,
+ * Winograd forms, the transposed and flipped input-gradient weights and their
+ * Winograd forms) are re-derived from staged copies on every thread. They
+ * must be the bits of the TypeScript packing (`packLayer`,
+ * `packLayerTransposed`, `packWinograd` in f64), for every layer shape of
+ * both variants with aux heads and both `prefer` choices, on 1 and 2
+ * threads; and the logits after a repack must be those of a fresh model
+ * created with the same weights.
+ */
+
+import assert from "node:assert/strict";
+import { GoogLeNet, type Preference, Tensor } from "../mod.ts";
+import { convRowOrder, identityRowOrder, nhwcFlattenRowOrder } from "../src/backend/pack.ts";
+import { gatherOf, setRepackInWasm } from "../src/model/repack.ts";
+
+type VariantName = "seed" | "torchvision";
+
+/** A model after one backward (training regions allocated) and one weight change. */
+async function updated(
+  variant: VariantName,
+  prefer: Preference,
+  threads: number,
+  wasm: boolean,
+): Promise<GoogLeNet> {
+  setRepackInWasm(wasm);
+  try {
+    const model = await GoogLeNet.create({ variant, prefer, threads, seed: 7, numClasses: 10 });
+    // Eval mode: the main head alone, so a small input will do; gradients start training.
+    const x = new Tensor(
+      Float32Array.from({ length: 2 * 3 * 64 * 64 }, (_, i) => Math.sin(i * 0.37)),
+      [2, 3, 64, 64],
+    );
+    await model.backward(x, [1, 8]);
+    await model.updateParameters((params) => {
+      params.forEach((p, j) => {
+        for (let i = 0; i < p.data.length; i++) p.data[i] += 1e-3 * (((i * 7 + j) % 13) - 6);
+      });
+    });
+    return model;
+  } finally {
+    setRepackInWasm(true);
+  }
+}
+
+/** Indices where two blobs differ (bitwise) over the first `length` floats. */
+function differences(a: Float32Array, b: Float32Array, length: number): number[] {
+  const out: number[] = [];
+  const ua = new Uint32Array(a.buffer, a.byteOffset, length);
+  const ub = new Uint32Array(b.buffer, b.byteOffset, length);
+  for (let i = 0; i < length && out.length < 5; i++) if (ua[i] !== ub[i]) out.push(i);
+  return out;
+}
+
+const CASES: [VariantName, Preference, number[]][] = [
+  ["seed", "memory", [1, 2]],
+  ["seed", "speed", [2]],
+  ["torchvision", "memory", [2]],
+  ["torchvision", "speed", [1, 2]],
+];
+
+for (const [variant, prefer, threadCounts] of CASES) {
+  Deno.test(`repack: Wasm gives the TypeScript packing's bits (${variant}, prefer ${prefer})`, async () => {
+    const reference = await updated(variant, prefer, 1, false);
+    const expected = reference.backend.weights().slice();
+    await reference.dispose();
+    for (const threads of threadCounts) {
+      const model = await updated(variant, prefer, threads, true);
+      const blob = model.backend.weights().slice();
+      // The staging region (folded weights and biases) follows the TypeScript path's regions.
+      assert.ok(
+        blob.length > expected.length + 6_000_000,
+        `staging region missing: ${blob.length} vs ${expected.length} floats`,
+      );
+      assert.deepEqual(differences(expected, blob, expected.length), [], `threads ${threads}`);
+      await model.dispose();
+    }
+  });
+}
+
+Deno.test("repack: logits after a Wasm repack equal a fresh model's with the same weights", async () => {
+  for (const variant of ["seed", "torchvision"] as const) {
+    const model = await updated(variant, "speed", 2, true);
+    model.eval();
+    const fresh = await GoogLeNet.create({
+      variant,
+      prefer: "speed",
+      threads: 2,
+      numClasses: 10,
+      stateDict: model.stateDict(),
+    });
+    const x = new Tensor(
+      Float32Array.from({ length: 3 * 96 * 96 }, (_, i) => Math.cos(i * 0.11)),
+      [1, 3, 96, 96],
+    );
+    const a = (await model.forward(x)) as Tensor;
+    const b = (await fresh.forward(x)) as Tensor;
+    assert.deepEqual(differences(a.data, b.data, a.data.length), [], variant);
+    // The step changed the weights: the logits are not those of the initial weights.
+    const initial = await GoogLeNet.create({
+      variant,
+      prefer: "speed",
+      threads: 2,
+      seed: 7,
+      numClasses: 10,
+    });
+    const c = (await initial.forward(x)) as Tensor;
+    assert.notDeepEqual(differences(a.data, c.data, a.data.length), []);
+    await Promise.all([model.dispose(), fresh.dispose(), initial.dispose()]);
+  }
+});
+
+Deno.test("repack: gatherOf reproduces every row order the model packs with", () => {
+  const cases: [ReturnType<typeof convRowOrder>, number][] = [
+    [convRowOrder(3, 7, 7), 147],
+    [convRowOrder(64, 1, 1), 64],
+    [convRowOrder(96, 3, 3), 864],
+    [convRowOrder(16, 5, 5), 400],
+    [nhwcFlattenRowOrder(128, 4, 4), 2048],
+    [identityRowOrder, 1024],
+  ];
+  for (const [order, k] of cases) {
+    const g = gatherOf(order, k);
+    assert.ok(g, `no gather for k ${k}`);
+    for (let r = 0; r < k; r++) {
+      assert.equal((r % g.c) * g.a + Math.floor(r / g.c) * g.b, order(r));
+    }
+  }
+  // An order of neither form is refused (the layer is then packed in TypeScript).
+  assert.equal(gatherOf((r) => (r * 5) % 8, 8), null);
+});
