@@ -54,6 +54,35 @@ function median(values: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
+/**
+ * Every row measured so far, for the run's record (bench/_record.ts): the
+ * median ms per image and the samples (ms per call).
+ */
+export function recordedRows(): {
+  group: string;
+  name: string;
+  images: number;
+  msPerImage: number;
+  ours: string | null;
+  threads: number;
+  samples: number[];
+}[] {
+  return [...rows.values()].filter((r) => r.samples.length).map((r) => ({
+    group: r.group,
+    name: r.name,
+    images: r.images,
+    msPerImage: median(r.samples) / r.images,
+    ours: r.ours,
+    threads: r.threads,
+    samples: r.samples,
+  }));
+}
+
+/** The lines added with {@linkcode note} so far. */
+export function recordedNotes(): string[] {
+  return [...notes];
+}
+
 /** Prints the table; `gflopPerImage` converts image rates into GFLOP/s. */
 export function printReport(gflopPerImage: number): void {
   const groups = [...new Set([...rows.values()].map((r) => r.group))];

@@ -30,9 +30,13 @@ import type { WasmBackend } from "../src/backend/wasm/backend.ts";
 import { compileKernels } from "../src/backend/wasm/kernels.ts";
 import { countMacs } from "../src/graph/cost.ts";
 import { deterministicInput, deterministicStateDict } from "../tools/deterministic.ts";
-import { note, printReport, record } from "./_report.ts";
+import { note, printReport, record, recordedNotes, recordedRows } from "./_report.ts";
+import { startRun, writeSection } from "./_record.ts";
+import { TFJS_THREADS_UNAVAILABLE } from "./peers/tfjs_wasm.ts";
 
 const CORES = navigator.hardwareConcurrency;
+// Host, commit and load average for the record (bench/results/latest.json).
+const run = await startRun();
 const SHAPES = { "batch 1": [1, 3, 224, 224], "batch 8": [8, 3, 224, 224] } as const;
 
 async function model(threads: number, prefer: Preference = "memory"): Promise<GoogLeNet> {
@@ -81,8 +85,16 @@ for (const threads of CORES > 1 ? [1, CORES] : [1]) {
   peers.push(await createOrtNodeRunner(stateDict, { threads }));
 }
 const webgpuPeer = await createOrtWebGpuRunner(stateDict);
+const skipped: { name: string; reason: string; short: string }[] = [];
 for (const peer of [...peers, webgpuPeer]) {
-  if (!isRunner(peer)) note(`Skipped ${peer.name}: ${peer.reason}`);
+  if (!isRunner(peer)) {
+    note(`Skipped ${peer.name}: ${peer.reason}`);
+    skipped.push({
+      name: peer.name,
+      reason: peer.reason,
+      short: peer.reason === TFJS_THREADS_UNAVAILABLE ? "cannot run threads under Deno" : "not run",
+    });
+  }
 }
 const runners = peers.filter(isRunner);
 
@@ -408,4 +420,29 @@ globalThis.addEventListener("unload", () => {
       ")",
   );
   printReport(gflop);
+  const imports = JSON.parse(
+    Deno.readTextFileSync(new URL("../deno.dev.jsonc", import.meta.url)).replace(
+      /^\s*\/\/.*$/gm,
+      "",
+    ),
+  ).imports as Record<string, string>;
+  const peerVersions = Object.fromEntries(
+    [
+      "onnxruntime-web",
+      "onnxruntime-node",
+      "@tensorflow/tfjs-core",
+      "@tensorflow/tfjs-backend-wasm",
+    ]
+      .map((name) => [name, imports[name]?.replace(/^npm:.*@/, "") ?? "?"]),
+  );
+  const path = writeSection("inference", run, {
+    gflopPerImage: gflop,
+    peers: peerVersions,
+    rows: recordedRows(),
+    skipped,
+    notes: recordedNotes(),
+  });
+  if (path) {
+    console.log(`Record: ${path} (deno task readme-tables renders README's tables from it)`);
+  }
 });
