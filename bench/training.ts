@@ -268,7 +268,7 @@ function report(run: RunInfo, results: readonly Rounds[], profile: Profile | nul
       torchVersion || "not run"
     }; ${ROUNDS} alternating rounds after a warm-up`,
     hostLine({ ...run, loadAverage: { start: run.loadAverage.start, end: loadAverage() } }),
-    "| step | threads | googlenet-wasm ms / image | PyTorch ms / image | ours / PyTorch, median of rounds (range) |",
+    "| step | threads | googlenet-wasm ms / image | PyTorch ms / image | ours / PyTorch, median of rounds (range; goal <= 1.0) |",
     "|---|---:|---:|---:|---:|",
     ...table.map((r) =>
       `| ${r.mode === "full" ? "all layers" : "head only (fc.)"} | ${r.threads} | ` +
@@ -290,9 +290,9 @@ function report(run: RunInfo, results: readonly Rounds[], profile: Profile | nul
   if (profile) {
     const p = profile;
     lines.push(
-      `Per-op profile of one step, 1 thread, batch ${BATCH} (ms per step): forward ${
-        p.forwardMs.toFixed(0)
-      }, backward ${p.backwardMs.toFixed(0)} (${
+      `Per-op profile of one step, 1 thread, batch ${BATCH}, ${run.host.cpu}, load average ${
+        loadAverage()[0]
+      } (ms per step): forward ${p.forwardMs.toFixed(0)}, backward ${p.backwardMs.toFixed(0)} (${
         Object.entries(p.backwardByKind).map(([k, ms]) => `${k} ${ms.toFixed(0)}`).join(", ")
       }), AdamW step + repack ${p.optimizerMs.toFixed(0)} (of which repack ${
         p.repackMs.toFixed(0)
