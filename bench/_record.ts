@@ -73,6 +73,22 @@ export function loadAverage(): number[] {
   }
 }
 
+/**
+ * The npm versions that deno.dev.jsonc (the bench's import map) pins for
+ * `names` ("?" for a name it lacks).
+ */
+export function npmVersions(
+  names: readonly string[],
+  config: URL = new URL("../deno.dev.jsonc", import.meta.url),
+): Record<string, string> {
+  // JSONC: the file's comments are whole lines.
+  const text = Deno.readTextFileSync(config).replace(/^\s*\/\/.*$/gm, "");
+  const imports = (JSON.parse(text).imports ?? {}) as Record<string, string>;
+  return Object.fromEntries(
+    names.map((name) => [name, imports[name]?.match(/^npm:.+@([^@/]+)(\/.*)?$/)?.[1] ?? "?"]),
+  );
+}
+
 /** Host, commit and the load average at the start; {@linkcode writeSection} adds the end's. */
 export async function startRun(): Promise<RunInfo> {
   return {
@@ -97,15 +113,16 @@ export function hostLine(info: RunInfo): string {
 
 /**
  * Writes `section` of the record (synchronously, so that it works in an
- * `unload` handler), keeping the other sections. Returns the path written, or
- * null when `BENCH_RECORD` is set empty.
+ * `unload` handler) at `path` (default `BENCH_RECORD`, else
+ * {@linkcode RECORD_PATH}), keeping the other sections. Returns the path
+ * written, or null when the path is empty (`BENCH_RECORD=`).
  */
 export function writeSection(
   section: string,
   info: RunInfo,
   data: Record<string, unknown>,
+  path: string = Deno.env.get("BENCH_RECORD") ?? RECORD_PATH,
 ): string | null {
-  const path = Deno.env.get("BENCH_RECORD") ?? RECORD_PATH;
   if (path === "") return null;
   let record: Record<string, unknown> = {};
   try {

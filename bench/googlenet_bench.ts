@@ -31,7 +31,7 @@ import { compileKernels } from "../src/backend/wasm/kernels.ts";
 import { countMacs } from "../src/graph/cost.ts";
 import { deterministicInput, deterministicStateDict } from "../tools/deterministic.ts";
 import { note, printReport, record, recordedNotes, recordedRows } from "./_report.ts";
-import { startRun, writeSection } from "./_record.ts";
+import { npmVersions, startRun, writeSection } from "./_record.ts";
 import { TFJS_THREADS_UNAVAILABLE } from "./peers/tfjs_wasm.ts";
 
 const CORES = navigator.hardwareConcurrency;
@@ -420,21 +420,12 @@ globalThis.addEventListener("unload", () => {
       ")",
   );
   printReport(gflop);
-  const imports = JSON.parse(
-    Deno.readTextFileSync(new URL("../deno.dev.jsonc", import.meta.url)).replace(
-      /^\s*\/\/.*$/gm,
-      "",
-    ),
-  ).imports as Record<string, string>;
-  const peerVersions = Object.fromEntries(
-    [
-      "onnxruntime-web",
-      "onnxruntime-node",
-      "@tensorflow/tfjs-core",
-      "@tensorflow/tfjs-backend-wasm",
-    ]
-      .map((name) => [name, imports[name]?.replace(/^npm:.*@/, "") ?? "?"]),
-  );
+  const peerVersions = npmVersions([
+    "onnxruntime-web",
+    "onnxruntime-node",
+    "@tensorflow/tfjs-core",
+    "@tensorflow/tfjs-backend-wasm",
+  ]);
   const path = writeSection("inference", run, {
     gflopPerImage: gflop,
     peers: peerVersions,
