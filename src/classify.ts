@@ -5,21 +5,46 @@
  * @module
  */
 
-import { ShapeError } from "./errors.ts";
-import { checkLoadOptions, type ImageSource } from "./image/load.ts";
+import { ImageError, OptionError, ShapeError } from "./errors.ts";
 import {
+  acquireDecodePool,
+  type DecodePool,
+  decodeSettings,
+  decodeWorkersAvailable,
+  releaseDecodePool,
+} from "./image/decode_pool.ts";
+import { imageBytes } from "./image/decode.ts";
+import {
+  type CheckedLoadOptions,
+  checkLoadOptions,
+  type ImageSource,
+  loadChecked,
+} from "./image/load.ts";
+import type { PixelData } from "./image/pixels.ts";
+import {
+  type EvalTransform,
   evalTransform,
   PREPROCESS_OPTION_KEYS,
   preprocessChecked,
   type PreprocessOptions,
+  snapshot,
 } from "./image/preprocess.ts";
+import { readBytes } from "./read_bytes.ts";
 import { IMAGENET_CLASSES } from "./labels/imagenet.ts";
 import { checkLabels, type Prediction, topK } from "./labels/top_k.ts";
 import { GoogLeNet } from "./model/googlenet.ts";
-import type { Tensor } from "./tensor.ts";
-import { checkInstance, checkInteger, checkOptions } from "./validate.ts";
+import { Tensor } from "./tensor.ts";
+import { checkInstance, checkInteger, checkOptions, describeValue } from "./validate.ts";
 
-const CLASSIFY_OPTION_KEYS = [...PREPROCESS_OPTION_KEYS, "top", "labels"];
+const CLASSIFY_OPTION_KEYS = [
+  ...PREPROCESS_OPTION_KEYS,
+  "top",
+  "labels",
+  "batchSize",
+  "decodeWorkers",
+];
+/** Most decode workers one call may ask for. */
+const MAX_DECODE_WORKERS = 64;
 
 /** Options of {@linkcode classify} and {@linkcode classifyBatch}. */
 export interface ClassifyOptions extends PreprocessOptions {
@@ -30,6 +55,23 @@ export interface ClassifyOptions extends PreprocessOptions {
    * classes for 1000-class models, `class <i>` otherwise).
    */
   labels?: readonly string[];
+  /**
+   * Images per forward pass of {@linkcode classifyBatch}. The results do not
+   * depend on it (each image's logits are the same bits in any batch).
+   *
+   * @default {8}
+   */
+  batchSize?: number;
+  /**
+   * Workers that decode and preprocess the next images while the kernels run
+   * the current batch (`0`: everything on the calling thread). At most
+   * `batchSize` images are decoded ahead of the batch that runs. Where
+   * `Worker` does not exist (edge runtimes), or the images fit in one batch,
+   * decoding runs on the calling thread whatever this says.
+   *
+   * @default {1}
+   */
+  decodeWorkers?: number;
 }
 
 /**
@@ -61,7 +103,12 @@ export async function classify(
 }
 
 /**
- * The top classes of several images, run as one batch.
+ * The top classes of several images, run in batches of `batchSize`. With
+ * `decodeWorkers` (1 by default) the next images are read, decoded and
+ * preprocessed in workers while the model runs the current batch, so a
+ * stream of photos runs near the model's own images/s; the results are the
+ * same bits as decoding on the calling thread. Idle decode workers end 1 s
+ * after the call.
  *
  * @param model A model; it runs in eval mode for this call whatever its mode.
  * @param images At least one image.
@@ -71,6 +118,7 @@ export async function classify(
  * unknown or invalid.
  * @throws {ShapeError} When `images` is empty or `labels` has not one name per class.
  * @throws {ImageError} When an image cannot be read or decoded.
+ * @throws {BackendError} When a decode worker died or failed in another way.
  *
  * @example
  * ```ts
@@ -105,15 +153,107 @@ async function classifyImages(
       `Expected ${model.numClasses} labels for this model, got ${labels.length}`,
     );
   }
+  const batchSize = checkInteger("batchSize", checked.batchSize, { min: 1, default: 8 });
+  const workers = checkInteger("decodeWorkers", checked.decodeWorkers, {
+    min: 0,
+    max: MAX_DECODE_WORKERS,
+    default: 1,
+  });
   const transform = evalTransform(checked);
-  const batch = await preprocessChecked(images, transform, checkLoadOptions(checked));
+  const load = checkLoadOptions(checked);
+  if (!Array.isArray(images)) {
+    throw new OptionError(`Expected images to be an array of images, got ${describeValue(images)}`);
+  }
+  const n = model.numClasses;
+  const rows = (logits: Tensor) =>
+    Array.from(
+      { length: logits.shape[0] },
+      (_, i) => topK(logits.data.subarray(i * n, (i + 1) * n), top, labels),
+    );
+  if (workers === 0 || images.length <= batchSize || !decodeWorkersAvailable()) {
+    const out: Prediction[][] = [];
+    for (let start = 0; start === 0 || start < images.length; start += batchSize) {
+      const part = images.slice(start, start + batchSize);
+      out.push(...rows(await evaluate(model, await preprocessChecked(part, transform, load))));
+    }
+    return out;
+  }
+  const pool = acquireDecodePool(workers);
+  try {
+    return await pipeline(model, images.map(snapshot), transform, load, pool, batchSize, rows);
+  } catch (error) {
+    pool.close(); // images still queued in the workers are of no use
+    throw error;
+  } finally {
+    releaseDecodePool(pool);
+  }
+}
+
+/** One forward pass in eval mode, the model's mode restored. */
+async function evaluate(model: GoogLeNet, batch: Tensor): Promise<Tensor> {
   const training = model.training;
   // The plan is chosen when forward is called, so the mode can be restored at once.
   const pending = model.eval().forward(batch);
   model.train(training);
-  const logits = (await pending) as Tensor;
-  const n = model.numClasses;
-  return images.map((_, i) => topK(logits.data.subarray(i * n, (i + 1) * n), top, labels));
+  return (await pending) as Tensor;
+}
+
+/**
+ * Batches of `batchSize` through the model, the images of the next batch
+ * decoded by `pool` meanwhile: before batch k runs, the images up to the end
+ * of batch k + 1 are handed to the workers (paths and URLs read here first),
+ * so at most `2 * batchSize` tensors exist besides the running batch's.
+ */
+async function pipeline(
+  model: GoogLeNet,
+  list: readonly ImageSource[],
+  transform: EvalTransform,
+  load: CheckedLoadOptions,
+  pool: DecodePool,
+  batchSize: number,
+  rows: (logits: Tensor) => Prediction[][],
+): Promise<Prediction[][]> {
+  const settings = decodeSettings(transform, load);
+  const size = 3 * transform.crop * transform.crop;
+  const jobs: (Promise<Float32Array> | undefined)[] = [];
+  let submitted = 0;
+  const submitUpTo = async (end: number) => {
+    for (; submitted < Math.min(end, list.length); submitted++) {
+      const job = pool.decode(await workerSource(list[submitted], load), settings);
+      job.catch(() => {}); // awaited in order below; a rejection before then is not unhandled
+      jobs.push(job);
+    }
+  };
+  const out: Prediction[][] = [];
+  for (let start = 0; start < list.length; start += batchSize) {
+    const end = Math.min(start + batchSize, list.length);
+    await submitUpTo(end + batchSize);
+    const batch = new Float32Array((end - start) * size);
+    for (let i = start; i < end; i++) {
+      batch.set(await jobs[i]!, (i - start) * size);
+      jobs[i] = undefined;
+    }
+    out.push(
+      ...rows(
+        await evaluate(model, new Tensor(batch, [end - start, 3, transform.crop, transform.crop])),
+      ),
+    );
+  }
+  return out;
+}
+
+/** What a worker decodes: the bytes of a path or URL (read here, within budget), bytes, or pixels. */
+async function workerSource(
+  source: ImageSource,
+  load: CheckedLoadOptions,
+): Promise<Uint8Array | PixelData> {
+  if (typeof source === "string" || source instanceof URL) {
+    return await readBytes(source, { ...load, error: ImageError, what: "image" });
+  }
+  if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) return imageBytes(source);
+  if (typeof source === "object" && source !== null && "data" in source) return source;
+  await loadChecked(source, load); // throws the OptionError of a wrong type
+  throw new OptionError(`Expected an image, got ${describeValue(source)}`);
 }
 
 function defaultLabels(numClasses: number): readonly string[] {

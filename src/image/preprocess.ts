@@ -5,10 +5,19 @@
  * @module
  */
 
-import { OptionError, ShapeError } from "../errors.ts";
+import { ImageError, OptionError, ShapeError } from "../errors.ts";
 import { Tensor } from "../tensor.ts";
-import { checkEnum, checkInteger, checkNumber, checkOptions, describeValue } from "../validate.ts";
-import { checkDecodeOptions, imageBytes } from "./decode.ts";
+import { readBytes } from "../read_bytes.ts";
+import {
+  checkBoolean,
+  checkEnum,
+  checkInteger,
+  checkNumber,
+  checkOptions,
+  describeValue,
+} from "../validate.ts";
+import { checkDecodeOptions, decodeChecked, imageBytes } from "./decode.ts";
+import { decodeJpegDraft } from "./jpeg.ts";
 import {
   type CheckedLoadOptions,
   checkLoadOptions,
@@ -48,6 +57,7 @@ export const PREPROCESS_OPTION_KEYS: readonly string[] = Object.freeze([
   "normalization",
   "mean",
   "std",
+  "draft",
 ]);
 
 /** Options of {@linkcode preprocess}. */
@@ -62,6 +72,17 @@ export interface PreprocessOptions extends LoadImageOptions {
   mean?: readonly number[];
   /** Per-channel (R, G, B) standard deviation, overriding the preset. */
   std?: readonly number[];
+  /**
+   * The fast path for large JPEGs, **not torchvision-exact**: decode at the
+   * smallest of 1/1, 1/2, 1/4, 1/8 scale (in the DCT domain) that keeps the
+   * shorter side at least `resize`, as Pillow's `draft("RGB", (resize,
+   * resize))` does, then resize and crop. The tensor equals torchvision's
+   * transform of Pillow's drafted image, not of the full-size one. PNGs and
+   * JPEGs whose shorter side is under `2 * resize` are decoded as without it.
+   *
+   * @default {false}
+   */
+  draft?: boolean;
 }
 
 /**
@@ -95,7 +116,7 @@ export async function preprocess(
   const checked = checkOptions("preprocess", options, PREPROCESS_OPTION_KEYS);
   const transform = evalTransform(checked);
   const load = checkLoadOptions(checked);
-  return new Tensor(transform(await loadChecked(snapshot(image), load)), [
+  return new Tensor(transform(await loadForTransform(snapshot(image), load, transform)), [
     1,
     3,
     transform.crop,
@@ -143,9 +164,7 @@ export async function preprocessBatch(
  * console.log(evalTransform({ crop: 200 }).crop); // 200
  * ```
  */
-export function evalTransform(
-  options: PreprocessOptions,
-): ((image: RgbImage) => Float32Array) & { crop: number } {
+export function evalTransform(options: PreprocessOptions): EvalTransform {
   const resize = checkInteger("resize", options.resize, { min: 1, max: MAX_RESIZE, default: 256 });
   const { maxPixels } = checkDecodeOptions(options);
   const crop = checkInteger("crop", options.crop, {
@@ -162,8 +181,73 @@ export function evalTransform(
   if (std.some((s) => s === 0)) {
     throw new OptionError(`Expected std to be non-zero, got [${std.join(", ")}]`);
   }
+  const draft = checkBoolean("draft", options.draft, { default: false });
   const apply = (image: RgbImage) => normalize(resizeAndCrop(image, resize, crop), mean, std);
-  return Object.assign(apply, { crop });
+  return Object.assign(apply, { crop, resize, draft, mean, std });
+}
+
+/**
+ * The checked evaluation transform of one decoded image, with the settings
+ * it was made from (enough to make it again in a worker).
+ */
+export interface EvalTransform {
+  /** Resize, crop and normalise one decoded image into CHW float32. */
+  (image: RgbImage): Float32Array;
+  /** Side of the crop. */
+  readonly crop: number;
+  /** Length the shorter side is resized to. */
+  readonly resize: number;
+  /** Whether JPEGs are decoded by the fast path (see {@linkcode PreprocessOptions.draft}). */
+  readonly draft: boolean;
+  /** Per-channel mean. */
+  readonly mean: Float32Array;
+  /** Per-channel standard deviation. */
+  readonly std: Float32Array;
+}
+
+/**
+ * Loads an image for `transform`: as {@linkcode loadChecked}, except that
+ * with `transform.draft` a JPEG is decoded at the reduced scale Pillow's
+ * `draft()` picks for `transform.resize`.
+ *
+ * @param source Encoded bytes, a path, a URL or decoded pixels.
+ * @param load Checked load options.
+ * @param transform From {@linkcode evalTransform}.
+ * @returns The upright RGB image the transform starts from.
+ * @throws {ImageError} When the image cannot be read or decoded or is too large.
+ *
+ * @example
+ * ```ts
+ * import { evalTransform, loadForTransform } from "./preprocess.ts";
+ * import { checkLoadOptions } from "./load.ts";
+ * const image = await loadForTransform(
+ *   "assets/chelsea.jpg",
+ *   checkLoadOptions({}),
+ *   evalTransform({ resize: 100, crop: 100, draft: true }),
+ * );
+ * console.log(image.width, image.height); // 226 150
+ * ```
+ */
+export async function loadForTransform(
+  source: ImageSource,
+  load: CheckedLoadOptions,
+  transform: EvalTransform,
+): Promise<RgbImage> {
+  if (!transform.draft) return await loadChecked(source, load);
+  let bytes: Uint8Array;
+  if (typeof source === "string" || source instanceof URL) {
+    bytes = await readBytes(source, { ...load, error: ImageError, what: "image" });
+  } else if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
+    bytes = imageBytes(source);
+  } else return await loadChecked(source, load); // pixels, or a wrong type refused there
+  if (bytes[0] !== 0xff || bytes[1] !== 0xd8 || bytes[2] !== 0xff) {
+    return decodeChecked(bytes, load);
+  }
+  return decodeJpegDraft(bytes, {
+    minSide: transform.resize,
+    maxPixels: load.maxPixels,
+    exifOrientation: load.exifOrientation,
+  });
 }
 
 /**
@@ -188,7 +272,7 @@ export function evalTransform(
  */
 export async function preprocessChecked(
   images: readonly ImageSource[],
-  transform: ReturnType<typeof evalTransform>,
+  transform: EvalTransform,
   load: CheckedLoadOptions,
 ): Promise<Tensor> {
   if (!Array.isArray(images)) {
@@ -207,7 +291,7 @@ export async function preprocessChecked(
   }
   const out = new Float32Array(list.length * size);
   for (let n = 0; n < list.length; n++) {
-    out.set(transform(await loadChecked(list[n], load)), n * size);
+    out.set(transform(await loadForTransform(list[n], load, transform)), n * size);
   }
   return new Tensor(out, [list.length, 3, transform.crop, transform.crop]);
 }
@@ -221,8 +305,21 @@ function channelValues(name: string, values: unknown): Float32Array {
   return Float32Array.from(values, (v, i) => checkNumber(`${name}[${i}]`, v));
 }
 
-/** A copy of an in-memory image (encoded bytes or pixels); paths and URLs as they are. */
-function snapshot(source: ImageSource): ImageSource {
+/**
+ * A copy of an in-memory image (encoded bytes or pixels); paths and URLs as
+ * they are. Callers that keep an image past the call take one first.
+ *
+ * @param source An image as given.
+ * @returns The copy, or `source` itself for paths and URLs.
+ *
+ * @example
+ * ```ts
+ * import { snapshot } from "./preprocess.ts";
+ * const bytes = new Uint8Array([1, 2]);
+ * console.log(snapshot(bytes) !== bytes); // true
+ * ```
+ */
+export function snapshot(source: ImageSource): ImageSource {
   if (source instanceof ArrayBuffer) return source.slice(0);
   if (ArrayBuffer.isView(source)) return imageBytes(source).slice();
   if (typeof source === "object" && source !== null && "data" in source) {

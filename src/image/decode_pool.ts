@@ -1,0 +1,379 @@
+/**
+ * Decoding in workers, so that a classification pipeline decodes and
+ * preprocesses the next images while the kernels run the current batch
+ * (`classifyBatch`). A worker receives encoded bytes or pixels (the calling
+ * thread reads paths and URLs within their budgets) and sends back the
+ * evaluation transform's CHW float32 tensor; the results are the bits
+ * `preprocess` gives on the calling thread, from the same modules.
+ *
+ * Life cycle, as the kernel pool's: where a live worker keeps the process
+ * alive (Deno), the shared pool ends {@linkcode DECODE_IDLE_MS} after its
+ * last call, so a program that never disposes of anything still exits; the
+ * next call starts new workers. Faults: a worker whose `error` event fires
+ * (it threw outside a job, or the runtime ended it) fails every image it
+ * owes with a {@linkcode BackendError} and ends the pool; so does a worker
+ * that answers nothing for `timeout` ms while it owes images. An image the
+ * worker could not decode is rejected with the error it raised there
+ * (`ImageError`, `ShapeError`, `OptionError`; anything else becomes a
+ * `BackendError`).
+ *
+ * @module
+ */
+
+import {
+  BackendError,
+  type GoogLeNetError,
+  ImageError,
+  OptionError,
+  ShapeError,
+} from "../errors.ts";
+import type { CheckedLoadOptions } from "./load.ts";
+import type { PixelData } from "./pixels.ts";
+import type { EvalTransform } from "./preprocess.ts";
+
+/** How long an idle shared pool lives after its last call, in ms. */
+export const DECODE_IDLE_MS = 1000;
+/** How long a worker that owes images may answer nothing before the pool fails, in ms. */
+const SILENCE_MS = 60_000;
+
+/** What a worker needs to make the transform again: plain, cloneable values. */
+export interface DecodeSettings {
+  /** `resize` of the transform. */
+  resize: number;
+  /** `crop` of the transform. */
+  crop: number;
+  /** Per-channel mean. */
+  mean: number[];
+  /** Per-channel standard deviation. */
+  std: number[];
+  /** The fast path. */
+  draft: boolean;
+  /** Decoding limits; the worker never reads paths or URLs, so no byte or time budget. */
+  load: CheckedLoadOptions;
+}
+
+/** One image sent to a worker. */
+export interface DecodeJob {
+  /** Pool-wide request number. */
+  id: number;
+  /** Encoded bytes (the worker may keep them: they are transferred) or pixels. */
+  source: Uint8Array | PixelData;
+  /** The transform. */
+  settings: DecodeSettings;
+  /** For tests: make the worker fail on this image (see {@linkcode injectDecodeFault}). */
+  fault?: DecodeFault;
+}
+
+/** A worker's answer: the tensor, or the error it raised. */
+export type DecodeReply =
+  | { id: number; data: Float32Array }
+  | { id: number; error: { name: string; message: string } };
+
+/**
+ * A fault a test makes: `"throw"`, the worker throws while decoding (the
+ * image's result is rejected); `"exit"`, the worker dies (every image it
+ * owes is rejected and the pool ends).
+ */
+export type DecodeFault = "throw" | "exit";
+
+let injected: DecodeFault | undefined;
+
+/**
+ * For tests: makes the worker that decodes the next image submitted fail.
+ *
+ * @param fault What the worker does.
+ *
+ * @example
+ * ```ts
+ * import { injectDecodeFault } from "./decode_pool.ts";
+ * injectDecodeFault("throw");
+ * injectDecodeFault(undefined); // cleared again
+ * ```
+ */
+export function injectDecodeFault(fault: DecodeFault | undefined): void {
+  injected = fault;
+}
+
+/**
+ * Whether decoding can run in workers here (`Worker` exists). Edge runtimes
+ * without it decode on the calling thread.
+ *
+ * @returns `true` where `Worker` is a constructor.
+ *
+ * @example
+ * ```ts
+ * import { decodeWorkersAvailable } from "./decode_pool.ts";
+ * console.log(decodeWorkersAvailable()); // true in Deno
+ * ```
+ */
+export function decodeWorkersAvailable(): boolean {
+  return typeof globalThis.Worker === "function";
+}
+
+/**
+ * The settings a worker needs to make `transform` again.
+ *
+ * @param transform From `evalTransform`.
+ * @param load Checked load options.
+ * @returns Cloneable settings.
+ *
+ * @example
+ * ```ts
+ * import { decodeSettings } from "./decode_pool.ts";
+ * import { evalTransform } from "./preprocess.ts";
+ * import { checkLoadOptions } from "./load.ts";
+ * console.log(decodeSettings(evalTransform({}), checkLoadOptions({})).crop); // 224
+ * ```
+ */
+export function decodeSettings(
+  transform: EvalTransform,
+  load: CheckedLoadOptions,
+): DecodeSettings {
+  const { resize, crop, draft } = transform;
+  return {
+    resize,
+    crop,
+    draft,
+    mean: Array.from(transform.mean),
+    std: Array.from(transform.std),
+    load: { ...load, signal: undefined, timeout: Infinity },
+  };
+}
+
+interface Pending {
+  resolve(data: Float32Array): void;
+  reject(error: Error): void;
+  worker: number;
+}
+
+/**
+ * A fixed number of decode workers and the images they owe. Images go to
+ * the worker that owes the fewest; each worker decodes its images in order.
+ *
+ * @example
+ * ```ts
+ * import { DecodePool, decodeSettings } from "./decode_pool.ts";
+ * import { evalTransform } from "./preprocess.ts";
+ * import { checkLoadOptions } from "./load.ts";
+ * const pool = new DecodePool(1);
+ * const settings = decodeSettings(evalTransform({}), checkLoadOptions({}));
+ * const data = await pool.decode(await Deno.readFile("assets/chelsea.jpg"), settings);
+ * console.log(data.length); // 150528
+ * pool.close();
+ * ```
+ */
+export class DecodePool {
+  readonly #workers: Worker[] = [];
+  readonly #pending = new Map<number, Pending>();
+  /** Per worker: images owed, and when it last answered or was given work while idle. */
+  readonly #owed: number[] = [];
+  readonly #heard: number[] = [];
+  #next = 0;
+  #failure: Error | undefined;
+  #watchdog: ReturnType<typeof setInterval> | undefined;
+  readonly #silenceMs: number;
+
+  /**
+   * Starts `size` workers.
+   *
+   * @param size Number of workers, at least 1.
+   * @param options `silenceMs`: how long a worker that owes images may answer nothing (60 s).
+   */
+  constructor(size: number, options: { silenceMs?: number } = {}) {
+    this.#silenceMs = options.silenceMs ?? SILENCE_MS;
+    const url = new URL("./decode_worker.ts", import.meta.url);
+    for (let k = 0; k < size; k++) {
+      const worker = new Worker(url, { type: "module" });
+      worker.onmessage = (event: MessageEvent<DecodeReply>) => this.#answer(k, event.data);
+      worker.onerror = (event) => {
+        event.preventDefault();
+        this.fail(new BackendError(`Decode worker ${k} died: ${event.message}`));
+      };
+      worker.onmessageerror = () => {
+        this.fail(new BackendError(`Decode worker ${k} sent a message that cannot be read`));
+      };
+      this.#workers.push(worker);
+      this.#owed.push(0);
+      this.#heard.push(0);
+    }
+  }
+
+  /** Number of workers. */
+  get size(): number {
+    return this.#workers.length;
+  }
+
+  /** Whether a worker died or went silent (the pool is then closed). */
+  get failed(): boolean {
+    return this.#failure !== undefined;
+  }
+
+  /**
+   * Decodes and transforms one image in a worker. Encoded bytes are
+   * transferred: the caller must not use them afterwards.
+   *
+   * @param source Encoded bytes or pixels.
+   * @param settings From {@linkcode decodeSettings}.
+   * @returns The CHW float32 tensor of the image.
+   * @throws {ImageError} When the image cannot be decoded (and the other errors the transform raises).
+   * @throws {BackendError} When the worker died, went silent, or failed otherwise.
+   */
+  decode(source: Uint8Array | PixelData, settings: DecodeSettings): Promise<Float32Array> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    const worker = this.#owed.indexOf(Math.min(...this.#owed));
+    const id = this.#next++;
+    const job: DecodeJob = { id, source, settings };
+    if (injected !== undefined) [job.fault, injected] = [injected, undefined];
+    const transfer = source instanceof Uint8Array ? [source.buffer as ArrayBuffer] : [];
+    return new Promise((resolve, reject) => {
+      if (this.#owed[worker] === 0) this.#heard[worker] = performance.now();
+      this.#owed[worker]++;
+      this.#pending.set(id, { resolve, reject, worker });
+      this.#workers[worker].postMessage(job, transfer);
+      if (this.#watchdog === undefined) {
+        this.#watchdog = setInterval(() => this.#watch(), Math.min(1000, this.#silenceMs / 4));
+        unref(this.#watchdog);
+      }
+    });
+  }
+
+  #answer(worker: number, reply: DecodeReply): void {
+    const pending = this.#pending.get(reply.id);
+    if (pending === undefined) return;
+    this.#pending.delete(reply.id);
+    this.#owed[worker]--;
+    this.#heard[worker] = performance.now();
+    if (this.#pending.size === 0) this.#stopWatchdog();
+    if ("data" in reply) pending.resolve(reply.data);
+    else pending.reject(rebuildError(reply.error));
+  }
+
+  #watch(): void {
+    const now = performance.now();
+    for (let k = 0; k < this.#workers.length; k++) {
+      if (this.#owed[k] > 0 && now - this.#heard[k] > this.#silenceMs) {
+        this.fail(
+          new BackendError(
+            `Decode worker ${k} answered nothing in ${this.#silenceMs} ms while it owed ${
+              this.#owed[k]
+            } images: it ended or hangs`,
+          ),
+        );
+        return;
+      }
+    }
+  }
+
+  #stopWatchdog(): void {
+    clearInterval(this.#watchdog);
+    this.#watchdog = undefined;
+  }
+
+  /**
+   * Rejects every image owed with `error` and ends the workers.
+   *
+   * @param error The reason.
+   */
+  fail(error: Error): void {
+    this.#failure ??= error;
+    for (const [id, pending] of this.#pending) {
+      this.#pending.delete(id);
+      pending.reject(this.#failure);
+    }
+    this.close();
+  }
+
+  /** Ends the workers; images still owed are rejected with a {@linkcode BackendError}. */
+  close(): void {
+    this.#failure ??= new BackendError("The decode pool was closed");
+    for (const [id, pending] of this.#pending) {
+      this.#pending.delete(id);
+      pending.reject(this.#failure);
+    }
+    for (const worker of this.#workers) worker.terminate();
+    this.#workers.length = 0;
+    this.#stopWatchdog();
+  }
+}
+
+const ERRORS: Record<string, new (message: string) => GoogLeNetError> = {
+  ImageError,
+  ShapeError,
+  OptionError,
+  BackendError,
+};
+
+function rebuildError({ name, message }: { name: string; message: string }): Error {
+  const Class = ERRORS[name];
+  return Class ? new Class(message) : new BackendError(`Decode worker failed: ${name}: ${message}`);
+}
+
+function unref(timer: ReturnType<typeof setTimeout>): void {
+  const deno = (globalThis as { Deno?: { unrefTimer?: (id: number) => void } }).Deno;
+  deno?.unrefTimer?.(timer as unknown as number);
+}
+
+let shared: DecodePool | undefined;
+let users = 0;
+let idleTimer: ReturnType<typeof setTimeout> | undefined;
+
+/**
+ * Takes the shared pool of `size` workers (a new one when there is none, it
+ * failed, or it has another size) for one call; give it back with
+ * {@linkcode releaseDecodePool}.
+ *
+ * @param size Number of workers.
+ * @returns The pool.
+ *
+ * @example
+ * ```ts
+ * import { acquireDecodePool, releaseDecodePool } from "./decode_pool.ts";
+ * const pool = acquireDecodePool(1);
+ * console.log(pool.size); // 1
+ * releaseDecodePool(pool); // ends 1 s later unless another call takes it
+ * ```
+ */
+export function acquireDecodePool(size: number): DecodePool {
+  clearTimeout(idleTimer);
+  idleTimer = undefined;
+  if (shared === undefined || shared.failed || shared.size !== size) {
+    if (shared !== undefined && users === 0) shared.close();
+    shared = new DecodePool(size);
+    users = 0;
+  }
+  users++;
+  return shared;
+}
+
+/**
+ * Gives back a pool from {@linkcode acquireDecodePool}: the shared pool ends
+ * after {@linkcode DECODE_IDLE_MS} without a call (the timer does not keep
+ * the process alive; the workers do until then).
+ *
+ * @param pool The pool taken.
+ *
+ * @example
+ * ```ts
+ * import { acquireDecodePool, releaseDecodePool } from "./decode_pool.ts";
+ * releaseDecodePool(acquireDecodePool(1));
+ * ```
+ */
+export function releaseDecodePool(pool: DecodePool): void {
+  if (pool !== shared) {
+    pool.close();
+    return;
+  }
+  if (--users > 0) return;
+  if (pool.failed) {
+    shared = undefined;
+    return;
+  }
+  idleTimer = setTimeout(() => {
+    idleTimer = undefined;
+    if (shared === pool && users === 0) {
+      shared = undefined;
+      pool.close();
+    }
+  }, DECODE_IDLE_MS);
+  unref(idleTimer);
+}
