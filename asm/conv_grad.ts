@@ -53,7 +53,7 @@ export function conv2d_weight_grad_scratch_bytes(c: i32, kh: i32, kw: i32, ow: i
 // Copies dY rows [m0, m0 + count), channels [o0, o1), into `pack` by tiles
 // of 6, then 4, 2, 1 rows (the order the tile loop takes): the tile at o
 // starts at pack + (o - o0) * count floats and holds its mr values per pixel.
-@inline function pack_dy(
+@inline export function pack_dy(
   dy: usize, dyb: usize, m0: i32, count: i32, o0: i32, o1: i32, pack: usize,
 ): void {
   let o = o0;
@@ -171,7 +171,7 @@ export function conv2d_weight_grad_scratch_bytes(c: i32, kh: i32, kw: i32, ow: i
 // copy of their nc columns in `tmp` (6 x 8 floats); otherwise its rows go one
 // at a time, reading only nc columns of X. Either way each element sees the
 // operations of the 8-wide tiles.
-@inline function wgrad_rows(
+@inline export function wgrad_rows(
   nc: i32, dw: usize, ldw: usize, col: usize, o0: i32, o1: i32, pack: usize, count: i32,
   direct: bool, padded: bool, tmp: usize, a: usize, astep: usize,
   oh: i32, ow: i32, h: i32, rowBytes: usize, sh: i32, ph: i32, i: i32, r0: i32, rows: i32,

@@ -70,7 +70,7 @@ export function winograd_scratch_bytes(c: i32, oc: i32): usize {
 
 // B^T of an n-point transform (n = 4 or 6; a constant after inlining) on the n
 // vectors at p, p + step, ..., written to q, q + qstep, ...
-@inline function input_1d(n: i32, p: usize, step: usize, q: usize, qstep: usize): void {
+@inline export function input_1d(n: i32, p: usize, step: usize, q: usize, qstep: usize): void {
   if (n == 6) {
     bt6(
       v128.load(p), v128.load(p + step), v128.load(p + 2 * step), v128.load(p + 3 * step),
@@ -89,7 +89,7 @@ export function winograd_scratch_bytes(c: i32, oc: i32): usize {
 // One patch row of n vectors (pixels ix0 .. ix0 + n - 1 of an input row, at p,
 // p + step, ...), transformed by B^T into q, q + 16, ...: straight loads for an
 // interior tile (`all`), else zeros outside the image (row iy: `rowIn`).
-@inline function input_row(
+@inline export function input_row(
   n: i32, p: usize, step: usize, rowIn: bool, ix0: i32, w: i32, all: bool, q: usize,
 ): void {
   if (all) {

@@ -459,6 +459,146 @@ Deno.test("conv2d_weight_grad touches only rows [o0, o1) and columns [q0, q1)", 
   }
 });
 
+// ---------------------------------------------- Winograd weight gradients
+
+/**
+ * "Same" stride-1 convolutions for the `winograd_*_weight_grad` kernels: maps
+ * not a multiple of the output tile (partial tiles at the right and bottom),
+ * more tiles than one block of 32, channels crossing the 64-channel dU blocks
+ * (68 = 64 + 4: a partial 8-column GEMM tile), strided slices.
+ */
+const WINOGRAD_GRAD_CASES: Record<string, ConvShape & { variant: WinogradVariant }> = {
+  "f4x3: batch 3, 9x11, c 68, oc 72, strided": {
+    variant: "f4x3",
+    n: 3,
+    h: 9,
+    w: 11,
+    c: 68,
+    oc: 72,
+    kh: 3,
+    kw: 3,
+    sh: 1,
+    sw: 1,
+    ph: 1,
+    pw: 1,
+    xstride: 76,
+    xoff: 4,
+    dystride: 80,
+  },
+  "f2x3: batch 2, 7x7, c 12, oc 20": {
+    variant: "f2x3",
+    n: 2,
+    h: 7,
+    w: 7,
+    c: 12,
+    oc: 20,
+    kh: 3,
+    kw: 3,
+    sh: 1,
+    sw: 1,
+    ph: 1,
+    pw: 1,
+  },
+  "f2x3: batch 3, 14x13, c 68, oc 8": {
+    variant: "f2x3",
+    n: 3,
+    h: 14,
+    w: 13,
+    c: 68,
+    oc: 8,
+    kh: 3,
+    kw: 3,
+    sh: 1,
+    sw: 1,
+    ph: 1,
+    pw: 1,
+  },
+  "f2x5: batch 3, 7x7, c 16, oc 36, strided": {
+    variant: "f2x5",
+    n: 3,
+    h: 7,
+    w: 7,
+    c: 16,
+    oc: 36,
+    kh: 5,
+    kw: 5,
+    sh: 1,
+    sw: 1,
+    ph: 2,
+    pw: 2,
+    xstride: 24,
+    xoff: 8,
+    dystride: 40,
+  },
+  "f2x5: batch 1, 5x6, c 4, oc 4": {
+    variant: "f2x5",
+    n: 1,
+    h: 5,
+    w: 6,
+    c: 4,
+    oc: 4,
+    kh: 5,
+    kw: 5,
+    sh: 1,
+    sw: 1,
+    ph: 2,
+    pw: 2,
+  },
+};
+
+for (const [isa] of BUILDS) {
+  for (const [name, s] of Object.entries(WINOGRAD_GRAD_CASES)) {
+    Deno.test(`winograd_${s.variant}_weight_grad ${name} (${isa})`, async () => {
+      const a = await arena(isa);
+      const kernel = a.k[`winograd_${s.variant}_weight_grad`];
+      const scratchBytes = a.k.winograd_weight_grad_scratch_bytes?.();
+      assert.ok(kernel && scratchBytes, "the module has the Winograd weight gradients");
+      const k = s.kh * s.kw * s.c, m = s.n * s.h * s.w;
+      const xstride = s.xstride ?? s.c, xoff = s.xoff ?? 0, dystride = s.dystride ?? s.oc;
+      const x = random(11, m * s.c);
+      const dy = random(12, m * s.oc);
+      const dw0 = random(13, s.oc * k, 0.5);
+      const expected = weightGradRef(x, dy, dw0, s);
+      const xAt = a.put(strided(x, s.c, xstride, xoff)) + xoff * 4;
+      const dyAt = a.put(strided(dy, s.oc, dystride, 0));
+      const scratch = a.alloc(scratchBytes / 4 + 16);
+      const run = (dw: number, o0: number, o1: number, c0: number, c1: number) =>
+        kernel(xAt, xstride, s.n, s.h, s.w, s.c, dyAt, dystride, s.oc, dw, scratch, o0, o1, c0, c1);
+      // One chunk: accumulated onto dw0, within 1e-5 of the f64 reference.
+      const whole = a.put(dw0);
+      run(whole, 0, s.oc, 0, s.c);
+      const rel = assertClose(a.f32(whole, s.oc * k), expected, 1e-5, name);
+      assert.ok(a.f32(scratch + scratchBytes, 16).every(Number.isNaN), "scratch overrun");
+      // Chunks over (o, c) at multiples of 4 give the same bits; a chunk touches only its block.
+      const four = (f: number[], n: number) => [...new Set(cuts(n, f).map((b) => b - b % 4))];
+      const os = four([0.3, 0.55], s.oc), cs = four([0.21, 0.5, 0.77], s.c);
+      const chunked = a.put(dw0);
+      for (let i = 0; i + 1 < os.length; i++) {
+        for (let j = 0; j + 1 < cs.length; j++) run(chunked, os[i], os[i + 1], cs[j], cs[j + 1]);
+      }
+      sameBits(a.bits(chunked, s.oc * k), a.bits(whole, s.oc * k), `${name} chunked`);
+      const part = a.put(dw0);
+      const [o0, o1, c0, c1] = [os[1 % os.length], s.oc, cs[1 % cs.length], s.c];
+      run(part, o0, o1, c0, c1);
+      const got = a.f32(part, s.oc * k), direct = a.f32(whole, s.oc * k);
+      for (let o = 0; o < s.oc; o++) {
+        for (let q = 0; q < k; q++) {
+          const ch = q % s.c, inside = o >= o0 && o < o1 && ch >= c0 && ch < c1;
+          const want = inside ? direct[o * k + q] : dw0[o * k + q];
+          if (got[o * k + q] !== want) {
+            assert.fail(`${name}: dw[${o}, ${q}] outside/inside the block`);
+          }
+        }
+      }
+      console.log(
+        `  max rel error ${rel.toExponential(2)}; ${os.length - 1}x${
+          cs.length - 1
+        } chunks bit-identical`,
+      );
+    });
+  }
+}
+
 // ---------------------------------------------------------------- bias, ReLU
 
 for (const [isa] of BUILDS) {
