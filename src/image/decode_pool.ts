@@ -72,9 +72,10 @@ export type DecodeReply =
 /**
  * A fault a test makes: `"throw"`, the worker throws while decoding (the
  * image's result is rejected); `"exit"`, the worker dies (every image it
- * owes is rejected and the pool ends).
+ * owes is rejected and the pool ends); `"hang"`, the worker waits forever
+ * without a word (the pool's silence limit fails it).
  */
-export type DecodeFault = "throw" | "exit";
+export type DecodeFault = "throw" | "exit" | "hang";
 
 let injected: DecodeFault | undefined;
 

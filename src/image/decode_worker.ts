@@ -17,6 +17,9 @@ self.onmessage = async (event: MessageEvent<DecodeJob>) => {
   let reply: DecodeReply;
   try {
     if (message.fault === "throw") throw new Error("Injected decode worker fault");
+    if (message.fault === "hang") {
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0); // never woken: a silent worker
+    }
     if (message.fault === "exit") {
       // An uncaught error ends the worker: what a crash in the runtime looks like to the pool.
       setTimeout(() => {
