@@ -30,7 +30,6 @@ export {
   winograd_scratch_bytes,
 } from "./winograd";
 export { pack_gemm, pack_winograd, pack_winograd_scratch_bytes } from "./pack";
-export { adam_update, sgd_update } from "./optim";
 export {
   winograd_f2x3_weight_grad,
   winograd_f2x5_weight_grad,

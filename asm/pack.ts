@@ -54,9 +54,9 @@ export function pack_gemm(
   }
 }
 
-/** Bytes of scratch `pack_winograd` needs: G and G g in f64. */
+/** Bytes of scratch `pack_winograd` needs: G in f64, then G g and g for two outputs in f64x2. */
 export function pack_winograd_scratch_bytes(): i32 {
-  return 2 * 6 * 5 * 8;
+  return 6 * 5 * 8 + 6 * 5 * 16 + 5 * 5 * 16;
 }
 
 // The interpolation point of row j of G: 0, 1, -1, 2, -2.
@@ -69,8 +69,10 @@ export function pack_winograd_scratch_bytes(): i32 {
  * r x r convolution with `c` inputs and `oc` outputs for an n x n transform:
  * bias (padded to 4) then n^2 GEMM-packed matrices of depth c with zero bias
  * rows, U = G g G^T computed in f64 and rounded once, as packWinograd in
- * src/backend/pack.ts does (same G, same order of operations). Tap t (row-major
- * in the kernel) of output o, input ci is src[base + o * os + ci * cs + t * ts].
+ * src/backend/pack.ts does (same G, same order of operations; two adjacent
+ * outputs at once in the lanes of f64x2, whose operations are the scalar
+ * ones lane by lane). Tap t (row-major in the kernel) of output o, input ci
+ * is src[base + o * os + ci * cs + t * ts].
  */
 export function pack_winograd(
   src: usize, base: i32, os: i32, cs: i32, ts: i32,
@@ -78,7 +80,7 @@ export function pack_winograd(
   dst: usize, scratch: usize, p0: i32, p1: i32,
 ): void {
   // G (n x r): row j < n - 1 is a_j^t / prod_{l != j} (a_j - a_l); the last row picks t = r - 1.
-  const g = scratch, gg = scratch + 6 * 5 * 8;
+  const g = scratch, gg = scratch + 6 * 5 * 8, wv = gg + 6 * 5 * 16;
   for (let j = 0; j < n - 1; j++) {
     const a = point(j);
     let norm: f64 = 1;
@@ -100,44 +102,52 @@ export function pack_winograd(
   const panels = (oc + NR - 1) / NR;
   const size = panels * (c + 1) * NR;
   const mats = dst + (<usize>biasFloats << 2);
-  const nn = n * n;
+  const nn = n * n, taps = r * r;
   for (let p = p0; p < p1; p++) {
     const panel = p * (c + 1) * NR;
     for (let m = 0; m < nn; m++) {
       const at = mats + (<usize>(m * size + panel) << 2);
       for (let j = 0; j < NR; j++) store<f32>(at + (<usize>j << 2), 0);
     }
-    for (let jj = 0; jj < NR; jj++) {
-      const o = p * NR + jj;
-      const column = mats + (<usize>(panel + NR + jj) << 2);
-      if (o >= oc) {
-        for (let m = 0; m < nn; m++) {
-          for (let ci = 0; ci < c; ci++) store<f32>(column + (<usize>(m * size + ci * NR) << 2), 0);
+    // Input channel outer, output pairs inner: the 8 outputs of a panel row share one cache
+    // line in each of the n^2 matrices (which lie far apart).
+    for (let ci = 0; ci < c; ci++) {
+      const row0 = mats + (<usize>(panel + NR + ci * NR) << 2);
+      for (let jj = 0; jj < NR; jj += 2) {
+        const o = p * NR + jj;
+        const row = row0 + (<usize>jj << 2);
+        if (o >= oc) {
+          for (let m = 0; m < nn; m++) store<u64>(row + (<usize>(m * size) << 2), 0);
+          continue;
         }
-        continue;
-      }
-      for (let ci = 0; ci < c; ci++) {
-        const kernel = base + o * os + ci * cs;
+        // A missing second output (oc odd) computes from zeros: +0 everywhere, as the padding.
+        const two = o + 1 < oc;
+        const k0 = base + o * os + ci * cs;
+        for (let t = 0; t < taps; t++) {
+          const w0 = <f64>load<f32>(src + (<usize>(k0 + t * ts) << 2));
+          const w1 = two ? <f64>load<f32>(src + (<usize>(k0 + os + t * ts) << 2)) : 0.0;
+          v128.store(wv + (<usize>t << 4), f64x2.replace_lane(f64x2.splat(w0), 1, w1));
+        }
         // gg = G g (n x r).
         for (let i = 0; i < n; i++) {
           for (let col = 0; col < r; col++) {
-            let sum: f64 = 0;
+            let sum = f64x2.splat(0);
             for (let t = 0; t < r; t++) {
-              const w = <f64>load<f32>(src + (<usize>(kernel + (t * r + col) * ts) << 2));
-              sum += load<f64>(g + (<usize>(i * r + t) << 3)) * w;
+              const gi = v128.load64_splat(g + (<usize>(i * r + t) << 3));
+              sum = f64x2.add(sum, f64x2.mul(gi, v128.load(wv + (<usize>(t * r + col) << 4))));
             }
-            store<f64>(gg + (<usize>(i * r + col) << 3), sum);
+            v128.store(gg + (<usize>(i * r + col) << 4), sum);
           }
         }
-        // U = gg G^T (n x n), U[i][j] to matrix n i + j.
-        const row = column + (<usize>(ci * NR) << 2);
+        // U = gg G^T (n x n), U[i][j] to matrix n i + j, both outputs in one 8-byte store.
         for (let i = 0; i < n; i++) {
           for (let j = 0; j < n; j++) {
-            let sum: f64 = 0;
+            let sum = f64x2.splat(0);
             for (let t = 0; t < r; t++) {
-              sum += load<f64>(gg + (<usize>(i * r + t) << 3)) * load<f64>(g + (<usize>(j * r + t) << 3));
+              const gj = v128.load64_splat(g + (<usize>(j * r + t) << 3));
+              sum = f64x2.add(sum, f64x2.mul(v128.load(gg + (<usize>(i * r + t) << 4)), gj));
             }
-            store<f32>(row + (<usize>((i * n + j) * size) << 2), <f32>sum);
+            v128.store64_lane(row + (<usize>((i * n + j) * size) << 2), f32x4.demote_f64x2_zero(sum), 0);
           }
         }
       }

@@ -338,42 +338,6 @@ export interface KernelExports {
   ): void;
   /** Scratch bytes of `pack_winograd`. */
   pack_winograd_scratch_bytes?(): number;
-  /** Adam / AdamW on elements [i0, i1), the bits of `src/train/adam.ts` (see `asm/optim.ts`). */
-  adam_update?(
-    x: number,
-    g: number,
-    m: number,
-    v: number,
-    i0: number,
-    i1: number,
-    b1: number,
-    b2: number,
-    a1: number,
-    a2: number,
-    wd: number,
-    eps: number,
-    stepSize: number,
-    bc2: number,
-    shrink: number,
-    decoupled: number,
-    decay: number,
-  ): void;
-  /** SGD on elements [i0, i1), the bits of `src/train/sgd.ts` (see `asm/optim.ts`). */
-  sgd_update?(
-    x: number,
-    g: number,
-    buf: number,
-    i0: number,
-    i1: number,
-    wd: number,
-    m: number,
-    keep: number,
-    step: number,
-    decay: number,
-    momentum: number,
-    first: number,
-    nesterov: number,
-  ): void;
   fma_peak(iters: number, at: number): number;
   GEMM_MR: WebAssembly.Global;
   GEMM_NR: WebAssembly.Global;
