@@ -94,7 +94,9 @@ async function drawCurve(log: string, curve: string, say: (line: string) => void
   if (val.length) series.push({ name: "validation loss", color: "#d62728", points: val });
   await writeAtomic(
     curve,
-    new TextEncoder().encode(lossCurveSvg(series, { title: `Loss (${log.split("/").pop()})` })),
+    new TextEncoder().encode(
+      lossCurveSvg(series, { title: `Loss (${log.split("/").pop()})`, logY: true }),
+    ),
   );
   say(`Wrote ${curve} (${train.length} training points, ${val.length} validation points)`);
 }

@@ -105,6 +105,8 @@ export interface LossCurveOptions {
   xLabel?: string;
   /** Label of the y axis. @default {"loss"} */
   yLabel?: string;
+  /** A logarithmic y axis (non-positive values left out), for losses that span decades. @default {false} */
+  logY?: boolean;
 }
 
 /**
@@ -127,22 +129,30 @@ export function lossCurveSvg(
   series: readonly CurveSeries[],
   options: LossCurveOptions = {},
 ): string {
-  const { title = "Training loss", xLabel = "step", yLabel = "loss" } = options;
-  const all = series.flatMap((s) => s.points).filter(([x, y]) => isFinite(x) && isFinite(y));
+  const { title = "Training loss", xLabel = "step", yLabel = "loss", logY = false } = options;
+  const valid = ([x, y]: readonly [number, number]) =>
+    isFinite(x) && isFinite(y) && (!logY || y > 0);
+  const all = series.flatMap((s) => s.points).filter(valid);
   if (all.length === 0) throw new OptionError("Expected at least one finite point to plot");
   const xs = all.map(([x]) => x), ys = all.map(([, y]) => y);
   let [x0, x1] = [Math.min(...xs), Math.max(...xs)];
-  let [y0, y1] = [Math.min(0, ...ys), Math.max(...ys)];
+  let [y0, y1] = logY
+    ? [Math.floor(Math.log10(Math.min(...ys))), Math.ceil(Math.log10(Math.max(...ys)))]
+    : [Math.min(0, ...ys), Math.max(...ys)];
   if (x1 === x0) [x0, x1] = [x0 - 1, x1 + 1];
   if (y1 === y0) y1 = y0 + 1;
   const width = 720, height = 420, left = 64, right = 20, top = 40, bottom = 56;
   const px = (x: number) => left + ((x - x0) / (x1 - x0)) * (width - left - right);
-  const py = (y: number) => top + (1 - (y - y0) / (y1 - y0)) * (height - top - bottom);
+  const py = (value: number) => {
+    const y = logY ? Math.log10(value) : value;
+    return top + (1 - (y - y0) / (y1 - y0)) * (height - top - bottom);
+  };
+  const base = logY ? 10 ** y0 : y0;
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="${width / 2}" y="22" text-anchor="middle" font-size="16">${escape(title)}</text>`,
-    `<line x1="${left}" y1="${py(y0)}" x2="${width - right}" y2="${py(y0)}" stroke="black"/>`,
+    `<line x1="${left}" y1="${py(base)}" x2="${width - right}" y2="${py(base)}" stroke="black"/>`,
     `<line x1="${left}" y1="${top}" x2="${left}" y2="${height - bottom}" stroke="black"/>`,
     `<text x="${(left + width - right) / 2}" y="${height - 14}" text-anchor="middle">${
       escape(xLabel)
@@ -154,7 +164,7 @@ export function lossCurveSvg(
   for (
     const [value, at, horizontal] of [
       ...niceTicks(x0, x1).map((v) => [v, px(v), false] as const),
-      ...niceTicks(y0, y1).map((v) => [v, py(v), true] as const),
+      ...(logY ? logTicks(y0, y1) : niceTicks(y0, y1)).map((v) => [v, py(v), true] as const),
     ]
   ) {
     const label = escape(String(Number(value.toPrecision(6))));
@@ -162,12 +172,12 @@ export function lossCurveSvg(
       horizontal
         ? `<line x1="${left}" y1="${at}" x2="${width - right}" y2="${at}" stroke="#eee"/>` +
           `<text x="${left - 6}" y="${at + 4}" text-anchor="end">${label}</text>`
-        : `<line x1="${at}" y1="${py(y0)}" x2="${at}" y2="${py(y0) + 5}" stroke="black"/>` +
-          `<text x="${at}" y="${py(y0) + 18}" text-anchor="middle">${label}</text>`,
+        : `<line x1="${at}" y1="${py(base)}" x2="${at}" y2="${py(base) + 5}" stroke="black"/>` +
+          `<text x="${at}" y="${py(base) + 18}" text-anchor="middle">${label}</text>`,
     );
   }
   series.forEach((s, i) => {
-    const points = s.points.filter(([x, y]) => isFinite(x) && isFinite(y));
+    const points = s.points.filter(valid);
     const coords = points.map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(" ");
     parts.push(
       `<polyline fill="none" stroke="${escape(s.color)}" stroke-width="1.5" points="${coords}"/>`,
@@ -200,5 +210,14 @@ function niceTicks(lo: number, hi: number): number[] {
   const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw) ?? 10 * power;
   const ticks: number[] = [];
   for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) ticks.push(v);
+  return ticks;
+}
+
+/** 1, 2 and 5 times each power of ten from 10^lo to 10^hi. */
+function logTicks(lo: number, hi: number): number[] {
+  const ticks: number[] = [];
+  for (let k = lo; k <= hi; k++) {
+    for (const m of k === hi ? [1] : [1, 2, 5]) ticks.push(m * 10 ** k);
+  }
   return ticks;
 }
