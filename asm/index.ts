@@ -30,9 +30,4 @@ export {
   winograd_scratch_bytes,
 } from "./winograd";
 export { pack_gemm, pack_winograd, pack_winograd_scratch_bytes } from "./pack";
-export {
-  winograd_f2x3_weight_grad,
-  winograd_f2x5_weight_grad,
-  winograd_f4x3_weight_grad,
-  winograd_weight_grad_scratch_bytes,
-} from "./winograd_grad";
+export { winograd_f4x3_weight_grad, winograd_weight_grad_scratch_bytes } from "./winograd_grad";

@@ -1,19 +1,22 @@
-// Weight gradients of the stride-1 "same" 3x3 and 5x5 convolutions by
-// Winograd's minimal filtering (the backward-filter of cuDNN's
-// WINOGRAD_NONFUSED), on the transforms of asm/winograd.ts. The forward is
-// y = A^T [(G g G^T) . (B^T d B)] A per tile, so its weight gradient is
+// The weight gradient of the stride-1 "same" 3x3 convolutions by Winograd's
+// F(4x4, 3x3) (the backward-filter of cuDNN's WINOGRAD_NONFUSED), on the
+// transforms of asm/winograd.ts. The forward is y = A^T [(G g G^T) . (B^T d B)] A
+// per tile, so its weight gradient is
 //   dW = G^T dU G,  dU[xi] = sum over tiles of V[xi]^T dM[xi],
 // with V = B^T d B (the forward's input transform) and dM = A dY A^T (the
-// adjoint of its output transform) for each n x n transform point xi. For a
-// block of output channels x input channels (at most OB x CB) a call
-//   1. zeroes the block's dU (n^2 matrices, in scratch),
+// adjoint of its output transform) for each of the 36 transform points xi.
+// For a block of output channels x input channels (at most OB x CB) a call
+//   1. zeroes the block's dU (36 matrices, in scratch),
 //   2. for each block of TB tiles: transforms the input patches (CB channels)
-//      and the output-gradient tiles (OB channels), then adds V^T dM to dU by
-//      n^2 GEMMs on the register-tiled kernel of `conv2d_weight_grad`,
+//      and the output-gradient tiles (OB channels), then adds dM^T V to dU by
+//      36 GEMMs on the register-tiled kernel of `conv2d_weight_grad`,
 //   3. adds G^T dU G to dw, per (o, c) pair in f64.
 // Every dU element sums the tiles in ascending order from zero, so any split
 // of the channels into calls (threads, chunks) gives the same bits.
 // C and OC must be multiples of 4, o0 and c0 too.
+// F(2x2, 3x3) and F(2x2, 5x5) by the same driver were measured too (GoogLeNet's
+// layers, batch 16, one thread): F(2x2, 3x3) never beat F(4x4, 3x3), F(2x2, 5x5)
+// was within noise of the direct 5x5 kernel at 9x its error, so neither is built.
 
 import { pack_dy, wgrad_rows } from "./conv_grad";
 import { input_1d, input_row } from "./winograd";
@@ -31,7 +34,7 @@ const TMP_BYTES: usize = 576;
 /** The 6 x 8 dU copy a partial column tile of the GEMM runs on. */
 const GEMM_TMP_BYTES: usize = 192;
 
-/** Scratch bytes one thread needs for any `winograd_*_weight_grad` kernel. */
+/** Scratch bytes one thread needs for `winograd_f4x3_weight_grad`. */
 export function winograd_weight_grad_scratch_bytes(): usize {
   return G_BYTES + TMP_BYTES + GEMM_TMP_BYTES +
     <usize>36 * <usize>(OB * CB + TB * CB + TB * OB) * 4 + <usize>(TB * OB) * 4;
@@ -58,42 +61,25 @@ export function winograd_weight_grad_scratch_bytes(): usize {
   for (let k = 0; k < r; k++) store<f64>(g + (<usize>((n - 1) * r + k) << 3), k == r - 1 ? 1 : 0);
 }
 
-// A (n x m; constants after inlining) on the first `count` (1..m) of m
-// vectors at p, p + step, ... (zeros past them), written to q, q + qstep, ...:
+// F(4, 3)'s A (6 x 4) on the first `count` (1..4) of 4 vectors at p, p +
+// step, ... (zeros past them), written to q, q + qstep, ..., q + 5 qstep:
 // the adjoint of `output_1d` in asm/winograd.ts.
-@inline function adjoint_1d(n: i32, m: i32, p: usize, step: usize, count: i32, q: usize, qstep: usize): void {
+@inline function adjoint_1d(p: usize, step: usize, count: i32, q: usize, qstep: usize): void {
   const z = f32x4.splat(0);
   const y0 = v128.load(p);
   const y1 = count > 1 ? v128.load(p + step) : z;
-  if (n == 4) {
-    // F(2, 3): points 0, 1, -1, inf.
-    v128.store(q, y0);
-    v128.store(q + qstep, f32x4.add(y0, y1));
-    v128.store(q + 2 * qstep, f32x4.sub(y0, y1));
-    v128.store(q + 3 * qstep, y1);
-  } else if (m == 2) {
-    // F(2, 5): points 0, +-1, +-2, inf.
-    const y1x2 = f32x4.add(y1, y1);
-    v128.store(q, y0);
-    v128.store(q + qstep, f32x4.add(y0, y1));
-    v128.store(q + 2 * qstep, f32x4.sub(y0, y1));
-    v128.store(q + 3 * qstep, f32x4.add(y0, y1x2));
-    v128.store(q + 4 * qstep, f32x4.sub(y0, y1x2));
-    v128.store(q + 5 * qstep, y1);
-  } else {
-    // F(4, 3): row k is point(k)^i for i < 4, the last picks y3.
-    const y2 = count > 2 ? v128.load(p + 2 * step) : z;
-    const y3 = count > 3 ? v128.load(p + 3 * step) : z;
-    const e1 = f32x4.add(y0, y2), o1 = f32x4.add(y1, y3);
-    const e2 = f32x4.add(y0, f32x4.mul(f32x4.splat(4), y2));
-    const o2 = f32x4.add(f32x4.add(y1, y1), f32x4.mul(f32x4.splat(8), y3));
-    v128.store(q, y0);
-    v128.store(q + qstep, f32x4.add(e1, o1));
-    v128.store(q + 2 * qstep, f32x4.sub(e1, o1));
-    v128.store(q + 3 * qstep, f32x4.add(e2, o2));
-    v128.store(q + 4 * qstep, f32x4.sub(e2, o2));
-    v128.store(q + 5 * qstep, y3);
-  }
+  const y2 = count > 2 ? v128.load(p + 2 * step) : z;
+  const y3 = count > 3 ? v128.load(p + 3 * step) : z;
+  // Row k is point(k)^i for i < 4, the last (infinity) picks y3.
+  const e1 = f32x4.add(y0, y2), o1 = f32x4.add(y1, y3);
+  const e2 = f32x4.add(y0, f32x4.mul(f32x4.splat(4), y2));
+  const o2 = f32x4.add(f32x4.add(y1, y1), f32x4.mul(f32x4.splat(8), y3));
+  v128.store(q, y0);
+  v128.store(q + qstep, f32x4.add(e1, o1));
+  v128.store(q + 2 * qstep, f32x4.sub(e1, o1));
+  v128.store(q + 3 * qstep, f32x4.add(e2, o2));
+  v128.store(q + 4 * qstep, f32x4.sub(e2, o2));
+  v128.store(q + 5 * qstep, y3);
 }
 
 /**
@@ -112,27 +98,8 @@ export function winograd_f4x3_weight_grad(
   weight_grad(6, 4, 3, x, xstride, n, h, w, c, dy, dystride, oc, dw, scratch, o0, o1, c0, c1);
 }
 
-/** The same by F(2x2, 3x3); arguments as for `winograd_f4x3_weight_grad`. */
-export function winograd_f2x3_weight_grad(
-  x: usize, xstride: i32, n: i32, h: i32, w: i32, c: i32,
-  dy: usize, dystride: i32, oc: i32, dw: usize, scratch: usize, o0: i32, o1: i32, c0: i32, c1: i32,
-): void {
-  weight_grad(4, 2, 3, x, xstride, n, h, w, c, dy, dystride, oc, dw, scratch, o0, o1, c0, c1);
-}
-
-/**
- * The weight gradient of a 5x5 convolution (stride 1, padding 2) by F(2x2, 5x5):
- * dw [oc, 25 * c]; arguments as for `winograd_f4x3_weight_grad`.
- */
-export function winograd_f2x5_weight_grad(
-  x: usize, xstride: i32, n: i32, h: i32, w: i32, c: i32,
-  dy: usize, dystride: i32, oc: i32, dw: usize, scratch: usize, o0: i32, o1: i32, c0: i32, c1: i32,
-): void {
-  weight_grad(6, 2, 5, x, xstride, n, h, w, c, dy, dystride, oc, dw, scratch, o0, o1, c0, c1);
-}
-
 // The driver for n x n transform tiles, m x m output tiles and r x r kernels
-// (constants after inlining).
+// (constants after inlining; only F(4x4, 3x3)'s transforms are here).
 @inline function weight_grad(
   n: i32, m: i32, r: i32, x: usize, xstride: i32, nimg: i32, h: i32, w: i32, c: i32,
   dy: usize, dystride: i32, oc: i32, dw: usize, scratch: usize, o0: i32, o1: i32, c0: i32, c1: i32,
@@ -187,11 +154,11 @@ export function winograd_f2x5_weight_grad(
           for (let og = 0; og < ob; og += 4) {
             const src = dyt + (<usize>(ob0 + og) << 2);
             for (let i = 0; i < rowsOut; i++) {
-              adjoint_1d(n, m, src + <usize>i * <usize>w * dyb, dyb, cols, tmp + <usize>i * 96, 16);
+              adjoint_1d(src + <usize>i * <usize>w * dyb, dyb, cols, tmp + <usize>i * 96, 16);
             }
             const dst = mBase + (<usize>(t * OB + og) << 2);
             for (let j = 0; j < n; j++) {
-              adjoint_1d(n, m, tmp + (<usize>j << 4), 96, rowsOut, dst + <usize>j * mMat, <usize>n * mMat);
+              adjoint_1d(tmp + (<usize>j << 4), 96, rowsOut, dst + <usize>j * mMat, <usize>n * mMat);
             }
           }
         }

@@ -123,8 +123,8 @@ export type PoolBackwardKernel = (
 ) => void;
 
 /**
- * `winograd_f4x3_weight_grad`-like: dw [oc, r * r * c] += the weight gradient
- * of an r x r "same" stride-1 convolution of x (NHWC, n x h x w x c) giving dy
+ * `winograd_f4x3_weight_grad`: dw [oc, 9 * c] += the weight gradient of a 3x3
+ * "same" stride-1 convolution of x (NHWC, n x h x w x c) giving dy
  * ([n * h * w, oc]), output channels [o0, o1) x input channels [c0, c1).
  */
 export type WinogradWeightGrad = (
@@ -271,11 +271,7 @@ export interface KernelExports {
    * modules built before Winograd weight gradients.
    */
   winograd_f4x3_weight_grad?: WinogradWeightGrad;
-  /** The same by F(2x2, 3x3). */
-  winograd_f2x3_weight_grad?: WinogradWeightGrad;
-  /** The same for a 5x5 (padding 2) convolution by F(2x2, 5x5): dw [oc, 25 * c]. */
-  winograd_f2x5_weight_grad?: WinogradWeightGrad;
-  /** Scratch bytes of the `winograd_*_weight_grad` kernels. */
+  /** Scratch bytes of `winograd_f4x3_weight_grad`. */
   winograd_weight_grad_scratch_bytes?(): number;
   /** db[o] += sum over pixels [0, pixels) of dy[p, o] for o in [o0, o1). */
   bias_grad(dy: number, dystride: number, pixels: number, db: number, o0: number, o1: number): void;
