@@ -9,14 +9,6 @@ import { GoogLeNet } from "../mod.ts";
 import type { Op, Plan, View } from "../src/graph/ops.ts";
 import { PlanBuilder } from "../src/graph/planner.ts";
 
-// The floats of `channels` channels of `view`, for every pixel of its buffer.
-function* floats(plan: Plan, view: View, channels: number): Generator<number> {
-  const { offset, size } = plan.buffers[view.buffer];
-  for (let p = 0; p < size / view.stride; p++) {
-    for (let c = 0; c < channels; c++) yield offset + p * view.stride + view.channelOffset + c;
-  }
-}
-
 // What an operation reads and writes, as the kernels do it.
 function touches(op: Op): { reads: [View, number][]; writes: [View, number][] } {
   switch (op.kind) {
@@ -42,6 +34,10 @@ function touches(op: Op): { reads: [View, number][]; writes: [View, number][] } 
       return { reads: [[op.x, op.c], [op.dy, op.oc]], writes: [] };
     case "relu_grad":
       return { reads: [[op.y, op.c], [op.dy, op.c]], writes: [[op.dy, op.c]] };
+    case "pack_gemm":
+    case "pack_winograd":
+      // Weight-region work (the repack after an optimizer step): no arena float.
+      return { reads: [], writes: [] };
     case "maxpool2d_grad":
     case "avgpool2d_grad":
     case "adaptive_avgpool2d_grad": {
@@ -53,6 +49,16 @@ function touches(op: Op): { reads: [View, number][]; writes: [View, number][] } 
   }
 }
 
+// Calls fn(float) for each float of `channels` channels of `view`, every pixel of its buffer.
+function eachFloat(plan: Plan, view: View, channels: number, fn: (f: number) => void): void {
+  const { offset, size } = plan.buffers[view.buffer];
+  const start = offset + view.channelOffset;
+  for (let p = 0, pixels = size / view.stride; p < pixels; p++) {
+    const at = start + p * view.stride;
+    for (let c = 0; c < channels; c++) fn(at + c);
+  }
+}
+
 // Throws if two operations of one step conflict on some float.
 function assertStepsIndependent(plan: Plan): void {
   const writer = new Int32Array(plan.arenaSize);
@@ -60,23 +66,25 @@ function assertStepsIndependent(plan: Plan): void {
     writer.fill(-1);
     for (const i of step) {
       for (const [view, channels] of touches(plan.ops[i]).writes) {
-        for (const f of floats(plan, view, channels)) {
-          assert.ok(
-            writer[f] === -1 || writer[f] === i,
-            `${plan.ops[i].name} and ${plan.ops[writer[f]]?.name} both write float ${f}`,
-          );
+        eachFloat(plan, view, channels, (f) => {
+          if (writer[f] !== -1 && writer[f] !== i) {
+            assert.fail(
+              `${plan.ops[i].name} and ${plan.ops[writer[f]]?.name} both write float ${f}`,
+            );
+          }
           writer[f] = i;
-        }
+        });
       }
     }
     for (const i of step) {
       for (const [view, channels] of touches(plan.ops[i]).reads) {
-        for (const f of floats(plan, view, channels)) {
-          assert.ok(
-            writer[f] === -1 || writer[f] === i,
-            `${plan.ops[i].name} reads float ${f}, which ${plan.ops[writer[f]]?.name} writes`,
-          );
-        }
+        eachFloat(plan, view, channels, (f) => {
+          if (writer[f] !== -1 && writer[f] !== i) {
+            assert.fail(
+              `${plan.ops[i].name} reads float ${f}, which ${plan.ops[writer[f]]?.name} writes`,
+            );
+          }
+        });
       }
     }
   }
@@ -162,12 +170,12 @@ Deno.test("training plans: both halves' steps are independent, and the backward 
   for (const variant of ["seed", "torchvision"] as const) {
     const model = await GoogLeNet.create({ threads: 1, backend: "wasm", variant });
     try {
-      for (
-        const [shape, train] of [[[2, 3, 224, 224], true], [[3, 3, 240, 240], true], [
-          [2, 3, 96, 112],
-          false,
-        ]] as const
-      ) {
+      // 224 with the aux heads; 240 (15x15 maps at the aux heads, ceil-mode partial windows)
+      // for the seed variant; eval mode at 96x112.
+      const shapes = variant === "seed"
+        ? [[[1, 3, 224, 224], true], [[1, 3, 240, 240], true], [[2, 3, 96, 112], false]] as const
+        : [[[1, 3, 224, 224], true], [[2, 3, 96, 112], false]] as const;
+      for (const [shape, train] of shapes) {
         model.train(train);
         const { forward, backward } = model.trainingPlan(shape);
         assertStepsIndependent(forward);
