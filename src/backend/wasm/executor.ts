@@ -167,6 +167,21 @@ function chunksOf(kernels: KernelExports, op: Op, index: number, threads: number
     case "conv2d_grad_weight": {
       // Chunks of dW: output channels [r0, r1) x columns [p0, p1), each summed
       // over every pixel in the same order, so any split gives the same bits.
+      // By Winograd, [p0, p1) are input channels (multiples of 8), output
+      // channels multiples of 12 (the kernel transforms 4 at a time).
+      if (winogradWeightGrad(kernels, op)) {
+        if (threads === 1) return [{ op: index, r0: 0, r1: op.oc, p0: 0, p1: op.c }];
+        const byInput = op.c >= op.oc;
+        const [total, grain] = byInput ? [op.c, 8] : [op.oc, 2 * MR];
+        // At least 32 channels a chunk: each transforms its inputs for all its outputs (and back).
+        const count = chunkCount(Math.ceil(total / grain), threads, 4);
+        return Array.from({ length: count }, (_, i) => {
+          const [a, b] = split(total, i, count, grain);
+          return byInput
+            ? { op: index, r0: 0, r1: op.oc, p0: a, p1: b }
+            : { op: index, r0: a, r1: b, p0: 0, p1: op.c };
+        }).filter((c) => c.r0 < c.r1 && c.p0 < c.p1);
+      }
       const k = op.kh * op.kw * op.c;
       if (threads === 1) return [{ op: index, r0: 0, r1: op.oc, p0: 0, p1: k }];
       if (k >= op.oc) {
@@ -493,31 +508,53 @@ export function runChunk(
     case "conv2d_grad_weight": {
       const { x, dy } = op;
       const dw = layout.weights + op.grad.offset * 4;
-      k.conv2d_weight_grad(
-        at(x),
-        x.stride,
-        op.n,
-        op.h,
-        op.w,
-        op.c,
-        op.kh,
-        op.kw,
-        op.sh,
-        op.sw,
-        op.ph,
-        op.pw,
-        op.oh,
-        op.ow,
-        at(dy),
-        dy.stride,
-        op.oc,
-        dw,
-        scratch,
-        r0,
-        r1,
-        p0,
-        p1,
-      );
+      const winograd = winogradWeightGrad(k, op);
+      if (winograd) {
+        // Output channels [r0, r1) x input channels [p0, p1).
+        winograd(
+          at(x),
+          x.stride,
+          op.n,
+          op.h,
+          op.w,
+          op.c,
+          at(dy),
+          dy.stride,
+          op.oc,
+          dw,
+          scratch,
+          r0,
+          r1,
+          p0,
+          p1,
+        );
+      } else {
+        k.conv2d_weight_grad(
+          at(x),
+          x.stride,
+          op.n,
+          op.h,
+          op.w,
+          op.c,
+          op.kh,
+          op.kw,
+          op.sh,
+          op.sw,
+          op.ph,
+          op.pw,
+          op.oh,
+          op.ow,
+          at(dy),
+          dy.stride,
+          op.oc,
+          dw,
+          scratch,
+          r0,
+          r1,
+          p0,
+          p1,
+        );
+      }
       if (p0 === 0) {
         const db = dw + op.oc * op.grad.k * 4;
         k.bias_grad(at(dy), dy.stride, op.n * op.oh * op.ow, db, r0, r1);
@@ -650,7 +687,33 @@ function weightGradScratch(
   kernels: KernelExports,
   op: Op & { kind: "conv2d_grad_weight" },
 ): number {
+  if (winogradWeightGrad(kernels, op)) return kernels.winograd_weight_grad_scratch_bytes!();
   return kernels.conv2d_weight_grad_scratch_bytes(op.c, op.kh, op.kw, op.ow, op.oc);
+}
+
+/** Smallest map side whose 3x3 weight gradient goes by Winograd F(4x4, 3x3). */
+const WINOGRAD_WEIGHT_GRAD_MIN_SIDE = 14;
+
+/**
+ * The Winograd kernel for a weight gradient, or null for the direct one:
+ * F(4x4, 3x3) for 3x3 "same" stride-1 convolutions on maps of at least 14x14
+ * with channel counts that are multiples of 4 (batch 16, one thread, CPU time:
+ * 2.3-2.7x faster than the direct kernel on 56x56, 1.9-2.3x on 28x28,
+ * 1.1-1.7x on 14x14, slower on 7x7 (0.6-0.9x); in a whole step's profile, all
+ * weight gradients 3923 -> 3016 and 5905 -> 4213 ms in alternating runs on the
+ * loaded VM). Its L2 error against f64 on those layers is 4x the direct
+ * kernel's (8e-6 at most), far below the network's float32 error (3.7e-4).
+ * Null also for a module built before this kernel.
+ */
+function winogradWeightGrad(
+  kernels: KernelExports,
+  op: Op & { kind: "conv2d_grad_weight" },
+): KernelExports["winograd_f4x3_weight_grad"] | null {
+  const same3x3 = op.kh === 3 && op.kw === 3 && op.sh === 1 && op.sw === 1 && op.ph === 1 &&
+    op.pw === 1 && op.oh === op.h && op.ow === op.w;
+  if (!same3x3 || op.c % 4 !== 0 || op.oc % 4 !== 0) return null;
+  if (Math.min(op.h, op.w) < WINOGRAD_WEIGHT_GRAD_MIN_SIDE) return null;
+  return kernels.winograd_f4x3_weight_grad ?? null;
 }
 
 /**
