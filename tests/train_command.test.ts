@@ -7,7 +7,8 @@
  *   as a class with a warning; the checkpoint, its optimizer sidecar and
  *   classes.json are written, PyTorch-free `deno task classify` then prints
  *   the folder's class names, and `deno task evaluate` prints the matrix;
- * - a single class, class folders differing only in case: clear errors;
+ * - a single class, class folders differing only in case, an `--out` in a
+ *   folder that does not exist: clear errors before any training;
  * - a checkpoint of another class count: an error that names both counts,
  *   and with `--trainable fc.` a re-initialised head that trains;
  * - a checkpoint of the other variant: an error that names both;
@@ -139,7 +140,7 @@ Deno.test("train: mixed images, a corrupt one skipped, an empty class kept, then
   }
 });
 
-Deno.test("train: a single class and class names differing only in case are refused", async () => {
+Deno.test("train: a single class, class names differing only in case, an out folder that does not exist", async () => {
   const one = await folder({ cat: { "a.jpg": "chelsea_exif6.jpg", "b.png": "coffee_rgb.png" } });
   const cased = await folder({
     cat: { "a.jpg": "chelsea_exif6.jpg" },
@@ -166,6 +167,19 @@ Deno.test("train: a single class and class names differing only in case are refu
     ]);
     assert.equal(clash.code, 1);
     assert.match(clash.stderr, /differ only in case: Cat and cat/);
+    const nowhere = await task("train", [
+      `${cased}/data`,
+      ...FAST,
+      "--steps",
+      "1",
+      "--out",
+      `${cased}/missing/folder/b.pth`,
+    ]);
+    assert.equal(nowhere.code, 2);
+    assert.match(
+      nowhere.stderr,
+      /Cannot write next to --out .*missing\/folder\/b\.pth: .*expected an existing folder/,
+    );
     for (const dir of [one, cased]) {
       assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["data"], "nothing written");
     }

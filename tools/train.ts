@@ -201,6 +201,19 @@ async function main(args: string[]): Promise<number> {
   const say = (line: string) => !json && console.log(line);
   const note = (line: string) => console.error(line);
 
+  // A run that cannot save should fail now, not after its first epoch.
+  const probe = `${out}.probe-${Deno.pid}`;
+  try {
+    await Deno.writeFile(probe, new Uint8Array(0));
+    await Deno.remove(probe);
+  } catch (error) {
+    throw new UsageError(
+      `Cannot write next to --out ${values.out ?? "best.pth"}: ${
+        (error as Error).message.replace(/ \(os error \d+\).*$/, "")
+      }: expected an existing folder this user can write to`,
+    );
+  }
+
   // Data.
   const opened = await openDataset(from(positionals[0]), { split: "train" });
   for (const warning of opened.warnings) note(`Warning: ${warning}`);
