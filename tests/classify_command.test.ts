@@ -35,10 +35,15 @@ async function task(
   args: string[],
   env: Record<string, string> = {},
 ): Promise<Run> {
+  // A user's shell has no INIT_CWD; under `deno task test` this process has one, which
+  // the child's `deno task` would keep instead of recording `cwd`.
+  const inherited = Deno.env.toObject();
+  delete inherited.INIT_CWD;
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
     args: ["task", "--config", CONFIG, "-q", name, ...args],
     cwd,
-    env: { GOOGLENET_WASM_CACHE: `${cwd}/cache`, ...env },
+    clearEnv: true,
+    env: { ...inherited, GOOGLENET_WASM_CACHE: `${cwd}/cache`, ...env },
     stdout: "piped",
     stderr: "piped",
   }).output();
