@@ -23,10 +23,18 @@ async function updated(
   prefer: Preference,
   threads: number,
   wasm: boolean,
+  trainable?: string[],
 ): Promise<GoogLeNet> {
   setRepackInWasm(wasm);
   try {
-    const model = await GoogLeNet.create({ variant, prefer, threads, seed: 7, numClasses: 10 });
+    const model = await GoogLeNet.create({
+      variant,
+      prefer,
+      threads,
+      seed: 7,
+      numClasses: 10,
+      trainable,
+    });
     // Eval mode: the main head alone, so a small input will do; gradients start training.
     const x = new Tensor(
       Float32Array.from({ length: 2 * 3 * 64 * 64 }, (_, i) => Math.sin(i * 0.37)),
@@ -78,6 +86,20 @@ for (const [variant, prefer, threadCounts] of CASES) {
     }
   });
 }
+
+Deno.test("repack: frozen layers pack in TypeScript, trainable ones in Wasm, same bits", async () => {
+  // Only inception5b and fc train: they are staged (4 bytes per weight), the rest is not.
+  const trainable = ["inception5b.", "fc."];
+  const reference = await updated("torchvision", "speed", 2, false, trainable);
+  const expected = reference.backend.weights().slice();
+  await reference.dispose();
+  const model = await updated("torchvision", "speed", 2, true, trainable);
+  const blob = model.backend.weights().slice();
+  const staged = blob.length - expected.length;
+  assert.ok(staged > 1_000_000 && staged < 2_000_000, `staged ${staged} floats`);
+  assert.deepEqual(differences(expected, blob, expected.length), []);
+  await model.dispose();
+});
 
 Deno.test("repack: logits after a Wasm repack equal a fresh model's with the same weights", async () => {
   for (const variant of ["seed", "torchvision"] as const) {
