@@ -83,7 +83,19 @@ export function gatherOf(order: RowOrder, k: number): Gather | null {
   return g;
 }
 
-/** Floats a layer's staged weight and bias take (16-aligned). */
+/**
+ * Floats a layer's staged weight and bias take (16-aligned).
+ *
+ * @param layer The layer.
+ * @returns `n * k + n`, rounded up to 16.
+ *
+ * @example
+ * ```ts
+ * import { Linear } from "./layers.ts";
+ * import { stagingFloats } from "./repack.ts";
+ * console.log(stagingFloats(new Linear("fc", 1024, 10))); // 10256
+ * ```
+ */
 export function stagingFloats(layer: GemmLayer): number {
   return Math.ceil((layer.n * layer.k + layer.n) / 16) * 16;
 }
