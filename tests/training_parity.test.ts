@@ -34,6 +34,8 @@ import assert from "node:assert/strict";
 import { Adam, AdamW, GoogLeNet, type Optimizer, SGD, type Tensor } from "../mod.ts";
 import { readSafetensors } from "../src/weights/mod.ts";
 import { deterministicInput, deterministicStateDict } from "../tools/deterministic.ts";
+import { Random } from "../src/model/random.ts";
+import { dropoutMask } from "../src/backend/webgpu/dropout.ts";
 
 const PYTHON = "/usr/bin/python3";
 const ORACLE = new URL("../tools/train_oracle.py", import.meta.url).pathname;
@@ -68,6 +70,8 @@ interface Spec {
   numClasses?: number;
   trainable?: string[] | null;
   cases: Case[];
+  /** Dropout masks to replay in PyTorch, in call order (PyTorch's layouts). */
+  masks?: number[][];
   optimizer?: {
     kind: "sgd" | "adam" | "adamw";
     options: Record<string, unknown>;
@@ -365,3 +369,82 @@ if (missing) {
     console.log(`  skipped: ${missing}`);
   });
 }
+
+/**
+ * The dropout masks of a model's first training call, as the kernels draw
+ * them (xorshift32 per stream, seeded from the model's dropout generator),
+ * in the forward's order and PyTorch's layouts (an aux head's first dropout
+ * acts on an NHWC-flattened [4, 4, 128] map here, NCHW-flattened there).
+ */
+function firstCallMasks(model: GoogLeNet, shape: number[], seed: number): number[][] {
+  const { forward, backward } = model.trainingPlan(shape);
+  const start = backward.steps[0][0];
+  const rng = new Random(seed ^ 0x5bd1e995);
+  const seeds = Array.from({ length: forward.dropoutStreams }, () => rng.nextUint32());
+  return forward.ops.slice(0, start).flatMap((op) => {
+    if (op.kind !== "dropout") return [];
+    const mask = new Float32Array(op.count);
+    dropoutMask(mask, 0, op.count, op.p, seeds[op.stream]);
+    if (!op.name.endsWith(".dropout1")) return [[...mask]];
+    const [c, h, w] = [128, 4, 4], n = op.count / (c * h * w), out = new Array<number>(op.count);
+    for (let i = 0; i < n; i++) {
+      for (let p = 0; p < h * w; p++) {
+        for (let ch = 0; ch < c; ch++) {
+          out[i * c * h * w + ch * h * w + p] = mask[(i * h * w + p) * c + ch];
+        }
+      }
+    }
+    return [out];
+  });
+}
+
+Deno.test({
+  name:
+    "dropout: with the masks our kernels draw, gradients match PyTorch's given the same masks (1 and 2 threads)",
+  ignore: missing !== null,
+  fn: async () => {
+    const c: Case = { name: "grad_dropout_224_b2", shape: [2, 3, 224, 224], labels: [11, 404] };
+    const base: Spec = { variant: "seed", aux: true, train: true, cases: [c] };
+    const probe = await makeModel(base, 1);
+    const masks = firstCallMasks(probe, c.shape, 0);
+    await probe.dispose();
+    assert.equal(masks.length, 5, "aux1's two, aux2's two and the main dropout");
+    const dropped = masks.flat().filter((v) => v === 0).length / masks.flat().length;
+    assert.ok(dropped > 0.3 && dropped < 0.6, `a plausible share dropped: ${dropped}`);
+    const expected = await oracle({ ...base, masks });
+    let first: Map<string, Tensor> | null = null;
+    for (const threads of [1, 2]) {
+      const model = await makeModel(base, threads);
+      try {
+        const result = await model.backward(deterministicInput(c.name, c.shape), c.labels);
+        const [loss] = expected.get(`${c.name}.loss`)!.data;
+        assert.ok(
+          Math.abs(result.loss - loss) <= 1e-5 * Math.abs(loss),
+          `loss ${result.loss} vs ${loss}`,
+        );
+        const squares = [0, 0, 0];
+        for (const [key, g] of model.gradients()) {
+          const theirs = expected.get(`${c.name}.grad.${key}`)!.data;
+          compare(g.data, theirs, 2e-2, key);
+          sumSquares(g.data, theirs, expected.get(`${c.name}.grad64.${key}`)!.data)
+            .forEach((v, i) => squares[i] += v);
+        }
+        const oursL2 = Math.sqrt(squares[0] / squares[2]);
+        const torchL2 = Math.sqrt(squares[1] / squares[2]);
+        console.log(
+          `  ${threads} thread(s): loss ${result.loss} (PyTorch ${loss}); ${
+            (dropped * 100).toFixed(1)
+          } % dropped; vs PyTorch float64: ours L2 ${oursL2.toExponential(2)}, PyTorch float32's ${
+            torchL2.toExponential(2)
+          }`,
+        );
+        assert.ok(oursL2 <= 1.5 * torchL2 + 1e-7, `L2 ${oursL2} vs PyTorch float32's ${torchL2}`);
+        const grads = model.gradients();
+        if (first) { for (const [k, g] of grads) assert.deepEqual(g.data, first.get(k)!.data, k); }
+        first = grads;
+      } finally {
+        await model.dispose();
+      }
+    }
+  },
+});

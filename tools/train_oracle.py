@@ -3,12 +3,13 @@
     /usr/bin/python3 tools/train_oracle.py SPEC.json OUT.safetensors
 
 SPEC: {"variant": "seed"|"torchvision", "aux": bool, "train": bool, "numClasses": int,
-       "trainable": [prefixes] | null, "auxWeight": float,
+       "trainable": [prefixes] | null, "auxWeight": float, "masks": [[...], ...] | null,
        "cases": [{"name", "shape", "labels"}],              # gradients of one backward each
        "optimizer": null | {"kind": "sgd"|"adam"|"adamw", "options": {...}, "steps": [{"name", "shape", "labels", "lr"?}]}}
 
 Weights and inputs come from tools/deterministic.py (bit for bit what tools/deterministic.ts makes);
-dropout is the identity. torchvision's BatchNorm layers stay in eval mode (frozen statistics).
+dropout is the identity, or with "masks" (seed variant) each F.dropout call and the final dropout
+multiply by the next given mask, in call order (aux1's two, aux2's two, the main one). torchvision's BatchNorm layers stay in eval mode (frozen statistics).
 Writes, per case, "{name}.loss" = [loss, main, aux1, aux2] and "{name}.grad.{key}" for every
 parameter that trains ("{name}.grad64.{key}": the same computed in float64, rounded to float32); for the optimizer run, "optim.{key}" = each trainable parameter after the steps
 and "optim.loss" = the loss of each step.
@@ -33,18 +34,33 @@ def identity_dropout(x, p=0.5, training=False, inplace=False):
     return x
 
 
+MASKS = []  # the dropout masks to replay, in call order (spec["masks"]), consumed per forward
+
+
+def replayed_dropout(x, p=0.5, training=False, inplace=False):
+    """Dropout with the next given mask (0 or 1 / (1 - p) per element, PyTorch's layout)."""
+    if not training:
+        return x
+    return x * MASKS.pop(0).to(x.dtype).view_as(x)
+
+
+class ReplayedDropout(torch.nn.Module):
+    def forward(self, x):
+        return replayed_dropout(x, training=self.training)
+
+
 def build(spec):
     classes = spec.get("numClasses", 1000)
     if spec["variant"] == "seed":
         net = seed_googlenet.GoogLeNet(num_classes=classes, aux_logits=spec["aux"])
-        seed_googlenet.F.dropout = identity_dropout
+        seed_googlenet.F.dropout = replayed_dropout if spec.get("masks") else identity_dropout
     else:
         import torchvision
         net = torchvision.models.googlenet(weights=None, num_classes=classes, aux_logits=spec["aux"],
                                            init_weights=False, transform_input=True)
         F.dropout = identity_dropout
     fill_state_dict(net)
-    net.dropout = torch.nn.Identity()
+    net.dropout = ReplayedDropout() if spec.get("masks") else torch.nn.Identity()
     net.train(spec["train"])
     for m in net.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
@@ -81,6 +97,7 @@ def main():
         # float32 implementations are measured against: where a ReLU input lies within float32
         # rounding of zero, any two float32 implementations take different branches.
         for suffix, dtype in [("grad", torch.float32), ("grad64", torch.float64)]:
+            MASKS[:] = [torch.tensor(m, dtype=torch.float32) for m in spec.get("masks") or []]
             net = build(spec).to(dtype)
             x = torch.from_numpy(deterministic_input(case["name"], case["shape"]).copy()).to(dtype)
             loss, parts = loss_of(spec, net, x, case["labels"])
