@@ -6,6 +6,7 @@
  * @module
  */
 
+import { serveFolder } from "../../tools/serve.ts";
 import { AssertionError } from "node:assert/strict";
 
 /** The repository root. */
@@ -123,14 +124,6 @@ export function assertSameBits(
   }
 }
 
-const CONTENT_TYPES: Record<string, string> = {
-  ".ts": "application/typescript",
-  ".js": "application/javascript",
-  ".wasm": "application/wasm",
-  ".json": "application/json",
-  ".safetensors": "application/octet-stream",
-};
-
 /** A loopback HTTP server of the repository's files. */
 export interface RepoServer {
   /** `http://127.0.0.1:PORT/`. */
@@ -148,26 +141,16 @@ export interface RepoServer {
  * 127.0.0.1 with a free port. Only files under the root; `..` is refused.
  */
 export function serveRepo(extra: ReadonlyMap<string, Uint8Array> = new Map()): RepoServer {
+  // The server the README names for URL imports (tools/serve.ts), on a free loopback port.
   const requests: RepoServer["requests"] = [];
-  const root = ROOT.pathname;
-  const respond = async (request: Request): Promise<Response> => {
-    const path = decodeURIComponent(new URL(request.url).pathname);
-    const type = CONTENT_TYPES[path.slice(path.lastIndexOf("."))] ?? "application/octet-stream";
-    let body: Uint8Array<ArrayBuffer> | null = null;
-    const mem = extra.get(path);
-    if (mem) body = new Uint8Array(mem);
-    else if (request.method === "GET" && !path.split("/").includes("..")) {
-      body = await Deno.readFile(root + path.slice(1)).catch(() => null);
-    }
-    requests.push({ path, status: body ? 200 : 404, type });
-    if (!body) return new Response("not found", { status: 404 });
-    return new Response(body, { headers: { "content-type": type } });
-  };
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, respond);
-  const host = `127.0.0.1:${server.addr.port}`;
+  const { server, base } = serveFolder({
+    root: ROOT.pathname,
+    extra,
+    onRequest: (entry) => requests.push(entry),
+  });
   return {
-    base: `http://${host}/`,
-    host,
+    base,
+    host: new URL(base).host,
     requests,
     close: () => server.shutdown(),
   };
