@@ -8,52 +8,10 @@ import { WeightsFormatError } from "../src/errors.ts";
 import { Tensor } from "../src/tensor.ts";
 import { loadWeights, type StateDict, writePth } from "../src/weights/mod.ts";
 import { readZipDirectory, readZipEntry, writeZip } from "../src/weights/zip.ts";
+import { mutate, prng } from "./_support/mutate.ts";
 
 const FIXTURES = new URL("./fixtures/weights/", import.meta.url);
 const ITERATIONS = 4000;
-
-/** Mulberry32: a small seeded PRNG, uniform in [0, 1). */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), seed | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const INTERESTING = [0, 1, 0x7f, 0x80, 0xff, 0x7fffffff, 0xffffffff, 1e9, 2 ** 31];
-
-/** One random mutation: bit flips, byte or 32-bit overwrites, truncation, insertion or deletion. */
-function mutate(bytes: Uint8Array, random: () => number): Uint8Array {
-  const at = () => Math.floor(random() * bytes.length);
-  const out = bytes.slice();
-  switch (Math.floor(random() * 6)) {
-    case 0:
-      for (let n = 1 + Math.floor(random() * 4); n > 0; n--) out[at()] ^= 1 << (random() * 8);
-      return out;
-    case 1:
-      out[at()] = INTERESTING[Math.floor(random() * 5)];
-      return out;
-    case 2: {
-      const i = Math.min(at(), out.length - 4);
-      const value = INTERESTING[Math.floor(random() * INTERESTING.length)];
-      new DataView(out.buffer).setUint32(Math.max(0, i), value >>> 0, true);
-      return out;
-    }
-    case 3:
-      return out.subarray(0, at());
-    case 4: {
-      const i = at();
-      const inserted = new Uint8Array(1 + Math.floor(random() * 8)).map(() => random() * 256);
-      return Uint8Array.from([...out.subarray(0, i), ...inserted, ...out.subarray(i)]);
-    }
-    default: {
-      const i = at();
-      return Uint8Array.from([...out.subarray(0, i), ...out.subarray(i + 1 + random() * 8)]);
-    }
-  }
-}
 
 /** Mutates only `data.pkl`, re-zipped with a correct CRC, so the pickle interpreter is reached. */
 function mutatePickle(zip: Uint8Array, random: () => number): Uint8Array {

@@ -306,6 +306,8 @@ function convBackward(
         c: part.channels,
         kh: op.kh,
         kw: op.kw,
+        sh: 1,
+        sw: 1,
         ph: op.kh - 1 - op.ph,
         pw: op.kw - 1 - op.pw,
         oh: op.h,

@@ -44,17 +44,9 @@ export interface WinogradRef extends PackedRef {
   readonly variant: WinogradVariant;
 }
 
-/** Convolution + bias + ReLU, any kernel, stride and padding (NHWC, OIHW weights packed). */
-export interface Conv2dOp {
-  /** Which operation this is. */
-  readonly kind: "conv2d";
-  /** Layer name for messages (`inception3a.branch2.1`). */
-  readonly name: string;
-  /** The input view. */
-  readonly x: View;
-  /** The output view (a channel slice of a wider buffer when it feeds a concatenation). */
-  readonly y: View;
-  /** Batch size. */
+/** The geometry of a convolution: batch, input map, kernel, stride, padding, output map. */
+export interface ConvGeometry {
+  /** Batch size (rows for a linear layer seen as a 1x1 convolution). */
   readonly n: number;
   /** Input height. */
   readonly h: number;
@@ -78,6 +70,18 @@ export interface Conv2dOp {
   readonly oh: number;
   /** Output width. */
   readonly ow: number;
+}
+
+/** Convolution + bias + ReLU, any kernel, stride and padding (NHWC, OIHW weights packed). */
+export interface Conv2dOp extends ConvGeometry {
+  /** Which operation this is. */
+  readonly kind: "conv2d";
+  /** Layer name for messages (`inception3a.branch2.1`). */
+  readonly name: string;
+  /** The input view. */
+  readonly x: View;
+  /** The output view (a channel slice of a wider buffer when it feeds a concatenation). */
+  readonly y: View;
   /** The packed weight matrix (bias in front of each panel). */
   readonly weights: PackedRef;
   /**
@@ -209,10 +213,11 @@ export interface GradRef {
  * Backward-data of a stride-1 convolution (or a linear layer, as a 1x1 one
  * over `n` rows): `dx (+)= conv(dy, W^T flipped)`, a forward convolution of
  * the output gradient with the transposed, flipped weights (packed apart, bias
- * zero), without ReLU. Geometry is that transposed convolution's: `h`, `w`,
- * `c` are the output gradient's, `oh`, `ow`, `oc` the input gradient's.
+ * zero), without ReLU. Its geometry is that transposed convolution's: `h`,
+ * `w`, `c` are the output gradient's, `oh`, `ow`, `oc` the input gradient's,
+ * stride 1, padding kh - 1 - the layer's.
  */
-export interface Conv2dGradInputOp {
+export interface Conv2dGradInputOp extends ConvGeometry {
   /** Which operation this is. */
   readonly kind: "conv2d_grad_input";
   /** The layer it comes from, for messages and profiles. */
@@ -221,26 +226,6 @@ export interface Conv2dGradInputOp {
   readonly dy: View;
   /** The input gradient it writes, or adds to when `accumulate`. */
   readonly dx: View;
-  /** Batch size (rows for a linear layer). */
-  readonly n: number;
-  /** Output-gradient height. */
-  readonly h: number;
-  /** Output-gradient width. */
-  readonly w: number;
-  /** Output-gradient channels (the layer's outputs). */
-  readonly c: number;
-  /** Kernel height. */
-  readonly kh: number;
-  /** Kernel width. */
-  readonly kw: number;
-  /** Padding of the transposed convolution above and below (kh - 1 - the layer's). */
-  readonly ph: number;
-  /** Padding of the transposed convolution left and right. */
-  readonly pw: number;
-  /** Input-gradient height. */
-  readonly oh: number;
-  /** Input-gradient width. */
-  readonly ow: number;
   /** Input-gradient channels (the layer's inputs). */
   readonly oc: number;
   /** The transposed, flipped weights, GEMM-packed (depth kh * kw * c, oc columns, zero bias). */
@@ -256,7 +241,7 @@ export interface Conv2dGradInputOp {
  * over `n` rows of `c` features): `dW[o, k] += sum_p dy[p, o] * im2col(x)[p, k]`
  * and `db[o] += sum_p dy[p, o]`, summed in ascending output pixel order.
  */
-export interface Conv2dGradWeightOp {
+export interface Conv2dGradWeightOp extends ConvGeometry {
   /** Which operation this is. */
   readonly kind: "conv2d_grad_weight";
   /** The layer it comes from, for messages and profiles. */
@@ -265,30 +250,6 @@ export interface Conv2dGradWeightOp {
   readonly x: View;
   /** The output gradient (pre-activation). */
   readonly dy: View;
-  /** Batch size (rows for a linear layer). */
-  readonly n: number;
-  /** Input height. */
-  readonly h: number;
-  /** Input width. */
-  readonly w: number;
-  /** Input channels. */
-  readonly c: number;
-  /** Kernel height. */
-  readonly kh: number;
-  /** Kernel width. */
-  readonly kw: number;
-  /** Vertical stride. */
-  readonly sh: number;
-  /** Horizontal stride. */
-  readonly sw: number;
-  /** Zero padding above and below. */
-  readonly ph: number;
-  /** Zero padding left and right. */
-  readonly pw: number;
-  /** Output height. */
-  readonly oh: number;
-  /** Output width. */
-  readonly ow: number;
   /** Output channels. */
   readonly oc: number;
   /** Where the gradients accumulate. */

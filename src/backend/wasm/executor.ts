@@ -11,7 +11,7 @@
  * @module
  */
 
-import type { Op, Plan, View } from "../../graph/ops.ts";
+import type { ConvGeometry, Op, Plan, View } from "../../graph/ops.ts";
 import { PANEL_WIDTH, WINOGRAD_SHAPES } from "../pack.ts";
 import { barrier, CONTROL_WORDS, CURSOR_STRIDE, FAILED } from "./barrier.ts";
 import type { KernelExports } from "./kernels.ts";
@@ -380,17 +380,7 @@ export function runChunk(
       k.conv2d_bias_relu(
         at(op.x),
         op.x.stride,
-        op.h,
-        op.w,
-        op.c,
-        op.kh,
-        op.kw,
-        op.sh,
-        op.sw,
-        op.ph,
-        op.pw,
-        op.oh,
-        op.ow,
+        ...geometry(op),
         w,
         op.weights.n,
         at(op.y),
@@ -482,17 +472,7 @@ export function runChunk(
       conv(
         at(dy),
         dy.stride,
-        op.h,
-        op.w,
-        op.c,
-        op.kh,
-        op.kw,
-        1,
-        1,
-        op.ph,
-        op.pw,
-        op.oh,
-        op.ow,
+        ...geometry(op),
         w,
         op.oc,
         at(dx),
@@ -533,17 +513,7 @@ export function runChunk(
           at(x),
           x.stride,
           op.n,
-          op.h,
-          op.w,
-          op.c,
-          op.kh,
-          op.kw,
-          op.sh,
-          op.sw,
-          op.ph,
-          op.pw,
-          op.oh,
-          op.ow,
+          ...geometry(op),
           at(dy),
           dy.stride,
           op.oc,
@@ -680,6 +650,16 @@ export function weightKernels(k: KernelExports): Required<
     );
   }
   return { pack_gemm, pack_winograd, pack_winograd_scratch_bytes };
+}
+
+/**
+ * A convolution's geometry in the order the im2col-family kernels take it:
+ * h, w, c, kh, kw, sh, sw, ph, pw, oh, ow.
+ */
+function geometry(
+  g: ConvGeometry,
+): [number, number, number, number, number, number, number, number, number, number, number] {
+  return [g.h, g.w, g.c, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.oh, g.ow];
 }
 
 /** Scratch bytes of a weight-gradient kernel. */
