@@ -453,6 +453,18 @@ const CASES: HostileCase[] = [
       }),
     expected: { error: BackendError, message: /not a googlenet-wasm kernel module/ },
   },
+  {
+    name: "wasmModule with the kernel names the old check looked for but not the others",
+    action: () =>
+      GoogLeNet.create({
+        wasmModule: moduleExporting(["conv2d_bias_relu", "gemm_bias", "conv2d_weight_grad"]),
+        threads: 1,
+      }),
+    expected: {
+      error: BackendError,
+      message: /has no gemm_bias_relu, gemm_acc, .* or \d+ more; compile/,
+    },
+  },
   // ---- state dicts ----
   {
     name: "state dict with a wrong shape",
@@ -863,6 +875,25 @@ async function outcome(fn: () => unknown): Promise<{ ok: true } | { ok: false; e
 }
 
 /** Why `result` does not meet `expected`, or null. */
+/** A Wasm module importing env.memory and exporting empty functions under `names`. */
+function moduleExporting(names: string[]): WebAssembly.Module {
+  const text = (t: string) => [t.length, ...new TextEncoder().encode(t)];
+  const section = (id: number, body: number[]) => [id, body.length, ...body];
+  const imports = [1, ...text("env"), ...text("memory"), 2, 0, 1];
+  const exports = [names.length, ...names.flatMap((n, i) => [...text(n), 0, i])];
+  const code = [names.length, ...names.flatMap(() => [2, 0, 0x0b])];
+  return new WebAssembly.Module(
+    new Uint8Array([
+      ...[0, 0x61, 0x73, 0x6d, 1, 0, 0, 0],
+      ...section(1, [1, 0x60, 0, 0]),
+      ...section(2, imports),
+      ...section(3, [names.length, ...names.map(() => 0)]),
+      ...section(7, exports),
+      ...section(10, code),
+    ]),
+  );
+}
+
 function mismatch(
   result: { ok: true } | { ok: false; error: unknown },
   expected: HostileCase["expected"],

@@ -507,6 +507,45 @@ export function withFixedMemory(bytes: Uint8Array, pages: number): Uint8Array<Ar
   return new Uint8Array(out);
 }
 
+/**
+ * The exports every run may call (the optional ones, such as the Winograd
+ * weight gradient and the repack kernels, have fallbacks): a caller-supplied
+ * module lacking one is refused when the model is created, not at a forward.
+ */
+const REQUIRED_EXPORTS: readonly (keyof KernelExports)[] = [
+  "gemm_bias",
+  "gemm_bias_relu",
+  "gemm_acc",
+  "conv2d_bias_relu",
+  "conv2d_bias",
+  "conv2d_acc",
+  "conv2d_scratch_bytes",
+  "winograd_f4x3_bias_relu",
+  "winograd_f2x5_bias_relu",
+  "winograd_f2x3_bias_relu",
+  "winograd_f4x3_bias",
+  "winograd_f2x5_bias",
+  "winograd_f2x3_bias",
+  "winograd_f4x3_acc",
+  "winograd_f2x5_acc",
+  "winograd_f2x3_acc",
+  "winograd_scratch_bytes",
+  "winograd_block_tiles",
+  "maxpool2d",
+  "maxpool2d_scratch_bytes",
+  "avgpool2d",
+  "adaptive_avgpool2d",
+  "maxpool2d_backward",
+  "avgpool2d_backward",
+  "adaptive_avgpool2d_backward",
+  "conv2d_weight_grad",
+  "conv2d_weight_grad_scratch_bytes",
+  "bias_grad",
+  "dropout",
+  "relu_backward",
+  "softmax",
+];
+
 /** Describes a caller-supplied precompiled module (edge runtimes). */
 export function describeModule(module: WebAssembly.Module): CompiledKernels {
   // Not `instanceof`: a host may compile the module in another realm (Vercel's
@@ -530,10 +569,17 @@ export function describeModule(module: WebAssembly.Module): CompiledKernels {
         "src/backend/wasm/kernels/kernels-*.wasm",
     );
   }
-  if (!exports.has("conv2d_weight_grad")) {
+  const missing = REQUIRED_EXPORTS.filter((name) => !exports.has(name));
+  if (missing.length > 0) {
+    const training = missing.includes("conv2d_weight_grad")
+      ? " (it lacks the training kernels)"
+      : "";
     throw new BackendError(
-      "`wasmModule` was compiled from an older kernels-*.wasm: it lacks the training kernels " +
-        "(conv2d_weight_grad); compile src/backend/wasm/kernels/kernels-*.wasm of this version",
+      `\`wasmModule\` was compiled from another version of kernels-*.wasm${training}: it has no ${
+        missing.slice(0, 6).join(", ")
+      }${
+        missing.length > 6 ? ` or ${missing.length - 6} more` : ""
+      }; compile src/backend/wasm/kernels/kernels-*.wasm of this version`,
     );
   }
   // A threads build cannot be told apart by its imports' descriptors here; try a private memory first.
