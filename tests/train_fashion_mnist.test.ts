@@ -17,7 +17,12 @@
  * - `--resume` from the last checkpoint and its optimizer sidecar continues at
  *   step 121 with AdamW's moments (the first resumed losses stay near the last
  *   ones instead of restarting near the initial loss), 30 more steps, and the
- *   held-back accuracy does not drop (at most 3 points of sampling noise).
+ *   held-back accuracy does not drop (by at most 5 points: 400 images carry
+ *   about 2.4 points of sampling error; measured -1.5 and +3.5 points);
+ * - the issue's own setting, 224x224 with aux heads and torchvision's
+ *   augmentation, for 3 steps (about 10 s each on the shared VM): finite
+ *   losses above the main head's (aux losses added), aux1/aux2 saved, and
+ *   PyTorch's strict load with `aux_logits=True` gives the same eval logits.
  */
 
 import assert from "node:assert/strict";
@@ -94,6 +99,59 @@ async function testAccuracy(weights: string): Promise<number> {
   return result.accuracy;
 }
 
+/**
+ * Runs the checkpoint on `n` test images with the Wasm model and with the
+ * reference network in PyTorch (strict `load_state_dict`); returns PyTorch's
+ * load message, the largest logit difference and the largest logit.
+ */
+async function pytorchCheck(
+  dir: string,
+  weights: string,
+  size: number,
+  aux: boolean,
+  n: number,
+): Promise<{ load: string; maxDiff: number; scale: number }> {
+  const stateDict = await loadWeights(weights);
+  const model = await GoogLeNet.create({
+    numClasses: 10,
+    auxLogits: aux,
+    stateDict,
+    backend: "wasm",
+  });
+  const test = await loadIdxDataset({
+    images: `${FASHION}/t10k-images-idx3-ubyte.gz`,
+    labels: `${FASHION}/t10k-labels-idx1-ubyte.gz`,
+  });
+  const info = JSON.parse(await Deno.readTextFile(`${dir}/classes.json`));
+  const transform = validationTransform({ size, mean: info.mean, std: info.std });
+  const input = new Float32Array(n * 3 * size * size);
+  for (let i = 0; i < n; i++) {
+    const { image } = await test.get(i * 997);
+    input.set(transform.tensor(image).data, i * 3 * size * size);
+  }
+  const x = new Tensor(input, [n, 3, size, size]);
+  const logits = (await model.forward(x)) as Tensor;
+  await model.dispose();
+  await Deno.writeFile(
+    `${dir}/io.safetensors`,
+    writeSafetensors(new Map([["x", x], ["logits", logits]])),
+  );
+  const py = await new Deno.Command(PYTHON, {
+    args: [
+      "-c",
+      PYTORCH_CHECK,
+      `${ROOT}tools/reference`,
+      weights,
+      `${dir}/io.safetensors`,
+      aux ? "aux" : "",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(py.success, new TextDecoder().decode(py.stderr));
+  return JSON.parse(new TextDecoder().decode(py.stdout));
+}
+
 Deno.test({
   name: "Fashion-MNIST: 120 AdamW steps learn, PyTorch loads the checkpoint, --resume continues",
   ignore: reason !== null,
@@ -139,46 +197,7 @@ Deno.test({
       assert.ok(accuracy > 0.4, `test accuracy ${accuracy}, expected far above chance (0.1)`);
 
       // PyTorch round trip: strict load_state_dict and the same logits on 8 test images.
-      const stateDict = await loadWeights(`${dir}/best.pth`);
-      const model = await GoogLeNet.create({
-        numClasses: 10,
-        auxLogits: false,
-        stateDict,
-        backend: "wasm",
-      });
-      const test = await loadIdxDataset({
-        images: `${FASHION}/t10k-images-idx3-ubyte.gz`,
-        labels: `${FASHION}/t10k-labels-idx1-ubyte.gz`,
-      });
-      const info = JSON.parse(await Deno.readTextFile(`${dir}/classes.json`));
-      const transform = validationTransform({ size: SIZE, mean: info.mean, std: info.std });
-      const input = new Float32Array(8 * 3 * SIZE * SIZE);
-      for (let i = 0; i < 8; i++) {
-        const { image } = await test.get(i * 997);
-        input.set(transform.tensor(image).data, i * 3 * SIZE * SIZE);
-      }
-      const x = new Tensor(input, [8, 3, SIZE, SIZE]);
-      const logits = (await model.forward(x)) as Tensor;
-      await model.dispose();
-      await Deno.writeFile(
-        `${dir}/io.safetensors`,
-        writeSafetensors(new Map([["x", x], ["logits", logits]])),
-      );
-      const py = await new Deno.Command(PYTHON, {
-        args: [
-          "-c",
-          PYTORCH_CHECK,
-          `${ROOT}tools/reference`,
-          `${dir}/best.pth`,
-          `${dir}/io.safetensors`,
-        ],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const pyOut = new TextDecoder().decode(py.stdout),
-        pyErr = new TextDecoder().decode(py.stderr);
-      assert.ok(py.success, pyErr);
-      const check = JSON.parse(pyOut);
+      const check = await pytorchCheck(dir, `${dir}/best.pth`, SIZE, false, 8);
       console.log(
         `PyTorch: ${check.load}; logits max |diff| ${
           check.maxDiff.toExponential(2)
@@ -218,7 +237,53 @@ Deno.test({
       assert.equal(after.state.get(0)?.step, 150, "AdamW's step count continues from 120");
       const accuracyAfter = await testAccuracy(`${dir}/best.last.pth`);
       console.log(`Held-back test accuracy after 150 steps: ${(100 * accuracyAfter).toFixed(2)} %`);
-      assert.ok(accuracyAfter >= accuracy - 0.03, `accuracy ${accuracy} -> ${accuracyAfter}`);
+      assert.ok(accuracyAfter >= accuracy - 0.05, `accuracy ${accuracy} -> ${accuracyAfter}`);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "Fashion-MNIST at 224x224 with aux heads: 3 steps through the command, PyTorch loads them",
+  ignore: reason !== null,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "fashion_aux_" });
+    try {
+      const run = await task("train", [
+        "fashion-mnist",
+        "--steps",
+        "3",
+        "--limit",
+        "48",
+        "--val-split",
+        "0",
+        "--augment",
+        "torchvision",
+        "--out",
+        `${dir}/best.pth`,
+        "--json",
+      ]);
+      assert.equal(run.code, 0, run.stderr);
+      const steps = records(run.stdout).filter((r) => r.type === "step");
+      assert.equal(steps.length, 3);
+      // The total loss is the main head's plus 0.3 x each aux head's.
+      for (const r of steps) {
+        assert.ok(Number.isFinite(r.loss) && r.loss > r.mainLoss, JSON.stringify(r));
+      }
+      const weights = await loadWeights(`${dir}/best.pth`);
+      assert.deepEqual(weights.get("aux1.fc2.weight")?.shape, [10, 1024]);
+      const check = await pytorchCheck(dir, `${dir}/best.pth`, 224, true, 2);
+      console.log(
+        `224 with aux heads: PyTorch ${check.load}; logits max |diff| ${
+          check.maxDiff.toExponential(2)
+        } of ${check.scale.toFixed(2)}`,
+      );
+      assert.equal(check.load, "<All keys matched successfully>");
+      assert.ok(
+        check.maxDiff <= 1e-4 * check.scale,
+        `max |diff| ${check.maxDiff} vs scale ${check.scale}`,
+      );
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
@@ -243,7 +308,7 @@ def read_safetensors(path):
         out[key] = torch.from_numpy(np.frombuffer(raw[8 + n + a:8 + n + b], dtype=np.float32).copy()).reshape(meta["shape"])
     return out
 torch.set_num_threads(2)
-net = seed_googlenet.GoogLeNet(num_classes=10, aux_logits=False)
+net = seed_googlenet.GoogLeNet(num_classes=10, aux_logits=len(sys.argv) > 4 and sys.argv[4] == "aux")
 load = str(net.load_state_dict(torch.load(sys.argv[2])))
 net.eval()
 io = read_safetensors(sys.argv[3])
