@@ -77,10 +77,22 @@ export function packGemm(
   }
 }
 
-// order(r) for every packed row r: the PyTorch column each row reads.
-function rowSources(k: number, order: RowOrder): Int32Array {
-  return Int32Array.from({ length: k }, (_, i) => order(i));
+/**
+ * `order(r)` for every packed row `r` of depth `k`: the PyTorch column each
+ * row reads (cached per order function and depth; treat it as read-only).
+ */
+export function rowSources(k: number, order: RowOrder): Int32Array {
+  let byDepth = sourceCache.get(order);
+  if (!byDepth) sourceCache.set(order, byDepth = new Map());
+  let sources = byDepth.get(k);
+  if (!sources) {
+    sources = Int32Array.from({ length: k }, (_, i) => order(i));
+    byDepth.set(k, sources);
+  }
+  return sources;
 }
+
+const sourceCache = new WeakMap<RowOrder, Map<number, Int32Array>>();
 
 // One packed column: dst[at + 8r] = weight[row + source[r]]. A function of its
 // own so V8 optimises it after a few calls rather than interpreting the first layers.

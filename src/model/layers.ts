@@ -19,6 +19,7 @@ import {
   packedSize,
   packGemm,
   packWinograd,
+  rowSources,
   PANEL_WIDTH,
   type RowOrder,
   winogradSize,
@@ -644,6 +645,16 @@ export function packLayerTransposed(
   packGemm(blob, refs.packed.offset, transposed, zero, k, n, identityRowOrder);
 }
 
+// weight[row + sources[r]] = dw[row + r]: one packed-order row back to PyTorch's order.
+function scatterRow(
+  weight: Float32Array,
+  dw: Float32Array,
+  row: number,
+  sources: Int32Array,
+): void {
+  for (let r = 0; r < sources.length; r++) weight[row + sources[r]] = dw[row + r];
+}
+
 /**
  * A layer's parameter gradients under its state-dict keys (PyTorch layouts),
  * from the gradients of its folded GEMM: `dW` `[n, k]` in the packed row
@@ -662,10 +673,8 @@ export function layerGradients(
 ): Map<string, Float32Array> {
   const { k, n } = layer;
   const weight = new Float32Array(n * k);
-  for (let o = 0; o < n; o++) {
-    const row = o * k;
-    for (let r = 0; r < k; r++) weight[row + layer.order(r)] = dw[row + r];
-  }
+  const sources = rowSources(k, layer.order);
+  for (let o = 0; o < n; o++) scatterRow(weight, dw, o * k, sources);
   const bn = layer instanceof Conv2d ? layer.batchNorm : null;
   if (!bn) {
     return new Map([[`${layer.key}.weight`, weight], [`${layer.key}.bias`, new Float32Array(db)]]);
