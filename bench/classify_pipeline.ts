@@ -12,7 +12,11 @@
  * The configurations run in turn within each round, the order rotated from
  * round to round (the machine is shared and its load moves); the table gives
  * the median images/s of each and the median of the per-round ratios to the
- * model alone (goal of the pipeline: >= 85 %). Every figure is printed with
+ * model alone (goal of the pipeline: >= 85 %), and the CPU time per image
+ * of the whole process (`process.cpuUsage`: the calling thread, kernel and
+ * decode workers), which the load of a shared machine skews less than wall
+ * time: its excess over the model's is what decoding costs, whichever
+ * thread pays it. Every figure is printed with
  * the host line. `PIPELINE_ROUNDS` sets the rounds (default 5).
  *
  * Run: `deno task bench:pipeline`.
@@ -20,6 +24,7 @@
  * @module
  */
 
+import process from "node:process";
 import { classifyBatch, GoogLeNet, preprocessBatch, type Tensor } from "../mod.ts";
 import { makePhotoSet } from "../tools/photo_set.ts";
 import { hostLine, startRun } from "./_record.ts";
@@ -63,12 +68,16 @@ async function bench(photos: string[]): Promise<void> {
     ];
     for (const [, run] of configs) await run(); // warm-up: plans, workers, Wasm
     const rates: number[][] = configs.map(() => []);
+    const cpu: number[][] = configs.map(() => []);
     for (let round = 0; round < ROUNDS; round++) {
       for (let k = 0; k < configs.length; k++) {
         const c = (k + round) % configs.length;
         const start = performance.now();
+        const startCpu = process.cpuUsage();
         await configs[c][1]();
         rates[c].push(photos.length / ((performance.now() - start) / 1000));
+        const used = process.cpuUsage(startCpu);
+        cpu[c].push((used.user + used.system) / 1000 / photos.length);
       }
       console.log(
         `${threads} thread(s), round ${round + 1}/${ROUNDS}: ` +
@@ -83,7 +92,7 @@ async function bench(photos: string[]): Promise<void> {
       lines.push(
         `| ${threads} | ${configs[c][0]} | ${median(rates[c]).toFixed(1)} | ${
           Math.min(...rates[c]).toFixed(1)
-        }-${Math.max(...rates[c]).toFixed(1)} | ${ratio} |`,
+        }-${Math.max(...rates[c]).toFixed(1)} | ${ratio} | ${median(cpu[c]).toFixed(1)} |`,
       );
     }
   }
@@ -92,7 +101,9 @@ async function bench(photos: string[]): Promise<void> {
     `\nJPEG -> top-5 on 64 photos (320-2048 px), batches of ${BATCH}, median of ${ROUNDS} alternating rounds`,
   );
   console.log(hostLine(info));
-  console.log("| threads | run | images/s | range | of model alone (median of rounds) |");
-  console.log("| ---: | --- | ---: | ---: | ---: |");
+  console.log(
+    "| threads | run | images/s | range | of model alone (median of rounds) | CPU ms / image (all threads) |",
+  );
+  console.log("| ---: | --- | ---: | ---: | ---: | ---: |");
   for (const line of lines) console.log(line);
 }

@@ -179,13 +179,14 @@ async function classifyImages(
     return out;
   }
   const pool = acquireDecodePool(workers);
+  let failed = true;
   try {
-    return await pipeline(model, images.map(snapshot), transform, load, pool, batchSize, rows);
-  } catch (error) {
-    pool.close(); // images still queued in the workers are of no use
-    throw error;
+    const out = await pipeline(model, images.map(snapshot), transform, load, pool, batchSize, rows);
+    failed = false;
+    return out;
   } finally {
-    releaseDecodePool(pool);
+    // After a failure the images still queued in the workers are of no use.
+    releaseDecodePool(pool, { discard: failed });
   }
 }
 

@@ -135,6 +135,24 @@ Deno.test("classifyBatch with decode workers rejects a bad image with the callin
   await model.dispose();
 });
 
+Deno.test("concurrent classifyBatch calls share the decode workers; one that fails leaves the other's results alone", async () => {
+  const model = await seedModel(1);
+  const good = new URL("assets/chelsea.jpg", ROOT);
+  const list = [good, new URL("tests/fixtures/images/coffee_rgb.png", ROOT), good, good, good];
+  const reference = await classifyBatch(model, list, { decodeWorkers: 0 });
+  const bad = [good, good, new Uint8Array([0xff, 0xd8, 0xff, 0xd9]), good, good];
+  const [a, b, c] = await Promise.allSettled([
+    classifyBatch(model, list, { batchSize: 2 }),
+    classifyBatch(model, bad, { batchSize: 2 }),
+    classifyBatch(model, list, { batchSize: 1 }),
+  ]);
+  assert.deepEqual(a, { status: "fulfilled", value: reference });
+  assert.equal(b.status, "rejected");
+  assert.ok((b as PromiseRejectedResult).reason instanceof ImageError);
+  assert.deepEqual(c, { status: "fulfilled", value: reference });
+  await model.dispose();
+});
+
 Deno.test("a decode worker that throws or dies rejects the call with BackendError, and the next call works", async () => {
   const model = await seedModel(1);
   const list = Array.from({ length: 6 }, () => new URL("assets/chelsea.jpg", ROOT));

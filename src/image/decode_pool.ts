@@ -315,7 +315,8 @@ function unref(timer: ReturnType<typeof setTimeout>): void {
 }
 
 let shared: DecodePool | undefined;
-let users = 0;
+/** Calls using each pool (the shared one, and older ones that calls still hold). */
+const users = new Map<DecodePool, number>();
 let idleTimer: ReturnType<typeof setTimeout> | undefined;
 
 /**
@@ -338,40 +339,46 @@ export function acquireDecodePool(size: number): DecodePool {
   clearTimeout(idleTimer);
   idleTimer = undefined;
   if (shared === undefined || shared.failed || shared.size !== size) {
-    if (shared !== undefined && users === 0) shared.close();
+    const old = shared;
     shared = new DecodePool(size);
-    users = 0;
+    if (old !== undefined && !users.has(old)) old.close();
   }
-  users++;
+  users.set(shared, (users.get(shared) ?? 0) + 1);
   return shared;
 }
 
 /**
- * Gives back a pool from {@linkcode acquireDecodePool}: the shared pool ends
- * after {@linkcode DECODE_IDLE_MS} without a call (the timer does not keep
- * the process alive; the workers do until then).
+ * Gives back a pool from {@linkcode acquireDecodePool}. The last call to
+ * give back the shared pool leaves it to end after {@linkcode DECODE_IDLE_MS}
+ * without a call (the timer does not keep the process alive; the workers do
+ * until then); a pool that failed, was replaced, or is given back with
+ * `discard` (its workers may still be busy with images nobody waits for)
+ * ends at once when no other call holds it.
  *
  * @param pool The pool taken.
+ * @param options `discard`: end the pool when no other call holds it.
  *
  * @example
  * ```ts
  * import { acquireDecodePool, releaseDecodePool } from "./decode_pool.ts";
- * releaseDecodePool(acquireDecodePool(1));
+ * releaseDecodePool(acquireDecodePool(1), { discard: true });
  * ```
  */
-export function releaseDecodePool(pool: DecodePool): void {
-  if (pool !== shared) {
-    pool.close();
+export function releaseDecodePool(pool: DecodePool, options: { discard?: boolean } = {}): void {
+  const count = (users.get(pool) ?? 1) - 1;
+  if (count > 0) {
+    users.set(pool, count);
     return;
   }
-  if (--users > 0) return;
-  if (pool.failed) {
-    shared = undefined;
+  users.delete(pool);
+  if (pool !== shared || pool.failed || options.discard) {
+    if (pool === shared) shared = undefined;
+    pool.close();
     return;
   }
   idleTimer = setTimeout(() => {
     idleTimer = undefined;
-    if (shared === pool && users === 0) {
+    if (shared === pool && !users.has(pool)) {
       shared = undefined;
       pool.close();
     }
