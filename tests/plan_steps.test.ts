@@ -38,10 +38,6 @@ function touches(op: Op): { reads: [View, number][]; writes: [View, number][] } 
     case "pack_winograd":
       // Weight-region work (the repack after an optimizer step): no arena float.
       return { reads: [], writes: [] };
-    case "pack_gemm":
-    case "pack_winograd":
-      // Weight-region work (the repack after an optimizer step): no arena float.
-      return { reads: [], writes: [] };
     case "maxpool2d_grad":
     case "avgpool2d_grad":
     case "adaptive_avgpool2d_grad": {
