@@ -24,6 +24,7 @@ import type { PixelData } from "./image/pixels.ts";
 import {
   type EvalTransform,
   evalTransform,
+  loadForTransform,
   PREPROCESS_OPTION_KEYS,
   preprocessChecked,
   type PreprocessOptions,
@@ -203,7 +204,7 @@ async function evaluate(model: GoogLeNet, batch: Tensor): Promise<Tensor> {
  * Batches of `batchSize` through the model, the images of the next batch
  * decoded by `pool` meanwhile: before batch k runs, the images up to the end
  * of batch k + 1 are handed to the workers (paths and URLs read here first),
- * so at most `2 * batchSize` tensors exist besides the running batch's.
+ * so at most `batchSize` images are decoded ahead of the running batch.
  */
 async function pipeline(
   model: GoogLeNet,
@@ -217,12 +218,15 @@ async function pipeline(
   const settings = decodeSettings(transform, load);
   const size = 3 * transform.crop * transform.crop;
   const jobs: (Promise<Float32Array> | undefined)[] = [];
-  let submitted = 0;
+  // The first batch has no batch before it to hide its decoding behind: the calling thread decodes
+  // its share of it (the first images) while the workers start and decode the rest.
+  const here = Math.floor(Math.min(batchSize, list.length) / (pool.size + 1));
+  let submitted = here;
   const submitUpTo = async (end: number) => {
     for (; submitted < Math.min(end, list.length); submitted++) {
       const job = pool.decode(await workerSource(list[submitted], load), settings);
       job.catch(() => {}); // awaited in order below; a rejection before then is not unhandled
-      jobs.push(job);
+      jobs[submitted] = job;
     }
   };
   const out: Prediction[][] = [];
@@ -231,7 +235,10 @@ async function pipeline(
     await submitUpTo(end + batchSize);
     const batch = new Float32Array((end - start) * size);
     for (let i = start; i < end; i++) {
-      batch.set(await jobs[i]!, (i - start) * size);
+      const data = i < here
+        ? transform(await loadForTransform(list[i], load, transform))
+        : await jobs[i]!;
+      batch.set(data, (i - start) * size);
       jobs[i] = undefined;
     }
     out.push(
