@@ -4,11 +4,12 @@
  * Pillow from skimage's photos at run time) as file paths, against the model
  * alone on the same images already preprocessed (`model.forward` on batches
  * of 8, the same batches `classifyBatch` runs). On 1 and 2 kernel threads:
- * - `classifyBatch`, decode workers (the default: 1 worker decoding the next
- *   batch while the kernels run the current one);
+ * - `classifyBatch`, `decodeWorkers: 1` (a worker decoding the next batch
+ *   while the kernels run the current one; the default where the model's
+ *   threads leave a core free);
  * - `classifyBatch`, `decodeWorkers: 0` (every image decoded on the calling
  *   thread between batches, the path before the pipeline);
- * - `classifyBatch`, `draft: true` with decode workers (the fast path).
+ * - `classifyBatch`, `draft: true` with the default workers (the fast path).
  * The configurations run in turn within each round, the order rotated from
  * round to round (the machine is shared and its load moves); the table gives
  * the median images/s of each and the median of the per-round ratios to the
@@ -62,9 +63,14 @@ async function bench(photos: string[]): Promise<void> {
       ["model alone (preprocessed tensors)", async () => {
         for (const batch of batches) await model.forward(batch);
       }],
-      ["classifyBatch, decode workers (default)", () => classifyBatch(model, photos)],
+      ["classifyBatch, decodeWorkers: 1", () => classifyBatch(model, photos, { decodeWorkers: 1 })],
       ["classifyBatch, decodeWorkers: 0", () => classifyBatch(model, photos, { decodeWorkers: 0 })],
-      ["classifyBatch, draft: true", () => classifyBatch(model, photos, { draft: true })],
+      [
+        `classifyBatch, draft: true (default: ${
+          threads < navigator.hardwareConcurrency ? 1 : 0
+        } workers)`,
+        () => classifyBatch(model, photos, { draft: true }),
+      ],
     ];
     for (const [, run] of configs) await run(); // warm-up: plans, workers, Wasm
     const rates: number[][] = configs.map(() => []);
