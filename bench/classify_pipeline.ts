@@ -4,12 +4,11 @@
  * Pillow from skimage's photos at run time) as file paths, against the model
  * alone on the same images already preprocessed (`model.forward` on batches
  * of 8, the same batches `classifyBatch` runs). On 1 and 2 kernel threads:
- * - `classifyBatch`, `decodeWorkers: 1` (a worker decoding the next batch
- *   while the kernels run the current one; the default where the model's
- *   threads leave a core free);
+ * - `classifyBatch`, `decodeWorkers: 1` (the default: a worker decoding the
+ *   next batch while the kernels run the current one);
  * - `classifyBatch`, `decodeWorkers: 0` (every image decoded on the calling
  *   thread between batches, the path before the pipeline);
- * - `classifyBatch`, `draft: true` with the default workers (the fast path).
+ * - `classifyBatch`, `draft: true`, `decodeWorkers: 1` (the fast path).
  * The configurations run in turn within each round, the order rotated from
  * round to round (the machine is shared and its load moves); the table gives
  * the median images/s of each and the median of the per-round ratios to the
@@ -66,10 +65,8 @@ async function bench(photos: string[]): Promise<void> {
       ["classifyBatch, decodeWorkers: 1", () => classifyBatch(model, photos, { decodeWorkers: 1 })],
       ["classifyBatch, decodeWorkers: 0", () => classifyBatch(model, photos, { decodeWorkers: 0 })],
       [
-        `classifyBatch, draft: true (default: ${
-          threads < navigator.hardwareConcurrency ? 1 : 0
-        } workers)`,
-        () => classifyBatch(model, photos, { draft: true }),
+        "classifyBatch, draft: true, decodeWorkers: 1",
+        () => classifyBatch(model, photos, { draft: true, decodeWorkers: 1 }),
       ],
     ];
     for (const [, run] of configs) await run(); // warm-up: plans, workers, Wasm

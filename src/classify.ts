@@ -68,13 +68,9 @@ export interface ClassifyOptions extends PreprocessOptions {
    * the current batch (`0`: everything on the calling thread). At most
    * `batchSize` images are decoded ahead of the batch that runs. Where
    * `Worker` does not exist (edge runtimes), or the images fit in one batch,
-   * decoding runs on the calling thread whatever this says. The default, 1
-   * where the model's threads leave a core free and 0 where they use every
-   * core, keeps a decode worker from taking a core a kernel thread needs: the
-   * kernel threads wait for each other at every layer, so one of them
-   * pre-empted stalls them all.
+   * decoding runs on the calling thread whatever this says.
    *
-   * @default {model.backend.threads < navigator.hardwareConcurrency ? 1 : 0}
+   * @default {1}
    */
   decodeWorkers?: number;
 }
@@ -109,11 +105,10 @@ export async function classify(
 
 /**
  * The top classes of several images, run in batches of `batchSize`. With
- * `decodeWorkers` (1 by default where the model leaves a core free) the
- * next images are read, decoded and preprocessed in workers while the model
- * runs the current batch, so a stream of photos runs near the model's own
- * images/s; the results are the same bits as decoding on the calling
- * thread. Idle decode workers end 1 s after the call.
+ * `decodeWorkers` (1 by default) the next images are read, decoded and
+ * preprocessed in workers while the model runs the current batch, so a
+ * stream of photos runs near the model's own images/s; the results are the
+ * same bits as decoding on the calling thread. Idle decode workers end 1 s after the call.
  *
  * @param model A model; it runs in eval mode for this call whatever its mode.
  * @param images At least one image.
@@ -162,7 +157,7 @@ async function classifyImages(
   const workers = checkInteger("decodeWorkers", checked.decodeWorkers, {
     min: 0,
     max: MAX_DECODE_WORKERS,
-    default: model.backend.threads < (navigator.hardwareConcurrency ?? 1) ? 1 : 0,
+    default: 1,
   });
   const transform = evalTransform(checked);
   const load = checkLoadOptions(checked);

@@ -89,7 +89,11 @@ Deno.test("classifyBatch with decode workers gives the calling thread's top-10 a
       );
     }
     const draftHere = await classifyBatch(model, sources, { draft: true, decodeWorkers: 0 });
-    const draftThere = await classifyBatch(model, sources, { draft: true, batchSize: 5 });
+    const draftThere = await classifyBatch(model, sources, {
+      draft: true,
+      batchSize: 5,
+      decodeWorkers: 1,
+    });
     assert.deepEqual(draftThere, draftHere, `draft, threads ${threads}`);
     await model.dispose();
   }
@@ -111,7 +115,7 @@ Deno.test("classifyBatch hands the workers at most batchSize images beyond the b
     return forward(input, options);
   };
   try {
-    await classifyBatch(model, sources, { batchSize: 3 });
+    await classifyBatch(model, sources, { batchSize: 3, decodeWorkers: 1 });
   } finally {
     DecodePool.prototype.decode = original;
   }
@@ -127,11 +131,12 @@ Deno.test("classifyBatch with decode workers rejects a bad image with the callin
   const bad = new Uint8Array([0xff, 0xd8, 0xff, 0xc0, 0, 17, 8, 0, 4, 0, 4, 3]); // truncated SOF
   const list = [good, good, good, good, bad, good, good];
   const here = await classifyBatch(model, list, { decodeWorkers: 0, batchSize: 2 }).catch((e) => e);
-  const there = await classifyBatch(model, list, { batchSize: 2 }).catch((e) => e);
+  const there = await classifyBatch(model, list, { batchSize: 2, decodeWorkers: 1 })
+    .catch((e) => e);
   assert.ok(here instanceof ImageError, String(here));
   assert.ok(there instanceof ImageError, String(there));
   assert.equal(there.message, here.message);
-  const after = await classifyBatch(model, [good, good, good], { batchSize: 1 });
+  const after = await classifyBatch(model, [good, good, good], { batchSize: 1, decodeWorkers: 1 });
   assert.deepEqual(after, await classifyBatch(model, [good, good, good], { decodeWorkers: 0 }));
   await model.dispose();
 });
@@ -143,9 +148,9 @@ Deno.test("concurrent classifyBatch calls share the decode workers; one that fai
   const reference = await classifyBatch(model, list, { decodeWorkers: 0 });
   const bad = [good, good, new Uint8Array([0xff, 0xd8, 0xff, 0xd9]), good, good];
   const [a, b, c] = await Promise.allSettled([
-    classifyBatch(model, list, { batchSize: 2 }),
-    classifyBatch(model, bad, { batchSize: 2 }),
-    classifyBatch(model, list, { batchSize: 1 }),
+    classifyBatch(model, list, { batchSize: 2, decodeWorkers: 1 }),
+    classifyBatch(model, bad, { batchSize: 2, decodeWorkers: 1 }),
+    classifyBatch(model, list, { batchSize: 1, decodeWorkers: 1 }),
   ]);
   assert.deepEqual(a, { status: "fulfilled", value: reference });
   assert.equal(b.status, "rejected");
@@ -160,11 +165,16 @@ Deno.test("a decode worker that throws or dies rejects the call with BackendErro
   const reference = await classifyBatch(model, list, { decodeWorkers: 0 });
   for (const fault of ["throw", "exit"] as const) {
     injectDecodeFault(fault);
-    const error = await classifyBatch(model, list, { batchSize: 2 }).catch((e) => e);
+    const error = await classifyBatch(model, list, { batchSize: 2, decodeWorkers: 1 })
+      .catch((e) => e);
     injectDecodeFault(undefined);
     assert.ok(error instanceof BackendError, `${fault}: ${error}`);
     assert.match(error.message, fault === "throw" ? /Injected decode worker fault/ : /died/);
-    assert.deepEqual(await classifyBatch(model, list, { batchSize: 2 }), reference, fault);
+    assert.deepEqual(
+      await classifyBatch(model, list, { batchSize: 2, decodeWorkers: 1 }),
+      reference,
+      fault,
+    );
   }
   await model.dispose();
 });
@@ -195,7 +205,10 @@ Deno.test("classifyBatch decodes on the calling thread where Worker does not exi
   // deno-lint-ignore no-explicit-any
   (globalThis as any).Worker = undefined;
   try {
-    assert.deepEqual(await classifyBatch(model, list, { batchSize: 2 }), reference);
+    assert.deepEqual(
+      await classifyBatch(model, list, { batchSize: 2, decodeWorkers: 1 }),
+      reference,
+    );
   } finally {
     globalThis.Worker = worker;
   }
@@ -203,7 +216,7 @@ Deno.test("classifyBatch decodes on the calling thread where Worker does not exi
   globalThis.Worker = class extends worker {
     constructor(...args: ConstructorParameters<typeof Worker>) {
       super(...args);
-      constructed++;
+      if (String(args[0]).includes("decode_worker")) constructed++;
     }
   };
   try {
