@@ -266,6 +266,16 @@ export class GoogLeNet {
   #dropoutRandom: Random;
   #plans = new Map<string, Plan>();
   #queue: Promise<unknown> = Promise.resolve();
+  /** Calls queued or running: 0 when the model is idle. */
+  #pending = 0;
+  /** State dicts loaded while calls were queued, applied in queue order (what stateDict() shows). */
+  #pendingLoads: Map<string, Float32Array>[] = [];
+  /**
+   * Gradients of the layers with a folded BatchNorm (torchvision), in PyTorch's
+   * layouts: converted by the chain rule with the weights of the backward that
+   * made them, as PyTorch's `.grad` is, then accumulated here.
+   */
+  #unfoldedGrads = new Map<GemmLayer, Map<string, Float32Array>>();
 
   #variant: Variant;
 
@@ -476,6 +486,14 @@ export class GoogLeNet {
           } match no parameter; keys look like "fc.weight", "inception5b.branch1.conv.weight"`,
         );
       }
+      if (!keys.some((k) => model.#isTrainable(k))) {
+        throw new StateDictError(
+          `trainable ${
+            JSON.stringify(trainable)
+          } selects no parameter that trains (running statistics never do); give prefixes of ` +
+            'parameter keys such as ["fc."]',
+        );
+      }
     }
     model.#backend = await createBackend(backend, {
       weightFloats: model.#weightFloats,
@@ -526,7 +544,7 @@ export class GoogLeNet {
    * ```
    */
   train(mode = true): this {
-    this.#training = mode;
+    this.#training = checkBoolean("mode", mode, { error: ShapeError });
     return this;
   }
 
@@ -566,7 +584,8 @@ export class GoogLeNet {
     const out = new Map<string, Tensor>();
     for (const layer of this.#layers) {
       for (const [key, shape] of layer.entries) {
-        out.set(key, new Tensor(new Float32Array(this.#params.get(key)!), shape));
+        const pending = this.#pendingLoads.findLast((load) => load.has(key))?.get(key);
+        out.set(key, new Tensor(new Float32Array(pending ?? this.#params.get(key)!), shape));
       }
     }
     return out;
@@ -627,9 +646,23 @@ export class GoogLeNet {
         `Cannot load the state dict (nothing was changed): ${problems.join("; ")}`,
       );
     }
-    for (const [key, value] of copies) this.#params.set(key, value);
     const changed = this.#layers.filter((l) => l.entries.some(([key]) => copies.has(key)));
-    this.#enqueue(() => this.#repack(changed));
+    const apply = () => {
+      for (const [key, value] of copies) this.#params.set(key, value);
+    };
+    if (this.#pending === 0) {
+      apply();
+      this.#enqueue(() => this.#repack(changed));
+      return;
+    }
+    // Calls are queued: they run on the weights they were made with; this load
+    // applies after them (stateDict() shows it from now on).
+    this.#pendingLoads.push(copies);
+    this.#enqueue(() => {
+      this.#pendingLoads.shift();
+      apply();
+      return this.#repack(changed);
+    });
   }
 
   /** Keys a strict load may carry without a matching parameter. */
@@ -741,6 +774,7 @@ export class GoogLeNet {
         seeds,
       );
       for (const key of plans.reached) this.#reached.add(key);
+      this.#unfoldGradients(plans.reached);
       const mainLoss = losses[0].loss;
       if (!aux) return { loss: mainLoss, mainLoss, logits: tensors[0] };
       const aux2Loss = losses[1].loss, aux1Loss = losses[2].loss;
@@ -770,10 +804,44 @@ export class GoogLeNet {
    * ```
    */
   zeroGrad(): void {
-    const blob = this.#live().weights();
+    this.#live();
+    // After the calls already queued, as a PyTorch loop that does not await expects.
+    if (this.#pending === 0) this.#zeroGradients();
+    else this.#enqueue(() => this.#zeroGradients());
+  }
+
+  #zeroGradients(): void {
     if (!this.#trainReady) return;
+    const blob = this.#live().weights();
     for (const { grad } of this.#trainLayout.values()) {
       if (grad) blob.fill(0, grad.offset, grad.offset + grad.n * grad.k + grad.n);
+    }
+    for (const grads of this.#unfoldedGrads.values()) for (const g of grads.values()) g.fill(0);
+  }
+
+  /**
+   * Moves the gradients of the layers with a folded BatchNorm out of the
+   * blob into PyTorch's layouts, by the chain rule with the current weights
+   * (those of the backward that made them), adding them up there.
+   */
+  #unfoldGradients(reached: readonly string[]): void {
+    const blob = this.#live().weights();
+    for (const layer of this.#layers) {
+      if (!(layer instanceof Conv2d) || !layer.batchNorm || !reached.includes(layer.key)) continue;
+      const grad = this.#trainLayout.get(layer)!.grad;
+      if (!grad) continue;
+      const end = grad.offset + grad.n * grad.k;
+      const dw = blob.subarray(grad.offset, end), db = blob.subarray(end, end + grad.n);
+      const fresh = layerGradients(layer, dw, db, (key) => this.#params.get(key)!);
+      const total = this.#unfoldedGrads.get(layer);
+      if (!total) this.#unfoldedGrads.set(layer, fresh);
+      else {
+        for (const [key, g] of fresh) {
+          const sum = total.get(key)!;
+          for (let i = 0; i < g.length; i++) sum[i] += g[i];
+        }
+      }
+      blob.fill(0, grad.offset, end + grad.n);
     }
   }
 
@@ -828,7 +896,9 @@ export class GoogLeNet {
    * backend's packed weights from them (the optimizers' step). Calls made
    * after this one see the new weights.
    *
-   * @param update Receives the trainable parameters with their gradients; writes `data`.
+   * @param update Receives the trainable parameters with their gradients; writes `data`
+   * (awaited when it returns a promise). If it throws, what it wrote is still repacked,
+   * so `stateDict()` and the kernels agree, and the call rejects.
    *
    * @example
    * ```ts
@@ -839,16 +909,22 @@ export class GoogLeNet {
    * await model.dispose();
    * ```
    */
-  updateParameters(update: (params: readonly Parameter[]) => void): Promise<void> {
+  updateParameters(
+    update: (params: readonly Parameter[]) => void | Promise<void>,
+  ): Promise<void> {
     this.#live();
     if (typeof update !== "function") {
       throw new StateDictError("updateParameters expects a function of the parameter list");
     }
-    return this.#enqueue(() => {
-      update(this.#parameterList());
-      return this.#repack(
-        this.#layers.filter((l) => l.entries.some(([key]) => this.#isTrainable(key))),
-      );
+    return this.#enqueue(async () => {
+      try {
+        await update(this.#parameterList());
+      } finally {
+        // Whatever the update wrote, even if it then threw, is what the kernels run.
+        await this.#repack(
+          this.#layers.filter((l) => l.entries.some(([key]) => this.#isTrainable(key))),
+        );
+      }
     });
   }
 
@@ -865,10 +941,11 @@ export class GoogLeNet {
       const db = this.#trainReady
         ? blob.subarray(grad.offset + grad.n * grad.k, grad.offset + grad.n * grad.k + grad.n)
         : new Float32Array(grad.n);
-      const grads = layerGradients(layer, dw, db, (key) => this.#params.get(key)!);
+      const unfolded = this.#unfoldedGrads.get(layer);
+      const grads = unfolded ?? layerGradients(layer, dw, db, (key) => this.#params.get(key)!);
       const reached = this.#reached.has(layer.key);
       for (const [key, shape] of trainable) {
-        const grad = reached ? grads.get(key)! : null;
+        const grad = reached ? new Float32Array(grads.get(key)!) : null;
         out.push({ name: key, data: this.#params.get(key)!, grad, shape });
       }
     }
@@ -1035,12 +1112,13 @@ export class GoogLeNet {
 
   /** Runs `task` after every call queued before it. */
   #enqueue<T>(task: () => T | Promise<T>): Promise<T> {
+    this.#pending++;
     const result = this.#queue.then(() => {
       if (this.#backend === null) {
         throw new DisposedError("GoogLeNet was disposed while a call waited");
       }
       return task();
-    });
+    }).finally(() => this.#pending--);
     this.#queue = result.catch(() => {});
     return result;
   }

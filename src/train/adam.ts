@@ -12,7 +12,7 @@
  * @module
  */
 
-import { OptionError } from "../errors.ts";
+import { OptionError, StateDictError } from "../errors.ts";
 import type { GoogLeNet, Parameter } from "../model/googlenet.ts";
 import { checkNumber, checkOptions } from "../validate.ts";
 import { Optimizer, type ParameterState, stateTensor } from "./optimizer.ts";
@@ -31,6 +31,37 @@ export interface AdamOptions {
 
 const f = Math.fround;
 
+interface AdamHyper {
+  betas: readonly [number, number];
+  eps: number;
+  weightDecay: number;
+}
+
+/** Checks Adam's hyper-parameters (defaults for absent ones), throwing `error`. */
+function adamHyper(
+  o: Record<string, unknown>,
+  defaultDecay: number,
+  error: typeof OptionError,
+): AdamHyper {
+  const betas = o.betas ?? [0.9, 0.999];
+  const bad = () => new error(`betas must be two numbers in [0, 1), got ${JSON.stringify(betas)}`);
+  if (!Array.isArray(betas) || betas.length !== 2) throw bad();
+  const pair = [
+    checkNumber("betas[0]", betas[0], { min: 0, max: 1, error }),
+    checkNumber("betas[1]", betas[1], { min: 0, max: 1, error }),
+  ] as const;
+  if (pair[0] >= 1 || pair[1] >= 1) throw bad();
+  return {
+    betas: pair,
+    eps: checkNumber("eps", o.eps, { min: 0, default: 1e-8, error }),
+    weightDecay: checkNumber("weightDecay", o.weightDecay, {
+      min: 0,
+      default: defaultDecay,
+      error,
+    }),
+  };
+}
+
 /**
  * PyTorch's Adam over a model's trainable parameters.
  *
@@ -45,14 +76,9 @@ const f = Math.fround;
  * ```
  */
 export class Adam extends Optimizer {
-  /** Decay rates of the first and second moments. */
-  readonly betas: readonly [number, number];
-  /** Added to the denominator. */
-  readonly eps: number;
-  /** Weight decay. */
-  readonly weightDecay: number;
   /** Whether weight decay is decoupled (AdamW). */
   readonly decoupled: boolean;
+  #h: AdamHyper;
 
   /**
    * Creates the optimizer over `model`'s trainable parameters.
@@ -66,22 +92,32 @@ export class Adam extends Optimizer {
     const o = checkOptions(name, options, ["lr", "betas", "eps", "weightDecay"]);
     super(model, o.lr ?? 1e-3);
     this.decoupled = new.target === AdamW;
-    const betas = o.betas ?? [0.9, 0.999];
-    if (!Array.isArray(betas) || betas.length !== 2) {
-      throw new OptionError(`betas must be two numbers in [0, 1), got ${JSON.stringify(betas)}`);
-    }
-    this.betas = [
-      checkNumber("betas[0]", betas[0], { min: 0, max: 1 }),
-      checkNumber("betas[1]", betas[1], { min: 0, max: 1 }),
-    ];
-    if (this.betas[0] >= 1 || this.betas[1] >= 1) {
-      throw new OptionError(`betas must be in [0, 1), got [${this.betas.join(", ")}]`);
-    }
-    this.eps = checkNumber("eps", o.eps, { min: 0, default: 1e-8 });
-    this.weightDecay = checkNumber("weightDecay", o.weightDecay, {
-      min: 0,
-      default: this.decoupled ? 1e-2 : 0,
-    });
+    this.#h = adamHyper({ ...o }, this.decoupled ? 1e-2 : 0, OptionError);
+  }
+
+  /** Decay rates of the first and second moments. */
+  get betas(): readonly [number, number] {
+    return this.#h.betas;
+  }
+
+  /** Added to the denominator. */
+  get eps(): number {
+    return this.#h.eps;
+  }
+
+  /** Weight decay (through the gradient for Adam, decoupled for AdamW). */
+  get weightDecay(): number {
+    return this.#h.weightDecay;
+  }
+
+  /** The per-parameter state Adam keeps. */
+  protected override stateKeys(): readonly (readonly [string, "tensor" | "count"])[] {
+    return [["step", "count"], ["exp_avg", "tensor"], ["exp_avg_sq", "tensor"]];
+  }
+
+  /** Restores a saved group's hyper-parameters, checked as the constructor's. */
+  protected override restoreHyperParameters(group: Record<string, unknown>): void {
+    this.#h = adamHyper({ ...this.#h, ...group }, this.#h.weightDecay, StateDictError);
   }
 
   /** The hyper-parameters, for `stateDict()`. */

@@ -7,6 +7,7 @@
  */
 
 import { ShapeError } from "../errors.ts";
+import { checkNumber } from "../validate.ts";
 import type { Tensor } from "../tensor.ts";
 
 /** The loss and the gradient of `weight * loss` with respect to the logits. */
@@ -47,6 +48,7 @@ export function crossEntropy(
   }
   const [n, classes] = logits.shape;
   checkLabels(labels, n, classes);
+  checkNumber("weight", weight);
   const z = logits.data;
   const grad = new Float32Array(n * classes);
   let total = 0;

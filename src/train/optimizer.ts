@@ -130,35 +130,82 @@ export abstract class Optimizer {
    * @throws {StateDictError} Naming what does not match.
    */
   loadStateDict(sd: OptimizerStateDict): void {
-    if (!sd || !(sd.state instanceof Map) || !Array.isArray(sd.paramGroups)) {
+    if (
+      !sd || typeof sd !== "object" || !(sd.state instanceof Map) || !Array.isArray(sd.paramGroups)
+    ) {
       throw new StateDictError("Expected an optimizer state dict { state, paramGroups, names }");
+    }
+    if (
+      sd.paramGroups.length !== 1 || !sd.paramGroups[0] || typeof sd.paramGroups[0] !== "object"
+    ) {
+      throw new StateDictError(
+        `Expected one parameter group (every trainable parameter), got ${sd.paramGroups.length}`,
+      );
     }
     const params = this.model.parameters();
     const names = sd.names ?? params.map((p) => p.name);
+    const allowed = this.stateKeys();
     const next = new Map<string, ParameterState>();
     for (const [index, s] of sd.state) {
       const name = names[index];
       const p = params.find((q) => q.name === name);
       if (!p) throw new StateDictError(`Optimizer state ${index} ("${name}") has no parameter`);
+      if (!s || typeof s !== "object") {
+        throw new StateDictError(
+          `Optimizer state "${name}" must be an object of ${allowed.join(", ")}`,
+        );
+      }
       const copy: ParameterState = {};
       for (const [k, v] of Object.entries(s)) {
-        if (v instanceof Tensor) {
-          if (v.size !== p.data.length) {
+        const kind = allowed.find(([key]) => key === k)?.[1];
+        if (!kind) {
+          throw new StateDictError(
+            `Optimizer state "${name}" has "${k}": ${this.constructor.name} keeps ${
+              allowed.map(([key]) => `"${key}"`).join(", ")
+            }`,
+          );
+        }
+        if (kind === "tensor") {
+          if (!(v instanceof Tensor) || v.size !== p.data.length) {
             throw new StateDictError(
-              `Optimizer state "${name}".${k} has ${v.size} elements, expected ${p.data.length}`,
+              `Optimizer state "${name}".${k} must be a tensor of ${p.data.length} elements`,
             );
           }
+          if (!v.data.every(Number.isFinite)) {
+            throw new StateDictError(`Optimizer state "${name}".${k} holds NaN or infinite values`);
+          }
           copy[k] = new Tensor(v.data.slice(), p.shape);
-        } else if (typeof v === "number" && Number.isFinite(v)) copy[k] = v;
-        else throw new StateDictError(`Optimizer state "${name}".${k} is not a number or tensor`);
+        } else if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) copy[k] = v;
+        else {
+          throw new StateDictError(
+            `Optimizer state "${name}".${k} must be a non-negative integer, got ${v}`,
+          );
+        }
       }
       next.set(name, copy);
     }
-    const lr = sd.paramGroups[0]?.lr;
-    if (lr !== undefined) this.lr = lr as number;
+    // The whole group, as PyTorch restores it (checked like the constructor's options).
+    const group = sd.paramGroups[0];
+    const lr = group.lr === undefined ? this.lr : checkNumber("lr", group.lr, {
+      min: 0,
+      error: StateDictError,
+    });
+    this.restoreHyperParameters(group);
+    this.#lr = lr;
     this.state.clear();
     for (const [k, v] of next) this.state.set(k, v);
   }
+
+  /** The per-parameter state this optimizer keeps: key and kind. */
+  protected abstract stateKeys(): readonly (readonly [string, "tensor" | "count"])[];
+
+  /**
+   * Checks and restores the hyper-parameters of a saved group (all or
+   * nothing), as the constructor checks its options.
+   *
+   * @throws {StateDictError} For a value the constructor would refuse.
+   */
+  protected abstract restoreHyperParameters(group: Record<string, unknown>): void;
 }
 
 /** `state[key]` as a tensor shaped like `p`, created with `init` values when absent. */

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { OptionError } from "../errors.ts";
+import { OptionError, StateDictError } from "../errors.ts";
 import type { GoogLeNet, Parameter } from "../model/googlenet.ts";
 import { checkBoolean, checkNumber, checkOptions } from "../validate.ts";
 import { Optimizer, type ParameterState, stateTensor } from "./optimizer.ts";
@@ -32,6 +32,27 @@ export interface SGDOptions {
 
 const f = Math.fround;
 
+interface SGDHyper {
+  momentum: number;
+  dampening: number;
+  weightDecay: number;
+  nesterov: boolean;
+}
+
+/** Checks SGD's hyper-parameters (defaults for absent ones), throwing `error`. */
+function sgdHyper(o: Record<string, unknown>, error: typeof OptionError): SGDHyper {
+  const h = {
+    momentum: checkNumber("momentum", o.momentum, { min: 0, default: 0, error }),
+    dampening: checkNumber("dampening", o.dampening, { default: 0, error }),
+    weightDecay: checkNumber("weightDecay", o.weightDecay, { min: 0, default: 0, error }),
+    nesterov: checkBoolean("nesterov", o.nesterov, { default: false, error }),
+  };
+  if (h.nesterov && (h.momentum <= 0 || h.dampening !== 0)) {
+    throw new error("Nesterov momentum requires a momentum > 0 and zero dampening");
+  }
+  return h;
+}
+
 /**
  * PyTorch's SGD over a model's trainable parameters.
  *
@@ -47,14 +68,7 @@ const f = Math.fround;
  * ```
  */
 export class SGD extends Optimizer {
-  /** Momentum factor. */
-  readonly momentum: number;
-  /** Dampening. */
-  readonly dampening: number;
-  /** Weight decay. */
-  readonly weightDecay: number;
-  /** Nesterov momentum. */
-  readonly nesterov: boolean;
+  #h: SGDHyper;
 
   /**
    * Creates the optimizer over `model`'s trainable parameters.
@@ -73,13 +87,37 @@ export class SGD extends Optimizer {
     ]);
     if (o.lr === undefined) throw new OptionError("SGD needs a learning rate: { lr: 0.01 }");
     super(model, o.lr);
-    this.momentum = checkNumber("momentum", o.momentum, { min: 0, default: 0 });
-    this.dampening = checkNumber("dampening", o.dampening, { default: 0 });
-    this.weightDecay = checkNumber("weightDecay", o.weightDecay, { min: 0, default: 0 });
-    this.nesterov = checkBoolean("nesterov", o.nesterov, { default: false });
-    if (this.nesterov && (this.momentum <= 0 || this.dampening !== 0)) {
-      throw new OptionError("Nesterov momentum requires a momentum > 0 and zero dampening");
-    }
+    this.#h = sgdHyper({ ...o }, OptionError);
+  }
+
+  /** Momentum factor. */
+  get momentum(): number {
+    return this.#h.momentum;
+  }
+
+  /** Dampening of the momentum. */
+  get dampening(): number {
+    return this.#h.dampening;
+  }
+
+  /** Weight decay (through the gradient). */
+  get weightDecay(): number {
+    return this.#h.weightDecay;
+  }
+
+  /** Nesterov momentum. */
+  get nesterov(): boolean {
+    return this.#h.nesterov;
+  }
+
+  /** The per-parameter state SGD keeps. */
+  protected override stateKeys(): readonly (readonly [string, "tensor" | "count"])[] {
+    return [["momentum_buffer", "tensor"]];
+  }
+
+  /** Restores a saved group's hyper-parameters, checked as the constructor's. */
+  protected override restoreHyperParameters(group: Record<string, unknown>): void {
+    this.#h = sgdHyper({ ...this.#h, ...group }, StateDictError);
   }
 
   /** The hyper-parameters, for `stateDict()`. */

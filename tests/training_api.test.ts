@@ -1,0 +1,207 @@
+/**
+ * The training API in the order PyTorch users write it, awaited or not, and
+ * its checks (cases found by a hostile review):
+ * - `loadStateDict` while a step and a forward are queued: they run on the
+ *   weights they were made with, the load applies after them, and the model
+ *   ends with exactly the loaded weights;
+ * - `backward; step; zeroGrad` without awaits gives the awaited loop's weights;
+ * - `updateParameters` whose callback throws after writing still leaves
+ *   `stateDict()` and the kernels agreeing; an async callback is awaited;
+ * - torchvision's gradients (a folded BatchNorm, by the chain rule) do not
+ *   change when the weights change after the backward that made them;
+ * - an optimizer's `loadStateDict` refuses malformed state and restores the
+ *   group's hyper-parameters; `trainable` must select a parameter that
+ *   trains; `train()` takes a boolean; `crossEntropy`'s weight is a number.
+ */
+
+import assert from "node:assert/strict";
+import {
+  Adam,
+  crossEntropy,
+  GoogLeNet,
+  OptionError,
+  SGD,
+  ShapeError,
+  StateDictError,
+  Tensor,
+} from "../mod.ts";
+import { deterministicInput } from "../tools/deterministic.ts";
+
+const x = deterministicInput("api", [2, 3, 64, 64]);
+const small = (seed: number, more: Record<string, unknown> = {}) =>
+  GoogLeNet.create({ numClasses: 3, auxLogits: false, threads: 1, backend: "wasm", seed, ...more });
+const logits = async (m: GoogLeNet) => ((await m.eval().forward(x)) as Tensor).data;
+
+Deno.test("loadStateDict behind a queued step and forward: they see the old weights, the end state is the loaded one", async () => {
+  const m = await small(1, { trainable: ["fc."] }), other = await small(7);
+  try {
+    const before = await logits(m);
+    const loaded = await logits(other);
+    m.train();
+    await m.backward(x, [0, 1], { dropout: false });
+    const opt = new SGD(m, { lr: 10 });
+    const step = opt.step();
+    m.eval();
+    const queued = m.forward(x);
+    m.loadStateDict(other.stateDict());
+    // stateDict() shows the load at once, though it applies after the queued calls.
+    assert.deepEqual(m.stateDict().get("fc.bias")!.data, other.stateDict().get("fc.bias")!.data);
+    await step;
+    const seen = ((await queued) as Tensor).data;
+    assert.notDeepEqual(seen, before, "the queued forward saw the step");
+    assert.notDeepEqual(seen, loaded, "the queued forward ran before the load");
+    assert.deepEqual(await logits(m), loaded, "the load applied after the step, not under it");
+    for (const [key, t] of other.stateDict()) {
+      assert.deepEqual(m.stateDict().get(key)!.data, t.data, key);
+    }
+  } finally {
+    await m.dispose();
+    await other.dispose();
+  }
+});
+
+Deno.test("backward, step, zeroGrad without awaits give the awaited loop's weights", async () => {
+  const a = await small(3), b = await small(3);
+  try {
+    const labels = [[0, 2], [1, 1], [2, 0]];
+    const optA = new SGD(a.train(), { lr: 0.1, momentum: 0.9 });
+    for (const l of labels) {
+      await a.backward(x, l, { dropout: false });
+      await optA.step();
+      optA.zeroGrad();
+    }
+    const optB = new SGD(b.train(), { lr: 0.1, momentum: 0.9 });
+    const calls: Promise<unknown>[] = [];
+    for (const l of labels) {
+      calls.push(b.backward(x, l, { dropout: false }), optB.step());
+      optB.zeroGrad();
+    }
+    await Promise.all(calls);
+    assert.deepEqual(await logits(b), await logits(a));
+    for (const g of b.gradients().values()) assert.ok(g.data.every((v) => v === 0), "zeroed last");
+  } finally {
+    await a.dispose();
+    await b.dispose();
+  }
+});
+
+Deno.test("updateParameters: a callback that throws after writing leaves stateDict() and the kernels agreeing; async ones are awaited", async () => {
+  const m = await small(4, { trainable: ["fc."] }), ref = await small(4);
+  try {
+    await assert.rejects(
+      () =>
+        m.updateParameters((params) => {
+          params.find((p) => p.name === "fc.bias")!.data.fill(5);
+          throw new Error("half done");
+        }),
+      /half done/,
+    );
+    assert.ok(m.stateDict().get("fc.bias")!.data.every((v) => v === 5));
+    const sd = m.stateDict();
+    ref.loadStateDict(sd);
+    assert.deepEqual(await logits(m), await logits(ref), "forward runs what stateDict() shows");
+    await m.updateParameters(async (params) => {
+      await new Promise((r) => setTimeout(r, 10));
+      params.find((p) => p.name === "fc.bias")!.data.fill(-1);
+    });
+    ref.loadStateDict(m.stateDict());
+    assert.ok(m.stateDict().get("fc.bias")!.data.every((v) => v === -1));
+    assert.deepEqual(await logits(m), await logits(ref));
+  } finally {
+    await m.dispose();
+    await ref.dispose();
+  }
+});
+
+Deno.test("torchvision: gradients stay as the backward made them when the weights change afterwards", async () => {
+  const m = await GoogLeNet.create({
+    variant: "torchvision",
+    auxLogits: false,
+    numClasses: 3,
+    threads: 1,
+    backend: "wasm",
+  });
+  try {
+    await m.train().backward(x, [0, 2], { dropout: false });
+    const first = m.gradients();
+    await new SGD(m, { lr: 1 }).step();
+    const after = m.gradients();
+    for (const [key, g] of first) assert.deepEqual(after.get(key)!.data, g.data, key);
+    // And they add up across backwards like PyTorch's .grad.
+    m.zeroGrad();
+    await m.backward(x, [0, 2], { dropout: false });
+    assert.ok(m.gradients().get("conv1.bn.weight")!.data.some((v) => v !== 0));
+  } finally {
+    await m.dispose();
+  }
+});
+
+Deno.test("optimizer loadStateDict: malformed state is refused, the group's hyper-parameters are restored", async () => {
+  const m = await small(5, { trainable: ["fc."] });
+  try {
+    await m.train().backward(x, [0, 1], { dropout: false });
+    const saved = new Adam(m, { lr: 1e-3, betas: [0.8, 0.95], eps: 1e-6, weightDecay: 0.01 });
+    await saved.step();
+    const sd = saved.stateDict();
+    const fresh = new Adam(m);
+    fresh.loadStateDict(sd);
+    assert.deepEqual([...fresh.betas], [0.8, 0.95]);
+    assert.equal(fresh.eps, 1e-6);
+    assert.equal(fresh.weightDecay, 0.01);
+    const broken = (edit: (s: typeof sd) => void) => {
+      const copy = saved.stateDict();
+      edit(copy);
+      return copy;
+    };
+    const cases: [string, ReturnType<typeof broken>, RegExp][] = [
+      ["a null entry", broken((s) => s.state.set(0, null as never)), /must be an object/],
+      ["a number entry", broken((s) => s.state.set(0, 5 as never)), /must be an object/],
+      ["a misspelt key", broken((s) => (s.state.get(0)!.exp_avgg = 1)), /"exp_avgg": Adam keeps/],
+      ["a negative step", broken((s) => (s.state.get(0)!.step = -3)), /non-negative integer/],
+      [
+        "two groups",
+        broken((s) => s.paramGroups.push({ ...s.paramGroups[0] })),
+        /one parameter group/,
+      ],
+      ["betas out of range", broken((s) => (s.paramGroups[0].betas = [1.5, 0.9])), /betas/],
+    ];
+    for (const [what, dict, message] of cases) {
+      const target = new Adam(m);
+      assert.throws(
+        () => target.loadStateDict(dict),
+        (e: Error) => e instanceof StateDictError && message.test(e.message),
+        what,
+      );
+      assert.deepEqual([...target.betas], [0.9, 0.999], `${what}: nothing restored`);
+    }
+  } finally {
+    await m.dispose();
+  }
+});
+
+Deno.test("trainable must select a parameter that trains; train() takes a boolean; crossEntropy's weight is a number", async () => {
+  await assert.rejects(
+    () => GoogLeNet.create({ trainable: [], threads: 1, backend: "wasm" }),
+    (e: Error) => e instanceof StateDictError && /selects no parameter that trains/.test(e.message),
+  );
+  await assert.rejects(
+    () =>
+      GoogLeNet.create({
+        variant: "torchvision",
+        trainable: ["conv1.bn.running_mean"],
+        threads: 1,
+        backend: "wasm",
+      }),
+    /selects no parameter that trains/,
+  );
+  const m = await small(6);
+  try {
+    assert.throws(() => m.train("false" as never), ShapeError);
+    assert.equal(m.training, false);
+  } finally {
+    await m.dispose();
+  }
+  const t = new Tensor(new Float32Array([1, 0, 0]), [1, 3]);
+  assert.throws(() => crossEntropy(t, [0], "2" as never), OptionError);
+  assert.throws(() => crossEntropy(t, [0], Number.NaN), OptionError);
+});
