@@ -229,3 +229,76 @@ Deno.test("ImageFolder: a separate validation folder takes the training classes"
     },
   );
 });
+
+Deno.test("ImageFolder: a *.png link to /dev/zero and a FIFO named *.png are skipped, never read", async () => {
+  const zero = await Deno.stat("/dev/zero").then((s) => s.isCharDevice === true, () => false);
+  if (!zero) console.log("Skipping the /dev/zero case: /dev/zero is absent here");
+  await withTree({ "a/good.png": "png", "b/good.png": "png" }, async (root) => {
+    if (zero) await Deno.symlink("/dev/zero", `${root}/a/zero.png`);
+    const fifo = await new Deno.Command("mkfifo", { args: [`${root}/b/fifo.png`], stderr: "piped" })
+      .output().then(
+        (o) => o.success || `mkfifo failed: ${new TextDecoder().decode(o.stderr).trim()}`,
+        (e) => `mkfifo cannot run: ${e.message}`,
+      );
+    if (fifo !== true) console.log(`Skipping the FIFO case: ${fifo}`);
+    // In a child process killed after 30 s: a hang or an unbounded read fails the test, not the run.
+    const script = `
+import { DataLoader } from "${new URL("../src/data/loader.ts", import.meta.url)}";
+import { ImageFolder } from "${new URL("../src/data/image_folder.ts", import.meta.url)}";
+import { validationTransform } from "${new URL("../src/data/transforms.ts", import.meta.url)}";
+const folder = await ImageFolder.open(Deno.args[0]);
+const loader = new DataLoader(folder, { transform: validationTransform({ size: 8 }), batchSize: 4, workers: 0 });
+let n = 0;
+for await (const batch of loader) n += batch.labels.length;
+console.log(JSON.stringify({ n, skipped: loader.skipped }));
+`;
+    const start = performance.now();
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--quiet", "--allow-read", "--v8-flags=--max-old-space-size=512", "-", root],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(30_000),
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(script));
+    await writer.close();
+    const { code, stdout, stderr } = await child.output();
+    const seconds = (performance.now() - start) / 1000;
+    assert.equal(code, 0, `exit ${code} after ${seconds} s: ${new TextDecoder().decode(stderr)}`);
+    const { n, skipped } = JSON.parse(new TextDecoder().decode(stdout));
+    console.log(`${seconds.toFixed(1)} s:`, skipped);
+    assert.equal(n, 2); // the two good images
+    const reasons = Object.fromEntries(
+      skipped.map((
+        s: { path: string; reason: string },
+      ) => [s.path.slice(root.length + 1), s.reason]),
+    );
+    assert.equal(Object.keys(reasons).length, (zero ? 1 : 0) + (fifo === true ? 1 : 0));
+    if (zero) {
+      assert.match(reasons["a/zero.png"], /zero\.png: not a regular file \(a character device\)/);
+    }
+    if (fifo === true) {
+      assert.match(reasons["b/fifo.png"], /fifo\.png: not a regular file \(a FIFO\)/);
+    }
+    // And get() names the file in an ImageError.
+    const folder = await ImageFolder.open(root);
+    for (const [i, [path]] of folder.samples.entries()) {
+      if (!path.endsWith("good.png")) {
+        await assert.rejects(
+          folder.get(i),
+          (e: Error) => e instanceof ImageError && e.message.includes(path),
+        );
+      }
+    }
+  });
+});
+
+Deno.test("ImageFolder: timeout is checked when opening", async () => {
+  await withTree({ "a/1.png": "png" }, async (root) => {
+    for (const timeout of [0, -1, NaN, "5" as unknown as number, 2 ** 31]) {
+      await assert.rejects(ImageFolder.open(root, { timeout }), OptionError);
+    }
+    assert.equal((await ImageFolder.open(root, { timeout: Infinity })).length, 1);
+  });
+});

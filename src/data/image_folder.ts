@@ -8,6 +8,7 @@
 
 import { DatasetError, ImageError, OptionError } from "../errors.ts";
 import type { DecodeOptions } from "../image/decode.ts";
+import { checkTimeout, readBytes } from "../read_bytes.ts";
 import { checkIndex, type Dataset, decodeRaw, type RawSample, type Sample } from "./dataset.ts";
 
 /** torchvision's `IMG_EXTENSIONS`, matched case-insensitively. */
@@ -46,6 +47,13 @@ export interface ImageFolderOptions extends DecodeOptions {
    * class folder must be in it, and a class without a folder is an empty class.
    */
   classes?: readonly string[];
+  /**
+   * Longest time one image file may take to read, in ms (`Infinity` for none);
+   * a file that takes longer is skipped.
+   *
+   * @default {30_000}
+   */
+  timeout?: number;
 }
 
 /**
@@ -178,6 +186,7 @@ export class ImageFolder implements Dataset {
         throw new OptionError(`Expected ${name} to be a positive integer, got ${value}`);
       }
     }
+    checkTimeout(options.timeout, 30_000);
     const base = root.replace(/(.)\/+$/, "$1");
     let entries: string[];
     try {
@@ -278,7 +287,8 @@ export class ImageFolder implements Dataset {
    *
    * @param index From 0 to `length - 1`.
    * @returns The file's bytes with its label and path.
-   * @throws {ImageError} When the file cannot be read or is over `maxFileBytes`.
+   * @throws {ImageError} When the file is not a regular file, cannot be read, is over
+   * `maxFileBytes` or takes longer than `timeout` to read.
    * @throws {OptionError} When `index` is out of range.
    */
   async raw(index: number): Promise<RawSample> {
@@ -287,11 +297,21 @@ export class ImageFolder implements Dataset {
     const { maxFileBytes = 64 * 1024 * 1024 } = this.#options;
     let bytes: Uint8Array;
     try {
-      const { size } = await Deno.stat(path);
-      if (size > maxFileBytes) {
-        throw new Error(`${size} bytes, over maxFileBytes (${maxFileBytes})`);
+      // Only regular files are opened: a FIFO would block the open itself, and
+      // a device (/dev/zero) reports size 0 and never ends.
+      const info = await Deno.stat(path);
+      if (!info.isFile) throw new Error(`not a regular file (${fileKind(info)})`);
+      if (info.size > maxFileBytes) {
+        throw new Error(`${info.size} bytes, over maxFileBytes (${maxFileBytes})`);
       }
-      bytes = await Deno.readFile(path);
+      // The file may change between stat and read: readBytes counts maxFileBytes
+      // while reading and gives up after timeout.
+      bytes = await readBytes(path, {
+        maxBytes: maxFileBytes,
+        timeout: checkTimeout(this.#options.timeout, 30_000),
+        error: ImageError,
+        what: "image",
+      });
     } catch (error) {
       throw new ImageError(`Cannot read image ${path}: ${(error as Error).message}`, {
         cause: error,
@@ -322,6 +342,16 @@ export class ImageFolder implements Dataset {
       });
     }
   }
+}
+
+/** What kind of non-regular file `info` describes, for messages. */
+function fileKind(info: Deno.FileInfo): string {
+  if (info.isDirectory) return "a directory";
+  if (info.isFifo) return "a FIFO";
+  if (info.isCharDevice) return "a character device";
+  if (info.isBlockDevice) return "a block device";
+  if (info.isSocket) return "a socket";
+  return "another kind of file";
 }
 
 /** Names of the folders in `dir` (symbolic links to folders included). */
