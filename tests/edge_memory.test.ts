@@ -34,7 +34,7 @@ Deno.test("memoryLimit refuses a too large batch and a 4096x4096 image up front,
   await assert.rejects(
     () => model.forward(batch) as Promise<unknown>,
     (e: Error) =>
-      e instanceof MemoryLimitError && /\[16, 3, 224, 224\] needs .* MB .* limit is 64\.0 MB/.test(
+      e instanceof MemoryLimitError && /\[16, 3, 224, 224\] needs .* MiB .* limit is 64\.0 MiB/.test(
         e.message,
       ),
   );
@@ -54,7 +54,7 @@ Deno.test("memoryLimit below the weights' size fails at create with MemoryLimitE
   await assert.rejects(
     () => GoogLeNet.create({ threads: 1, memoryLimit: 8 * MiB }),
     (e: Error) =>
-      e instanceof MemoryLimitError && /weights need .* memoryLimit is 8\.0 MB/.test(e.message),
+      e instanceof MemoryLimitError && /weights need .* memoryLimit is 8\.0 MiB/.test(e.message),
   );
 });
 

@@ -359,7 +359,7 @@ const CASES: HostileCase[] = [
   {
     name: "memoryLimit below the weights",
     action: () => GoogLeNet.create({ memoryLimit: 1024 * 1024, threads: 1 }),
-    expected: { error: MemoryLimitError, message: /weights need .* memoryLimit is 1\.0 MB/ },
+    expected: { error: MemoryLimitError, message: /weights need .* memoryLimit is 1\.0 MiB/ },
   },
   // ---- issue 14 class 4: the model's options, checked at the boundary, nothing coerced ----
   {

@@ -114,7 +114,7 @@ Deno.test("a threaded model refuses a batch over memoryLimit without moving, and
     const bytes = model.backend.memoryBytes();
     await assert.rejects(
       () => model.forward(Tensor.zeros([16, 3, 224, 224])) as Promise<unknown>,
-      (e: Error) => e instanceof MemoryLimitError && /limit is 80\.0 MB/.test(e.message),
+      (e: Error) => e instanceof MemoryLimitError && /limit is 80\.0 MiB/.test(e.message),
     );
     assert.equal(model.backend.memoryBytes(), bytes, "the refused call moved the memory");
     assertSameBits(((await model.forward(image)) as Tensor).data, expected, "after the refusal");

@@ -221,7 +221,7 @@ export class WasmBackend implements Backend {
     if (end > this.#memoryLimit || end > MAX_WASM_MEMORY) {
       throw new MemoryLimitError(
         `Training needs ${mb(end)} of Wasm memory for weights and gradients but the limit is ` +
-          `${mb(Math.min(this.#memoryLimit, MAX_WASM_MEMORY))}: raise memoryLimit`,
+          `${limitText(this.#memoryLimit)}${end > MAX_WASM_MEMORY ? "" : ": raise memoryLimit"}`,
       );
     }
     // Every plan's scratch and arena move up: forget their layouts.
@@ -280,9 +280,9 @@ export class WasmBackend implements Backend {
     if (end > this.#memoryLimit || end > MAX_WASM_MEMORY) {
       throw new MemoryLimitError(
         `Input [${input?.shape.join(", ")}] needs ${mb(end)} of Wasm memory but the limit is ` +
-          `${
-            mb(Math.min(this.#memoryLimit, MAX_WASM_MEMORY))
-          }: use a smaller batch or image, or raise memoryLimit`,
+          `${limitText(this.#memoryLimit)}: use a smaller batch or image${
+            end > MAX_WASM_MEMORY ? "" : ", or raise memoryLimit"
+          }`,
       );
     }
     const have = this.#memory.buffer.byteLength;
@@ -431,6 +431,14 @@ function align(n: number, to: number): number {
   return Math.ceil(n / to) * to;
 }
 
+/** Bytes in MiB, labelled so (1 MiB = 1,048,576 bytes). */
 function mb(bytes: number): string {
-  return `${(bytes / 1048576).toFixed(1)} MB`;
+  return `${(bytes / 1048576).toFixed(1)} MiB`;
+}
+
+/** The effective limit: `memoryLimit`, or Wasm32's 4 GiB when that is lower (no option raises it). */
+function limitText(memoryLimit: number): string {
+  return memoryLimit > MAX_WASM_MEMORY
+    ? `${mb(MAX_WASM_MEMORY)} (the most a 32-bit Wasm memory can address)`
+    : mb(memoryLimit);
 }
