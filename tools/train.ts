@@ -164,7 +164,8 @@ async function main(args: string[]): Promise<number> {
   const epochs = parseNumber("epochs", values.epochs, values.steps === undefined ? 1 : Infinity);
   const batchSize = parseNumber("batch", values.batch, 16);
   const lr = parseNumber("lr", values.lr, 1e-4, { integer: false });
-  const size = parseNumber("size", values.size, 224, { min: 16 });
+  // 1024 keeps a batch of 16 images and its activations (~20 MB per 224 image) within Wasm32.
+  const size = parseNumber("size", values.size, 224, { min: 16, max: 1024 });
   const seed = parseNumber("seed", values.seed, 0, { min: 0 });
   const valSplit = parseNumber("val-split", values["val-split"], 0.1, { integer: false, max: 1 });
   const limit = parseNumber("limit", values.limit, Infinity, { min: 2 });
@@ -202,6 +203,12 @@ async function main(args: string[]): Promise<number> {
   const note = (line: string) => console.error(line);
 
   // A run that cannot save should fail now, not after its first epoch.
+  const existing = await Deno.stat(out).catch(() => null);
+  if (existing?.isDirectory) {
+    throw new UsageError(
+      `--out ${values.out} is a folder: expected a file name such as ${values.out}/best.pth`,
+    );
+  }
   const probe = `${out}.probe-${Deno.pid}`;
   try {
     await Deno.writeFile(probe, new Uint8Array(0));
