@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
-import { DatasetError } from "../src/errors.ts";
+import { DatasetError, OptionError } from "../src/errors.ts";
 import { IdxDataset, loadFashionMnist, loadIdxDataset } from "../src/data/idx.ts";
 import { ImageFolder } from "../src/data/image_folder.ts";
-import { type Batch, DataLoader } from "../src/data/loader.ts";
+import { type Batch, DataLoader, LOADER_IDLE_MS } from "../src/data/loader.ts";
 import { Random } from "../src/data/random.ts";
 import {
+  CenterCrop,
   Compose,
   Resize,
   ToTensor,
@@ -12,6 +13,7 @@ import {
   validationTransform,
 } from "../src/data/transforms.ts";
 import { type Dataset, decodeRaw, Subset } from "../src/data/dataset.ts";
+import { Tensor } from "../src/tensor.ts";
 
 /** `n` random 28x28 grey images with labels `i % 10`. */
 function synthetic(n: number): IdxDataset {
@@ -298,6 +300,269 @@ console.log(n);
     assert.equal(new TextDecoder().decode(stdout).trim(), "2");
   } finally {
     await Deno.remove(root, { recursive: true });
+  }
+});
+
+/** Runs `script` (imports rewritten to this checkout) in a child `deno run` in `cwd`, killed after `limitMs`. */
+async function child(
+  script: string,
+  flags: string[],
+  cwd: string,
+  limitMs = 30_000,
+): Promise<{ code: number; out: string; err: string; seconds: number }> {
+  const src = new URL("../src/", import.meta.url).href;
+  const path = `${cwd}/script.ts`;
+  await Deno.writeTextFile(path, script.replaceAll("SRC/", src));
+  const start = performance.now();
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", ...flags, path],
+    cwd,
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(limitMs),
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code,
+    out: decoder.decode(stdout),
+    err: decoder.decode(stderr),
+    seconds: (performance.now() - start) / 1000,
+  };
+}
+
+Deno.test("DataLoader: an iterator only peeked lets the process exit; idle workers restart on demand", async () => {
+  const cwd = await Deno.makeTempDir();
+  try {
+    // Workers idle for LOADER_IDLE_MS end: the child exits about then, not never (killed at 30 s).
+    const { code, out, err, seconds } = await child(
+      `
+import { DataLoader } from "SRC/data/loader.ts";
+import { IdxDataset } from "SRC/data/idx.ts";
+import { validationTransform } from "SRC/data/transforms.ts";
+const dataset = new IdxDataset({
+  images: { dtype: "uint8", shape: [40, 8, 8], data: new Uint8Array(40 * 64) },
+  labels: { dtype: "uint8", shape: [40], data: new Uint8Array(40) },
+});
+const loader = new DataLoader(dataset, { transform: validationTransform({ size: 8 }), batchSize: 2, workers: 2 });
+const first = await loader[Symbol.asyncIterator]().next();
+console.log("peeked", first.value.input.shape.join("x"));
+`,
+      ["--allow-read"],
+      cwd,
+    );
+    console.log(`peeked child exited with ${code} after ${seconds.toFixed(1)} s`);
+    assert.equal(code, 0, err);
+    assert.equal(out.trim(), "peeked 2x3x8x8");
+    assert(seconds < 15, `took ${seconds} s`);
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+  }
+  // In process: a pause longer than the idle period ends the workers; the epoch then goes on.
+  const loader = new DataLoader(synthetic(12), {
+    transform: validationTransform({ size: 8 }),
+    batchSize: 2,
+    workers: 2,
+    prefetch: 1,
+  });
+  const reference = await epoch(
+    new DataLoader(synthetic(12), {
+      transform: validationTransform({ size: 8 }),
+      batchSize: 2,
+      workers: 0,
+    }),
+  );
+  const iterator = loader[Symbol.asyncIterator]();
+  const got: Batch[] = [(await iterator.next()).value as Batch];
+  await new Promise((resolve) => setTimeout(resolve, LOADER_IDLE_MS + 1000));
+  for (let r = await iterator.next(); !r.done; r = await iterator.next()) got.push(r.value);
+  assert.equal(got.length, 6);
+  got.forEach((b, i) => assert.deepEqual(b.input.data, reference[i].input.data));
+});
+
+Deno.test("DataLoader: options are checked up front (unknown names, types, worker cap, dataset)", () => {
+  const dataset = synthetic(4);
+  const transform = validationTransform({ size: 8 });
+  const cases: [string, () => unknown, RegExp][] = [
+    [
+      "batch_size: 4",
+      () => new DataLoader(dataset, { transform, batch_size: 4 } as never),
+      /Unknown option "batch_size" of DataLoader: expected one of "transform", "batchSize", /,
+    ],
+    [
+      'shuffle: "no"',
+      () => new DataLoader(dataset, { transform, shuffle: "no" } as never),
+      /Expected shuffle to be true or false, got "no"/,
+    ],
+    [
+      'dropLast: "false"',
+      () => new DataLoader(dataset, { transform, dropLast: "false" } as never),
+      /Expected dropLast to be true or false/,
+    ],
+    [
+      "workers: 1000",
+      () => new DataLoader(dataset, { transform, workers: 1000 }),
+      /Expected workers to be an integer from 0 to \d+ \(twice the \d+ cores, at least 8/,
+    ],
+    ["workers: 1.5", () => new DataLoader(dataset, { transform, workers: 1.5 }), /workers/],
+    ["batchSize: 0", () => new DataLoader(dataset, { transform, batchSize: 0 }), /batchSize/],
+    ["timeout: 0", () => new DataLoader(dataset, { transform, timeout: 0 }), /timeout/],
+    [
+      "onSkip: 1",
+      () => new DataLoader(dataset, { transform, onSkip: 1 } as never),
+      /onSkip to be a function/,
+    ],
+    [
+      "dataset null",
+      () => new DataLoader(null as never, { transform }),
+      /Expected dataset to be a Dataset .*got null/,
+    ],
+    [
+      "dataset without raw()",
+      () => new DataLoader({ length: 1, classes: [] } as never, { transform }),
+      /Expected dataset to be a Dataset/,
+    ],
+    [
+      "options null",
+      () => new DataLoader(dataset, null as never),
+      /Expected the options of DataLoader to be an object, got null/,
+    ],
+  ];
+  for (const [what, make, message] of cases) {
+    assert.throws(make, (e: Error) => {
+      assert(e instanceof OptionError, `${what}: ${e}`);
+      assert.match(e.message, message, what);
+      return true;
+    });
+  }
+});
+
+Deno.test("DataLoader: a custom transform runs on the calling thread, or is refused with workers > 0", async () => {
+  const dataset = synthetic(4);
+  const custom = {
+    spec: { name: "Custom" },
+    apply: () => new Tensor(new Float32Array(12), [3, 2, 2]),
+  };
+  // Explicit workers: refused up front, not "Unknown transform" inside the workers.
+  for (const transform of [custom, new Compose([new Resize(4), custom as never])]) {
+    assert.throws(
+      () => new DataLoader(dataset, { transform: transform as never, workers: 2 }),
+      (e: Error) =>
+        e instanceof OptionError &&
+        /Expected workers: 0 with this transform .*built-in transforms/.test(e.message),
+    );
+  }
+  // A subclass of a built-in transform: its own apply() would not run in a worker.
+  class Shifted extends CenterCrop {}
+  assert.throws(
+    () => new DataLoader(dataset, { transform: new Shifted(4), workers: 1 }),
+    OptionError,
+  );
+  // Workers left out: the calling thread runs it.
+  const loader = new DataLoader(dataset, { transform: custom as never, batchSize: 4 });
+  assert.equal(loader.workers, 0);
+  const [batch] = await epoch(loader);
+  assert.deepEqual(batch.input.shape, [4, 3, 2, 2]);
+  // Built-in transforms keep the default workers.
+  assert.equal(
+    new DataLoader(dataset, { transform: validationTransform({ size: 8 }) }).workers,
+    Math.min(2, navigator.hardwareConcurrency),
+  );
+});
+
+Deno.test("DataLoader: a data set's own failures and bad labels are a DatasetError naming the sample", async () => {
+  const base = synthetic(4);
+  const broken = (raw: (i: number) => Promise<unknown>): Dataset => ({
+    length: 4,
+    classes: ["a", "b"],
+    raw: raw as Dataset["raw"],
+    get: () => Promise.reject(new Error("unused")),
+  });
+  const cases: [string, Dataset, RegExp][] = [
+    [
+      "raw() throws a TypeError",
+      broken(async (i) => {
+        if (i === 2) throw new TypeError("boom");
+        return { ...(await base.raw(i)), label: 0 };
+      }),
+      /Reading sample 2 \(sample 2\) failed: TypeError: boom/,
+    ],
+    [
+      "label 5 of 2 classes",
+      broken(async (i) => ({ ...(await base.raw(i)), label: i === 3 ? 5 : 0 })),
+      /Sample 3 \(sample 3\) has label 5: expected an integer from 0 to 1 \(the data set's 2 classes\)/,
+    ],
+    [
+      "label -1",
+      broken(async (i) => ({ ...(await base.raw(i)), label: -1 })),
+      /Sample 0 \(sample 0\) has label -1/,
+    ],
+    [
+      'label "1"',
+      broken(async (i) => ({ ...(await base.raw(i)), label: "1" })),
+      /has label "1"/,
+    ],
+    [
+      "source a string",
+      broken(() => Promise.resolve({ source: "x.png", label: 0, name: "x" })),
+      /Sample 0 \(sample 0\) has source "x.png"/,
+    ],
+  ];
+  for (const [what, dataset, message] of cases) {
+    for (const workers of [0, 1]) {
+      const loader = new DataLoader(dataset, {
+        transform: validationTransform({ size: 8 }),
+        batchSize: 2,
+        workers,
+      });
+      await assert.rejects(epoch(loader), (e: Error) => {
+        assert(e instanceof DatasetError, `${what}: ${e}`);
+        assert.match(e.message, message, what);
+        return true;
+      });
+    }
+  }
+});
+
+Deno.test("DataLoader: sandbox without --unstable-worker-options is an OptionError, not an exit", async () => {
+  const cwd = await Deno.makeTempDir();
+  try {
+    const script = `
+import { DataLoader } from "SRC/data/loader.ts";
+import { IdxDataset } from "SRC/data/idx.ts";
+import { validationTransform } from "SRC/data/transforms.ts";
+const dataset = new IdxDataset({
+  images: { dtype: "uint8", shape: [2, 4, 4], data: new Uint8Array(32) },
+  labels: { dtype: "uint8", shape: [2], data: new Uint8Array(2) },
+});
+try {
+  let n = 0;
+  for await (const b of new DataLoader(dataset, { transform: validationTransform({ size: 4 }), workers: 1, sandbox: true })) n += b.labels.length;
+  console.log("ran", n);
+} catch (e) {
+  console.log(e.constructor.name, e.message);
+}
+`;
+    // The loader reads the command line from /proc/self/cmdline (Deno allows it under --allow-all)
+    // or from ps (--allow-run=ps); with neither it cannot tell and creates the workers.
+    for (const flags of [["-A"], ["--allow-read", "--allow-run=ps"]]) {
+      const without = await child(script, flags, cwd);
+      assert.equal(without.code, 0, without.err);
+      console.log(flags.join(" "), "->", without.out.trim());
+      assert.match(
+        without.out,
+        /^OptionError sandbox: true needs Deno's --unstable-worker-options/,
+      );
+      const flag = await child(script, [...flags, "--unstable-worker-options"], cwd);
+      assert.equal(flag.code, 0, flag.err);
+      assert.equal(flag.out.trim(), "ran 2");
+    }
+    // The feature named in the config file counts too.
+    await Deno.writeTextFile(`${cwd}/deno.json`, '{ "unstable": ["worker-options"] }');
+    const config = await child(script, ["-A"], cwd);
+    assert.equal(config.code, 0, config.err);
+    assert.equal(config.out.trim(), "ran 2");
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
   }
 });
 

@@ -14,7 +14,19 @@ import { type BatchItem, type BatchResult, transformBatch } from "./batch.ts";
 import type { Dataset } from "./dataset.ts";
 import type { SkippedFile } from "./image_folder.ts";
 import { mixSeed, Random } from "./random.ts";
-import type { Transform } from "./transforms.ts";
+import {
+  CenterCrop,
+  Compose,
+  Normalize,
+  RandomHorizontalFlip,
+  RandomResizedCrop,
+  Resize,
+  ToTensor,
+  type Transform,
+  transformFromSpec,
+} from "./transforms.ts";
+import { checkTimeout } from "../read_bytes.ts";
+import { checkBoolean, checkInteger, checkOptions, describeValue } from "../validate.ts";
 
 /** A batch: the stacked inputs and their labels. */
 export interface Batch {
@@ -28,7 +40,13 @@ export interface Batch {
 
 /** Options of {@linkcode DataLoader}. */
 export interface DataLoaderOptions {
-  /** The pipeline applied to each decoded image; it must end in a `[3, H, W]` tensor of one size. */
+  /**
+   * The pipeline applied to each decoded image; it must end in a `[3, H, W]`
+   * tensor of one size. Workers rebuild it from its `spec`, so only the
+   * built-in transforms (and `Compose` of them) run there: any other transform
+   * runs on the calling thread when `workers` is left out, and is an
+   * `OptionError` with `workers` above 0.
+   */
   transform: Transform;
   /** Samples per batch. @default {1} */
   batchSize?: number;
@@ -40,8 +58,13 @@ export interface DataLoaderOptions {
   dropLast?: boolean;
   /**
    * Worker threads that decode and augment; 0 does it on the calling thread.
+   * At most `max(8, 2 * navigator.hardwareConcurrency)`: each worker is a V8
+   * isolate, and more than the cores add memory, not speed. Workers left
+   * without work for {@linkcode LOADER_IDLE_MS} end (so that a loader whose
+   * iterator is abandoned does not keep the process alive) and restart on the
+   * next request.
    *
-   * @default {Math.min(2, navigator.hardwareConcurrency)}
+   * @default {Math.min(2, navigator.hardwareConcurrency)}, 0 for a transform that is not built in
    */
   workers?: number;
   /** Batches in flight ahead of the consumer. @default {2 * max(1, workers)} */
@@ -50,7 +73,11 @@ export interface DataLoaderOptions {
   persistentWorkers?: boolean;
   /**
    * Create the workers without any permission (`deno: { permissions: "none" }`;
-   * they only receive bytes). Needs Deno's `--unstable-worker-options`.
+   * they only receive bytes). Needs Deno's `--unstable-worker-options` (or
+   * `"unstable": ["worker-options"]` in deno.json): where the command line can
+   * be read (`--allow-all`, or `--allow-run=ps`) and the feature is off, the
+   * constructor throws an `OptionError` instead of letting Deno end the process
+   * (exit code 70); elsewhere Deno's own check stands.
    *
    * @default {false}
    */
@@ -74,26 +101,187 @@ interface Pending {
   worker: number;
 }
 
+/**
+ * How long a loader's workers may go without work before they end (a live
+ * Deno worker keeps the process alive, so an iterator that is only peeked
+ * must not); the next request starts new ones. As the thread pool's `IDLE_MS`.
+ */
+export const LOADER_IDLE_MS = 1000;
+
+/** The option names {@linkcode DataLoader} accepts. */
+const OPTION_NAMES = [
+  "transform",
+  "batchSize",
+  "shuffle",
+  "seed",
+  "dropLast",
+  "workers",
+  "prefetch",
+  "persistentWorkers",
+  "sandbox",
+  "timeout",
+  "decode",
+  "onSkip",
+] as const;
+
+/** The transforms a worker can rebuild from their spec (exact classes: a subclass's own code would not run there). */
+const BUILT_IN: readonly (abstract new (...args: never[]) => Transform)[] = [
+  RandomResizedCrop,
+  RandomHorizontalFlip,
+  Resize,
+  CenterCrop,
+  ToTensor,
+  Normalize,
+];
+
+/** Why `transform` cannot run in a worker, or `undefined` when it can. */
+function notForWorkers(transform: Transform): string | undefined {
+  const proto = Object.getPrototypeOf(transform);
+  if (proto === Compose.prototype) {
+    for (const step of (transform as Compose).transforms) {
+      const why = notForWorkers(step);
+      if (why !== undefined) return why;
+    }
+  } else if (!BUILT_IN.some((type) => proto === type.prototype)) {
+    return `${describeValue(transform)} is not one of the built-in transforms`;
+  }
+  try {
+    transformFromSpec(transform.spec);
+  } catch (error) {
+    return `its spec cannot be rebuilt: ${(error as Error).message}`;
+  }
+  return undefined;
+}
+
+/**
+ * Whether Deno's worker-options feature (`--unstable-worker-options`, or
+ * `"unstable": ["worker-options"]` in a config file) is on: `false` when the
+ * command line can be read and neither is found, `undefined` when it cannot be
+ * told. Creating a worker with `deno.permissions` without the feature ends the
+ * process (exit code 70), which no `try` catches, and no API says whether it
+ * is on. The command line comes from `/proc/self/cmdline` (Linux; Deno allows
+ * it only under `--allow-all`), else from `ps` where running it is allowed.
+ */
+function workerOptionsEnabled(): boolean | undefined {
+  const deno = (globalThis as { Deno?: typeof Deno }).Deno;
+  if (deno?.permissions?.querySync === undefined) return undefined;
+  const granted = (descriptor: Deno.PermissionDescriptor) => {
+    try {
+      return deno.permissions.querySync(descriptor).state === "granted";
+    } catch {
+      return false;
+    }
+  };
+  const read = (path: string) => {
+    try {
+      return granted({ name: "read", path }) ? deno.readTextFileSync(path) : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  let args = read("/proc/self/cmdline")?.split("\0").filter((arg) => arg !== "");
+  if (
+    args === undefined && deno.build.os !== "windows" && granted({ name: "run", command: "ps" })
+  ) {
+    try {
+      const { success, stdout } = new Deno.Command("ps", {
+        args: ["-ww", "-o", "args=", "-p", String(deno.pid)],
+        stdout: "piped",
+        stderr: "null",
+      }).outputSync();
+      if (success) args = new TextDecoder().decode(stdout).trim().split(/\s+/);
+    } catch {
+      // no ps
+    }
+  }
+  if (args === undefined) return undefined;
+  // A compiled program carries its flags inside: nothing to read.
+  if (!/^deno(\.exe)?$/.test((args[0] ?? "").split("/").pop()!)) return undefined;
+  if (args.some((arg) => arg === "--unstable-worker-options" || arg === "--unstable")) return true;
+  if (args.includes("--no-config")) return false;
+  // Config files: the one named by --config, and deno.json(c) above the working
+  // folder and the main module (wherever Deno may have found one).
+  const configs: string[] = [];
+  args.forEach((arg, i) => {
+    if (arg === "--config" || arg === "-c") configs.push(args[i + 1] ?? "");
+    else if (arg.startsWith("--config=")) configs.push(arg.slice("--config=".length));
+  });
+  const dirs: string[] = [];
+  let unsure = false;
+  try {
+    dirs.push(deno.cwd());
+  } catch {
+    unsure = true; // no read permission for the working folder
+  }
+  if (deno.mainModule?.startsWith("file:")) {
+    dirs.push(decodeURIComponent(new URL(".", deno.mainModule).pathname));
+  }
+  for (let dir of dirs) {
+    for (;;) {
+      dir = dir.replace(/\/+$/, "");
+      configs.push(`${dir}/deno.json`, `${dir}/deno.jsonc`);
+      if (dir === "") break;
+      dir = dir.slice(0, dir.lastIndexOf("/"));
+    }
+  }
+  for (const path of configs) {
+    if (!granted({ name: "read", path })) unsure = true;
+    else if (/["']worker-options["']/.test(read(path) ?? "")) return true;
+  }
+  return unsure ? undefined : false;
+}
+
+/** Checks that `dataset` looks like a {@linkcode Dataset}: a length, class names and `raw()`. */
+function checkDataset(dataset: unknown): void {
+  const d = dataset as Partial<Dataset> | null | undefined;
+  if (
+    typeof d !== "object" || d === null || !Number.isSafeInteger(d.length) ||
+    (d.length as number) < 0 || !Array.isArray(d.classes) || typeof d.raw !== "function"
+  ) {
+    throw new OptionError(
+      `Expected dataset to be a Dataset (an integer length, a classes array and raw()), got ${
+        describeValue(dataset)
+      }`,
+    );
+  }
+}
+
 /** The workers of one loader and the requests they owe. */
 class Pool {
   readonly workers: Worker[] = [];
   readonly pending = new Map<number, Pending>();
   failure: Error | undefined;
   #next = 0;
+  #closed = false;
+  readonly #size: number;
+  readonly #transform: Transform;
+  readonly #options: DataLoaderOptions;
   readonly #timeout: number;
   /** Samples each worker has finished (a worker bumps its slot), where SharedArrayBuffer exists. */
   readonly #progress: Int32Array | undefined;
   /** Per worker: the progress count last seen and when it last moved. */
   readonly #seen: { count: number; at: number }[] = [];
   #watchdog: ReturnType<typeof setInterval> | undefined;
+  #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  #lastUsed = 0;
 
   constructor(count: number, transform: Transform, options: DataLoaderOptions) {
-    this.#timeout = options.timeout ?? 60_000;
+    this.#size = count;
+    this.#transform = transform;
+    this.#options = options;
+    this.#timeout = checkTimeout(options.timeout, 60_000);
     this.#progress = typeof SharedArrayBuffer === "function"
       ? new Int32Array(new SharedArrayBuffer(4 * count))
       : undefined;
+    this.#start();
+  }
+
+  /** Starts the workers (again, after they ended idle). */
+  #start(): void {
+    const options = this.#options;
     const url = new URL("./loader_worker.ts", import.meta.url);
-    for (let k = 0; k < count; k++) {
+    this.#seen.length = 0;
+    for (let k = 0; k < this.#size; k++) {
       const worker = new Worker(
         url,
         options.sandbox
@@ -110,18 +298,50 @@ class Pool {
       };
       worker.postMessage({
         type: "init",
-        transform: transform.spec,
+        transform: this.#transform.spec,
         decode: options.decode ?? {},
         progress: this.#progress,
         slot: k,
       });
       this.workers.push(worker);
-      this.#seen.push({ count: 0, at: 0 });
+      this.#seen.push({ count: this.#count(k), at: 0 });
     }
+    this.#touch();
+  }
+
+  /**
+   * Notes a use and arms the idle timer: workers without a request for
+   * {@linkcode LOADER_IDLE_MS} end (the timer does not keep the process alive).
+   */
+  #touch(): void {
+    this.#lastUsed = performance.now();
+    if (this.#idleTimer !== undefined) return;
+    const check = (delay: number) => {
+      this.#idleTimer = setTimeout(() => {
+        this.#idleTimer = undefined;
+        if (this.workers.length === 0) return;
+        const idle = performance.now() - this.#lastUsed;
+        if (this.pending.size === 0 && idle >= LOADER_IDLE_MS) this.#end();
+        else check(Math.max(1, LOADER_IDLE_MS - idle));
+      }, delay);
+      const deno = (globalThis as { Deno?: { unrefTimer?: (id: number) => void } }).Deno;
+      deno?.unrefTimer?.(this.#idleTimer as unknown as number);
+    };
+    check(LOADER_IDLE_MS);
+  }
+
+  /** Ends the workers; the next request starts new ones. */
+  #end(): void {
+    for (const worker of this.workers) worker.terminate();
+    this.workers.length = 0;
+    this.#stopWatchdog();
   }
 
   run(worker: number, items: BatchItem[]): Promise<BatchResult> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (this.#closed) return Promise.reject(new DatasetError("The loader's workers were closed"));
+    if (this.workers.length === 0) this.#start();
+    this.#touch();
     const id = this.#next++;
     const transfer = items.map((item) =>
       (item.source instanceof Uint8Array ? item.source : item.source.data).buffer as ArrayBuffer
@@ -163,6 +383,7 @@ class Pool {
     const pending = this.pending.get(message.id);
     if (pending === undefined) return;
     this.pending.delete(message.id);
+    this.#touch();
     this.#seen[pending.worker] = { count: this.#count(pending.worker), at: performance.now() };
     if (this.pending.size === 0) this.#stopWatchdog();
     if (message.type === "done") pending.resolve(message);
@@ -189,9 +410,10 @@ class Pool {
   }
 
   close(): void {
-    for (const worker of this.workers) worker.terminate();
-    this.workers.length = 0;
-    this.#stopWatchdog();
+    this.#closed = true;
+    this.#end();
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
   }
 }
 
@@ -249,28 +471,75 @@ export class DataLoader implements AsyncIterable<Batch> {
    * @throws {OptionError} When an option is invalid.
    */
   constructor(dataset: Dataset, options: DataLoaderOptions) {
-    const integer = (name: string, value: unknown, min: number) => {
-      if (!Number.isSafeInteger(value) || (value as number) < min) {
-        throw new OptionError(`Expected ${name} to be an integer >= ${min}, got ${value}`);
-      }
-      return value as number;
-    };
-    if (typeof options?.transform?.apply !== "function") {
-      throw new OptionError('Expected a transform (for example trainTransform("torchvision"))');
+    const given = checkOptions("DataLoader", options, OPTION_NAMES);
+    checkDataset(dataset);
+    const { transform } = given;
+    if (typeof transform?.apply !== "function") {
+      throw new OptionError(
+        `Expected a transform (for example trainTransform("torchvision")), got ${
+          describeValue(transform)
+        }`,
+      );
     }
     this.dataset = dataset;
-    this.batchSize = integer("batchSize", options.batchSize ?? 1, 1);
+    this.batchSize = checkInteger("batchSize", given.batchSize, { min: 1, default: 1 });
     const cores = typeof Worker === "function" ? navigator.hardwareConcurrency ?? 1 : 0;
-    this.workers = integer("workers", options.workers ?? Math.min(2, cores), 0);
+    // Each worker is a V8 isolate (tens of MB): more than twice the cores add memory, not speed.
+    const maxWorkers = Math.max(8, 2 * cores);
+    if (given.workers !== undefined) {
+      checkInteger("workers", given.workers, { min: 0 });
+      if (given.workers > maxWorkers) {
+        throw new OptionError(
+          `Expected workers to be an integer from 0 to ${maxWorkers} (twice the ${cores} cores, ` +
+            `at least 8: more workers than cores add memory, not speed), got ${given.workers}`,
+        );
+      }
+    }
+    // Workers rebuild the transform from its spec, so only the built-in transforms run there;
+    // any other runs on the calling thread (the default), or is refused with workers > 0.
+    const custom = notForWorkers(transform);
+    if (custom !== undefined && (given.workers ?? 0) > 0) {
+      throw new OptionError(
+        `Expected workers: 0 with this transform (${custom}): loader workers run only the ` +
+          `built-in transforms (RandomResizedCrop, RandomHorizontalFlip, Resize, CenterCrop, ` +
+          `ToTensor, Normalize, Compose of them); leave workers out or pass 0 to run it on ` +
+          `the calling thread`,
+      );
+    }
+    this.workers = given.workers ?? (custom === undefined ? Math.min(2, cores) : 0);
     if (this.workers > 0 && typeof Worker !== "function") {
       throw new OptionError(
         `Expected workers: 0 in a runtime without Worker, got workers: ${this.workers}`,
       );
     }
-    this.#prefetch = integer("prefetch", options.prefetch ?? 2 * Math.max(1, this.workers), 1);
-    integer("seed", options.seed ?? 0, -(2 ** 31));
-    integer("timeout", options.timeout ?? 60_000, 1);
-    this.#options = options;
+    this.#prefetch = checkInteger("prefetch", given.prefetch, {
+      min: 1,
+      default: 2 * Math.max(1, this.workers),
+    });
+    checkInteger("seed", given.seed, { min: -(2 ** 31), default: 0 });
+    checkTimeout(given.timeout, 60_000);
+    for (const name of ["shuffle", "dropLast", "persistentWorkers", "sandbox"] as const) {
+      checkBoolean(name, given[name], { default: false });
+    }
+    if (given.onSkip !== undefined && typeof given.onSkip !== "function") {
+      throw new OptionError(`Expected onSkip to be a function, got ${describeValue(given.onSkip)}`);
+    }
+    if (
+      given.decode !== undefined &&
+      (typeof given.decode !== "object" || given.decode === null || Array.isArray(given.decode))
+    ) {
+      throw new OptionError(
+        `Expected decode to be an object of decoding limits, got ${describeValue(given.decode)}`,
+      );
+    }
+    if (given.sandbox && this.workers > 0 && workerOptionsEnabled() === false) {
+      throw new OptionError(
+        "sandbox: true needs Deno's --unstable-worker-options flag (deno run " +
+          '--unstable-worker-options ...), or "unstable": ["worker-options"] in deno.json; ' +
+          "without it creating the workers would end the process. Pass the flag, or sandbox: false",
+      );
+    }
+    this.#options = given;
   }
 
   /** Batches per epoch. */
@@ -392,22 +661,56 @@ export class DataLoader implements AsyncIterable<Batch> {
     const skipped: SkippedFile[] = [];
     const raws = await Promise.all(
       Array.from(indices, async (index): Promise<BatchItem | undefined> => {
+        const name = () => {
+          try {
+            return this.dataset.name?.(index) ?? `sample ${index}`;
+          } catch {
+            return `sample ${index}`;
+          }
+        };
+        let raw;
         try {
-          const raw = await this.dataset.raw(index);
-          return {
-            ...raw,
-            source: ownBuffer(raw.source),
-            index,
-            seed: mixSeed(seed, epoch, index),
-          };
+          raw = await this.dataset.raw(index);
         } catch (error) {
-          if (!(error instanceof GoogLeNetError) || error instanceof OptionError) throw error;
-          skipped.push({
-            path: this.dataset.name?.(index) ?? `sample ${index}`,
-            reason: error.message,
-          });
+          if (!(error instanceof GoogLeNetError) || error instanceof OptionError) {
+            // Not a file that cannot be read: the data set itself is broken.
+            throw new DatasetError(
+              `Reading sample ${index} (${name()}) failed: ${
+                error instanceof Error ? `${error.name}: ${error.message}` : describeValue(error)
+              }`,
+              { cause: error },
+            );
+          }
+          skipped.push({ path: name(), reason: error.message });
           return undefined;
         }
+        const classes = this.dataset.classes.length;
+        if (!Number.isSafeInteger(raw?.label) || raw.label < 0 || raw.label >= classes) {
+          throw new DatasetError(
+            `Sample ${index} (${name()}) has label ${
+              describeValue(raw?.label)
+            }: expected an integer from 0 to ${classes - 1} (the data set's ${classes} classes)`,
+          );
+        }
+        const source = raw.source as unknown;
+        const pixels = source as PixelData | undefined;
+        if (
+          !(source instanceof Uint8Array) &&
+          !(ArrayBuffer.isView(pixels?.data) && Number.isSafeInteger(pixels?.width) &&
+            Number.isSafeInteger(pixels?.height))
+        ) {
+          throw new DatasetError(
+            `Sample ${index} (${name()}) has source ${
+              describeValue(source)
+            }: expected PNG/JPEG bytes (a Uint8Array) or pixels ({ data, width, height })`,
+          );
+        }
+        return {
+          ...raw,
+          source: ownBuffer(raw.source),
+          index,
+          seed: mixSeed(seed, epoch, index),
+        };
       }),
     );
     const items = raws.filter((item): item is BatchItem => item !== undefined);
