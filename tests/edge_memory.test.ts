@@ -34,7 +34,8 @@ Deno.test("memoryLimit refuses a too large batch and a 4096x4096 image up front,
   await assert.rejects(
     () => model.forward(batch) as Promise<unknown>,
     (e: Error) =>
-      e instanceof MemoryLimitError && /\[16, 3, 224, 224\] needs .* MiB .* limit is 64\.0 MiB/.test(
+      e instanceof MemoryLimitError &&
+      /\[16, 3, 224, 224\] needs .* MiB .* limit is 64\.0 MiB/.test(
         e.message,
       ),
   );

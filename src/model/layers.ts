@@ -19,9 +19,9 @@ import {
   packedSize,
   packGemm,
   packWinograd,
-  rowSources,
   PANEL_WIDTH,
   type RowOrder,
+  rowSources,
   winogradSize,
 } from "../backend/pack.ts";
 import { ShapeError } from "../errors.ts";
