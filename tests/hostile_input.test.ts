@@ -422,6 +422,11 @@ const CASES: HostileCase[] = [
     expected: { error: ShapeError, message: /Label 0 is 1\.5/ },
   },
   {
+    name: "backward with a label given as a string",
+    action: ({ model, good }) => model.backward(good, ["1"] as never),
+    expected: { error: ShapeError, message: /Label 0 is "1": expected an integer class index/ },
+  },
+  {
     name: "backward with too few labels",
     action: ({ model, good }) => model.backward(good, []),
     expected: { error: ShapeError, message: /Expected 1 labels \(one per image\), got 0/ },

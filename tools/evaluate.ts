@@ -14,7 +14,7 @@
  * @module
  */
 
-import { isAbsolute, resolve } from "node:path";
+import { dirname, isAbsolute, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import {
   DataLoader,
@@ -131,6 +131,15 @@ async function main(args: string[]): Promise<number> {
   const say = (line: string) => !values.json && console.log(line);
   if ((values.log === undefined) !== (values.curve === undefined)) {
     throw new UsageError("--log and --curve go together: --log train.jsonl --curve loss.svg");
+  }
+  // Pictures go into existing folders: say so now, not after the evaluation.
+  for (const out of [values.plot, values.curve]) {
+    if (out === undefined) continue;
+    const folder = dirname(from(out));
+    const stat = await Deno.stat(folder).catch(() => null);
+    if (!stat?.isDirectory) {
+      throw new UsageError(`Cannot write ${out}: the folder ${folder} does not exist`);
+    }
   }
   if (values.log !== undefined) await drawCurve(from(values.log), from(values.curve!), say);
   if (curveOnly) return 0;

@@ -7,7 +7,7 @@
  */
 
 import { ShapeError } from "../errors.ts";
-import { checkNumber } from "../validate.ts";
+import { checkNumber, describeValue } from "../validate.ts";
 import type { Tensor } from "../tensor.ts";
 
 /** The loss and the gradient of `weight * loss` with respect to the logits. */
@@ -87,7 +87,7 @@ export function checkLabels(labels: ArrayLike<number>, n: number, classes: numbe
     const label = labels[i];
     if (!Number.isInteger(label) || label < 0 || label >= classes) {
       throw new ShapeError(
-        `Label ${i} is ${label}: expected an integer class index in [0, ${classes})`,
+        `Label ${i} is ${describeValue(label)}: expected an integer class index in [0, ${classes})`,
       );
     }
   }
