@@ -15,6 +15,7 @@
  * @module
  */
 
+import { runCommand, UsageError } from "./_cli.ts";
 import { isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -52,9 +53,6 @@ are meaningless. For real ImageNet predictions add --weights torchvision (torchv
 pretrained GoogLeNet, downloaded once), or pass a local googlenet-1378be20.pth with --weights.`;
 
 const SAMPLE = new URL("../assets/chelsea.jpg", import.meta.url);
-
-/** An error in how the command was called: printed as one line, exit code 1. */
-class UsageError extends GoogLeNetError {}
 
 function positiveInt(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -264,16 +262,4 @@ async function main(args: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (error) {
-    // Mistakes in the command and bad files get one line; anything else is a bug: its stack trace.
-    const known = error instanceof GoogLeNetError ||
-      (error instanceof TypeError &&
-        (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS"));
-    if (!known) throw error;
-    console.error(`Error: ${(error as Error).message}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runCommand(main, 1);

@@ -14,16 +14,10 @@
  * @module
  */
 
+import { runCommand, UsageError } from "./_cli.ts";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import {
-  DataLoader,
-  type Dataset,
-  GoogLeNet,
-  GoogLeNetError,
-  loadWeights,
-  validationTransform,
-} from "../mod.ts";
+import { DataLoader, type Dataset, GoogLeNet, loadWeights, validationTransform } from "../mod.ts";
 import {
   type ClassesFile,
   classesPath,
@@ -48,9 +42,6 @@ const USAGE =
   --log FILE        a training run's JSON lines (deno task train --json > train.jsonl)
   --curve FILE      its loss curve as SVG (training loss per step, validation loss per epoch)
   --json            one JSON object on stdout instead of text`;
-
-/** A mistake in how the command was called: one line, exit code 2. */
-class UsageError extends GoogLeNetError {}
 
 function positiveInt(name: string, value: string | undefined, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
@@ -268,15 +259,4 @@ async function main(args: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (error) {
-    const known = error instanceof GoogLeNetError ||
-      (error instanceof TypeError &&
-        (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS"));
-    if (!known) throw error;
-    console.error(`Error: ${(error as Error).message}`);
-    Deno.exit(error instanceof UsageError || error instanceof TypeError ? 2 : 1);
-  }
-}
+if (import.meta.main) await runCommand(main, 2);

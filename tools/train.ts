@@ -18,6 +18,7 @@
  * @module
  */
 
+import { runCommand, UsageError } from "./_cli.ts";
 import { isAbsolute, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import {
@@ -27,7 +28,6 @@ import {
   DataLoader,
   type Dataset,
   GoogLeNet,
-  GoogLeNetError,
   loadWeights,
   type Optimizer,
   SGD,
@@ -81,9 +81,6 @@ const USAGE =
 
 const IMAGENET_MEAN = [0.485, 0.456, 0.406];
 const IMAGENET_STD = [0.229, 0.224, 0.225];
-
-/** A mistake in how the command was called: one line, exit code 2. */
-class UsageError extends GoogLeNetError {}
 
 function parseNumber(
   name: string,
@@ -522,15 +519,4 @@ async function main(args: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (error) {
-    const known = error instanceof GoogLeNetError ||
-      (error instanceof TypeError &&
-        (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS"));
-    if (!known) throw error;
-    console.error(`Error: ${(error as Error).message}`);
-    Deno.exit(error instanceof UsageError || error instanceof TypeError ? 2 : 1);
-  }
-}
+if (import.meta.main) await runCommand(main, 2);
