@@ -12,7 +12,7 @@
  * beats its heartbeat as it waits at a barrier (every 50 ms at most) and
  * while it faults in pages. The calling thread gives a run up with a
  * {@linkcode BackendError} when the fault flag is set, or when a worker it
- * waits for has not beaten for a while (2 s, longer when the
+ * waits for has not beaten for a while (15 s, longer when the
  * run's steps are long): a worker the runtime ended, or one that closed
  * itself.
  *
@@ -72,15 +72,18 @@ export function beatAs(tid: number): void {
  * How long the calling thread waits at a barrier for a worker whose
  * heartbeat does not move before it gives the run up, at least. A waiting
  * worker beats every 50 ms; a working one does not beat within a chunk. A
- * chunk takes milliseconds, but one of a batch of hundreds of images on a
- * busy machine may take seconds: the wait also stretches to
- * `STALL_STEPS` times the longest plan step the calling thread has
- * run in this run (chunks are near-equal, and it runs several per step).
+ * chunk takes milliseconds, but a training chunk of a large batch on a
+ * machine whose cores other processes hold (a worker the OS does not
+ * schedule while the calling thread runs) may take seconds: 2 s gave
+ * runs up while two test processes shared 2 cores. So the wait is 15 s,
+ * stretched to `STALL_STEPS` times the longest plan step the calling
+ * thread has run in this run (chunks are near-equal, and it runs several
+ * per step). A dead worker is found that much later; never a hang.
  */
-const STALL_MS = 2000;
+const STALL_MS = 15_000;
 
 /** The wait for a silent worker, in longest steps of the calling thread (see `STALL_MS`). */
-const STALL_STEPS = 4;
+const STALL_STEPS = 10;
 
 // The calling thread's step times in the current run (see startRun).
 let stepStart = 0;
