@@ -417,8 +417,12 @@ function pageSlice([start, end]: [number, number], tid: number, threads: number)
 
 function request(worker: Worker, message: WorkerMessage, reply: string): Promise<void> {
   return new Promise((resolve, reject) => {
+    // A plan's reply names its plan: several plans may be in flight to one worker
+    // (a new crew gets every installed plan at once), and a run must not start
+    // before the worker has every one of them.
+    const id = message.type === "plan" ? message.id : undefined;
     const onMessage = (event: MessageEvent) => {
-      if (event.data?.type !== reply) return;
+      if (event.data?.type !== reply || (id !== undefined && event.data.id !== id)) return;
       cleanup();
       resolve();
     };
