@@ -27,6 +27,7 @@ import {
 } from "./transforms.ts";
 import { checkTimeout } from "../read_bytes.ts";
 import { checkBoolean, checkInteger, checkOptions, describeValue } from "../validate.ts";
+import { webWorker } from "../web_worker.ts";
 
 /** A batch: the stacked inputs and their labels. */
 export interface Batch {
@@ -282,7 +283,7 @@ class Pool {
     const url = new URL("./loader_worker.ts", import.meta.url);
     this.#seen.length = 0;
     for (let k = 0; k < this.#size; k++) {
-      const worker = new Worker(
+      const worker = new (webWorker()!)(
         url,
         options.sandbox
           ? { type: "module", deno: { permissions: "none" } } as WorkerOptions
@@ -483,7 +484,7 @@ export class DataLoader implements AsyncIterable<Batch> {
     }
     this.dataset = dataset;
     this.batchSize = checkInteger("batchSize", given.batchSize, { min: 1, default: 1 });
-    const cores = typeof Worker === "function" ? navigator.hardwareConcurrency ?? 1 : 0;
+    const cores = webWorker() !== undefined ? navigator.hardwareConcurrency ?? 1 : 0;
     // Each worker is a V8 isolate (tens of MB): more than twice the cores add memory, not speed.
     const maxWorkers = Math.max(8, 2 * cores);
     if (given.workers !== undefined) {
@@ -507,7 +508,7 @@ export class DataLoader implements AsyncIterable<Batch> {
       );
     }
     this.workers = given.workers ?? (custom === undefined ? Math.min(2, cores) : 0);
-    if (this.workers > 0 && typeof Worker !== "function") {
+    if (this.workers > 0 && webWorker() === undefined) {
       throw new OptionError(
         `Expected workers: 0 in a runtime without Worker, got workers: ${this.workers}`,
       );

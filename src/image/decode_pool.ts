@@ -28,6 +28,7 @@ import {
   ShapeError,
 } from "../errors.ts";
 import type { CheckedLoadOptions } from "./load.ts";
+import { webWorker } from "../web_worker.ts";
 import type { PixelData } from "./pixels.ts";
 import type { EvalTransform } from "./preprocess.ts";
 
@@ -108,7 +109,7 @@ export function injectDecodeFault(fault: DecodeFault | undefined): void {
  * ```
  */
 export function decodeWorkersAvailable(): boolean {
-  return typeof globalThis.Worker === "function";
+  return webWorker() !== undefined;
 }
 
 /**
@@ -184,7 +185,7 @@ export class DecodePool {
     this.#silenceMs = options.silenceMs ?? SILENCE_MS;
     const url = new URL("./decode_worker.ts", import.meta.url);
     for (let k = 0; k < size; k++) {
-      const worker = new Worker(url, { type: "module" });
+      const worker = new (webWorker()!)(url, { type: "module" });
       worker.onmessage = (event: MessageEvent<DecodeReply>) => this.#answer(k, event.data);
       worker.onerror = (event) => {
         event.preventDefault();

@@ -33,11 +33,12 @@ import {
   WorkQueue,
 } from "./executor.ts";
 import type { KernelExports } from "./kernels.ts";
+import { webWorker } from "../../web_worker.ts";
 import type { WorkerFault, WorkerMessage } from "./worker.ts";
 
 /** Whether this runtime can run kernel workers (Worker and SharedArrayBuffer exist). */
 export function threadsAvailable(): boolean {
-  return typeof globalThis.Worker === "function" &&
+  return webWorker() !== undefined &&
     typeof globalThis.SharedArrayBuffer === "function";
 }
 
@@ -297,6 +298,7 @@ export class ThreadPool {
     try {
       const booted: Promise<void>[] = [];
       for (let tid = 1; tid < threads; tid++) {
+        const Worker = webWorker()!;
         const worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
         crew.workers.push(worker);
         // Handled for the worker's whole life: a worker's error must never end the host.
