@@ -20,6 +20,7 @@ import {
   decodeJpegPixels as decode,
   jpegPixelsToRgb,
 } from "../src/image/jpeg.ts";
+import { idctScaled } from "../src/image/jpeg/idct_scaled.ts";
 import { imageKernels } from "../src/image/simd.ts";
 import { preprocess } from "../src/image/preprocess.ts";
 import { resizeBilinear, setResizeSimd } from "../src/image/resize.ts";
@@ -292,6 +293,52 @@ Deno.test("resizeBilinear: the Wasm SIMD passes give the TypeScript passes' byte
   assert.equal(cases, 60);
 });
 
+Deno.test("JPEG: the Wasm reduced IDCTs give the TypeScript idctScaled bytes, extreme values included", () => {
+  const memory = new WebAssembly.Memory({ initial: 2 });
+  const kernels = imageKernels(memory);
+  if (!kernels) {
+    console.log("SKIPPED: Wasm SIMD cannot be compiled here");
+    return;
+  }
+  let seed = 12345;
+  const random = () => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed / 2 ** 32;
+  };
+  const blocks = 64;
+  const coef = new Int16Array(memory.buffer, 4096, blocks * 64);
+  const quant = new Uint16Array(64);
+  const extremes = [0, 1, -1, 32767, -32768, 2047, -2048];
+  for (let b = 0; b < blocks; b++) {
+    // Sparse, dense, and extreme blocks: each term kept with a probability that varies per block.
+    const density = b % 4 === 0 ? 0 : b % 4 === 1 ? 0.1 : b % 4 === 2 ? 0.5 : 1;
+    for (let i = 0; i < 64; i++) {
+      if (i > 0 && random() >= density) continue;
+      coef[b * 64 + i] = b >= 48
+        ? extremes[Math.floor(random() * extremes.length)]
+        : Math.floor(random() * 512 - 256);
+    }
+  }
+  let checked = 0;
+  for (const size of [4, 2, 1]) {
+    for (const big of [false, true]) {
+      for (let i = 0; i < 64; i++) quant[i] = big ? 65535 - i : 1 + Math.floor(random() * 99);
+      new Int32Array(memory.buffer, 0, 64).set(quant);
+      const stride = 8 * size;
+      kernels.idct_reduced_blocks(4096, 8, 8, 8, 0, 20480, stride, size, 1024);
+      const ours = new Uint8Array(memory.buffer, 20480, stride * 8 * size);
+      const expected = new Uint8Array(stride * 8 * size);
+      for (let b = 0; b < blocks; b++) {
+        const at = Math.floor(b / 8) * size * stride + (b % 8) * size;
+        idctScaled(size, coef, b * 64, quant, expected, at, stride);
+      }
+      assertBytesEqual(ours, expected, `size ${size}, quant ${big ? "65535" : "1-99"}`);
+      checked++;
+    }
+  }
+  assert.equal(checked, 6);
+});
+
 Deno.test("decodeJpegDraft: picks the smallest scale that keeps the shorter side", async () => {
   const bytes = await Deno.readFile(new URL("../assets/chelsea.jpg", import.meta.url));
   const sizes = [300, 150, 75, 37, 38, 1].map((minSide) => {
@@ -303,7 +350,7 @@ Deno.test("decodeJpegDraft: picks the smallest scale that keeps the shorter side
   assert.deepEqual(sizes, ["451x300", "226x150", "113x75", "57x38", "113x75", "57x38"]);
 });
 
-Deno.test("JPEG fuzz: mutated files decode or throw ImageError, on both paths (seeded)", async () => {
+Deno.test("JPEG fuzz: mutated files decode or throw ImageError, on both paths, at every scale (seeded)", async () => {
   let seed = 0x9e3779b9;
   const random = () => {
     seed ^= seed << 13;
@@ -324,9 +371,11 @@ Deno.test("JPEG fuzz: mutated files decode or throw ImageError, on both paths (s
       for (let k = 1 + Math.floor(random() * 4); k > 0; k--) {
         bytes[Math.floor(random() * bytes.length)] = Math.floor(random() * 256);
       }
+      // Every fourth file at 1/2, 1/4 or 1/8 (the reduced IDCTs, streamed or not).
+      const scale = ([1, 2, 4, 8] as const)[i % 4];
       const outcomes = [true, false].map((simd) => {
         try {
-          const image = decodeJpegPixels(bytes, { simd, maxPixels: 1 << 20 });
+          const image = decodeJpegPixels(bytes, { simd, maxPixels: 1 << 20, scale });
           return image.data;
         } catch (error) {
           if (!(error instanceof ImageError) && !(error instanceof RangeError)) throw error;

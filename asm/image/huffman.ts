@@ -3,17 +3,30 @@
 // and AC first and refinement scans, restart intervals; coefficients (i16,
 // natural order, 64 per block) land in the decoder's arrays in this memory.
 //
-// A Huffman table at `t` (1536 bytes): u16 lookup[512] ((length << 8) |
+// A Huffman table at `t` (9728 bytes): u16 lookup[512] ((length << 8) |
 // symbol for 9-bit prefixes, 0 when longer) at 0, i32 maxCode[18] at 1024,
-// i32 valOffset[18] at 1096, u8 values[256] at 1168.
+// i32 valOffset[18] at 1096, u8 values[256] at 1168, i32 fastAc[2048] at
+// 1536 ((value << 16) | (run << 8) | bits for an 11-bit prefix holding a
+// whole AC coefficient, else 0).
 //
 // A scan descriptor at `d`: i32 count, mcusWide, mcusHigh, restartInterval,
 // progressive, ss, se, ah, al (9 words, 48 bytes reserved), then per
 // component (32 bytes each): coef, paddedBlocksWide, blocksWide, blocksHigh,
 // h, v, dcTable, acTable. At `d + 176`: 80 bytes, the zig-zag to natural
 // order table with 16 entries of 63 after it.
+//
+// Word 9 (`d + 36`), when not 0, is the address of a stream descriptor: a
+// sequential scan of every component then keeps one MCU row of coefficients
+// (at each component's `coef`) and inverse-transforms each row into the
+// component's plane as soon as it is decoded, while it is in cache. Per
+// component 16 bytes: quant (64 i32), plane, stride, IDCT size (8, 4, 2, 1);
+// then at +64 the IDCT scratch (512 bytes).
+
+import { idct_islow_blocks } from "./jpeg";
+import { idct_reduced_blocks } from "./idct_reduced";
 
 const LOOKAHEAD: i32 = 9;
+const FAST_BITS: i32 = 11; // entropy.ts FAST_AC_BITS
 
 // Bit reader state: the low `bits` bits of `acc` are unread.
 let data: usize = 0;
@@ -84,6 +97,11 @@ function fill(): void {
 
 @inline function decodeSymbol(t: usize): i32 {
   if (bits < 16) fill();
+  return decodeFilled(t);
+}
+
+// decodeSymbol with at least 16 bits in the buffer.
+@inline function decodeFilled(t: usize): i32 {
   const peek = <i32>(acc >> <u64>(bits - LOOKAHEAD)) & ((1 << LOOKAHEAD) - 1);
   const entry = <i32>load<u16>(t + (<usize>peek << 1));
   if (entry != 0) {
@@ -109,6 +127,13 @@ function fill(): void {
   return r < 1 << (s - 1) ? r - (1 << s) + 1 : r;
 }
 
+// HUFF_EXTEND of `s` (1 to 15) bits already in the buffer, without a branch.
+@inline function receiveFilled(s: i32): i32 {
+  bits -= s;
+  const r = <i32>(acc >> <u64>bits) & ((1 << s) - 1);
+  return r + (((r - (1 << (s - 1))) >> 31) & ((-1 << s) + 1));
+}
+
 @inline function zz(k: i32): usize {
   return <usize>load<u8>(natural + <usize>k) << 1;
 }
@@ -127,11 +152,52 @@ function baseline(out: usize, dc: usize, ac: usize, pred: i32): i32 {
   v128.store(out, zero, 80);
   v128.store(out, zero, 96);
   v128.store(out, zero, 112);
-  const t = decodeSymbol(dc);
-  const value = t == 0 ? pred : pred + receive(t);
+  // The bit buffer lives in locals here (globals would go through memory
+  // on every code), synced with the globals around fill(). At least 32 bits
+  // before each code: a code (16 bits at most) and its extra bits (15 at
+  // most) without another check.
+  let a = acc;
+  let b = bits;
+  if (b < 32) {
+    a = refill(a, b);
+    b = bits;
+  }
+  let e = <i32>load<u16>(dc + ((<usize>(a >> <u64>(b - LOOKAHEAD)) & 511) << 1));
+  let t = e & 0xff;
+  if (e != 0) {
+    b -= e >> 8;
+  } else {
+    t = slowSymbol(dc, a, b);
+    b = bits;
+  }
+  let value = pred;
+  if (t != 0) {
+    b -= t;
+    const x = <i32>(a >> <u64>b) & ((1 << t) - 1);
+    value += x + (((x - (1 << (t - 1))) >> 31) & ((-1 << t) + 1));
+  }
   store<i16>(out, <i16>value);
+  const fast = ac + 1536;
   for (let k = 1; k < 64; k++) {
-    const rs = decodeSymbol(ac);
+    if (b < 32) {
+      a = refill(a, b);
+      b = bits;
+    }
+    const f = load<i32>(fast + ((<usize>(a >> <u64>(b - FAST_BITS)) & ((1 << FAST_BITS) - 1)) << 2));
+    if (f != 0) {
+      b -= f & 0xff;
+      k += (f >> 8) & 15;
+      store<i16>(out + zz(k), <i16>(f >> 16));
+      continue;
+    }
+    e = <i32>load<u16>(ac + ((<usize>(a >> <u64>(b - LOOKAHEAD)) & 511) << 1));
+    let rs = e & 0xff;
+    if (e != 0) {
+      b -= e >> 8;
+    } else {
+      rs = slowSymbol(ac, a, b);
+      b = bits;
+    }
     const s = rs & 15;
     const r = rs >> 4;
     if (s == 0) {
@@ -140,12 +206,34 @@ function baseline(out: usize, dc: usize, ac: usize, pred: i32): i32 {
       continue;
     }
     k += r;
-    store<i16>(out + zz(k), <i16>receive(s));
+    b -= s;
+    const x = <i32>(a >> <u64>b) & ((1 << s) - 1);
+    store<i16>(out + zz(k), <i16>(x + (((x - (1 << (s - 1))) >> 31) & ((-1 << s) + 1))));
   }
+  acc = a;
+  bits = b;
   return value;
 }
 
+// fill() for a caller holding the buffer in locals: returns the new `acc`
+// (the new bit count is in `bits`).
+function refill(a: u64, b: i32): u64 {
+  acc = a;
+  bits = b;
+  fill();
+  return acc;
+}
+
+// A code longer than the lookahead, for a caller holding the buffer in
+// locals (at least 16 bits): the symbol, the new bit count in `bits`.
+function slowSymbol(t: usize, a: u64, b: i32): i32 {
+  acc = a;
+  bits = b;
+  return decodeFilled(t);
+}
+
 let eobrun: i32 = 0;
+
 
 function acFirst(out: usize, ac: usize, ss: i32, se: i32, al: i32): void {
   if (eobrun > 0) {
@@ -261,6 +349,8 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
   let pred1 = 0;
   let pred2 = 0;
   let pred3 = 0;
+  const stream = <usize>load<i32>(d, 36);
+  const rows = stream != 0 ? 0 : 1; // block rows advance with the MCU row unless streaming
   let restarts = 0;
   let untilRestart = interval;
   let mx = 0;
@@ -282,7 +372,7 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
     untilRestart--;
     if (single) {
       // A non-interleaved scan: one block per MCU, the descriptor in locals.
-      const out = coef0 + (<usize>(my * padded0 + mx) << 7);
+      const out = coef0 + (<usize>(my * rows * padded0 + mx) << 7);
       if (kind == 0) {
         pred0 = baseline(out, dc0, ac0, pred0);
       } else if (kind == 1) {
@@ -298,6 +388,7 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
       }
       if (failure != 0) return -1;
       if (++mx == mcusWide) {
+        if (stream != 0) flushRow(d, stream, count, my, true);
         mx = 0;
         my++;
       }
@@ -312,7 +403,7 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
       const dc = <usize>load<i32>(c, 24);
       const ac = <usize>load<i32>(c, 28);
       for (let bv = 0; bv < v; bv++) {
-        const row = (my * v + bv) * padded + mx * h;
+        const row = (my * rows * v + bv) * padded + mx * h;
         for (let bh = 0; bh < h; bh++) {
           const out = coef + (<usize>(row + bh) << 7);
           if (kind == 0 || kind == 1) {
@@ -340,10 +431,40 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
       }
     }
     if (++mx == mcusWide) {
+      if (stream != 0) flushRow(d, stream, count, my, false);
       mx = 0;
       my++;
     }
   }
   if (pastEnd > bits) return -2;
   return <i32>((atMarker ? pos : findMarker(pos)) - data);
+}
+
+// Inverse-transforms MCU row `my` of a streamed scan (the block rows held at
+// each component's `coef`) into the components' planes.
+function flushRow(d: usize, stream: usize, count: i32, my: i32, single: bool): void {
+  for (let ci = 0; ci < count; ci++) {
+    const c = d + 48 + <usize>(ci << 5);
+    const s = stream + <usize>(ci << 4);
+    const coef = <usize>load<i32>(c, 0);
+    const padded = load<i32>(c, 4);
+    const blocksWide = load<i32>(c, 8);
+    const blocksHigh = load<i32>(c, 12);
+    const v = single ? 1 : load<i32>(c, 20);
+    const quant = <usize>load<i32>(s, 0);
+    const plane = <usize>load<i32>(s, 4);
+    const stride = load<i32>(s, 8);
+    const size = load<i32>(s, 12);
+    for (let r = 0; r < v; r++) {
+      const by = my * v + r;
+      if (by >= blocksHigh) break;
+      const src = coef + (<usize>(r * padded) << 7);
+      const dst = plane + <usize>(by * size * stride);
+      if (size == 8) {
+        idct_islow_blocks(src, padded, blocksWide, 1, quant, dst, stride, stream + 64);
+      } else {
+        idct_reduced_blocks(src, padded, blocksWide, 1, quant, dst, stride, size, stream + 64);
+      }
+    }
+  }
 }

@@ -24,6 +24,18 @@ export interface ImageKernels {
     stride: number,
     scratch: number,
   ): void;
+  /** libjpeg's reduced IDCT (4x4, 2x2 or 1x1 samples per block) of a component's blocks. */
+  idct_reduced_blocks(
+    coef: number,
+    paddedBlocksWide: number,
+    blocksWide: number,
+    blocksHigh: number,
+    quant: number,
+    out: number,
+    stride: number,
+    size: number,
+    scratch: number,
+  ): void;
   /** Upsampling and colour conversion of a whole image from component descriptors. */
   convert_image(desc: number, space: number, out: number, width: number, height: number): void;
   /** Pillow's horizontal 8-bit resampling pass over RGB rows (see `asm/image/resize.ts`). */

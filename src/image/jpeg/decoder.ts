@@ -19,6 +19,7 @@ import { type ComponentPlane, upsampleRow, ycckToCmykRow, yccToRgbRow } from "./
 import {
   buildHuffmanTable,
   decodeScan,
+  FAST_AC_BITS,
   type HuffmanTable,
   NATURAL_ORDER,
   nextMarker,
@@ -160,6 +161,8 @@ interface Component {
   quant: Uint16Array | undefined;
   /** Whether a scan has brought its DC coefficients. */
   hasDc: boolean;
+  /** Whether its plane was filled while its (only) scan was decoded (Wasm path). */
+  streamed: boolean;
 }
 
 interface Frame {
@@ -194,8 +197,11 @@ const SCRATCH_AT = 1024; // 512 bytes for the IDCT
 const DESCRIPTORS_AT = 1536; // 4 x 48 bytes
 const SCAN_AT = 1792; // a scan descriptor, 256 bytes
 const TABLES_AT = 2048; // 8 Huffman tables of 1536 bytes
-const TABLE_BYTES = 1536;
-const ARENA_START = TABLES_AT + 8 * TABLE_BYTES;
+const TABLE_BYTES = 1536 + 4 * (1 << FAST_AC_BITS);
+/** A streamed scan's descriptor: 4 x 16 bytes, 512 bytes of IDCT scratch, 4 quantisation tables. */
+const STREAM_AT = TABLES_AT + 8 * TABLE_BYTES;
+const STREAM_QUANT_AT = STREAM_AT + 576;
+const ARENA_START = STREAM_QUANT_AT + 4 * 256;
 /** The largest Wasm memory the kernels ask for; larger frames take the TypeScript path. */
 const MAX_ARENA_BYTES = 2 ** 31;
 
@@ -283,6 +289,10 @@ export function decodeJpegPixels(bytes: Uint8Array, options: JpegDecodeOptions =
         if (!frame) {
           throw new ImageError("Corrupt JPEG: a scan (SOS) before the frame header (SOF)");
         }
+        // A sequential frame's first scan holding every component is inverse-transformed
+        // one MCU row at a time as it is decoded (Wasm path).
+        const stream = frame.arena !== undefined && !frame.progressive &&
+          frame.components.every((c) => !c.hasDc);
         const scan = readScan(segment, frame, restartInterval, quantTables, dcTables, acTables);
         const only = frame.components.find((c) =>
           c.coefficients === scan.components[0].coefficients
@@ -293,9 +303,13 @@ export function decodeJpegPixels(bytes: Uint8Array, options: JpegDecodeOptions =
           pos = nextMarker(bytes, pos).pos;
           break;
         }
+        const streamed = stream && scan.components.length === frame.components.length;
         pos = frame.arena
-          ? decodeScanWasm(frame.arena, bytes.length, pos, scan)
+          ? decodeScanWasm(frame.arena, bytes.length, pos, scan, streamed ? { frame, scale } : null)
           : decodeScan(bytes, pos, scan);
+        for (const c of frame.components) {
+          if (scan.components.some((s) => s.coefficients === c.coefficients)) c.streamed = streamed;
+        }
         break;
       }
       case 0xdc:
@@ -441,6 +455,7 @@ function readFrame(
       : new Int16Array(shape.paddedBlocksWide * shape.paddedBlocksHigh * 64),
     quant: undefined,
     hasDc: false,
+    streamed: false,
   }));
   return { width, height, progressive, components, maxH, maxV, mcusWide, mcusHigh, arena };
 }
@@ -623,8 +638,18 @@ function colorSpace(frame: Frame, jfif: boolean, adobeTransform: number): ColorS
   return adobeTransform > 0 ? "ycck" : "cmyk"; // transform 2, or unknown (libjpeg warns)
 }
 
-/** {@linkcode decodeScan} on the Wasm kernels, with the same errors. */
-function decodeScanWasm(arena: Arena, length: number, pos: number, scan: Scan): number {
+/**
+ * {@linkcode decodeScan} on the Wasm kernels, with the same errors. With
+ * `stream`, the scan (sequential, of every component) keeps one MCU row of coefficients and inverse-transforms each row
+ * into the components' planes at `1/scale` as it goes.
+ */
+function decodeScanWasm(
+  arena: Arena,
+  length: number,
+  pos: number,
+  scan: Scan,
+  stream: { frame: Frame; scale: number } | null,
+): number {
   const { memory, kernels } = arena;
   const words = new Int32Array(memory.buffer);
   const bytes = new Uint8Array(memory.buffer);
@@ -639,6 +664,7 @@ function decodeScanWasm(arena: Arena, length: number, pos: number, scan: Scan): 
       words.set(table.maxCode, (at + 1024) / 4);
       words.set(table.valOffset, (at + 1096) / 4);
       bytes.set(table.values, at + 1168);
+      words.set(table.fastAc, (at + 1536) / 4);
     }
     return at;
   };
@@ -653,7 +679,20 @@ function decodeScanWasm(arena: Arena, length: number, pos: number, scan: Scan): 
     scan.se,
     scan.ah,
     scan.al,
+    stream ? STREAM_AT : 0,
   ], d);
+  if (stream) {
+    scan.components.forEach((sc, i) => {
+      const c = stream.frame.components.find((c) => c.coefficients === sc.coefficients)!;
+      const index = stream.frame.components.indexOf(c);
+      const layout = componentLayout(stream.frame, c, stream.scale);
+      words.set(c.quant!, (STREAM_QUANT_AT + 256 * i) / 4);
+      words.set(
+        [STREAM_QUANT_AT + 256 * i, arena.planes[index], layout.stride, layout.size],
+        (STREAM_AT + 16 * i) / 4,
+      );
+    });
+  }
   scan.components.forEach((c, i) => {
     words.set([
       c.coefficients.byteOffset,
@@ -734,8 +773,10 @@ function renderWasm(frame: Frame, arena: Arena, space: ColorSpace, scale: number
   const words = new Int32Array(memory.buffer);
   components.forEach((c, i) => {
     const layout = componentLayout(frame, c, scale);
-    if (layout.size === 8) {
-      words.set(c.quant!, QUANT_AT / 4);
+    words.set(c.quant!, QUANT_AT / 4);
+    if (c.streamed) {
+      // Inverse-transformed while its scan was decoded.
+    } else if (layout.size === 8) {
       kernels.idct_islow_blocks(
         arena.coefficients[i],
         c.paddedBlocksWide,
@@ -747,12 +788,17 @@ function renderWasm(frame: Frame, arena: Arena, space: ColorSpace, scale: number
         SCRATCH_AT,
       );
     } else {
-      const plane = new Uint8Array(
-        memory.buffer,
+      kernels.idct_reduced_blocks(
+        arena.coefficients[i],
+        c.paddedBlocksWide,
+        c.blocksWide,
+        c.blocksHigh,
+        QUANT_AT,
         arena.planes[i],
-        layout.stride * c.blocksHigh * layout.size,
+        layout.stride,
+        layout.size,
+        SCRATCH_AT,
       );
-      inverseTransform(c, layout.size, plane, layout.stride);
     }
     words.set([
       arena.planes[i],

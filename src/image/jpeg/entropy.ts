@@ -108,6 +108,8 @@ export const NATURAL_ORDER = new Uint8Array([
 
 /** Bits the first-level lookup table of a Huffman table resolves. */
 const LOOKAHEAD = 9;
+/** Bits of the AC tables' one-lookup coefficient table (`fastAc`). */
+export const FAST_AC_BITS = 11;
 
 /**
  * A decoding table built from a DHT segment: a 9-bit lookahead table for the
@@ -122,6 +124,13 @@ export interface HuffmanTable {
   readonly valOffset: Int32Array;
   /** The symbols in code order. */
   readonly values: Uint8Array;
+  /**
+   * For AC tables, per {@linkcode FAST_AC_BITS}-bit prefix holding a whole
+   * coefficient (a code of a non-zero size and its extra bits): `(value <<
+   * 16) | (run << 8) | bits`, else 0 (the Wasm decoder's one-lookup path;
+   * stb_image's `fast_ac`).
+   */
+  readonly fastAc: Int32Array;
 }
 
 /**
@@ -147,6 +156,7 @@ export function buildHuffmanTable(counts: Uint8Array, values: Uint8Array): Huffm
   const maxCode = new Int32Array(18).fill(-1);
   const valOffset = new Int32Array(18);
   const lookup = new Uint16Array(1 << LOOKAHEAD);
+  const fastAc = new Int32Array(1 << FAST_AC_BITS);
   let code = 0;
   let index = 0;
   for (let length = 1; length <= 16; length++) {
@@ -160,6 +170,16 @@ export function buildHuffmanTable(counts: Uint8Array, values: Uint8Array): Huffm
           const entry = (length << 8) | values[index];
           for (let j = 0; j < 1 << shift; j++) lookup[(code << shift) | j] = entry;
         }
+        const size = values[index] & 15;
+        if (size !== 0 && length + size <= FAST_AC_BITS) {
+          const shift = FAST_AC_BITS - length - size;
+          for (let x = 0; x < 1 << size; x++) {
+            const value = x < 1 << (size - 1) ? x - (1 << size) + 1 : x;
+            const entry = (value << 16) | ((values[index] & 0xf0) << 4) | (length + size);
+            const first = ((code << size) | x) << shift;
+            for (let j = 0; j < 1 << shift; j++) fastAc[first | j] = entry;
+          }
+        }
       }
       maxCode[length] = code - 1;
     }
@@ -170,7 +190,7 @@ export function buildHuffmanTable(counts: Uint8Array, values: Uint8Array): Huffm
     code <<= 1;
   }
   maxCode[17] = 0x7fffffff; // sentinel: ends the slow search
-  return { lookup, maxCode, valOffset, values };
+  return { lookup, maxCode, valOffset, values, fastAc };
 }
 
 /** One component's part in a scan. */
