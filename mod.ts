@@ -23,6 +23,7 @@ export {
   isSoftwareAdapter,
 } from "./src/backend/select.ts";
 export type {
+  AdamRule,
   AdaptiveAvgPoolGradOp,
   AdaptiveAvgPoolOp,
   BackwardOp,
@@ -37,6 +38,7 @@ export type {
   GradRef,
   LinearOp,
   Op,
+  OptimStepOp,
   PackedRef,
   PackGemmOp,
   PackWinogradOp,
@@ -44,6 +46,8 @@ export type {
   Pool2dGradOp,
   Pool2dOp,
   ReluGradOp,
+  SgdRule,
+  UpdateRule,
   View,
   WeightOp,
   WinogradRef,
@@ -51,6 +55,7 @@ export type {
 } from "./src/graph/ops.ts";
 export { countMacs, type MacCount } from "./src/graph/cost.ts";
 export type { VariantName } from "./src/model/variant.ts";
+export type { ParameterStep } from "./src/model/optim_state.ts";
 export {
   type BackwardOptions,
   type BackwardResult,

@@ -162,6 +162,7 @@ export function appendBackward(
         throw new Error(`Internal: "${op.name}" is already a backward operation`);
       case "pack_gemm":
       case "pack_winograd":
+      case "optim_step":
         throw new Error(`Internal: "${op.name}" is a weight operation, not part of a forward pass`);
       default: {
         const missing: never = op;

@@ -419,8 +419,90 @@ export interface PackWinogradOp {
   readonly weights: WinogradRef;
 }
 
-/** Operations on the weight blob alone (training's repack), run as a plan of their own. */
-export type WeightOp = PackGemmOp | PackWinogradOp;
+/**
+ * PyTorch 1.13's SGD update of one parameter, as f32 constants (`f32` of each
+ * hyper-parameter expression, as `src/train/sgd.ts` computes them).
+ */
+export interface SgdRule {
+  /** Which rule. */
+  readonly kind: "sgd";
+  /** Weight decay (0: none). */
+  readonly weightDecay: number;
+  /** Momentum (0: no buffer). */
+  readonly momentum: number;
+  /** 1 - dampening. */
+  readonly keep: number;
+  /** -lr. */
+  readonly step: number;
+  /** Nesterov momentum. */
+  readonly nesterov: boolean;
+  /** The momentum buffer does not exist yet: it starts from the gradient. */
+  readonly first: boolean;
+}
+
+/**
+ * PyTorch 1.13's Adam or AdamW update of one parameter at its step t, as the
+ * f32 constants `src/train/adam.ts` computes (bias corrections in f64, then rounded).
+ */
+export interface AdamRule {
+  /** Which rule. */
+  readonly kind: "adam";
+  /** beta1. */
+  readonly b1: number;
+  /** beta2. */
+  readonly b2: number;
+  /** 1 - beta1. */
+  readonly a1: number;
+  /** 1 - beta2. */
+  readonly a2: number;
+  /** Weight decay (0: none). */
+  readonly weightDecay: number;
+  /** Added to the denominator. */
+  readonly eps: number;
+  /** -lr / (1 - beta1^t). */
+  readonly stepSize: number;
+  /** sqrt(1 - beta2^t). */
+  readonly bc2: number;
+  /** 1 - lr * weightDecay (AdamW's decoupled decay). */
+  readonly shrink: number;
+  /** AdamW: the decay shrinks the parameter instead of entering the gradient. */
+  readonly decoupled: boolean;
+}
+
+/** An element-wise optimizer rule. */
+export type UpdateRule = SgdRule | AdamRule;
+
+/**
+ * One optimizer step of one parameter in the weight blob: the parameter (PyTorch
+ * layout, updated in place), its gradient, and its state tensors (the
+ * parameter's layout: `[momentum_buffer]` for SGD with momentum,
+ * `[exp_avg, exp_avg_sq]` for Adam). Element `o * k + s` reads the gradient at
+ * `grad + o * k + gather(s)` (`gather` null: `grad + o * k + s`), which undoes
+ * the backend's row order without a converted copy.
+ */
+export interface OptimStepOp {
+  /** Which operation this is. */
+  readonly kind: "optim_step";
+  /** The parameter's state-dict key. */
+  readonly name: string;
+  /** Float offset of the parameter. */
+  readonly x: number;
+  /** Float offset of its gradient. */
+  readonly grad: number;
+  /** Elements. */
+  readonly size: number;
+  /** Row length of the gather (a multiple of every chunk bound). */
+  readonly k: number;
+  /** How element s of a row maps to its gradient (`b` is 1), or null for contiguous. */
+  readonly gather: Gather | null;
+  /** Float offsets of the state tensors the rule reads and writes. */
+  readonly state: readonly number[];
+  /** The update rule with its constants. */
+  readonly rule: UpdateRule;
+}
+
+/** Operations on the weight blob alone (training's repack and optimizer), run as a plan of their own. */
+export type WeightOp = PackGemmOp | PackWinogradOp | OptimStepOp;
 
 /** One operation of a plan. */
 export type Op = ForwardOp | BackwardOp | WeightOp;

@@ -39,7 +39,21 @@ import {
   type TransposedRefs,
 } from "./layers.ts";
 import { Random } from "./random.ts";
-import { repackOps, type Staging, stagingFloats, wasmRepackEnabled, weightPlan } from "./repack.ts";
+import {
+  gatherOf,
+  repackOps,
+  type Staging,
+  stagingFloats,
+  wasmRepackEnabled,
+  weightPlan,
+} from "./repack.ts";
+import {
+  inverseGather,
+  OptimizerMemory,
+  type ParameterStep,
+  wasmOptimizerEnabled,
+  type WasmParameter,
+} from "./optim_state.ts";
 import { WasmBackend } from "../backend/wasm/backend.ts";
 import { TRANSFORM_INPUT, type Variant, variantByName, type VariantName } from "./variant.ts";
 
@@ -255,6 +269,10 @@ export class GoogLeNet {
   #staging = new Map<GemmLayer, Staging>();
   /** The repack plan of the trainable layers (one per model: the set never changes). */
   #repackPlan: { layers: readonly GemmLayer[]; plan: Plan } | null = null;
+  /** Floats of the weight region once training started (optimizer state grows it further). */
+  #weightEnd = 0;
+  /** The optimizer state the Wasm kernels update. */
+  #optimizerMemory = new OptimizerMemory();
   #trainable: (key: string) => boolean;
   #trainingPlans = new Map<string, TrainingPlan>();
   /** Layers a backward pass has reached (PyTorch's `.grad` is no longer None). */
@@ -928,10 +946,158 @@ export class GoogLeNet {
     });
   }
 
+  /**
+   * One optimizer step over the trainable parameters that have a gradient,
+   * after every queued call, then the repack of the packed weights (what
+   * the optimizers' `step()` calls). On the
+   * Wasm backend the kernels update each layer's staged weight and bias in
+   * place on every thread, reading the gradients in the backend's layout and
+   * the state tensors from Wasm memory; elsewhere (torchvision's folded
+   * BatchNorm layers, other backends, kernel modules without the optimizer
+   * kernels) `request.update` runs in TypeScript.
+   *
+   * @param request The optimizer's state tensors and callbacks.
+   *
+   * @example
+   * ```ts
+   * import { GoogLeNet, SGD, Tensor } from "../../mod.ts";
+   * const model = await GoogLeNet.create({ numClasses: 2, trainable: ["fc."], threads: 1 });
+   * await model.backward(Tensor.zeros([1, 3, 64, 64]), [1]);
+   * await new SGD(model, { lr: 0.1 }).step(); // calls model.stepParameters
+   * await model.dispose();
+   * ```
+   */
+  stepParameters(request: ParameterStep): Promise<void> {
+    this.#live();
+    if (
+      !request || typeof request !== "object" || !Array.isArray(request.slots) ||
+      typeof request.rule !== "function" || typeof request.update !== "function"
+    ) {
+      throw new StateDictError("stepParameters expects an optimizer's step request");
+    }
+    return this.#enqueue(async () => {
+      const backend = this.#live();
+      const trainable = this.#layers.filter((l) =>
+        l.entries.some(([key]) => this.#isTrainable(key))
+      );
+      const reached = trainable.filter((l) => this.#reached.has(l.key));
+      const kernels = backend instanceof WasmBackend && backend.updatesParameters &&
+        this.#trainReady && wasmRepackEnabled() && wasmOptimizerEnabled();
+      const inWasm = kernels ? reached.filter((l) => this.#wasmParameters(l) !== null) : [];
+      const inTs = reached.filter((l) => !inWasm.includes(l));
+      const wasmParams = inWasm.flatMap((l) => this.#wasmParameters(l)!);
+      try {
+        const memory = this.#optimizerMemory;
+        const missing = memory.missing(wasmParams, request.slots);
+        if (missing.length) {
+          const end = this.#weightEnd + OptimizerMemory.floats(missing);
+          await backend.growWeights(end);
+          this.#weightEnd = memory.place(missing, this.#weightEnd);
+        }
+        const blob = backend.weights();
+        memory.claim(request, blob, new Map(wasmParams.map((p) => [p.name, p])));
+        for (const p of this.#parametersOf(inTs)) {
+          memory.release(p, blob);
+          request.update(p);
+        }
+        if (wasmParams.length) {
+          const ops = wasmParams.map((p) => memory.stepOp(p, blob));
+          await (backend as WasmBackend).runWeights(weightPlan(ops));
+        }
+      } finally {
+        // What the kernels wrote, even if they then failed, is what stateDict() shows.
+        const blob = backend.weights();
+        for (const p of wasmParams) this.#params.get(p.name)!.set(blob.subarray(p.x, p.x + p.size));
+        await this.#repack(trainable, new Set(inWasm));
+      }
+    });
+  }
+
+  /**
+   * A copy of `owner`'s optimizer state tensor `slot` of parameter `name`
+   * when it lives in the model's Wasm memory (see
+   * {@linkcode GoogLeNet.stepParameters}), else null.
+   *
+   * @param owner The optimizer.
+   * @param name The parameter's state-dict key.
+   * @param slot The state tensor (`"exp_avg"`).
+   * @returns The values in the parameter's layout, or null.
+   *
+   * @example
+   * ```ts
+   * import { GoogLeNet } from "../../mod.ts";
+   * const model = await GoogLeNet.create({ numClasses: 2, threads: 1 });
+   * console.log(model.optimizerState({}, "fc.weight", "exp_avg")); // null
+   * await model.dispose();
+   * ```
+   */
+  optimizerState(owner: object, name: string, slot: string): Float32Array | null {
+    const backend = this.#live();
+    const size = this.#params.get(name)?.length;
+    if (size === undefined || !this.#optimizerMemory.holds(owner)) return null;
+    return this.#optimizerMemory.read(owner, name, slot, size, backend.weights());
+  }
+
+  /**
+   * Forgets `owner`'s optimizer state in Wasm memory: its own tensors are
+   * the state again (after its `loadStateDict`).
+   *
+   * @param owner The optimizer.
+   *
+   * @example
+   * ```ts
+   * import { GoogLeNet } from "../../mod.ts";
+   * const model = await GoogLeNet.create({ numClasses: 2, threads: 1 });
+   * model.forgetOptimizerState({});
+   * await model.dispose();
+   * ```
+   */
+  forgetOptimizerState(owner: object): void {
+    this.#live();
+    this.#optimizerMemory.forget(owner);
+  }
+
+  /** Where the Wasm kernels find a layer's parameters, or null when they cannot update them. */
+  #wasmParameters(layer: GemmLayer): WasmParameter[] | null {
+    const stage = this.#staging.get(layer);
+    const grad = this.#trainLayout.get(layer)!.grad;
+    if (!stage || !grad || (layer instanceof Conv2d && layer.batchNorm)) return null;
+    const rows = gatherOf(layer.order, layer.k);
+    if (!rows || rows.b !== 1) return null;
+    const { n, k } = layer;
+    const shapes = new Map(layer.entries);
+    const params: WasmParameter[] = [
+      {
+        name: `${layer.key}.weight`,
+        shape: shapes.get(`${layer.key}.weight`)!,
+        x: stage.weight,
+        grad: grad.offset,
+        size: n * k,
+        k,
+        gather: inverseGather(rows),
+      },
+      {
+        name: `${layer.key}.bias`,
+        shape: [n],
+        x: stage.bias,
+        grad: grad.offset + n * k,
+        size: n,
+        k: n,
+        gather: null,
+      },
+    ];
+    return params.filter((p) => this.#isTrainable(p.name));
+  }
+
   #parameterList(): Parameter[] {
+    return this.#parametersOf(this.#layers);
+  }
+
+  /** The trainable parameters of `layers` with their gradients (PyTorch layouts, copies). */
+  #parametersOf(layers: readonly GemmLayer[]): Parameter[] {
     const blob = this.#live().weights();
     const out: Parameter[] = [];
-    for (const layer of this.#layers) {
+    for (const layer of layers) {
       const trainable = layer.entries.filter(([key]) => this.#isTrainable(key));
       if (trainable.length === 0) continue;
       const grad = this.#trainLayout.get(layer)!.grad!;
@@ -968,8 +1134,12 @@ export class GoogLeNet {
       }
     }
     await backend.growWeights(floats);
+    this.#weightEnd = floats;
     this.#trainReady = true;
-    await this.#repack(this.#layers.filter((l) => this.#trainLayout.get(l)!.transposed));
+    // Staged layers too: the optimizer kernels update the staged copies in place.
+    await this.#repack(
+      this.#layers.filter((l) => this.#trainLayout.get(l)!.transposed || this.#staging.has(l)),
+    );
   }
 
   #seeds(plan: Plan): number[] {
@@ -1067,19 +1237,28 @@ export class GoogLeNet {
    * forward GEMM panels and Winograd forms and, once training has started,
    * the input-gradient weights.
    */
-  #repack(layers: readonly GemmLayer[]): void | Promise<void> {
+  #repack(
+    layers: readonly GemmLayer[],
+    fresh: ReadonlySet<GemmLayer> = new Set(),
+  ): void | Promise<void> {
     const backend = this.#live();
     const blob = backend.weights();
     const staged: GemmLayer[] = [];
     for (const layer of layers) {
+      const stage = this.#trainReady ? this.#staging.get(layer) : undefined;
+      if (stage && fresh.has(layer) && wasmRepackEnabled()) {
+        staged.push(layer); // the optimizer kernels updated the staged copy itself
+        continue;
+      }
       const { weight, bias } = layer.fold((key) => this.#params.get(key)!);
-      const stage = this.#trainReady && wasmRepackEnabled() ? this.#staging.get(layer) : undefined;
       if (stage) {
-        // Packed on every thread below, from these copies.
+        // Packed on every thread below, from these copies (which the optimizer kernels update).
         blob.set(weight, stage.weight);
         blob.set(bias, stage.bias);
-        staged.push(layer);
-        continue;
+        if (wasmRepackEnabled()) {
+          staged.push(layer);
+          continue;
+        }
       }
       packLayer(blob, layer, weight, bias);
       const transposed = this.#trainLayout.get(layer)!.transposed;

@@ -201,7 +201,7 @@ export function repackOps(
 }
 
 /**
- * A plan of independent weight operations: one step, no input or outputs,
+ * A plan of independent weight operations (repack or optimizer steps): one step, no input or outputs,
  * an arena of one float (the backend needs a buffer to point at).
  *
  * @param ops The operations (each writes its own region of the weight blob).
@@ -217,7 +217,7 @@ export function weightPlan(ops: readonly WeightOp[]): Plan {
   // The Winograd transforms cost most: first, so that the GEMM gathers fill the tail.
   const order = [
     ...ops.filter((op) => op.kind === "pack_winograd"),
-    ...ops.filter((op) => op.kind === "pack_gemm"),
+    ...ops.filter((op) => op.kind !== "pack_winograd"),
   ];
   return {
     ops: order,

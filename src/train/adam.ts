@@ -13,6 +13,7 @@
  */
 
 import { OptionError, StateDictError } from "../errors.ts";
+import type { AdamRule } from "../graph/ops.ts";
 import type { GoogLeNet, Parameter } from "../model/googlenet.ts";
 import { checkNumber, checkOptions } from "../validate.ts";
 import { Optimizer, type ParameterState, stateTensor } from "./optimizer.ts";
@@ -125,6 +126,34 @@ export class Adam extends Optimizer {
     return { betas: [...this.betas], eps: this.eps, weightDecay: this.weightDecay };
   }
 
+  /** The two moments. */
+  protected override slots(): readonly string[] {
+    return ["exp_avg", "exp_avg_sq"];
+  }
+
+  /**
+   * Counts the step and gives the rule's f32 constants (bias corrections in
+   * f64, then rounded), what the loop below and the Wasm kernel compute with.
+   */
+  protected override rule(lr: number, state: ParameterState): AdamRule {
+    const [beta1, beta2] = this.betas;
+    const step = ((state.step as number | undefined) ?? 0) + 1;
+    state.step = step;
+    return {
+      kind: "adam",
+      b1: f(beta1),
+      b2: f(beta2),
+      a1: f(1 - beta1),
+      a2: f(1 - beta2),
+      weightDecay: f(this.weightDecay),
+      eps: f(this.eps),
+      stepSize: f(-(lr / (1 - beta1 ** step))),
+      bc2: f(Math.sqrt(1 - beta2 ** step)),
+      shrink: f(1 - lr * this.weightDecay),
+      decoupled: this.decoupled,
+    };
+  }
+
   /** One step of the update rule on one parameter, in place. */
   protected override update(
     p: Parameter,
@@ -132,17 +161,10 @@ export class Adam extends Optimizer {
     lr: number,
     state: ParameterState,
   ): void {
-    const [beta1, beta2] = this.betas;
-    const step = ((state.step as number | undefined) ?? 0) + 1;
-    state.step = step;
+    const { b1, b2, a1, a2, weightDecay: wd, eps, stepSize, bc2, shrink } = this.rule(lr, state);
     const m = stateTensor(state, "exp_avg", p).data;
     const v = stateTensor(state, "exp_avg_sq", p).data;
     const x = p.data;
-    const b1 = f(beta1), b2 = f(beta2), a1 = f(1 - beta1), a2 = f(1 - beta2);
-    const wd = f(this.weightDecay), eps = f(this.eps);
-    const stepSize = f(-(lr / (1 - beta1 ** step)));
-    const bc2 = f(Math.sqrt(1 - beta2 ** step));
-    const shrink = f(1 - lr * this.weightDecay);
     for (let i = 0; i < x.length; i++) {
       let g = grad[i];
       if (this.decoupled) {

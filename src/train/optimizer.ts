@@ -9,6 +9,7 @@
  */
 
 import { OptionError, StateDictError } from "../errors.ts";
+import type { UpdateRule } from "../graph/ops.ts";
 import type { GoogLeNet, Parameter } from "../model/googlenet.ts";
 import { Tensor } from "../tensor.ts";
 import { checkNumber } from "../validate.ts";
@@ -63,14 +64,27 @@ export abstract class Optimizer {
 
   /**
    * Updates every trainable parameter that has a gradient, after the model's
-   * queued calls, and re-derives the model's packed weights.
+   * queued calls, and re-derives the model's packed weights. On the Wasm
+   * backend the update runs in the kernels on every thread, with the state
+   * tensors kept in the model's Wasm memory ({@linkcode GoogLeNet.stepParameters}).
    */
   step(): Promise<void> {
     const lr = this.#lr;
-    return this.model.updateParameters((params) => {
-      for (const p of params) {
-        if (p.grad) this.update(p, p.grad, lr, this.#stateOf(p));
-      }
+    return this.model.stepParameters({
+      owner: this,
+      slots: this.slots(),
+      rule: (name, present) => this.rule(lr, this.#stateOf(name), present),
+      take: (name, slot) => {
+        const s = this.state.get(name);
+        const t = s?.[slot];
+        if (!(t instanceof Tensor)) return null;
+        delete s![slot];
+        return t.data;
+      },
+      give: (name, slot, data, shape) => {
+        this.#stateOf(name)[slot] = new Tensor(data, shape);
+      },
+      update: (p) => this.update(p, p.grad!, lr, this.#stateOf(p.name)),
     });
   }
 
@@ -82,7 +96,7 @@ export abstract class Optimizer {
   /** The hyper-parameters, for `stateDict()`. */
   protected abstract hyperParameters(): Record<string, number | boolean | number[]>;
 
-  /** Updates one parameter in place with its gradient. */
+  /** Updates one parameter in place with its gradient, in TypeScript. */
   protected abstract update(
     p: Parameter,
     grad: Float32Array,
@@ -90,11 +104,24 @@ export abstract class Optimizer {
     state: ParameterState,
   ): void;
 
-  #stateOf(p: Parameter): ParameterState {
-    let s = this.state.get(p.name);
+  /** The state tensors a step reads and writes per parameter (with the current hyper-parameters). */
+  protected abstract slots(): readonly string[];
+
+  /**
+   * The update rule of one parameter's step with its constants; counts the
+   * step in `state`. `present(slot)` says whether a state tensor exists.
+   */
+  protected abstract rule(
+    lr: number,
+    state: ParameterState,
+    present: (slot: string) => boolean,
+  ): UpdateRule;
+
+  #stateOf(name: string): ParameterState {
+    let s = this.state.get(name);
     if (!s) {
       s = {};
-      this.state.set(p.name, s);
+      this.state.set(name, s);
     }
     return s;
   }
@@ -105,14 +132,25 @@ export abstract class Optimizer {
    * @returns Per-parameter state by index, the hyper-parameters, the names.
    */
   stateDict(): OptimizerStateDict {
-    const names = this.model.parameters().map((p) => p.name);
+    const params = this.model.parameters();
+    const names = params.map((p) => p.name);
     const state = new Map<number, ParameterState>();
-    names.forEach((name, i) => {
-      const s = this.state.get(name);
+    params.forEach((p, i) => {
+      const s = this.state.get(p.name);
       if (!s) return;
+      // In PyTorch's key order; tensors from here or from the model's Wasm memory.
       const copy: ParameterState = {};
-      for (const [k, v] of Object.entries(s)) {
-        copy[k] = v instanceof Tensor ? new Tensor(v.data.slice(), v.shape) : v;
+      for (const [k, kind] of this.stateKeys()) {
+        const v = s[k];
+        if (kind === "count") {
+          if (v !== undefined) copy[k] = v;
+          continue;
+        }
+        if (v instanceof Tensor) copy[k] = new Tensor(v.data.slice(), v.shape);
+        else {
+          const data = this.model.optimizerState(this, p.name, k);
+          if (data) copy[k] = new Tensor(data, p.shape);
+        }
       }
       state.set(i, copy);
     });
@@ -194,6 +232,8 @@ export abstract class Optimizer {
     this.#lr = lr;
     this.state.clear();
     for (const [k, v] of next) this.state.set(k, v);
+    // These tensors are the state now, not what the model's Wasm memory held.
+    this.model.forgetOptimizerState(this);
   }
 
   /** The per-parameter state this optimizer keeps: key and kind. */

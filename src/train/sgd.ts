@@ -12,6 +12,7 @@
  */
 
 import { OptionError, StateDictError } from "../errors.ts";
+import type { SgdRule } from "../graph/ops.ts";
 import type { GoogLeNet, Parameter } from "../model/googlenet.ts";
 import { checkBoolean, checkNumber, checkOptions } from "../validate.ts";
 import { Optimizer, type ParameterState, stateTensor } from "./optimizer.ts";
@@ -130,6 +131,28 @@ export class SGD extends Optimizer {
     };
   }
 
+  /** The momentum buffer, when there is momentum. */
+  protected override slots(): readonly string[] {
+    return this.momentum !== 0 ? ["momentum_buffer"] : [];
+  }
+
+  /** The rule's f32 constants (what the loop below and the Wasm kernel compute with). */
+  protected override rule(
+    lr: number,
+    _state: ParameterState,
+    present: (slot: string) => boolean,
+  ): SgdRule {
+    return {
+      kind: "sgd",
+      weightDecay: f(this.weightDecay),
+      momentum: f(this.momentum),
+      keep: f(1 - this.dampening),
+      step: f(-lr),
+      nesterov: this.nesterov,
+      first: !present("momentum_buffer"),
+    };
+  }
+
   /** One step of the update rule on one parameter, in place. */
   protected override update(
     p: Parameter,
@@ -137,13 +160,16 @@ export class SGD extends Optimizer {
     lr: number,
     state: ParameterState,
   ): void {
-    const { momentum, dampening, weightDecay, nesterov } = this;
     const x = p.data;
-    const wd = f(weightDecay), m = f(momentum), keep = f(1 - dampening), step = f(-lr);
-    const buf = momentum !== 0 ? stateTensor(state, "momentum_buffer", p) : null;
+    const { weightDecay: wd, momentum: m, keep, step, nesterov } = this.rule(
+      lr,
+      state,
+      (slot) => state[slot] !== undefined,
+    );
+    const buf = this.momentum !== 0 ? stateTensor(state, "momentum_buffer", p) : null;
     const first = buf?.created ?? false;
     for (let i = 0; i < x.length; i++) {
-      let d = weightDecay !== 0 ? f(grad[i] + wd * x[i]) : grad[i];
+      let d = this.weightDecay !== 0 ? f(grad[i] + wd * x[i]) : grad[i];
       if (buf) {
         const b = first ? d : f(f(buf.data[i] * m) + keep * d);
         buf.data[i] = b;

@@ -30,6 +30,7 @@ import {
   type KernelExports,
 } from "./kernels.ts";
 import { ThreadPool, threadsAvailable } from "./thread_pool.ts";
+import { optimKernels } from "./optim.ts";
 
 const PAGE = 65536;
 const WEIGHTS_AT = 64;
@@ -266,6 +267,11 @@ export class WasmBackend implements Backend {
   get packsWeights(): boolean {
     return typeof this.#kernels.pack_gemm === "function" &&
       typeof this.#kernels.pack_winograd === "function";
+  }
+
+  /** Whether the kernels can run optimizer steps (`optim_step` in {@linkcode WasmBackend.runWeights}). */
+  get updatesParameters(): boolean {
+    return this.packsWeights && optimKernels(this.#kernels) !== null;
   }
 
   async #run(

@@ -278,8 +278,9 @@ export function lowerPlan(plan: Plan, limits: BindingLimits): LoweredPlan {
         );
       case "pack_gemm":
       case "pack_winograd":
+      case "optim_step":
         throw new BackendError(
-          `"${op.name}" is a weight operation: training's repack runs on the Wasm backend`,
+          `"${op.name}" is a weight operation: training's repack and optimizer run on the Wasm backend`,
         );
       default: {
         const missing: never = op;

@@ -1,0 +1,189 @@
+/**
+ * The optimizer's weight operation (`optim_step`) on the Wasm kernels
+ * (`asm/optim.ts`): how one parameter's update is cut into chunks of
+ * elements and how a chunk calls its kernel. Elements are independent, so
+ * any cut gives the same bits; with a gather a chunk holds whole rows.
+ *
+ * @module
+ */
+
+import type { OptimStepOp } from "../../graph/ops.ts";
+import { BackendError } from "../../errors.ts";
+import type { Chunk } from "./executor.ts";
+
+/** `adam_step` and `sgd_step` of `asm/optim.ts` (byte addresses; element bounds and rows in floats). */
+export interface OptimKernels {
+  adam_step(
+    x: number,
+    g: number,
+    m: number,
+    v: number,
+    e0: number,
+    e1: number,
+    k: number,
+    gc: number,
+    ga: number,
+    b1: number,
+    b2: number,
+    a1: number,
+    a2: number,
+    wd: number,
+    eps: number,
+    stepSize: number,
+    bc2: number,
+    shrink: number,
+    flags: number,
+  ): void;
+  sgd_step(
+    x: number,
+    g: number,
+    buf: number,
+    e0: number,
+    e1: number,
+    k: number,
+    gc: number,
+    ga: number,
+    wd: number,
+    momentum: number,
+    keep: number,
+    step: number,
+    flags: number,
+  ): void;
+}
+
+// Flag bits of the kernels (asm/optim.ts).
+const DECOUPLED = 1, DECAY = 2, MOMENTUM = 4, FIRST = 8, NESTEROV = 16;
+
+/** Elements a chunk takes at least: below this the claim costs more than the update. */
+const CHUNK_ELEMENTS = 1 << 16;
+
+/**
+ * The optimizer kernels of a kernel module, or null for a module built
+ * before them (the optimizers then update in TypeScript).
+ *
+ * @param k The instance's exports.
+ * @returns The two kernels, or null.
+ *
+ * @example
+ * ```ts
+ * import { optimKernels } from "./optim.ts";
+ * console.log(optimKernels({})); // null
+ * ```
+ */
+export function optimKernels(k: object): OptimKernels | null {
+  const { adam_step, sgd_step } = k as Partial<OptimKernels>;
+  return typeof adam_step === "function" && typeof sgd_step === "function"
+    ? { adam_step, sgd_step }
+    : null;
+}
+
+/**
+ * The chunks of an `optim_step` at plan index `index` for `threads`
+ * threads: element ranges of about `CHUNK_ELEMENTS` or more, whole rows when
+ * the gradient is gathered, at most 4 per thread.
+ *
+ * @param op The operation.
+ * @param index Its index in the plan.
+ * @param threads Threads of the run.
+ * @returns Chunks `[r0, r1)` of elements.
+ *
+ * @example
+ * ```ts
+ * import { optimChunks } from "./optim.ts";
+ * const op = {
+ *   kind: "optim_step", name: "fc.bias", x: 0, grad: 16, size: 10, k: 10, gather: null,
+ *   state: [], rule: { kind: "sgd", weightDecay: 0, momentum: 0, keep: 1, step: -0.1, nesterov: false, first: true },
+ * } as const;
+ * console.log(optimChunks(op, 0, 2)); // [{ op: 0, r0: 0, r1: 10, p0: 0, p1: 0 }]
+ * ```
+ */
+export function optimChunks(op: OptimStepOp, index: number, threads: number): Chunk[] {
+  const grain = op.gather ? op.k : 4;
+  const units = Math.ceil(op.size / grain);
+  const count = Math.max(
+    1,
+    Math.min(threads * 4, units, Math.floor(op.size / CHUNK_ELEMENTS)),
+  );
+  const chunks: Chunk[] = [];
+  for (let i = 0; i < count; i++) {
+    const r0 = Math.min(op.size, Math.floor(units * i / count) * grain);
+    const r1 = Math.min(op.size, Math.floor(units * (i + 1) / count) * grain);
+    if (r0 < r1) chunks.push({ op: index, r0, r1, p0: 0, p1: 0 });
+  }
+  return chunks;
+}
+
+/**
+ * Runs elements `[chunk.r0, chunk.r1)` of an `optim_step`.
+ *
+ * @param kernels The instance's exports.
+ * @param weights Byte address of the weight blob.
+ * @param op The operation.
+ * @param chunk The chunk.
+ * @throws {BackendError} For a kernel module without the optimizer kernels.
+ *
+ * @example
+ * ```ts ignore
+ * runOptimChunk(exports, layout.weights, op, { op: 0, r0: 0, r1: op.size, p0: 0, p1: 0 });
+ * ```
+ */
+export function runOptimChunk(
+  kernels: object,
+  weights: number,
+  op: OptimStepOp,
+  chunk: Chunk,
+): void {
+  const k = optimKernels(kernels);
+  if (!k) {
+    throw new BackendError(
+      "The kernel module has no optimizer exports (adam_step, sgd_step): rebuild it with " +
+        "`deno task build`",
+    );
+  }
+  const at = (floats: number) => weights + floats * 4;
+  const gc = op.gather ? op.gather.c : 0, ga = op.gather ? op.gather.a : 0;
+  const rule = op.rule;
+  if (rule.kind === "adam") {
+    const flags = (rule.decoupled ? DECOUPLED : 0) | (rule.weightDecay !== 0 ? DECAY : 0);
+    k.adam_step(
+      at(op.x),
+      at(op.grad),
+      at(op.state[0]),
+      at(op.state[1]),
+      chunk.r0,
+      chunk.r1,
+      op.k,
+      gc,
+      ga,
+      rule.b1,
+      rule.b2,
+      rule.a1,
+      rule.a2,
+      rule.weightDecay,
+      rule.eps,
+      rule.stepSize,
+      rule.bc2,
+      rule.shrink,
+      flags,
+    );
+    return;
+  }
+  const momentum = rule.momentum !== 0;
+  const flags = (rule.weightDecay !== 0 ? DECAY : 0) | (momentum ? MOMENTUM : 0) |
+    (rule.first ? FIRST : 0) | (rule.nesterov ? NESTEROV : 0);
+  k.sgd_step(
+    at(op.x),
+    at(op.grad),
+    momentum ? at(op.state[0]) : 0,
+    chunk.r0,
+    chunk.r1,
+    op.k,
+    gc,
+    ga,
+    rule.weightDecay,
+    rule.momentum,
+    rule.keep,
+    rule.step,
+    flags,
+  );
+}
