@@ -11,9 +11,14 @@
 //
 // A scan descriptor at `d`: i32 count, mcusWide, mcusHigh, restartInterval,
 // progressive, ss, se, ah, al (9 words, 48 bytes reserved), then per
-// component (32 bytes each): coef, paddedBlocksWide, blocksWide, blocksHigh,
-// h, v, dcTable, acTable. At `d + 176`: 80 bytes, the zig-zag to natural
-// order table with 16 entries of 63 after it.
+// component (48 bytes each): coef, paddedBlocksWide, blocksWide, blocksHigh,
+// h, v, dcTable, acTable, nonzero (progressive AC scans: a u64 per block,
+// bit k set where the coefficient at zig-zag index k is not 0, so that a
+// refinement finds them without reading all 63), blockShift (log2 of the
+// bytes per block: 7, or 1 for a component kept as its DC terms alone).
+// At `d + 256`: 80 bytes, the zig-zag to natural order table with 16
+// entries of 63 after it. At `d + 352`: 160 bytes of scratch (the block plan
+// of an interleaved DC scan).
 //
 // Word 9 (`d + 36`), when not 0, is the address of a stream descriptor: a
 // sequential scan of every component then keeps one MCU row of coefficients
@@ -235,18 +240,27 @@ function slowSymbol(t: usize, a: u64, b: i32): i32 {
 let eobrun: i32 = 0;
 
 
-function acFirst(out: usize, ac: usize, ss: i32, se: i32, al: i32): void {
+// The zig-zag bit of index `k` (indices past 63 are position 63, as the
+// natural order table maps them).
+@inline function zbit(k: i32): u64 {
+  return <u64>1 << <u64>(k < 63 ? k : 63);
+}
+
+function acFirst(out: usize, ac: usize, ss: i32, se: i32, al: i32, m: usize): void {
   if (eobrun > 0) {
     eobrun--;
     return;
   }
+  let nz = load<u64>(m);
   for (let k = ss; k <= se; k++) {
     const rs = decodeSymbol(ac);
     const s = rs & 15;
     const r = rs >> 4;
     if (s != 0) {
       k += r;
-      store<i16>(out + zz(k), <i16>(receive(s) << al));
+      const value = <i16>(receive(s) << al);
+      store<i16>(out + zz(k), value);
+      nz = value != 0 ? nz | zbit(k) : nz & ~zbit(k);
     } else if (r == 15) {
       k += 15;
     } else {
@@ -255,11 +269,23 @@ function acFirst(out: usize, ac: usize, ss: i32, se: i32, al: i32): void {
       break;
     }
   }
+  store<u64>(m, nz);
 }
 
-function acRefine(out: usize, ac: usize, ss: i32, se: i32, al: i32): void {
+// Reads one correction bit for the non-zero coefficient at `at` (jdphuff.c).
+@inline function refineBit(at: usize, p1: i32, m1: i32): void {
+  if (bits < 1) fill();
+  bits--;
+  const coef = <i32>load<i16>(at);
+  if (<i32>(acc >> <u64>bits) & 1 && (coef & p1) == 0) {
+    store<i16>(at, <i16>(coef >= 0 ? coef + p1 : coef + m1));
+  }
+}
+
+function acRefine(out: usize, ac: usize, ss: i32, se: i32, al: i32, m: usize): void {
   const p1 = 1 << al;
   const m1 = -1 << al;
+  let nz = load<u64>(m);
   let k = ss;
   if (eobrun == 0) {
     for (; k <= se; k++) {
@@ -273,29 +299,34 @@ function acRefine(out: usize, ac: usize, ss: i32, se: i32, al: i32): void {
         if (r != 0) eobrun += getBits(r);
         break;
       }
+      // Skip r zero coefficients, refining the non-zero ones passed on the way.
       do {
-        const at = out + zz(k);
-        const coef = <i32>load<i16>(at);
-        if (coef != 0) {
-          if (getBit() && (coef & p1) == 0) store<i16>(at, <i16>(coef >= 0 ? coef + p1 : coef + m1));
+        if (<i32>(nz >> <u64>k) & 1) {
+          refineBit(out + zz(k), p1, m1);
         } else if (--r < 0) {
           break;
         }
         k++;
       } while (k <= se);
-      if (s != 0) store<i16>(out + zz(k), <i16>s);
+      if (s != 0) {
+        store<i16>(out + zz(k), <i16>s);
+        nz |= zbit(k);
+      }
     }
   }
   if (eobrun > 0) {
-    for (; k <= se; k++) {
-      const at = out + zz(k);
-      const coef = <i32>load<i16>(at);
-      if (coef != 0 && getBit() && (coef & p1) == 0) {
-        store<i16>(at, <i16>(coef >= 0 ? coef + p1 : coef + m1));
+    // Only the non-zero coefficients of the band read a bit: walk their bits.
+    if (k <= se) {
+      let band = nz & (<u64>-1 << <u64>k) & (<u64>-1 >> <u64>(63 - se));
+      while (band != 0) {
+        const at = <i32>ctz(band);
+        band &= band - 1;
+        refineBit(out + zz(at), p1, m1);
       }
     }
     eobrun--;
   }
+  store<u64>(m, nz);
 }
 
 // ---------------------------------------------------------------- scans
@@ -326,7 +357,7 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
   pastEnd = 0;
   failure = 0;
   eobrun = 0;
-  natural = d + 176;
+  natural = d + 256;
   const count = load<i32>(d, 0);
   const progressive = load<i32>(d, 16) != 0;
   const ss = load<i32>(d, 20);
@@ -343,6 +374,8 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
   const kind = !progressive ? 0 : ss == 0 ? (ah == 0 ? 1 : 2) : (ah == 0 ? 3 : 4);
   const coef0 = <usize>load<i32>(c0, 0);
   const padded0 = load<i32>(c0, 4);
+  const nz0 = <usize>load<i32>(c0, 32);
+  const shift0 = <usize>load<i32>(c0, 36);
   const dc0 = <usize>load<i32>(c0, 24);
   const ac0 = <usize>load<i32>(c0, 28);
   let pred0 = 0;
@@ -351,6 +384,9 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
   let pred3 = 0;
   const stream = <usize>load<i32>(d, 36);
   const rows = stream != 0 ? 0 : 1; // block rows advance with the MCU row unless streaming
+  if (!single && (kind == 1 || kind == 2)) {
+    return dcInterleaved(d, count, mcusWide, total, interval, kind == 2, al);
+  }
   let restarts = 0;
   let untilRestart = interval;
   let mx = 0;
@@ -372,7 +408,8 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
     untilRestart--;
     if (single) {
       // A non-interleaved scan: one block per MCU, the descriptor in locals.
-      const out = coef0 + (<usize>(my * rows * padded0 + mx) << 7);
+      const index = <usize>(my * rows * padded0 + mx);
+      const out = coef0 + (index << shift0);
       if (kind == 0) {
         pred0 = baseline(out, dc0, ac0, pred0);
       } else if (kind == 1) {
@@ -382,9 +419,9 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
       } else if (kind == 2) {
         if (getBit()) store<i16>(out, <i16>(<i32>load<i16>(out) | (1 << al)));
       } else if (kind == 3) {
-        acFirst(out, ac0, ss, se, al);
+        acFirst(out, ac0, ss, se, al, nz0 + (index << 3));
       } else {
-        acRefine(out, ac0, ss, se, al);
+        acRefine(out, ac0, ss, se, al, nz0 + (index << 3));
       }
       if (failure != 0) return -1;
       if (++mx == mcusWide) {
@@ -395,17 +432,20 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
       continue;
     }
     for (let ci = 0; ci < count; ci++) {
-      const c = c0 + <usize>(ci << 5);
+      const c = c0 + <usize>(ci * 48);
       const coef = <usize>load<i32>(c, 0);
       const padded = load<i32>(c, 4);
-      const h = single ? 1 : load<i32>(c, 16);
-      const v = single ? 1 : load<i32>(c, 20);
+      const h = load<i32>(c, 16);
+      const v = load<i32>(c, 20);
       const dc = <usize>load<i32>(c, 24);
       const ac = <usize>load<i32>(c, 28);
+      const nz = <usize>load<i32>(c, 32);
+      const shift = <usize>load<i32>(c, 36);
       for (let bv = 0; bv < v; bv++) {
         const row = (my * rows * v + bv) * padded + mx * h;
         for (let bh = 0; bh < h; bh++) {
-          const out = coef + (<usize>(row + bh) << 7);
+          const index = <usize>(row + bh);
+          const out = coef + (index << shift);
           if (kind == 0 || kind == 1) {
             let pred = ci == 0 ? pred0 : ci == 1 ? pred1 : ci == 2 ? pred2 : pred3;
             if (kind == 0) {
@@ -422,9 +462,9 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
           } else if (kind == 2) {
             if (getBit()) store<i16>(out, <i16>(<i32>load<i16>(out) | (1 << al)));
           } else if (kind == 3) {
-            acFirst(out, ac, ss, se, al);
+            acFirst(out, ac, ss, se, al, nz + (index << 3));
           } else {
-            acRefine(out, ac, ss, se, al);
+            acRefine(out, ac, ss, se, al, nz + (index << 3));
           }
           if (failure != 0) return -1;
         }
@@ -444,7 +484,7 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
 // each component's `coef`) into the components' planes.
 function flushRow(d: usize, stream: usize, count: i32, my: i32, single: bool): void {
   for (let ci = 0; ci < count; ci++) {
-    const c = d + 48 + <usize>(ci << 5);
+    const c = d + 48 + <usize>(ci * 48);
     const s = stream + <usize>(ci << 4);
     const coef = <usize>load<i32>(c, 0);
     const padded = load<i32>(c, 4);
@@ -463,8 +503,115 @@ function flushRow(d: usize, stream: usize, count: i32, my: i32, single: bool): v
       if (size == 8) {
         idct_islow_blocks(src, padded, blocksWide, 1, quant, dst, stride, stream + 64);
       } else {
-        idct_reduced_blocks(src, padded, blocksWide, 1, quant, dst, stride, size, stream + 64);
+        idct_reduced_blocks(src, padded, blocksWide, 1, quant, dst, stride, size, stream + 64, false);
       }
     }
   }
+}
+
+/**
+ * An interleaved progressive DC scan (first or refinement): the blocks of an
+ * MCU planned once, the bit buffer in locals (see baseline). Returns as
+ * decode_scan.
+ */
+function dcInterleaved(
+  d: usize, count: i32, mcusWide: i32, total: i32, interval: i32, refine: bool, al: i32,
+): i32 {
+  // Per block of an MCU, 16 bytes: the block at MCU (0, 0), the step per MCU
+  // across and per MCU row, the component index (its DC table in the high bits).
+  const plan = d + 352;
+  let blocks = 0;
+  for (let ci = 0; ci < count; ci++) {
+    const c = d + 48 + <usize>(ci * 48);
+    const coef = load<i32>(c, 0);
+    const padded = load<i32>(c, 4);
+    const h = load<i32>(c, 16);
+    const v = load<i32>(c, 20);
+    const shift = load<i32>(c, 36);
+    for (let bv = 0; bv < v; bv++) {
+      for (let bh = 0; bh < h; bh++) {
+        const p = plan + <usize>(blocks << 4);
+        store<i32>(p, coef + ((bv * padded + bh) << shift), 0);
+        store<i32>(p, h << shift, 4);
+        store<i32>(p, (v * padded) << shift, 8);
+        store<i32>(p, ci, 12);
+        blocks++;
+      }
+    }
+  }
+  const bit = 1 << al;
+  let pred0 = 0;
+  let pred1 = 0;
+  let pred2 = 0;
+  let pred3 = 0;
+  let restarts = 0;
+  let untilRestart = interval;
+  let mx = 0;
+  let my = 0;
+  let a = acc;
+  let b = bits;
+  for (let mcu = 0; mcu < total; mcu++) {
+    if (untilRestart == 0) {
+      bits = b;
+      if (pastEnd > bits) return -2;
+      const m = findMarker(pos);
+      if (m + 1 >= dataEnd || <i32>load<u8>(m + 1) != 0xd0 + (restarts & 7)) return -(3 + mcu);
+      pos = m + 2;
+      atMarker = false;
+      a = 0;
+      b = 0;
+      restarts++;
+      pred0 = pred1 = pred2 = pred3 = 0;
+      untilRestart = interval;
+    }
+    untilRestart--;
+    for (let k = 0; k < blocks; k++) {
+      const p = plan + <usize>(k << 4);
+      const out = <usize>(load<i32>(p, 0) + mx * load<i32>(p, 4) + my * load<i32>(p, 8));
+      if (refine) {
+        if (b < 1) {
+          a = refill(a, b);
+          b = bits;
+        }
+        b--;
+        if (<i32>(a >> <u64>b) & 1) store<i16>(out, <i16>(<i32>load<i16>(out) | bit));
+        continue;
+      }
+      if (b < 32) {
+        a = refill(a, b);
+        b = bits;
+      }
+      const ci = load<i32>(p, 12);
+      const dc = <usize>load<i32>(d + 48 + <usize>(ci * 48), 24);
+      const e = <i32>load<u16>(dc + ((<usize>(a >> <u64>(b - LOOKAHEAD)) & 511) << 1));
+      let t = e & 0xff;
+      if (e != 0) {
+        b -= e >> 8;
+      } else {
+        t = slowSymbol(dc, a, b);
+        b = bits;
+        if (failure != 0) return -1;
+      }
+      let diff = 0;
+      if (t != 0) {
+        b -= t;
+        const x = <i32>(a >> <u64>b) & ((1 << t) - 1);
+        diff = x + (((x - (1 << (t - 1))) >> 31) & ((-1 << t) + 1));
+      }
+      let pred: i32;
+      if (ci == 0) pred = pred0 += diff;
+      else if (ci == 1) pred = pred1 += diff;
+      else if (ci == 2) pred = pred2 += diff;
+      else pred = pred3 += diff;
+      store<i16>(out, <i16>(pred << al));
+    }
+    if (++mx == mcusWide) {
+      mx = 0;
+      my++;
+    }
+  }
+  acc = a;
+  bits = b;
+  if (pastEnd > bits) return -2;
+  return <i32>((atMarker ? pos : findMarker(pos)) - data);
 }

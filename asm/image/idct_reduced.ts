@@ -194,20 +194,23 @@ function idct2(block: usize, quant: usize, o: usize, stride: usize, ws: usize): 
  * Reduced inverse DCT (`size` 4, 2 or 1 samples per block side) of the
  * `blocksWide` x `blocksHigh` blocks of a component (coefficients: i16, 64
  * per block, `paddedBlocksWide` per row; quant: 64 i32 in natural order) into
- * 8-bit samples at `out` (`stride` per row). `scratch`: 128 bytes.
+ * 8-bit samples at `out` (`stride` per row). `scratch`: 128 bytes. At size 1
+ * the blocks may be kept as their DC terms alone (`dcOnly`: 2 bytes each).
  */
 export function idct_reduced_blocks(
   coef: usize, paddedBlocksWide: i32, blocksWide: i32, blocksHigh: i32,
-  quant: usize, out: usize, stride: i32, size: i32, scratch: usize,
+  quant: usize, out: usize, stride: i32, size: i32, scratch: usize, dcOnly: bool,
 ): void {
   const q0 = load<i32>(quant);
+  const shift: usize = dcOnly ? 1 : 7;
   for (let by = 0; by < blocksHigh; by++) {
-    let block = coef + (<usize>(by * paddedBlocksWide) << 7);
+    let block = coef + (<usize>(by * paddedBlocksWide) << shift);
     let o = out + <usize>(by * size * stride);
     if (size == 1) {
+      const step: usize = 1 << shift;
       for (let bx = 0; bx < blocksWide; bx++) {
         store<u8>(o, <u8>descale(<i32>load<i16>(block) * q0, 3));
-        block += 128;
+        block += step;
         o++;
       }
     } else if (size == 2) {

@@ -35,6 +35,7 @@ export interface ImageKernels {
     stride: number,
     size: number,
     scratch: number,
+    dcOnly: boolean,
   ): void;
   /** Upsampling and colour conversion of a whole image from component descriptors. */
   convert_image(desc: number, space: number, out: number, width: number, height: number): void;

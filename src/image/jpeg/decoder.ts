@@ -183,6 +183,10 @@ interface Arena {
   readonly memory: WebAssembly.Memory;
   readonly kernels: ImageKernels;
   readonly coefficients: number[];
+  /** Per component, the u64 per block marking its non-zero AC terms (progressive frames), or 0. */
+  readonly nonzero: number[];
+  /** Per component, whether it is kept as its DC terms alone (2 bytes per block). */
+  readonly dcOnly: readonly boolean[];
   readonly planes: number[];
   readonly rows: number[];
   /** Column-sum rows of the SIMD fancy upsampling. */
@@ -195,13 +199,14 @@ interface Arena {
 const QUANT_AT = 0; // 4 tables of 64 i32
 const SCRATCH_AT = 1024; // 512 bytes for the IDCT
 const DESCRIPTORS_AT = 1536; // 4 x 48 bytes
-const SCAN_AT = 1792; // a scan descriptor, 256 bytes
 const TABLES_AT = 2048; // 8 Huffman tables of 1536 bytes
 const TABLE_BYTES = 1536 + 4 * (1 << FAST_AC_BITS);
 /** A streamed scan's descriptor: 4 x 16 bytes, 512 bytes of IDCT scratch, 4 quantisation tables. */
 const STREAM_AT = TABLES_AT + 8 * TABLE_BYTES;
 const STREAM_QUANT_AT = STREAM_AT + 576;
-const ARENA_START = STREAM_QUANT_AT + 4 * 256;
+/** A scan descriptor: 48 bytes, 4 x 48 per component, the natural order table at 256, scratch at 352. */
+const SCAN_AT = STREAM_QUANT_AT + 4 * 256;
+const ARENA_START = SCAN_AT + 512;
 /** The largest Wasm memory the kernels ask for; larger frames take the TypeScript path. */
 const MAX_ARENA_BYTES = 2 ** 31;
 
@@ -265,6 +270,7 @@ export function decodeJpegPixels(bytes: Uint8Array, options: JpegDecodeOptions =
           maxPixels,
           maxBytes,
           simd: options.simd ?? true,
+          scale,
         });
         break;
       case 0xc4:
@@ -356,7 +362,7 @@ function readFrame(
   s: Uint8Array,
   progressive: boolean,
   file: Uint8Array,
-  { maxPixels, maxBytes, simd }: { maxPixels: number; maxBytes: number; simd: boolean },
+  options: { maxPixels: number; maxBytes: number; simd: boolean; scale: number },
 ): Frame {
   if (s.length < 6) throw new ImageError("Corrupt JPEG: frame header (SOF) shorter than 6 bytes");
   const precision = s[0];
@@ -371,6 +377,7 @@ function readFrame(
       `Unsupported JPEG: frame size ${width}x${height}, expected positive dimensions`,
     );
   }
+  const { maxPixels, maxBytes, simd } = options;
   if (width * height > maxPixels) {
     throw new ImageError(
       `Image is ${width}x${height} (${
@@ -441,8 +448,13 @@ function readFrame(
       `JPEG decoding needs ${planned} bytes for a ${width}x${height} frame: expected at most ${maxBytes} (maxBytes)`,
     );
   }
+  // At 1/8 a progressive component reconstructed from DC terms alone keeps
+  // only those in the Wasm memory: its AC scans are skipped.
+  const dcOnly = shapes.map((c) =>
+    progressive && idctSize(maxH, maxV, c.h, c.v, options.scale) === 1
+  );
   const arena = simd
-    ? createArena(file, progressive, shapes, width * height * count, maxH)
+    ? createArena(file, progressive, shapes, dcOnly, width * height * count, maxH)
     : undefined;
   const components: Component[] = shapes.map((shape, i) => ({
     ...shape,
@@ -450,7 +462,7 @@ function readFrame(
       ? new Int16Array(
         arena.memory.buffer,
         arena.coefficients[i],
-        shape.paddedBlocksWide * shape.paddedBlocksHigh * 64,
+        shape.paddedBlocksWide * shape.paddedBlocksHigh * (dcOnly[i] ? 1 : 64),
       )
       : new Int16Array(shape.paddedBlocksWide * shape.paddedBlocksHigh * 64),
     quant: undefined,
@@ -476,6 +488,7 @@ function createArena(
     width: number;
     h: number;
   }[],
+  dcOnly: readonly boolean[],
   outputBytes: number,
   maxH: number,
 ): Arena | undefined {
@@ -486,7 +499,12 @@ function createArena(
     return start;
   };
   const data = take(file.length);
-  const coefficients = shapes.map((c) => take(c.paddedBlocksWide * c.paddedBlocksHigh * 128));
+  const coefficients = shapes.map((c, i) =>
+    take(c.paddedBlocksWide * c.paddedBlocksHigh * (dcOnly[i] ? 2 : 128))
+  );
+  const nonzero = shapes.map((c, i) =>
+    progressive && !dcOnly[i] ? take(c.paddedBlocksWide * c.paddedBlocksHigh * 8) : 0
+  );
   const planes = shapes.map((c) => take(c.blocksWide * 8 * c.blocksHigh * 8));
   const rows = shapes.map((c) => take(c.width * (maxH / c.h) + 32));
   const sums = shapes.map((c) => take((c.width + 24) * 2));
@@ -496,12 +514,13 @@ function createArena(
   if (!arena) return undefined;
   const { memory, kernels } = arena;
   // A kept memory holds the last image's data: a progressive frame's
-  // coefficients start at zero (a sequential scan clears each block itself).
+  // coefficients and non-zero marks start at zero (a sequential scan clears
+  // each block itself).
   if (progressive) {
     new Uint8Array(memory.buffer, coefficients[0], planes[0] - coefficients[0]).fill(0);
   }
   new Uint8Array(memory.buffer).set(file, data);
-  return { memory, kernels, coefficients, planes, rows, sums, output, data };
+  return { memory, kernels, coefficients, nonzero, dcOnly, planes, rows, sums, output, data };
 }
 
 function readQuantTables(s: Uint8Array, tables: (Uint16Array | undefined)[]): void {
@@ -694,6 +713,7 @@ function decodeScanWasm(
     });
   }
   scan.components.forEach((c, i) => {
+    const index = arena.coefficients.indexOf(c.coefficients.byteOffset);
     words.set([
       c.coefficients.byteOffset,
       c.paddedBlocksWide,
@@ -703,9 +723,11 @@ function decodeScanWasm(
       c.v,
       place(c.dcTable),
       place(c.acTable),
-    ], d + 12 + 8 * i);
+      arena.nonzero[index],
+      arena.dcOnly[index] ? 1 : 7,
+    ], d + 12 + 12 * i);
   });
-  bytes.set(NATURAL_ORDER, SCAN_AT + 176);
+  bytes.set(NATURAL_ORDER, SCAN_AT + 256);
   const end = kernels.decode_scan(arena.data, length, pos, SCAN_AT);
   if (end >= 0) return end;
   if (end === -1) throw new ImageError("Corrupt JPEG: a Huffman code matches no symbol");
@@ -730,12 +752,7 @@ const SPACE_CODES: Record<ColorSpace, number> = { grey: 0, ycc: 1, rgb: 2, cmyk:
 function componentLayout(frame: Frame, c: Component, scale: number) {
   const { width, height, maxH, maxV } = frame;
   const min = 8 / scale;
-  let size = min;
-  while (
-    size < 8 && (maxH * min) % (c.h * size * 2) === 0 && (maxV * min) % (c.v * size * 2) === 0
-  ) {
-    size *= 2;
-  }
+  const size = idctSize(maxH, maxV, c.h, c.v, scale);
   const hExpand = (maxH * min) / (c.h * size);
   const vExpand = (maxV * min) / (c.v * size);
   if (!Number.isInteger(hExpand) || !Number.isInteger(vExpand)) {
@@ -751,6 +768,16 @@ function componentLayout(frame: Frame, c: Component, scale: number) {
     hExpand,
     vExpand,
   };
+}
+
+/** A component's IDCT size at `1/scale` (see {@linkcode componentLayout}). */
+function idctSize(maxH: number, maxV: number, h: number, v: number, scale: number): number {
+  const min = 8 / scale;
+  let size = min;
+  while (size < 8 && (maxH * min) % (h * size * 2) === 0 && (maxV * min) % (v * size * 2) === 0) {
+    size *= 2;
+  }
+  return size;
 }
 
 /** The inverse DCT of a component's blocks into `data` (`size` samples per block side). */
@@ -798,6 +825,7 @@ function renderWasm(frame: Frame, arena: Arena, space: ColorSpace, scale: number
         layout.stride,
         layout.size,
         SCRATCH_AT,
+        arena.dcOnly[i],
       );
     }
     words.set([
