@@ -36,7 +36,8 @@ function touches(op: Op): { reads: [View, number][]; writes: [View, number][] } 
       return { reads: [[op.y, op.c], [op.dy, op.c]], writes: [[op.dy, op.c]] };
     case "pack_gemm":
     case "pack_winograd":
-      // Weight-region work (the repack after an optimizer step): no arena float.
+    case "optim_step":
+      // Weight-region work (the optimizer step and the repack after it): no arena float.
       return { reads: [], writes: [] };
     case "maxpool2d_grad":
     case "avgpool2d_grad":
