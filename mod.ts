@@ -53,6 +53,11 @@ export type {
   WinogradRef,
   WinogradVariant,
 } from "./src/graph/ops.ts";
+export {
+  GEMM_KERNELS,
+  type GemmCalibration,
+  type GemmKernel,
+} from "./src/backend/wasm/calibrate.ts";
 export { countMacs, type MacCount } from "./src/graph/cost.ts";
 export type { VariantName } from "./src/model/variant.ts";
 export type { ParameterStep } from "./src/model/optim_state.ts";

@@ -18,6 +18,35 @@ export const EPILOGUE_RELU: i32 = 1;
 /** y += conv/GEMM + bias (accumulate, no ReLU). */
 export const EPILOGUE_ACC: i32 = 2;
 
+// Micro-kernel variants: the same multiply-adds in the same order for every
+// output (so any variant gives the same bits), with a different instruction
+// mix. Deno runs Wasm without V8's trap handler, so every load carries a
+// compare-and-branch bounds check; on Intel those branches share port 0 with
+// the FMAs, and how many there are per FMA decides the speed there
+// (docs/kernels.md has the measurements). The calibration in
+// src/backend/wasm/calibrate.ts picks one per process; `gemm_variant` sets it.
+/** A broadcast from `row + k` per row: one index add per load (XNNPACK's "loadsplat"). */
+export const GEMM_LOADSPLAT: i32 = 0;
+/**
+ * Row pointers bumped by one float per step, two steps per trip of an inner
+ * loop whose count V8 can see (it drops that loop's stack check): fewer
+ * branches per FMA. Also "loadsplat" by instruction, not by loop shape.
+ */
+export const GEMM_BUMP2: i32 = 1;
+/** How many variants there are. */
+export const GEMM_VARIANTS: i32 = 2;
+
+let gemmVariant: i32 = GEMM_LOADSPLAT;
+
+/**
+ * Selects the micro-kernel variant of this instance (a GEMM_* constant) and
+ * returns the one in use; an out-of-range value only reads it.
+ */
+export function gemm_variant(variant: i32): i32 {
+  if (<u32>variant < <u32>GEMM_VARIANTS) gemmVariant = variant;
+  return gemmVariant;
+}
+
 /** Columns per packed weight panel. */
 export const GEMM_NR: i32 = 8;
 /** Rows of the main micro-kernel. */
@@ -86,6 +115,109 @@ export const GEMM_MR: i32 = 6;
   if (mr > 5) store_n(c + 5 * ldc, c50, c51, nc);
 }
 
+// GEMM_BUMP2: f32_gemm_x8 with six row pointers bumped by 4 bytes per step
+// and two steps per trip of an inner loop of constant count (k odd: one more
+// step after). Each accumulator sees the same multiply-adds in the same order.
+@inline function f32_gemm_x8_bump2(
+  mr: i32, k: i32, a: usize, lda: usize, w: usize, c: usize, ldc: usize, nc: i32, epilogue: i32,
+): void {
+  let b0 = v128.load(w);
+  let b1 = v128.load(w, 16);
+  let c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1;
+  let c30 = b0, c31 = b1, c40 = b0, c41 = b1, c50 = b0, c51 = b1;
+  let p0 = a, p1 = a + lda, p2 = p1 + lda, p3 = p2 + lda, p4 = p3 + lda, p5 = p4 + lda;
+  w += 32;
+  const end = a + (<usize>(k & ~1) << 2);
+  while (p0 < end) {
+    for (let j = 0; j < 2; j++) {
+      b0 = v128.load(w);
+      b1 = v128.load(w, 16);
+      w += 32;
+      let va = v128.load32_splat(p0);
+      c00 = madd(va, b0, c00); c01 = madd(va, b1, c01);
+      if (mr > 1) {
+        va = v128.load32_splat(p1);
+        c10 = madd(va, b0, c10); c11 = madd(va, b1, c11);
+      }
+      if (mr > 2) {
+        va = v128.load32_splat(p2);
+        c20 = madd(va, b0, c20); c21 = madd(va, b1, c21);
+      }
+      if (mr > 3) {
+        va = v128.load32_splat(p3);
+        c30 = madd(va, b0, c30); c31 = madd(va, b1, c31);
+      }
+      if (mr > 4) {
+        va = v128.load32_splat(p4);
+        c40 = madd(va, b0, c40); c41 = madd(va, b1, c41);
+      }
+      if (mr > 5) {
+        va = v128.load32_splat(p5);
+        c50 = madd(va, b0, c50); c51 = madd(va, b1, c51);
+      }
+      p0 += 4; p1 += 4; p2 += 4; p3 += 4; p4 += 4; p5 += 4;
+    }
+  }
+  if (k & 1) {
+    b0 = v128.load(w);
+    b1 = v128.load(w, 16);
+    w += 32;
+    let va = v128.load32_splat(p0);
+    c00 = madd(va, b0, c00); c01 = madd(va, b1, c01);
+    if (mr > 1) {
+      va = v128.load32_splat(p1);
+      c10 = madd(va, b0, c10); c11 = madd(va, b1, c11);
+    }
+    if (mr > 2) {
+      va = v128.load32_splat(p2);
+      c20 = madd(va, b0, c20); c21 = madd(va, b1, c21);
+    }
+    if (mr > 3) {
+      va = v128.load32_splat(p3);
+      c30 = madd(va, b0, c30); c31 = madd(va, b1, c31);
+    }
+    if (mr > 4) {
+      va = v128.load32_splat(p4);
+      c40 = madd(va, b0, c40); c41 = madd(va, b1, c41);
+    }
+    if (mr > 5) {
+      va = v128.load32_splat(p5);
+      c50 = madd(va, b0, c50); c51 = madd(va, b1, c51);
+    }
+    p0 += 4; p1 += 4; p2 += 4; p3 += 4; p4 += 4; p5 += 4;
+  }
+  if (epilogue == EPILOGUE_ACC) {
+    add_n(c, c00, c01, nc);
+    if (mr > 1) add_n(c + ldc, c10, c11, nc);
+    if (mr > 2) add_n(c + 2 * ldc, c20, c21, nc);
+    if (mr > 3) add_n(c + 3 * ldc, c30, c31, nc);
+    if (mr > 4) add_n(c + 4 * ldc, c40, c41, nc);
+    if (mr > 5) add_n(c + 5 * ldc, c50, c51, nc);
+    return;
+  }
+  if (epilogue == EPILOGUE_RELU) {
+    c00 = relu4(c00); c01 = relu4(c01); c10 = relu4(c10); c11 = relu4(c11);
+    c20 = relu4(c20); c21 = relu4(c21); c30 = relu4(c30); c31 = relu4(c31);
+    c40 = relu4(c40); c41 = relu4(c41); c50 = relu4(c50); c51 = relu4(c51);
+  }
+  store_n(c, c00, c01, nc);
+  if (mr > 1) store_n(c + ldc, c10, c11, nc);
+  if (mr > 2) store_n(c + 2 * ldc, c20, c21, nc);
+  if (mr > 3) store_n(c + 3 * ldc, c30, c31, nc);
+  if (mr > 4) store_n(c + 4 * ldc, c40, c41, nc);
+  if (mr > 5) store_n(c + 5 * ldc, c50, c51, nc);
+}
+
+// One tile of mr rows (a constant after inlining) in the selected variant.
+@inline function gemm_tile(
+  variant: i32, mr: i32, k: i32, a: usize, lda: usize, w: usize, c: usize, ldc: usize, nc: i32,
+  epilogue: i32,
+): void {
+  // The 4-, 2- and 1-row tiles take the rows left over: one variant for them keeps the binary small.
+  if (variant == GEMM_BUMP2 && mr == GEMM_MR) f32_gemm_x8_bump2(mr, k, a, lda, w, c, ldc, nc, epilogue);
+  else f32_gemm_x8(mr, k, a, lda, w, c, ldc, nc, epilogue);
+}
+
 /** Rows of A per cache block: about 96 KiB of A, a multiple of MR. */
 @inline export function gemm_block_rows(k: i32): i32 {
   const rows = (96 * 1024) / (k << 2);
@@ -106,6 +238,7 @@ export const GEMM_MR: i32 = 6;
   const ldaB = <usize>lda << 2, ldcB = <usize>ldc << 2;
   const panel = gemm_panel_bytes(k);
   const mb = gemm_block_rows(k);
+  const variant = gemmVariant;
   for (let mStart = m0; mStart < m1; mStart += mb) {
     const mEnd = min(mStart + mb, m1);
     for (let p = p0; p < p1; p++) {
@@ -114,19 +247,19 @@ export const GEMM_MR: i32 = 6;
       const pc = c + (<usize>p << 5);
       let m = mStart;
       for (; m + GEMM_MR <= mEnd; m += GEMM_MR) {
-        f32_gemm_x8(GEMM_MR, k, a + <usize>m * ldaB, ldaB, pw, pc + <usize>m * ldcB, ldcB, nc, epilogue);
+        gemm_tile(variant, GEMM_MR, k, a + <usize>m * ldaB, ldaB, pw, pc + <usize>m * ldcB, ldcB, nc, epilogue);
       }
       // 1 to 5 rows left: 4 + 1, 2 + 1 or 1 at a time.
       if (m + 4 <= mEnd) {
-        f32_gemm_x8(4, k, a + <usize>m * ldaB, ldaB, pw, pc + <usize>m * ldcB, ldcB, nc, epilogue);
+        gemm_tile(variant, 4, k, a + <usize>m * ldaB, ldaB, pw, pc + <usize>m * ldcB, ldcB, nc, epilogue);
         m += 4;
       }
       if (m + 2 <= mEnd) {
-        f32_gemm_x8(2, k, a + <usize>m * ldaB, ldaB, pw, pc + <usize>m * ldcB, ldcB, nc, epilogue);
+        gemm_tile(variant, 2, k, a + <usize>m * ldaB, ldaB, pw, pc + <usize>m * ldcB, ldcB, nc, epilogue);
         m += 2;
       }
       if (m < mEnd) {
-        f32_gemm_x8(1, k, a + <usize>m * ldaB, ldaB, pw, pc + <usize>m * ldcB, ldcB, nc, epilogue);
+        gemm_tile(variant, 1, k, a + <usize>m * ldaB, ldaB, pw, pc + <usize>m * ldcB, ldcB, nc, epilogue);
       }
     }
   }

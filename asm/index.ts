@@ -3,7 +3,7 @@
 // allocate nothing (runtime stub, no data segments), so any number of
 // instances can share one memory across threads.
 
-export { GEMM_MR, GEMM_NR, gemm_acc, gemm_bias, gemm_bias_relu } from "./gemm";
+export { GEMM_MR, GEMM_NR, gemm_acc, gemm_bias, gemm_bias_relu, gemm_variant } from "./gemm";
 export { conv2d_acc, conv2d_bias, conv2d_bias_relu, conv2d_scratch_bytes } from "./conv";
 export { bias_grad, conv2d_weight_grad, conv2d_weight_grad_scratch_bytes } from "./conv_grad";
 export {
@@ -15,7 +15,7 @@ export {
   maxpool2d_backward,
   maxpool2d_scratch_bytes,
 } from "./pool";
-export { dropout, fma_peak, relu, relu_backward, softmax } from "./ops";
+export { dropout, fma_peak, fma_pure, relu, relu_backward, softmax } from "./ops";
 export {
   winograd_f2x3_acc,
   winograd_f2x3_bias,

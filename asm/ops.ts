@@ -117,6 +117,31 @@ export function fma_peak(iters: i32, p: usize): f32 {
 }
 
 /**
+ * The pure multiply-add rate: 12 independent chains on registers, no loads,
+ * `iters` steps (flops = iters * 12 * 4 * 2), operands read once from the 8
+ * floats at `p`. The ceiling `fma_peak` and the kernels are measured against;
+ * returns a lane sum so nothing is optimised away.
+ */
+export function fma_pure(iters: i32, p: usize): f32 {
+  // From memory, not constants: V8 would rebuild a constant vector before every use.
+  const a = v128.load(p), b = v128.load(p, 16);
+  // Distinct starts, or the optimiser merges the twelve identical chains into one.
+  let c0 = f32x4.splat(0), c1 = f32x4.splat(1), c2 = f32x4.splat(2), c3 = f32x4.splat(3);
+  let c4 = f32x4.splat(4), c5 = f32x4.splat(5), c6 = f32x4.splat(6), c7 = f32x4.splat(7);
+  let c8 = f32x4.splat(8), c9 = f32x4.splat(9), c10 = f32x4.splat(10), c11 = f32x4.splat(11);
+  for (let i = 0; i < iters; i++) {
+    c0 = madd(a, b, c0); c1 = madd(a, b, c1); c2 = madd(a, b, c2); c3 = madd(a, b, c3);
+    c4 = madd(a, b, c4); c5 = madd(a, b, c5); c6 = madd(a, b, c6); c7 = madd(a, b, c7);
+    c8 = madd(a, b, c8); c9 = madd(a, b, c9); c10 = madd(a, b, c10); c11 = madd(a, b, c11);
+  }
+  const s = f32x4.add(
+    f32x4.add(f32x4.add(c0, c1), f32x4.add(c2, c3)),
+    f32x4.add(f32x4.add(f32x4.add(c4, c5), f32x4.add(c6, c7)), f32x4.add(f32x4.add(c8, c9), f32x4.add(c10, c11))),
+  );
+  return f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1) + f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3);
+}
+
+/**
  * ReLU's backward on its output y, in place in dy, for pixels [r0, r1) and
  * channels [0, c): dy = y <= 0 ? 0 : dy (PyTorch's threshold_backward: a NaN
  * output passes its gradient, as torch 1.13 does). Strides in floats.

@@ -11,8 +11,19 @@
 
 /** Where the machine and the code stood when a section was measured. */
 export interface RunInfo {
-  /** CPU model (from /proc/cpuinfo), cores seen by the runtime, OS. */
-  host: { cpu: string; cores: number; os: string; deno: string };
+  /**
+   * CPU model and vendor (from /proc/cpuinfo), its caches (sysfs: "L1d 48K,
+   * L2 2048K, ..."), cores seen by the runtime, OS. Figures from different
+   * vendors (AMD and Intel hosts both come up) are not comparable.
+   */
+  host: {
+    cpu: string;
+    vendor?: string;
+    caches?: string;
+    cores: number;
+    os: string;
+    deno: string;
+  };
   /** ISO time the section was written. */
   date: string;
   /** `git rev-parse --short HEAD`, with `+dirty` when tracked files differ from it. */
@@ -41,6 +52,37 @@ export async function cpuModel(): Promise<string> {
     if (text) return text;
   } catch { /* no sysctl */ }
   return "unknown";
+}
+
+/** The CPU vendor ("GenuineIntel", "AuthenticAMD"), from /proc/cpuinfo; "unknown" elsewhere. */
+export async function cpuVendor(): Promise<string> {
+  try {
+    const info = await Deno.readTextFile("/proc/cpuinfo");
+    const line = info.split("\n").find((l) => /^vendor_id\s*:/.test(l));
+    if (line) return line.split(":")[1].trim();
+  } catch { /* not Linux */ }
+  return "unknown";
+}
+
+/** CPU 0's caches from sysfs, as "L1d 48K, L1i 64K, L2 2048K, L3 491520K"; "unknown" elsewhere. */
+export async function cpuCaches(): Promise<string> {
+  const caches: string[] = [];
+  try {
+    for (let i = 0; i < 8; i++) {
+      const dir = `/sys/devices/system/cpu/cpu0/cache/index${i}`;
+      const read = async (f: string) => (await Deno.readTextFile(`${dir}/${f}`)).trim();
+      let level: string;
+      try {
+        level = await read("level");
+      } catch {
+        break;
+      }
+      const type = await read("type");
+      const kind = type === "Data" ? "d" : type === "Instruction" ? "i" : "";
+      caches.push(`L${level}${kind} ${await read("size")}`);
+    }
+  } catch { /* no sysfs */ }
+  return caches.length ? caches.join(", ") : "unknown";
 }
 
 /** The short commit hash, `+dirty` when tracked files have changes; "unknown" outside git. */
@@ -94,6 +136,8 @@ export async function startRun(): Promise<RunInfo> {
   return {
     host: {
       cpu: await cpuModel(),
+      vendor: await cpuVendor(),
+      caches: await cpuCaches(),
       cores: navigator.hardwareConcurrency,
       os: `${Deno.build.os} ${Deno.osRelease()}`,
       deno: Deno.version.deno,
@@ -106,7 +150,8 @@ export async function startRun(): Promise<RunInfo> {
 
 /** One line naming the host, for every printed figure. */
 export function hostLine(info: RunInfo): string {
-  return `Host: ${info.host.cpu}, ${info.host.cores} cores, ${info.host.os}, Deno ${info.host.deno}; ` +
+  const vendor = info.host.vendor ? ` (${info.host.vendor}; ${info.host.caches})` : "";
+  return `Host: ${info.host.cpu}${vendor}, ${info.host.cores} cores, ${info.host.os}, Deno ${info.host.deno}; ` +
     `commit ${info.commit}; load average ${info.loadAverage.start.join(" ")} at the start` +
     (info.loadAverage.end.length ? `, ${info.loadAverage.end.join(" ")} at the end` : "");
 }

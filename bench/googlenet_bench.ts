@@ -31,7 +31,8 @@ import { compileKernels } from "../src/backend/wasm/kernels.ts";
 import { countMacs } from "../src/graph/cost.ts";
 import { deterministicInput, deterministicStateDict } from "../tools/deterministic.ts";
 import { note, printReport, record, recordedNotes, recordedRows } from "./_report.ts";
-import { npmVersions, startRun, writeSection } from "./_record.ts";
+import { hostLine, npmVersions, startRun, writeSection } from "./_record.ts";
+import { GEMM_KERNELS } from "../src/backend/wasm/calibrate.ts";
 import { TFJS_THREADS_UNAVAILABLE } from "./peers/tfjs_wasm.ts";
 
 const CORES = navigator.hardwareConcurrency;
@@ -338,6 +339,74 @@ for (const m of [single, singleFast]) {
 const backend = single.backend as WasmBackend;
 const PEAK_ITERS = 2_000_000;
 let peakGflops = 0;
+let pureGflops = 0;
+Deno.bench({
+  name: "pure FMA (12 x f32x4 multiply-add chains on registers, no loads)",
+  group: "peak",
+  n: 20,
+  warmup: 3,
+  fn(b) {
+    b.start();
+    const start = performance.now();
+    backend.kernels.fma_pure(PEAK_ITERS, 64);
+    const ms = performance.now() - start;
+    b.end();
+    pureGflops = Math.max(pureGflops, (PEAK_ITERS * 96) / ms / 1e6);
+  },
+});
+
+// Where the time of one forward goes, by layer class, against the pure FMA
+// rate (the GEMM layers' goal: 90 %): one thread, batch 1, the best of 5
+// profiled runs per operation (a bench of its own, so it runs in order).
+const layerClasses = new Map<string, { flops: number; ms: number }>();
+Deno.bench({
+  name: "forward profile by layer class (1 thread, batch 1)",
+  group: "profile",
+  n: 1,
+  warmup: 0,
+  async fn() {
+    const input = inputs["batch 1"];
+    const ops = new Map(plan.ops.map((op) => [op.name, op]));
+    const best = new Map<string, number>();
+    for (let r = 0; r < 6; r++) {
+      for (const { name, ms } of await backend.profile(plan, input)) {
+        if (r > 0) best.set(name, Math.min(best.get(name) ?? Infinity, ms));
+      }
+    }
+    for (const [name, ms] of best) {
+      const op = ops.get(name)!;
+      let label: string = op.kind, flops = 0;
+      if (op.kind === "conv2d") {
+        flops = 2 * op.n * op.oh * op.ow * op.weights.n * op.weights.k;
+        label = op.winograd
+          ? `${op.kh}x${op.kw} Winograd`
+          : op.kh === 1 && op.sh === 1
+          ? "1x1 GEMM"
+          : `${op.kh}x${op.kw}/${op.sh} im2col GEMM`;
+      }
+      const entry = layerClasses.get(label) ?? { flops: 0, ms: 0 };
+      entry.flops += flops;
+      entry.ms += ms;
+      layerClasses.set(label, entry);
+    }
+  },
+});
+
+function layerClassesLine(): string {
+  const total = [...layerClasses.values()].reduce((s, e) => s + e.ms, 0);
+  return `Forward by layer class (1 thread, batch 1, best of 5 profiled runs; ${
+    total.toFixed(1)
+  } ms): ` + [...layerClasses].sort((a, b) =>
+    b[1].ms - a[1].ms
+  ).map(([label, e]) =>
+    `${label} ${e.ms.toFixed(1)} ms` +
+    (e.flops
+      ? ` (${(e.flops / e.ms / 1e6).toFixed(1)} GFLOP/s direct-equivalent, ${
+        (100 * e.flops / e.ms / 1e6 / pureGflops).toFixed(0)
+      } % of pure FMA)`
+      : "")
+  ).join(", ");
+}
 Deno.bench({
   name: "peak probe (12 x f32x4 multiply-add per step)",
   group: "peak",
@@ -376,11 +445,21 @@ function ask(worker: Worker, message: unknown): Promise<number> {
 
 globalThis.addEventListener("unload", () => {
   for (const w of probes) w.terminate();
+  note(hostLine(run));
+  const g = backend.gemm;
   note(
-    `Kernel ISA: ${backend.isa}; cores: ${CORES}; peak probe: ${
-      peakGflops.toFixed(1)
-    } GFLOP/s (one thread)`,
+    `Kernel ISA: ${backend.isa}; cores: ${CORES}; pure FMA: ${pureGflops.toFixed(1)} GFLOP/s, ` +
+      `6x8 mix probe: ${peakGflops.toFixed(1)} GFLOP/s (${
+        (100 * peakGflops / pureGflops).toFixed(0)
+      } % of pure; one thread); GEMM micro-kernel ${g.kernel} (${g.source}${
+        g.source === "measured" ? ` in ${g.ms.toFixed(0)} ms` : ""
+      }; L1 probe: ${
+        GEMM_KERNELS.map((k) =>
+          `${k} ${g.rates[k].toFixed(1)} GFLOP/s = ${(100 * g.rates[k] / pureGflops).toFixed(0)} %`
+        ).join(", ")
+      } of pure FMA)`,
   );
+  if (layerClasses.size) note(layerClassesLine());
   if (allCores.length) {
     // The run whose total is the median: each core's rate, and the most that
     // CORES threads could gain over the fastest core.

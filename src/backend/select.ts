@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { GemmKernel } from "./wasm/calibrate.ts";
 import { BackendError } from "../errors.ts";
 import type { Plan } from "../graph/ops.ts";
 import type { Backend } from "./backend.ts";
@@ -37,6 +38,8 @@ export interface CreateBackendOptions {
   threadsOptional?: boolean;
   /** A plan the first runs will likely use (the Wasm backend sizes its memory for it). */
   reserve?: Plan;
+  /** The Wasm GEMM micro-kernel, or `"auto"` to calibrate (see calibrate.ts). */
+  gemmKernel?: GemmKernel | "auto";
 }
 
 /**
@@ -119,6 +122,7 @@ export async function createBackend(
       memoryLimit: options.memoryLimit,
       threadsOptional: options.threadsOptional,
       reserve: options.reserve,
+      gemmKernel: options.gemmKernel,
     });
   if (kind === "wasm") return wasm();
   // "auto" only wants a hardware adapter: skip the probe where it would be

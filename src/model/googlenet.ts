@@ -5,6 +5,7 @@
  * @module
  */
 
+import { GEMM_KERNELS, type GemmKernel } from "../backend/wasm/calibrate.ts";
 import type { GradRef, Plan, WinogradVariant } from "../graph/ops.ts";
 import { PlanBuilder, type Value } from "../graph/planner.ts";
 import { appendBackward, type LayerGradients } from "../graph/backward.ts";
@@ -114,6 +115,14 @@ export interface GoogLeNetOptions {
    * and no input gradient flows where nothing upstream trains.
    */
   trainable?: readonly string[];
+  /**
+   * The Wasm GEMM micro-kernel: `"auto"` (default) times each variant once per
+   * process, on a few kilobytes for about 10-60 ms, and takes the fastest;
+   * a name forces one, for tests and reproducible benches. Every variant does
+   * the same multiply-adds in the same order, so the logits are the same bits
+   * whichever runs.
+   */
+  gemmKernel?: GemmKernel | "auto";
 }
 
 /** Options of {@linkcode GoogLeNet.backward}. */
@@ -202,6 +211,7 @@ const CREATE_OPTIONS = [
   "memoryLimit",
   "prefer",
   "trainable",
+  "gemmKernel",
 ] as const;
 const PLAN_CACHE = 8;
 
@@ -459,6 +469,10 @@ export class GoogLeNet {
       default: "memory",
       error: BackendError,
     });
+    const gemmKernel = checkEnum("gemmKernel", o.gemmKernel, ["auto", ...GEMM_KERNELS] as const, {
+      default: "auto",
+      error: BackendError,
+    });
     const auxLogits = checkBoolean("auxLogits", o.auxLogits, { default: true });
     const initWeights = checkBoolean("initWeights", o.initWeights, { default: false });
     const transformInput = checkBoolean("transformInput", o.transformInput, {
@@ -521,6 +535,7 @@ export class GoogLeNet {
       // Workers may be refused (no read permission for their modules): with the
       // default thread count, run on the calling thread; an explicit count is an error.
       threadsOptional: o.threads === undefined,
+      gemmKernel,
       // The eval plan of one 224x224 image: what a model is most often first run on.
       reserve: model.#plan(1, 224, 224, false, false),
     });

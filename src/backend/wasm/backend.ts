@@ -29,6 +29,14 @@ import {
   instantiateKernels,
   type KernelExports,
 } from "./kernels.ts";
+import {
+  calibrateGemm,
+  CALIBRATION_BYTES,
+  GEMM_KERNELS,
+  type GemmCalibration,
+  type GemmKernel,
+  gemmVariantIndex,
+} from "./calibrate.ts";
 import { ThreadPool, threadsAvailable } from "./thread_pool.ts";
 import { optimKernels } from "./optim.ts";
 
@@ -60,6 +68,40 @@ export interface WasmBackendOptions {
    * rejects.
    */
   threadsOptional?: boolean;
+  /**
+   * The GEMM micro-kernel: `"auto"` (default) measures the variants once per
+   * process (calibrate.ts); a name forces one (tests, reproducible benches).
+   */
+  gemmKernel?: GemmKernel | "auto";
+}
+
+/** Calibrations made in this process, by kernel binary. */
+const calibrations = new Map<string, GemmCalibration>();
+
+/**
+ * Selects the GEMM variant on `kernels`: the one named, or the process's
+ * calibration for this binary (measured on `kernels` the first time).
+ */
+function chooseGemm(
+  kernels: KernelExports,
+  memory: WebAssembly.Memory,
+  isa: string,
+  kernel: GemmKernel | "auto" = "auto",
+): GemmCalibration {
+  const none = Object.fromEntries(GEMM_KERNELS.map((k) => [k, NaN])) as Record<GemmKernel, number>;
+  if (kernel !== "auto") {
+    kernels.gemm_variant(gemmVariantIndex(kernel));
+    const measured = calibrations.get(isa);
+    return { kernel, rates: measured?.rates ?? none, ms: 0, source: "forced" };
+  }
+  let calibration = calibrations.get(isa);
+  // The probe runs on the fresh (all-zero) memory's first bytes, and leaves them zero.
+  if (!calibration && memory.buffer.byteLength >= CALIBRATION_BYTES) {
+    calibration = calibrateGemm(kernels);
+    calibrations.set(isa, calibration);
+  }
+  kernels.gemm_variant(gemmVariantIndex(calibration?.kernel ?? GEMM_KERNELS[0]));
+  return calibration ?? { kernel: GEMM_KERNELS[0], rates: none, ms: 0, source: "measured" };
 }
 
 /** Runs plans on the Wasm SIMD kernels. */
@@ -67,8 +109,10 @@ export class WasmBackend implements Backend {
   readonly kind = "wasm" as const;
   /** The kernel binary's instruction set. */
   readonly isa: string;
+  /** The GEMM micro-kernel in use, and what the start-up calibration measured. */
+  readonly gemm: GemmCalibration;
   #memory: WebAssembly.Memory;
-  /** Whether the memory has a fixed size (the threads build): a larger plan moves to a new one. */
+  /** Whether the memory has a fixed size (not a caller's module): a larger plan moves to a new one. */
   #fixed: boolean;
   #kernels: KernelExports;
   #pool: ThreadPool | null = null;
@@ -90,7 +134,9 @@ export class WasmBackend implements Backend {
     options: WasmBackendOptions,
     isa: string,
     fixed: boolean,
+    gemm: GemmCalibration,
   ) {
+    this.gemm = gemm;
     this.#memory = memory;
     this.#fixed = fixed;
     this.#kernels = kernels;
@@ -155,28 +201,29 @@ export class WasmBackend implements Backend {
         compiled = { ...compiled, shared: true };
         kernels = instantiateKernels(compiled.module, memory);
       }
-    } else if (wantThreads) {
-      // A shared memory of fixed size (see withFixedMemory), for the weights
-      // and, when it fits the limit, the first plan the caller expects.
+    } else {
+      // A memory of fixed size (see withFixedMemory), shared for the threads
+      // build, for the weights and, when it fits the limit, the first plan the
+      // caller expects; a larger plan moves to a new one (#move). On one thread
+      // too: V8 then compares each load's index with a constant instead of the
+      // memory's current size, and the kernels run 3-5 % faster (docs/kernels.md).
+      const threads = wantThreads ? options.threads : 1;
       let bytes = weightBytes;
       if (options.reserve) {
         const sizing = instantiateKernels(
-          (await compileKernels(true, 1)).module,
-          allocate(1, true, 1),
+          (await compileKernels(wantThreads, 1)).module,
+          allocate(1, wantThreads, 1),
         );
-        const layout = layoutOf(sizing, options.reserve, options.weightFloats, options.threads);
+        const layout = layoutOf(sizing, options.reserve, options.weightFloats, threads);
         const end = planEnd(layout, options.reserve);
         if (end <= limit) bytes = end;
       }
       const pages = Math.ceil(bytes / PAGE);
-      compiled = await compileKernels(true, pages);
-      memory = allocate(pages, true, pages);
-      kernels = instantiateKernels(compiled.module, memory);
-    } else {
-      compiled = await compileKernels(false);
-      memory = allocate(Math.ceil(weightBytes / PAGE), false, Math.floor(limit / PAGE));
+      compiled = await compileKernels(wantThreads, pages);
+      memory = allocate(pages, wantThreads, pages);
       kernels = instantiateKernels(compiled.module, memory);
     }
+    const gemm = chooseGemm(kernels, memory, compiled.isa, options.gemmKernel);
     const booting = wantThreads && compiled.shared
       ? {
         threads: options.threads,
@@ -186,8 +233,8 @@ export class WasmBackend implements Backend {
         ]),
       }
       : null;
-    const fixed = compiled.shared && !options.wasmModule;
-    return new WasmBackend(memory, kernels, booting, options, compiled.isa, fixed);
+    const fixed = !options.wasmModule;
+    return new WasmBackend(memory, kernels, booting, options, compiled.isa, fixed, gemm);
   }
 
   /** Settles when the workers are up (or, with `threadsOptional`, given up on). */
@@ -344,7 +391,7 @@ export class WasmBackend implements Backend {
   }
 
   /**
-   * Moves to a new fixed-size shared memory of `end` bytes: compiles the
+   * Moves to a new fixed-size memory (shared for the threads build) of `end` bytes: compiles the
    * kernels for its size, has every thread switch to it, and copies the
    * weights (the first `weightBytes`). A pool whose workers cannot switch is let go: the backend goes
    * on on one thread. The old memory stays in use if the new one cannot be
@@ -352,9 +399,10 @@ export class WasmBackend implements Backend {
    */
   async #move(end: number, weightBytes: number): Promise<void> {
     const pages = Math.ceil(end / PAGE);
-    const compiled = await compileKernels(true, pages);
-    const memory = allocate(pages, true, pages);
-    const kernels = instantiateKernels(compiled.module, memory);
+    const shared = this.#memory.buffer instanceof SharedArrayBuffer;
+    const compiled = await compileKernels(shared, pages);
+    const memory = allocate(pages, shared, pages);
+    const kernels = instantiateKernels(compiled.module, memory, this.#kernels.gemm_variant(-1));
     if (this.#pool) {
       try {
         // The workers fault in the fresh pages from the far end while this thread copies.

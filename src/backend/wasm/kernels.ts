@@ -335,6 +335,16 @@ export interface KernelExports {
   /** Scratch bytes of `pack_winograd`. */
   pack_winograd_scratch_bytes?(): number;
   fma_peak(iters: number, at: number): number;
+  /**
+   * The pure multiply-add rate: 12 independent chains on registers, no loads
+   * (the hardware's ceiling, for the bench's ratios).
+   */
+  fma_pure(iters: number, at: number): number;
+  /**
+   * Selects this instance's GEMM micro-kernel variant (an index of
+   * `GEMM_KERNELS` in calibrate.ts; out of range only reads) and returns the one in use.
+   */
+  gemm_variant(variant: number): number;
   GEMM_MR: WebAssembly.Global;
   GEMM_NR: WebAssembly.Global;
 }
@@ -410,19 +420,19 @@ const MODULE_CACHE = 8;
  * Compiles the best kernel binary this engine validates.
  *
  * @param shared Whether to take the threads build (imports a shared memory).
- * @param pages For the threads build: the exact size, in 64 KiB pages, of
- * the shared memory it will import (see {@linkcode withFixedMemory}). Without
- * it the module imports a memory of any size.
+ * @param pages The exact size, in 64 KiB pages, of the memory it will
+ * import (see {@linkcode withFixedMemory}). Without it the module imports a
+ * memory of any size.
  */
 export function compileKernels(shared: boolean, pages?: number): Promise<CompiledKernels> {
-  const key = `${shared}:${shared ? pages ?? "any" : ""}`;
+  const key = `${shared}:${pages ?? "any"}`;
   let entry = modules.get(key);
   if (entry) {
     modules.delete(key);
   } else {
     entry = (async () => {
       const { bytes, isa } = await kernelBinary(shared);
-      const binary = shared && pages !== undefined ? withFixedMemory(bytes, pages) : bytes;
+      const binary = pages !== undefined ? withFixedMemory(bytes, pages) : bytes;
       return { module: await WebAssembly.compile(binary), shared, isa };
     })();
     entry.catch(() => modules.delete(key));
@@ -434,10 +444,11 @@ export function compileKernels(shared: boolean, pages?: number): Promise<Compile
 
 /**
  * A copy of kernel binary `bytes` whose imported memory is declared with
- * exactly `pages` pages (minimum = maximum). V8 keeps the size of a memory
- * that cannot grow in a register, but reloads the size of a shared memory
- * that can grow before every bounds-checked access (another thread may grow
- * it), which made the threads build about 10 % slower than the private one.
+ * exactly `pages` pages (minimum = maximum). V8 reloads the size of a shared
+ * memory that can grow before every bounds-checked access (another thread may
+ * grow it), which made the threads build about 10 % slower than the private
+ * one; and of a fixed size it makes each load's limit a constant, which took
+ * 3-5 % off the one-thread GEMMs on an Intel Xeon as well (docs/kernels.md).
  *
  * @throws {BackendError} When `bytes` is not a module whose only imports are memories.
  */
@@ -544,6 +555,7 @@ const REQUIRED_EXPORTS: readonly (keyof KernelExports)[] = [
   "dropout",
   "relu_backward",
   "softmax",
+  "gemm_variant",
 ];
 
 /** Describes a caller-supplied precompiled module (edge runtimes). */
@@ -586,11 +598,17 @@ export function describeModule(module: WebAssembly.Module): CompiledKernels {
   return { module, shared: false, isa: "unknown" };
 }
 
-/** Instantiates `module` over `memory`. */
+/**
+ * Instantiates `module` over `memory`, with GEMM micro-kernel variant
+ * `gemmVariant` (see calibrate.ts; every variant gives the same bits).
+ */
 export function instantiateKernels(
   module: WebAssembly.Module,
   memory: WebAssembly.Memory,
+  gemmVariant = 0,
 ): KernelExports {
   const instance = new WebAssembly.Instance(module, { env: { memory } });
-  return instance.exports as unknown as KernelExports;
+  const kernels = instance.exports as unknown as KernelExports;
+  kernels.gemm_variant(gemmVariant);
+  return kernels;
 }

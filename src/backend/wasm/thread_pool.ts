@@ -166,6 +166,7 @@ export class ThreadPool {
         type: "memory",
         module,
         memory,
+        gemmVariant: kernels.gemm_variant(-1),
         prefault: prefault && pageSlice(prefault, i + 1, this.threads),
       }, "rebound"));
   }
@@ -317,6 +318,7 @@ export class ThreadPool {
           control: control.buffer as SharedArrayBuffer,
           tid,
           threads,
+          gemmVariant: this.#kernels.gemm_variant(-1),
           prefault: prefault && pageSlice(prefault, tid, threads),
         }, "ready")];
         for (const [plan, { id, layout }] of this.#plans) {

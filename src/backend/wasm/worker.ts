@@ -20,6 +20,8 @@ export type WorkerMessage =
     control: SharedArrayBuffer;
     tid: number;
     threads: number;
+    /** The GEMM micro-kernel variant (calibrate.ts). */
+    gemmVariant: number;
     /** Byte range of fresh memory to fault in, last page first (see `prefault`). */
     prefault: [number, number] | null;
   }
@@ -28,6 +30,8 @@ export type WorkerMessage =
     type: "memory";
     module: WebAssembly.Module;
     memory: WebAssembly.Memory;
+    /** The GEMM micro-kernel variant (calibrate.ts). */
+    gemmVariant: number;
     /** Byte range of the new memory to fault in, last page first (see `prefault`). */
     prefault: [number, number] | null;
   }
@@ -127,7 +131,7 @@ async function serve(): Promise<void> {
 scope.onmessage = (event: MessageEvent<WorkerMessage>) => {
   const message = event.data;
   if (message.type === "init") {
-    kernels = instantiateKernels(message.module, message.memory);
+    kernels = instantiateKernels(message.module, message.memory, message.gemmVariant);
     control = new Int32Array(message.control);
     queue = new WorkQueue(control, message.threads);
     tid = message.tid;
@@ -145,7 +149,7 @@ scope.onmessage = (event: MessageEvent<WorkerMessage>) => {
     plans.set(message.id, { plan: message.plan, layout: message.layout, steps });
     scope.postMessage({ type: "planned", id: message.id });
   } else if (message.type === "memory") {
-    kernels = instantiateKernels(message.module, message.memory);
+    kernels = instantiateKernels(message.module, message.memory, message.gemmVariant);
     scope.postMessage({ type: "rebound" });
     try {
       if (message.prefault) prefault(message.memory, ...message.prefault);
