@@ -123,34 +123,73 @@ export function conv2d_weight_grad_scratch_bytes(c: i32, kh: i32, kw: i32, ow: i
     } else if (r++ > 0) {
       break;
     }
-    for (let p = 0; p < span; p++) {
-      const b0 = full ? v128.load(xp) : load_lo_n(xp, nc);
-      const b1 = full ? v128.load(xp, 16) : load_hi_n(xp, nc);
+    // One pointer per row of dY bumped per pixel (no constant offsets: V8
+    // recomputes a load-splat's address and limit for each), two pixels per
+    // trip of an inner loop of constant count (V8 drops its stack check):
+    // fewer branches per FMA, which is what limits Intel hosts (asm/gemm.ts).
+    let q0 = dp, q1 = dp + 4, q2 = dp + 8, q3 = dp + 12, q4 = dp + 16, q5 = dp + 20;
+    let b0: v128, b1: v128, va: v128;
+    let left = span;
+    while (left >= 2) {
+      for (let u = 0; u < 2; u++) {
+        b0 = full ? v128.load(xp) : load_lo_n(xp, nc);
+        b1 = full ? v128.load(xp, 16) : load_hi_n(xp, nc);
+        xp += astep;
+        va = v128.load32_splat(q0);
+        c00 = madd(va, b0, c00); c01 = madd(va, b1, c01);
+        if (mr > 1) {
+          va = v128.load32_splat(q1);
+          c10 = madd(va, b0, c10); c11 = madd(va, b1, c11);
+        }
+        if (mr > 2) {
+          va = v128.load32_splat(q2);
+          c20 = madd(va, b0, c20); c21 = madd(va, b1, c21);
+        }
+        if (mr > 3) {
+          va = v128.load32_splat(q3);
+          c30 = madd(va, b0, c30); c31 = madd(va, b1, c31);
+        }
+        if (mr > 4) {
+          va = v128.load32_splat(q4);
+          c40 = madd(va, b0, c40); c41 = madd(va, b1, c41);
+        }
+        if (mr > 5) {
+          va = v128.load32_splat(q5);
+          c50 = madd(va, b0, c50); c51 = madd(va, b1, c51);
+        }
+        q0 += pstep; q1 += pstep; q2 += pstep; q3 += pstep; q4 += pstep; q5 += pstep;
+      }
+      left -= 2;
+    }
+    if (left > 0) {
+      b0 = full ? v128.load(xp) : load_lo_n(xp, nc);
+      b1 = full ? v128.load(xp, 16) : load_hi_n(xp, nc);
       xp += astep;
-      let va = v128.load32_splat(dp);
+      va = v128.load32_splat(q0);
       c00 = madd(va, b0, c00); c01 = madd(va, b1, c01);
       if (mr > 1) {
-        va = v128.load32_splat(dp, 4);
+        va = v128.load32_splat(q1);
         c10 = madd(va, b0, c10); c11 = madd(va, b1, c11);
       }
       if (mr > 2) {
-        va = v128.load32_splat(dp, 8);
+        va = v128.load32_splat(q2);
         c20 = madd(va, b0, c20); c21 = madd(va, b1, c21);
       }
       if (mr > 3) {
-        va = v128.load32_splat(dp, 12);
+        va = v128.load32_splat(q3);
         c30 = madd(va, b0, c30); c31 = madd(va, b1, c31);
       }
       if (mr > 4) {
-        va = v128.load32_splat(dp, 16);
+        va = v128.load32_splat(q4);
         c40 = madd(va, b0, c40); c41 = madd(va, b1, c41);
       }
       if (mr > 5) {
-        va = v128.load32_splat(dp, 20);
+        va = v128.load32_splat(q5);
         c50 = madd(va, b0, c50); c51 = madd(va, b1, c51);
       }
-      dp += pstep;
+      q0 += pstep; q1 += pstep; q2 += pstep; q3 += pstep; q4 += pstep; q5 += pstep;
     }
+    dp = q0;
   }
   if (full) {
     v128.store(d, c00); v128.store(d, c01, 16);
