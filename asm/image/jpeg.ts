@@ -313,33 +313,43 @@ export function convert_image(desc: usize, space: i32, out: usize, width: i32, h
   }
 }
 
-/** jdcolor.c ycc_rgb_convert, 8 pixels at a time in i32x4 lanes (exact), scalar tail. */
+/**
+ * jdcolor.c ycc_rgb_convert, 8 pixels at a time (exact), scalar tail. Each
+ * constant is split so that pmaddwd-style dot products of 16-bit pairs give
+ * libjpeg's 32-bit sums: 91881 cr = (cr << 16) + 26345 cr, -46802 cr =
+ * -(cr << 16) + 18734 cr, 116130 cb = (cb << 17) - 14942 cb, and the
+ * rounding 32768 = 2 * 16384 rides in the pair.
+ */
 function ycc_rgb_row(yr: usize, cbr: usize, crr: usize, out: usize, width: i32): void {
   let x = 0;
-  const c128 = i32x4.splat(128);
+  const c128 = i16x8.splat(128);
+  const two = i16x8.splat(2);
+  const kR = i32x4.splat((16384 << 16) | 26345); // pairs (cr, 2)
+  const kB = i32x4.splat((16384 << 16) | (-14942 & 0xffff)); // pairs (cb, 2)
+  const kG = i32x4.splat((18734 << 16) | (-22554 & 0xffff)); // pairs (cb, cr)
   const half = i32x4.splat(32768);
   for (; x + 8 <= width; x += 8) {
     const yv = i16x8.extend_low_i8x16_u(v128.load64_zero(yr + <usize>x));
-    const bv = i16x8.extend_low_i8x16_u(v128.load64_zero(cbr + <usize>x));
-    const rv = i16x8.extend_low_i8x16_u(v128.load64_zero(crr + <usize>x));
-    const ylo = i32x4.extend_low_i16x8_s(yv);
-    const yhi = i32x4.extend_high_i16x8_s(yv);
-    const blo = i32x4.sub(i32x4.extend_low_i16x8_s(bv), c128);
-    const bhi = i32x4.sub(i32x4.extend_high_i16x8_s(bv), c128);
-    const rlo = i32x4.sub(i32x4.extend_low_i16x8_s(rv), c128);
-    const rhi = i32x4.sub(i32x4.extend_high_i16x8_s(rv), c128);
-    const R = i16x8.narrow_i32x4_s(
-      i32x4.add(ylo, i32x4.shr_s(i32x4.add(mulc(rlo, 91881), half), 16)),
-      i32x4.add(yhi, i32x4.shr_s(i32x4.add(mulc(rhi, 91881), half), 16)),
-    );
-    const G = i16x8.narrow_i32x4_s(
-      i32x4.add(ylo, i32x4.shr_s(i32x4.add(i32x4.add(mulc(blo, -22554), half), mulc(rlo, -46802)), 16)),
-      i32x4.add(yhi, i32x4.shr_s(i32x4.add(i32x4.add(mulc(bhi, -22554), half), mulc(rhi, -46802)), 16)),
-    );
-    const B = i16x8.narrow_i32x4_s(
-      i32x4.add(ylo, i32x4.shr_s(i32x4.add(mulc(blo, 116130), half), 16)),
-      i32x4.add(yhi, i32x4.shr_s(i32x4.add(mulc(bhi, 116130), half), 16)),
-    );
+    const bv = i16x8.sub(i16x8.extend_low_i8x16_u(v128.load64_zero(cbr + <usize>x)), c128);
+    const rv = i16x8.sub(i16x8.extend_low_i8x16_u(v128.load64_zero(crr + <usize>x)), c128);
+    const r2lo = v128.shuffle<i16>(rv, two, 0, 8, 1, 9, 2, 10, 3, 11);
+    const r2hi = v128.shuffle<i16>(rv, two, 4, 12, 5, 13, 6, 14, 7, 15);
+    const b2lo = v128.shuffle<i16>(bv, two, 0, 8, 1, 9, 2, 10, 3, 11);
+    const b2hi = v128.shuffle<i16>(bv, two, 4, 12, 5, 13, 6, 14, 7, 15);
+    const brlo = v128.shuffle<i16>(bv, rv, 0, 8, 1, 9, 2, 10, 3, 11);
+    const brhi = v128.shuffle<i16>(bv, rv, 4, 12, 5, 13, 6, 14, 7, 15);
+    const R = i16x8.add(i16x8.add(yv, rv), i16x8.narrow_i32x4_s(
+      i32x4.shr_s(i32x4.dot_i16x8_s(r2lo, kR), 16),
+      i32x4.shr_s(i32x4.dot_i16x8_s(r2hi, kR), 16),
+    ));
+    const G = i16x8.add(i16x8.sub(yv, rv), i16x8.narrow_i32x4_s(
+      i32x4.shr_s(i32x4.add(i32x4.dot_i16x8_s(brlo, kG), half), 16),
+      i32x4.shr_s(i32x4.add(i32x4.dot_i16x8_s(brhi, kG), half), 16),
+    ));
+    const B = i16x8.add(i16x8.add(yv, i16x8.add(bv, bv)), i16x8.narrow_i32x4_s(
+      i32x4.shr_s(i32x4.dot_i16x8_s(b2lo, kB), 16),
+      i32x4.shr_s(i32x4.dot_i16x8_s(b2hi, kB), 16),
+    ));
     // Saturate to bytes: lanes 0-7 R, 8-15 G; then B.
     const rg = i8x16.narrow_i16x8_u(R, G);
     const bb = i8x16.narrow_i16x8_u(B, B);
