@@ -66,7 +66,11 @@ export interface ClassifyOptions extends PreprocessOptions {
   /**
    * Workers that decode and preprocess the next images while the kernels run
    * the current batch (`0`: everything on the calling thread). At most
-   * `batchSize` images are decoded ahead of the batch that runs. Where
+   * `batchSize` images are decoded ahead of the batch that runs; those of a
+   * batch that no worker has started when it is needed are decoded on the
+   * calling thread. The workers run at the lowest scheduling priority where
+   * the runtime allows it (Deno with `--allow-sys`), so that they use idle
+   * cores and do not take one from the kernel threads. Where
    * `Worker` does not exist (edge runtimes), or the images fit in one batch,
    * decoding runs on the calling thread whatever this says.
    *
@@ -202,8 +206,9 @@ async function evaluate(model: GoogLeNet, batch: Tensor): Promise<Tensor> {
 /**
  * Batches of `batchSize` through the model, the images of the next batch
  * decoded by `pool` meanwhile: before batch k runs, the images up to the end
- * of batch k + 1 are handed to the workers (paths and URLs read here first),
- * so at most `batchSize` images are decoded ahead of the running batch.
+ * of batch k + 1 are queued for the workers (paths and URLs read here first),
+ * so at most `batchSize` images are decoded ahead of the running batch; of
+ * batch k, the calling thread decodes those no worker has started.
  */
 async function pipeline(
   model: GoogLeNet,
@@ -217,10 +222,7 @@ async function pipeline(
   const settings = decodeSettings(transform, load);
   const size = 3 * transform.crop * transform.crop;
   const jobs: (Promise<Float32Array> | undefined)[] = [];
-  // The first batch has no batch before it to hide its decoding behind: the calling thread decodes
-  // its share of it (the first images) while the workers start and decode the rest.
-  const here = Math.floor(Math.min(batchSize, list.length) / (pool.size + 1));
-  let submitted = here;
+  let submitted = 0;
   const submitUpTo = async (end: number) => {
     for (; submitted < Math.min(end, list.length); submitted++) {
       const job = pool.decode(await workerSource(list[submitted], load), settings);
@@ -233,11 +235,26 @@ async function pipeline(
     const end = Math.min(start + batchSize, list.length);
     await submitUpTo(end + batchSize);
     const batch = new Float32Array((end - start) * size);
+    // The images no worker has started are decoded here (the workers go on with the next batch);
+    // then the ones they have are awaited. The first batch has nothing to hide behind: the workers
+    // are still starting, so the calling thread decodes most of it.
+    const started: number[] = [];
     for (let i = start; i < end; i++) {
-      const data = i < here
-        ? transform(await loadForTransform(list[i], load, transform))
-        : await jobs[i]!;
-      batch.set(data, (i - start) * size);
+      const source = pool.withdraw(jobs[i]!);
+      if (source === undefined) {
+        started.push(i);
+        continue;
+      }
+      try {
+        batch.set(transform(await loadForTransform(source, load, transform)), (i - start) * size);
+      } catch (error) {
+        for (const j of started) await jobs[j]; // an earlier image's error comes first
+        throw error;
+      }
+      jobs[i] = undefined;
+    }
+    for (const i of started) {
+      batch.set(await jobs[i]!, (i - start) * size);
       jobs[i] = undefined;
     }
     out.push(

@@ -119,10 +119,63 @@ Deno.test("classifyBatch hands the workers at most batchSize images beyond the b
   } finally {
     DecodePool.prototype.decode = original;
   }
-  // Batches [0,3) [3,6) [6,9) [9,11): before batch k runs, images up to the end of batch k + 1,
-  // image 0 decoded on the calling thread (its share of the first batch: 3 / (1 worker + 1)).
-  assert.deepEqual(seen, [5, 8, 10, 10]);
+  // Batches [0,3) [3,6) [6,9) [9,11): before batch k runs, images up to the end of batch k + 1
+  // are queued (the calling thread takes back from the queue those of batch k no worker started).
+  assert.deepEqual(seen, [6, 9, 11, 11]);
   await model.dispose();
+});
+
+Deno.test("DecodePool gives a worker one image at a time; the calling thread can take back one not started", async () => {
+  const pool = new DecodePool(1);
+  try {
+    const settings = decodeSettings(evalTransform({}), checkLoadOptions({}));
+    const bytes = await Deno.readFile(new URL("assets/chelsea.jpg", ROOT));
+    const expected = (await preprocess(bytes)).data;
+    const jobs = [0, 1, 2].map(() => pool.decode(bytes.slice(), settings));
+    // The first went to the worker at once; the others wait in the queue.
+    assert.equal(pool.withdraw(jobs[0]), undefined);
+    const taken = pool.withdraw(jobs[2]);
+    assert.ok(taken instanceof Uint8Array, "a queued image comes back");
+    assert.deepEqual(taken, bytes, "untouched (not transferred)");
+    assert.equal(pool.withdraw(jobs[2]), undefined, "only once");
+    assert.deepEqual(await jobs[0], expected);
+    assert.deepEqual(await jobs[1], expected);
+  } finally {
+    pool.close();
+  }
+});
+
+Deno.test("decode workers run at nice 19 where the runtime allows it (Linux, --allow-sys)", async () => {
+  let tasks: string[];
+  try {
+    tasks = [...Deno.readDirSync("/proc/self/task")].map((entry) => entry.name);
+  } catch {
+    console.log("SKIPPED: no /proc/self/task (not Linux) to read the threads' nice values");
+    return;
+  }
+  const nice = () =>
+    tasks.map((id) => {
+      try {
+        return Number(
+          Deno.readTextFileSync(`/proc/self/task/${id}/stat`).split(") ")[1].split(" ")[16],
+        );
+      } catch {
+        return 0; // a thread that ended
+      }
+    });
+  const pool = new DecodePool(2);
+  try {
+    const settings = decodeSettings(evalTransform({}), checkLoadOptions({}));
+    const bytes = await Deno.readFile(new URL("assets/chelsea.jpg", ROOT));
+    await Promise.all([pool.decode(bytes.slice(), settings), pool.decode(bytes.slice(), settings)]);
+    tasks = [...Deno.readDirSync("/proc/self/task")].map((entry) => entry.name);
+    const values = nice();
+    // At least this pool's two (a shared pool of an earlier test may still be ending).
+    assert.ok(values.filter((n) => n === 19).length >= 2, `nice values ${values}`);
+    assert.ok(values.includes(0), "the calling thread keeps its priority");
+  } finally {
+    pool.close();
+  }
 });
 
 Deno.test("classifyBatch with decode workers rejects a bad image with the calling thread's ImageError", async () => {

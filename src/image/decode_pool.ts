@@ -6,6 +6,15 @@
  * evaluation transform's CHW float32 tensor; the results are the bits
  * `preprocess` gives on the calling thread, from the same modules.
  *
+ * Images wait in the pool's queue and go to a worker one at a time, when it
+ * has finished the last one, so that the calling thread can take back an
+ * image no worker has started ({@linkcode DecodePool.withdraw}) and decode it
+ * itself instead of waiting. The workers lower their own scheduling priority
+ * where the runtime allows it (`nice` 19, Deno with `--allow-sys`): they then
+ * use the cycles the kernel threads leave idle instead of taking a core from
+ * them, and whatever they have not started when the batch is needed, the
+ * calling thread decodes.
+ *
  * Life cycle, as the kernel pool's: where a live worker keeps the process
  * alive (Deno), the shared pool ends {@linkcode DECODE_IDLE_MS} after its
  * last call, so a program that never disposes of anything still exits; the
@@ -145,12 +154,15 @@ export function decodeSettings(
 interface Pending {
   resolve(data: Float32Array): void;
   reject(error: Error): void;
+  /** The worker decoding it, or -1 while it waits in the queue. */
   worker: number;
+  job: DecodeJob;
 }
 
 /**
- * A fixed number of decode workers and the images they owe. Images go to
- * the worker that owes the fewest; each worker decodes its images in order.
+ * A fixed number of decode workers and the images they owe. Images wait in
+ * one queue, in order, and each worker is given the next one when it has
+ * answered the last; an image still queued can be taken back.
  *
  * @example
  * ```ts
@@ -167,7 +179,11 @@ interface Pending {
 export class DecodePool {
   readonly #workers: Worker[] = [];
   readonly #pending = new Map<number, Pending>();
-  /** Per worker: images owed, and when it last answered or was given work while idle. */
+  /** Ids of the images no worker has started, in order. */
+  readonly #queue: number[] = [];
+  /** The id of each promise {@linkcode decode} returned, for {@linkcode withdraw}. */
+  readonly #ids = new WeakMap<Promise<Float32Array>, number>();
+  /** Per worker: images owed (0 or 1), and when it last answered or was given work while idle. */
   readonly #owed: number[] = [];
   readonly #heard: number[] = [];
   #next = 0;
@@ -222,21 +238,69 @@ export class DecodePool {
    */
   decode(source: Uint8Array | PixelData, settings: DecodeSettings): Promise<Float32Array> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
-    const worker = this.#owed.indexOf(Math.min(...this.#owed));
     const id = this.#next++;
     const job: DecodeJob = { id, source, settings };
     if (injected !== undefined) [job.fault, injected] = [injected, undefined];
-    const transfer = source instanceof Uint8Array ? [source.buffer as ArrayBuffer] : [];
-    return new Promise((resolve, reject) => {
-      if (this.#owed[worker] === 0) this.#heard[worker] = performance.now();
-      this.#owed[worker]++;
-      this.#pending.set(id, { resolve, reject, worker });
-      this.#workers[worker].postMessage(job, transfer);
+    const promise = new Promise<Float32Array>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject, worker: -1, job });
+    });
+    this.#ids.set(promise, id);
+    this.#queue.push(id);
+    this.#dispatch();
+    return promise;
+  }
+
+  /**
+   * Takes back an image that no worker has started, so that the caller can
+   * decode it itself: the promise {@linkcode decode} returned for it then
+   * never settles. Images that carry an injected fault stay with the workers.
+   *
+   * @param promise A promise {@linkcode decode} returned.
+   * @returns The image's bytes or pixels, or `undefined` when a worker has it or it is done.
+   *
+   * @example
+   * ```ts
+   * import { DecodePool, decodeSettings } from "./decode_pool.ts";
+   * import { evalTransform } from "./preprocess.ts";
+   * import { checkLoadOptions } from "./load.ts";
+   * const pool = new DecodePool(1);
+   * const settings = decodeSettings(evalTransform({}), checkLoadOptions({}));
+   * const bytes = await Deno.readFile("assets/chelsea.jpg");
+   * const first = pool.decode(bytes.slice(), settings);
+   * const second = pool.decode(bytes.slice(), settings);
+   * console.log(pool.withdraw(first), pool.withdraw(second) instanceof Uint8Array); // undefined true
+   * await first;
+   * pool.close();
+   * ```
+   */
+  withdraw(promise: Promise<Float32Array>): Uint8Array | PixelData | undefined {
+    const id = this.#ids.get(promise);
+    const pending = id === undefined ? undefined : this.#pending.get(id);
+    if (pending === undefined || pending.worker !== -1 || pending.job.fault !== undefined) {
+      return undefined;
+    }
+    this.#pending.delete(id!);
+    this.#queue.splice(this.#queue.indexOf(id!), 1);
+    return pending.job.source;
+  }
+
+  /** Gives each idle worker the next queued image. */
+  #dispatch(): void {
+    for (let k = 0; k < this.#workers.length && this.#queue.length > 0; k++) {
+      if (this.#owed[k] > 0) continue;
+      const id = this.#queue.shift()!;
+      const pending = this.#pending.get(id)!;
+      const { job } = pending;
+      pending.worker = k;
+      this.#owed[k]++;
+      this.#heard[k] = performance.now();
+      const transfer = job.source instanceof Uint8Array ? [job.source.buffer as ArrayBuffer] : [];
+      this.#workers[k].postMessage(job, transfer);
       if (this.#watchdog === undefined) {
         this.#watchdog = setInterval(() => this.#watch(), Math.min(1000, this.#silenceMs / 4));
         unref(this.#watchdog);
       }
-    });
+    }
   }
 
   #answer(worker: number, reply: DecodeReply): void {
@@ -245,7 +309,8 @@ export class DecodePool {
     this.#pending.delete(reply.id);
     this.#owed[worker]--;
     this.#heard[worker] = performance.now();
-    if (this.#pending.size === 0) this.#stopWatchdog();
+    if (this.#owed.every((owed) => owed === 0)) this.#stopWatchdog();
+    this.#dispatch();
     if ("data" in reply) pending.resolve(reply.data);
     else pending.reject(rebuildError(reply.error));
   }
@@ -282,6 +347,7 @@ export class DecodePool {
       this.#pending.delete(id);
       pending.reject(this.#failure);
     }
+    this.#queue.length = 0;
     this.close();
   }
 
@@ -292,6 +358,7 @@ export class DecodePool {
       this.#pending.delete(id);
       pending.reject(this.#failure);
     }
+    this.#queue.length = 0;
     for (const worker of this.#workers) worker.terminate();
     this.#workers.length = 0;
     this.#stopWatchdog();

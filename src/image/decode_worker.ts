@@ -4,6 +4,12 @@
  * or pixels, never a path) into the transform's CHW float32 tensor. Errors
  * are sent back by name and message; the worker never ends by itself.
  *
+ * It first lowers its own scheduling priority to `nice` 19 where that is
+ * allowed without asking (Deno with `--allow-sys`; Linux's nice value is per
+ * thread, so only this worker's): it then takes the cycles the kernel
+ * threads leave idle, and the calling thread decodes what it has not started
+ * when the batch is needed.
+ *
  * @module
  */
 
@@ -12,7 +18,24 @@
 import { evalTransform, loadForTransform } from "./preprocess.ts";
 import type { DecodeJob, DecodeReply } from "./decode_pool.ts";
 
+const ready = lowerPriority();
+
+/** nice 19 for this thread, where `node:os` and the sys permission are there (never prompts). */
+async function lowerPriority(): Promise<void> {
+  const deno = (globalThis as { Deno?: typeof Deno }).Deno;
+  try {
+    const status = deno?.permissions.querySync({ name: "sys", kind: "setPriority" });
+    if (status?.state !== "granted") return;
+    const name = "node:os"; // not a static import: runtimes without it still load this module
+    const os = await import(name);
+    os.setPriority(0, 19); // 0: the calling thread, on Linux
+  } catch {
+    // No priority here: the worker runs at the calling thread's.
+  }
+}
+
 self.onmessage = async (event: MessageEvent<DecodeJob>) => {
+  await ready;
   const message = event.data;
   let reply: DecodeReply;
   try {
