@@ -41,3 +41,40 @@ for (const { input, expected, source } of manifest) {
     assert(mean <= bound.mean + 1e-3, `mean ${mean} > ${bound.mean}`);
   });
 }
+
+Deno.test("ToTensor + Normalize: the Wasm SIMD kernel gives the TypeScript path's float32 bits", async () => {
+  const { normalizeToChw } = await import("../src/image/normalize.ts");
+  let seed = 7;
+  const random = () => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed / 2 ** 32;
+  };
+  let checked = 0;
+  for (const [width, height] of [[1, 1], [3, 1], [7, 5], [224, 224], [33, 17]]) {
+    const data = Uint8Array.from({ length: width * height * 3 }, () => Math.floor(random() * 256));
+    data[0] = 0;
+    data[data.length - 1] = 255;
+    for (
+      const [mean, std] of [
+        [IMAGENET_MEAN, IMAGENET_STD],
+        [[0.5, 0.5, 0.5], [0.5, 0.5, 0.5]],
+        [[random(), -random(), 3.7], [random() + 0.01, 1e-3, -2.5]],
+      ]
+    ) {
+      const m = Float32Array.from(mean);
+      const s = Float32Array.from(std);
+      const simd = normalizeToChw({ data, width, height }, m, s);
+      const ts = normalizeToChw({ data, width, height }, m, s, { simd: false });
+      assert.equal(simd.length, 3 * width * height);
+      for (let i = 0; i < ts.length; i++) {
+        if (!Object.is(simd[i], ts[i])) {
+          assert.fail(
+            `${width}x${height}, mean ${mean}: element ${i} is ${simd[i]}, expected ${ts[i]}`,
+          );
+        }
+      }
+      checked++;
+    }
+  }
+  assert.equal(checked, 15);
+});

@@ -5,3 +5,4 @@ export { convert_image, idct_islow_blocks } from "./jpeg";
 export { resample_horizontal, resample_vertical } from "./resize";
 export { decode_scan } from "./huffman";
 export { idct_reduced_blocks } from "./idct_reduced";
+export { normalize_rgb } from "./normalize";

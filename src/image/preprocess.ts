@@ -27,6 +27,7 @@ import {
   type LoadImageOptions,
 } from "./load.ts";
 import type { PixelData, RgbImage } from "./pixels.ts";
+import { normalizeToChw } from "./normalize.ts";
 import { resizeBilinear } from "./resize.ts";
 
 /** ImageNet channel means (R, G, B) of torchvision's pretrained models. */
@@ -182,7 +183,7 @@ export function evalTransform(options: PreprocessOptions): EvalTransform {
     throw new OptionError(`Expected std to be non-zero, got [${std.join(", ")}]`);
   }
   const draft = checkBoolean("draft", options.draft, { default: false });
-  const apply = (image: RgbImage) => normalize(resizeAndCrop(image, resize, crop), mean, std);
+  const apply = (image: RgbImage) => normalizeToChw(resizeAndCrop(image, resize, crop), mean, std);
   return Object.assign(apply, { crop, resize, draft, mean, std });
 }
 
@@ -354,20 +355,4 @@ function resizeAndCrop(image: RgbImage, size: number, crop: number): RgbImage {
 function halfToEven(diff: number): number {
   const half = diff >> 1;
   return diff % 2 === 1 && half % 2 === 1 ? half + 1 : half;
-}
-
-/**
- * `ToTensor` then `Normalize` in float32, operation by operation as torch does
- * (`x / 255`, then `(x - mean) / std`), into planar CHW order.
- */
-function normalize(image: RgbImage, mean: Float32Array, std: Float32Array): Float32Array {
-  const pixels = image.width * image.height;
-  const out = new Float32Array(3 * pixels);
-  for (let c = 0; c < 3; c++) {
-    for (let i = 0; i < pixels; i++) {
-      const x = Math.fround(image.data[i * 3 + c] / 255);
-      out[c * pixels + i] = Math.fround(x - mean[c]) / std[c];
-    }
-  }
-  return out;
 }

@@ -55,6 +55,18 @@ export interface ImageKernels {
    * offset where its data ends, or a negative error code.
    */
   decode_scan(start: number, length: number, offset: number, descriptor: number): number;
+  /** ToTensor and Normalize of RGB pixels into float32 CHW planes (see `asm/image/normalize.ts`). */
+  normalize_rgb(
+    src: number,
+    pixels: number,
+    out: number,
+    mean0: number,
+    mean1: number,
+    mean2: number,
+    std0: number,
+    std1: number,
+    std2: number,
+  ): void;
   /** Pillow's vertical 8-bit resampling pass. */
   resample_vertical(
     src: number,
