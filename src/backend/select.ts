@@ -9,7 +9,7 @@
 import type { GemmKernel } from "./wasm/calibrate.ts";
 import { BackendError } from "../errors.ts";
 import type { Plan } from "../graph/ops.ts";
-import type { Backend } from "./backend.ts";
+import type { Backend, BackendKind } from "./backend.ts";
 import { WasmBackend } from "./wasm/backend.ts";
 import { WebGpuBackend } from "./webgpu/backend.ts";
 import {
@@ -40,6 +40,12 @@ export interface CreateBackendOptions {
   reserve?: Plan;
   /** The Wasm GEMM micro-kernel, or `"auto"` to calibrate (see calibrate.ts). */
   gemmKernel?: GemmKernel | "auto";
+  /**
+   * Lays the weights out for the backend being created (each backend's
+   * kernels read their own forms); its `weightFloats` and `reserve` replace
+   * the options'. Called again if `"auto"` falls back from WebGPU to Wasm.
+   */
+  layout?: (kind: BackendKind) => { weightFloats: number; reserve?: Plan };
 }
 
 /**
@@ -114,16 +120,18 @@ export async function createBackend(
   kind: BackendChoice,
   options: CreateBackendOptions,
 ): Promise<Backend> {
-  const wasm = () =>
-    WasmBackend.create({
-      weightFloats: options.weightFloats,
+  const wasm = () => {
+    const laid = options.layout?.("wasm");
+    return WasmBackend.create({
+      weightFloats: laid ? laid.weightFloats : options.weightFloats,
       threads: options.threads,
       wasmModule: options.wasmModule,
       memoryLimit: options.memoryLimit,
       threadsOptional: options.threadsOptional,
-      reserve: options.reserve,
+      reserve: laid ? laid.reserve : options.reserve,
       gemmKernel: options.gemmKernel,
     });
+  };
   if (kind === "wasm") return wasm();
   // "auto" only wants a hardware adapter: skip the probe where it would be
   // noisy and could only find a software one (see worthProbing).
@@ -132,7 +140,9 @@ export async function createBackend(
   const choice = decideBackend(kind, adapter && describeAdapter(adapter), reason ?? undefined);
   if (choice === "wasm") return wasm();
   try {
-    return await WebGpuBackend.create({ weightFloats: options.weightFloats, adapter: adapter! });
+    const laid = options.layout?.("webgpu");
+    const weightFloats = laid ? laid.weightFloats : options.weightFloats;
+    return await WebGpuBackend.create({ weightFloats, adapter: adapter! });
   } catch (error) {
     if (kind === "auto" && error instanceof BackendError) return wasm();
     throw error;

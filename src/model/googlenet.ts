@@ -6,7 +6,7 @@
  */
 
 import { GEMM_KERNELS, type GemmKernel } from "../backend/wasm/calibrate.ts";
-import type { GradRef, Plan, WinogradVariant } from "../graph/ops.ts";
+import type { GradRef, Plan } from "../graph/ops.ts";
 import { PlanBuilder, type Value } from "../graph/planner.ts";
 import { appendBackward, type LayerGradients } from "../graph/backward.ts";
 import { checkLabels, crossEntropy } from "../train/loss.ts";
@@ -18,8 +18,8 @@ import {
   checkOptions,
   describeValue,
 } from "../validate.ts";
-import type { Backend } from "../backend/backend.ts";
-import { packedSize, winogradSize } from "../backend/pack.ts";
+import type { Backend, BackendKind } from "../backend/backend.ts";
+import { layoutWeights, type WeightLayerDescriptor } from "../backend/layout.ts";
 import { type BackendChoice, createBackend } from "../backend/select.ts";
 import { BackendError, DisposedError, ShapeError, StateDictError } from "../errors.ts";
 import { shapeSize, Tensor } from "../tensor.ts";
@@ -264,6 +264,8 @@ export class GoogLeNet {
 
   #backend: Backend | null = null;
   #layers: GemmLayer[];
+  /** The layers in blob order with the shapes the backend lays them out by. */
+  #descriptors: { layer: GemmLayer; descriptor: WeightLayerDescriptor }[];
   #weightFloats: number;
   /** Every state-dict entry in PyTorch's layout: the source of truth the backend's packed forms derive from. */
   #params = new Map<string, Float32Array>();
@@ -387,21 +389,66 @@ export class GoogLeNet {
       if (block) blobOrder.push(layer, block.branch2[0].conv, block.branch3[0].conv);
       else if (!movedUp.has(layer)) blobOrder.push(layer);
     }
-    let offset = 0;
-    for (const layer of blobOrder) {
-      layer.packed = { offset, k: layer.k, n: layer.n };
-      offset += packedSize(layer.k, layer.n);
-      const variant = layer instanceof Conv2d ? winogradVariant(layer, prefer) : null;
-      if (layer instanceof Conv2d && variant) {
-        layer.winograd = { offset, k: layer.k, n: layer.n, variant };
-        offset += winogradSize(layer.inChannels, layer.n, variant);
-      }
+    // The map each convolution runs on for a 224x224 input, stage by stage:
+    // the backend picks its kernels from these shapes.
+    const stages: [GemmLayer[], number][] = [
+      [[this.conv1.conv], 224],
+      [[this.conv2.conv, this.conv3.conv], 56],
+      ...blocks.map((b, i): [GemmLayer[], number] => [
+        [b.branch1, ...b.branch2, ...b.branch3, b.branch4[1]].map((c) => c.conv),
+        i < 2 ? 28 : i < 7 ? 14 : 7,
+      ]),
+      ...[this.aux1, this.aux2].map((a): [GemmLayer[], number] => [a ? [a.conv.conv] : [], 4]),
+    ];
+    const mapSize = new Map(stages.flatMap(([layers, size]) => layers.map((l) => [l, size])));
+    this.#descriptors = blobOrder.map((layer) => ({
+      layer,
+      descriptor: {
+        key: layer.key,
+        k: layer.k,
+        n: layer.n,
+        conv: layer instanceof Conv2d
+          ? {
+            kernelSize: layer.kernelSize,
+            stride: layer.stride,
+            padding: layer.padding,
+            inChannels: layer.inChannels,
+            outChannels: layer.outChannels,
+            mapSize: mapSize.get(layer)!,
+          }
+          : null,
+      },
+    }));
+    this.#trainLayout = new Map();
+    this.#weightFloats = 0;
+    this.#trainFloats = 0;
+    this.#layOut("wasm");
+  }
+
+  /**
+   * Lays the weight blob out for `backend` (`layoutWeights`: the backend's
+   * forms and kernels, chosen from the layers' shapes), then training's
+   * regions after it; forgets the plans made for another layout.
+   */
+  #layOut(backend: BackendKind): { weightFloats: number; reserve?: Plan } {
+    const { layers, floats } = layoutWeights(
+      this.#descriptors.map((d) => d.descriptor),
+      backend,
+      this.prefer,
+    );
+    for (const { layer } of this.#descriptors) {
+      const refs = layers.get(layer.key)!;
+      layer.packed = refs.packed;
+      if (layer instanceof Conv2d) layer.winograd = refs.winograd;
     }
-    this.#weightFloats = offset;
+    this.#weightFloats = floats;
+    let offset = floats;
+    this.#plans.clear();
+    this.#trainingPlans.clear();
 
     // Training's regions, allocated on the first backward: input-gradient
     // weights (every layer but conv1, whose input is the image), then gradients.
-    this.#trainLayout = new Map();
+    this.#trainLayout.clear();
     for (const layer of this.#layers) {
       let transposed: TransposedRefs | null = null;
       if (layer !== this.conv1.conv) {
@@ -417,6 +464,10 @@ export class GoogLeNet {
       offset = align16(offset + layer.n * layer.k + layer.n);
     }
     this.#trainFloats = offset;
+    // The Wasm backend sizes its memory for the eval plan of one 224x224 image.
+    return backend === "wasm"
+      ? { weightFloats: floats, reserve: this.#plan(1, 224, 224, false, false) }
+      : { weightFloats: floats };
   }
 
   /** Whether a state-dict key is a parameter that trains (running statistics never do). */
@@ -538,6 +589,8 @@ export class GoogLeNet {
       gemmKernel,
       // The eval plan of one 224x224 image: what a model is most often first run on.
       reserve: model.#plan(1, 224, 224, false, false),
+      // Each backend lays out the weights its kernels read.
+      layout: (kind) => model.#layOut(kind),
     });
     try {
       // The Wasm backend's workers boot while the weights are packed.
@@ -1441,28 +1494,6 @@ export class GoogLeNet {
     if (aux1 && aux2) outputs.push({ value: aux2, shape }, { value: aux1, shape });
     return { input, outputs };
   }
-}
-
-/**
- * Which Winograd form, if any, a convolution keeps beside its GEMM weights
- * (chosen by its map size for a 224x224 input; every form runs at any size).
- * Measured on one thread at 224x224:
- * - 3x3 on 56x56 and 28x28 maps (conv3, inception3*): F(4x4, 3x3), 2.8-3x
- *   faster than the direct GEMM.
- * - 3x3 on 14x14 and 7x7 maps (inception4*, inception5*): F(2x2, 3x3) when
- *   preferring memory: weights 16/9 instead of 36/9 the kernel's size, 23 MB
- *   less, and 11-18 % faster than the direct GEMM on 7x7. F(4x4, 3x3) when
- *   preferring speed: 30 % (14x14) and 40 % (7x7) faster than F(2x2, 3x3) on
- *   one thread, as its 4x4 tiles do fewer multiplications even where they
- *   overhang the map.
- * - 5x5 (every branch3.1): F(2x2, 5x5), 1.4-2.3x faster than the direct GEMM.
- */
-function winogradVariant(conv: Conv2d, prefer: Preference): WinogradVariant | null {
-  if (!conv.winogradEligible) return null;
-  if (conv.kernelSize === 5) return "f2x5";
-  if (prefer === "speed") return "f4x3";
-  const large = conv.key.startsWith("conv3") || conv.key.startsWith("inception3");
-  return large ? "f4x3" : "f2x3";
 }
 
 function navigatorThreads(): number {

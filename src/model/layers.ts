@@ -127,17 +127,6 @@ export class Conv2d implements GemmLayer {
     return { weight: folded, bias };
   }
 
-  /**
-   * Whether a Winograd kernel can run this convolution: F(4x4, 3x3) or
-   * F(2x2, 3x3) for a 3x3 kernel with padding 1, F(2x2, 5x5) for a 5x5 one
-   * with padding 2.
-   */
-  get winogradEligible(): boolean {
-    const same = (this.kernelSize === 3 && this.padding === 1) ||
-      (this.kernelSize === 5 && this.padding === 2);
-    return same && this.stride === 1 && this.inChannels % 4 === 0 && this.outChannels % 4 === 0;
-  }
-
   unfold(weight: Float32Array, bias: Float32Array): Map<string, Tensor> {
     const out = new Map<string, Tensor>([[
       `${this.key}.weight`,
