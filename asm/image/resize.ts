@@ -9,28 +9,39 @@ const PRECISION_BITS: i32 = 22;
 /**
  * Horizontal pass over `rows` rows of `srcWidth` RGB pixels into rows of
  * `outWidth` pixels. `bounds`: per output pixel the first input pixel and the
- * tap count (i32 pairs); `weights`: `taps` i32 per output pixel. Reads one
- * byte past the last pixel of `src`.
+ * tap count (i32 pairs); `weights`: per output pixel `pairs` pairs of taps,
+ * 32 bytes each: i16 lanes (w[t] >> 11, w[t + 1] >> 11) three times, then
+ * two zero lanes, and the same with w & 2047 (a weight past the count is 0).
+ * Each pair of taps is then two 16-bit dot products per channel (pmaddwd),
+ * and (high << 11) + low is the 32-bit sum of pixel x weight that Pillow
+ * accumulates, exactly (weights are 22-bit, never negative). Reads 16 bytes
+ * from the first pixel of each pair: `src` needs 16 bytes of slack.
  */
 export function resample_horizontal(
   src: usize, srcWidth: i32, rows: i32, dst: usize, outWidth: i32,
-  bounds: usize, weights: usize, taps: i32,
+  bounds: usize, weights: usize, pairs: i32,
 ): void {
   const half = i32x4.splat(1 << (PRECISION_BITS - 1));
+  const zero = i32x4.splat(0);
   for (let y = 0; y < rows; y++) {
     const line = src + <usize>(y * srcWidth * 3);
     let o = dst + <usize>(y * outWidth * 3);
     for (let x = 0; x < outWidth; x++) {
       const first = load<i32>(bounds + <usize>(x << 3));
       const count = load<i32>(bounds + <usize>(x << 3), 4);
-      const w = weights + <usize>(x * taps * 4);
-      let acc = half;
+      let w = weights + <usize>(x * pairs * 32);
+      let high = zero;
+      let low = zero;
       let p = line + <usize>(first * 3);
-      for (let t = 0; t < count; t++) {
-        const px = i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load32_zero(p)));
-        acc = i32x4.add(acc, i32x4.mul(px, i32x4.splat(load<i32>(w + <usize>(t << 2)))));
-        p += 3;
+      for (let t = 0; t < count; t += 2) {
+        // R0 R1 G0 G1 B0 B1 as 16-bit lanes, then two zero lanes.
+        const px = i8x16.shuffle(v128.load(p), zero, 0, 16, 3, 16, 1, 16, 4, 16, 2, 16, 5, 16, 16, 16, 16, 16);
+        high = i32x4.add(high, i32x4.dot_i16x8_s(px, v128.load(w)));
+        low = i32x4.add(low, i32x4.dot_i16x8_s(px, v128.load(w, 16)));
+        p += 6;
+        w += 32;
       }
+      const acc = i32x4.add(i32x4.add(i32x4.shl(high, 11), low), half);
       const v = i32x4.shr_s(acc, PRECISION_BITS);
       const b = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(v, v), v128.splat<i16>(0));
       store<u16>(o, i16x8.extract_lane_u(b, 0));

@@ -67,7 +67,10 @@ export function resamplePassSimd(
   const input = take(inWidth * rows * 3);
   const output = take(outWidth * outRows * 3);
   const bounds = take(c.bounds.byteLength);
-  const weights = take(c.weights.byteLength);
+  // The horizontal kernel takes the weights as pairs of taps split into 16-bit halves.
+  const pairs = (c.taps + 1) >> 1;
+  const packed = horizontal ? pairWeights(c, pairs) : c.weights;
+  const weights = take(packed.byteLength);
   if (at > 2 ** 31) return undefined;
   const arena = kernelArena(at);
   if (!arena) return undefined;
@@ -82,11 +85,32 @@ export function resamplePassSimd(
     bytes.set(src.subarray(0, width * rows * 3), input);
   }
   bytes.set(new Uint8Array(c.bounds.buffer, c.bounds.byteOffset, c.bounds.byteLength), bounds);
-  bytes.set(new Uint8Array(c.weights.buffer, c.weights.byteOffset, c.weights.byteLength), weights);
+  bytes.set(new Uint8Array(packed.buffer, packed.byteOffset, packed.byteLength), weights);
   if (horizontal) {
-    kernels.resample_horizontal(input, inWidth, rows, output, outWidth, bounds, weights, c.taps);
+    kernels.resample_horizontal(input, inWidth, rows, output, outWidth, bounds, weights, pairs);
   } else {
     kernels.resample_vertical(input, width * 3, output, outRows, bounds, weights, c.taps);
   }
   return bytes.slice(output, output + outWidth * outRows * 3);
+}
+
+/**
+ * The horizontal kernel's weights: per output, `pairs` pairs of taps of 8
+ * i16 lanes each, high parts (`w >> 11`) then low parts (`w & 2047`), as
+ * (w[t], w[t + 1]) for R, G and B and two zero lanes.
+ */
+function pairWeights(c: PassCoefficients, pairs: number): Int16Array {
+  const out = new Int16Array(c.length * pairs * 16);
+  for (let x = 0; x < c.length; x++) {
+    const count = c.bounds[2 * x + 1];
+    for (let t = 0; t < count; t++) {
+      const w = c.weights[x * c.taps + t];
+      const at = (x * pairs + (t >> 1)) * 16 + (t & 1);
+      for (let ch = 0; ch < 3; ch++) {
+        out[at + 2 * ch] = w >> 11;
+        out[at + 8 + 2 * ch] = w & 2047;
+      }
+    }
+  }
+  return out;
 }

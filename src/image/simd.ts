@@ -48,7 +48,7 @@ export interface ImageKernels {
     outWidth: number,
     bounds: number,
     weights: number,
-    taps: number,
+    pairs: number,
   ): void;
   /**
    * Huffman decoding of one scan (see `asm/image/huffman.ts`): returns the
