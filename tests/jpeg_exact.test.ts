@@ -15,13 +15,14 @@
 import assert from "node:assert/strict";
 import { ImageError } from "../src/errors.ts";
 import {
+  decodeJpeg,
   decodeJpegDraft,
   decodeJpegPixels,
   decodeJpegPixels as decode,
   jpegPixelsToRgb,
 } from "../src/image/jpeg.ts";
 import { idctScaled } from "../src/image/jpeg/idct_scaled.ts";
-import { imageKernels } from "../src/image/simd.ts";
+import { imageKernels, kernelArena, residentOffset } from "../src/image/simd.ts";
 import { preprocess } from "../src/image/preprocess.ts";
 import { resizeBilinear, setResizeSimd } from "../src/image/resize.ts";
 
@@ -62,6 +63,10 @@ async function checkCorpus(dir: URL, simd: boolean): Promise<string[]> {
       for (let i = 0; i < raw.length; i++) {
         assert.ok(rgb.data[3 * i] === raw[i] && rgb.data[3 * i + 2] === raw[i], c.name);
       }
+      // Greyscale replicated to RGB by the decoder itself (what decodeJpeg asks for).
+      const direct = decodeJpegPixels(bytes, { simd, rgb: true });
+      assert.equal(direct.channels, 3, c.name);
+      assertBytesEqual(direct.data, rgb.data, `${c.name} (rgb: true)`);
     }
   }
   return manifest.map((c) => c.name);
@@ -291,6 +296,24 @@ Deno.test("resizeBilinear: the Wasm SIMD passes give the TypeScript passes' byte
     }
   }
   assert.equal(cases, 60);
+});
+
+Deno.test("resizeBilinear reads a just-decoded JPEG where the decoder left it, with the same bytes", async () => {
+  const bytes = await Deno.readFile(new URL("../assets/chelsea.jpg", import.meta.url));
+  const region = { left: 40, top: 0, width: 224, height: 224 };
+  const first = decodeJpeg(bytes, 1 << 24);
+  kernelArena(1); // any kernel call in between: the resize copies the image in
+  assert.equal(residentOffset(first.data), undefined);
+  const copied = resizeBilinear(first, 336, 224, region).data;
+  const image = decodeJpeg(bytes, 1 << 24);
+  assert.equal(
+    residentOffset(image.data) !== undefined,
+    imageKernels(new WebAssembly.Memory({ initial: 1 })) !== undefined,
+  );
+  const image2 = decodeJpeg(bytes, 1 << 24);
+  assert.equal(residentOffset(image.data), undefined, "stale after another decode");
+  assertBytesEqual(resizeBilinear(image2, 336, 224, region).data, copied, "read in place");
+  assert.equal(residentOffset(image2.data), undefined, "used once");
 });
 
 Deno.test("JPEG: the Wasm reduced IDCTs give the TypeScript idctScaled bytes, extreme values included", () => {

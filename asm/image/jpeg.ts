@@ -268,15 +268,20 @@ function upsample_row(d: usize, y: i32): usize {
 /**
  * Upsamples and converts a whole image: `space` 0 grey (1 channel), 1 YCbCr
  * to RGB, 2 RGB copied, 3 CMYK inverted (Pillow's "CMYK;I"), 4 YCCK to
- * inverted CMYK. `desc` holds one 48-byte descriptor per component.
+ * inverted CMYK, 5 grey replicated to RGB. `desc` holds one 48-byte
+ * descriptor per component.
  */
 export function convert_image(desc: usize, space: i32, out: usize, width: i32, height: i32): void {
-  const channels = space == 0 ? 1 : space >= 3 ? 4 : 3;
+  const channels = space == 0 ? 1 : space == 3 || space == 4 ? 4 : 3;
   for (let y = 0; y < height; y++) {
     const o = out + <usize>(y * width * channels);
     const r0 = upsample_row(desc, y);
     if (space == 0) {
       memory.copy(o, r0, <usize>width);
+      continue;
+    }
+    if (space == 5) {
+      grey_rgb_row(r0, o, width);
       continue;
     }
     const r1 = upsample_row(desc + 48, y);
@@ -310,6 +315,25 @@ export function convert_image(desc: usize, space: i32, out: usize, width: i32, h
         store<u8>(p, k, 3);
       }
     }
+  }
+}
+
+/** Each grey sample three times, sixteen at a time (48 bytes), scalar tail. */
+function grey_rgb_row(src: usize, out: usize, width: i32): void {
+  let x = 0;
+  for (; x + 16 <= width; x += 16) {
+    const g = v128.load(src + <usize>x);
+    const p = out + <usize>(x * 3);
+    v128.store(p, i8x16.shuffle(g, g, 0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5));
+    v128.store(p, i8x16.shuffle(g, g, 5, 5, 6, 6, 6, 7, 7, 7, 8, 8, 8, 9, 9, 9, 10, 10), 16);
+    v128.store(p, i8x16.shuffle(g, g, 10, 11, 11, 11, 12, 12, 12, 13, 13, 13, 14, 14, 14, 15, 15, 15), 32);
+  }
+  for (; x < width; x++) {
+    const v = load<u8>(src + <usize>x);
+    const p = out + <usize>(x * 3);
+    store<u8>(p, v);
+    store<u8>(p, v, 1);
+    store<u8>(p, v, 2);
   }
 }
 

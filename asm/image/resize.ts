@@ -7,8 +7,8 @@
 const PRECISION_BITS: i32 = 22;
 
 /**
- * Horizontal pass over `rows` rows of `srcWidth` RGB pixels into rows of
- * `outWidth` pixels. `bounds`: per output pixel the first input pixel and the
+ * Horizontal pass over `rows` rows of RGB pixels (`stride` bytes apart) into
+ * rows of `outWidth` pixels. `bounds`: per output pixel the first input pixel and the
  * tap count (i32 pairs); `weights`: per output pixel `pairs` pairs of taps,
  * 32 bytes each: i16 lanes (w[t] >> 11, w[t + 1] >> 11) three times, then
  * two zero lanes, and the same with w & 2047 (a weight past the count is 0).
@@ -18,13 +18,13 @@ const PRECISION_BITS: i32 = 22;
  * from the first pixel of each pair: `src` needs 16 bytes of slack.
  */
 export function resample_horizontal(
-  src: usize, srcWidth: i32, rows: i32, dst: usize, outWidth: i32,
+  src: usize, stride: i32, rows: i32, dst: usize, outWidth: i32,
   bounds: usize, weights: usize, pairs: i32,
 ): void {
   const half = i32x4.splat(1 << (PRECISION_BITS - 1));
   const zero = i32x4.splat(0);
   for (let y = 0; y < rows; y++) {
-    const line = src + <usize>(y * srcWidth * 3);
+    const line = src + <usize>(y * stride);
     let o = dst + <usize>(y * outWidth * 3);
     for (let x = 0; x < outWidth; x++) {
       const first = load<i32>(bounds + <usize>(x << 3));

@@ -94,7 +94,7 @@ export function readJpegHeader(bytes: Uint8Array): JpegHeader {
  * ```
  */
 export function decodeJpeg(bytes: Uint8Array, maxPixels: number): RgbImage {
-  return jpegPixelsToRgb(decodeJpegPixels(bytes, { maxPixels }));
+  return jpegPixelsToRgb(decodeJpegPixels(bytes, { maxPixels, rgb: true }));
 }
 
 /**
@@ -164,7 +164,7 @@ export function decodeJpegDraft(bytes: Uint8Array, options: JpegDraftOptions = {
   const header = readJpegHeader(bytes);
   const short = Math.min(header.width, header.height);
   const scale = ([8, 4, 2] as const).find((s) => Math.floor(short / s) >= minSide) ?? 1;
-  const image = jpegPixelsToRgb(decodeJpegPixels(bytes, { maxPixels, scale }));
+  const image = jpegPixelsToRgb(decodeJpegPixels(bytes, { maxPixels, scale, rgb: true }));
   return exifOrientation ? applyOrientation(image, header.orientation) : image;
 }
 

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { kernelArena } from "./simd.ts";
+import { kernelArena, residentOffset } from "./simd.ts";
 
 /** One pass's filter windows, as `resize.ts` computes them (Pillow's `precompute_coeffs`). */
 export interface PassCoefficients {
@@ -58,13 +58,19 @@ export function resamplePassSimd(
   const inWidth = horizontal ? c.last - c.first : width;
   const outWidth = horizontal ? c.length : width;
   const outRows = horizontal ? rows : c.length;
-  let at = 0;
+  // The decoder's output may still be in the kernels' memory: read it there.
+  const held = horizontal ? residentOffset(src) : undefined;
+  const resident = held?.offset;
+  let at = resident === undefined ? 0 : resident + width * (rowFirst + rows) * 3 + 16;
   const take = (bytes: number) => {
     const start = at;
     at += Math.ceil((bytes + 16) / 16) * 16; // slack for vector loads
     return start;
   };
-  const input = take(inWidth * rows * 3);
+  const input = resident === undefined
+    ? take(inWidth * rows * 3)
+    : resident + (rowFirst * width + c.first) * 3;
+  const stride = resident === undefined ? inWidth * 3 : width * 3;
   const output = take(outWidth * outRows * 3);
   const bounds = take(c.bounds.byteLength);
   // The horizontal kernel takes the weights as pairs of taps split into 16-bit halves.
@@ -74,20 +80,24 @@ export function resamplePassSimd(
   if (at > 2 ** 31) return undefined;
   const arena = kernelArena(at);
   if (!arena) return undefined;
+  if (held && arena.memory !== held.memory) {
+    // Not the memory that holds it (too large to keep): copy it in after all.
+    return resamplePassSimd(src, width, rowFirst, rows, c, horizontal);
+  }
   const { memory, kernels } = arena;
   const bytes = new Uint8Array(memory.buffer);
-  if (horizontal) {
+  if (horizontal && resident === undefined) {
     for (let y = 0; y < rows; y++) {
       const from = ((rowFirst + y) * width + c.first) * 3;
       bytes.set(src.subarray(from, from + inWidth * 3), input + y * inWidth * 3);
     }
-  } else {
+  } else if (!horizontal) {
     bytes.set(src.subarray(0, width * rows * 3), input);
   }
   bytes.set(new Uint8Array(c.bounds.buffer, c.bounds.byteOffset, c.bounds.byteLength), bounds);
   bytes.set(new Uint8Array(packed.buffer, packed.byteOffset, packed.byteLength), weights);
   if (horizontal) {
-    kernels.resample_horizontal(input, inWidth, rows, output, outWidth, bounds, weights, pairs);
+    kernels.resample_horizontal(input, stride, rows, output, outWidth, bounds, weights, pairs);
   } else {
     kernels.resample_vertical(input, width * 3, output, outRows, bounds, weights, c.taps);
   }

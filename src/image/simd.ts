@@ -42,7 +42,7 @@ export interface ImageKernels {
   /** Pillow's horizontal 8-bit resampling pass over RGB rows (see `asm/image/resize.ts`). */
   resample_horizontal(
     src: number,
-    srcWidth: number,
+    stride: number,
     rows: number,
     dst: number,
     outWidth: number,
@@ -114,6 +114,56 @@ export function imageKernels(memory: WebAssembly.Memory): ImageKernels | undefin
 /** Largest memory kept between calls by {@linkcode kernelArena}: 256 MiB. */
 const KEEP_LIMIT = 256 * 2 ** 20;
 let kept: { memory: WebAssembly.Memory; kernels: ImageKernels } | undefined;
+/** Calls of {@linkcode kernelArena} so far: a resident image is valid until the next one. */
+let generation = 0;
+let resident:
+  | { memory: WebAssembly.Memory; data: Uint8Array; offset: number; generation: number }
+  | undefined;
+
+/**
+ * Records that the kept memory holds a copy of `data` at `offset` (16 bytes
+ * of slack after it), as the last thing a kernel wrote: until the next
+ * {@linkcode kernelArena} call, a kernel may read it there instead of having
+ * it copied in again ({@linkcode residentOffset}).
+ *
+ * @param memory The memory the kernels wrote `data` in.
+ * @param data The JavaScript copy of those bytes, as returned to the caller.
+ * @param offset Where the bytes are in `memory`.
+ *
+ * @example
+ * ```ts
+ * import { kernelArena, markResident, residentOffset } from "./simd.ts";
+ * const arena = kernelArena(1 << 16);
+ * if (arena) {
+ *   const data = new Uint8Array(arena.memory.buffer, 1024, 48).slice();
+ *   markResident(arena.memory, data, 1024);
+ *   console.log(residentOffset(data)?.offset); // 1024
+ * }
+ * ```
+ */
+export function markResident(memory: WebAssembly.Memory, data: Uint8Array, offset: number): void {
+  resident = { memory, data, offset, generation };
+}
+
+/**
+ * Where a kernel memory still holds `data` (see {@linkcode markResident}),
+ * or `undefined` when it does not or a kernel call came in between. The
+ * caller checks that {@linkcode kernelArena} gives it that memory.
+ *
+ * @param data A JavaScript array.
+ * @returns The memory and the byte offset of its copy there, or `undefined`.
+ *
+ * @example
+ * ```ts
+ * import { residentOffset } from "./simd.ts";
+ * console.log(residentOffset(new Uint8Array(3))); // undefined
+ * ```
+ */
+export function residentOffset(
+  data: Uint8Array,
+): { memory: WebAssembly.Memory; offset: number } | undefined {
+  return resident?.data === data && resident.generation === generation ? resident : undefined;
+}
 
 /**
  * The kernels over a memory of at least `bytes` bytes. Memories up to 256 MiB
@@ -136,6 +186,7 @@ let kept: { memory: WebAssembly.Memory; kernels: ImageKernels } | undefined;
 export function kernelArena(
   bytes: number,
 ): { memory: WebAssembly.Memory; kernels: ImageKernels } | undefined {
+  generation++;
   if (kept && kept.memory.buffer.byteLength >= bytes) return kept;
   const pages = Math.ceil(bytes / 65536);
   try {

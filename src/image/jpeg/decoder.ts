@@ -27,7 +27,7 @@ import {
 } from "./entropy.ts";
 import { idctIslow } from "./idct.ts";
 import { idctScaled } from "./idct_scaled.ts";
-import { type ImageKernels, kernelArena } from "../simd.ts";
+import { type ImageKernels, kernelArena, markResident } from "../simd.ts";
 
 /** Decoded JPEG samples, interleaved, in the mode Pillow opens the file in. */
 export interface JpegPixels {
@@ -74,6 +74,13 @@ export interface JpegDecodeOptions {
    * @default {1}
    */
   scale?: 1 | 2 | 4 | 8;
+  /**
+   * Greyscale comes out as RGB, each sample three times (Pillow's
+   * `convert("RGB")` of "L"), made where the samples are made.
+   *
+   * @default {false}
+   */
+  rgb?: boolean;
 }
 
 /** libjpeg's `jpeg_natural_order` inverse: zig-zag index of each natural position. */
@@ -271,6 +278,7 @@ export function decodeJpegPixels(bytes: Uint8Array, options: JpegDecodeOptions =
           maxBytes,
           simd: options.simd ?? true,
           scale,
+          rgb: options.rgb ?? false,
         });
         break;
       case 0xc4:
@@ -344,7 +352,7 @@ export function decodeJpegPixels(bytes: Uint8Array, options: JpegDecodeOptions =
   if (frame.progressive && !sawEoi) {
     throw new ImageError("Truncated JPEG: a progressive image ends before its EOI marker");
   }
-  return render(frame, colorSpace(frame, jfif, adobeTransform), scale);
+  return render(frame, colorSpace(frame, jfif, adobeTransform), scale, options.rgb ?? false);
 }
 
 function truncated(code: number, at: number): ImageError {
@@ -362,7 +370,7 @@ function readFrame(
   s: Uint8Array,
   progressive: boolean,
   file: Uint8Array,
-  options: { maxPixels: number; maxBytes: number; simd: boolean; scale: number },
+  options: { maxPixels: number; maxBytes: number; simd: boolean; scale: number; rgb: boolean },
 ): Frame {
   if (s.length < 6) throw new ImageError("Corrupt JPEG: frame header (SOF) shorter than 6 bytes");
   const precision = s[0];
@@ -406,7 +414,8 @@ function readFrame(
   const mcusHigh = Math.ceil(height / (8 * maxV));
   const shapes = [];
   let blocks = 0;
-  let planned = width * height * count;
+  const outputChannels = options.rgb && count === 1 ? 3 : count;
+  let planned = width * height * outputChannels;
   for (let i = 0; i < count; i++) {
     const h = s[7 + 3 * i] >> 4;
     const v = s[7 + 3 * i] & 15;
@@ -454,7 +463,7 @@ function readFrame(
     progressive && idctSize(maxH, maxV, c.h, c.v, options.scale) === 1
   );
   const arena = simd
-    ? createArena(file, progressive, shapes, dcOnly, width * height * count, maxH)
+    ? createArena(file, progressive, shapes, dcOnly, width * height * outputChannels, maxH)
     : undefined;
   const components: Component[] = shapes.map((shape, i) => ({
     ...shape,
@@ -742,6 +751,8 @@ function decodeScanWasm(
 }
 
 const SPACE_CODES: Record<ColorSpace, number> = { grey: 0, ycc: 1, rgb: 2, cmyk: 3, ycck: 4 };
+/** convert_image's code for greyscale replicated to RGB. */
+const GREY_TO_RGB = 5;
 
 /**
  * How a component is reconstructed at `1/scale` (libjpeg's
@@ -794,7 +805,13 @@ function inverseTransform(c: Component, size: number, data: Uint8Array, stride: 
 }
 
 /** {@linkcode render} on the Wasm kernels. */
-function renderWasm(frame: Frame, arena: Arena, space: ColorSpace, scale: number): JpegPixels {
+function renderWasm(
+  frame: Frame,
+  arena: Arena,
+  space: ColorSpace,
+  scale: number,
+  rgb: boolean,
+): JpegPixels {
   const { components } = frame;
   const { memory, kernels } = arena;
   const words = new Int32Array(memory.buffer);
@@ -845,15 +862,18 @@ function renderWasm(frame: Frame, arena: Arena, space: ColorSpace, scale: number
   });
   const width = Math.ceil(frame.width / scale);
   const height = Math.ceil(frame.height / scale);
-  kernels.convert_image(DESCRIPTORS_AT, SPACE_CODES[space], arena.output, width, height);
-  const channels = components.length as 1 | 3 | 4;
+  const greyToRgb = rgb && space === "grey";
+  const code = greyToRgb ? GREY_TO_RGB : SPACE_CODES[space];
+  kernels.convert_image(DESCRIPTORS_AT, code, arena.output, width, height);
+  const channels = greyToRgb ? 3 : components.length as 1 | 3 | 4;
   const data = new Uint8Array(memory.buffer, arena.output, width * height * channels).slice();
+  markResident(memory, data, arena.output); // the resize may read it where it is
   return { data, width, height, channels };
 }
 
-/** Inverse DCT of every block, upsampling and colour conversion, at `1/scale`. */
-function render(frame: Frame, space: ColorSpace, scale: number): JpegPixels {
-  if (frame.arena) return renderWasm(frame, frame.arena, space, scale);
+/** Inverse DCT of every block, upsampling and colour conversion, at `1/scale` (grey as RGB with `rgb`). */
+function render(frame: Frame, space: ColorSpace, scale: number, rgb: boolean): JpegPixels {
+  if (frame.arena) return renderWasm(frame, frame.arena, space, scale, rgb);
   const { components } = frame;
   const width = Math.ceil(frame.width / scale);
   const height = Math.ceil(frame.height / scale);
@@ -864,7 +884,7 @@ function render(frame: Frame, space: ColorSpace, scale: number): JpegPixels {
     c.coefficients = new Int16Array(0); // let the coefficients go
     return { data, ...layout, plain: scale === 8 };
   });
-  const channels = space === "grey" ? 1 : space === "cmyk" || space === "ycck" ? 4 : 3;
+  const channels = space === "grey" ? (rgb ? 3 : 1) : space === "cmyk" || space === "ycck" ? 4 : 3;
   const out = new Uint8Array(width * height * channels);
   const rowBuffers = planes.map((p) => new Uint8Array(p.width * p.hExpand + 8));
   const rows = new Array<Uint8Array>(planes.length);
@@ -875,8 +895,11 @@ function render(frame: Frame, space: ColorSpace, scale: number): JpegPixels {
       yccToRgbRow(rows[0], rows[1], rows[2], out, o, width);
     } else if (space === "ycck") {
       ycckToCmykRow(rows[0], rows[1], rows[2], rows[3], out, o, width);
-    } else if (space === "grey") {
+    } else if (space === "grey" && !rgb) {
       out.set(rows[0].subarray(0, width), o);
+    } else if (space === "grey") {
+      const row = rows[0];
+      for (let x = 0, j = o; x < width; x++, j += 3) out[j] = out[j + 1] = out[j + 2] = row[x];
     } else {
       for (let x = 0, j = o; x < width; x++) {
         for (let c = 0; c < channels; c++, j++) {
