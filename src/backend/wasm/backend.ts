@@ -126,6 +126,12 @@ export class WasmBackend implements Backend {
   /** The plans installed on the workers, least recently run first. */
   #installed: Plan[] = [];
   #disposed = false;
+  /**
+   * The run or weight growth in progress: they go one at a time, since a
+   * larger plan moves the memory (weights copied, arena not) and a threaded
+   * run owns the workers' control block until it ends.
+   */
+  #busy: Promise<unknown> = Promise.resolve();
 
   private constructor(
     memory: WebAssembly.Memory,
@@ -260,9 +266,14 @@ export class WasmBackend implements Backend {
 
   weightsChanged(): void {}
 
-  async growWeights(floats: number): Promise<void> {
+  growWeights(floats: number): Promise<void> {
     this.#check();
+    return this.#exclusive(() => this.#growWeights(floats));
+  }
+
+  async #growWeights(floats: number): Promise<void> {
     await this.ready();
+    this.#check();
     if (floats <= this.#weightFloats) return;
     const oldEnd = WEIGHTS_AT + this.#weightFloats * 4;
     const end = WEIGHTS_AT + floats * 4;
@@ -294,7 +305,14 @@ export class WasmBackend implements Backend {
 
   run(plan: Plan, input: Tensor, seeds: readonly number[]): Promise<Float32Array[]> {
     this.#check();
-    return this.#run(plan, input, seeds);
+    return this.#exclusive(() => this.#run(plan, input, seeds));
+  }
+
+  /** Runs `task` after the runs and weight growths called before it. */
+  #exclusive<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.#busy.then(task);
+    this.#busy = result.catch(() => {});
+    return result;
   }
 
   /**
@@ -307,7 +325,7 @@ export class WasmBackend implements Backend {
   runWeights(plan: Plan): Promise<void> {
     this.#check();
     weightKernels(this.#kernels);
-    return this.#run(plan, null, []).then(() => {});
+    return this.#exclusive(() => this.#run(plan, null, [])).then(() => {});
   }
 
   /** Whether the kernels can pack weights ({@linkcode WasmBackend.runWeights}). */
@@ -377,7 +395,12 @@ export class WasmBackend implements Backend {
    * Runs `plan` on the calling thread one operation at a time and returns
    * each operation's time in milliseconds (for benches; not for serving).
    */
-  async profile(plan: Plan, input: Tensor): Promise<{ name: string; kind: string; ms: number }[]> {
+  profile(plan: Plan, input: Tensor): Promise<{ name: string; kind: string; ms: number }[]> {
+    this.#check();
+    return this.#exclusive(() => this.#profile(plan, input));
+  }
+
+  async #profile(plan: Plan, input: Tensor): Promise<{ name: string; kind: string; ms: number }[]> {
     await this.#run(plan, input, new Array(plan.dropoutStreams).fill(1));
     const layout = this.#layout(plan);
     const seeds = new Array(plan.dropoutStreams).fill(1);
