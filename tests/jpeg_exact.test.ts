@@ -23,7 +23,8 @@ import {
 } from "../src/image/jpeg.ts";
 import { idctScaled } from "../src/image/jpeg/idct_scaled.ts";
 import { imageKernels, kernelArena, residentOffset } from "../src/image/simd.ts";
-import { preprocess } from "../src/image/preprocess.ts";
+import { evalTransform, preprocess } from "../src/image/preprocess.ts";
+import { decodeImage } from "../src/image/decode.ts";
 import { resizeBilinear, setResizeSimd } from "../src/image/resize.ts";
 
 const FIXTURES = new URL("./fixtures/jpeg/", import.meta.url);
@@ -314,6 +315,45 @@ Deno.test("resizeBilinear reads a just-decoded JPEG where the decoder left it, w
   assert.equal(residentOffset(image.data), undefined, "stale after another decode");
   assertBytesEqual(resizeBilinear(image2, 336, 224, region).data, copied, "read in place");
   assert.equal(residentOffset(image2.data), undefined, "used once");
+});
+
+Deno.test("preprocess decodes only what its crop reads, and gives the tensor of the whole decode", async () => {
+  const names = [
+    ...[...Deno.readDirSync(FIXTURES)].filter((e) => e.name.endsWith(".jpg")).map((e) =>
+      new URL(e.name, FIXTURES)
+    ),
+    ...["astronaut_baseline", "camera_grey_q90", "rocket_progressive", "chelsea_exif6"].map((n) =>
+      new URL(`./fixtures/images/${n}.jpg`, import.meta.url)
+    ),
+    new URL("../assets/chelsea.jpg", import.meta.url),
+  ];
+  const settings = [[256, 224], [64, 17], [100, 100], [33, 1], [300, 250], [9, 3]];
+  let checked = 0;
+  for (const url of names) {
+    const bytes = await Deno.readFile(url);
+    for (const [resize, crop] of settings) {
+      for (const draft of [false, true]) {
+        const transform = evalTransform({ resize, crop, draft, maxPixels: 1 << 24 });
+        // The whole image decoded, then the transform.
+        const whole = draft
+          ? decodeJpegDraft(bytes, { minSide: resize, maxPixels: 1 << 24 })
+          : decodeImage(bytes);
+        const expected = transform(whole);
+        const ours = (await preprocess(bytes, { resize, crop, draft })).data;
+        for (let i = 0; i < expected.length; i++) {
+          if (!Object.is(ours[i], expected[i])) {
+            assert.fail(
+              `${
+                url.pathname.split("/").at(-1)
+              } resize ${resize} crop ${crop} draft ${draft}: element ${i}`,
+            );
+          }
+        }
+        checked++;
+      }
+    }
+  }
+  assert.ok(checked >= 200, `checked ${checked}`);
 });
 
 Deno.test("JPEG: the Wasm reduced IDCTs give the TypeScript idctScaled bytes, extreme values included", () => {

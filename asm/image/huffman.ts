@@ -24,8 +24,10 @@
 // sequential scan of every component then keeps one MCU row of coefficients
 // (at each component's `coef`) and inverse-transforms each row into the
 // component's plane as soon as it is decoded, while it is in cache. Per
-// component 16 bytes: quant (64 i32), plane, stride, IDCT size (8, 4, 2, 1);
-// then at +64 the IDCT scratch (512 bytes).
+// component 32 bytes: quant (64 i32), plane, stride, IDCT size (8, 4, 2, 1),
+// and the blocks to transform (first and one past the last column, first
+// and one past the last row: the rest of the plane is left unset); then at
+// +128 the IDCT scratch (512 bytes).
 
 import { idct_islow_blocks } from "./jpeg";
 import { idct_reduced_blocks } from "./idct_reduced";
@@ -485,25 +487,29 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
 function flushRow(d: usize, stream: usize, count: i32, my: i32, single: bool): void {
   for (let ci = 0; ci < count; ci++) {
     const c = d + 48 + <usize>(ci * 48);
-    const s = stream + <usize>(ci << 4);
+    const s = stream + <usize>(ci << 5);
     const coef = <usize>load<i32>(c, 0);
     const padded = load<i32>(c, 4);
-    const blocksWide = load<i32>(c, 8);
-    const blocksHigh = load<i32>(c, 12);
     const v = single ? 1 : load<i32>(c, 20);
     const quant = <usize>load<i32>(s, 0);
     const plane = <usize>load<i32>(s, 4);
     const stride = load<i32>(s, 8);
     const size = load<i32>(s, 12);
+    const bx0 = load<i32>(s, 16);
+    const wide = load<i32>(s, 20) - bx0;
+    const by0 = load<i32>(s, 24);
+    const by1 = load<i32>(s, 28);
+    if (wide <= 0) continue;
     for (let r = 0; r < v; r++) {
       const by = my * v + r;
-      if (by >= blocksHigh) break;
-      const src = coef + (<usize>(r * padded) << 7);
-      const dst = plane + <usize>(by * size * stride);
+      if (by < by0) continue;
+      if (by >= by1) break;
+      const src = coef + (<usize>(r * padded + bx0) << 7);
+      const dst = plane + <usize>(by * size * stride + bx0 * size);
       if (size == 8) {
-        idct_islow_blocks(src, padded, blocksWide, 1, quant, dst, stride, stream + 64);
+        idct_islow_blocks(src, padded, wide, 1, quant, dst, stride, stream + 128);
       } else {
-        idct_reduced_blocks(src, padded, blocksWide, 1, quant, dst, stride, size, stream + 64, false);
+        idct_reduced_blocks(src, padded, wide, 1, quant, dst, stride, size, stream + 128, false);
       }
     }
   }

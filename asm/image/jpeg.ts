@@ -269,11 +269,13 @@ function upsample_row(d: usize, y: i32): usize {
  * Upsamples and converts a whole image: `space` 0 grey (1 channel), 1 YCbCr
  * to RGB, 2 RGB copied, 3 CMYK inverted (Pillow's "CMYK;I"), 4 YCCK to
  * inverted CMYK, 5 grey replicated to RGB. `desc` holds one 48-byte
- * descriptor per component.
+ * descriptor per component. Only rows `top` to `bottom` are made.
  */
-export function convert_image(desc: usize, space: i32, out: usize, width: i32, height: i32): void {
+export function convert_image(
+  desc: usize, space: i32, out: usize, width: i32, top: i32, bottom: i32,
+): void {
   const channels = space == 0 ? 1 : space == 3 || space == 4 ? 4 : 3;
-  for (let y = 0; y < height; y++) {
+  for (let y = top; y < bottom; y++) {
     const o = out + <usize>(y * width * channels);
     const r0 = upsample_row(desc, y);
     if (space == 0) {

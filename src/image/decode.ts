@@ -7,7 +7,7 @@
 
 import { ImageError, OptionError } from "../errors.ts";
 import { checkBoolean, checkInteger, checkOptions, describeValue } from "../validate.ts";
-import { decodeJpeg, readJpegHeader } from "./jpeg.ts";
+import { decodeJpeg, type JpegRegion, readJpegHeader } from "./jpeg.ts";
 import { applyOrientation } from "./orientation.ts";
 import type { RgbImage } from "./pixels.ts";
 import { decodePng, readPngHeader } from "./png.ts";
@@ -126,6 +126,9 @@ export function imageBytes(bytes: unknown): Uint8Array {
  *
  * @param data The encoded image.
  * @param options Checked options.
+ * @param reads For a JPEG stored upright (or with `exifOrientation` off): the
+ * pixels the caller will read of a `width` x `height` image; the others may
+ * be left unset (see `JpegDecodeOptions.region`).
  * @returns The decoded, upright image.
  * @throws {ImageError} As {@linkcode decodeImage}.
  *
@@ -137,7 +140,11 @@ export function imageBytes(bytes: unknown): Uint8Array {
  * console.log(image.width); // 451
  * ```
  */
-export function decodeChecked(data: Uint8Array, options: Required<DecodeOptions>): RgbImage {
+export function decodeChecked(
+  data: Uint8Array,
+  options: Required<DecodeOptions>,
+  reads?: (width: number, height: number) => JpegRegion,
+): RgbImage {
   const { maxPixels, exifOrientation } = options;
   if (PNG_SIGNATURE.every((b, i) => data[i] === b)) {
     const header = readPngHeader(data);
@@ -147,7 +154,9 @@ export function decodeChecked(data: Uint8Array, options: Required<DecodeOptions>
   if (data[0] === 0xff && data[1] === 0xd8 && data[2] === 0xff) {
     const header = readJpegHeader(data);
     checkSize(header.width, header.height, maxPixels);
-    const image = decodeJpeg(data, maxPixels);
+    const upright = !exifOrientation || header.orientation === 1;
+    const region = reads && upright ? reads(header.width, header.height) : undefined;
+    const image = decodeJpeg(data, maxPixels, region);
     return exifOrientation ? applyOrientation(image, header.orientation) : image;
   }
   const head = Array.from(data.subarray(0, 4), (b) => b.toString(16).padStart(2, "0")).join(" ");

@@ -7,7 +7,7 @@
  */
 
 import { ImageError } from "../errors.ts";
-import { decodeJpegPixels, type JpegPixels } from "./jpeg/decoder.ts";
+import { decodeJpegPixels, type JpegPixels, type JpegRegion } from "./jpeg/decoder.ts";
 import { applyOrientation, readExifOrientation } from "./orientation.ts";
 import { interleavedToRgb, type RgbImage } from "./pixels.ts";
 
@@ -83,6 +83,7 @@ export function readJpegHeader(bytes: Uint8Array): JpegHeader {
  * @param bytes The JPEG file.
  * @param maxPixels Largest `width * height` accepted; the decoder's memory
  * budget is 40 bytes per allowed pixel.
+ * @param region The pixels the caller will read; the others may be left unset.
  * @returns The decoded image.
  * @throws {ImageError} When the data is corrupt, truncated, unsupported or over budget.
  *
@@ -93,8 +94,8 @@ export function readJpegHeader(bytes: Uint8Array): JpegHeader {
  * console.log(image.width, image.height); // 451 300
  * ```
  */
-export function decodeJpeg(bytes: Uint8Array, maxPixels: number): RgbImage {
-  return jpegPixelsToRgb(decodeJpegPixels(bytes, { maxPixels, rgb: true }));
+export function decodeJpeg(bytes: Uint8Array, maxPixels: number, region?: JpegRegion): RgbImage {
+  return jpegPixelsToRgb(decodeJpegPixels(bytes, { maxPixels, rgb: true, region }));
 }
 
 /**
@@ -126,7 +127,12 @@ export function jpegPixelsToRgb(pixels: JpegPixels): RgbImage {
   return { data: out, width, height };
 }
 
-export { decodeJpegPixels, type JpegDecodeOptions, type JpegPixels } from "./jpeg/decoder.ts";
+export {
+  decodeJpegPixels,
+  type JpegDecodeOptions,
+  type JpegPixels,
+  type JpegRegion,
+} from "./jpeg/decoder.ts";
 
 /** Options of {@linkcode decodeJpegDraft}. */
 export interface JpegDraftOptions {
@@ -136,6 +142,13 @@ export interface JpegDraftOptions {
   maxPixels?: number;
   /** Turn the image upright by its EXIF orientation. @default {true} */
   exifOrientation?: boolean;
+  /**
+   * For an image stored upright (or with `exifOrientation` off): the pixels
+   * the caller will read of the `width` x `height` image decoded; the others
+   * may be left unset. Internal to the evaluation transform, which reads
+   * only its crop's part.
+   */
+  reads?: (width: number, height: number) => JpegRegion;
 }
 
 /**
@@ -160,11 +173,15 @@ export interface JpegDraftOptions {
  * ```
  */
 export function decodeJpegDraft(bytes: Uint8Array, options: JpegDraftOptions = {}): RgbImage {
-  const { minSide = 256, maxPixels = 64_000_000, exifOrientation = true } = options;
+  const { minSide = 256, maxPixels = 64_000_000, exifOrientation = true, reads } = options;
   const header = readJpegHeader(bytes);
   const short = Math.min(header.width, header.height);
   const scale = ([8, 4, 2] as const).find((s) => Math.floor(short / s) >= minSide) ?? 1;
-  const image = jpegPixelsToRgb(decodeJpegPixels(bytes, { maxPixels, scale, rgb: true }));
+  const upright = !exifOrientation || header.orientation === 1;
+  const region = reads && upright
+    ? reads(Math.ceil(header.width / scale), Math.ceil(header.height / scale))
+    : undefined;
+  const image = jpegPixelsToRgb(decodeJpegPixels(bytes, { maxPixels, scale, rgb: true, region }));
   return exifOrientation ? applyOrientation(image, header.orientation) : image;
 }
 

@@ -28,7 +28,7 @@ import {
 } from "./load.ts";
 import type { PixelData, RgbImage } from "./pixels.ts";
 import { normalizeToChw } from "./normalize.ts";
-import { resizeBilinear } from "./resize.ts";
+import { resizeBilinear, resizeReads } from "./resize.ts";
 
 /** ImageNet channel means (R, G, B) of torchvision's pretrained models. */
 export const IMAGENET_MEAN: readonly number[] = Object.freeze([0.485, 0.456, 0.406]);
@@ -209,7 +209,9 @@ export interface EvalTransform {
 /**
  * Loads an image for `transform`: as {@linkcode loadChecked}, except that
  * with `transform.draft` a JPEG is decoded at the reduced scale Pillow's
- * `draft()` picks for `transform.resize`.
+ * `draft()` picks for `transform.resize`, and that of a JPEG stored upright
+ * only the pixels the transform's resize reads for its crop are made (the
+ * others are unspecified: the image is for `transform` alone).
  *
  * @param source Encoded bytes, a path, a URL or decoded pixels.
  * @param load Checked load options.
@@ -234,20 +236,25 @@ export async function loadForTransform(
   load: CheckedLoadOptions,
   transform: EvalTransform,
 ): Promise<RgbImage> {
-  if (!transform.draft) return await loadChecked(source, load);
   let bytes: Uint8Array;
   if (typeof source === "string" || source instanceof URL) {
     bytes = await readBytes(source, { ...load, error: ImageError, what: "image" });
   } else if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
     bytes = imageBytes(source);
   } else return await loadChecked(source, load); // pixels, or a wrong type refused there
-  if (bytes[0] !== 0xff || bytes[1] !== 0xd8 || bytes[2] !== 0xff) {
-    return decodeChecked(bytes, load);
+  // A JPEG decoder only makes what the resize reads of the crop.
+  const reads = (width: number, height: number) => {
+    const { w, h, region } = cropGeometry(width, height, transform.resize, transform.crop);
+    return resizeReads(width, height, w, h, region);
+  };
+  if (!transform.draft || bytes[0] !== 0xff || bytes[1] !== 0xd8 || bytes[2] !== 0xff) {
+    return decodeChecked(bytes, load, reads);
   }
   return decodeJpegDraft(bytes, {
     minSide: transform.resize,
     maxPixels: load.maxPixels,
     exifOrientation: load.exifOrientation,
+    reads,
   });
 }
 
@@ -339,7 +346,12 @@ export function snapshot(source: ImageSource): ImageSource {
  * pixels the crop keeps: a 1 x N image's 256 x 256N resize is never made.
  */
 function resizeAndCrop(image: RgbImage, size: number, crop: number): RgbImage {
-  const { width, height } = image;
+  const { w, h, region } = cropGeometry(image.width, image.height, size, crop);
+  return resizeBilinear(image, w, h, region);
+}
+
+/** The resize's size (`w` x `h`) and its centre crop, for a `width` x `height` image. */
+function cropGeometry(width: number, height: number, size: number, crop: number) {
   const long = Math.trunc((size * Math.max(width, height)) / Math.min(width, height));
   const [w, h] = width <= height ? [size, long] : [long, size];
   const region = {
@@ -348,7 +360,7 @@ function resizeAndCrop(image: RgbImage, size: number, crop: number): RgbImage {
     width: crop,
     height: crop,
   };
-  return resizeBilinear(image, w, h, region);
+  return { w, h, region };
 }
 
 /** `int(round(diff / 2))` with Python's round-half-to-even. */

@@ -91,6 +91,42 @@ export function resizeBilinear(
   return { data, width: w, height: h };
 }
 
+/**
+ * The input pixels {@linkcode resizeBilinear} reads to make `region` of a
+ * `width` x `height` resize of a `inWidth` x `inHeight` image: the columns
+ * and rows of the filter windows that touch it. A decoder may leave every
+ * other pixel unset.
+ *
+ * @param inWidth Width of the input image.
+ * @param inHeight Height of the input image.
+ * @param width Width of the whole resize.
+ * @param height Height of the whole resize.
+ * @param region The part of the resize computed.
+ * @returns Input columns `left` to `right` and rows `top` to `bottom` (exclusive).
+ *
+ * @example
+ * ```ts
+ * import { resizeReads } from "./resize.ts";
+ * const reads = resizeReads(750, 500, 384, 256, { left: 80, top: 16, width: 224, height: 224 });
+ * console.log(reads); // { left: 155, top: 30, right: 595, bottom: 470 }
+ * ```
+ */
+export function resizeReads(
+  inWidth: number,
+  inHeight: number,
+  width: number,
+  height: number,
+  region: ResizeRegion,
+): { left: number; top: number; right: number; bottom: number } {
+  const across = width !== inWidth
+    ? coefficients(inWidth, width, region.left, region.width)
+    : { first: region.left, last: region.left + region.width };
+  const down = height !== inHeight
+    ? coefficients(inHeight, height, region.top, region.height)
+    : { first: region.top, last: region.top + region.height };
+  return { left: across.first, top: down.first, right: across.last, bottom: down.last };
+}
+
 let useSimd = true;
 
 /**

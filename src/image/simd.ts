@@ -38,7 +38,14 @@ export interface ImageKernels {
     dcOnly: boolean,
   ): void;
   /** Upsampling and colour conversion of a whole image from component descriptors. */
-  convert_image(desc: number, space: number, out: number, width: number, height: number): void;
+  convert_image(
+    desc: number,
+    space: number,
+    out: number,
+    width: number,
+    top: number,
+    bottom: number,
+  ): void;
   /** Pillow's horizontal 8-bit resampling pass over RGB rows (see `asm/image/resize.ts`). */
   resample_horizontal(
     src: number,

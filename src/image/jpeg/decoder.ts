@@ -81,6 +81,25 @@ export interface JpegDecodeOptions {
    * @default {false}
    */
   rgb?: boolean;
+  /**
+   * Output pixels the caller will read (columns `left` to `right`, rows
+   * `top` to `bottom`, exclusive, at the decoded scale): the Wasm path then
+   * inverse-transforms and converts only what they need and leaves the rest
+   * of `data` unspecified. The whole image by default.
+   */
+  region?: JpegRegion;
+}
+
+/** A rectangle of output pixels: columns `left` to `right`, rows `top` to `bottom` (exclusive). */
+export interface JpegRegion {
+  /** First column. */
+  readonly left: number;
+  /** First row. */
+  readonly top: number;
+  /** One past the last column. */
+  readonly right: number;
+  /** One past the last row. */
+  readonly bottom: number;
 }
 
 /** libjpeg's `jpeg_natural_order` inverse: zig-zag index of each natural position. */
@@ -208,9 +227,9 @@ const SCRATCH_AT = 1024; // 512 bytes for the IDCT
 const DESCRIPTORS_AT = 1536; // 4 x 48 bytes
 const TABLES_AT = 2048; // 8 Huffman tables of 1536 bytes
 const TABLE_BYTES = 1536 + 4 * (1 << FAST_AC_BITS);
-/** A streamed scan's descriptor: 4 x 16 bytes, 512 bytes of IDCT scratch, 4 quantisation tables. */
+/** A streamed scan's descriptor: 4 x 32 bytes, 512 bytes of IDCT scratch, 4 quantisation tables. */
 const STREAM_AT = TABLES_AT + 8 * TABLE_BYTES;
-const STREAM_QUANT_AT = STREAM_AT + 576;
+const STREAM_QUANT_AT = STREAM_AT + 640;
 /** A scan descriptor: 48 bytes, 4 x 48 per component, the natural order table at 256, scratch at 352. */
 const SCAN_AT = STREAM_QUANT_AT + 4 * 256;
 const ARENA_START = SCAN_AT + 512;
@@ -319,7 +338,13 @@ export function decodeJpegPixels(bytes: Uint8Array, options: JpegDecodeOptions =
         }
         const streamed = stream && scan.components.length === frame.components.length;
         pos = frame.arena
-          ? decodeScanWasm(frame.arena, bytes.length, pos, scan, streamed ? { frame, scale } : null)
+          ? decodeScanWasm(
+            frame.arena,
+            bytes.length,
+            pos,
+            scan,
+            streamed ? { frame, scale, region: options.region } : null,
+          )
           : decodeScan(bytes, pos, scan);
         for (const c of frame.components) {
           if (scan.components.some((s) => s.coefficients === c.coefficients)) c.streamed = streamed;
@@ -352,7 +377,13 @@ export function decodeJpegPixels(bytes: Uint8Array, options: JpegDecodeOptions =
   if (frame.progressive && !sawEoi) {
     throw new ImageError("Truncated JPEG: a progressive image ends before its EOI marker");
   }
-  return render(frame, colorSpace(frame, jfif, adobeTransform), scale, options.rgb ?? false);
+  return render(
+    frame,
+    colorSpace(frame, jfif, adobeTransform),
+    scale,
+    options.rgb ?? false,
+    options.region,
+  );
 }
 
 function truncated(code: number, at: number): ImageError {
@@ -676,7 +707,7 @@ function decodeScanWasm(
   length: number,
   pos: number,
   scan: Scan,
-  stream: { frame: Frame; scale: number } | null,
+  stream: { frame: Frame; scale: number; region: JpegRegion | undefined } | null,
 ): number {
   const { memory, kernels } = arena;
   const words = new Int32Array(memory.buffer);
@@ -715,9 +746,19 @@ function decodeScanWasm(
       const index = stream.frame.components.indexOf(c);
       const layout = componentLayout(stream.frame, c, stream.scale);
       words.set(c.quant!, (STREAM_QUANT_AT + 256 * i) / 4);
+      const blocks = blockRange(stream.frame, c, stream.scale, stream.region);
       words.set(
-        [STREAM_QUANT_AT + 256 * i, arena.planes[index], layout.stride, layout.size],
-        (STREAM_AT + 16 * i) / 4,
+        [
+          STREAM_QUANT_AT + 256 * i,
+          arena.planes[index],
+          layout.stride,
+          layout.size,
+          blocks.left,
+          blocks.right,
+          blocks.top,
+          blocks.bottom,
+        ],
+        (STREAM_AT + 32 * i) / 4,
       );
     });
   }
@@ -781,6 +822,33 @@ function componentLayout(frame: Frame, c: Component, scale: number) {
   };
 }
 
+/**
+ * The blocks of a component that the output pixels of `region` (the whole
+ * image when undefined) depend on: its samples under them, one more on each
+ * side for fancy upsampling's neighbours, rounded out to whole blocks.
+ */
+function blockRange(frame: Frame, c: Component, scale: number, region: JpegRegion | undefined) {
+  const layout = componentLayout(frame, c, scale);
+  if (!region) return { left: 0, right: c.blocksWide, top: 0, bottom: c.blocksHigh };
+  const span = (from: number, to: number, expand: number, samples: number, blocks: number) => {
+    const first = Math.max(0, Math.floor(from / expand) - 1);
+    const last = Math.min(samples, Math.floor((to - 1) / expand) + 2);
+    return [
+      Math.min(blocks, Math.floor(first / layout.size)),
+      Math.min(blocks, Math.ceil(last / layout.size)),
+    ];
+  };
+  const [left, right] = span(region.left, region.right, layout.hExpand, layout.width, c.blocksWide);
+  const [top, bottom] = span(
+    region.top,
+    region.bottom,
+    layout.vExpand,
+    layout.height,
+    c.blocksHigh,
+  );
+  return { left, right: Math.max(left, right), top, bottom: Math.max(top, bottom) };
+}
+
 /** A component's IDCT size at `1/scale` (see {@linkcode componentLayout}). */
 function idctSize(maxH: number, maxV: number, h: number, v: number, scale: number): number {
   const min = 8 / scale;
@@ -811,6 +879,7 @@ function renderWasm(
   space: ColorSpace,
   scale: number,
   rgb: boolean,
+  region: JpegRegion | undefined,
 ): JpegPixels {
   const { components } = frame;
   const { memory, kernels } = arena;
@@ -818,27 +887,33 @@ function renderWasm(
   components.forEach((c, i) => {
     const layout = componentLayout(frame, c, scale);
     words.set(c.quant!, QUANT_AT / 4);
-    if (c.streamed) {
-      // Inverse-transformed while its scan was decoded.
+    const blocks = blockRange(frame, c, scale, region);
+    const wide = blocks.right - blocks.left;
+    const high = blocks.bottom - blocks.top;
+    const first = (blocks.top * c.paddedBlocksWide + blocks.left) * (arena.dcOnly[i] ? 2 : 128);
+    const at = arena.planes[i] + blocks.top * layout.size * layout.stride +
+      blocks.left * layout.size;
+    if (c.streamed || wide <= 0 || high <= 0) {
+      // Inverse-transformed while its scan was decoded, or nothing of it is read.
     } else if (layout.size === 8) {
       kernels.idct_islow_blocks(
-        arena.coefficients[i],
+        arena.coefficients[i] + first,
         c.paddedBlocksWide,
-        c.blocksWide,
-        c.blocksHigh,
+        wide,
+        high,
         QUANT_AT,
-        arena.planes[i],
+        at,
         layout.stride,
         SCRATCH_AT,
       );
     } else {
       kernels.idct_reduced_blocks(
-        arena.coefficients[i],
+        arena.coefficients[i] + first,
         c.paddedBlocksWide,
-        c.blocksWide,
-        c.blocksHigh,
+        wide,
+        high,
         QUANT_AT,
-        arena.planes[i],
+        at,
         layout.stride,
         layout.size,
         SCRATCH_AT,
@@ -864,7 +939,9 @@ function renderWasm(
   const height = Math.ceil(frame.height / scale);
   const greyToRgb = rgb && space === "grey";
   const code = greyToRgb ? GREY_TO_RGB : SPACE_CODES[space];
-  kernels.convert_image(DESCRIPTORS_AT, code, arena.output, width, height);
+  const top = Math.max(0, Math.min(region?.top ?? 0, height));
+  const bottom = Math.max(top, Math.min(region?.bottom ?? height, height));
+  kernels.convert_image(DESCRIPTORS_AT, code, arena.output, width, top, bottom);
   const channels = greyToRgb ? 3 : components.length as 1 | 3 | 4;
   const data = new Uint8Array(memory.buffer, arena.output, width * height * channels).slice();
   markResident(memory, data, arena.output); // the resize may read it where it is
@@ -872,8 +949,14 @@ function renderWasm(
 }
 
 /** Inverse DCT of every block, upsampling and colour conversion, at `1/scale` (grey as RGB with `rgb`). */
-function render(frame: Frame, space: ColorSpace, scale: number, rgb: boolean): JpegPixels {
-  if (frame.arena) return renderWasm(frame, frame.arena, space, scale, rgb);
+function render(
+  frame: Frame,
+  space: ColorSpace,
+  scale: number,
+  rgb: boolean,
+  region: JpegRegion | undefined,
+): JpegPixels {
+  if (frame.arena) return renderWasm(frame, frame.arena, space, scale, rgb, region);
   const { components } = frame;
   const width = Math.ceil(frame.width / scale);
   const height = Math.ceil(frame.height / scale);
