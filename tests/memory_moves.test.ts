@@ -2,7 +2,8 @@
  * The Wasm backend's memory moves (c74704a: one thread uses a fixed-size
  * memory like the threads build, and a larger plan moves to a new one),
  * attacked from the public surface: `model.plan()` + `model.backend.run()`
- * called concurrently, and one-thread training whose weights,
+ * called concurrently, the backend disposed while a run waits, and
+ * one-thread training whose weights,
  * gradients and Adam state (in Wasm memory, src/model/optim_state.ts) cross
  * several moves, against the same training on a memory that grows in place.
  *
@@ -10,7 +11,7 @@
  */
 
 import assert from "node:assert/strict";
-import { Adam, GoogLeNet, Tensor } from "../mod.ts";
+import { Adam, BackendError, GoogLeNet, Tensor } from "../mod.ts";
 import type { WasmBackend } from "../src/backend/wasm/backend.ts";
 import { compileKernels } from "../src/backend/wasm/kernels.ts";
 import { deterministicInput, deterministicStateDict } from "../tools/deterministic.ts";
@@ -45,6 +46,33 @@ for (const threads of [1, 2]) {
       );
     } finally {
       await model.dispose();
+    }
+  });
+
+  Deno.test(`the backend disposed while a run moves its memory (threads: ${threads}): the run gives its logits or rejects with BackendError`, async () => {
+    const x = deterministicInput("disposed", [6, 3, 224, 224]);
+    // undefined: dispose in the same turn as the call (the run has not started, it must reject).
+    for (const delay of [undefined, 0, 1, 20, 60, 150]) {
+      const model = await GoogLeNet.create({ threads, auxLogits: false, seed: 3 });
+      const backend = model.backend;
+      const run = backend.run(model.plan(x.shape), x, []);
+      if (delay !== undefined) await new Promise((resolve) => setTimeout(resolve, delay));
+      const disposed = backend.dispose();
+      const outcome = await run.then(
+        ([logits]) => logits,
+        (e: unknown) => e,
+      );
+      await disposed;
+      await model.dispose();
+      if (outcome instanceof Float32Array) {
+        assert.notEqual(delay, undefined, "a run disposed before it started gave logits");
+        assert.equal(outcome.length, 6000);
+        continue;
+      }
+      assert.ok(
+        outcome instanceof BackendError && /disposed/.test(outcome.message),
+        `disposed after ${delay} ms: ${outcome}`,
+      );
     }
   });
 }

@@ -359,24 +359,33 @@ export class WasmBackend implements Backend {
     const have = this.#memory.buffer.byteLength;
     if (end > have && this.#fixed) await this.#move(end, WEIGHTS_AT + this.#weightFloats * 4);
     else if (end > have) this.#memory.grow(Math.ceil((end - have) / PAGE));
-    if (this.#pool) {
+    // After each wait: dispose() may have come meanwhile (it lets the pool go).
+    this.#check();
+    const pool = this.#pool;
+    if (pool) {
       // Keep a few plans on the workers, so that alternating shapes (batch 1
       // and batch 8 requests) do not post a plan on every switch.
       const at = this.#installed.indexOf(plan);
       if (at >= 0) {
         this.#installed.splice(at, 1);
       } else {
-        await this.#pool.install(plan, layout);
-        if (this.#installed.length >= INSTALLED_PLANS) this.#pool.forget(this.#installed.shift()!);
+        await pool.install(plan, layout);
+        this.#check();
+        if (this.#installed.length >= INSTALLED_PLANS) pool.forget(this.#installed.shift()!);
       }
       this.#installed.push(plan);
       // Idle workers end (so that they do not keep the host alive) and failed ones are let go.
-      await this.#pool.wake();
+      await pool.wake();
+      this.#check();
     }
     const heap = new Float32Array(this.#memory.buffer);
     if (input) copyInput(plan, input, heap, layout.arena / 4 + plan.buffers[plan.input].offset);
-    if (this.#pool) {
-      await this.#pool.run(plan, layout, seeds);
+    if (pool) {
+      try {
+        await pool.run(plan, layout, seeds);
+      } finally {
+        this.#check();
+      }
     } else {
       try {
         runSerial(this.#kernels, plan, layout, this.#serial(plan), seeds);
@@ -431,10 +440,11 @@ export class WasmBackend implements Backend {
         // The workers fault in the fresh pages from the far end while this thread copies.
         await this.#pool.rebind(compiled.module, memory, kernels, [WEIGHTS_AT, pages * PAGE]);
       } catch {
-        // A worker that cannot switch cannot run with the others: go on alone.
-        this.#pool.dispose();
+        // A worker that cannot switch cannot run with the others: go on alone
+        // (unless dispose() let the pool go meanwhile).
+        this.#pool?.dispose();
         this.#pool = null;
-        this.#threads = 1;
+        if (!this.#disposed) this.#threads = 1;
       }
     }
     new Uint8Array(memory.buffer).set(new Uint8Array(this.#memory.buffer, 0, weightBytes));

@@ -77,6 +77,12 @@ interface Crew {
   failed: string | null;
   /** Resolved by the first worker error (for the test hook that waits for one). */
   readonly fault: Promise<void>;
+  /**
+   * Aborted when the crew is ended: requests still waiting for a worker's
+   * answer give up then, not after {@linkcode REPLY_MS} (a terminated worker
+   * answers nothing and raises no event).
+   */
+  readonly ended: AbortController;
 }
 
 interface Installed {
@@ -139,7 +145,10 @@ export class ThreadPool {
     this.#plans.set(plan, { id, steps: schedule(this.#kernels, plan, this.threads), layout });
     const crew = this.#crew;
     if (!crew || crew.failed) return;
-    await this.#use(crew, (w) => request(w, { type: "plan", id, plan, layout }, "planned"));
+    await this.#use(
+      crew,
+      (w) => request(w, { type: "plan", id, plan, layout }, "planned", crew.ended.signal),
+    );
   }
 
   /**
@@ -162,13 +171,18 @@ export class ThreadPool {
     const crew = this.#crew;
     if (!crew || crew.failed) return;
     await this.#use(crew, (w, i) =>
-      request(w, {
-        type: "memory",
-        module,
-        memory,
-        gemmVariant: kernels.gemm_variant(-1),
-        prefault: prefault && pageSlice(prefault, i + 1, this.threads),
-      }, "rebound"));
+      request(
+        w,
+        {
+          type: "memory",
+          module,
+          memory,
+          gemmVariant: kernels.gemm_variant(-1),
+          prefault: prefault && pageSlice(prefault, i + 1, this.threads),
+        },
+        "rebound",
+        crew.ended.signal,
+      ));
   }
 
   /** Forgets a plan on every worker. */
@@ -295,6 +309,7 @@ export class ThreadPool {
       queue: new WorkQueue(control, threads),
       failed: null,
       fault: new Promise<void>((resolve) => failed = resolve),
+      ended: new AbortController(),
     };
     try {
       const booted: Promise<void>[] = [];
@@ -311,18 +326,25 @@ export class ThreadPool {
         };
         worker.addEventListener("error", onError);
         worker.addEventListener("messageerror", onError);
-        const messages: Promise<void>[] = [request(worker, {
-          type: "init",
-          module: this.#module,
-          memory: this.#memory,
-          control: control.buffer as SharedArrayBuffer,
-          tid,
-          threads,
-          gemmVariant: this.#kernels.gemm_variant(-1),
-          prefault: prefault && pageSlice(prefault, tid, threads),
-        }, "ready")];
+        const messages: Promise<void>[] = [request(
+          worker,
+          {
+            type: "init",
+            module: this.#module,
+            memory: this.#memory,
+            control: control.buffer as SharedArrayBuffer,
+            tid,
+            threads,
+            gemmVariant: this.#kernels.gemm_variant(-1),
+            prefault: prefault && pageSlice(prefault, tid, threads),
+          },
+          "ready",
+          crew.ended.signal,
+        )];
         for (const [plan, { id, layout }] of this.#plans) {
-          messages.push(request(worker, { type: "plan", id, plan, layout }, "planned"));
+          messages.push(
+            request(worker, { type: "plan", id, plan, layout }, "planned", crew.ended.signal),
+          );
         }
         booted.push(...messages);
       }
@@ -332,6 +354,7 @@ export class ThreadPool {
       if (failure) throw (failure as PromiseRejectedResult).reason;
     } catch (cause) {
       for (const w of crew.workers) w.terminate();
+      crew.ended.abort();
       throw new BackendError(`Cannot start ${threads - 1} kernel workers: ${cause}`, { cause });
     }
     return crew;
@@ -380,7 +403,10 @@ export class ThreadPool {
     } else {
       await this.#use(
         crew,
-        (w, i) => i === 0 ? request(w, { type: "fault", fault }, "armed") : Promise.resolve(),
+        (w, i) =>
+          i === 0
+            ? request(w, { type: "fault", fault }, "armed", crew.ended.signal)
+            : Promise.resolve(),
       );
     }
     return crew;
@@ -389,6 +415,7 @@ export class ThreadPool {
   #end(crew: Crew): void {
     for (const w of crew.workers) w.terminate();
     crew.failed ??= "ended";
+    crew.ended.abort();
     if (this.#crew === crew) this.#crew = null;
   }
 
@@ -419,8 +446,17 @@ function pageSlice([start, end]: [number, number], tid: number, threads: number)
   return [start + p0 * 4096, Math.min(end, start + p1 * 4096)];
 }
 
-function request(worker: Worker, message: WorkerMessage, reply: string): Promise<void> {
+function request(
+  worker: Worker,
+  message: WorkerMessage,
+  reply: string,
+  ended: AbortSignal,
+): Promise<void> {
   return new Promise((resolve, reject) => {
+    if (ended.aborted) {
+      reject(new BackendError(`The kernel workers were stopped before "${message.type}"`));
+      return;
+    }
     // A plan's reply names its plan: several plans may be in flight to one worker
     // (a new crew gets every installed plan at once), and a run must not start
     // before the worker has every one of them.
@@ -439,8 +475,13 @@ function request(worker: Worker, message: WorkerMessage, reply: string): Promise
       cleanup();
       reject(new Error(`No answer to "${message.type}" within ${REPLY_MS} ms`));
     }, REPLY_MS);
+    const onEnded = () => {
+      cleanup();
+      reject(new BackendError(`The kernel workers were stopped while "${message.type}" waited`));
+    };
     const cleanup = () => {
       clearTimeout(timer);
+      ended.removeEventListener("abort", onEnded);
       worker.removeEventListener("message", onMessage);
       worker.removeEventListener("error", onError);
       worker.removeEventListener("messageerror", onError);
@@ -448,6 +489,7 @@ function request(worker: Worker, message: WorkerMessage, reply: string): Promise
     worker.addEventListener("message", onMessage);
     worker.addEventListener("error", onError);
     worker.addEventListener("messageerror", onError);
+    ended.addEventListener("abort", onEnded);
     worker.postMessage(message);
   });
 }
