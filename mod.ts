@@ -81,6 +81,7 @@ export {
   IMAGENET_STD,
   type ImageSource,
   type JpegDraftOptions,
+  type JpegRegion,
   type LoadImageOptions,
   type Normalization,
   type PixelData,

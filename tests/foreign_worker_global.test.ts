@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
-import { GoogLeNet, Tensor } from "../mod.ts";
+import { GoogLeNet, type Tensor } from "../mod.ts";
 import { webWorker } from "../src/web_worker.ts";
 import { deterministicInput } from "../tools/deterministic.ts";
 import { assertSameBits } from "./_support/edge_child.ts";

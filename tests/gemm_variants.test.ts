@@ -9,7 +9,7 @@
  */
 
 import assert from "node:assert/strict";
-import { BackendError, GEMM_KERNELS, GoogLeNet, Tensor } from "../mod.ts";
+import { BackendError, GEMM_KERNELS, GoogLeNet, type Tensor } from "../mod.ts";
 import { calibrateGemm, CALIBRATION_BYTES } from "../src/backend/wasm/calibrate.ts";
 import type { WasmBackend } from "../src/backend/wasm/backend.ts";
 import { compileKernels, instantiateKernels } from "../src/backend/wasm/kernels.ts";
