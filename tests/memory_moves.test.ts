@@ -2,8 +2,9 @@
  * The Wasm backend's memory moves (c74704a: one thread uses a fixed-size
  * memory like the threads build, and a larger plan moves to a new one),
  * attacked from the public surface: `model.plan()` + `model.backend.run()`
- * called concurrently, the backend disposed while a run waits, and
- * one-thread training whose weights,
+ * called concurrently, the backend disposed while a run waits, a
+ * caller-supplied `wasmModule` (growable memory) at a `memoryLimit` that is
+ * not a whole number of 64 KiB pages, and one-thread training whose weights,
  * gradients and Adam state (in Wasm memory, src/model/optim_state.ts) cross
  * several moves, against the same training on a memory that grows in place.
  *
@@ -11,7 +12,7 @@
  */
 
 import assert from "node:assert/strict";
-import { Adam, BackendError, GoogLeNet, Tensor } from "../mod.ts";
+import { Adam, BackendError, GoogLeNet, MemoryLimitError, Tensor } from "../mod.ts";
 import type { WasmBackend } from "../src/backend/wasm/backend.ts";
 import { compileKernels } from "../src/backend/wasm/kernels.ts";
 import { deterministicInput, deterministicStateDict } from "../tools/deterministic.ts";
@@ -76,6 +77,41 @@ for (const threads of [1, 2]) {
     }
   });
 }
+
+Deno.test("wasmModule with a memoryLimit that is not whole pages: a plan within the limit runs, one over it is a MemoryLimitError", async () => {
+  const x = deterministicInput("limit", [2, 3, 224, 224]);
+  const reference = await GoogLeNet.create({ threads: 1, auxLogits: false, seed: 3 });
+  const plan = reference.plan(x.shape);
+  // Weights, scratch and arena: what the forward needs, to the byte (not a multiple of 64 KiB).
+  const need = (reference.backend as WasmBackend).planBytes(plan);
+  const expected = ((await reference.forward(x)) as Tensor).data;
+  await reference.dispose();
+  assert.notEqual(need % 65536, 0, "the test needs a limit inside a page");
+  const fits = await GoogLeNet.create({
+    threads: 1,
+    auxLogits: false,
+    seed: 3,
+    wasmModule,
+    memoryLimit: need,
+  });
+  try {
+    assertSameBits(((await fits.forward(x)) as Tensor).data, expected, "at memoryLimit = need");
+  } finally {
+    await fits.dispose();
+  }
+  const short = await GoogLeNet.create({
+    threads: 1,
+    auxLogits: false,
+    seed: 3,
+    wasmModule,
+    memoryLimit: need - 1,
+  });
+  try {
+    await assert.rejects(short.forward(x), MemoryLimitError);
+  } finally {
+    await short.dispose();
+  }
+});
 
 Deno.test("one-thread training across memory moves keeps weights, gradients and Adam state: the bits of a memory that grows in place", async () => {
   // Batch and image growth after the training regions and the Adam state were added.

@@ -193,8 +193,11 @@ export class WasmBackend implements Backend {
     let kernels: KernelExports;
     if (options.wasmModule) {
       compiled = describeModule(options.wasmModule);
+      // Up to the page the limit falls in: a plan that passes the limit
+      // check (in bytes) must be able to grow into it, as a fixed memory of
+      // whole pages holds it.
       const growable = (shared: boolean) =>
-        allocate(Math.ceil(weightBytes / PAGE), shared, Math.floor(limit / PAGE));
+        allocate(Math.ceil(weightBytes / PAGE), shared, Math.ceil(limit / PAGE));
       memory = growable(compiled.shared);
       try {
         kernels = instantiateKernels(compiled.module, memory);
@@ -289,7 +292,7 @@ export class WasmBackend implements Backend {
     this.#installed = [];
     const have = this.#memory.buffer.byteLength;
     if (end > have && this.#fixed) await this.#move(end, oldEnd);
-    else if (end > have) this.#memory.grow(Math.ceil((end - have) / PAGE));
+    else if (end > have) this.#grow(end);
     this.#weightFloats = floats;
     new Uint8Array(this.#memory.buffer, oldEnd, end - oldEnd).fill(0);
   }
@@ -358,7 +361,7 @@ export class WasmBackend implements Backend {
     }
     const have = this.#memory.buffer.byteLength;
     if (end > have && this.#fixed) await this.#move(end, WEIGHTS_AT + this.#weightFloats * 4);
-    else if (end > have) this.#memory.grow(Math.ceil((end - have) / PAGE));
+    else if (end > have) this.#grow(end);
     // After each wait: dispose() may have come meanwhile (it lets the pool go).
     this.#check();
     const pool = this.#pool;
@@ -479,6 +482,20 @@ export class WasmBackend implements Backend {
 
   #check(): void {
     if (this.#disposed) throw new BackendError("The Wasm backend was disposed");
+  }
+
+  /** Grows a caller-module's memory (not fixed) to `end` bytes. */
+  #grow(end: number): void {
+    const have = this.#memory.buffer.byteLength;
+    try {
+      this.#memory.grow(Math.ceil((end - have) / PAGE));
+    } catch (cause) {
+      throw new MemoryLimitError(
+        `Cannot grow the Wasm memory from ${mb(have)} to ${mb(end)} (${cause}): use a smaller ` +
+          "batch or image, or fewer threads",
+        { cause },
+      );
+    }
   }
 }
 
