@@ -436,6 +436,8 @@ export class WasmBackend implements Backend {
     const pages = Math.ceil(end / PAGE);
     const shared = this.#memory.buffer instanceof SharedArrayBuffer;
     const compiled = await compileKernels(shared, pages);
+    // Disposed while compiling: allocate nothing more.
+    this.#check();
     const memory = allocate(pages, shared, pages);
     const kernels = instantiateKernels(compiled.module, memory, this.#kernels.gemm_variant(-1));
     if (this.#pool) {
