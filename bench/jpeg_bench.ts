@@ -18,7 +18,7 @@
  */
 
 import process from "node:process";
-import { decodeJpegDraft, decodeJpegPixels } from "../src/image/jpeg.ts";
+import { decodeJpegPixels } from "../src/image/jpeg.ts";
 import { preprocess } from "../src/image/preprocess.ts";
 import { hostLine, startRun } from "./_record.ts";
 
@@ -111,7 +111,7 @@ if (typeof setup === "string") {
   for (const photo of setup.photos) {
     const cases: [string, () => unknown][] = [
       ["preprocess", () => preprocess(photo.bytes)],
-      ["preprocess, fast path (decodeJpegDraft)", () => preprocess(decodeJpegDraft(photo.bytes))],
+      ["preprocess, fast path (draft: true)", () => preprocess(photo.bytes, { draft: true })],
       ["decode", () => decodeJpegPixels(photo.bytes)],
       ["decode, TypeScript path", () => decodeJpegPixels(photo.bytes, { simd: false })],
     ];
@@ -141,7 +141,7 @@ if (typeof setup === "string") {
   const preprocessedFast = new Map<string, Float32Array>();
   for (const photo of setup.photos) {
     preprocessedSync.set(photo.label, (await preprocess(photo.bytes)).data);
-    preprocessedFast.set(photo.label, (await preprocess(decodeJpegDraft(photo.bytes))).data);
+    preprocessedFast.set(photo.label, (await preprocess(photo.bytes, { draft: true })).data);
   }
   globalThis.addEventListener("unload", () => {
     const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
