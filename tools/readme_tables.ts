@@ -302,7 +302,7 @@ export function renderTraining(section: TrainingSection): string {
             ? [["- other backward ops", f1(rest), perImage(rest)]]
             : []),
           ["AdamW step, with the repack", f1(p.optimizerMs), perImage(p.optimizerMs)],
-          ["- repack alone", f1(p.repackMs), perImage(p.repackMs)],
+          ["- of which the repack kernels", f1(p.repackMs), perImage(p.repackMs)],
           ["zeroGrad", f1(p.zeroGradMs), perImage(p.zeroGradMs)],
         ],
       ),
