@@ -18,6 +18,14 @@ const NR: i32 = 8;
  * Panels [p0, p1) of a GEMM-packed matrix of depth k and n columns at `dst`:
  * `[bias[8], B[0, 0..8], ..., B[k-1, 0..8]]` per panel, padding columns 0;
  * `bias` 0 gives a zero bias.
+ *
+ * A whole panel whose 8 sources lie a constant step apart (`cc` 1, or a
+ * multiple of 8) is written a row of 8 floats (two v128 stores) at a time:
+ * with step 1 from two v128 loads; when each column's rows are a permutation
+ * of k contiguous floats (`rb` 1 and `rc * ra` = k, or the identity), from one
+ * v128 load of 4 consecutive sources per column, transposed 8 x 4 into 4
+ * rows; otherwise from 8 scalar loads. Partial panels go float by float.
+ * Every path copies the same floats to the same places.
  */
 export function pack_gemm(
   src: usize, base: i32, k: i32, n: i32,
@@ -25,6 +33,9 @@ export function pack_gemm(
   cc: i32, ca: i32, cb: i32,
   bias: usize, dst: usize, p0: i32, p1: i32,
 ): void {
+  // The identity row gather as a permutation: rows r % 1 = 0, r / 1 = r.
+  if (rc == 1 && rb == 1) ra = k;
+  const permutation = rb == 1 && rc * ra == k;
   for (let p = p0; p < p1; p++) {
     const panel = dst + (<usize>(p * (k + 1) * NR) << 2);
     const j0 = p * NR;
@@ -33,8 +44,22 @@ export function pack_gemm(
     for (let j = 0; j < NR; j++) {
       store<f32>(panel + (<usize>j << 2), j < cols && bias != 0 ? load<f32>(bias + (<usize>(j0 + j) << 2)) : 0);
     }
+    const rows = panel + (<usize>NR << 2);
+    if (cols == NR && (cc == 1 || cc % NR == 0)) {
+      // Column j0 + j reads start + j * step (j0 % cc + j < cc when 8 divides cc).
+      const step = cc == 1 ? cb : ca;
+      const start = base + (j0 % cc) * ca + (j0 / cc) * cb;
+      if (step == 1) {
+        pack_rows_contiguous(src + (<usize>start << 2), k, rc, ra, rb, rows);
+      } else if (permutation) {
+        pack_rows_transposed(src + (<usize>start << 2), step, k, rc, ra, rows);
+      } else {
+        pack_rows_strided(src + (<usize>start << 2), step, k, rc, ra, rb, rows);
+      }
+      continue;
+    }
     for (let j = 0; j < NR; j++) {
-      let at = panel + (<usize>(NR + j) << 2);
+      let at = rows + (<usize>j << 2);
       if (j >= cols) {
         for (let r = 0; r < k; r++, at += NR << 2) store<f32>(at, 0);
         continue;
@@ -54,9 +79,97 @@ export function pack_gemm(
   }
 }
 
-/** Bytes of scratch `pack_winograd` needs: G in f64, then G g and g for two outputs in f64x2. */
+// Rows [0, k) of a panel whose 8 columns are contiguous: row r is the 8 floats at from + gather(r).
+@inline function pack_rows_contiguous(from: usize, k: i32, rc: i32, ra: i32, rb: i32, at: usize): void {
+  let ch = 0, term = 0, qTerm = 0;
+  for (let r = 0; r < k; r++, at += NR << 2) {
+    const q = from + (<usize>term << 2);
+    v128.store(at, v128.load(q));
+    v128.store(at, v128.load(q, 16), 16);
+    if (++ch == rc) {
+      ch = 0;
+      qTerm += rb;
+      term = qTerm;
+    } else {
+      term += ra;
+    }
+  }
+}
+
+// Rows [0, k) of a panel whose column j reads from + j * step + gather(r), 8 scalar loads a row.
+@inline function pack_rows_strided(
+  from: usize, step: i32, k: i32, rc: i32, ra: i32, rb: i32, at: usize,
+): void {
+  const d = <usize>step << 2;
+  let ch = 0, term = 0, qTerm = 0;
+  for (let r = 0; r < k; r++, at += NR << 2) {
+    const q0 = from + (<usize>term << 2), q4 = q0 + 4 * d;
+    let lo = f32x4.splat(load<f32>(q0));
+    lo = f32x4.replace_lane(lo, 1, load<f32>(q0 + d));
+    lo = f32x4.replace_lane(lo, 2, load<f32>(q0 + 2 * d));
+    lo = f32x4.replace_lane(lo, 3, load<f32>(q0 + 3 * d));
+    let hi = f32x4.splat(load<f32>(q4));
+    hi = f32x4.replace_lane(hi, 1, load<f32>(q4 + d));
+    hi = f32x4.replace_lane(hi, 2, load<f32>(q4 + 2 * d));
+    hi = f32x4.replace_lane(hi, 3, load<f32>(q4 + 3 * d));
+    v128.store(at, lo);
+    v128.store(at, hi, 16);
+    if (++ch == rc) {
+      ch = 0;
+      qTerm += rb;
+      term = qTerm;
+    } else {
+      term += ra;
+    }
+  }
+}
+
+// Rows [0, k) of a panel whose column j reads the k contiguous floats at from + j * step, source s
+// going to row (s % ra) * rc + s / ra (the inverse of gather(r) = (r % rc) * ra + r / rc): 4
+// sources of each column at once, transposed into 4 rows of 8.
+@inline function pack_rows_transposed(from: usize, step: i32, k: i32, rc: i32, ra: i32, rows: usize): void {
+  const d = <usize>step << 2;
+  const rowBytes = <usize>(NR << 2);
+  let s = 0;
+  // Row of source s, kept incrementally: sa = s % ra, sq = s / ra.
+  let sa = 0, sq = 0;
+  for (; s + 4 <= k; s += 4) {
+    const q0 = from + (<usize>s << 2), q4 = q0 + 4 * d;
+    const c0 = v128.load(q0), c1 = v128.load(q0 + d), c2 = v128.load(q0 + 2 * d), c3 = v128.load(q0 + 3 * d);
+    const c4 = v128.load(q4), c5 = v128.load(q4 + d), c6 = v128.load(q4 + 2 * d), c7 = v128.load(q4 + 3 * d);
+    // 4 x 4 transposes: lo_i = (c0[i], c1[i], c2[i], c3[i]), hi_i from c4..c7.
+    const a01 = v128.shuffle<f32>(c0, c1, 0, 4, 1, 5), b01 = v128.shuffle<f32>(c0, c1, 2, 6, 3, 7);
+    const a23 = v128.shuffle<f32>(c2, c3, 0, 4, 1, 5), b23 = v128.shuffle<f32>(c2, c3, 2, 6, 3, 7);
+    const a45 = v128.shuffle<f32>(c4, c5, 0, 4, 1, 5), b45 = v128.shuffle<f32>(c4, c5, 2, 6, 3, 7);
+    const a67 = v128.shuffle<f32>(c6, c7, 0, 4, 1, 5), b67 = v128.shuffle<f32>(c6, c7, 2, 6, 3, 7);
+    let at = rows + <usize>(sa * rc + sq) * rowBytes;
+    v128.store(at, v128.shuffle<f32>(a01, a23, 0, 1, 4, 5));
+    v128.store(at, v128.shuffle<f32>(a45, a67, 0, 1, 4, 5), 16);
+    if (++sa == ra) { sa = 0; sq++; }
+    at = rows + <usize>(sa * rc + sq) * rowBytes;
+    v128.store(at, v128.shuffle<f32>(a01, a23, 2, 3, 6, 7));
+    v128.store(at, v128.shuffle<f32>(a45, a67, 2, 3, 6, 7), 16);
+    if (++sa == ra) { sa = 0; sq++; }
+    at = rows + <usize>(sa * rc + sq) * rowBytes;
+    v128.store(at, v128.shuffle<f32>(b01, b23, 0, 1, 4, 5));
+    v128.store(at, v128.shuffle<f32>(b45, b67, 0, 1, 4, 5), 16);
+    if (++sa == ra) { sa = 0; sq++; }
+    at = rows + <usize>(sa * rc + sq) * rowBytes;
+    v128.store(at, v128.shuffle<f32>(b01, b23, 2, 3, 6, 7));
+    v128.store(at, v128.shuffle<f32>(b45, b67, 2, 3, 6, 7), 16);
+    if (++sa == ra) { sa = 0; sq++; }
+  }
+  for (; s < k; s++) {
+    const q = from + (<usize>s << 2);
+    const at = rows + <usize>(sa * rc + sq) * rowBytes;
+    for (let j = 0; j < NR; j++) store<f32>(at + (<usize>j << 2), load<f32>(q + <usize>j * d));
+    if (++sa == ra) { sa = 0; sq++; }
+  }
+}
+
+/** Bytes of scratch `pack_winograd` needs: G (at most 6 x 5), each entry splat in an f64x2. */
 export function pack_winograd_scratch_bytes(): i32 {
-  return 6 * 5 * 8 + 6 * 5 * 16 + 5 * 5 * 16;
+  return 6 * 5 * 16;
 }
 
 // The interpolation point of row j of G: 0, 1, -1, 2, -2.
@@ -80,18 +193,21 @@ export function pack_winograd(
   dst: usize, scratch: usize, p0: i32, p1: i32,
 ): void {
   // G (n x r): row j < n - 1 is a_j^t / prod_{l != j} (a_j - a_l); the last row picks t = r - 1.
-  const g = scratch, gg = scratch + 6 * 5 * 8, wv = gg + 6 * 5 * 16;
+  // Stored splat (each entry in both f64 lanes), row-major: v128 loads at constant offsets.
+  const g = scratch;
   for (let j = 0; j < n - 1; j++) {
     const a = point(j);
     let norm: f64 = 1;
     for (let l = 0; l < n - 1; l++) if (l != j) norm *= a - point(l);
     let power: f64 = 1;
     for (let t = 0; t < r; t++) {
-      store<f64>(g + (<usize>(j * r + t) << 3), power / norm);
+      v128.store(g + (<usize>(j * r + t) << 4), f64x2.splat(power / norm));
       power *= a;
     }
   }
-  for (let t = 0; t < r; t++) store<f64>(g + (<usize>((n - 1) * r + t) << 3), t == r - 1 ? 1.0 : 0.0);
+  for (let t = 0; t < r; t++) {
+    v128.store(g + (<usize>((n - 1) * r + t) << 4), f64x2.splat(t == r - 1 ? 1.0 : 0.0));
+  }
 
   const biasFloats = (oc + 3) & ~3;
   if (p0 == 0) {
@@ -123,34 +239,95 @@ export function pack_winograd(
         // A missing second output (oc odd) computes from zeros: +0 everywhere, as the padding.
         const two = o + 1 < oc;
         const k0 = base + o * os + ci * cs;
-        for (let t = 0; t < taps; t++) {
-          const w0 = <f64>load<f32>(src + (<usize>(k0 + t * ts) << 2));
-          const w1 = two ? <f64>load<f32>(src + (<usize>(k0 + os + t * ts) << 2)) : 0.0;
-          v128.store(wv + (<usize>t << 4), f64x2.replace_lane(f64x2.splat(w0), 1, w1));
-        }
-        // gg = G g (n x r).
-        for (let i = 0; i < n; i++) {
-          for (let col = 0; col < r; col++) {
-            let sum = f64x2.splat(0);
-            for (let t = 0; t < r; t++) {
-              const gi = v128.load64_splat(g + (<usize>(i * r + t) << 3));
-              sum = f64x2.add(sum, f64x2.mul(gi, v128.load(wv + (<usize>(t * r + col) << 4))));
-            }
-            v128.store(gg + (<usize>(i * r + col) << 4), sum);
-          }
-        }
-        // U = gg G^T (n x n), U[i][j] to matrix n i + j, both outputs in one 8-byte store.
-        for (let i = 0; i < n; i++) {
-          for (let j = 0; j < n; j++) {
-            let sum = f64x2.splat(0);
-            for (let t = 0; t < r; t++) {
-              const gj = v128.load64_splat(g + (<usize>(j * r + t) << 3));
-              sum = f64x2.add(sum, f64x2.mul(v128.load(gg + (<usize>(i * r + t) << 4)), gj));
-            }
-            v128.store64_lane(row + (<usize>((i * n + j) * size) << 2), f32x4.demote_f64x2_zero(sum), 0);
-          }
+        if (r == 3) {
+          winograd_pair_r3(src, k0, os, ts, two, g, n, row, <usize>size << 2);
+        } else {
+          winograd_pair_r5(src, k0, os, ts, two, g, n, row, <usize>size << 2);
         }
       }
+    }
+  }
+}
+
+// Tap t of outputs o (lane 0) and o + 1 (lane 1, 0 without a second output) in f64.
+@inline function tap(src: usize, k0: i32, os: i32, ts: i32, t: i32, two: bool): v128 {
+  const w0 = <f64>load<f32>(src + (<usize>(k0 + t * ts) << 2));
+  const w1 = two ? <f64>load<f32>(src + (<usize>(k0 + os + t * ts) << 2)) : 0.0;
+  return f64x2.replace_lane(f64x2.splat(w0), 1, w1);
+}
+
+// ((0 + a0 b0) + a1 b1) + a2 b2, lane-wise in f64: one entry of G g or of (G g) G^T.
+@inline function dot3(a0: v128, b0: v128, a1: v128, b1: v128, a2: v128, b2: v128): v128 {
+  const s = f64x2.add(f64x2.splat(0), f64x2.mul(a0, b0));
+  return f64x2.add(f64x2.add(s, f64x2.mul(a1, b1)), f64x2.mul(a2, b2));
+}
+
+// The same for 5 terms.
+@inline function dot5(
+  a0: v128, b0: v128, a1: v128, b1: v128, a2: v128, b2: v128, a3: v128, b3: v128, a4: v128, b4: v128,
+): v128 {
+  const s = f64x2.add(f64x2.add(f64x2.splat(0), f64x2.mul(a0, b0)), f64x2.mul(a1, b1));
+  return f64x2.add(f64x2.add(f64x2.add(s, f64x2.mul(a2, b2)), f64x2.mul(a3, b3)), f64x2.mul(a4, b4));
+}
+
+// U = G g G^T of a 3 x 3 kernel for two outputs: the taps in registers, each row i of G g
+// (h0..h2) computed once, then U[i][0..n) from it; U[i][j] to `row` + (n i + j) matrices
+// (`mb` bytes apart), rounded to f32. The products and sums are pack_winograd's former
+// loops' (and packWinograd's), in the same order: sum = 0; sum += G[i][t] g[t][col] for t;
+// then sum = 0; sum += gg[i][t] G[j][t] for t.
+function winograd_pair_r3(
+  src: usize, k0: i32, os: i32, ts: i32, two: bool, g: usize, n: i32, row: usize, mb: usize,
+): void {
+  const w0 = tap(src, k0, os, ts, 0, two), w1 = tap(src, k0, os, ts, 1, two), w2 = tap(src, k0, os, ts, 2, two);
+  const w3 = tap(src, k0, os, ts, 3, two), w4 = tap(src, k0, os, ts, 4, two), w5 = tap(src, k0, os, ts, 5, two);
+  const w6 = tap(src, k0, os, ts, 6, two), w7 = tap(src, k0, os, ts, 7, two), w8 = tap(src, k0, os, ts, 8, two);
+  let out = row;
+  for (let i = 0; i < n; i++) {
+    const gi = g + (<usize>(i * 3) << 4);
+    const g0 = v128.load(gi), g1 = v128.load(gi, 16), g2 = v128.load(gi, 32);
+    const h0 = dot3(g0, w0, g1, w3, g2, w6);
+    const h1 = dot3(g0, w1, g1, w4, g2, w7);
+    const h2 = dot3(g0, w2, g1, w5, g2, w8);
+    let gj = g;
+    for (let j = 0; j < n; j++, gj += 48, out += mb) {
+      const u = dot3(h0, v128.load(gj), h1, v128.load(gj, 16), h2, v128.load(gj, 32));
+      v128.store64_lane(out, f32x4.demote_f64x2_zero(u), 0);
+    }
+  }
+}
+
+// The same for a 5 x 5 kernel.
+function winograd_pair_r5(
+  src: usize, k0: i32, os: i32, ts: i32, two: bool, g: usize, n: i32, row: usize, mb: usize,
+): void {
+  const w0 = tap(src, k0, os, ts, 0, two), w1 = tap(src, k0, os, ts, 1, two), w2 = tap(src, k0, os, ts, 2, two);
+  const w3 = tap(src, k0, os, ts, 3, two), w4 = tap(src, k0, os, ts, 4, two), w5 = tap(src, k0, os, ts, 5, two);
+  const w6 = tap(src, k0, os, ts, 6, two), w7 = tap(src, k0, os, ts, 7, two), w8 = tap(src, k0, os, ts, 8, two);
+  const w9 = tap(src, k0, os, ts, 9, two), w10 = tap(src, k0, os, ts, 10, two);
+  const w11 = tap(src, k0, os, ts, 11, two), w12 = tap(src, k0, os, ts, 12, two);
+  const w13 = tap(src, k0, os, ts, 13, two), w14 = tap(src, k0, os, ts, 14, two);
+  const w15 = tap(src, k0, os, ts, 15, two), w16 = tap(src, k0, os, ts, 16, two);
+  const w17 = tap(src, k0, os, ts, 17, two), w18 = tap(src, k0, os, ts, 18, two);
+  const w19 = tap(src, k0, os, ts, 19, two), w20 = tap(src, k0, os, ts, 20, two);
+  const w21 = tap(src, k0, os, ts, 21, two), w22 = tap(src, k0, os, ts, 22, two);
+  const w23 = tap(src, k0, os, ts, 23, two), w24 = tap(src, k0, os, ts, 24, two);
+  let out = row;
+  for (let i = 0; i < n; i++) {
+    const gi = g + (<usize>(i * 5) << 4);
+    const g0 = v128.load(gi), g1 = v128.load(gi, 16), g2 = v128.load(gi, 32);
+    const g3 = v128.load(gi, 48), g4 = v128.load(gi, 64);
+    const h0 = dot5(g0, w0, g1, w5, g2, w10, g3, w15, g4, w20);
+    const h1 = dot5(g0, w1, g1, w6, g2, w11, g3, w16, g4, w21);
+    const h2 = dot5(g0, w2, g1, w7, g2, w12, g3, w17, g4, w22);
+    const h3 = dot5(g0, w3, g1, w8, g2, w13, g3, w18, g4, w23);
+    const h4 = dot5(g0, w4, g1, w9, g2, w14, g3, w19, g4, w24);
+    let gj = g;
+    for (let j = 0; j < n; j++, gj += 80, out += mb) {
+      const u = dot5(
+        h0, v128.load(gj), h1, v128.load(gj, 16), h2, v128.load(gj, 32), h3, v128.load(gj, 48),
+        h4, v128.load(gj, 64),
+      );
+      v128.store64_lane(out, f32x4.demote_f64x2_zero(u), 0);
     }
   }
 }

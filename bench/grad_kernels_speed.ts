@@ -3,13 +3,27 @@
  * `fma_peak` (the forward micro-kernel's instruction mix on L1 data). A
  * script, not a test: `deno run --allow-read bench/grad_kernels_speed.ts [--simd]`.
  *
+ * `--compare OLD.wasm` instead times training's repack kernels (`pack_gemm`,
+ * `pack_winograd` on every GoogLeNet layer's forward and input-gradient
+ * forms) and `maxpool2d_backward` (every pool of GoogLeNet at batch 1) in
+ * OLD.wasm (e.g. `git show HEAD:src/backend/wasm/kernels/kernels-relaxed.wasm`)
+ * against the current binary: same inputs in two memories, alternating
+ * rounds, medians of the per-round totals, outputs compared bit for bit.
+ *
  * @module
  */
 
-import { instantiateKernels, kernelUrl } from "../src/backend/wasm/kernels.ts";
+import { instantiateKernels, type KernelExports, kernelUrl } from "../src/backend/wasm/kernels.ts";
+import { cpuModel, loadAverage } from "./_record.ts";
 
 const isa = Deno.args.includes("--simd") ? "simd" : "relaxed-simd";
 const module = new WebAssembly.Module(await Deno.readFile(kernelUrl(isa, false)));
+
+const compareAt = Deno.args.indexOf("--compare");
+if (compareAt >= 0) {
+  await compare(new WebAssembly.Module(await Deno.readFile(Deno.args[compareAt + 1])));
+  Deno.exit(0);
+}
 
 interface Shape {
   name: string;
@@ -193,4 +207,179 @@ for (const s of SHAPES) {
       (112 * 112 * 64 * 12 / relu / 1e6).toFixed(1)
     } GB/s)`,
   );
+}
+
+/** One kernel call of the comparison, on a kernel instance and its memory's bytes. */
+type Call = (k: KernelExports) => void;
+
+/** GoogLeNet's (seed variant) repack calls and max pool backward calls, with their output ranges. */
+function compareCases(): { name: string; calls: [Call, number, number][] }[] {
+  const SRC = 1 << 20, DST = 16 << 20, SCRATCH = 15 << 20;
+  const gemm: [Call, number, number][] = [], wino: [Call, number, number][] = [];
+  type G = [number, number, number];
+  const packed = (k: number, n: number) => Math.ceil(n / 8) * (k + 1) * 8;
+  const addGemm = (k: number, n: number, rows: G, cols: G, base: number, bias: boolean) =>
+    gemm.push([
+      (m) =>
+        m.pack_gemm!(
+          SRC,
+          base,
+          k,
+          n,
+          ...rows,
+          ...cols,
+          bias ? SRC + 4 * (n * k) : 0,
+          DST,
+          0,
+          Math.ceil(n / 8),
+        ),
+      DST,
+      4 * packed(k, n),
+    ]);
+  const addWino = (
+    c: number,
+    oc: number,
+    r: number,
+    os: number,
+    cs: number,
+    ts: number,
+    base: number,
+  ) =>
+    wino.push([
+      (m) =>
+        m.pack_winograd!(SRC, base, os, cs, ts, 0, c, oc, 6, r, DST, SCRATCH, 0, Math.ceil(oc / 8)),
+      DST,
+      4 * (Math.ceil(oc / 4) * 4 + 36 * packed(c, oc)),
+    ]);
+  const conv = (inC: number, outC: number, r: number, transposed = true) => {
+    const taps = r * r, k = inC * taps;
+    addGemm(k, outC, r === 1 ? [1, 0, 1] : [inC, taps, 1], [1, 0, k], 0, true);
+    if (transposed) {
+      addGemm(outC * taps, inC, [outC, inC * taps, -1], [1, 0, taps], taps - 1, false);
+    }
+    if (r === 3 || r === 5) {
+      addWino(inC, outC, r, inC * taps, taps, 1, 0);
+      addWino(outC, inC, r, taps, inC * taps, -1, taps - 1);
+    }
+  };
+  const linear = (k: number, n: number, rows: G) => {
+    addGemm(k, n, rows, [1, 0, k], 0, true);
+    addGemm(n, k, [1, 0, k], rows, 0, false);
+  };
+  conv(3, 64, 7, false);
+  conv(64, 64, 1);
+  conv(64, 192, 3);
+  const blocks = [
+    [192, 64, 96, 128, 16, 32, 32],
+    [256, 128, 128, 192, 32, 96, 64],
+    [480, 192, 96, 208, 16, 48, 64],
+    [512, 160, 112, 224, 24, 64, 64],
+    [512, 128, 128, 256, 24, 64, 64],
+    [512, 112, 144, 288, 32, 64, 64],
+    [528, 256, 160, 320, 32, 128, 128],
+    [832, 256, 160, 320, 32, 128, 128],
+    [832, 384, 192, 384, 48, 128, 128],
+  ];
+  for (const [inC, c1, c3r, c3, c5r, c5, pp] of blocks) {
+    conv(inC, c1 + c3r + c5r, 1);
+    conv(c3r, c3, 3);
+    conv(c5r, c5, 5);
+    conv(inC, pp, 1);
+  }
+  for (const inC of [512, 528]) {
+    conv(inC, 128, 1);
+    linear(2048, 1024, [128, 16, 1]);
+    linear(1024, 1000, [1, 0, 1]);
+  }
+  linear(1024, 1000, [1, 0, 1]);
+
+  // Max pools at batch 1: [h, c, k, s, p, oh].
+  const pools: [number, number, number, number, number, number][] = [
+    [112, 64, 3, 2, 0, 56],
+    [56, 192, 3, 2, 0, 28],
+    [28, 192, 3, 1, 1, 28],
+    [28, 256, 3, 1, 1, 28],
+    [28, 480, 3, 2, 0, 14],
+    [14, 480, 3, 1, 1, 14],
+    [14, 512, 3, 1, 1, 14],
+    [14, 512, 3, 1, 1, 14],
+    [14, 512, 3, 1, 1, 14],
+    [14, 528, 3, 1, 1, 14],
+    [14, 832, 3, 2, 0, 7],
+    [7, 832, 3, 1, 1, 7],
+    [7, 832, 3, 1, 1, 7],
+  ];
+  const DY = 8 << 20;
+  const pool: [Call, number, number][] = pools.map(([h, c, kk, st, p, oh]) => [
+    (m) =>
+      m.maxpool2d_backward(
+        SRC,
+        c,
+        h,
+        h,
+        c,
+        kk,
+        st,
+        p,
+        oh,
+        oh,
+        DY,
+        c,
+        DST,
+        c,
+        0,
+        0,
+        Math.ceil(c / 16),
+      ),
+    DST,
+    4 * h * h * c,
+  ]);
+  return [
+    { name: "pack_gemm, every layer's forward and input-gradient panels", calls: gemm },
+    {
+      name: "pack_winograd F(4,3)/F(2,5) n = 6, every 3x3 and 5x5, forward and transposed",
+      calls: wino,
+    },
+    { name: "maxpool2d_backward, GoogLeNet's 13 max pools, batch 1", calls: pool },
+  ];
+}
+
+async function compare(old: WebAssembly.Module): Promise<void> {
+  const mems = [0, 1].map(() => new WebAssembly.Memory({ initial: 1024 + 512 }));
+  const ks = [old, module].map((m, i) => instantiateKernels(m, mems[i]));
+  for (const mem of mems) {
+    // Sources and dy: a fixed pattern with ties (values repeat every 1000), negatives and -0.
+    const v = new Float32Array(mem.buffer, 1 << 20, (15 << 20) / 4);
+    for (let i = 0; i < v.length; i++) {
+      v[i] = i % 977 === 0 ? -0 : ((i * 2654435761) % 1000) / 1000 - 0.5;
+    }
+  }
+  console.log(
+    `host: ${await cpuModel()}, load ${loadAverage().map((x) => x.toFixed(2)).join(" ")}`,
+  );
+  for (const { name, calls } of compareCases()) {
+    // Bit identity first.
+    let diffs = 0;
+    for (const [call, at, bytes] of calls) {
+      ks.forEach((k) => call(k));
+      const a = new Uint32Array(mems[0].buffer, at, bytes / 4),
+        b = new Uint32Array(mems[1].buffer, at, bytes / 4);
+      for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) diffs++;
+    }
+    const totals: number[][] = [[], []];
+    for (let round = 0; round < 9; round++) {
+      for (const which of round % 2 ? [1, 0] : [0, 1]) {
+        const t = performance.now();
+        for (const [call] of calls) call(ks[which]);
+        totals[which].push(performance.now() - t);
+      }
+    }
+    const [before, after] = totals.map(median);
+    console.log(
+      `${name}: old ${before.toFixed(2)} ms, new ${after.toFixed(2)} ms (x${
+        (before / after).toFixed(2)
+      } ` +
+        `faster, medians of 9 alternating rounds, ${calls.length} calls); differing output floats: ${diffs}`,
+    );
+  }
 }
