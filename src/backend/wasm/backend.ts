@@ -291,7 +291,11 @@ export class WasmBackend implements Backend {
     for (const plan of this.#installed) this.#pool?.forget(plan);
     this.#installed = [];
     const have = this.#memory.buffer.byteLength;
-    if (end > have && this.#fixed) await this.#move(end, oldEnd);
+    // A fixed memory moves once: with the room it had past the weights (the
+    // last plan's scratch and arena, which move up by as much), within the
+    // limit, so the next run of that plan does not move it again.
+    const room = Math.min(end + (have - oldEnd), this.#memoryLimit, MAX_WASM_MEMORY);
+    if (end > have && this.#fixed) await this.#move(room, oldEnd);
     else if (end > have) this.#grow(end);
     this.#weightFloats = floats;
     new Uint8Array(this.#memory.buffer, oldEnd, end - oldEnd).fill(0);
