@@ -196,56 +196,77 @@ const POOL_UNIT: i32 = 16;
   }
 }
 
+// Lanes of a where m (all ones or all zeros per lane, from a comparison) is set, else b's:
+// blendvps on relaxed-SIMD builds, and-andnot-or otherwise (same lanes for such masks).
+@inline function select(a: v128, b: v128, m: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.relaxed_laneselect(a, b, m);
+  return v128.bitselect(a, b, m);
+}
+
 // The argmax of each of 16 channels (4 vectors at ximg) over the window rows
 // [y0, y1), columns [x0, x1), in one pass (each pixel's address computed
-// once), then g's 16 values added to dx at those pixels.
+// once), then g's 16 values added to dx at those pixels. The argmax is kept as
+// the pixel's byte offset in dx (pixel * dxb). The scan starts from the
+// window's first pixel (as from -Infinity: that pixel wins then unless it is
+// -Infinity, which leaves the maximum -Infinity at that pixel either way) and
+// replaces the maximum when v > max, ignoring NaN, while summing the window's
+// values; a sum that is NaN (a NaN in the window, or Infinity - Infinity)
+// rescans the window with PyTorch's rule (`v > max || isnan(v)`). Without a
+// NaN the two rules pick the same pixels.
 @inline function argmax_scatter_16(
   ximg: usize, xb: usize, w: i32, y0: i32, y1: i32, x0: i32, x1: i32, g: usize, dximg: usize, dxb: usize,
 ): void {
-  let b0 = f32x4.splat(-Infinity), b1 = b0, b2 = b0, b3 = b0;
-  let a0 = i32x4.splat(y0 * w + x0), a1 = a0, a2 = a0, a3 = a0;
+  const db = <i32>dxb;
+  const first = ximg + (<usize>y0 * <usize>w + <usize>x0) * xb;
+  let b0 = v128.load(first), b1 = v128.load(first, 16), b2 = v128.load(first, 32), b3 = v128.load(first, 48);
+  let s0 = b0, s1 = b1, s2 = b2, s3 = b3;
+  let a0 = i32x4.splat((y0 * w + x0) * db), a1 = a0, a2 = a0, a3 = a0;
   for (let iy = y0; iy < y1; iy++) {
-    let q = ximg + (<usize>iy * <usize>w + <usize>x0) * xb;
-    let at = iy * w + x0;
-    for (let ix = x0; ix < x1; ix++, q += xb, at++) {
+    const from = iy == y0 ? x0 + 1 : x0;
+    let q = ximg + (<usize>iy * <usize>w + <usize>from) * xb;
+    let at = (iy * w + from) * db;
+    for (let ix = from; ix < x1; ix++, q += xb, at += db) {
       const vi = i32x4.splat(at);
       const v0 = v128.load(q), v1 = v128.load(q, 16), v2 = v128.load(q, 32), v3 = v128.load(q, 48);
-      // Replace the maximum when v > max or v is NaN (PyTorch 1.13's CPU kernel).
-      const t0 = v128.or(f32x4.gt(v0, b0), f32x4.ne(v0, v0));
-      const t1 = v128.or(f32x4.gt(v1, b1), f32x4.ne(v1, v1));
-      const t2 = v128.or(f32x4.gt(v2, b2), f32x4.ne(v2, v2));
-      const t3 = v128.or(f32x4.gt(v3, b3), f32x4.ne(v3, v3));
-      b0 = v128.bitselect(v0, b0, t0); a0 = v128.bitselect(vi, a0, t0);
-      b1 = v128.bitselect(v1, b1, t1); a1 = v128.bitselect(vi, a1, t1);
-      b2 = v128.bitselect(v2, b2, t2); a2 = v128.bitselect(vi, a2, t2);
-      b3 = v128.bitselect(v3, b3, t3); a3 = v128.bitselect(vi, a3, t3);
+      const t0 = f32x4.gt(v0, b0), t1 = f32x4.gt(v1, b1), t2 = f32x4.gt(v2, b2), t3 = f32x4.gt(v3, b3);
+      b0 = select(v0, b0, t0); a0 = select(vi, a0, t0); s0 = f32x4.add(s0, v0);
+      b1 = select(v1, b1, t1); a1 = select(vi, a1, t1); s1 = f32x4.add(s1, v1);
+      b2 = select(v2, b2, t2); a2 = select(vi, a2, t2); s2 = f32x4.add(s2, v2);
+      b3 = select(v3, b3, t3); a3 = select(vi, a3, t3); s3 = f32x4.add(s3, v3);
     }
   }
-  scatter_4(dximg, dxb, a0, v128.load(g));
-  scatter_4(dximg + 16, dxb, a1, v128.load(g, 16));
-  scatter_4(dximg + 32, dxb, a2, v128.load(g, 32));
-  scatter_4(dximg + 48, dxb, a3, v128.load(g, 48));
+  const nan = v128.or(v128.or(f32x4.ne(s0, s0), f32x4.ne(s1, s1)), v128.or(f32x4.ne(s2, s2), f32x4.ne(s3, s3)));
+  if (v128.any_true(nan)) {
+    argmax_scatter_n(ximg, xb, w, y0, y1, x0, x1, g, dximg, dxb, POOL_UNIT);
+    return;
+  }
+  scatter_4(dximg, a0, v128.load(g));
+  scatter_4(dximg + 16, a1, v128.load(g, 16));
+  scatter_4(dximg + 32, a2, v128.load(g, 32));
+  scatter_4(dximg + 48, a3, v128.load(g, 48));
 }
 
-// The same for cn < 16 channels: 4 at a time, then one at a time.
+// The argmax and scatter for cn channels with PyTorch's rule throughout: 4 at a time, then one
+// at a time.
 @inline function argmax_scatter_n(
   ximg: usize, xb: usize, w: i32, y0: i32, y1: i32, x0: i32, x1: i32, g: usize, dximg: usize, dxb: usize,
   cn: i32,
 ): void {
+  const db = <i32>dxb;
   let i = 0;
   for (; i + 4 <= cn; i += 4) {
     const o = <usize>i << 2;
     let best = f32x4.splat(-Infinity);
-    let at = i32x4.splat(y0 * w + x0);
+    let at = i32x4.splat((y0 * w + x0) * db);
     for (let iy = y0; iy < y1; iy++) {
       for (let ix = x0; ix < x1; ix++) {
         const v = v128.load(ximg + (<usize>iy * <usize>w + <usize>ix) * xb + o);
         const take = v128.or(f32x4.gt(v, best), f32x4.ne(v, v));
-        best = v128.bitselect(v, best, take);
-        at = v128.bitselect(i32x4.splat(iy * w + ix), at, take);
+        best = select(v, best, take);
+        at = select(i32x4.splat((iy * w + ix) * db), at, take);
       }
     }
-    scatter_4(dximg + o, dxb, at, v128.load(g + o));
+    scatter_4(dximg + o, at, v128.load(g + o));
   }
   for (; i < cn; i++) {
     const o = <usize>i << 2;
@@ -260,21 +281,21 @@ const POOL_UNIT: i32 = 16;
         }
       }
     }
-    scatter_lane(dximg + o, dxb, at, load<f32>(g + o));
+    scatter_lane(dximg + o, at * db, load<f32>(g + o));
   }
 }
 
-// dx[at lane i, channel i at base] += g lane i, for the 4 lanes.
-@inline function scatter_4(base: usize, dxb: usize, at: v128, g: v128): void {
-  scatter_lane(base, dxb, i32x4.extract_lane(at, 0), f32x4.extract_lane(g, 0));
-  scatter_lane(base + 4, dxb, i32x4.extract_lane(at, 1), f32x4.extract_lane(g, 1));
-  scatter_lane(base + 8, dxb, i32x4.extract_lane(at, 2), f32x4.extract_lane(g, 2));
-  scatter_lane(base + 12, dxb, i32x4.extract_lane(at, 3), f32x4.extract_lane(g, 3));
+// dx[lane i's byte offset in at, channel i at base] += g lane i, for the 4 lanes.
+@inline function scatter_4(base: usize, at: v128, g: v128): void {
+  scatter_lane(base, i32x4.extract_lane(at, 0), f32x4.extract_lane(g, 0));
+  scatter_lane(base + 4, i32x4.extract_lane(at, 1), f32x4.extract_lane(g, 1));
+  scatter_lane(base + 8, i32x4.extract_lane(at, 2), f32x4.extract_lane(g, 2));
+  scatter_lane(base + 12, i32x4.extract_lane(at, 3), f32x4.extract_lane(g, 3));
 }
 
-// dx[pixel, channel at base] += g.
-@inline function scatter_lane(base: usize, dxb: usize, pixel: i32, g: f32): void {
-  const q = base + <usize>pixel * dxb;
+// The float at base + offset (a pixel's byte offset in dx) += g.
+@inline function scatter_lane(base: usize, offset: i32, g: f32): void {
+  const q = base + <usize>offset;
   store<f32>(q, load<f32>(q) + g);
 }
 
