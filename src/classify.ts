@@ -68,9 +68,10 @@ export interface ClassifyOptions extends PreprocessOptions {
    * the current batch (`0`: everything on the calling thread). At most
    * `batchSize` images are decoded ahead of the batch that runs; those of a
    * batch that no worker has started when it is needed are decoded on the
-   * calling thread. The workers run at the lowest scheduling priority where
-   * the runtime allows it (Deno with `--allow-sys`), so that they use idle
-   * cores and do not take one from the kernel threads. Where
+   * calling thread. When the model's threads take every core, the workers run
+   * at the lowest scheduling priority where the runtime allows it (Deno with
+   * `--allow-sys`), so that they use idle cycles and do not take a core from
+   * the kernel threads. Where
    * `Worker` does not exist (edge runtimes), or the images fit in one batch,
    * decoding runs on the calling thread whatever this says.
    *
@@ -182,7 +183,9 @@ async function classifyImages(
     }
     return out;
   }
-  const pool = acquireDecodePool(workers);
+  // Where the kernel threads take every core, the decode workers yield to them.
+  const cores = globalThis.navigator?.hardwareConcurrency ?? 1;
+  const pool = acquireDecodePool(workers, { lowPriority: model.backend.threads >= cores });
   let failed = true;
   try {
     const out = await pipeline(model, images.map(snapshot), transform, load, pool, batchSize, rows);
@@ -235,26 +238,24 @@ async function pipeline(
     const end = Math.min(start + batchSize, list.length);
     await submitUpTo(end + batchSize);
     const batch = new Float32Array((end - start) * size);
-    // The images no worker has started are decoded here (the workers go on with the next batch);
-    // then the ones they have are awaited. The first batch has nothing to hide behind: the workers
-    // are still starting, so the calling thread decodes most of it.
-    const started: number[] = [];
-    for (let i = start; i < end; i++) {
+    // The images no worker has claimed are decoded here, from the back (the workers go from the
+    // front, then on with the next batch); then the others are awaited, and the first failure in
+    // image order is thrown. The first batch has nothing to hide behind: the workers are still
+    // starting, so the calling thread decodes most of it.
+    const here: ({ data: Float32Array } | { error: unknown } | undefined)[] = [];
+    for (let i = end - 1; i >= start; i--) {
       const source = pool.withdraw(jobs[i]!);
-      if (source === undefined) {
-        started.push(i);
-        continue;
-      }
+      if (source === undefined) continue;
       try {
-        batch.set(transform(await loadForTransform(source, load, transform)), (i - start) * size);
+        here[i - start] = { data: transform(await loadForTransform(source, load, transform)) };
       } catch (error) {
-        for (const j of started) await jobs[j]; // an earlier image's error comes first
-        throw error;
+        here[i - start] = { error };
       }
-      jobs[i] = undefined;
     }
-    for (const i of started) {
-      batch.set(await jobs[i]!, (i - start) * size);
+    for (let i = start; i < end; i++) {
+      const mine = here[i - start];
+      if (mine && "error" in mine) throw mine.error;
+      batch.set(mine ? mine.data : await jobs[i]!, (i - start) * size);
       jobs[i] = undefined;
     }
     out.push(

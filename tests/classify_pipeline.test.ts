@@ -125,27 +125,27 @@ Deno.test("classifyBatch hands the workers at most batchSize images beyond the b
   await model.dispose();
 });
 
-Deno.test("DecodePool gives a worker one image at a time; the calling thread can take back one not started", async () => {
+Deno.test("DecodePool: the calling thread can take back an image no worker has claimed", async () => {
   const pool = new DecodePool(1);
   try {
     const settings = decodeSettings(evalTransform({}), checkLoadOptions({}));
     const bytes = await Deno.readFile(new URL("assets/chelsea.jpg", ROOT));
     const expected = (await preprocess(bytes)).data;
     const jobs = [0, 1, 2].map(() => pool.decode(bytes.slice(), settings));
-    // The first went to the worker at once; the others wait in the queue.
-    assert.equal(pool.withdraw(jobs[0]), undefined);
-    const taken = pool.withdraw(jobs[2]);
-    assert.ok(taken instanceof Uint8Array, "a queued image comes back");
-    assert.deepEqual(taken, bytes, "untouched (not transferred)");
-    assert.equal(pool.withdraw(jobs[2]), undefined, "only once");
+    // The worker has not even received them yet.
+    const taken = pool.withdraw(jobs[1]);
+    assert.ok(taken instanceof Uint8Array, "an unclaimed image comes back");
+    assert.deepEqual(taken, bytes, "untouched (copied to the worker, not transferred)");
+    assert.equal(pool.withdraw(jobs[1]), undefined, "only once");
     assert.deepEqual(await jobs[0], expected);
-    assert.deepEqual(await jobs[1], expected);
+    assert.deepEqual(await jobs[2], expected, "the worker skipped the one taken back");
+    assert.equal(pool.withdraw(jobs[0]), undefined, "a decoded image is not taken back");
   } finally {
     pool.close();
   }
 });
 
-Deno.test("decode workers run at nice 19 where the runtime allows it (Linux, --allow-sys)", async () => {
+Deno.test("a lowPriority pool's workers run at nice 19 where the runtime allows it (Linux, --allow-sys)", async () => {
   let tasks: string[];
   try {
     tasks = [...Deno.readDirSync("/proc/self/task")].map((entry) => entry.name);
@@ -163,7 +163,7 @@ Deno.test("decode workers run at nice 19 where the runtime allows it (Linux, --a
         return 0; // a thread that ended
       }
     });
-  const pool = new DecodePool(2);
+  const pool = new DecodePool(2, { lowPriority: true });
   try {
     const settings = decodeSettings(evalTransform({}), checkLoadOptions({}));
     const bytes = await Deno.readFile(new URL("assets/chelsea.jpg", ROOT));

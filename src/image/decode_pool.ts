@@ -6,14 +6,17 @@
  * evaluation transform's CHW float32 tensor; the results are the bits
  * `preprocess` gives on the calling thread, from the same modules.
  *
- * Images wait in the pool's queue and go to a worker one at a time, when it
- * has finished the last one, so that the calling thread can take back an
- * image no worker has started ({@linkcode DecodePool.withdraw}) and decode it
- * itself instead of waiting. The workers lower their own scheduling priority
- * where the runtime allows it (`nice` 19, Deno with `--allow-sys`): they then
- * use the cycles the kernel threads leave idle instead of taking a core from
- * them, and whatever they have not started when the batch is needed, the
- * calling thread decodes.
+ * Images go to the workers at once (a worker must have its images while the
+ * calling thread is busy in the kernels), each with a claim word in a
+ * `SharedArrayBuffer`: a worker claims an image before decoding it, and the
+ * calling thread can take back one no worker has claimed
+ * ({@linkcode DecodePool.withdraw}) and decode it itself instead of waiting.
+ * Such images are copied to the worker, not transferred. A pool made with `lowPriority` (when the
+ * kernel threads take every core) has its workers lower their own scheduling
+ * priority where the runtime allows it (`nice` 19, Deno with `--allow-sys`):
+ * they then use the cycles the kernel threads leave idle instead of taking a
+ * core from them, and whatever they have not started when the batch is
+ * needed, the calling thread decodes.
  *
  * Life cycle, as the kernel pool's: where a live worker keeps the process
  * alive (Deno), the shared pool ends {@linkcode DECODE_IDLE_MS} after its
@@ -72,12 +75,21 @@ export interface DecodeJob {
   settings: DecodeSettings;
   /** For tests: make the worker fail on this image (see {@linkcode injectDecodeFault}). */
   fault?: DecodeFault;
+  /** The worker runs at the lowest scheduling priority (set at its first image). */
+  lowPriority: boolean;
+  /**
+   * 0 while nobody has the image, 1 once the worker claimed it, 2 once the
+   * calling thread took it back (the worker then skips it); absent where
+   * `SharedArrayBuffer` is not.
+   */
+  claim?: Int32Array;
 }
 
-/** A worker's answer: the tensor, or the error it raised. */
+/** A worker's answer: the tensor, the error it raised, or that the image was taken back. */
 export type DecodeReply =
   | { id: number; data: Float32Array }
-  | { id: number; error: { name: string; message: string } };
+  | { id: number; error: { name: string; message: string } }
+  | { id: number; skipped: true };
 
 /**
  * A fault a test makes: `"throw"`, the worker throws while decoding (the
@@ -154,15 +166,14 @@ export function decodeSettings(
 interface Pending {
   resolve(data: Float32Array): void;
   reject(error: Error): void;
-  /** The worker decoding it, or -1 while it waits in the queue. */
   worker: number;
   job: DecodeJob;
 }
 
 /**
- * A fixed number of decode workers and the images they owe. Images wait in
- * one queue, in order, and each worker is given the next one when it has
- * answered the last; an image still queued can be taken back.
+ * A fixed number of decode workers and the images they owe. Images go to
+ * the worker that owes the fewest; each worker decodes its images in order,
+ * skipping those the calling thread took back.
  *
  * @example
  * ```ts
@@ -179,26 +190,28 @@ interface Pending {
 export class DecodePool {
   readonly #workers: Worker[] = [];
   readonly #pending = new Map<number, Pending>();
-  /** Ids of the images no worker has started, in order. */
-  readonly #queue: number[] = [];
   /** The id of each promise {@linkcode decode} returned, for {@linkcode withdraw}. */
   readonly #ids = new WeakMap<Promise<Float32Array>, number>();
-  /** Per worker: images owed (0 or 1), and when it last answered or was given work while idle. */
+  /** Per worker: images owed (taken back ones until it skips them), and when it last answered or was given work while idle. */
   readonly #owed: number[] = [];
   readonly #heard: number[] = [];
   #next = 0;
   #failure: Error | undefined;
   #watchdog: ReturnType<typeof setInterval> | undefined;
   readonly #silenceMs: number;
+  /** Whether the workers run at the lowest scheduling priority. */
+  readonly lowPriority: boolean;
 
   /**
    * Starts `size` workers.
    *
    * @param size Number of workers, at least 1.
-   * @param options `silenceMs`: how long a worker that owes images may answer nothing (60 s).
+   * @param options `silenceMs`: how long a worker that owes images may answer nothing (60 s);
+   * `lowPriority`: the workers lower their scheduling priority (`nice` 19) where allowed.
    */
-  constructor(size: number, options: { silenceMs?: number } = {}) {
+  constructor(size: number, options: { silenceMs?: number; lowPriority?: boolean } = {}) {
     this.#silenceMs = options.silenceMs ?? SILENCE_MS;
+    this.lowPriority = options.lowPriority ?? false;
     const url = new URL("./decode_worker.ts", import.meta.url);
     for (let k = 0; k < size; k++) {
       const worker = new (webWorker()!)(url, { type: "module" });
@@ -238,22 +251,36 @@ export class DecodePool {
    */
   decode(source: Uint8Array | PixelData, settings: DecodeSettings): Promise<Float32Array> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    const worker = this.#owed.indexOf(Math.min(...this.#owed));
     const id = this.#next++;
-    const job: DecodeJob = { id, source, settings };
+    const claim = typeof SharedArrayBuffer === "function"
+      ? new Int32Array(new SharedArrayBuffer(4))
+      : undefined;
+    const job: DecodeJob = { id, source, settings, lowPriority: this.lowPriority, claim };
     if (injected !== undefined) [job.fault, injected] = [injected, undefined];
+    // Bytes that may be taken back stay here too (copied to the worker); the others are transferred.
+    const transfer = source instanceof Uint8Array && claim === undefined
+      ? [source.buffer as ArrayBuffer]
+      : [];
     const promise = new Promise<Float32Array>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject, worker: -1, job });
+      if (this.#owed[worker] === 0) this.#heard[worker] = performance.now();
+      this.#owed[worker]++;
+      this.#pending.set(id, { resolve, reject, worker, job });
+      this.#workers[worker].postMessage(job, transfer);
+      if (this.#watchdog === undefined) {
+        this.#watchdog = setInterval(() => this.#watch(), Math.min(1000, this.#silenceMs / 4));
+        unref(this.#watchdog);
+      }
     });
     this.#ids.set(promise, id);
-    this.#queue.push(id);
-    this.#dispatch();
     return promise;
   }
 
   /**
-   * Takes back an image that no worker has started, so that the caller can
+   * Takes back an image that no worker has claimed, so that the caller can
    * decode it itself: the promise {@linkcode decode} returned for it then
-   * never settles. Images that carry an injected fault stay with the workers.
+   * never settles, and the worker skips it. Images that carry an injected
+   * fault stay with the workers.
    *
    * @param promise A promise {@linkcode decode} returned.
    * @returns The image's bytes or pixels, or `undefined` when a worker has it or it is done.
@@ -268,51 +295,31 @@ export class DecodePool {
    * const bytes = await Deno.readFile("assets/chelsea.jpg");
    * const first = pool.decode(bytes.slice(), settings);
    * const second = pool.decode(bytes.slice(), settings);
-   * console.log(pool.withdraw(first), pool.withdraw(second) instanceof Uint8Array); // undefined true
+   * console.log(pool.withdraw(second) instanceof Uint8Array); // true: the worker had not claimed it
    * await first;
+   * console.log(pool.withdraw(first)); // undefined: done
    * pool.close();
    * ```
    */
   withdraw(promise: Promise<Float32Array>): Uint8Array | PixelData | undefined {
     const id = this.#ids.get(promise);
     const pending = id === undefined ? undefined : this.#pending.get(id);
-    if (pending === undefined || pending.worker !== -1 || pending.job.fault !== undefined) {
-      return undefined;
-    }
+    const claim = pending?.job.claim;
+    if (claim === undefined || pending!.job.fault !== undefined) return undefined;
+    if (Atomics.compareExchange(claim, 0, 0, 2) !== 0) return undefined; // a worker has it
     this.#pending.delete(id!);
-    this.#queue.splice(this.#queue.indexOf(id!), 1);
-    return pending.job.source;
-  }
-
-  /** Gives each idle worker the next queued image. */
-  #dispatch(): void {
-    for (let k = 0; k < this.#workers.length && this.#queue.length > 0; k++) {
-      if (this.#owed[k] > 0) continue;
-      const id = this.#queue.shift()!;
-      const pending = this.#pending.get(id)!;
-      const { job } = pending;
-      pending.worker = k;
-      this.#owed[k]++;
-      this.#heard[k] = performance.now();
-      const transfer = job.source instanceof Uint8Array ? [job.source.buffer as ArrayBuffer] : [];
-      this.#workers[k].postMessage(job, transfer);
-      if (this.#watchdog === undefined) {
-        this.#watchdog = setInterval(() => this.#watch(), Math.min(1000, this.#silenceMs / 4));
-        unref(this.#watchdog);
-      }
-    }
+    return pending!.job.source;
   }
 
   #answer(worker: number, reply: DecodeReply): void {
-    const pending = this.#pending.get(reply.id);
-    if (pending === undefined) return;
-    this.#pending.delete(reply.id);
     this.#owed[worker]--;
     this.#heard[worker] = performance.now();
     if (this.#owed.every((owed) => owed === 0)) this.#stopWatchdog();
-    this.#dispatch();
+    const pending = this.#pending.get(reply.id);
+    if (pending === undefined) return; // taken back, or the pool failed
+    this.#pending.delete(reply.id);
     if ("data" in reply) pending.resolve(reply.data);
-    else pending.reject(rebuildError(reply.error));
+    else if ("error" in reply) pending.reject(rebuildError(reply.error));
   }
 
   #watch(): void {
@@ -347,7 +354,6 @@ export class DecodePool {
       this.#pending.delete(id);
       pending.reject(this.#failure);
     }
-    this.#queue.length = 0;
     this.close();
   }
 
@@ -358,7 +364,6 @@ export class DecodePool {
       this.#pending.delete(id);
       pending.reject(this.#failure);
     }
-    this.#queue.length = 0;
     for (const worker of this.#workers) worker.terminate();
     this.#workers.length = 0;
     this.#stopWatchdog();
@@ -389,10 +394,11 @@ let idleTimer: ReturnType<typeof setTimeout> | undefined;
 
 /**
  * Takes the shared pool of `size` workers (a new one when there is none, it
- * failed, or it has another size) for one call; give it back with
- * {@linkcode releaseDecodePool}.
+ * failed, or it has another size or priority) for one call; give it back
+ * with {@linkcode releaseDecodePool}.
  *
  * @param size Number of workers.
+ * @param options `lowPriority`: workers at the lowest scheduling priority (see {@linkcode DecodePool}).
  * @returns The pool.
  *
  * @example
@@ -403,12 +409,19 @@ let idleTimer: ReturnType<typeof setTimeout> | undefined;
  * releaseDecodePool(pool); // ends 1 s later unless another call takes it
  * ```
  */
-export function acquireDecodePool(size: number): DecodePool {
+export function acquireDecodePool(
+  size: number,
+  options: { lowPriority?: boolean } = {},
+): DecodePool {
   clearTimeout(idleTimer);
   idleTimer = undefined;
-  if (shared === undefined || shared.failed || shared.size !== size) {
+  const lowPriority = options.lowPriority ?? false;
+  if (
+    shared === undefined || shared.failed || shared.size !== size ||
+    shared.lowPriority !== lowPriority
+  ) {
     const old = shared;
-    shared = new DecodePool(size);
+    shared = new DecodePool(size, { lowPriority });
     if (old !== undefined && !users.has(old)) old.close();
   }
   users.set(shared, (users.get(shared) ?? 0) + 1);

@@ -4,11 +4,11 @@
  * or pixels, never a path) into the transform's CHW float32 tensor. Errors
  * are sent back by name and message; the worker never ends by itself.
  *
- * It first lowers its own scheduling priority to `nice` 19 where that is
- * allowed without asking (Deno with `--allow-sys`; Linux's nice value is per
- * thread, so only this worker's): it then takes the cycles the kernel
- * threads leave idle, and the calling thread decodes what it has not started
- * when the batch is needed.
+ * When its first image says `lowPriority`, it lowers its own scheduling
+ * priority to `nice` 19 where that is allowed without asking (Deno with
+ * `--allow-sys`; Linux's nice value is per thread, so only this worker's): it
+ * then takes the cycles the kernel threads leave idle, and the calling thread
+ * decodes what it has not started when the batch is needed.
  *
  * @module
  */
@@ -18,7 +18,7 @@
 import { evalTransform, loadForTransform } from "./preprocess.ts";
 import type { DecodeJob, DecodeReply } from "./decode_pool.ts";
 
-const ready = lowerPriority();
+let lowered: Promise<void> | undefined;
 
 /** nice 19 for this thread, where `node:os` and the sys permission are there (never prompts). */
 async function lowerPriority(): Promise<void> {
@@ -35,8 +35,12 @@ async function lowerPriority(): Promise<void> {
 }
 
 self.onmessage = async (event: MessageEvent<DecodeJob>) => {
-  await ready;
   const message = event.data;
+  if (message.claim && Atomics.compareExchange(message.claim, 0, 0, 1) !== 0) {
+    self.postMessage({ id: message.id, skipped: true } satisfies DecodeReply); // taken back
+    return;
+  }
+  if (message.lowPriority) await (lowered ??= lowerPriority());
   let reply: DecodeReply;
   try {
     if (message.fault === "throw") throw new Error("Injected decode worker fault");
