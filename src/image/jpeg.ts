@@ -142,13 +142,6 @@ export interface JpegDraftOptions {
   maxPixels?: number;
   /** Turn the image upright by its EXIF orientation. @default {true} */
   exifOrientation?: boolean;
-  /**
-   * For an image stored upright (or with `exifOrientation` off): the pixels
-   * the caller will read of the `width` x `height` image decoded; the others
-   * may be left unset. Internal to the evaluation transform, which reads
-   * only its crop's part.
-   */
-  reads?: (width: number, height: number) => JpegRegion;
 }
 
 /**
@@ -173,7 +166,38 @@ export interface JpegDraftOptions {
  * ```
  */
 export function decodeJpegDraft(bytes: Uint8Array, options: JpegDraftOptions = {}): RgbImage {
-  const { minSide = 256, maxPixels = 64_000_000, exifOrientation = true, reads } = options;
+  return decodeJpegDraftReading(bytes, options);
+}
+
+/**
+ * {@linkcode decodeJpegDraft} for a caller that reads only part of the
+ * result (the evaluation transform reads its crop's part): `reads` gives,
+ * for an image stored upright (or with `exifOrientation` off), the pixels
+ * it will read of the `width` x `height` image decoded; the others may be
+ * left unset.
+ *
+ * @param bytes The JPEG file.
+ * @param options As {@linkcode decodeJpegDraft}'s.
+ * @param reads The region read, from the decoded size.
+ * @returns The upright RGB image at the chosen scale.
+ * @throws {ImageError} As {@linkcode decodeJpegDraft}.
+ *
+ * @example
+ * ```ts
+ * import { decodeJpegDraftReading } from "./jpeg.ts";
+ * const bytes = await Deno.readFile("assets/chelsea.jpg");
+ * const image = decodeJpegDraftReading(bytes, { minSide: 100 }, (w, h) => ({
+ *   left: 0, top: 0, right: w >> 1, bottom: h,
+ * }));
+ * console.log(image.width, image.height); // 226 150
+ * ```
+ */
+export function decodeJpegDraftReading(
+  bytes: Uint8Array,
+  options: JpegDraftOptions,
+  reads?: (width: number, height: number) => JpegRegion,
+): RgbImage {
+  const { minSide = 256, maxPixels = 64_000_000, exifOrientation = true } = options;
   const header = readJpegHeader(bytes);
   const short = Math.min(header.width, header.height);
   const scale = ([8, 4, 2] as const).find((s) => Math.floor(short / s) >= minSide) ?? 1;

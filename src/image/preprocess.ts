@@ -17,7 +17,7 @@ import {
   describeValue,
 } from "../validate.ts";
 import { checkDecodeOptions, decodeChecked, imageBytes } from "./decode.ts";
-import { decodeJpegDraft } from "./jpeg.ts";
+import { decodeJpegDraftReading } from "./jpeg.ts";
 import {
   type CheckedLoadOptions,
   checkLoadOptions,
@@ -250,12 +250,11 @@ export async function loadForTransform(
   if (!transform.draft || bytes[0] !== 0xff || bytes[1] !== 0xd8 || bytes[2] !== 0xff) {
     return decodeChecked(bytes, load, reads);
   }
-  return decodeJpegDraft(bytes, {
+  return decodeJpegDraftReading(bytes, {
     minSide: transform.resize,
     maxPixels: load.maxPixels,
     exifOrientation: load.exifOrientation,
-    reads,
-  });
+  }, reads);
 }
 
 /**
