@@ -81,7 +81,6 @@ export {
   IMAGENET_STD,
   type ImageSource,
   type JpegDraftOptions,
-  type JpegRegion,
   type LoadImageOptions,
   type Normalization,
   type PixelData,

@@ -13,7 +13,7 @@
  */
 
 export { decodeImage, type DecodeOptions, DEFAULT_MAX_PIXELS } from "./decode.ts";
-export { decodeJpegDraft, type JpegDraftOptions, type JpegRegion } from "./jpeg.ts";
+export { decodeJpegDraft, type JpegDraftOptions } from "./jpeg.ts";
 export { type ImageSource, loadImage, type LoadImageOptions } from "./load.ts";
 export { type PixelData, type RgbImage, toRgb } from "./pixels.ts";
 export {
