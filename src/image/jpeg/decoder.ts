@@ -225,12 +225,12 @@ interface Arena {
 const QUANT_AT = 0; // 4 tables of 64 i32
 const SCRATCH_AT = 1024; // 512 bytes for the IDCT
 const DESCRIPTORS_AT = 1536; // 4 x 48 bytes
-const TABLES_AT = 2048; // 8 Huffman tables of 1536 bytes
+const TABLES_AT = 2048; // 8 Huffman tables of TABLE_BYTES (asm/image/huffman.ts's layout)
 const TABLE_BYTES = 1536 + 4 * (1 << FAST_AC_BITS);
 /** A streamed scan's descriptor: 4 x 32 bytes, 512 bytes of IDCT scratch, 4 quantisation tables. */
 const STREAM_AT = TABLES_AT + 8 * TABLE_BYTES;
 const STREAM_QUANT_AT = STREAM_AT + 640;
-/** A scan descriptor: 48 bytes, 4 x 48 per component, the natural order table at 256, scratch at 352. */
+/** A scan descriptor: a 48-byte header, 48 bytes per component (4), the natural order at 256, scratch at 352. */
 const SCAN_AT = STREAM_QUANT_AT + 4 * 256;
 const ARENA_START = SCAN_AT + 512;
 /** The largest Wasm memory the kernels ask for; larger frames take the TypeScript path. */
@@ -699,8 +699,9 @@ function colorSpace(frame: Frame, jfif: boolean, adobeTransform: number): ColorS
 
 /**
  * {@linkcode decodeScan} on the Wasm kernels, with the same errors. With
- * `stream`, the scan (sequential, of every component) keeps one MCU row of coefficients and inverse-transforms each row
- * into the components' planes at `1/scale` as it goes.
+ * `stream`, the scan (sequential, of every component) keeps one MCU row of
+ * coefficients and inverse-transforms each row into the components' planes
+ * at `1/scale` as it goes (only the blocks `region` needs).
  */
 function decodeScanWasm(
   arena: Arena,
