@@ -340,20 +340,30 @@ const backend = single.backend as WasmBackend;
 const PEAK_ITERS = 2_000_000;
 let peakGflops = 0;
 let pureGflops = 0;
-Deno.bench({
-  name: "pure FMA (12 x f32x4 multiply-add chains on registers, no loads)",
-  group: "peak",
-  n: 20,
-  warmup: 3,
-  fn(b) {
-    b.start();
-    const start = performance.now();
-    backend.kernels.fma_pure(PEAK_ITERS, 64);
-    const ms = performance.now() - start;
-    b.end();
-    pureGflops = Math.max(pureGflops, (PEAK_ITERS * 96) / ms / 1e6);
-  },
-});
+
+/** A one-thread probe of PEAK_ITERS steps of 96 flops; `record` gets each call's GFLOP/s. */
+function probeBench(name: string, probe: () => void, record: (gflops: number) => void): void {
+  Deno.bench({
+    name,
+    group: "peak",
+    n: 20,
+    warmup: 3,
+    fn(b) {
+      b.start();
+      const start = performance.now();
+      probe();
+      const ms = performance.now() - start;
+      b.end();
+      record((PEAK_ITERS * 96) / ms / 1e6);
+    },
+  });
+}
+
+probeBench(
+  "pure FMA (12 x f32x4 multiply-add chains on registers, no loads)",
+  () => backend.kernels.fma_pure(PEAK_ITERS, 64),
+  (g) => pureGflops = Math.max(pureGflops, g),
+);
 
 // Where the time of one forward goes, by layer class, against the pure FMA
 // rate (the GEMM layers' goal: 90 %): one thread, batch 1, the best of 5
@@ -410,20 +420,11 @@ function layerClassesLine(): string {
       : "")
   ).join(", ");
 }
-Deno.bench({
-  name: "peak probe (12 x f32x4 multiply-add per step)",
-  group: "peak",
-  n: 20,
-  warmup: 3,
-  fn(b) {
-    b.start();
-    const start = performance.now();
-    backend.kernels.fma_peak(PEAK_ITERS, 64);
-    const ms = performance.now() - start;
-    b.end();
-    peakGflops = Math.max(peakGflops, (PEAK_ITERS * 96) / ms / 1e6);
-  },
-});
+probeBench(
+  "peak probe (12 x f32x4 multiply-add per step)",
+  () => backend.kernels.fma_peak(PEAK_ITERS, 64),
+  (g) => peakGflops = Math.max(peakGflops, g),
+);
 
 const allCores: number[][] = [];
 const PROBE_WARMUP = 2;
