@@ -127,6 +127,7 @@ export function conv2d_weight_grad_scratch_bytes(c: i32, kh: i32, kw: i32, ow: i
     // recomputes a load-splat's address and limit for each), two pixels per
     // trip of an inner loop of constant count (V8 drops its stack check):
     // fewer branches per FMA, which is what limits Intel hosts (asm/gemm.ts).
+    // An odd last pixel takes the step written out again (see GEMM_BUMP2 for why).
     let q0 = dp, q1 = dp + 4, q2 = dp + 8, q3 = dp + 12, q4 = dp + 16, q5 = dp + 20;
     let b0: v128, b1: v128, va: v128;
     let left = span;

@@ -117,7 +117,8 @@ export const GEMM_MR: i32 = 6;
 
 // GEMM_BUMP2: f32_gemm_x8 with six row pointers bumped by 4 bytes per step
 // and two steps per trip of an inner loop of constant count (k odd: one more
-// step after). Each accumulator sees the same multiply-adds in the same order.
+// step after, written out again: a loop whose count is not a constant keeps
+// V8's stack check, and a break test costs a branch per trip). Each accumulator sees the same multiply-adds in the same order.
 @inline function f32_gemm_x8_bump2(
   mr: i32, k: i32, a: usize, lda: usize, w: usize, c: usize, ldc: usize, nc: i32, epilogue: i32,
 ): void {

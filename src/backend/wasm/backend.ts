@@ -101,7 +101,7 @@ function chooseGemm(
     calibrations.set(isa, calibration);
   }
   kernels.gemm_variant(gemmVariantIndex(calibration?.kernel ?? GEMM_KERNELS[0]));
-  return calibration ?? { kernel: GEMM_KERNELS[0], rates: none, ms: 0, source: "measured" };
+  return calibration ?? { kernel: GEMM_KERNELS[0], rates: none, ms: 0, source: "default" };
 }
 
 /** Runs plans on the Wasm SIMD kernels. */

@@ -30,8 +30,11 @@ export interface GemmCalibration {
   readonly rates: Readonly<Record<GemmKernel, number>>;
   /** Wall time the calibration took, ms. */
   readonly ms: number;
-  /** `"measured"`, or `"forced"` when the caller named the kernel. */
-  readonly source: "measured" | "forced";
+  /**
+   * `"measured"`; `"forced"` when the caller named the kernel; `"default"`
+   * when the memory was too small to probe (the first variant, no rates).
+   */
+  readonly source: "measured" | "forced" | "default";
 }
 
 /** The probe: an L1-resident GEMM of 48 rows x 16 columns x depth 64 (6 KiB of panels). */
