@@ -117,7 +117,7 @@ export interface GoogLeNetOptions {
   trainable?: readonly string[];
   /**
    * The Wasm GEMM micro-kernel: `"auto"` (default) times each variant once per
-   * process, on a few kilobytes for about 10-60 ms, and takes the fastest;
+   * process, on a few kilobytes for 5-30 ms (100 at most), and takes the fastest;
    * a name forces one, for tests and reproducible benches. Every variant does
    * the same multiply-adds in the same order, so the logits are the same bits
    * whichever runs.
