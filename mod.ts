@@ -114,8 +114,8 @@ export {
 export { DownloadError } from "./src/errors.ts";
 export { checkLabels, type CrossEntropy, crossEntropy } from "./src/train/loss.ts";
 export { Optimizer, type OptimizerStateDict, type ParameterState } from "./src/train/optimizer.ts";
-export { SGD, type SGDOptions } from "./src/train/sgd.ts";
-export { Adam, type AdamOptions, AdamW } from "./src/train/adam.ts";
+export { SGD, type SGDHyper, type SGDOptions } from "./src/train/sgd.ts";
+export { Adam, type AdamHyper, type AdamOptions, AdamW } from "./src/train/adam.ts";
 export * from "./src/data/mod.ts";
 export { DatasetError } from "./src/errors.ts";
 export { IMAGENET_CLASSES } from "./src/labels/imagenet.ts";

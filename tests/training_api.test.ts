@@ -10,7 +10,9 @@
  * - torchvision's gradients (a folded BatchNorm, by the chain rule) do not
  *   change when the weights change after the backward that made them;
  * - an optimizer's `loadStateDict` refuses malformed state and restores the
- *   group's hyper-parameters; `trainable` must select a parameter that
+ *   group's hyper-parameters; called while a step is queued it applies after
+ *   that step (which keeps the hyper-parameters it was called with) and
+ *   before the steps called after it, as the awaited loop does; `trainable` must select a parameter that
  *   trains; `train()` takes a boolean; `crossEntropy`'s weight is a number.
  */
 
@@ -176,6 +178,46 @@ Deno.test("optimizer loadStateDict: malformed state is refused, the group's hype
     }
   } finally {
     await m.dispose();
+  }
+});
+
+Deno.test("optimizer loadStateDict behind a queued step: ordered like step(), as the awaited loop", async () => {
+  const source = await small(8, { trainable: ["fc."] });
+  const a = await small(9, { trainable: ["fc."] }), b = await small(9, { trainable: ["fc."] });
+  try {
+    // A saved state that differs in every way: step counts, moments, betas, eps, lr.
+    await source.train().backward(x, [2, 2], { dropout: false });
+    const saver = new Adam(source, { lr: 0.05, betas: [0.5, 0.6], eps: 1e-3 });
+    await saver.step();
+    await saver.step();
+    const sd = saver.stateDict();
+    const run = async (m: GoogLeNet, awaited: boolean) => {
+      const opt = new Adam(m.train(), { lr: 0.01 });
+      const calls: Promise<unknown>[] = [];
+      const call = async (p: Promise<unknown>) => awaited ? await p : calls.push(p);
+      await call(m.backward(x, [0, 1], { dropout: false }));
+      await call(opt.step());
+      opt.loadStateDict(sd);
+      // stateDict() shows the load at once, though it applies after the queued step.
+      assert.equal(opt.stateDict().state.get(0)?.step, 2);
+      assert.equal(opt.lr, 0.05);
+      opt.zeroGrad();
+      await call(m.backward(x, [1, 2], { dropout: false }));
+      await call(opt.step());
+      await Promise.all(calls);
+      return { weights: m.stateDict(), state: opt.stateDict() };
+    };
+    const awaited = await run(a, true), queued = await run(b, false);
+    for (const [key, t] of awaited.weights) {
+      assert.deepEqual(queued.weights.get(key)!.data, t.data, key);
+    }
+    assert.deepEqual(queued.state, awaited.state);
+    assert.equal(awaited.state.state.get(0)?.step, 3, "the second step continued the loaded state");
+    assert.deepEqual(awaited.state.paramGroups[0].betas, [0.5, 0.6]);
+  } finally {
+    await source.dispose();
+    await a.dispose();
+    await b.dispose();
   }
 });
 

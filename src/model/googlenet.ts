@@ -1107,22 +1107,33 @@ export class GoogLeNet {
   }
 
   /**
-   * Forgets `owner`'s optimizer state in Wasm memory: its own tensors are
-   * the state again (after its `loadStateDict`).
+   * Replaces `owner`'s optimizer state after every queued call (at once when
+   * none is): forgets what its steps left in the model's Wasm memory, then
+   * calls `restore`, which makes the owner's own tensors its state (an
+   * optimizer's `loadStateDict`, ordered like its steps).
    *
    * @param owner The optimizer.
+   * @param restore Installs the owner's new state.
    *
    * @example
    * ```ts
    * import { GoogLeNet } from "../../mod.ts";
    * const model = await GoogLeNet.create({ numClasses: 2, threads: 1 });
-   * model.forgetOptimizerState({});
+   * let restored = false;
+   * model.restoreOptimizerState({}, () => (restored = true));
+   * console.log(restored); // true (nothing was queued)
    * await model.dispose();
    * ```
    */
-  forgetOptimizerState(owner: object): void {
+  restoreOptimizerState(owner: object, restore: () => void): void {
     this.#live();
-    this.#optimizerMemory.forget(owner);
+    const apply = () => {
+      this.#optimizerMemory.forget(owner);
+      restore();
+    };
+    if (this.#pending === 0) apply();
+    // A model disposed while this waited has no state left to replace.
+    else this.#enqueue(apply).catch(() => {});
   }
 
   /** Where the Wasm kernels find a layer's parameters, or null when they cannot update them. */

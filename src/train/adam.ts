@@ -32,10 +32,14 @@ export interface AdamOptions {
 
 const f = Math.fround;
 
-interface AdamHyper {
-  betas: readonly [number, number];
-  eps: number;
-  weightDecay: number;
+/** Adam's hyper-parameters besides the learning rate, as one step uses them. */
+export interface AdamHyper {
+  /** Decay rates of the first and second moments. */
+  readonly betas: readonly [number, number];
+  /** Added to the denominator. */
+  readonly eps: number;
+  /** Weight decay (through the gradient for Adam, decoupled for AdamW). */
+  readonly weightDecay: number;
 }
 
 /** Checks Adam's hyper-parameters (defaults for absent ones), throwing `error`. */
@@ -76,7 +80,7 @@ function adamHyper(
  * await model.dispose();
  * ```
  */
-export class Adam extends Optimizer {
+export class Adam extends Optimizer<AdamHyper> {
   /** Whether weight decay is decoupled (AdamW). */
   readonly decoupled: boolean;
   #h: AdamHyper;
@@ -126,6 +130,11 @@ export class Adam extends Optimizer {
     return { betas: [...this.betas], eps: this.eps, weightDecay: this.weightDecay };
   }
 
+  /** The current hyper-parameters (replaced whole by `loadStateDict`). */
+  protected override hyper(): AdamHyper {
+    return this.#h;
+  }
+
   /** The two moments. */
   protected override slots(): readonly string[] {
     return ["exp_avg", "exp_avg_sq"];
@@ -135,8 +144,8 @@ export class Adam extends Optimizer {
    * Counts the step and gives the rule's f32 constants (bias corrections in
    * f64, then rounded), what the loop below and the Wasm kernel compute with.
    */
-  protected override rule(lr: number, state: ParameterState): AdamRule {
-    const [beta1, beta2] = this.betas;
+  protected override rule(h: AdamHyper, lr: number, state: ParameterState): AdamRule {
+    const [beta1, beta2] = h.betas;
     const step = ((state.step as number | undefined) ?? 0) + 1;
     state.step = step;
     return {
@@ -145,31 +154,32 @@ export class Adam extends Optimizer {
       b2: f(beta2),
       a1: f(1 - beta1),
       a2: f(1 - beta2),
-      weightDecay: f(this.weightDecay),
-      eps: f(this.eps),
+      weightDecay: f(h.weightDecay),
+      eps: f(h.eps),
       stepSize: f(-(lr / (1 - beta1 ** step))),
       bc2: f(Math.sqrt(1 - beta2 ** step)),
-      shrink: f(1 - lr * this.weightDecay),
+      shrink: f(1 - lr * h.weightDecay),
       decoupled: this.decoupled,
     };
   }
 
   /** One step of the update rule on one parameter, in place. */
   protected override update(
+    h: AdamHyper,
     p: Parameter,
     grad: Float32Array,
     lr: number,
     state: ParameterState,
   ): void {
-    const { b1, b2, a1, a2, weightDecay: wd, eps, stepSize, bc2, shrink } = this.rule(lr, state);
+    const { b1, b2, a1, a2, weightDecay: wd, eps, stepSize, bc2, shrink } = this.rule(h, lr, state);
     const m = stateTensor(state, "exp_avg", p).data;
     const v = stateTensor(state, "exp_avg_sq", p).data;
     const x = p.data;
     for (let i = 0; i < x.length; i++) {
       let g = grad[i];
       if (this.decoupled) {
-        if (this.weightDecay !== 0) x[i] = f(x[i] * shrink);
-      } else if (this.weightDecay !== 0) {
+        if (h.weightDecay !== 0) x[i] = f(x[i] * shrink);
+      } else if (h.weightDecay !== 0) {
         g = f(g + wd * x[i]);
       }
       const mi = f(f(m[i] * b1) + a1 * g);

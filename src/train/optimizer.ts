@@ -31,13 +31,19 @@ export interface OptimizerStateDict {
   names: string[];
 }
 
-/** Base class of {@linkcode SGD}, {@linkcode Adam} and {@linkcode AdamW}. */
-export abstract class Optimizer {
+/**
+ * Base class of {@linkcode SGD}, {@linkcode Adam} and {@linkcode AdamW}; `H`
+ * is the subclass's record of hyper-parameters (replaced whole, never changed
+ * in place, so a step keeps the one it was called with).
+ */
+export abstract class Optimizer<H = unknown> {
   /** The model whose parameters this updates. */
   readonly model: GoogLeNet;
   #lr: number;
   /** State per parameter name. */
   protected readonly state: Map<string, ParameterState> = new Map();
+  /** States loaded while calls were queued, applied in queue order (what stateDict() shows). */
+  #pendingStates: Map<string, ParameterState>[] = [];
 
   /**
    * Binds the optimizer to `model`'s trainable parameters.
@@ -67,13 +73,17 @@ export abstract class Optimizer {
    * queued calls, and re-derives the model's packed weights. On the Wasm
    * backend the update runs in the kernels on every thread, with the state
    * tensors kept in the model's Wasm memory ({@linkcode GoogLeNet.stepParameters}).
+   * The step uses the learning rate and hyper-parameters as they are when it
+   * is called (a later `lr = ...` or `loadStateDict` applies to later steps),
+   * and the state as the calls before it leave it.
    */
   step(): Promise<void> {
     const lr = this.#lr;
+    const h = this.hyper();
     return this.model.stepParameters({
       owner: this,
-      slots: this.slots(),
-      rule: (name, present) => this.rule(lr, this.#stateOf(name), present),
+      slots: this.slots(h),
+      rule: (name, present) => this.rule(h, lr, this.#stateOf(name), present),
       take: (name, slot) => {
         const s = this.state.get(name);
         const t = s?.[slot];
@@ -84,7 +94,7 @@ export abstract class Optimizer {
       give: (name, slot, data, shape) => {
         this.#stateOf(name)[slot] = new Tensor(data, shape);
       },
-      update: (p) => this.update(p, p.grad!, lr, this.#stateOf(p.name)),
+      update: (p) => this.update(h, p, p.grad!, lr, this.#stateOf(p.name)),
     });
   }
 
@@ -96,8 +106,12 @@ export abstract class Optimizer {
   /** The hyper-parameters, for `stateDict()`. */
   protected abstract hyperParameters(): Record<string, number | boolean | number[]>;
 
+  /** The current hyper-parameter record (a step keeps the one it was called with). */
+  protected abstract hyper(): H;
+
   /** Updates one parameter in place with its gradient, in TypeScript. */
   protected abstract update(
+    h: H,
     p: Parameter,
     grad: Float32Array,
     lr: number,
@@ -105,13 +119,14 @@ export abstract class Optimizer {
   ): void;
 
   /** The state tensors a step reads and writes per parameter (with the current hyper-parameters). */
-  protected abstract slots(): readonly string[];
+  protected abstract slots(h: H): readonly string[];
 
   /**
    * The update rule of one parameter's step with its constants; counts the
    * step in `state`. `present(slot)` says whether a state tensor exists.
    */
   protected abstract rule(
+    h: H,
     lr: number,
     state: ParameterState,
     present: (slot: string) => boolean,
@@ -135,8 +150,10 @@ export abstract class Optimizer {
     const params = this.model.parameters();
     const names = params.map((p) => p.name);
     const state = new Map<number, ParameterState>();
+    // A load still queued behind the model's calls is the state from now on.
+    const pending = this.#pendingStates.at(-1);
     params.forEach((p, i) => {
-      const s = this.state.get(p.name);
+      const s = (pending ?? this.state).get(p.name);
       if (!s) return;
       // In PyTorch's key order; tensors from here or from the model's Wasm memory.
       const copy: ParameterState = {};
@@ -147,7 +164,7 @@ export abstract class Optimizer {
           continue;
         }
         if (v instanceof Tensor) copy[k] = new Tensor(v.data.slice(), v.shape);
-        else {
+        else if (!pending) {
           const data = this.model.optimizerState(this, p.name, k);
           if (data) copy[k] = new Tensor(data, p.shape);
         }
@@ -163,7 +180,12 @@ export abstract class Optimizer {
 
   /**
    * Restores a state from {@linkcode Optimizer.stateDict} (for `--resume`):
-   * all or nothing, every tensor's shape checked against its parameter.
+   * all or nothing, every tensor's shape checked against its parameter. It
+   * is ordered like {@linkcode Optimizer.step}: the tensors are copied and the
+   * learning rate and hyper-parameters set when called (steps called before
+   * keep theirs), and the per-parameter state replaces the current one after
+   * the steps already queued on the model, before the ones called after it
+   * (`stateDict()` shows it at once).
    *
    * @throws {StateDictError} Naming what does not match.
    */
@@ -230,10 +252,12 @@ export abstract class Optimizer {
     });
     this.restoreHyperParameters(group);
     this.#lr = lr;
-    this.state.clear();
-    for (const [k, v] of next) this.state.set(k, v);
-    // These tensors are the state now, not what the model's Wasm memory held.
-    this.model.forgetOptimizerState(this);
+    this.#pendingStates.push(next);
+    // After the queued steps: these tensors are the state, not what the model's Wasm memory held.
+    this.model.restoreOptimizerState(this, () => {
+      this.state.clear();
+      for (const [k, v] of this.#pendingStates.shift()!) this.state.set(k, v);
+    });
   }
 
   /** The per-parameter state this optimizer keeps: key and kind. */

@@ -33,11 +33,16 @@ export interface SGDOptions {
 
 const f = Math.fround;
 
-interface SGDHyper {
-  momentum: number;
-  dampening: number;
-  weightDecay: number;
-  nesterov: boolean;
+/** SGD's hyper-parameters besides the learning rate, as one step uses them. */
+export interface SGDHyper {
+  /** Momentum factor. */
+  readonly momentum: number;
+  /** Dampening of the momentum. */
+  readonly dampening: number;
+  /** Weight decay (through the gradient). */
+  readonly weightDecay: number;
+  /** Nesterov momentum. */
+  readonly nesterov: boolean;
 }
 
 /** Checks SGD's hyper-parameters (defaults for absent ones), throwing `error`. */
@@ -68,7 +73,7 @@ function sgdHyper(o: Record<string, unknown>, error: typeof OptionError): SGDHyp
  * await model.dispose();
  * ```
  */
-export class SGD extends Optimizer {
+export class SGD extends Optimizer<SGDHyper> {
   #h: SGDHyper;
 
   /**
@@ -131,30 +136,37 @@ export class SGD extends Optimizer {
     };
   }
 
+  /** The current hyper-parameters (replaced whole by `loadStateDict`). */
+  protected override hyper(): SGDHyper {
+    return this.#h;
+  }
+
   /** The momentum buffer, when there is momentum. */
-  protected override slots(): readonly string[] {
-    return this.momentum !== 0 ? ["momentum_buffer"] : [];
+  protected override slots(h: SGDHyper): readonly string[] {
+    return h.momentum !== 0 ? ["momentum_buffer"] : [];
   }
 
   /** The rule's f32 constants (what the loop below and the Wasm kernel compute with). */
   protected override rule(
+    h: SGDHyper,
     lr: number,
     _state: ParameterState,
     present: (slot: string) => boolean,
   ): SgdRule {
     return {
       kind: "sgd",
-      weightDecay: f(this.weightDecay),
-      momentum: f(this.momentum),
-      keep: f(1 - this.dampening),
+      weightDecay: f(h.weightDecay),
+      momentum: f(h.momentum),
+      keep: f(1 - h.dampening),
       step: f(-lr),
-      nesterov: this.nesterov,
+      nesterov: h.nesterov,
       first: !present("momentum_buffer"),
     };
   }
 
   /** One step of the update rule on one parameter, in place. */
   protected override update(
+    h: SGDHyper,
     p: Parameter,
     grad: Float32Array,
     lr: number,
@@ -162,14 +174,15 @@ export class SGD extends Optimizer {
   ): void {
     const x = p.data;
     const { weightDecay: wd, momentum: m, keep, step, nesterov } = this.rule(
+      h,
       lr,
       state,
       (slot) => state[slot] !== undefined,
     );
-    const buf = this.momentum !== 0 ? stateTensor(state, "momentum_buffer", p) : null;
+    const buf = h.momentum !== 0 ? stateTensor(state, "momentum_buffer", p) : null;
     const first = buf?.created ?? false;
     for (let i = 0; i < x.length; i++) {
-      let d = this.weightDecay !== 0 ? f(grad[i] + wd * x[i]) : grad[i];
+      let d = h.weightDecay !== 0 ? f(grad[i] + wd * x[i]) : grad[i];
       if (buf) {
         const b = first ? d : f(f(buf.data[i] * m) + keep * d);
         buf.data[i] = b;
