@@ -21,6 +21,7 @@ import {
   decodeJpegPixels as decode,
   jpegPixelsToRgb,
 } from "../src/image/jpeg.ts";
+import { buildHuffmanTable, FAST_AC_BITS } from "../src/image/jpeg/entropy.ts";
 import { idctScaled } from "../src/image/jpeg/idct_scaled.ts";
 import { imageKernels, kernelArena, residentOffset } from "../src/image/simd.ts";
 import { evalTransform, preprocess } from "../src/image/preprocess.ts";
@@ -492,4 +493,21 @@ Deno.test("JPEG: where Wasm cannot be compiled at run time, the TypeScript path 
   const ours = jpegPixelsToRgb(decodeJpegPixels(bytes));
   assert.equal(child.kernels, false);
   assert.equal(child.sum, ours.data.reduce((a, b) => (a * 31 + b) >>> 0, 0));
+});
+
+Deno.test("JPEG: the one-lookup AC table resolves coefficients, runs of 16 zeros and ends of block", () => {
+  // Codes: "00" end of block, "01" run 0 size 1, "100" run of 16 zeros, "101" run 2 size 2.
+  const counts = new Uint8Array(16);
+  counts[1] = 2;
+  counts[2] = 2;
+  const table = buildHuffmanTable(counts, new Uint8Array([0x00, 0x01, 0xf0, 0x22]));
+  const at = (prefix: string) => table.fastAc[parseInt(prefix.padEnd(FAST_AC_BITS, "0"), 2)];
+  const entry = (value: number, run: number, bits: number) => (value << 16) | (run << 8) | bits;
+  assert.equal(at("00"), entry(0, 63, 2)); // run 63: the position passes 63
+  assert.equal(at("011"), entry(1, 0, 3));
+  assert.equal(at("010"), entry(-1, 0, 3));
+  assert.equal(at("100"), entry(0, 15, 3)); // a 0 stored 15 on, then the next position
+  assert.equal(at("10110"), entry(2, 2, 5));
+  assert.equal(at("10101"), entry(-2, 2, 5));
+  assert.equal(at("11"), 0); // no such code: the decoder's slow path reports it
 });

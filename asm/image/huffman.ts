@@ -7,7 +7,8 @@
 // symbol for 9-bit prefixes, 0 when longer) at 0, i32 maxCode[18] at 1024,
 // i32 valOffset[18] at 1096, u8 values[256] at 1168, i32 fastAc[2048] at
 // 1536 ((value << 16) | (run << 8) | bits for an 11-bit prefix holding a
-// whole AC coefficient, else 0).
+// whole AC coefficient, a run of 16 zeros (value 0, run 15) or an end of
+// block (value 0, run 63), else 0).
 //
 // A scan descriptor at `d`: i32 count, mcusWide, mcusHigh, restartInterval,
 // progressive, ss, se, ah, al (9 words, 48 bytes reserved), then per
@@ -16,9 +17,10 @@
 // bit k set where the coefficient at zig-zag index k is not 0, so that a
 // refinement finds them without reading all 63), blockShift (log2 of the
 // bytes per block: 7, or 1 for a component kept as its DC terms alone).
-// At `d + 256`: 80 bytes, the zig-zag to natural order table with 16
-// entries of 63 after it. At `d + 352`: 160 bytes of scratch (the block plan
-// of an interleaved DC scan).
+// At `d + 256`: 128 bytes, the zig-zag to natural order table with entries
+// of 63 after position 63 (a sequential scan's end of block lands there). At
+// `d + 384`: 336 bytes of scratch (the block plan of an interleaved DC or
+// sequential scan).
 //
 // Word 9 (`d + 36`), when not 0, is the address of a stream descriptor: a
 // sequential scan of every component then keeps one MCU row of coefficients
@@ -147,6 +149,12 @@ function fill(): void {
 
 // ---------------------------------------------------------------- blocks
 
+// Sequential scans keep the bit buffer the other way round: the `bits`
+// unread bits are the top of `acc` (MSB first), so a lookup takes the top
+// bits with a shift by a constant and a code is consumed by one shift left.
+// The bits under them are 0 or the stream's next bits (a refill ORs those
+// same bits again), so whole bytes can be ORed in without clearing.
+
 function baseline(out: usize, dc: usize, ac: usize, pred: i32): i32 {
   // A sequential scan writes each block once: clear it here, in cache,
   // instead of clearing all coefficients before the scan.
@@ -160,51 +168,72 @@ function baseline(out: usize, dc: usize, ac: usize, pred: i32): i32 {
   v128.store(out, zero, 96);
   v128.store(out, zero, 112);
   // The bit buffer lives in locals here (globals would go through memory
-  // on every code), synced with the globals around fill(). At least 32 bits
-  // before each code: a code (16 bits at most) and its extra bits (15 at
-  // most) without another check.
+  // on every code). At least 32 bits before each code: a code (16 bits at
+  // most) and its extra bits (15 at most) without another check.
   let a = acc;
   let b = bits;
   if (b < 32) {
-    a = refill(a, b);
+    a = refillTop(a, b);
     b = bits;
   }
-  let e = <i32>load<u16>(dc + ((<usize>(a >> <u64>(b - LOOKAHEAD)) & 511) << 1));
+  let e = <i32>load<u16>(dc + (<usize>(a >> <u64>(64 - LOOKAHEAD)) << 1));
   let t = e & 0xff;
-  if (e != 0) {
-    b -= e >> 8;
-  } else {
-    t = slowSymbol(dc, a, b);
-    b = bits;
+  let n = e >> 8;
+  if (e == 0) {
+    t = slowSymbolTop(dc, a);
+    n = slowLength;
   }
+  a <<= <u64>n;
+  b -= n;
   let value = pred;
   if (t != 0) {
+    const x = <i32>(a >> <u64>(64 - t));
+    a <<= <u64>t;
     b -= t;
-    const x = <i32>(a >> <u64>b) & ((1 << t) - 1);
     value += x + (((x - (1 << (t - 1))) >> 31) & ((-1 << t) + 1));
   }
   store<i16>(out, <i16>value);
   const fast = ac + 1536;
+  const nat = natural;
   for (let k = 1; k < 64; k++) {
     if (b < 32) {
-      a = refill(a, b);
-      b = bits;
+      // Whole bytes while none of the next 8 is 0xff (no stuffing, no
+      // marker): as many as fit in 63 bits, 4 to 7, without a call.
+      const w = load<u64>(pos);
+      const v = ~w;
+      if (
+        pos + 8 <= dataEnd && ((v - 0x0101010101010101) & ~v & 0x8080808080808080) == 0 &&
+        !atMarker
+      ) {
+        a |= bswap<u64>(w) >> <u64>b;
+        const m = (63 - b) & ~7;
+        b += m;
+        pos += <usize>(m >> 3);
+      } else {
+        a = refillTop(a, b);
+        b = bits;
+      }
     }
-    const f = load<i32>(fast + ((<usize>(a >> <u64>(b - FAST_BITS)) & ((1 << FAST_BITS) - 1)) << 2));
+    // One lookup resolves a coefficient with its extra bits, a run of 16
+    // zeros (a 0 stored 15 on) or the end of the block (run 63: k passes 63,
+    // the 0 stored lands on position 63 through the natural order's tail).
+    const f = load<i32>(fast + (<usize>(a >> <u64>(64 - FAST_BITS)) << 2));
     if (f != 0) {
+      a <<= <u64>(f & 0xff);
       b -= f & 0xff;
-      k += (f >> 8) & 15;
-      store<i16>(out + zz(k), <i16>(f >> 16));
+      k += (f >> 8) & 63;
+      store<i16>(out + (<usize>load<u8>(nat + <usize>k) << 1), <i16>(f >> 16));
       continue;
     }
-    e = <i32>load<u16>(ac + ((<usize>(a >> <u64>(b - LOOKAHEAD)) & 511) << 1));
+    e = <i32>load<u16>(ac + (<usize>(a >> <u64>(64 - LOOKAHEAD)) << 1));
     let rs = e & 0xff;
-    if (e != 0) {
-      b -= e >> 8;
-    } else {
-      rs = slowSymbol(ac, a, b);
-      b = bits;
+    n = e >> 8;
+    if (e == 0) {
+      rs = slowSymbolTop(ac, a);
+      n = slowLength;
     }
+    a <<= <u64>n;
+    b -= n;
     const s = rs & 15;
     const r = rs >> 4;
     if (s == 0) {
@@ -213,13 +242,76 @@ function baseline(out: usize, dc: usize, ac: usize, pred: i32): i32 {
       continue;
     }
     k += r;
+    const x = <i32>(a >> <u64>(64 - s));
+    a <<= <u64>s;
     b -= s;
-    const x = <i32>(a >> <u64>b) & ((1 << s) - 1);
-    store<i16>(out + zz(k), <i16>(x + (((x - (1 << (s - 1))) >> 31) & ((-1 << s) + 1))));
+    store<i16>(
+      out + (<usize>load<u8>(nat + <usize>k) << 1),
+      <i16>(x + (((x - (1 << (s - 1))) >> 31) & ((-1 << s) + 1))),
+    );
   }
   acc = a;
   bits = b;
   return value;
+}
+
+// fill() for a sequential scan's top-aligned buffer in locals: byte by byte
+// with the stuffing and marker rules, up to 57-64 bits. Returns the new
+// `acc`; the new bit count is in `bits`.
+@inline function refillTop(a: u64, b: i32): u64 {
+  a &= ~(<u64>-1 >> <u64>b); // the bits under the unread ones may be stale: clear them
+  while (b <= 56) {
+    let byte: u64 = 0;
+    if (!atMarker) {
+      if (pos >= dataEnd) {
+        pastEnd += 8;
+      } else {
+        const v = <u64>load<u8>(pos);
+        if (v != 0xff) {
+          byte = v;
+          pos++;
+        } else {
+          let skip: usize = 1;
+          while (pos + skip < dataEnd && load<u8>(pos + skip) == 0xff) skip++; // fill bytes
+          if (pos + skip >= dataEnd) {
+            pastEnd += 8;
+            pos = dataEnd;
+          } else if (load<u8>(pos + skip) == 0) {
+            byte = 0xff; // a stuffed zero
+            pos += skip + 1;
+          } else {
+            atMarker = true;
+            pos += skip - 1; // the last 0xff before the marker code
+          }
+        }
+      }
+    }
+    a |= byte << <u64>(56 - b);
+    b += 8;
+  }
+  bits = b;
+  return a;
+}
+
+let slowLength: i32 = 0;
+
+// A code longer than the lookahead from the top of a sequential scan's
+// buffer (at least 16 bits): the symbol, its length in `slowLength` (0 and
+// `failure` set when no code matches).
+@inline function slowSymbolTop(t: usize, a: u64): i32 {
+  let length = LOOKAHEAD + 1;
+  let code = <i32>(a >> <u64>(64 - length));
+  while (code > load<i32>(t + 1024 + (<usize>length << 2))) {
+    length++;
+    if (length > 16) {
+      failure = 1;
+      slowLength = 0;
+      return 0;
+    }
+    code = <i32>(a >> <u64>(64 - length));
+  }
+  slowLength = length;
+  return <i32>load<u8>(t + 1168 + <usize>(code + load<i32>(t + 1096 + (<usize>length << 2))));
 }
 
 // fill() for a caller holding the buffer in locals: returns the new `acc`
@@ -389,6 +481,7 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
   if (!single && (kind == 1 || kind == 2)) {
     return dcInterleaved(d, count, mcusWide, total, interval, kind == 2, al);
   }
+  if (!single && kind == 0) return sequentialInterleaved(d, count, mcusWide, total, interval, rows);
   let restarts = 0;
   let untilRestart = interval;
   let mx = 0;
@@ -516,6 +609,79 @@ function flushRow(d: usize, stream: usize, count: i32, my: i32, single: bool): v
 }
 
 /**
+ * An interleaved sequential scan: the blocks of an MCU planned once (as in
+ * dcInterleaved, with each block's tables and its component's DC
+ * predictor). Returns as decode_scan.
+ */
+function sequentialInterleaved(
+  d: usize, count: i32, mcusWide: i32, total: i32, interval: i32, rows: i32,
+): i32 {
+  // Per block of an MCU, 32 bytes: the block at MCU (0, 0), the step per MCU
+  // across and per MCU row, the DC and AC tables, the address of its
+  // component's predictor (4 i32 after the 10 blocks).
+  const plan = d + 384;
+  const preds = plan + 320;
+  const stream = <usize>load<i32>(d, 36);
+  let blocks = 0;
+  for (let ci = 0; ci < count; ci++) {
+    const c = d + 48 + <usize>(ci * 48);
+    const coef = load<i32>(c, 0);
+    const padded = load<i32>(c, 4);
+    const h = load<i32>(c, 16);
+    const v = load<i32>(c, 20);
+    for (let bv = 0; bv < v; bv++) {
+      for (let bh = 0; bh < h; bh++) {
+        const p = plan + <usize>(blocks << 5);
+        store<i32>(p, coef + ((bv * padded + bh) << 7), 0);
+        store<i32>(p, h << 7, 4);
+        store<i32>(p, (rows * v * padded) << 7, 8);
+        store<i32>(p, load<i32>(c, 24), 12);
+        store<i32>(p, load<i32>(c, 28), 16);
+        store<i32>(p, <i32>preds + (ci << 2), 20);
+        blocks++;
+      }
+    }
+  }
+  const end = plan + <usize>(blocks << 5);
+  v128.store(preds, i64x2.splat(0));
+  let restarts = 0;
+  let untilRestart = interval;
+  let mx = 0;
+  let my = 0;
+  for (let mcu = 0; mcu < total; mcu++) {
+    if (untilRestart == 0) {
+      if (pastEnd > bits) return -2;
+      acc = 0;
+      bits = 0;
+      atMarker = false;
+      const m = findMarker(pos);
+      if (m + 1 >= dataEnd || <i32>load<u8>(m + 1) != 0xd0 + (restarts & 7)) return -(3 + mcu);
+      pos = m + 2;
+      restarts++;
+      v128.store(preds, i64x2.splat(0));
+      untilRestart = interval;
+    }
+    untilRestart--;
+    for (let p = plan; p < end; p += 32) {
+      const out = <usize>(load<i32>(p, 0) + mx * load<i32>(p, 4) + my * load<i32>(p, 8));
+      const pred = <usize>load<i32>(p, 20);
+      store<i32>(
+        pred,
+        baseline(out, <usize>load<i32>(p, 12), <usize>load<i32>(p, 16), load<i32>(pred)),
+      );
+    }
+    if (failure != 0) return -1;
+    if (++mx == mcusWide) {
+      if (stream != 0) flushRow(d, stream, count, my, false);
+      mx = 0;
+      my++;
+    }
+  }
+  if (pastEnd > bits) return -2;
+  return <i32>((atMarker ? pos : findMarker(pos)) - data);
+}
+
+/**
  * An interleaved progressive DC scan (first or refinement): the blocks of an
  * MCU planned once, the bit buffer in locals (see baseline). Returns as
  * decode_scan.
@@ -525,7 +691,7 @@ function dcInterleaved(
 ): i32 {
   // Per block of an MCU, 16 bytes: the block at MCU (0, 0), the step per MCU
   // across and per MCU row, the component index (its DC table in the high bits).
-  const plan = d + 352;
+  const plan = d + 384;
   let blocks = 0;
   for (let ci = 0; ci < count; ci++) {
     const c = d + 48 + <usize>(ci * 48);

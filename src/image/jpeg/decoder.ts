@@ -230,9 +230,15 @@ const TABLE_BYTES = 1536 + 4 * (1 << FAST_AC_BITS);
 /** A streamed scan's descriptor: 4 x 32 bytes, 512 bytes of IDCT scratch, 4 quantisation tables. */
 const STREAM_AT = TABLES_AT + 8 * TABLE_BYTES;
 const STREAM_QUANT_AT = STREAM_AT + 640;
-/** A scan descriptor: a 48-byte header, 48 bytes per component (4), the natural order at 256, scratch at 352. */
+/** A scan descriptor: a 48-byte header, 48 bytes per component (4), the natural order at 256, scratch at 384. */
 const SCAN_AT = STREAM_QUANT_AT + 4 * 256;
-const ARENA_START = SCAN_AT + 512;
+const ARENA_START = SCAN_AT + 768;
+/**
+ * The natural order with entries of 63 up to 127: the Wasm decoder's
+ * end-of-block entry moves the position 63 on before storing its 0.
+ */
+const NATURAL_ORDER_128 = new Uint8Array(128).fill(63);
+NATURAL_ORDER_128.set(NATURAL_ORDER);
 /** The largest Wasm memory the kernels ask for; larger frames take the TypeScript path. */
 const MAX_ARENA_BYTES = 2 ** 31;
 
@@ -778,7 +784,7 @@ function decodeScanWasm(
       arena.dcOnly[index] ? 1 : 7,
     ], d + 12 + 12 * i);
   });
-  bytes.set(NATURAL_ORDER, SCAN_AT + 256);
+  bytes.set(NATURAL_ORDER_128, SCAN_AT + 256);
   const end = kernels.decode_scan(arena.data, length, pos, SCAN_AT);
   if (end >= 0) return end;
   if (end === -1) throw new ImageError("Corrupt JPEG: a Huffman code matches no symbol");

@@ -125,10 +125,11 @@ export interface HuffmanTable {
   /** The symbols in code order. */
   readonly values: Uint8Array;
   /**
-   * For AC tables, per {@linkcode FAST_AC_BITS}-bit prefix holding a whole
-   * coefficient (a code of a non-zero size and its extra bits): `(value <<
-   * 16) | (run << 8) | bits`, else 0 (the Wasm decoder's one-lookup path;
-   * stb_image's `fast_ac`).
+   * For AC tables of sequential scans, per {@linkcode FAST_AC_BITS}-bit
+   * prefix holding a whole coefficient (a code of a non-zero size and its
+   * extra bits), a run of 16 zeros (value 0, run 15) or an end of block (value
+   * 0, run 63): `(value << 16) | (run << 8) | bits`, else 0 (the Wasm
+   * decoder's one-lookup path; stb_image's `fast_ac`).
    */
   readonly fastAc: Int32Array;
 }
@@ -171,6 +172,14 @@ export function buildHuffmanTable(counts: Uint8Array, values: Uint8Array): Huffm
           for (let j = 0; j < 1 << shift; j++) lookup[(code << shift) | j] = entry;
         }
         const size = values[index] & 15;
+        if (size === 0 && length <= FAST_AC_BITS) {
+          // A run of 16 zeros (a 0 stored 15 on), or the end of the block in a
+          // sequential scan (run 63 takes the position past 63).
+          const run = values[index] === 0xf0 ? 15 : 63;
+          const shift = FAST_AC_BITS - length;
+          const entry = (run << 8) | length;
+          for (let j = 0; j < 1 << shift; j++) fastAc[(code << shift) | j] = entry;
+        }
         if (size !== 0 && length + size <= FAST_AC_BITS) {
           const shift = FAST_AC_BITS - length - size;
           for (let x = 0; x < 1 << size; x++) {
