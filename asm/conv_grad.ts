@@ -47,7 +47,32 @@ const TMP_BYTES: usize = 6 * 8 * 4;
 export function conv2d_weight_grad_scratch_bytes(c: i32, kh: i32, kw: i32, ow: i32, oc: i32): usize {
   let bytes = (<usize>max(WGRAD_PIXELS, ow) * <usize>oc << 2) + TMP_BYTES;
   if (wgrad_im2col(c)) bytes += (<usize>WGRAD_PIXELS * <usize>padded_depth(kh * kw * c) + 8) << 2;
+  else bytes += STRIP_BYTES;
   return bytes;
+}
+
+/**
+ * Bytes of the dense path's copy of one column tile of X: a block's pixels x
+ * 8 floats, contiguous. Read in place, X's rows lie `xstride` floats apart,
+ * a multiple of 256 bytes for most layers (C = 256, 512, ...), so a tile's
+ * column of one block maps to a few of L1's 64 sets and is evicted between
+ * the row tiles that reuse it; the copy (8 KB) stays in L1.
+ */
+const STRIP_BYTES: usize = <usize>WGRAD_PIXELS * 32;
+
+// strip[p, 0..8) = x[p, 0..nc) and zeros after, for p < count (x: `xb` bytes per pixel).
+@inline function copy_strip(strip: usize, x: usize, xb: usize, count: i32, nc: i32): void {
+  if (nc == 8) {
+    for (let p = 0; p < count; p++, strip += 32, x += xb) {
+      v128.store(strip, v128.load(x));
+      v128.store(strip, v128.load(x, 16), 16);
+    }
+  } else {
+    for (let p = 0; p < count; p++, strip += 32, x += xb) {
+      v128.store(strip, load_lo_n(x, nc));
+      v128.store(strip, load_hi_n(x, nc), 16);
+    }
+  }
 }
 
 // Copies dY rows [m0, m0 + count), channels [o0, o1), into `pack` by tiles
@@ -328,10 +353,17 @@ export function conv2d_weight_grad(
         astep = <usize>kp << 2;
       }
       // One instance for both (`padded` is not a constant here): a smaller binary.
+      // Dense: each column tile runs on its copy (see STRIP_BYTES), 8 wide like padded im2col rows.
       for (let q = q0; q < q1; q += 8) {
-        const col = <usize>q << 2;
+        const col = <usize>q << 2, nc = min(8, q1 - q);
+        let at = a + col;
+        if (!im2col) {
+          copy_strip(cols, at, xb, count, nc);
+          at = cols;
+          astep = 32;
+        }
         wgrad_rows(
-          min(8, q1 - q), dw, ldw, col, o0, o1, pack, count, false, im2col, tmp, a + col, astep,
+          nc, dw, ldw, col, o0, o1, pack, count, false, true, tmp, at, astep,
           0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
         );
       }
