@@ -69,6 +69,7 @@ export const KERNEL_TARGETS: readonly KernelTarget[] = [
 export const IMAGE_KERNEL_TARGET: KernelTarget = {
   file: "image-simd.wasm",
   flags: [],
+  initialPages: 1, // kernelArena's memories have at least one page
   entry: "asm/image/index.ts",
   module: "src/image/simd_wasm.ts",
 };

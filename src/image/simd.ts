@@ -195,7 +195,7 @@ export function kernelArena(
 ): { memory: WebAssembly.Memory; kernels: ImageKernels } | undefined {
   generation++;
   if (kept && kept.memory.buffer.byteLength >= bytes) return kept;
-  const pages = Math.ceil(bytes / 65536);
+  const pages = Math.max(1, Math.ceil(bytes / 65536)); // the binary declares a 1-page minimum
   try {
     if (bytes > KEEP_LIMIT) {
       const memory = new WebAssembly.Memory({ initial: pages });
