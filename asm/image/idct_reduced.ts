@@ -37,6 +37,12 @@ const FIX_3_624509785: i32 = 29692;
   return i32x4.mul(c, v128.load(quant + <usize>(r * 32 + half * 16)));
 }
 
+// One half of a block's row times the matching half of row `k` of `pre`.
+@inline function term(rows: v128, pre: usize, k: i32, half: i32): v128 {
+  const c = half == 0 ? i32x4.extend_low_i16x8_s(rows) : i32x4.extend_high_i16x8_s(rows);
+  return i32x4.mul(c, v128.load(pre + <usize>(k * 32 + half * 16)));
+}
+
 // Lanes where the i16 rows OR-ed in `any` are zero, as i32 masks of one half.
 @inline function zeroMask(any: v128, half: i32): v128 {
   const z = i16x8.eq(any, i16x8.splat(0));
@@ -148,8 +154,13 @@ function idct4(block: usize, quant: usize, o: usize, stride: usize, ws: usize): 
 }
 
 // jpeg_idct_2x2 of one block into 2x2 samples at `o`: pass 1 on SIMD lanes
-// as idct4, pass 2 (two rows) in scalar code. `ws` holds 16 i32.
-function idct2(block: usize, quant: usize, o: usize, stride: usize, ws: usize): void {
+// as idct4, kept in registers (row r's columns 0-3 in `a_r`, 4-7 in `b_r`),
+// rows 1, 3, 5, 7 multiplied by `pre` (their quantisers times their
+// constants, see idct_reduced_blocks: one i32x4.mul per half-row, not two);
+// pass 2 with the two rows' two outputs in the lanes, the scalar code's
+// per-row shortcut as a select. Its sums of wrapping i32 products are the
+// scalar code's in another order, which wrapping addition does not change.
+@inline function idct2(block: usize, quant: usize, pre: usize, o: usize, stride: usize): void {
   const r0 = v128.load(block, 0);
   const r1 = v128.load(block, 16);
   const r3 = v128.load(block, 48);
@@ -158,36 +169,54 @@ function idct2(block: usize, quant: usize, o: usize, stride: usize, ws: usize): 
   const any = v128.or(v128.or(r1, r3), v128.or(r5, r7));
   const n1 = CONST_BITS - PASS1_BITS + 2;
   const round1 = i32x4.splat(1 << (n1 - 1));
-  for (let half = 0; half < 2; half++) {
-    const x0 = row(r0, quant, 0, half);
-    const short = i32x4.shl(x0, PASS1_BITS);
-    const mask = zeroMask(any, half);
-    const tmp10 = i32x4.add(i32x4.shl(x0, CONST_BITS + 2), round1);
-    const tmp0 = i32x4.add(
-      i32x4.sub(mulc(row(r5, quant, 5, half), FIX_0_850430095), mulc(row(r7, quant, 7, half), FIX_0_720959822)),
-      i32x4.sub(mulc(row(r1, quant, 1, half), FIX_3_624509785), mulc(row(r3, quant, 3, half), FIX_1_272758580)),
-    );
-    const w = ws + <usize>(half * 16);
-    v128.store(w, v128.bitselect(short, i32x4.shr_s(i32x4.add(tmp10, tmp0), n1), mask), 0);
-    v128.store(w, v128.bitselect(short, i32x4.shr_s(i32x4.sub(tmp10, tmp0), n1), mask), 32);
-  }
-  for (let r = 0; r < 2; r++) {
-    const w = ws + (<usize>r << 5);
-    if ((load<i32>(w, 4) | load<i32>(w, 12) | load<i32>(w, 20) | load<i32>(w, 28)) == 0) {
-      const v = <u8>descale(load<i32>(w), PASS1_BITS + 3);
-      store<u8>(o, v, 0);
-      store<u8>(o, v, 1);
-      o += stride;
-      continue;
-    }
-    const tmp10 = load<i32>(w) << (CONST_BITS + 2);
-    const tmp0 = -load<i32>(w, 28) * FIX_0_720959822 + load<i32>(w, 20) * FIX_0_850430095 -
-      load<i32>(w, 12) * FIX_1_272758580 + load<i32>(w, 4) * FIX_3_624509785;
-    const n = CONST_BITS + PASS1_BITS + 3 + 2;
-    store<u8>(o, <u8>descale(tmp10 + tmp0, n), 0);
-    store<u8>(o, <u8>descale(tmp10 - tmp0, n), 1);
-    o += stride;
-  }
+  // half 0: columns 0-3
+  let x0 = row(r0, quant, 0, 0);
+  let short = i32x4.shl(x0, PASS1_BITS);
+  let mask = zeroMask(any, 0);
+  let tmp10 = i32x4.add(i32x4.shl(x0, CONST_BITS + 2), round1);
+  let tmp0 = i32x4.add(
+    i32x4.sub(term(r5, pre, 2, 0), term(r7, pre, 3, 0)),
+    i32x4.sub(term(r1, pre, 0, 0), term(r3, pre, 1, 0)),
+  );
+  const a0 = v128.bitselect(short, i32x4.shr_s(i32x4.add(tmp10, tmp0), n1), mask);
+  const a1 = v128.bitselect(short, i32x4.shr_s(i32x4.sub(tmp10, tmp0), n1), mask);
+  // half 1: columns 4-7
+  x0 = row(r0, quant, 0, 1);
+  short = i32x4.shl(x0, PASS1_BITS);
+  mask = zeroMask(any, 1);
+  tmp10 = i32x4.add(i32x4.shl(x0, CONST_BITS + 2), round1);
+  tmp0 = i32x4.add(
+    i32x4.sub(term(r5, pre, 2, 1), term(r7, pre, 3, 1)),
+    i32x4.sub(term(r1, pre, 0, 1), term(r3, pre, 1, 1)),
+  );
+  const b0 = v128.bitselect(short, i32x4.shr_s(i32x4.add(tmp10, tmp0), n1), mask);
+  const b1 = v128.bitselect(short, i32x4.shr_s(i32x4.sub(tmp10, tmp0), n1), mask);
+  // Pass 2, lanes (row 0, col 0), (row 0, col 1), (row 1, col 0), (row 1, col 1):
+  // tmp0 = w1 * 3.624 - w3 * 1.272 + w5 * 0.850 - w7 * 0.720 of the row.
+  const ca = i32x4(0, FIX_3_624509785, 0, -FIX_1_272758580);
+  const cb = i32x4(0, FIX_0_850430095, 0, -FIX_0_720959822);
+  const p0 = i32x4.add(i32x4.mul(a0, ca), i32x4.mul(b0, cb));
+  const p1 = i32x4.add(i32x4.mul(a1, ca), i32x4.mul(b1, cb));
+  const v = v128.shuffle<i32>(p0, p1, 1, 3, 5, 7);
+  const sum = i32x4.add(v, v128.shuffle<i32>(v, v, 1, 0, 3, 2));
+  const negate = i32x4(0, -1, 0, -1);
+  const odd = i32x4.sub(v128.xor(sum, negate), negate); // sum, -sum, sum, -sum
+  const w0 = v128.shuffle<i32>(a0, a1, 0, 0, 4, 4);
+  const oddAny0 = v128.or(a0, b0);
+  const oddAny1 = v128.or(a1, b1);
+  const z = v128.shuffle<i32>(oddAny0, oddAny1, 1, 3, 5, 7);
+  const zeros = i32x4.eq(v128.or(z, v128.shuffle<i32>(z, z, 1, 0, 3, 2)), i32x4.splat(0));
+  const n2 = CONST_BITS + PASS1_BITS + 3 + 2;
+  const full = i32x4.shr_s(
+    i32x4.add(i32x4.add(i32x4.shl(w0, CONST_BITS + 2), odd), i32x4.splat(1 << (n2 - 1))),
+    n2,
+  );
+  const dc = i32x4.shr_s(i32x4.add(w0, i32x4.splat(1 << (PASS1_BITS + 2))), PASS1_BITS + 3);
+  const out = i32x4.add(v128.bitselect(dc, full, zeros), i32x4.splat(128));
+  const n16 = i16x8.narrow_i32x4_s(out, out);
+  const bytes = i8x16.narrow_i16x8_u(n16, n16);
+  v128.store16_lane(o, bytes, 0);
+  v128.store16_lane(o + stride, bytes, 1);
 }
 
 /**
@@ -203,6 +232,17 @@ export function idct_reduced_blocks(
 ): void {
   const q0 = load<i32>(quant);
   const shift: usize = dcOnly ? 1 : 7;
+  if (size == 2) {
+    // idct2's `pre`: rows 1, 3, 5, 7 of the quantisers times their pass-1
+    // constants (wrapping, as (coefficient * q) * c wraps to the same i32).
+    for (let half = 0; half < 2; half++) {
+      const at = <usize>(half * 16);
+      v128.store(scratch + at, mulc(v128.load(quant + at, 32), FIX_3_624509785), 0);
+      v128.store(scratch + at, mulc(v128.load(quant + at, 96), FIX_1_272758580), 32);
+      v128.store(scratch + at, mulc(v128.load(quant + at, 160), FIX_0_850430095), 64);
+      v128.store(scratch + at, mulc(v128.load(quant + at, 224), FIX_0_720959822), 96);
+    }
+  }
   for (let by = 0; by < blocksHigh; by++) {
     let block = coef + (<usize>(by * paddedBlocksWide) << shift);
     let o = out + <usize>(by * size * stride);
@@ -215,7 +255,7 @@ export function idct_reduced_blocks(
       }
     } else if (size == 2) {
       for (let bx = 0; bx < blocksWide; bx++) {
-        idct2(block, quant, o, <usize>stride, scratch);
+        idct2(block, quant, scratch, o, <usize>stride);
         block += 128;
         o += 2;
       }
