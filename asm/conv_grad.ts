@@ -60,6 +60,13 @@ export function conv2d_weight_grad_scratch_bytes(c: i32, kh: i32, kw: i32, ow: i
  */
 const STRIP_BYTES: usize = <usize>WGRAD_PIXELS * 32;
 
+/**
+ * Output rows shorter than this gather each tap's pixels (see the direct path):
+ * on 7x7 maps a tap's rows are spans of 6-7 pixels, and a span's set-up and
+ * accumulator loads and stores cost as much as its multiply-adds.
+ */
+const GATHER_BELOW: i32 = 8;
+
 // strip[p, 0..8) = x[p, 0..nc) and zeros after, for p < count (x: `xb` bytes per pixel).
 @inline function copy_strip(strip: usize, x: usize, xb: usize, count: i32, nc: i32): void {
   if (nc == 8) {
@@ -92,6 +99,26 @@ const STRIP_BYTES: usize = <usize>WGRAD_PIXELS * 32;
     o += 2;
   }
   if (o < o1) pack_tile(1, dy, dyb, m0, count, o, pack + (<usize>(o - o0) * <usize>count << 2));
+}
+
+// pack_dy for `span` pixels from m0 that go at pixel `at` of tiles holding `count` pixels each
+// (so that several spans, packed one after another, read as consecutive pixels).
+@inline function pack_dy_span(
+  dy: usize, dyb: usize, m0: i32, span: i32, o0: i32, o1: i32, pack: usize, count: i32, at: i32,
+): void {
+  let o = o0;
+  for (; o + 6 <= o1; o += 6) {
+    pack_tile(6, dy, dyb, m0, span, o, pack + (<usize>((o - o0) * count + at * 6) << 2));
+  }
+  if (o + 4 <= o1) {
+    pack_tile(4, dy, dyb, m0, span, o, pack + (<usize>((o - o0) * count + at * 4) << 2));
+    o += 4;
+  }
+  if (o + 2 <= o1) {
+    pack_tile(2, dy, dyb, m0, span, o, pack + (<usize>((o - o0) * count + at * 2) << 2));
+    o += 2;
+  }
+  if (o < o1) pack_tile(1, dy, dyb, m0, span, o, pack + (<usize>((o - o0) * count + at) << 2));
 }
 
 // One tile's mr (a constant after inlining) values per pixel, moved as a
@@ -371,13 +398,18 @@ export function conv2d_weight_grad(
     return;
   }
   // Direct: blocks of whole output rows, each tap's columns read from the input.
+  // Short rows (`gathered`): per tap, the block's pixels inside the input are
+  // gathered (dY into the pack, each 8 channels of X into the strip) and run
+  // as one span, the same pixels in the same order as the rows would take.
   const blockRows = max(1, WGRAD_PIXELS / ow);
   const allRows = n * oh;
   const rowBytes = <usize>w * xb;
+  const gathered = ow < GATHER_BELOW;
+  const strip = tmp + TMP_BYTES;
   for (let r0 = 0; r0 < allRows; r0 += blockRows) {
     const rows = min(blockRows, allRows - r0);
     const count = rows * ow;
-    pack_dy(dy, dyb, r0 * ow, count, o0, o1, pack);
+    if (!gathered) pack_dy(dy, dyb, r0 * ow, count, o0, o1, pack);
     for (let tap = q0 / c, last = (q1 - 1) / c; tap <= last; tap++) {
       const i = tap / kw, j = tap - i * kw;
       // Output columns whose input column ox * sw - pw + j lies in [0, w).
@@ -385,6 +417,40 @@ export function conv2d_weight_grad(
       const oxHi = min(ow, w - 1 + pw - j >= 0 ? (w - 1 + pw - j) / sw + 1 : 0);
       if (oxLo >= oxHi) continue;
       const chLo = max(q0 - tap * c, 0), chHi = min(q1 - tap * c, c);
+      if (gathered) {
+        const span = oxHi - oxLo;
+        let valid = 0;
+        for (let r = 0; r < rows; r++) {
+          const row = r0 + r, img = row / oh;
+          if (<u32>((row - img * oh) * sh - ph + i) < <u32>h) valid++;
+        }
+        if (valid == 0) continue;
+        const cnt = valid * span;
+        for (let r = 0, at = 0; r < rows; r++) {
+          const row = r0 + r, img = row / oh;
+          if (<u32>((row - img * oh) * sh - ph + i) >= <u32>h) continue;
+          pack_dy_span(dy, dyb, row * ow + oxLo, span, o0, o1, pack, cnt, at);
+          at += span;
+        }
+        for (let ch = chLo; ch < chHi; ch += 8) {
+          const nc = min(8, chHi - ch);
+          let dst = strip;
+          for (let r = 0; r < rows; r++) {
+            const row = r0 + r, img = row / oh;
+            const iy = (row - img * oh) * sh - ph + i;
+            if (<u32>iy >= <u32>h) continue;
+            const src = x + (<usize>img * <usize>h + <usize>iy) * rowBytes +
+              <usize>(<isize>(oxLo * sw - pw + j) * <isize>xb) + (<usize>ch << 2);
+            copy_strip(dst, src, <usize>sw * xb, span, nc);
+            dst += <usize>span << 5;
+          }
+          wgrad_rows(
+            nc, dw, ldw, (<usize>(tap * c + ch)) << 2, o0, o1, pack, cnt, false, true, tmp, strip, 32,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+          );
+        }
+        continue;
+      }
       // X at pixel (img, iy, 0) + the row's offset: column oxLo, channel ch.
       const shift = (<isize>(oxLo * sw - pw + j) * <isize>xb);
       for (let ch = chLo; ch < chHi; ch += 8) {
