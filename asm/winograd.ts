@@ -19,7 +19,6 @@ import { EPILOGUE_ACC, EPILOGUE_BIAS, EPILOGUE_RELU, gemm_bias, gemm_panel_bytes
 // The row pass of the output transform: no bias, no epilogue.
 const EPILOGUE_NONE: i32 = -1;
 
-const TMP_BYTES: usize = 576; // 6x6 patch vectors, later the 6x4 row-transformed outputs
 const BLOCK_BUDGET: i32 = 1024 * 1024;
 
 /** Tiles per block for nn transform points, c input and oc output channels: a multiple of MR within the budget. */
@@ -39,46 +38,51 @@ export function winograd_block_tiles(nn: i32, c: i32, oc: i32): i32 {
 /** Scratch bytes one thread needs for any `winograd_*` kernel. */
 export function winograd_scratch_bytes(c: i32, oc: i32): usize {
   const v = max(36 * block_tiles(36, c, oc), 16 * block_tiles(16, c, oc));
-  return TMP_BYTES + <usize>v * <usize>(c + oc) * 4;
+  return <usize>v * <usize>(c + oc) * 4;
 }
 
-// F(2, 3)'s B^T (points 0, 1, -1, inf) on d0..d3, written to q, q + qstep, ...
-@inline function bt4(d0: v128, d1: v128, d2: v128, d3: v128, q: usize, qstep: usize): void {
-  v128.store(q, f32x4.sub(d2, d0));
-  v128.store(q + qstep, f32x4.add(d1, d2));
-  v128.store(q + 2 * qstep, f32x4.sub(d2, d1));
-  v128.store(q + 3 * qstep, f32x4.sub(d3, d1));
+// Output k of F(2, 3)'s B^T (points 0, 1, -1, inf) on d0..d3 (k a constant after inlining).
+@inline function bt4v(k: i32, d0: v128, d1: v128, d2: v128, d3: v128): v128 {
+  if (k == 0) return f32x4.sub(d2, d0);
+  if (k == 1) return f32x4.add(d1, d2);
+  if (k == 2) return f32x4.sub(d2, d1);
+  return f32x4.sub(d3, d1);
 }
 
-// B^T (points 0, +-1, +-2, inf) on d0..d5, written to q, q + qstep, ...
+// Output k of B^T (points 0, +-1, +-2, inf) on d0..d5 (k a constant after inlining).
+@inline function bt6v(k: i32, d0: v128, d1: v128, d2: v128, d3: v128, d4: v128, d5: v128): v128 {
+  const four = f32x4.splat(4), five = f32x4.splat(5), two = f32x4.splat(2);
+  // r0 = 4 d0 - 5 d2 + d4; r5 = 4 d1 - 5 d3 + d5
+  if (k == 0) return f32x4.add(f32x4.sub(f32x4.mul(four, d0), f32x4.mul(five, d2)), d4);
+  if (k == 5) return f32x4.add(f32x4.sub(f32x4.mul(four, d1), f32x4.mul(five, d3)), d5);
+  if (k == 1 || k == 2) {
+    // r1,2 = d4 - 4 d2 -+ (4 d1 - d3)
+    const a = f32x4.sub(d4, f32x4.mul(four, d2)), b = f32x4.sub(f32x4.mul(four, d1), d3);
+    return k == 1 ? f32x4.sub(a, b) : f32x4.add(a, b);
+  }
+  // r3,4 = d4 - d2 -+ (2 d1 - 2 d3)
+  const e = f32x4.sub(d4, d2), f = f32x4.mul(two, f32x4.sub(d1, d3));
+  return k == 3 ? f32x4.sub(e, f) : f32x4.add(e, f);
+}
+
+// B^T (n = 6) on d0..d5, written to q, q + qstep, ...
 @inline function bt6(
   d0: v128, d1: v128, d2: v128, d3: v128, d4: v128, d5: v128, q: usize, qstep: usize,
 ): void {
-  const four = f32x4.splat(4), five = f32x4.splat(5), two = f32x4.splat(2);
-  // r0 = 4 d0 - 5 d2 + d4; r5 = 4 d1 - 5 d3 + d5
-  v128.store(q, f32x4.add(f32x4.sub(f32x4.mul(four, d0), f32x4.mul(five, d2)), d4));
-  v128.store(q + 5 * qstep, f32x4.add(f32x4.sub(f32x4.mul(four, d1), f32x4.mul(five, d3)), d5));
-  // r1,2 = d4 - 4 d2 -+ (4 d1 - d3)
-  const a = f32x4.sub(d4, f32x4.mul(four, d2)), b = f32x4.sub(f32x4.mul(four, d1), d3);
-  v128.store(q + qstep, f32x4.sub(a, b));
-  v128.store(q + 2 * qstep, f32x4.add(a, b));
-  // r3,4 = d4 - d2 -+ (2 d1 - 2 d3)
-  const e = f32x4.sub(d4, d2), f = f32x4.mul(two, f32x4.sub(d1, d3));
-  v128.store(q + 3 * qstep, f32x4.sub(e, f));
-  v128.store(q + 4 * qstep, f32x4.add(e, f));
+  v128.store(q, bt6v(0, d0, d1, d2, d3, d4, d5));
+  v128.store(q + qstep, bt6v(1, d0, d1, d2, d3, d4, d5));
+  v128.store(q + 2 * qstep, bt6v(2, d0, d1, d2, d3, d4, d5));
+  v128.store(q + 3 * qstep, bt6v(3, d0, d1, d2, d3, d4, d5));
+  v128.store(q + 4 * qstep, bt6v(4, d0, d1, d2, d3, d4, d5));
+  v128.store(q + 5 * qstep, bt6v(5, d0, d1, d2, d3, d4, d5));
 }
 
-// B^T of an n-point transform (n = 4 or 6; a constant after inlining) on the n
-// vectors at p, p + step, ..., written to q, q + qstep, ...
-@inline export function input_1d(n: i32, p: usize, step: usize, q: usize, qstep: usize): void {
-  if (n == 6) {
-    bt6(
-      v128.load(p), v128.load(p + step), v128.load(p + 2 * step), v128.load(p + 3 * step),
-      v128.load(p + 4 * step), v128.load(p + 5 * step), q, qstep,
-    );
-  } else {
-    bt4(v128.load(p), v128.load(p + step), v128.load(p + 2 * step), v128.load(p + 3 * step), q, qstep);
-  }
+// B^T (n = 4) on d0..d3, written to q, q + qstep, ...
+@inline function bt4(d0: v128, d1: v128, d2: v128, d3: v128, q: usize, qstep: usize): void {
+  v128.store(q, bt4v(0, d0, d1, d2, d3));
+  v128.store(q + qstep, bt4v(1, d0, d1, d2, d3));
+  v128.store(q + 2 * qstep, bt4v(2, d0, d1, d2, d3));
+  v128.store(q + 3 * qstep, bt4v(3, d0, d1, d2, d3));
 }
 
 // The input vector at p, or zeros where the patch lies outside the image.
@@ -86,67 +90,253 @@ export function winograd_scratch_bytes(c: i32, oc: i32): usize {
   return inside ? v128.load(p) : f32x4.splat(0);
 }
 
-// One patch row of n vectors (pixels ix0 .. ix0 + n - 1 of an input row, at p,
-// p + step, ...), transformed by B^T into q, q + 16, ...: straight loads for an
-// interior tile (`all`), else zeros outside the image (row iy: `rowIn`).
-@inline export function input_row(
-  n: i32, p: usize, step: usize, rowIn: bool, ix0: i32, w: i32, all: bool, q: usize,
+// V = B^T d B for one 4-channel group of a tile: d is the n x n patch whose
+// top-left pixel (iy0, ix0) is at p (pixels xb bytes apart, rows rowb), zeros
+// outside the h x w image unless the whole patch lies inside (`all`, a
+// constant after inlining); V[i * n + j] goes to dst + (i * n + j) * vMat.
+// Each patch row goes through B^T into registers (locals: V8 spills what does
+// not fit to its stack, whose accesses carry no bounds check, where a scratch
+// round trip in Wasm memory cost a compare and branch per vector each way),
+// then each column through B^T into V.
+@inline function input_tile(
+  n: i32, p: usize, xb: usize, rowb: usize, iy0: i32, h: i32, ix0: i32, w: i32, all: bool,
+  dst: usize, vMat: usize,
 ): void {
-  if (all) {
-    input_1d(n, p, step, q, 16);
-  } else if (n == 6) {
-    bt6(
-      patch(p, rowIn && <u32>ix0 < <u32>w),
-      patch(p + step, rowIn && <u32>(ix0 + 1) < <u32>w),
-      patch(p + 2 * step, rowIn && <u32>(ix0 + 2) < <u32>w),
-      patch(p + 3 * step, rowIn && <u32>(ix0 + 3) < <u32>w),
-      patch(p + 4 * step, rowIn && <u32>(ix0 + 4) < <u32>w),
-      patch(p + 5 * step, rowIn && <u32>(ix0 + 5) < <u32>w), q, 16,
-    );
+  const in0 = all || <u32>ix0 < <u32>w, in1 = all || <u32>(ix0 + 1) < <u32>w;
+  const in2 = all || <u32>(ix0 + 2) < <u32>w, in3 = all || <u32>(ix0 + 3) < <u32>w;
+  if (n == 4) {
+    let r = all || <u32>iy0 < <u32>h, q = p;
+    let d0 = patch(q, r && in0), d1 = patch(q + xb, r && in1);
+    let d2 = patch(q + 2 * xb, r && in2), d3 = patch(q + 3 * xb, r && in3);
+    const r00 = bt4v(0, d0, d1, d2, d3), r01 = bt4v(1, d0, d1, d2, d3);
+    const r02 = bt4v(2, d0, d1, d2, d3), r03 = bt4v(3, d0, d1, d2, d3);
+    r = all || <u32>(iy0 + 1) < <u32>h; q += rowb;
+    d0 = patch(q, r && in0); d1 = patch(q + xb, r && in1);
+    d2 = patch(q + 2 * xb, r && in2); d3 = patch(q + 3 * xb, r && in3);
+    const r10 = bt4v(0, d0, d1, d2, d3), r11 = bt4v(1, d0, d1, d2, d3);
+    const r12 = bt4v(2, d0, d1, d2, d3), r13 = bt4v(3, d0, d1, d2, d3);
+    r = all || <u32>(iy0 + 2) < <u32>h; q += rowb;
+    d0 = patch(q, r && in0); d1 = patch(q + xb, r && in1);
+    d2 = patch(q + 2 * xb, r && in2); d3 = patch(q + 3 * xb, r && in3);
+    const r20 = bt4v(0, d0, d1, d2, d3), r21 = bt4v(1, d0, d1, d2, d3);
+    const r22 = bt4v(2, d0, d1, d2, d3), r23 = bt4v(3, d0, d1, d2, d3);
+    r = all || <u32>(iy0 + 3) < <u32>h; q += rowb;
+    d0 = patch(q, r && in0); d1 = patch(q + xb, r && in1);
+    d2 = patch(q + 2 * xb, r && in2); d3 = patch(q + 3 * xb, r && in3);
+    const r30 = bt4v(0, d0, d1, d2, d3), r31 = bt4v(1, d0, d1, d2, d3);
+    const r32 = bt4v(2, d0, d1, d2, d3), r33 = bt4v(3, d0, d1, d2, d3);
+    const step = 4 * vMat;
+    bt4(r00, r10, r20, r30, dst, step);
+    bt4(r01, r11, r21, r31, dst + vMat, step);
+    bt4(r02, r12, r22, r32, dst + 2 * vMat, step);
+    bt4(r03, r13, r23, r33, dst + 3 * vMat, step);
+    return;
+  }
+  const in4 = all || <u32>(ix0 + 4) < <u32>w, in5 = all || <u32>(ix0 + 5) < <u32>w;
+  let r = all || <u32>iy0 < <u32>h, q = p;
+  let d0 = patch(q, r && in0), d1 = patch(q + xb, r && in1), d2 = patch(q + 2 * xb, r && in2);
+  let d3 = patch(q + 3 * xb, r && in3), d4 = patch(q + 4 * xb, r && in4);
+  let d5 = patch(q + 5 * xb, r && in5);
+  const r00 = bt6v(0, d0, d1, d2, d3, d4, d5), r01 = bt6v(1, d0, d1, d2, d3, d4, d5);
+  const r02 = bt6v(2, d0, d1, d2, d3, d4, d5), r03 = bt6v(3, d0, d1, d2, d3, d4, d5);
+  const r04 = bt6v(4, d0, d1, d2, d3, d4, d5), r05 = bt6v(5, d0, d1, d2, d3, d4, d5);
+  r = all || <u32>(iy0 + 1) < <u32>h; q += rowb;
+  d0 = patch(q, r && in0); d1 = patch(q + xb, r && in1); d2 = patch(q + 2 * xb, r && in2);
+  d3 = patch(q + 3 * xb, r && in3); d4 = patch(q + 4 * xb, r && in4);
+  d5 = patch(q + 5 * xb, r && in5);
+  const r10 = bt6v(0, d0, d1, d2, d3, d4, d5), r11 = bt6v(1, d0, d1, d2, d3, d4, d5);
+  const r12 = bt6v(2, d0, d1, d2, d3, d4, d5), r13 = bt6v(3, d0, d1, d2, d3, d4, d5);
+  const r14 = bt6v(4, d0, d1, d2, d3, d4, d5), r15 = bt6v(5, d0, d1, d2, d3, d4, d5);
+  r = all || <u32>(iy0 + 2) < <u32>h; q += rowb;
+  d0 = patch(q, r && in0); d1 = patch(q + xb, r && in1); d2 = patch(q + 2 * xb, r && in2);
+  d3 = patch(q + 3 * xb, r && in3); d4 = patch(q + 4 * xb, r && in4);
+  d5 = patch(q + 5 * xb, r && in5);
+  const r20 = bt6v(0, d0, d1, d2, d3, d4, d5), r21 = bt6v(1, d0, d1, d2, d3, d4, d5);
+  const r22 = bt6v(2, d0, d1, d2, d3, d4, d5), r23 = bt6v(3, d0, d1, d2, d3, d4, d5);
+  const r24 = bt6v(4, d0, d1, d2, d3, d4, d5), r25 = bt6v(5, d0, d1, d2, d3, d4, d5);
+  r = all || <u32>(iy0 + 3) < <u32>h; q += rowb;
+  d0 = patch(q, r && in0); d1 = patch(q + xb, r && in1); d2 = patch(q + 2 * xb, r && in2);
+  d3 = patch(q + 3 * xb, r && in3); d4 = patch(q + 4 * xb, r && in4);
+  d5 = patch(q + 5 * xb, r && in5);
+  const r30 = bt6v(0, d0, d1, d2, d3, d4, d5), r31 = bt6v(1, d0, d1, d2, d3, d4, d5);
+  const r32 = bt6v(2, d0, d1, d2, d3, d4, d5), r33 = bt6v(3, d0, d1, d2, d3, d4, d5);
+  const r34 = bt6v(4, d0, d1, d2, d3, d4, d5), r35 = bt6v(5, d0, d1, d2, d3, d4, d5);
+  r = all || <u32>(iy0 + 4) < <u32>h; q += rowb;
+  d0 = patch(q, r && in0); d1 = patch(q + xb, r && in1); d2 = patch(q + 2 * xb, r && in2);
+  d3 = patch(q + 3 * xb, r && in3); d4 = patch(q + 4 * xb, r && in4);
+  d5 = patch(q + 5 * xb, r && in5);
+  const r40 = bt6v(0, d0, d1, d2, d3, d4, d5), r41 = bt6v(1, d0, d1, d2, d3, d4, d5);
+  const r42 = bt6v(2, d0, d1, d2, d3, d4, d5), r43 = bt6v(3, d0, d1, d2, d3, d4, d5);
+  const r44 = bt6v(4, d0, d1, d2, d3, d4, d5), r45 = bt6v(5, d0, d1, d2, d3, d4, d5);
+  r = all || <u32>(iy0 + 5) < <u32>h; q += rowb;
+  d0 = patch(q, r && in0); d1 = patch(q + xb, r && in1); d2 = patch(q + 2 * xb, r && in2);
+  d3 = patch(q + 3 * xb, r && in3); d4 = patch(q + 4 * xb, r && in4);
+  d5 = patch(q + 5 * xb, r && in5);
+  const r50 = bt6v(0, d0, d1, d2, d3, d4, d5), r51 = bt6v(1, d0, d1, d2, d3, d4, d5);
+  const r52 = bt6v(2, d0, d1, d2, d3, d4, d5), r53 = bt6v(3, d0, d1, d2, d3, d4, d5);
+  const r54 = bt6v(4, d0, d1, d2, d3, d4, d5), r55 = bt6v(5, d0, d1, d2, d3, d4, d5);
+  const step = 6 * vMat;
+  bt6(r00, r10, r20, r30, r40, r50, dst, step);
+  bt6(r01, r11, r21, r31, r41, r51, dst + vMat, step);
+  bt6(r02, r12, r22, r32, r42, r52, dst + 2 * vMat, step);
+  bt6(r03, r13, r23, r33, r43, r53, dst + 3 * vMat, step);
+  bt6(r04, r14, r24, r34, r44, r54, dst + 4 * vMat, step);
+  bt6(r05, r15, r25, r35, r45, r55, dst + 5 * vMat, step);
+}
+
+// The input transforms of c / 4 channel groups of one tile (c a multiple of
+// 4; the group's vectors 16 bytes apart at p and at dst): `input_tile`'s four
+// forms (n = 4 or 6, inside the image or not), each one function that every
+// forward and gradient kernel calls, rather than inlined into each.
+function input_tiles6_inside(p: usize, xb: usize, rowb: usize, c: i32, dst: usize, vMat: usize): void {
+  for (let cg = 0; cg < c; cg += 4, p += 16, dst += 16) input_tile(6, p, xb, rowb, 0, 1, 0, 1, true, dst, vMat);
+}
+
+function input_tiles6_edge(
+  p: usize, xb: usize, rowb: usize, iy0: i32, h: i32, ix0: i32, w: i32, c: i32, dst: usize, vMat: usize,
+): void {
+  for (let cg = 0; cg < c; cg += 4, p += 16, dst += 16) input_tile(6, p, xb, rowb, iy0, h, ix0, w, false, dst, vMat);
+}
+
+function input_tiles4_inside(p: usize, xb: usize, rowb: usize, c: i32, dst: usize, vMat: usize): void {
+  for (let cg = 0; cg < c; cg += 4, p += 16, dst += 16) input_tile(4, p, xb, rowb, 0, 1, 0, 1, true, dst, vMat);
+}
+
+function input_tiles4_edge(
+  p: usize, xb: usize, rowb: usize, iy0: i32, h: i32, ix0: i32, w: i32, c: i32, dst: usize, vMat: usize,
+): void {
+  for (let cg = 0; cg < c; cg += 4, p += 16, dst += 16) input_tile(4, p, xb, rowb, iy0, h, ix0, w, false, dst, vMat);
+}
+
+/**
+ * V = B^T d B (n x n transform points, n = 4 or 6: a constant after inlining)
+ * for channels [0, c) of the tile whose top-left patch pixel (iy0, ix0) is at
+ * p, into dst + (i * n + j) * vMat (see `input_tile`); `inside`: the patch
+ * lies wholly inside the h x w image (no zeros to insert).
+ */
+@inline export function input_tiles(
+  n: i32, p: usize, xb: usize, rowb: usize, iy0: i32, h: i32, ix0: i32, w: i32, inside: bool,
+  c: i32, dst: usize, vMat: usize,
+): void {
+  if (n == 6) {
+    if (inside) input_tiles6_inside(p, xb, rowb, c, dst, vMat);
+    else input_tiles6_edge(p, xb, rowb, iy0, h, ix0, w, c, dst, vMat);
   } else {
-    bt4(
-      patch(p, rowIn && <u32>ix0 < <u32>w),
-      patch(p + step, rowIn && <u32>(ix0 + 1) < <u32>w),
-      patch(p + 2 * step, rowIn && <u32>(ix0 + 2) < <u32>w),
-      patch(p + 3 * step, rowIn && <u32>(ix0 + 3) < <u32>w), q, 16,
-    );
+    if (inside) input_tiles4_inside(p, xb, rowb, c, dst, vMat);
+    else input_tiles4_edge(p, xb, rowb, iy0, h, ix0, w, c, dst, vMat);
   }
 }
 
-// A^T of an n-point transform for an output tile of m (constants after
-// inlining) on the n vectors at p, p + step, ...: the first `count` of the m
-// results go to q, q + qstep, ..., with bias b and the EPILOGUE_* `epilogue`
-// (EPILOGUE_NONE: as they are).
-// The rows of a tile pass through it into scratch, then its columns straight
-// into the output (the tile's bottom rows may fall outside the map).
-@inline function output_1d(
-  n: i32, m: i32, p: usize, step: usize, q: usize, qstep: usize, count: i32, epilogue: i32, b: v128,
-): void {
-  const m0 = v128.load(p), m1 = v128.load(p + step), m2 = v128.load(p + 2 * step);
-  const m3 = v128.load(p + 3 * step);
-  let o0 = m0, o1 = m1, o2 = m2, o3 = m3;
-  if (n == 4) {
-    // F(2, 3): points 0, 1, -1, inf.
-    o0 = f32x4.add(f32x4.add(m0, m1), m2);
-    o1 = f32x4.add(f32x4.sub(m1, m2), m3);
-  } else {
-    // Points 0, +-1, +-2, inf: F(4, 3) keeps four results, F(2, 5) two.
-    const m4 = v128.load(p + 4 * step), m5 = v128.load(p + 5 * step);
-    const s12 = f32x4.add(m1, m2), d12 = f32x4.sub(m1, m2);
-    const s34 = f32x4.add(m3, m4), d34 = f32x4.sub(m3, m4);
-    o0 = f32x4.add(f32x4.add(m0, s12), s34);
-    o1 = f32x4.add(d12, f32x4.mul(f32x4.splat(2), d34));
-    if (m == 2) {
-      o1 = f32x4.add(o1, m5);
-    } else {
-      o2 = f32x4.add(s12, f32x4.mul(f32x4.splat(4), s34));
-      o3 = f32x4.add(f32x4.add(d12, f32x4.mul(f32x4.splat(8), d34)), m5);
-    }
+// Output k of A^T for an output tile of m (n = 6: points 0, +-1, +-2, inf;
+// F(4, 3) keeps four results, F(2, 5) two) on m0..m5; k, m constants after inlining.
+@inline function at6v(m: i32, k: i32, m0: v128, m1: v128, m2: v128, m3: v128, m4: v128, m5: v128): v128 {
+  const s12 = f32x4.add(m1, m2), d12 = f32x4.sub(m1, m2);
+  const s34 = f32x4.add(m3, m4), d34 = f32x4.sub(m3, m4);
+  if (k == 0) return f32x4.add(f32x4.add(m0, s12), s34);
+  if (k == 1) {
+    const o1 = f32x4.add(d12, f32x4.mul(f32x4.splat(2), d34));
+    return m == 2 ? f32x4.add(o1, m5) : o1;
   }
-  finish(q, o0, epilogue, b);
-  if (count > 1) finish(q + qstep, o1, epilogue, b);
-  if (m > 2 && count > 2) finish(q + 2 * qstep, o2, epilogue, b);
-  if (m > 3 && count > 3) finish(q + 3 * qstep, o3, epilogue, b);
+  if (k == 2) return f32x4.add(s12, f32x4.mul(f32x4.splat(4), s34));
+  return f32x4.add(f32x4.add(d12, f32x4.mul(f32x4.splat(8), d34)), m5);
+}
+
+// Output k of F(2, 3)'s A^T (points 0, 1, -1, inf) on m0..m3.
+@inline function at4v(k: i32, m0: v128, m1: v128, m2: v128, m3: v128): v128 {
+  if (k == 0) return f32x4.add(f32x4.add(m0, m1), m2);
+  return f32x4.add(f32x4.sub(m1, m2), m3);
+}
+
+// One output column of a tile (n = 6): A^T on m0..m5, the first `count` of
+// the m results to q, q + qstep, ..., with bias b and the EPILOGUE_* `epilogue`.
+@inline function column6(
+  m: i32, m0: v128, m1: v128, m2: v128, m3: v128, m4: v128, m5: v128,
+  q: usize, qstep: usize, count: i32, epilogue: i32, b: v128,
+): void {
+  finish(q, at6v(m, 0, m0, m1, m2, m3, m4, m5), epilogue, b);
+  if (count > 1) finish(q + qstep, at6v(m, 1, m0, m1, m2, m3, m4, m5), epilogue, b);
+  if (m > 2 && count > 2) finish(q + 2 * qstep, at6v(m, 2, m0, m1, m2, m3, m4, m5), epilogue, b);
+  if (m > 3 && count > 3) finish(q + 3 * qstep, at6v(m, 3, m0, m1, m2, m3, m4, m5), epilogue, b);
+}
+
+// One output column of a tile (n = 4, m = 2); as column6.
+@inline function column4(
+  m0: v128, m1: v128, m2: v128, m3: v128, q: usize, qstep: usize, count: i32, epilogue: i32, b: v128,
+): void {
+  finish(q, at4v(0, m0, m1, m2, m3), epilogue, b);
+  if (count > 1) finish(q + qstep, at4v(1, m0, m1, m2, m3), epilogue, b);
+}
+
+// y = A^T M A for one 4-channel group of a tile, with bias b and the
+// EPILOGUE_* `epilogue`: M[i * n + j] at src + (i * n + j) * mMat; output
+// pixel (r, j) at out + r * rowb + j * yb for r < rowsOut, j < cols (the
+// tile may overhang the map). Each row of M goes through A^T into registers,
+// then each column through A^T into the output, as in `input_tile`.
+@inline function output_tile(
+  n: i32, m: i32, src: usize, mMat: usize, out: usize, yb: usize, rowb: usize,
+  rowsOut: i32, cols: i32, epilogue: i32, b: v128,
+): void {
+  if (n == 4) {
+    let q = src;
+    let x0 = v128.load(q), x1 = v128.load(q + mMat), x2 = v128.load(q + 2 * mMat);
+    let x3 = v128.load(q + 3 * mMat);
+    const t00 = at4v(0, x0, x1, x2, x3), t01 = at4v(1, x0, x1, x2, x3);
+    q += 4 * mMat;
+    x0 = v128.load(q); x1 = v128.load(q + mMat); x2 = v128.load(q + 2 * mMat);
+    x3 = v128.load(q + 3 * mMat);
+    const t10 = at4v(0, x0, x1, x2, x3), t11 = at4v(1, x0, x1, x2, x3);
+    q += 4 * mMat;
+    x0 = v128.load(q); x1 = v128.load(q + mMat); x2 = v128.load(q + 2 * mMat);
+    x3 = v128.load(q + 3 * mMat);
+    const t20 = at4v(0, x0, x1, x2, x3), t21 = at4v(1, x0, x1, x2, x3);
+    q += 4 * mMat;
+    x0 = v128.load(q); x1 = v128.load(q + mMat); x2 = v128.load(q + 2 * mMat);
+    x3 = v128.load(q + 3 * mMat);
+    const t30 = at4v(0, x0, x1, x2, x3), t31 = at4v(1, x0, x1, x2, x3);
+    column4(t00, t10, t20, t30, out, rowb, rowsOut, epilogue, b);
+    if (cols > 1) column4(t01, t11, t21, t31, out + yb, rowb, rowsOut, epilogue, b);
+    return;
+  }
+  let q = src;
+  let x0 = v128.load(q), x1 = v128.load(q + mMat), x2 = v128.load(q + 2 * mMat);
+  let x3 = v128.load(q + 3 * mMat), x4 = v128.load(q + 4 * mMat), x5 = v128.load(q + 5 * mMat);
+  const t00 = at6v(m, 0, x0, x1, x2, x3, x4, x5), t01 = at6v(m, 1, x0, x1, x2, x3, x4, x5);
+  const t02 = m > 2 ? at6v(m, 2, x0, x1, x2, x3, x4, x5) : x0;
+  const t03 = m > 3 ? at6v(m, 3, x0, x1, x2, x3, x4, x5) : x0;
+  q += 6 * mMat;
+  x0 = v128.load(q); x1 = v128.load(q + mMat); x2 = v128.load(q + 2 * mMat);
+  x3 = v128.load(q + 3 * mMat); x4 = v128.load(q + 4 * mMat); x5 = v128.load(q + 5 * mMat);
+  const t10 = at6v(m, 0, x0, x1, x2, x3, x4, x5), t11 = at6v(m, 1, x0, x1, x2, x3, x4, x5);
+  const t12 = m > 2 ? at6v(m, 2, x0, x1, x2, x3, x4, x5) : x0;
+  const t13 = m > 3 ? at6v(m, 3, x0, x1, x2, x3, x4, x5) : x0;
+  q += 6 * mMat;
+  x0 = v128.load(q); x1 = v128.load(q + mMat); x2 = v128.load(q + 2 * mMat);
+  x3 = v128.load(q + 3 * mMat); x4 = v128.load(q + 4 * mMat); x5 = v128.load(q + 5 * mMat);
+  const t20 = at6v(m, 0, x0, x1, x2, x3, x4, x5), t21 = at6v(m, 1, x0, x1, x2, x3, x4, x5);
+  const t22 = m > 2 ? at6v(m, 2, x0, x1, x2, x3, x4, x5) : x0;
+  const t23 = m > 3 ? at6v(m, 3, x0, x1, x2, x3, x4, x5) : x0;
+  q += 6 * mMat;
+  x0 = v128.load(q); x1 = v128.load(q + mMat); x2 = v128.load(q + 2 * mMat);
+  x3 = v128.load(q + 3 * mMat); x4 = v128.load(q + 4 * mMat); x5 = v128.load(q + 5 * mMat);
+  const t30 = at6v(m, 0, x0, x1, x2, x3, x4, x5), t31 = at6v(m, 1, x0, x1, x2, x3, x4, x5);
+  const t32 = m > 2 ? at6v(m, 2, x0, x1, x2, x3, x4, x5) : x0;
+  const t33 = m > 3 ? at6v(m, 3, x0, x1, x2, x3, x4, x5) : x0;
+  q += 6 * mMat;
+  x0 = v128.load(q); x1 = v128.load(q + mMat); x2 = v128.load(q + 2 * mMat);
+  x3 = v128.load(q + 3 * mMat); x4 = v128.load(q + 4 * mMat); x5 = v128.load(q + 5 * mMat);
+  const t40 = at6v(m, 0, x0, x1, x2, x3, x4, x5), t41 = at6v(m, 1, x0, x1, x2, x3, x4, x5);
+  const t42 = m > 2 ? at6v(m, 2, x0, x1, x2, x3, x4, x5) : x0;
+  const t43 = m > 3 ? at6v(m, 3, x0, x1, x2, x3, x4, x5) : x0;
+  q += 6 * mMat;
+  x0 = v128.load(q); x1 = v128.load(q + mMat); x2 = v128.load(q + 2 * mMat);
+  x3 = v128.load(q + 3 * mMat); x4 = v128.load(q + 4 * mMat); x5 = v128.load(q + 5 * mMat);
+  const t50 = at6v(m, 0, x0, x1, x2, x3, x4, x5), t51 = at6v(m, 1, x0, x1, x2, x3, x4, x5);
+  const t52 = m > 2 ? at6v(m, 2, x0, x1, x2, x3, x4, x5) : x0;
+  const t53 = m > 3 ? at6v(m, 3, x0, x1, x2, x3, x4, x5) : x0;
+  column6(m, t00, t10, t20, t30, t40, t50, out, rowb, rowsOut, epilogue, b);
+  if (cols > 1) column6(m, t01, t11, t21, t31, t41, t51, out + yb, rowb, rowsOut, epilogue, b);
+  if (m > 2 && cols > 2) column6(m, t02, t12, t22, t32, t42, t52, out + 2 * yb, rowb, rowsOut, epilogue, b);
+  if (m > 3 && cols > 3) column6(m, t03, t13, t23, t33, t43, t53, out + 3 * yb, rowb, rowsOut, epilogue, b);
 }
 
 // Stores v at q: as it is, v + b, relu(v + b), or q += v + b, by `epilogue`.
@@ -256,12 +446,12 @@ export function winograd_f2x3_acc(
   const tilesW = (w + m - 1) / m, tilesH = (h + m - 1) / m, plane = tilesW * tilesH;
   const nn = n * n;
   const tb = block_tiles(nn, c, oc);
-  const tmp = scratch;
-  const vBase = scratch + TMP_BYTES;
+  const vBase = scratch;
   const vMat = <usize>tb * <usize>c << 2; // bytes of one V[xi]
   const mBase = vBase + <usize>nn * vMat;
   const mMat = <usize>tb * <usize>oc << 2;
   const xb = <usize>xstride << 2, yb = <usize>ystride << 2;
+  const rowb = <usize>w * xb, yrowb = <usize>w * yb; // bytes between input and output rows
   const bias = u;
   const weights = u + ((<usize>(oc + 3) & ~3) << 2);
   const panelMat = <usize>((oc + 7) >> 3) * gemm_panel_bytes(c);
@@ -278,19 +468,8 @@ export function winograd_f2x3_acc(
       // Interior tiles (the patch wholly inside the image) load without checks.
       const iy0 = ty * m - pad, ix0 = tx * m - pad;
       const interior = iy0 >= 0 && iy0 + n <= h && ix0 >= 0 && ix0 + n <= w;
-      for (let cg = 0; cg < c; cg += 4) {
-        // Patch rows, each transformed by B^T on the way, -> tmp (n x n vectors).
-        for (let i = 0; i < n; i++) {
-          const iy = iy0 + i;
-          const p = ximg + <usize>((iy * w + ix0) * xstride + cg) * 4;
-          input_row(n, p, xb, <u32>iy < <u32>h, ix0, w, interior, tmp + <usize>i * 96);
-        }
-        // Columns: V[i * n + j] row r, channels cg..cg+3.
-        const dst = vBase + (<usize>r * <usize>c + <usize>cg) * 4;
-        for (let j = 0; j < n; j++) {
-          input_1d(n, tmp + (<usize>j << 4), 96, dst + <usize>j * vMat, <usize>n * vMat);
-        }
-      }
+      const p = ximg + <usize>((iy0 * w + ix0) * xstride) * 4;
+      input_tiles(n, p, xb, rowb, iy0, h, ix0, w, interior, c, vBase + <usize>r * <usize>c * 4, vMat);
     }
     // 2. One GEMM per transform point (one copy of the GEMM shared by every variant).
     for (let xi = 0; xi < nn; xi++) {
@@ -306,18 +485,11 @@ export function winograd_f2x3_acc(
       const ty = rem / tilesW, tx = rem - ty * tilesW;
       const yimg = y + <usize>img * <usize>h * <usize>w * yb;
       const rowsOut = min(m, h - ty * m), cols = min(m, w - tx * m);
+      const out = yimg + (<usize>(ty * m) * <usize>w + <usize>(tx * m)) * yb;
+      const src = mBase + <usize>r * <usize>oc * 4;
       for (let og = 0; og < oc; og += 4) {
-        const src = mBase + (<usize>r * <usize>oc + <usize>og) * 4;
-        // Rows of M (n x n) -> tmp (n x m) by A, then columns -> m x m.
         const b = v128.load(bias + (<usize>og << 2));
-        for (let i = 0; i < n; i++) {
-          output_1d(n, m, src + <usize>(i * n) * mMat, mMat, tmp + <usize>i * 64, 16, m, EPILOGUE_NONE, b);
-        }
-        // Columns of tmp -> the tile's output pixels, with bias and the epilogue.
-        const out = yimg + (<usize>(ty * m) * <usize>w + <usize>(tx * m)) * yb + (<usize>og << 2);
-        for (let j = 0; j < cols; j++) {
-          output_1d(n, m, tmp + (<usize>j << 4), 64, out + <usize>j * yb, <usize>w * yb, rowsOut, epilogue, b);
-        }
+        output_tile(n, m, src + (<usize>og << 2), mMat, out + (<usize>og << 2), yb, yrowb, rowsOut, cols, epilogue, b);
       }
     }
   }

@@ -19,7 +19,7 @@
 // was within noise of the direct 5x5 kernel at 9x its error, so neither is built.
 
 import { pack_dy, wgrad_rows } from "./conv_grad";
-import { input_1d, input_row } from "./winograd";
+import { input_tiles } from "./winograd";
 
 /** Output channels of a dU block. */
 const OB: i32 = 64;
@@ -63,7 +63,7 @@ export function winograd_weight_grad_scratch_bytes(): usize {
 
 // F(4, 3)'s A (6 x 4) on the first `count` (1..4) of 4 vectors at p, p +
 // step, ... (zeros past them), written to q, q + qstep, ..., q + 5 qstep:
-// the adjoint of `output_1d` in asm/winograd.ts.
+// the adjoint of A^T (`at6v` in asm/winograd.ts).
 @inline function adjoint_1d(p: usize, step: usize, count: i32, q: usize, qstep: usize): void {
   const z = f32x4.splat(0);
   const y0 = v128.load(p);
@@ -119,6 +119,7 @@ export function winograd_f4x3_weight_grad(
   const mMat = <usize>(TB * OB) << 2, mRow = <usize>OB << 2;
   const pack = mBase + <usize>nn * mMat;
   const xb = <usize>xstride << 2, dyb = <usize>dystride << 2;
+  const rowb = <usize>w * xb; // bytes between input rows
   const ldw = <usize>(r * r * c) << 2;
   write_g(n, r, g);
 
@@ -137,17 +138,8 @@ export function winograd_f4x3_weight_grad(
           const ximg = x + <usize>img * <usize>h * <usize>w * xb;
           const iy0 = ty * m - pad, ix0 = tx * m - pad;
           const interior = iy0 >= 0 && iy0 + n <= h && ix0 >= 0 && ix0 + n <= w;
-          for (let cg = 0; cg < cb; cg += 4) {
-            for (let i = 0; i < n; i++) {
-              const iy = iy0 + i;
-              const p = ximg + <usize>((iy * w + ix0) * xstride + cb0 + cg) * 4;
-              input_row(n, p, xb, <u32>iy < <u32>h, ix0, w, interior, tmp + <usize>i * 96);
-            }
-            const dst = vBase + (<usize>(t * CB + cg) << 2);
-            for (let j = 0; j < n; j++) {
-              input_1d(n, tmp + (<usize>j << 4), 96, dst + <usize>j * vMat, <usize>n * vMat);
-            }
-          }
+          const p = ximg + <usize>((iy0 * w + ix0) * xstride + cb0) * 4;
+          input_tiles(n, p, xb, rowb, iy0, h, ix0, w, interior, cb, vBase + (<usize>(t * CB) << 2), vMat);
           // 2. dM = A dY A^T for channels [ob0, ob0 + ob), zeros outside the map.
           const rowsOut = min(m, h - ty * m), cols = min(m, w - tx * m);
           const dyt = dy + (<usize>(img * h + ty * m) * <usize>w + <usize>(tx * m)) * dyb;
