@@ -28,8 +28,9 @@ Deno.test("kernel binaries import their memory, have no data segments and stay s
     assert.deepEqual(imports.map((i) => `${i.module}.${i.name}:${i.kind}`), ["env.memory:memory"]);
     // Section id 11 is the data section: re-applied at each instantiation, it would clobber shared memory.
     assert.equal(sectionIds(bytes).includes(11), false, `${target.file} has a data section`);
-    // 60 KB before the second GEMM micro-kernel variant, the optimizer kernels and the faster repack (74 KB, 17 KB gzip).
-    assert.ok(bytes.length < 80 * 1024, `${target.file} is ${bytes.length} bytes`);
+    // 60 KB before the second GEMM micro-kernel variant, the optimizer kernels and the faster repack (74 KB, 17 KB gzip);
+    // 79 KB with the 7x7 weight-gradient path, 85 KB (20.6 KB gzip) with the Winograd transforms in registers.
+    assert.ok(bytes.length < 88 * 1024, `${target.file} is ${bytes.length} bytes`);
   }
 });
 
