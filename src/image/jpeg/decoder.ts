@@ -950,7 +950,14 @@ function renderWasm(
   const bottom = Math.max(top, Math.min(region?.bottom ?? height, height));
   kernels.convert_image(DESCRIPTORS_AT, code, arena.output, width, top, bottom);
   const channels = greyToRgb ? 3 : components.length as 1 | 3 | 4;
-  const data = new Uint8Array(memory.buffer, arena.output, width * height * channels).slice();
+  // Only the rows made are copied out: the others' pages of the new (zeroed)
+  // array are never touched, so they cost no page faults.
+  const rowBytes = width * channels;
+  const data = new Uint8Array(width * height * channels);
+  data.set(
+    new Uint8Array(memory.buffer, arena.output + top * rowBytes, (bottom - top) * rowBytes),
+    top * rowBytes,
+  );
   markResident(memory, data, arena.output); // the resize may read it where it is
   return { data, width, height, channels };
 }
