@@ -10,16 +10,18 @@
 //   `add_(x, alpha)` rounds once, is computed in f64 lanes here (`fma64`).
 // Elements are independent, so any split across threads gives the same bits.
 //
-// The parameter x and its state are in PyTorch's layout. The gradient may be
+// The parameter is read from x and its update written to xo (a second copy:
+// the model keeps the previous values readable while a step runs; xo == x
+// updates in place), both and its state in PyTorch's layout. The gradient may be
 // in the backend's row order: element e = o * k + s reads the gradient at
 //   o * k + (s % gc) * ga + s / gc
 // (gc 0: at e, contiguous), which undoes a convolution's (kh, kw, c) rows or
 // a linear layer's NHWC flattening without a converted copy.
 
-/** Flag bits of `adam_step`. */
+/** Flag bits of `adam_update`. */
 const DECOUPLED: i32 = 1;
 const DECAY: i32 = 2;
-/** Flag bits of `sgd_step` (and DECAY). */
+/** Flag bits of `sgd_update` (and DECAY). */
 const MOMENTUM: i32 = 4;
 const FIRST: i32 = 8;
 const NESTEROV: i32 = 16;
@@ -71,7 +73,7 @@ let gq: i32 = 0;
 // ---- Adam / AdamW ----------------------------------------------------------
 
 @inline function adam4(
-  px: usize, gi: v128, pm: usize, pv: usize, flags: i32,
+  px: usize, pxo: usize, gi: v128, pm: usize, pv: usize, flags: i32,
   b1: v128, b2: v128, a1: v128, a2: v128, wd: v128, eps: v128,
   stepSize: v128, bc2: v128, shrink: v128,
 ): void {
@@ -87,11 +89,11 @@ let gq: i32 = 0;
   v128.store(pm, m);
   v128.store(pv, v);
   const denom = f32x4.add(f32x4.div(f32x4.sqrt(v), bc2), eps);
-  v128.store(px, fma64(x, stepSize, f32x4.div(m, denom)));
+  v128.store(pxo, fma64(x, stepSize, f32x4.div(m, denom)));
 }
 
 @inline function adam1(
-  px: usize, gi: f32, pm: usize, pv: usize, flags: i32,
+  px: usize, pxo: usize, gi: f32, pm: usize, pv: usize, flags: i32,
   b1: f32, b2: f32, a1: f32, a2: f32, wd: f32, eps: f32,
   stepSize: f32, bc2: f32, shrink: f32,
 ): void {
@@ -107,19 +109,19 @@ let gq: i32 = 0;
   store<f32>(pm, m);
   store<f32>(pv, v);
   const denom = Mathf.sqrt(v) / bc2 + eps;
-  store<f32>(px, fma1(x, stepSize, m / denom));
+  store<f32>(pxo, fma1(x, stepSize, m / denom));
 }
 
 /**
  * PyTorch 1.13's Adam (flags without DECOUPLED) or AdamW step on elements
- * [e0, e1) of x (f32, in place), with its gradient g (gathered as above) and
+ * [e0, e1) of x (f32), written to xo, with its gradient g (gathered as above) and
  * moments m, v (f32, in place, x's layout). The scalars are adam.ts's f32
  * constants: b1, b2, a1 = 1 - beta1, a2 = 1 - beta2, wd, eps, stepSize =
  * -lr / (1 - beta1^t), bc2 = sqrt(1 - beta2^t), shrink = 1 - lr * wd.
  * With a gather, e0 and e1 are multiples of k.
  */
-export function adam_step(
-  x: usize, g: usize, m: usize, v: usize,
+export function adam_update(
+  x: usize, xo: usize, g: usize, m: usize, v: usize,
   e0: i32, e1: i32, k: i32, gc: i32, ga: i32,
   b1: f32, b2: f32, a1: f32, a2: f32, wd: f32, eps: f32,
   stepSize: f32, bc2: f32, shrink: f32, flags: i32,
@@ -131,12 +133,12 @@ export function adam_step(
     let e = e0;
     for (; e + 4 <= e1; e += 4) {
       const at = <usize>e << 2;
-      adam4(x + at, v128.load(g + at), m + at, v + at, flags,
+      adam4(x + at, xo + at, v128.load(g + at), m + at, v + at, flags,
         vb1, vb2, va1, va2, vwd, veps, vstep, vbc2, vshrink);
     }
     for (; e < e1; e++) {
       const at = <usize>e << 2;
-      adam1(x + at, load<f32>(g + at), m + at, v + at, flags,
+      adam1(x + at, xo + at, load<f32>(g + at), m + at, v + at, flags,
         b1, b2, a1, a2, wd, eps, stepSize, bc2, shrink);
     }
     return;
@@ -147,13 +149,13 @@ export function adam_step(
     let s = 0;
     for (; s + 4 <= k; s += 4) {
       const at = <usize>(row + s) << 2;
-      adam4(x + at, gather4(g, row, gc, ga), m + at, v + at, flags,
+      adam4(x + at, xo + at, gather4(g, row, gc, ga), m + at, v + at, flags,
         vb1, vb2, va1, va2, vwd, veps, vstep, vbc2, vshrink);
     }
     for (; s < k; s++) {
       const at = <usize>(row + s) << 2;
       const gi = gather1(g, row, gc, ga);
-      adam1(x + at, gi, m + at, v + at, flags, b1, b2, a1, a2, wd, eps, stepSize, bc2, shrink);
+      adam1(x + at, xo + at, gi, m + at, v + at, flags, b1, b2, a1, a2, wd, eps, stepSize, bc2, shrink);
     }
   }
 }
@@ -161,7 +163,7 @@ export function adam_step(
 // ---- SGD -------------------------------------------------------------------
 
 @inline function sgd4(
-  px: usize, gi: v128, pb: usize, flags: i32,
+  px: usize, pxo: usize, gi: v128, pb: usize, flags: i32,
   wd: v128, mo: v128, keep: v128, step: v128,
 ): void {
   const x = v128.load(px);
@@ -172,11 +174,11 @@ export function adam_step(
     v128.store(pb, b);
     d = flags & NESTEROV ? fma64(d, mo, b) : b;
   }
-  v128.store(px, fma64(x, step, d));
+  v128.store(pxo, fma64(x, step, d));
 }
 
 @inline function sgd1(
-  px: usize, gi: f32, pb: usize, flags: i32,
+  px: usize, pxo: usize, gi: f32, pb: usize, flags: i32,
   wd: f32, mo: f32, keep: f32, step: f32,
 ): void {
   const x = load<f32>(px);
@@ -187,18 +189,18 @@ export function adam_step(
     store<f32>(pb, b);
     d = flags & NESTEROV ? fma1(d, mo, b) : b;
   }
-  store<f32>(px, fma1(x, step, d));
+  store<f32>(pxo, fma1(x, step, d));
 }
 
 /**
- * PyTorch 1.13's SGD step on elements [e0, e1) of x (in place) with its
+ * PyTorch 1.13's SGD step on elements [e0, e1) of x, written to xo, with its
  * gradient g (gathered as above) and momentum buffer `buf` (x's layout; read
  * and written with MOMENTUM, only written with FIRST, which starts it from
  * the gradient). Scalars are sgd.ts's f32 constants: wd, mo (momentum),
  * keep = 1 - dampening, step = -lr. With a gather, e0 and e1 are multiples of k.
  */
-export function sgd_step(
-  x: usize, g: usize, buf: usize,
+export function sgd_update(
+  x: usize, xo: usize, g: usize, buf: usize,
   e0: i32, e1: i32, k: i32, gc: i32, ga: i32,
   wd: f32, mo: f32, keep: f32, step: f32, flags: i32,
 ): void {
@@ -208,11 +210,11 @@ export function sgd_step(
     let e = e0;
     for (; e + 4 <= e1; e += 4) {
       const at = <usize>e << 2;
-      sgd4(x + at, v128.load(g + at), buf + at, flags, vwd, vmo, vkeep, vstep);
+      sgd4(x + at, xo + at, v128.load(g + at), buf + at, flags, vwd, vmo, vkeep, vstep);
     }
     for (; e < e1; e++) {
       const at = <usize>e << 2;
-      sgd1(x + at, load<f32>(g + at), buf + at, flags, wd, mo, keep, step);
+      sgd1(x + at, xo + at, load<f32>(g + at), buf + at, flags, wd, mo, keep, step);
     }
     return;
   }
@@ -222,12 +224,12 @@ export function sgd_step(
     let s = 0;
     for (; s + 4 <= k; s += 4) {
       const at = <usize>(row + s) << 2;
-      sgd4(x + at, gather4(g, row, gc, ga), buf + at, flags, vwd, vmo, vkeep, vstep);
+      sgd4(x + at, xo + at, gather4(g, row, gc, ga), buf + at, flags, vwd, vmo, vkeep, vstep);
     }
     for (; s < k; s++) {
       const at = <usize>(row + s) << 2;
       const gi = gather1(g, row, gc, ga);
-      sgd1(x + at, gi, buf + at, flags, wd, mo, keep, step);
+      sgd1(x + at, xo + at, gi, buf + at, flags, wd, mo, keep, step);
     }
   }
 }

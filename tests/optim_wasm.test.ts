@@ -7,7 +7,10 @@
  * TypeScript, its linear layers in Wasm) with the aux heads, whose fc1 reads
  * its gradient through the NHWC-flattening gather. Also: the state moves
  * between the model's Wasm memory and the optimizers (stateDict, a second
- * optimizer taking the memory, loadStateDict) without changing a bit.
+ * optimizer taking the memory, loadStateDict) without changing a bit. And the
+ * two staging regions a stepped layer alternates between: a state dict read
+ * after the kernels wrote the step, before it resolved, still shows the
+ * weights before it; a frozen bias is carried across.
  *
  * @module
  */
@@ -205,6 +208,69 @@ Deno.test({
       await second.step();
       assertSameWeights(ref, model, "resumed");
       assertSameState(refOpt.stateDict(), second.stateDict(), "resumed");
+    } finally {
+      await model.dispose();
+      await ref.dispose();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "A step writes the other staging region: the weights before it stay readable until it resolves; a frozen bias is carried over",
+  ignore: !present,
+  fn: async () => {
+    const x = deterministicInput("staging regions", [2, 3, 64, 64]);
+    const make = async () => {
+      const m = await GoogLeNet.create({
+        numClasses: 3,
+        auxLogits: false,
+        threads: 2,
+        backend: "wasm",
+        trainable: ["fc.weight", "inception5b.branch4"],
+      });
+      const shapes = [...m.stateDict()].map(([k, t]) => [k, t.shape] as const);
+      m.loadStateDict(deterministicStateDict(shapes));
+      return m.train();
+    };
+    const model = await make(), ref = await make();
+    try {
+      const bias = model.stateDict().get("fc.bias")!.data;
+      const backend = model.backend as WasmBackend;
+      const run = backend.runWeights;
+      const during: Float32Array[] = [];
+      backend.runWeights = async function (plan) {
+        await run.call(this, plan);
+        if (plan.ops[0]?.kind === "optim_step") {
+          during.push(model.stateDict().get("fc.weight")!.data);
+        }
+      };
+      const opts = [model, ref].map((m) => new SGD(m, { lr: 0.5, momentum: 0.9 }));
+      const before: Float32Array[] = [];
+      for (const [i, labels] of [[0, 1], [2, 0], [1, 1]].entries()) {
+        before.push(model.stateDict().get("fc.weight")!.data);
+        for (const [j, m] of [model, ref].entries()) {
+          opts[j].zeroGrad();
+          await m.backward(x, labels, { dropout: false });
+          setOptimizerInWasm(j === 0);
+          try {
+            await opts[j].step();
+          } finally {
+            setOptimizerInWasm(true);
+          }
+        }
+        assert.equal(during.length, i + 1, "the step ran in the kernels");
+        assert.deepEqual(bits(during[i]), bits(before[i]), `step ${i}: read before it resolved`);
+        assert.notDeepEqual(bits(model.stateDict().get("fc.weight")!), bits(before[i]));
+      }
+      assertSameWeights(ref, model, "Wasm kernels with two regions vs TypeScript");
+      assert.deepEqual(bits(model.stateDict().get("fc.bias")!), bits(bias), "frozen bias");
+      const logits = async (m: GoogLeNet) => ((await m.eval().forward(x)) as Tensor).data;
+      assert.deepEqual(
+        bits(await logits(model)),
+        bits(await logits(ref)),
+        "packed from the regions",
+      );
     } finally {
       await model.dispose();
       await ref.dispose();

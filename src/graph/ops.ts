@@ -474,7 +474,8 @@ export type UpdateRule = SgdRule | AdamRule;
 
 /**
  * One optimizer step of one parameter in the weight blob: the parameter (PyTorch
- * layout, updated in place), its gradient, and its state tensors (the
+ * layout, read at `x` and written at `xOut`, in place when they are equal), its
+ * gradient, and its state tensors (the
  * parameter's layout: `[momentum_buffer]` for SGD with momentum,
  * `[exp_avg, exp_avg_sq]` for Adam). Element `o * k + s` reads the gradient at
  * `grad + o * k + gather(s)` (`gather` null: `grad + o * k + s`), which undoes
@@ -487,6 +488,8 @@ export interface OptimStepOp {
   readonly name: string;
   /** Float offset of the parameter. */
   readonly x: number;
+  /** Float offset the updated parameter is written to (`x`: in place; else a region of the same size). */
+  readonly xOut: number;
   /** Float offset of its gradient. */
   readonly grad: number;
   /** Elements. */

@@ -43,6 +43,7 @@ import { Random } from "./random.ts";
 import {
   gatherOf,
   repackOps,
+  StagedLayer,
   type Staging,
   stagingFloats,
   wasmRepackEnabled,
@@ -267,8 +268,15 @@ export class GoogLeNet {
   /** The layers in blob order with the shapes the backend lays them out by. */
   #descriptors: { layer: GemmLayer; descriptor: WeightLayerDescriptor }[];
   #weightFloats: number;
-  /** Every state-dict entry in PyTorch's layout: the source of truth the backend's packed forms derive from. */
+  /**
+   * Every state-dict entry in PyTorch's layout: the source of truth the
+   * backend's packed forms derive from. Entries the optimizer kernels have
+   * stepped live only in their layer's current staging region instead
+   * (`#resident`); read them through `#param`.
+   */
   #params = new Map<string, Float32Array>();
+  /** Parameters whose values live in their layer's current staging region (weight or bias). */
+  #resident = new Map<string, { layer: GemmLayer; bias: boolean }>();
   /** Where training keeps each layer's input-gradient weights and gradients (after the forward weights). */
   #trainLayout: Map<GemmLayer, { transposed: TransposedRefs | null; grad: GradRef | null }>;
   #trainFloats: number;
@@ -276,11 +284,12 @@ export class GoogLeNet {
   #trainReady = false;
   /**
    * Where trainable layers' folded weights are staged for the Wasm repack
-   * (after the gradients; allocated with them, so inference never pays).
+   * (after the gradients; allocated with them, so inference never pays): two
+   * regions for the layers the optimizer kernels step, one for the others.
    */
-  #staging = new Map<GemmLayer, Staging>();
-  /** The repack plan of the trainable layers (one per model: the set never changes). */
-  #repackPlan: { layers: readonly GemmLayer[]; plan: Plan } | null = null;
+  #staging = new Map<GemmLayer, StagedLayer>();
+  /** The repack plans of the trainable layers, for the last two arrangements of staging regions. */
+  #repackPlans: { layers: readonly GemmLayer[]; regions: Staging[]; plan: Plan }[] = [];
   /** Floats of the weight region once training started (optimizer state grows it further). */
   #weightEnd = 0;
   /** The optimizer state the Wasm kernels update. */
@@ -671,7 +680,7 @@ export class GoogLeNet {
     for (const layer of this.#layers) {
       for (const [key, shape] of layer.entries) {
         const pending = this.#pendingLoads.findLast((load) => load.has(key))?.get(key);
-        out.set(key, new Tensor(new Float32Array(pending ?? this.#params.get(key)!), shape));
+        out.set(key, new Tensor(new Float32Array(pending ?? this.#param(key)), shape));
       }
     }
     return out;
@@ -734,7 +743,10 @@ export class GoogLeNet {
     }
     const changed = this.#layers.filter((l) => l.entries.some(([key]) => copies.has(key)));
     const apply = () => {
-      for (const [key, value] of copies) this.#params.set(key, value);
+      for (const [key, value] of copies) {
+        this.#resident.delete(key);
+        this.#params.set(key, value);
+      }
     };
     if (this.#pending === 0) {
       apply();
@@ -918,7 +930,7 @@ export class GoogLeNet {
       if (!grad) continue;
       const end = grad.offset + grad.n * grad.k;
       const dw = blob.subarray(grad.offset, end), db = blob.subarray(end, end + grad.n);
-      const fresh = layerGradients(layer, dw, db, (key) => this.#params.get(key)!);
+      const fresh = layerGradients(layer, dw, db, (key) => this.#param(key));
       const total = this.#unfoldedGrads.get(layer);
       if (!total) this.#unfoldedGrads.set(layer, fresh);
       else {
@@ -1054,6 +1066,7 @@ export class GoogLeNet {
       const inWasm = kernels ? reached.filter((l) => this.#wasmParameters(l) !== null) : [];
       const inTs = reached.filter((l) => !inWasm.includes(l));
       const wasmParams = inWasm.flatMap((l) => this.#wasmParameters(l)!);
+      let stepped = false;
       try {
         const memory = this.#optimizerMemory;
         const missing = memory.missing(wasmParams, request.slots);
@@ -1072,11 +1085,12 @@ export class GoogLeNet {
           const ops = wasmParams.map((p) => memory.stepOp(p, blob));
           await (backend as WasmBackend).runWeights(weightPlan(ops));
         }
+        stepped = true;
       } finally {
-        // What the kernels wrote, even if they then failed, is what stateDict() shows.
-        const blob = backend.weights();
-        for (const p of wasmParams) this.#params.get(p.name)!.set(blob.subarray(p.x, p.x + p.size));
-        await this.#repack(trainable, new Set(inWasm));
+        // The kernels wrote each layer's other staging region: it becomes the current one
+        // (nothing is copied back). If they failed, the parameters stay as they were.
+        if (stepped) this.#takeStepped(inWasm, wasmParams);
+        await this.#repack(trainable, stepped ? new Set(inWasm) : new Set());
       }
     });
   }
@@ -1101,7 +1115,9 @@ export class GoogLeNet {
    */
   optimizerState(owner: object, name: string, slot: string): Float32Array | null {
     const backend = this.#live();
-    const size = this.#params.get(name)?.length;
+    const size = this.#params.has(name) || this.#resident.has(name)
+      ? this.#param(name).length
+      : undefined;
     if (size === undefined || !this.#optimizerMemory.holds(owner)) return null;
     return this.#optimizerMemory.read(owner, name, slot, size, backend.weights());
   }
@@ -1140,7 +1156,7 @@ export class GoogLeNet {
   #wasmParameters(layer: GemmLayer): WasmParameter[] | null {
     const stage = this.#staging.get(layer);
     const grad = this.#trainLayout.get(layer)!.grad;
-    if (!stage || !grad || (layer instanceof Conv2d && layer.batchNorm)) return null;
+    if (!stage || stage.regions.length !== 2 || !grad) return null;
     const rows = gatherOf(layer.order, layer.k);
     if (!rows || rows.b !== 1) return null;
     const { n, k } = layer;
@@ -1149,7 +1165,8 @@ export class GoogLeNet {
       {
         name: `${layer.key}.weight`,
         shape: shapes.get(`${layer.key}.weight`)!,
-        x: stage.weight,
+        x: stage.now.weight,
+        xOut: stage.next.weight,
         grad: grad.offset,
         size: n * k,
         k,
@@ -1158,7 +1175,8 @@ export class GoogLeNet {
       {
         name: `${layer.key}.bias`,
         shape: [n],
-        x: stage.bias,
+        x: stage.now.bias,
+        xOut: stage.next.bias,
         grad: grad.offset + n * k,
         size: n,
         k: n,
@@ -1166,6 +1184,45 @@ export class GoogLeNet {
       },
     ];
     return params.filter((p) => this.#isTrainable(p.name));
+  }
+
+  /**
+   * After the optimizer kernels wrote `layers`' other staging regions: a
+   * parameter among them that did not step (a frozen bias) is carried over,
+   * the regions become current, and the layers' parameters live there from
+   * now on (their TypeScript copies are dropped).
+   */
+  #takeStepped(layers: readonly GemmLayer[], stepped: readonly WasmParameter[]): void {
+    const blob = this.#live().weights();
+    const names = new Set(stepped.map((p) => p.name));
+    for (const layer of layers) {
+      const stage = this.#staging.get(layer)!;
+      const { now, next } = stage;
+      const size = layer.n * layer.k;
+      if (!names.has(`${layer.key}.weight`)) {
+        blob.copyWithin(next.weight, now.weight, now.weight + size);
+      }
+      if (!names.has(`${layer.key}.bias`)) blob.copyWithin(next.bias, now.bias, now.bias + layer.n);
+      stage.flip();
+      for (const bias of [false, true]) {
+        const key = `${layer.key}.${bias ? "bias" : "weight"}`;
+        this.#resident.set(key, { layer, bias });
+        this.#params.delete(key);
+      }
+    }
+  }
+
+  /**
+   * A parameter's current values: the model's own array, or a view of its
+   * layer's current staging region (valid until the next call into the backend).
+   */
+  #param(key: string): Float32Array {
+    const resident = this.#resident.get(key);
+    if (!resident) return this.#params.get(key)!;
+    const { layer, bias } = resident;
+    const now = this.#staging.get(layer)!.now;
+    const at = bias ? now.bias : now.weight;
+    return this.#live().weights().subarray(at, at + (bias ? layer.n : layer.n * layer.k));
   }
 
   #parameterList(): Parameter[] {
@@ -1187,11 +1244,11 @@ export class GoogLeNet {
         ? blob.subarray(grad.offset + grad.n * grad.k, grad.offset + grad.n * grad.k + grad.n)
         : new Float32Array(grad.n);
       const unfolded = this.#unfoldedGrads.get(layer);
-      const grads = unfolded ?? layerGradients(layer, dw, db, (key) => this.#params.get(key)!);
+      const grads = unfolded ?? layerGradients(layer, dw, db, (key) => this.#param(key));
       const reached = this.#reached.has(layer.key);
       for (const [key, shape] of trainable) {
         const grad = reached ? new Float32Array(grads.get(key)!) : null;
-        out.push({ name: key, data: this.#params.get(key)!, grad, shape });
+        out.push({ name: key, data: this.#param(key), grad, shape });
       }
     }
     return out;
@@ -1203,13 +1260,23 @@ export class GoogLeNet {
     const backend = this.#live();
     let floats = this.#trainFloats;
     // The Wasm repack stages each trainable layer's folded weight and bias after the gradients.
+    // Layers the optimizer kernels can step (no folded BatchNorm, a gathered row order) get a
+    // second region, which a step writes while the first stays readable.
     if (backend instanceof WasmBackend && backend.packsWeights && wasmRepackEnabled()) {
       for (const layer of this.#layers) {
         if (!layer.entries.some(([key]) => this.#isTrainable(key))) continue;
-        const staged = { weight: floats, bias: floats + layer.n * layer.k };
-        if (!repackOps(layer, staged, this.#trainLayout.get(layer)!.transposed)) continue;
-        this.#staging.set(layer, staged);
+        const region = (at: number) => ({ weight: at, bias: at + layer.n * layer.k });
+        if (!repackOps(layer, region(floats), this.#trainLayout.get(layer)!.transposed)) continue;
+        const rows = gatherOf(layer.order, layer.k);
+        const steps = backend.updatesParameters && rows?.b === 1 &&
+          !(layer instanceof Conv2d && layer.batchNorm);
+        const regions = [region(floats)];
         floats += stagingFloats(layer);
+        if (steps) {
+          regions.push(region(floats));
+          floats += stagingFloats(layer);
+        }
+        this.#staging.set(layer, new StagedLayer(regions));
       }
     }
     await backend.growWeights(floats);
@@ -1329,11 +1396,11 @@ export class GoogLeNet {
         staged.push(layer); // the optimizer kernels updated the staged copy itself
         continue;
       }
-      const { weight, bias } = layer.fold((key) => this.#params.get(key)!);
+      const { weight, bias } = layer.fold((key) => this.#param(key));
       if (stage) {
         // Packed on every thread below, from these copies (which the optimizer kernels update).
-        blob.set(weight, stage.weight);
-        blob.set(bias, stage.bias);
+        blob.set(weight, stage.now.weight);
+        blob.set(bias, stage.now.bias);
         if (wasmRepackEnabled()) {
           staged.push(layer);
           continue;
@@ -1350,21 +1417,23 @@ export class GoogLeNet {
     return backend.runWeights(this.#repackPlanOf(staged)).then(() => backend.weightsChanged());
   }
 
-  /** The weight plan that packs `layers` from their staged copies (the last one is kept). */
+  /**
+   * The weight plan that packs `layers` from their current staging regions
+   * (the last two are kept: steps alternate between two arrangements).
+   */
   #repackPlanOf(layers: readonly GemmLayer[]): Plan {
-    const cached = this.#repackPlan;
-    if (
-      cached && cached.layers.length === layers.length &&
-      cached.layers.every((l, i) => l === layers[i])
-    ) {
-      return cached.plan;
-    }
+    const regions = layers.map((layer) => this.#staging.get(layer)!.now);
+    const cached = this.#repackPlans.find((c) =>
+      c.layers.length === layers.length &&
+      c.layers.every((l, i) => l === layers[i] && c.regions[i] === regions[i])
+    );
+    if (cached) return cached.plan;
     const plan = weightPlan(
-      layers.flatMap((layer) =>
-        repackOps(layer, this.#staging.get(layer)!, this.#trainLayout.get(layer)!.transposed)!
+      layers.flatMap((layer, i) =>
+        repackOps(layer, regions[i], this.#trainLayout.get(layer)!.transposed)!
       ),
     );
-    this.#repackPlan = { layers, plan };
+    this.#repackPlans = [{ layers, regions, plan }, ...this.#repackPlans.slice(0, 1)];
     return plan;
   }
 

@@ -78,6 +78,8 @@ export interface WasmParameter {
   readonly shape: readonly number[];
   /** Offset of the values (PyTorch layout) in the weight blob. */
   readonly x: number;
+  /** Offset the step writes the updated values to (the other staging region). */
+  readonly xOut: number;
   /** Offset of the gradient. */
   readonly grad: number;
   /** Elements. */
@@ -205,6 +207,7 @@ export class OptimizerMemory {
       kind: "optim_step",
       name: p.name,
       x: p.x,
+      xOut: p.xOut,
       grad: p.grad,
       size: p.size,
       k: p.k,

@@ -23,6 +23,42 @@ export interface Staging {
   readonly bias: number;
 }
 
+/**
+ * A trainable layer's staging regions: one, or two that the optimizer
+ * kernels alternate between (a step reads the current region and writes the
+ * other, so the current values stay readable while it runs, and nothing is
+ * copied back afterwards).
+ *
+ * @example
+ * ```ts
+ * import { StagedLayer } from "./repack.ts";
+ * const s = new StagedLayer([{ weight: 0, bias: 64 }, { weight: 80, bias: 144 }]);
+ * s.flip();
+ * console.log(s.now.weight, s.next.weight); // 80 0
+ * ```
+ */
+export class StagedLayer {
+  #current = 0;
+
+  /** @param regions One region, or two to alternate between. */
+  constructor(readonly regions: readonly Staging[]) {}
+
+  /** The region that holds the layer's current weight and bias. */
+  get now(): Staging {
+    return this.regions[this.#current];
+  }
+
+  /** Where an optimizer step writes the next values (`now` when there is one region). */
+  get next(): Staging {
+    return this.regions[(this.#current + 1) % this.regions.length];
+  }
+
+  /** Makes `next` the current region (after a step wrote it). */
+  flip(): void {
+    this.#current = (this.#current + 1) % this.regions.length;
+  }
+}
+
 let repackInWasm = true;
 
 /**

@@ -11,10 +11,14 @@ import type { OptimStepOp } from "../../graph/ops.ts";
 import { BackendError } from "../../errors.ts";
 import type { Chunk } from "./executor.ts";
 
-/** `adam_step` and `sgd_step` of `asm/optim.ts` (byte addresses; element bounds and rows in floats). */
+/**
+ * `adam_update` and `sgd_update` of `asm/optim.ts` (byte addresses; element
+ * bounds and rows in floats): read the parameter at `x`, write it at `xo`.
+ */
 export interface OptimKernels {
-  adam_step(
+  adam_update(
     x: number,
+    xo: number,
     g: number,
     m: number,
     v: number,
@@ -34,8 +38,9 @@ export interface OptimKernels {
     shrink: number,
     flags: number,
   ): void;
-  sgd_step(
+  sgd_update(
     x: number,
+    xo: number,
     g: number,
     buf: number,
     e0: number,
@@ -71,9 +76,9 @@ const CHUNK_ELEMENTS = 1 << 16;
  * ```
  */
 export function optimKernels(k: object): OptimKernels | null {
-  const { adam_step, sgd_step } = k as Partial<OptimKernels>;
-  return typeof adam_step === "function" && typeof sgd_step === "function"
-    ? { adam_step, sgd_step }
+  const { adam_update, sgd_update } = k as Partial<OptimKernels>;
+  return typeof adam_update === "function" && typeof sgd_update === "function"
+    ? { adam_update, sgd_update }
     : null;
 }
 
@@ -91,7 +96,7 @@ export function optimKernels(k: object): OptimKernels | null {
  * ```ts
  * import { optimChunks } from "./optim.ts";
  * const op = {
- *   kind: "optim_step", name: "fc.bias", x: 0, grad: 16, size: 10, k: 10, gather: null,
+ *   kind: "optim_step", name: "fc.bias", x: 0, xOut: 0, grad: 16, size: 10, k: 10, gather: null,
  *   state: [], rule: { kind: "sgd", weightDecay: 0, momentum: 0, keep: 1, step: -0.1, nesterov: false, first: true },
  * } as const;
  * console.log(optimChunks(op, 0, 2)); // [{ op: 0, r0: 0, r1: 10, p0: 0, p1: 0 }]
@@ -136,7 +141,7 @@ export function runOptimChunk(
   const k = optimKernels(kernels);
   if (!k) {
     throw new BackendError(
-      "The kernel module has no optimizer exports (adam_step, sgd_step): rebuild it with " +
+      "The kernel module has no optimizer exports (adam_update, sgd_update): rebuild it with " +
         "`deno task build`",
     );
   }
@@ -145,8 +150,9 @@ export function runOptimChunk(
   const rule = op.rule;
   if (rule.kind === "adam") {
     const flags = (rule.decoupled ? DECOUPLED : 0) | (rule.weightDecay !== 0 ? DECAY : 0);
-    k.adam_step(
+    k.adam_update(
       at(op.x),
+      at(op.xOut),
       at(op.grad),
       at(op.state[0]),
       at(op.state[1]),
@@ -171,8 +177,9 @@ export function runOptimChunk(
   const momentum = rule.momentum !== 0;
   const flags = (rule.weightDecay !== 0 ? DECAY : 0) | (momentum ? MOMENTUM : 0) |
     (rule.first ? FIRST : 0) | (rule.nesterov ? NESTEROV : 0);
-  k.sgd_step(
+  k.sgd_update(
     at(op.x),
+    at(op.xOut),
     at(op.grad),
     momentum ? at(op.state[0]) : 0,
     chunk.r0,
