@@ -11,27 +11,29 @@
 // bounds (o, kk ranges): any split across threads is bit-identical.
 //
 // X comes from one of three places, chosen by shape alone:
-//   dense   1x1, stride 1, no padding: X is the input itself (linear layers too);
+//   dense   1x1, stride 1, no padding: X is the input itself (linear layers
+//           too), each column tile of a block copied into a strip first;
 //   direct  C >= 8: for each tap (i, j), X's columns are the input's pixels
 //           shifted by the tap; rows of output pixels whose tap falls outside
-//           the input are skipped (no zeros are multiplied);
-//   im2col  C < 8 (conv1's 7x7 stride 2 on 3 channels): a block of rows is
-//           unfolded into scratch so that a tile's 8 columns span taps.
+//           the input are skipped (no zeros are multiplied); on maps narrower
+//           than 8 pixels a tap's pixels are gathered into one span;
+//   band    C < 8 (conv1's 7x7 stride 2 on 3 channels): a tile's 8 columns
+//           span taps of one kernel row, read from a zero-padded copy of the
+//           input rows a block reaches (the products of an im2col matrix).
 
-import { im2col_rows } from "./conv";
-import { load_hi_n, load_lo_n, madd, store_n } from "./simd";
+import { copy_floats, load_hi_n, load_lo_n, madd, store_n, zero_floats } from "./simd";
 
 /** Output pixels per block: a block's X columns of one tile (one cache line per pixel) stay in L1. */
 const WGRAD_PIXELS: i32 = 256;
 
-@inline function wgrad_im2col(c: i32): bool {
+@inline function wgrad_band_path(c: i32): bool {
   return c < 8;
 }
 
-// im2col rows are padded to a multiple of 8 floats, so that every column
-// tile reads X 8 wide; 8 floats of slack follow the last row (a tile that
-// starts off the multiple of 8 reads past its row). Lanes past a tile's
-// columns are never stored, so what those floats hold does not matter.
+// The band's room: as many floats as WGRAD_PIXELS im2col rows padded to a
+// multiple of 8, plus 8 floats of slack after it (a tile reads 8 wide, up to
+// 7 floats past a band row). Lanes past a tile's columns are never stored, so
+// what those floats hold does not matter.
 @inline function padded_depth(k: i32): i32 {
   return (k + 7) & ~7;
 }
@@ -42,11 +44,11 @@ const TMP_BYTES: usize = 6 * 8 * 4;
 /**
  * Scratch bytes one thread needs for `conv2d_weight_grad` on input channels
  * c, a kh x kw kernel, output rows of ow pixels and oc output channels: a
- * block of dY packed by tiles, and for c < 8 the block's im2col rows.
+ * block of dY packed by tiles, and for c < 8 the band (see wgrad_band), else a strip.
  */
 export function conv2d_weight_grad_scratch_bytes(c: i32, kh: i32, kw: i32, ow: i32, oc: i32): usize {
   let bytes = (<usize>max(WGRAD_PIXELS, ow) * <usize>oc << 2) + TMP_BYTES;
-  if (wgrad_im2col(c)) bytes += (<usize>WGRAD_PIXELS * <usize>padded_depth(kh * kw * c) + 8) << 2;
+  if (wgrad_band_path(c)) bytes += (<usize>WGRAD_PIXELS * <usize>padded_depth(kh * kw * c) + 8) << 2;
   else bytes += STRIP_BYTES;
   return bytes;
 }
@@ -259,7 +261,7 @@ const GATHER_BELOW: i32 = 8;
 // All rows [o0, o1) of dW for the nc columns at dW column `col` (bytes from
 // a row's start) and X at `a`: tiles of 6 rows, then 4 + 1, 2 + 1 or 1 like
 // the forward GEMM. A partial column tile (nc < 8): when X may be read 8
-// wide (`padded`: im2col rows padded to a multiple of 8), the tiles run on a
+// wide (`padded`: strips and bands have slack after them), the tiles run on a
 // copy of their nc columns in `tmp` (6 x 8 floats); otherwise its rows go one
 // at a time, reading only nc columns of X. Either way each element sees the
 // operations of the 8-wide tiles.
@@ -338,6 +340,100 @@ const GATHER_BELOW: i32 = 8;
   for (let r = 0; r < rows; r++, tmp += 32, d += ldw) store_n(d, v128.load(tmp), v128.load(tmp, 16), nc);
 }
 
+// wgrad_rows on X read 8 wide (a strip, a band), over the rows of output
+// pixels that `direct` takes (see wgrad_tile). Not inlined: one copy of those
+// tile loops serves every caller.
+function wgrad_rows_wide(
+  nc: i32, dw: usize, ldw: usize, col: usize, o0: i32, o1: i32, pack: usize, count: i32,
+  tmp: usize, a: usize, astep: usize,
+  oh: i32, ow: i32, h: i32, rowBytes: usize, sh: i32, ph: i32, i: i32, rows: i32,
+): void {
+  wgrad_rows(
+    nc, dw, ldw, col, o0, o1, pack, count, true, true, tmp, a, astep,
+    oh, ow, h, rowBytes, sh, ph, i, 0, rows, 0, ow,
+  );
+}
+
+// `count` consecutive pixels of X at a, `astep` bytes apart, read 8 wide (one row of one span).
+@inline function wgrad_span(
+  nc: i32, dw: usize, ldw: usize, col: usize, o0: i32, o1: i32, pack: usize, count: i32,
+  tmp: usize, a: usize, astep: usize,
+): void {
+  wgrad_rows_wide(nc, dw, ldw, col, o0, o1, pack, count, tmp, a, astep, 1, count, 1, 0, 0, 0, 0, 1);
+}
+
+// C < 8 (conv1's 3 channels): a tile's 8 columns span taps, so X is read from
+// a band: the input rows (and columns) a block of output pixels reaches,
+// copied with the padding's zeros, in which one kernel row's kw * C columns
+// are contiguous for every output pixel, a pixel `sw * C` floats after the
+// last. The block is `bRows` whole output rows of one image, or when that
+// band does not fit the scratch, `bCols` output columns of one row; its
+// pixels go in ascending order, and each multiply-add (zeros of the padding
+// included) is the one an im2col matrix would give. A chunk copies only the
+// band rows its kernel rows [i0, i1) read: about kh / sh times fewer floats
+// than unfolding (conv1: 28 instead of 147 per output pixel).
+@inline function wgrad_band(
+  x: usize, xstride: i32, n: i32, h: i32, w: i32, c: i32,
+  kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, oh: i32, ow: i32,
+  dy: usize, dyb: usize, dw: usize, ldw: usize, pack: usize, tmp: usize, band: usize,
+  o0: i32, o1: i32, q0: i32, q1: i32,
+): void {
+  const xb = <usize>xstride << 2;
+  const rowCols = kw * c;
+  const i0 = q0 / rowCols, i1 = (q1 - 1) / rowCols + 1;
+  // The scratch holds WGRAD_PIXELS unfolded rows (conv2d_weight_grad_scratch_bytes).
+  const room = WGRAD_PIXELS * padded_depth(kh * kw * c);
+  let bRows = max(1, WGRAD_PIXELS / ow), bCols = ow;
+  while (bRows > 1 && ((bRows - 1) * sh + kh) * ((ow - 1) * sw + kw) * c > room) bRows--;
+  if (kh * ((ow - 1) * sw + kw) * c > room) {
+    bCols = max(1, min(ow, ((room / (kh * c) - kw) / sw) + 1));
+  }
+  for (let img = 0; img < n; img++) {
+    const ximg = x + <usize>img * <usize>h * <usize>w * xb;
+    for (let oy0 = 0; oy0 < oh; oy0 += bRows) {
+      const rows = min(bRows, oh - oy0);
+      for (let ox0 = 0; ox0 < ow; ox0 += bCols) {
+        const cols = min(bCols, ow - ox0);
+        const bandW = (cols - 1) * sw + kw, rowF = bandW * c;
+        const rowBytes = <usize>rowF << 2;
+        pack_dy(dy, dyb, (img * oh + oy0) * ow + ox0, rows * cols, o0, o1, pack);
+        // Band rows [i0, (rows - 1) * sh + i1): input row oy0 * sh - ph + br, columns from ox0 * sw - pw.
+        const ix0 = ox0 * sw - pw;
+        const left = min(max(-ix0, 0), bandW);
+        const inside = max(0, min(bandW, w - ix0) - left);
+        for (let br = i0, brEnd = (rows - 1) * sh + i1; br < brEnd; br++) {
+          const iy = oy0 * sh - ph + br;
+          let dst = band + <usize>br * rowBytes;
+          if (<u32>iy >= <u32>h) {
+            zero_floats(dst, rowF);
+            continue;
+          }
+          zero_floats(dst, left * c);
+          dst += <usize>(left * c) << 2;
+          const src = ximg + (<usize>iy * <usize>w + <usize>(ix0 + left)) * xb;
+          if (xstride == c) {
+            copy_floats(dst, src, inside * c);
+          } else {
+            for (let j = 0; j < inside; j++) copy_floats(dst + (<usize>(j * c) << 2), src + <usize>j * xb, c);
+          }
+          dst += <usize>(inside * c) << 2;
+          zero_floats(dst, (bandW - left - inside) * c);
+        }
+        for (let i = i0; i < i1; i++) {
+          const qa = max(q0, i * rowCols), qb = min(q1, (i + 1) * rowCols);
+          for (let q = qa; q < qb; q += 8) {
+            wgrad_rows_wide(
+              min(8, qb - q), dw, ldw, <usize>q << 2, o0, o1, pack, rows * cols, tmp,
+              band + (<usize>(q - i * rowCols) << 2), <usize>(sw * c) << 2,
+              rows, cols, (rows - 1) * sh + kh, rowBytes, sh, 0, i, rows,
+            );
+          }
+        }
+      }
+    }
+  }
+}
+
 /**
  * The weight gradient of a convolution, accumulated:
  * dw[o, kk] += sum over images img < n and output pixels (oy, ox) of
@@ -361,40 +457,26 @@ export function conv2d_weight_grad(
   const ldw = <usize>k << 2, xb = <usize>xstride << 2, dyb = <usize>dystride << 2;
   const pack = scratch;
   const tmp = scratch + (<usize>max(WGRAD_PIXELS, ow) * <usize>oc << 2);
-  const im2col = wgrad_im2col(c);
-  const dense = !im2col && kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 &&
+  const band = wgrad_band_path(c);
+  const dense = !band && kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 &&
     oh == h && ow == w;
-  if (im2col || dense) {
-    const cols = tmp + TMP_BYTES;
-    const kp = padded_depth(k);
+  const strip = tmp + TMP_BYTES;
+  if (dense) {
     const pixels = n * oh * ow;
     for (let m0 = 0; m0 < pixels; m0 += WGRAD_PIXELS) {
       const count = min(WGRAD_PIXELS, pixels - m0);
       pack_dy(dy, dyb, m0, count, o0, o1, pack);
-      let a = x + <usize>m0 * xb, astep = xb;
-      if (im2col) {
-        // Only the kernel rows that columns [q0, q1) fall in: a chunk of columns unfolds its share.
-        const i0 = q0 / (kw * c), i1 = (q1 - 1) / (kw * c) + 1;
-        im2col_rows(x, xstride, h, w, c, kh, kw, sh, sw, ph, pw, oh, ow, kp, i0, i1, cols, m0, m0 + count);
-        a = cols;
-        astep = <usize>kp << 2;
-      }
-      // One instance for both (`padded` is not a constant here): a smaller binary.
-      // Dense: each column tile runs on its copy (see STRIP_BYTES), 8 wide like padded im2col rows.
+      // Each column tile runs on its copy (see STRIP_BYTES).
       for (let q = q0; q < q1; q += 8) {
-        const col = <usize>q << 2, nc = min(8, q1 - q);
-        let at = a + col;
-        if (!im2col) {
-          copy_strip(cols, at, xb, count, nc);
-          at = cols;
-          astep = 32;
-        }
-        wgrad_rows(
-          nc, dw, ldw, col, o0, o1, pack, count, false, true, tmp, at, astep,
-          0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        );
+        const nc = min(8, q1 - q);
+        copy_strip(strip, x + <usize>m0 * xb + (<usize>q << 2), xb, count, nc);
+        wgrad_span(nc, dw, ldw, <usize>q << 2, o0, o1, pack, count, tmp, strip, 32);
       }
     }
+    return;
+  }
+  if (band) {
+    wgrad_band(x, xstride, n, h, w, c, kh, kw, sh, sw, ph, pw, oh, ow, dy, dyb, dw, ldw, pack, tmp, strip, o0, o1, q0, q1);
     return;
   }
   // Direct: blocks of whole output rows, each tap's columns read from the input.
@@ -405,7 +487,6 @@ export function conv2d_weight_grad(
   const allRows = n * oh;
   const rowBytes = <usize>w * xb;
   const gathered = ow < GATHER_BELOW;
-  const strip = tmp + TMP_BYTES;
   for (let r0 = 0; r0 < allRows; r0 += blockRows) {
     const rows = min(blockRows, allRows - r0);
     const count = rows * ow;
@@ -444,10 +525,7 @@ export function conv2d_weight_grad(
             copy_strip(dst, src, <usize>sw * xb, span, nc);
             dst += <usize>span << 5;
           }
-          wgrad_rows(
-            nc, dw, ldw, (<usize>(tap * c + ch)) << 2, o0, o1, pack, cnt, false, true, tmp, strip, 32,
-            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-          );
+          wgrad_span(nc, dw, ldw, (<usize>(tap * c + ch)) << 2, o0, o1, pack, cnt, tmp, strip, 32);
         }
         continue;
       }
