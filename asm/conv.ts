@@ -25,40 +25,67 @@ export function conv2d_scratch_bytes(k: i32): usize {
   const rowBytes = <usize>c << 2;
   const pixelBytes = <usize>xstride << 2;
   const plane = oh * ow;
+  // Windows wholly inside the input, of dense pixels, all kernel rows: each
+  // kernel row is one contiguous span of kw * c floats (conv1: 21).
+  const span = kw * c, spanBytes = <usize>span << 2, inRow = <usize>w * pixelBytes;
+  const fast = xstride == c && i0 == 0 && i1 == kh && span >= 4;
+  let img = m0 / plane;
+  let oy = (m0 - img * plane) / ow;
+  let ox = m0 - img * plane - oy * ow;
   for (let m = m0; m < m1; m++) {
-    const img = m / plane;
-    const rem = m - img * plane;
-    const oy = rem / ow;
-    const ox = rem - oy * ow;
     const base = x + <usize>img * <usize>h * <usize>w * pixelBytes;
     const next = dst + (<usize>ld << 2);
-    dst += rowBytes * <usize>(i0 * kw);
-    for (let i = i0; i < i1; i++) {
-      const iy = oy * sh - ph + i;
-      if (<u32>iy >= <u32>h) {
-        zero_floats(dst, c * kw);
-        dst += rowBytes * <usize>kw;
-        continue;
+    const iy0 = oy * sh - ph, ix0 = ox * sw - pw;
+    if (fast && iy0 >= 0 && iy0 + kh <= h && ix0 >= 0 && ix0 + kw <= w) {
+      let src = base + (<usize>iy0 * <usize>w + <usize>ix0) * pixelBytes;
+      for (let i = 0; i < kh; i++, src += inRow, dst += spanBytes) copy_span(dst, src, span);
+    } else {
+      dst += rowBytes * <usize>(i0 * kw);
+      for (let i = i0; i < i1; i++) {
+        const iy = iy0 + i;
+        if (<u32>iy >= <u32>h) {
+          zero_floats(dst, c * kw);
+          dst += rowBytes * <usize>kw;
+          continue;
+        }
+        // The kw taps of one kernel row are adjacent pixels: zeros left of the
+        // input, one copy of the pixels inside (when the channels are dense), zeros right.
+        const left = min(max(-ix0, 0), kw);
+        const right = min(max(ix0 + kw - w, 0), kw - left);
+        const inside = kw - left - right;
+        zero_floats(dst, c * left);
+        dst += rowBytes * <usize>left;
+        const src = base + (<usize>iy * <usize>w + <usize>(ix0 + left)) * pixelBytes;
+        if (xstride == c) {
+          copy_floats(dst, src, c * inside);
+          dst += rowBytes * <usize>inside;
+        } else {
+          for (let j = 0; j < inside; j++, dst += rowBytes) copy_floats(dst, src + <usize>j * pixelBytes, c);
+        }
+        zero_floats(dst, c * right);
+        dst += rowBytes * <usize>right;
       }
-      // The kw taps of one kernel row are adjacent pixels: zeros left of the
-      // input, one copy of the pixels inside (when the channels are dense), zeros right.
-      const ix0 = ox * sw - pw;
-      const left = min(max(-ix0, 0), kw);
-      const right = min(max(ix0 + kw - w, 0), kw - left);
-      const inside = kw - left - right;
-      zero_floats(dst, c * left);
-      dst += rowBytes * <usize>left;
-      const src = base + (<usize>iy * <usize>w + <usize>(ix0 + left)) * pixelBytes;
-      if (xstride == c) {
-        copy_floats(dst, src, c * inside);
-        dst += rowBytes * <usize>inside;
-      } else {
-        for (let j = 0; j < inside; j++, dst += rowBytes) copy_floats(dst, src + <usize>j * pixelBytes, c);
-      }
-      zero_floats(dst, c * right);
-      dst += rowBytes * <usize>right;
     }
     dst = next;
+    if (++ox == ow) {
+      ox = 0;
+      if (++oy == oh) {
+        oy = 0;
+        img++;
+      }
+    }
+  }
+}
+
+// Copies n >= 4 floats from src to dst (no overlap): vectors, the last one
+// ending at the last float (it rewrites up to 3 floats before it with the
+// same values) instead of a scalar tail.
+@inline function copy_span(dst: usize, src: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(dst + (<usize>i << 2), v128.load(src + (<usize>i << 2)));
+  if (i < n) {
+    const o = <usize>(n - 4) << 2;
+    v128.store(dst + o, v128.load(src + o));
   }
 }
 
