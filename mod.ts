@@ -52,6 +52,7 @@ export type {
   WeightOp,
   WinogradRef,
   WinogradVariant,
+  ZeroOp,
 } from "./src/graph/ops.ts";
 export {
   GEMM_KERNELS,

@@ -31,4 +31,4 @@ export {
 } from "./winograd";
 export { pack_gemm, pack_winograd, pack_winograd_scratch_bytes } from "./pack";
 export { winograd_f4x3_weight_grad, winograd_weight_grad_scratch_bytes } from "./winograd_grad";
-export { adam_update, sgd_update } from "./optim";
+export { adam_update, sgd_update, zero_fill } from "./optim";

@@ -160,6 +160,13 @@ export function adam_update(
   }
 }
 
+// ---- Zeroing ---------------------------------------------------------------
+
+/** Sets floats [e0, e1) at x to +0 (training's zeroGrad, split across threads). */
+export function zero_fill(x: usize, e0: i32, e1: i32): void {
+  memory.fill(x + (<usize>e0 << 2), 0, <usize>(e1 - e0) << 2);
+}
+
 // ---- SGD -------------------------------------------------------------------
 
 @inline function sgd4(

@@ -220,7 +220,7 @@ async function profileStep(): Promise<Profile> {
     await opt.step();
     const t1 = performance.now();
     backend.runWeights = runWeights;
-    opt.zeroGrad();
+    await opt.zeroGrad(); // the kernels zero the gradients on every thread
     const t3 = performance.now();
     const byKind: Record<string, number> = {};
     for (const op of backward) byKind[op.kind] = (byKind[op.kind] ?? 0) + op.ms;

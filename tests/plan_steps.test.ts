@@ -37,7 +37,8 @@ function touches(op: Op): { reads: [View, number][]; writes: [View, number][] } 
     case "pack_gemm":
     case "pack_winograd":
     case "optim_step":
-      // Weight-region work (the optimizer step and the repack after it): no arena float.
+    case "zero":
+      // Weight-region work (the optimizer step, the repack after it, zeroGrad): no arena float.
       return { reads: [], writes: [] };
     case "maxpool2d_grad":
     case "avgpool2d_grad":

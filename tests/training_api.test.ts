@@ -5,6 +5,8 @@
  *   weights they were made with, the load applies after them, and the model
  *   ends with exactly the loaded weights;
  * - `backward; step; zeroGrad` without awaits gives the awaited loop's weights;
+ * - `zeroGrad` (its zeroing runs on the kernels' threads): the gradients read
+ *   as zeros at once, and the next backward starts from zero;
  * - `updateParameters` whose callback throws after writing still leaves
  *   `stateDict()` and the kernels agreeing; an async callback is awaited;
  * - torchvision's gradients (a folded BatchNorm, by the chain rule) do not
@@ -84,6 +86,27 @@ Deno.test("backward, step, zeroGrad without awaits give the awaited loop's weigh
   } finally {
     await a.dispose();
     await b.dispose();
+  }
+});
+
+Deno.test("zeroGrad: the gradients read as zeros at once, and the next backward starts from zero (1 and 2 threads)", async () => {
+  for (const threads of [1, 2]) {
+    const a = await small(10, { threads }), b = await small(10, { threads });
+    try {
+      await a.train().backward(x, [0, 1], { dropout: false });
+      a.zeroGrad();
+      for (const [key, g] of a.gradients()) assert.ok(g.data.every((v) => v === 0), key);
+      const y = deterministicInput("api zero", [2, 3, 64, 64]);
+      await a.backward(y, [2, 1], { dropout: false });
+      await b.train().backward(y, [2, 1], { dropout: false });
+      const fresh = b.gradients();
+      for (const [key, g] of a.gradients()) {
+        assert.deepEqual(g.data, fresh.get(key)!.data, `${threads} threads: ${key}`);
+      }
+    } finally {
+      await a.dispose();
+      await b.dispose();
+    }
   }
 });
 

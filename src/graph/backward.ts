@@ -163,6 +163,7 @@ export function appendBackward(
       case "pack_gemm":
       case "pack_winograd":
       case "optim_step":
+      case "zero":
         throw new Error(`Internal: "${op.name}" is a weight operation, not part of a forward pass`);
       default: {
         const missing: never = op;

@@ -504,8 +504,23 @@ export interface OptimStepOp {
   readonly rule: UpdateRule;
 }
 
-/** Operations on the weight blob alone (training's repack and optimizer), run as a plan of their own. */
-export type WeightOp = PackGemmOp | PackWinogradOp | OptimStepOp;
+/** Sets floats `[offset, offset + size)` of the weight blob to zero (the gradients, for `zeroGrad`). */
+export interface ZeroOp {
+  /** Which operation this is. */
+  readonly kind: "zero";
+  /** What is zeroed, for messages. */
+  readonly name: string;
+  /** Float offset of the first float. */
+  readonly offset: number;
+  /** Floats. */
+  readonly size: number;
+}
+
+/**
+ * Operations on the weight blob alone (training's repack, optimizer and
+ * gradient zeroing), run as a plan of their own.
+ */
+export type WeightOp = PackGemmOp | PackWinogradOp | OptimStepOp | ZeroOp;
 
 /** One operation of a plan. */
 export type Op = ForwardOp | BackwardOp | WeightOp;

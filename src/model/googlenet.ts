@@ -296,6 +296,10 @@ export class GoogLeNet {
   #optimizerMemory = new OptimizerMemory();
   #trainable: (key: string) => boolean;
   #trainingPlans = new Map<string, TrainingPlan>();
+  /** zeroGrad calls whose zeroing is under way or, called when idle, about to start. */
+  #zeroing = 0;
+  /** The weight plan that zeroes every gradient (one region: they lie back to back). */
+  #zeroPlan: Plan | null = null;
   /** Layers a backward pass has reached (PyTorch's `.grad` is no longer None). */
   #reached = new Set<string>();
   #training = false;
@@ -887,9 +891,14 @@ export class GoogLeNet {
   }
 
   /**
-   * Sets every gradient to zero (PyTorch's `zero_grad`). Await the
-   * {@linkcode GoogLeNet.backward} calls first: this clears what they have
-   * added so far.
+   * Sets every gradient to zero (PyTorch's `zero_grad`), after the calls
+   * already queued: a {@linkcode GoogLeNet.backward} called before it is
+   * cleared, one called after it adds to zero. When nothing is queued the
+   * gradients read as zeros at once. On the Wasm backend the kernels zero
+   * them on every thread.
+   *
+   * @returns Settles when the gradients are zeroed (it never rejects; later
+   * calls wait for it anyway, so awaiting it is only needed for timing).
    *
    * @example
    * ```ts
@@ -901,20 +910,38 @@ export class GoogLeNet {
    * await model.dispose();
    * ```
    */
-  zeroGrad(): void {
+  zeroGrad(): Promise<void> {
     this.#live();
-    // After the calls already queued, as a PyTorch loop that does not await expects.
-    if (this.#pending === 0) this.#zeroGradients();
-    else this.#enqueue(() => this.#zeroGradients());
+    // After the calls already queued, as a PyTorch loop that does not await expects. The
+    // gradients read as zeros from the call on when nothing is queued, else from when the
+    // zeroing starts (the kernels zero them on every thread meanwhile).
+    const idle = this.#pending === 0;
+    if (idle) this.#zeroing++;
+    return this.#enqueue(async () => {
+      if (!idle) this.#zeroing++;
+      try {
+        await this.#zeroGradients();
+      } finally {
+        this.#zeroing--;
+      }
+    }).catch(() => {}); // disposed meanwhile: nothing left to zero
   }
 
-  #zeroGradients(): void {
+  async #zeroGradients(): Promise<void> {
     if (!this.#trainReady) return;
+    for (const grads of this.#unfoldedGrads.values()) for (const g of grads.values()) g.fill(0);
+    const backend = this.#live();
+    if (this.#zeroPlan && backend instanceof WasmBackend && backend.updatesParameters) {
+      try {
+        return await backend.runWeights(this.#zeroPlan);
+      } catch {
+        // Zeroed below on this thread, so that the next backward starts from zero whatever failed.
+      }
+    }
     const blob = this.#live().weights();
     for (const { grad } of this.#trainLayout.values()) {
       if (grad) blob.fill(0, grad.offset, grad.offset + grad.n * grad.k + grad.n);
     }
-    for (const grads of this.#unfoldedGrads.values()) for (const g of grads.values()) g.fill(0);
   }
 
   /**
@@ -1236,6 +1263,15 @@ export class GoogLeNet {
     for (const layer of layers) {
       const trainable = layer.entries.filter(([key]) => this.#isTrainable(key));
       if (trainable.length === 0) continue;
+      const reached = this.#reached.has(layer.key);
+      if (this.#zeroing > 0) {
+        // Being zeroed (PyTorch's zero_grad has happened): zeros, in PyTorch's shapes.
+        for (const [key, shape] of trainable) {
+          const grad = reached ? new Float32Array(shapeSize(shape)) : null;
+          out.push({ name: key, data: this.#param(key), grad, shape });
+        }
+        continue;
+      }
       const grad = this.#trainLayout.get(layer)!.grad!;
       const dw = this.#trainReady
         ? blob.subarray(grad.offset, grad.offset + grad.n * grad.k)
@@ -1245,7 +1281,6 @@ export class GoogLeNet {
         : new Float32Array(grad.n);
       const unfolded = this.#unfoldedGrads.get(layer);
       const grads = unfolded ?? layerGradients(layer, dw, db, (key) => this.#param(key));
-      const reached = this.#reached.has(layer.key);
       for (const [key, shape] of trainable) {
         const grad = reached ? new Float32Array(grads.get(key)!) : null;
         out.push({ name: key, data: this.#param(key), grad, shape });
@@ -1281,6 +1316,12 @@ export class GoogLeNet {
     }
     await backend.growWeights(floats);
     this.#weightEnd = floats;
+    const grads = [...this.#trainLayout.values()].flatMap(({ grad }) => grad ? [grad] : []);
+    const start = Math.min(...grads.map((g) => g.offset));
+    const end = Math.max(...grads.map((g) => g.offset + g.n * g.k + g.n));
+    this.#zeroPlan = grads.length
+      ? weightPlan([{ kind: "zero", name: "gradients", offset: start, size: end - start }])
+      : null;
     this.#trainReady = true;
     // Staged layers too: the optimizer kernels update the staged copies in place.
     await this.#repack(

@@ -98,9 +98,14 @@ export abstract class Optimizer<H = unknown> {
     });
   }
 
-  /** Sets the model's gradients to zero (PyTorch's `optimizer.zero_grad()`). */
-  zeroGrad(): void {
-    this.model.zeroGrad();
+  /**
+   * Sets the model's gradients to zero (PyTorch's `optimizer.zero_grad()`),
+   * after the model's queued calls ({@linkcode GoogLeNet.zeroGrad}).
+   *
+   * @returns Settles when they are zeroed (never rejects; awaiting it is only needed for timing).
+   */
+  zeroGrad(): Promise<void> {
+    return this.model.zeroGrad();
   }
 
   /** The hyper-parameters, for `stateDict()`. */

@@ -16,7 +16,7 @@ import { PANEL_WIDTH, WINOGRAD_SHAPES } from "../pack.ts";
 import { barrier, CONTROL_WORDS, CURSOR_STRIDE, FAILED } from "./barrier.ts";
 import type { KernelExports } from "./kernels.ts";
 import { BackendError } from "../../errors.ts";
-import { optimChunks, runOptimChunk } from "./optim.ts";
+import { elementChunks, optimChunks, runOptimChunk, runZeroChunk } from "./optim.ts";
 
 /** Where a plan lives in linear memory (byte addresses). */
 export interface MemoryLayout {
@@ -231,6 +231,8 @@ function chunksOf(kernels: KernelExports, op: Op, index: number, threads: number
       return rows(1, 1, 1);
     case "optim_step":
       return optimChunks(op, index, threads);
+    case "zero":
+      return elementChunks(op.size, 4, index, threads);
     case "pack_gemm":
     case "pack_winograd": {
       // Whole panels: every float of a panel is written by the chunk that owns it.
@@ -609,6 +611,9 @@ export function runChunk(
       return;
     case "optim_step":
       runOptimChunk(k, layout.weights, op, chunk);
+      return;
+    case "zero":
+      runZeroChunk(k, layout.weights, op, chunk);
       return;
     case "pack_gemm": {
       const w = (floats: number) => layout.weights + floats * 4;

@@ -1,13 +1,13 @@
 /**
- * The optimizer's weight operation (`optim_step`) on the Wasm kernels
- * (`asm/optim.ts`): how one parameter's update is cut into chunks of
+ * The optimizer's weight operations on the Wasm kernels (`asm/optim.ts`):
+ * `optim_step` and the gradients' `zero`, how each is cut into chunks of
  * elements and how a chunk calls its kernel. Elements are independent, so
  * any cut gives the same bits; with a gather a chunk holds whole rows.
  *
  * @module
  */
 
-import type { OptimStepOp } from "../../graph/ops.ts";
+import type { OptimStepOp, ZeroOp } from "../../graph/ops.ts";
 import { BackendError } from "../../errors.ts";
 import type { Chunk } from "./executor.ts";
 
@@ -54,6 +54,7 @@ export interface OptimKernels {
     step: number,
     flags: number,
   ): void;
+  zero_fill(x: number, e0: number, e1: number): void;
 }
 
 // Flag bits of the kernels (asm/optim.ts).
@@ -76,9 +77,10 @@ const CHUNK_ELEMENTS = 1 << 16;
  * ```
  */
 export function optimKernels(k: object): OptimKernels | null {
-  const { adam_update, sgd_update } = k as Partial<OptimKernels>;
-  return typeof adam_update === "function" && typeof sgd_update === "function"
-    ? { adam_update, sgd_update }
+  const { adam_update, sgd_update, zero_fill } = k as Partial<OptimKernels>;
+  return typeof adam_update === "function" && typeof sgd_update === "function" &&
+      typeof zero_fill === "function"
+    ? { adam_update, sgd_update, zero_fill }
     : null;
 }
 
@@ -103,19 +105,69 @@ export function optimKernels(k: object): OptimKernels | null {
  * ```
  */
 export function optimChunks(op: OptimStepOp, index: number, threads: number): Chunk[] {
-  const grain = op.gather ? op.k : 4;
-  const units = Math.ceil(op.size / grain);
-  const count = Math.max(
-    1,
-    Math.min(threads * 4, units, Math.floor(op.size / CHUNK_ELEMENTS)),
-  );
+  return elementChunks(op.size, op.gather ? op.k : 4, index, threads);
+}
+
+/**
+ * Chunks `[r0, r1)` of `size` elements in multiples of `grain` (the last
+ * one takes the rest): about `CHUNK_ELEMENTS` or more each, at most 4 per thread.
+ *
+ * @param size Elements.
+ * @param grain What every bound but the end is a multiple of.
+ * @param index The operation's index in the plan.
+ * @param threads Threads of the run.
+ * @returns The chunks, in order.
+ *
+ * @example
+ * ```ts
+ * import { elementChunks } from "./optim.ts";
+ * console.log(elementChunks(200_000, 4, 3, 2).map((c) => [c.r0, c.r1])); // [[0, 66664], [66664, 133332], [133332, 200000]]
+ * ```
+ */
+export function elementChunks(
+  size: number,
+  grain: number,
+  index: number,
+  threads: number,
+): Chunk[] {
+  const units = Math.ceil(size / grain);
+  const count = Math.max(1, Math.min(threads * 4, units, Math.floor(size / CHUNK_ELEMENTS)));
   const chunks: Chunk[] = [];
   for (let i = 0; i < count; i++) {
-    const r0 = Math.min(op.size, Math.floor(units * i / count) * grain);
-    const r1 = Math.min(op.size, Math.floor(units * (i + 1) / count) * grain);
+    const r0 = Math.min(size, Math.floor(units * i / count) * grain);
+    const r1 = Math.min(size, Math.floor(units * (i + 1) / count) * grain);
     if (r0 < r1) chunks.push({ op: index, r0, r1, p0: 0, p1: 0 });
   }
   return chunks;
+}
+
+/**
+ * Zeroes elements `[chunk.r0, chunk.r1)` of a `zero` operation's region.
+ *
+ * @param kernels The instance's exports.
+ * @param weights Byte address of the weight blob.
+ * @param op The operation.
+ * @param chunk The chunk.
+ * @throws {BackendError} For a kernel module without the optimizer kernels.
+ *
+ * @example
+ * ```ts ignore
+ * runZeroChunk(exports, layout.weights, op, { op: 0, r0: 0, r1: op.size, p0: 0, p1: 0 });
+ * ```
+ */
+export function runZeroChunk(kernels: object, weights: number, op: ZeroOp, chunk: Chunk): void {
+  requireKernels(kernels).zero_fill(weights + op.offset * 4, chunk.r0, chunk.r1);
+}
+
+function requireKernels(kernels: object): OptimKernels {
+  const k = optimKernels(kernels);
+  if (!k) {
+    throw new BackendError(
+      "The kernel module has no optimizer exports (adam_update, sgd_update, zero_fill): rebuild " +
+        "it with `deno task build`",
+    );
+  }
+  return k;
 }
 
 /**
@@ -138,13 +190,7 @@ export function runOptimChunk(
   op: OptimStepOp,
   chunk: Chunk,
 ): void {
-  const k = optimKernels(kernels);
-  if (!k) {
-    throw new BackendError(
-      "The kernel module has no optimizer exports (adam_update, sgd_update): rebuild it with " +
-        "`deno task build`",
-    );
-  }
+  const k = requireKernels(kernels);
   const at = (floats: number) => weights + floats * 4;
   const gc = op.gather ? op.gather.c : 0, ga = op.gather ? op.gather.a : 0;
   const rule = op.rule;

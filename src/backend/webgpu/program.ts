@@ -279,6 +279,7 @@ export function lowerPlan(plan: Plan, limits: BindingLimits): LoweredPlan {
       case "pack_gemm":
       case "pack_winograd":
       case "optim_step":
+      case "zero":
         throw new BackendError(
           `"${op.name}" is a weight operation: training's repack and optimizer run on the Wasm backend`,
         );
