@@ -307,10 +307,14 @@ const POOL_UNIT: i32 = 16;
  * `v > max || isnan(v)` (the first maximum wins ties, the last NaN wins).
  * x: the pool's input (NHWC, `xstride`); dy: [N, OH, OW] (`dystride`); dx:
  * [N, H, W] (`dxstride`); OH, OW as the forward computed them (ceil_mode).
+ * relu != 0 (x is a ReLU's output): then dx = x <= 0 ? 0 : dx, as
+ * `relu_backward` would do after this kernel, each row masked as soon as no
+ * later window reaches it (while it is still in cache).
  */
 export function maxpool2d_backward(
   x: usize, xstride: i32, h: i32, w: i32, c: i32, k: i32, s: i32, p: i32, oh: i32, ow: i32,
   dy: usize, dystride: i32, dx: usize, dxstride: i32, accumulate: i32, g0: i32, g1: i32,
+  relu: i32,
 ): void {
   const groups = (c + POOL_UNIT - 1) / POOL_UNIT;
   const xb = <usize>xstride << 2, dyb = <usize>dystride << 2, dxb = <usize>dxstride << 2;
@@ -324,6 +328,7 @@ export function maxpool2d_backward(
     const dximg = dx + plane * dxb + (<usize>c0 << 2);
     let out = dy + <usize>img * <usize>oh * <usize>ow * dyb + (<usize>c0 << 2);
     let zeroed = accumulate != 0 ? h : 0;
+    let masked = 0;
     for (let oy = 0; oy < oh; oy++) {
       const y0 = max(oy * s - p, 0), y1 = min(oy * s - p + k, h);
       if (zeroed < y1) {
@@ -343,8 +348,36 @@ export function maxpool2d_backward(
           argmax_scatter_n(ximg + o, xb, w, y0, y1, x0, x1, out + o, dximg + o, dxb, cn - i);
         }
       }
+      if (relu != 0 && oy + 1 < oh) {
+        // Rows above the next output row's window are final (and zeroed: zeroed >= y1 > them).
+        const done = min(max((oy + 1) * s - p, 0), zeroed);
+        if (masked < done) {
+          relu_mask_rows(dximg, dxb, ximg, xb, w, masked, done, cn);
+          masked = done;
+        }
+      }
     }
     zero_rows(dximg, dxb, w, zeroed, h, cn);
+    if (relu != 0) relu_mask_rows(dximg, dxb, ximg, xb, w, masked, h, cn);
+  }
+}
+
+// dx = x <= 0 ? 0 : dx (relu_backward's rule: a NaN x passes) for rows [from, to) of w pixels, cn channels.
+@inline function relu_mask_rows(
+  dx: usize, dxb: usize, x: usize, xb: usize, w: i32, from: i32, to: i32, cn: i32,
+): void {
+  const zero = f32x4.splat(0);
+  for (let i = from * w, end = to * w; i < end; i++) {
+    const d = dx + <usize>i * dxb, v = x + <usize>i * xb;
+    let j = 0;
+    for (; j + 4 <= cn; j += 4) {
+      const o = <usize>j << 2;
+      v128.store(d + o, v128.andnot(v128.load(d + o), f32x4.le(v128.load(v + o), zero)));
+    }
+    for (; j < cn; j++) {
+      const o = <usize>j << 2;
+      if (load<f32>(v + o) <= 0) store<f32>(d + o, 0);
+    }
   }
 }
 
@@ -368,6 +401,7 @@ export function avgpool2d_backward(
     const dximg = dx + <usize>img * <usize>h * <usize>w * dxb + (<usize>c0 << 2);
     let out = dy + <usize>img * <usize>oh * <usize>ow * dyb + (<usize>c0 << 2);
     let zeroed = accumulate != 0 ? h : 0;
+    let masked = 0;
     for (let oy = 0; oy < oh; oy++) {
       const ys = oy * s - p, ye = min(ys + k, h + p);
       const y0 = max(ys, 0), y1 = min(ye, h);
@@ -404,6 +438,7 @@ export function adaptive_avgpool2d_backward(
     const dximg = dx + <usize>img * <usize>h * <usize>w * dxb + (<usize>c0 << 2);
     let out = dy + <usize>img * <usize>oh * <usize>ow * dyb + (<usize>c0 << 2);
     let zeroed = accumulate != 0 ? h : 0;
+    let masked = 0;
     for (let oy = 0; oy < oh; oy++) {
       const y0 = (oy * h) / oh, y1 = ((oy + 1) * h + oh - 1) / oh;
       if (zeroed < y1) {

@@ -946,6 +946,66 @@ for (const [isa] of BUILDS) {
     });
   }
 
+  Deno.test(`maxpool2d_backward with relu: relu_backward's bits after it, any units, accumulated too (${isa})`, async () => {
+    const a = await arena(isa);
+    for (const [name, s] of Object.entries(MAX_POOL_CASES)) {
+      const oh = poolOut(s.h, s.k, s.s, s.p, s.ceil), ow = poolOut(s.w, s.k, s.s, s.p, s.ceil);
+      const pixels = s.n * s.h * s.w, units = s.n * Math.ceil(s.c / 16);
+      // Values on 5 levels around 0 (ties, zeros, negatives), -0, NaN.
+      const x = integers(31, pixels * s.c, 2);
+      for (let i = 3; i < x.length; i += 17) x[i] = -0;
+      for (let i = 7; i < x.length; i += 29) x[i] = Number.NaN;
+      const xstride = s.c + 2, dxstride = s.c + 5;
+      const xAt = a.put(strided(x, s.c, xstride, 0));
+      const dyAt = a.put(strided(random(32, s.n * oh * ow * s.c), s.c, s.c + 3, 0));
+      const dx0 = strided(random(33, pixels * s.c), s.c, dxstride, 0);
+      for (const accumulate of [0, 1]) {
+        const run = (dx: number, relu: number, g0: number, g1: number) =>
+          a.k.maxpool2d_backward(
+            xAt,
+            xstride,
+            s.h,
+            s.w,
+            s.c,
+            s.k,
+            s.s,
+            s.p,
+            oh,
+            ow,
+            dyAt,
+            s.c + 3,
+            dx,
+            dxstride,
+            accumulate,
+            g0,
+            g1,
+            relu,
+          );
+        // The two passes: the pool's backward, then relu_backward on every pixel.
+        const twoPasses = a.put(dx0);
+        run(twoPasses, 0, 0, units);
+        a.k.relu_backward(twoPasses, dxstride, xAt, xstride, s.c, 0, pixels);
+        const what = `${name}${accumulate ? ", accumulated" : ""}`;
+        const fused = a.put(dx0);
+        run(fused, 1, 0, units);
+        sameBits(a.bits(fused, pixels * dxstride), a.bits(twoPasses, pixels * dxstride), what);
+        const chunked = a.put(dx0);
+        const bounds = cuts(units, [0.34, 0.5, 0.8]);
+        for (let i = 0; i + 1 < bounds.length; i++) run(chunked, 1, bounds[i], bounds[i + 1]);
+        sameBits(
+          a.bits(chunked, pixels * dxstride),
+          a.bits(twoPasses, pixels * dxstride),
+          `${what} chunked`,
+        );
+        // The mask did something: some gradient was zeroed where x <= 0.
+        const plain = a.put(dx0);
+        run(plain, 0, 0, units);
+        const p = a.f32(plain, pixels * dxstride), f = a.f32(fused, pixels * dxstride);
+        assert.ok(p.some((v, i) => v !== 0 && f[i] === 0), `${what}: nothing masked`);
+      }
+    }
+  });
+
   Deno.test(`maxpool2d_backward routes a tie to the first maximum, NaN to the last NaN (${isa})`, async () => {
     const a = await arena(isa);
     // One 4-channel 3x3 window (k 3, stride 3): channel 0 all equal, 1 max twice, 2 NaN twice, 3 all -inf.

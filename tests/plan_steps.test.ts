@@ -197,6 +197,27 @@ Deno.test("training plans: both halves' steps are independent, and the backward 
         );
         assert.equal(new Set(layers).size, layers.length);
         assert.equal(layers.length, train ? 64 : 58);
+        // maxpool1-4 read ReLU outputs only and write their gradient first: their backward masks
+        // it, and the ReLUs of the layers that made it get no relu_grad (masked once, not twice).
+        const fused = backward.ops.flatMap((op) =>
+          op.kind === "maxpool2d_grad" && op.relu ? [op] : []
+        );
+        assert.equal(fused.length, 4, `${variant} ${shape}: ${fused.length} pools masked`);
+        let byPool = 0;
+        for (const op of backward.ops) {
+          if (
+            op.kind !== "conv2d_grad_weight" || !fused.some((p) => p.dx.buffer === op.dy.buffer)
+          ) {
+            continue;
+          }
+          byPool++;
+          assert.ok(
+            !backward.ops.some((r) => r.kind === "relu_grad" && r.dy.buffer === op.dy.buffer),
+            `${variant} ${shape}: ${op.name} masked twice`,
+          );
+        }
+        // conv1, conv3 and the four branches of inception3b and 4e.
+        assert.equal(byPool, 10, `${variant} ${shape}: ${byPool} layers masked by their pool`);
       }
     } finally {
       await model.dispose();

@@ -79,10 +79,20 @@ export function appendBackward(
       stride: v.stride * (base.stride / natural),
     };
   };
+  /**
+   * Gradient buffers that a max pool's backward wrote whole and left masked by
+   * its input's ReLU (see `reluOutput`), with nothing added since (the pool is
+   * the buffer's only reader): their ReLU's `relu_grad` would change nothing,
+   * so it is left out.
+   */
+  const masked = new Set<number>();
   /** The gradient view of `v` to write: a new buffer for the first writer, which must cover all of it. */
   const gradTarget = (v: View, channels: number, name: string) => {
     const existing = gradOf(v);
-    if (existing) return { dx: existing, accumulate: true };
+    if (existing) {
+      masked.delete(existing.buffer);
+      return { dx: existing, accumulate: true };
+    }
     const [bn, bh, bw, bc] = b.shapes[v.buffer];
     if (v.channelOffset !== 0 || channels !== v.stride) {
       throw new Error(`Internal: the first gradient written for ${name} does not cover its buffer`);
@@ -96,7 +106,16 @@ export function appendBackward(
     const op = forward[i];
     switch (op.kind) {
       case "conv2d":
-        convBackward(b, op, true, options.layer, requiresGrad.has(op.x.buffer), gradOf, gradTarget);
+        convBackward(
+          b,
+          op,
+          true,
+          options.layer,
+          requiresGrad.has(op.x.buffer),
+          gradOf,
+          gradTarget,
+          masked,
+        );
         break;
       case "linear":
         convBackward(
@@ -107,6 +126,7 @@ export function appendBackward(
           requiresGrad.has(op.x.buffer),
           gradOf,
           gradTarget,
+          masked,
         );
         break;
       case "maxpool2d":
@@ -117,8 +137,12 @@ export function appendBackward(
         const kind = op.kind === "maxpool2d" ? "maxpool2d_grad" : "avgpool2d_grad";
         const { n, h, w, c, k, s, p, oh, ow } = op;
         const uses = kind === "maxpool2d_grad" ? [op.x, dy, dx] : [dy, dx];
+        // The only gradient of a ReLU's output (the pool its one reader): masked by the pool's kernel.
+        const relu = kind === "maxpool2d_grad" && !accumulate && onlyReader(forward, op) &&
+          reluOutput(forward, op.x.buffer);
+        if (relu) masked.add(dx.buffer);
         b.pushViews(
-          { kind, name: op.name, x: op.x, dy, dx, n, h, w, c, k, s, p, oh, ow, accumulate },
+          { kind, name: op.name, x: op.x, dy, dx, n, h, w, c, k, s, p, oh, ow, accumulate, relu },
           ...uses,
         );
         break;
@@ -172,6 +196,35 @@ export function appendBackward(
     }
   }
   return { gradOutputs, start };
+}
+
+/**
+ * Whether every forward operation that writes `buffer` is a convolution (always
+ * followed by its ReLU here) or a linear layer with its ReLU: then the whole
+ * buffer is ReLU outputs (a dropout or pool writing it rules that out).
+ */
+function reluOutput(ops: readonly Op[], buffer: number): boolean {
+  let relu = false;
+  for (const op of ops) {
+    const writes = op.kind === "conv2d"
+      ? [op.y, ...op.moreOutputs.map((o) => o.y)]
+      : op.kind === "dropout"
+      ? [op.x]
+      : "y" in op
+      ? [op.y]
+      : [];
+    if (!writes.some((v) => v.buffer === buffer)) continue;
+    if (op.kind === "conv2d" || (op.kind === "linear" && op.relu)) relu = true;
+    else return false;
+  }
+  return relu;
+}
+
+/** Whether `reader` is the only forward operation that reads its input's buffer. */
+function onlyReader(ops: readonly Op[], reader: Op & { x: View }): boolean {
+  return ops.every((op) =>
+    op === reader || !("x" in op) || typeof op.x !== "object" || op.x.buffer !== reader.x.buffer
+  );
 }
 
 /** The buffers whose gradient some trainable parameter needs (autograd's `requires_grad`). */
@@ -233,7 +286,7 @@ function linearAsConv(op: LinearOp): Conv2dOp {
 
 /**
  * Conv (+ ReLU) backward, for each layer a fused GEMM holds: the ReLU's mask
- * on the output gradient, the weight and bias gradients (trainable layers),
+ * on the output gradient (unless a max pool's backward applied it: `masked`), the weight and bias gradients (trainable layers),
  * the input gradient (when something upstream trains).
  */
 function convBackward(
@@ -244,6 +297,7 @@ function convBackward(
   xNeedsGrad: boolean,
   gradOf: (v: View) => View | null,
   gradTarget: (v: View, channels: number, name: string) => { dx: View; accumulate: boolean },
+  masked: ReadonlySet<number>,
 ): void {
   const more = op.moreOutputs.reduce((sum, o) => sum + o.channels, 0);
   const parts = [
@@ -256,7 +310,7 @@ function convBackward(
     if (!dy) return;
     const refs = layer(key);
     const pixels = op.n * op.oh * op.ow;
-    if (relu) {
+    if (relu && !masked.has(dy.buffer)) {
       b.pushViews(
         { kind: "relu_grad", name: `${key}.relu`, y: part.y, dy, pixels, c: part.channels },
         part.y,

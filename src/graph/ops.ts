@@ -308,6 +308,11 @@ export interface Pool2dGradOp {
   readonly ow: number;
   /** Add to `dx` instead of overwriting it. */
   readonly accumulate: boolean;
+  /**
+   * Max pool only: `x` is a ReLU's output, and `dx` leaves masked as that
+   * ReLU's `relu_grad` would leave it (`x <= 0 ? 0 : dx`), which is then not emitted.
+   */
+  readonly relu?: boolean;
 }
 
 /** Backward of an adaptive average pool (geometry as {@linkcode AdaptiveAvgPoolOp}). */

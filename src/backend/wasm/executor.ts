@@ -572,6 +572,7 @@ export function runChunk(
         op.accumulate ? 1 : 0,
         r0,
         r1,
+        op.relu ? 1 : 0,
       );
       return;
     case "avgpool2d_grad":

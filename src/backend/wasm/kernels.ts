@@ -186,7 +186,8 @@ export interface KernelExports {
   ): void;
   /**
    * Units [g0, g1) of N * ceil(C / 16): dx = (accumulate ? dx : 0) + each dy
-   * at its window's argmax (PyTorch 1.13's: first maximum, NaN wins).
+   * at its window's argmax (PyTorch 1.13's: first maximum, NaN wins); with
+   * `relu` (x is a ReLU's output; 0 when left out), then `x <= 0 ? 0 : dx`.
    */
   maxpool2d_backward(
     x: number,
@@ -206,6 +207,7 @@ export interface KernelExports {
     accumulate: number,
     g0: number,
     g1: number,
+    relu?: number,
   ): void;
   /** The adjoint of `avgpool2d` (count_include_pad); units as `maxpool2d_backward`. */
   avgpool2d_backward: PoolBackwardKernel;
