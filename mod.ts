@@ -33,6 +33,7 @@ export type {
   Conv2dOp,
   ConvGeometry,
   DropoutOp,
+  FoldBatchNormOp,
   ForwardOp,
   Gather,
   GradRef,

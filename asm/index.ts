@@ -29,6 +29,6 @@ export {
   winograd_f4x3_bias_relu,
   winograd_scratch_bytes,
 } from "./winograd";
-export { pack_gemm, pack_winograd, pack_winograd_scratch_bytes } from "./pack";
+export { fold_batchnorm, pack_gemm, pack_winograd, pack_winograd_scratch_bytes } from "./pack";
 export { winograd_f4x3_weight_grad, winograd_weight_grad_scratch_bytes } from "./winograd_grad";
 export { adam_update, sgd_update, zero_fill } from "./optim";

@@ -331,3 +331,41 @@ function winograd_pair_r5(
     }
   }
 }
+
+/**
+ * Output channels [o0, o1) of a convolution with an eval-mode BatchNorm
+ * folded in, the bits of `Conv2d.fold` in TypeScript (f64, each result
+ * rounded once to f32):
+ *   s = gamma[o] / sqrt(var[o] + eps),  W'[o, i] = W[o, i] * s,  b'[o] = beta[o] - mean[o] * s.
+ * `bn` holds gamma, beta, running mean and running var, n floats each, back
+ * to back; W is [n, k] (OIHW flattened) at `w`, W' goes to `dw`, b' to `db`.
+ */
+export function fold_batchnorm(
+  w: usize, bn: usize, eps: f64, n: i32, k: i32,
+  dw: usize, db: usize, o0: i32, o1: i32,
+): void {
+  const nb = <usize>n << 2;
+  for (let o = o0; o < o1; o++) {
+    const at = <usize>o << 2;
+    const scale = <f64>load<f32>(bn + at) / Math.sqrt(<f64>load<f32>(bn + 3 * nb + at) + eps);
+    const src = w + (<usize>(o * k) << 2);
+    const dst = dw + (<usize>(o * k) << 2);
+    const vs = f64x2.splat(scale);
+    let i = 0;
+    for (; i + 4 <= k; i += 4) {
+      const x = v128.load(src + (<usize>i << 2));
+      const lo = f64x2.mul(f64x2.promote_low_f32x4(x), vs);
+      const hi = f64x2.mul(f64x2.promote_low_f32x4(v128.shuffle<f32>(x, x, 2, 3, 2, 3)), vs);
+      v128.store(
+        dst + (<usize>i << 2),
+        v128.shuffle<f32>(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5),
+      );
+    }
+    for (; i < k; i++) {
+      store<f32>(dst + (<usize>i << 2), <f32>(<f64>load<f32>(src + (<usize>i << 2)) * scale));
+    }
+    const beta = <f64>load<f32>(bn + nb + at);
+    const mean = <f64>load<f32>(bn + 2 * nb + at);
+    store<f32>(db + at, <f32>(beta - mean * scale));
+  }
+}

@@ -36,6 +36,7 @@ function touches(op: Op): { reads: [View, number][]; writes: [View, number][] } 
       return { reads: [[op.y, op.c], [op.dy, op.c]], writes: [[op.dy, op.c]] };
     case "pack_gemm":
     case "pack_winograd":
+    case "fold_batchnorm":
     case "optim_step":
     case "zero":
       // Weight-region work (the optimizer step, the repack after it, zeroGrad): no arena float.

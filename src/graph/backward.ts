@@ -186,6 +186,7 @@ export function appendBackward(
         throw new Error(`Internal: "${op.name}" is already a backward operation`);
       case "pack_gemm":
       case "pack_winograd":
+      case "fold_batchnorm":
       case "optim_step":
       case "zero":
         throw new Error(`Internal: "${op.name}" is a weight operation, not part of a forward pass`);

@@ -509,6 +509,33 @@ export interface OptimStepOp {
   readonly rule: UpdateRule;
 }
 
+/**
+ * A convolution's weight and bias with an eval-mode BatchNorm folded in,
+ * from the staged PyTorch tensors (`Conv2d.fold`'s bits: per output channel
+ * `s = gamma / sqrt(var + eps)` in f64, `W' = W s`, `b' = beta - mean s`,
+ * each rounded once), written where the repack packs from.
+ */
+export interface FoldBatchNormOp {
+  /** Which operation this is. */
+  readonly kind: "fold_batchnorm";
+  /** The convolution's state-dict prefix. */
+  readonly name: string;
+  /** Float offset of `conv.weight` `[n, k]` (OIHW flattened). */
+  readonly weight: number;
+  /** Float offset of `bn.weight`, `bn.bias`, `bn.running_mean`, `bn.running_var`, n floats each. */
+  readonly batchNorm: number;
+  /** The BatchNorm's eps. */
+  readonly eps: number;
+  /** Output channels. */
+  readonly n: number;
+  /** Fan-in. */
+  readonly k: number;
+  /** Float offset of the folded weight `[n, k]`. */
+  readonly outWeight: number;
+  /** Float offset of the folded bias `[n]`. */
+  readonly outBias: number;
+}
+
 /** Sets floats `[offset, offset + size)` of the weight blob to zero (the gradients, for `zeroGrad`). */
 export interface ZeroOp {
   /** Which operation this is. */
@@ -525,7 +552,7 @@ export interface ZeroOp {
  * Operations on the weight blob alone (training's repack, optimizer and
  * gradient zeroing), run as a plan of their own.
  */
-export type WeightOp = PackGemmOp | PackWinogradOp | OptimStepOp | ZeroOp;
+export type WeightOp = PackGemmOp | PackWinogradOp | FoldBatchNormOp | OptimStepOp | ZeroOp;
 
 /** One operation of a plan. */
 export type Op = ForwardOp | BackwardOp | WeightOp;

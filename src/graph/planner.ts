@@ -183,6 +183,7 @@ function accesses(op: Op): { reads: Access[]; writes: Access[] } {
     }
     case "pack_gemm":
     case "pack_winograd":
+    case "fold_batchnorm":
     case "optim_step":
     case "zero":
       // The weight blob alone: nothing in the arena.

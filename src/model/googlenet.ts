@@ -6,7 +6,7 @@
  */
 
 import { GEMM_KERNELS, type GemmKernel } from "../backend/wasm/calibrate.ts";
-import type { GradRef, Plan } from "../graph/ops.ts";
+import type { GradRef, Plan, WeightOp } from "../graph/ops.ts";
 import { PlanBuilder, type Value } from "../graph/planner.ts";
 import { appendBackward, type LayerGradients } from "../graph/backward.ts";
 import { checkLabels, crossEntropy } from "../train/loss.ts";
@@ -288,6 +288,12 @@ export class GoogLeNet {
    * regions for the layers the optimizer kernels step, one for the others.
    */
   #staging = new Map<GemmLayer, StagedLayer>();
+  /**
+   * Where a staged layer with a folded BatchNorm (torchvision) keeps its
+   * PyTorch tensors for the kernels' fold: `conv.weight`, then `bn.weight`,
+   * `bn.bias`, `bn.running_mean`, `bn.running_var` (float offset).
+   */
+  #unfolded = new Map<Conv2d, number>();
   /** The repack plans of the trainable layers, for the last two arrangements of staging regions. */
   #repackPlans: { layers: readonly GemmLayer[]; regions: Staging[]; plan: Plan }[] = [];
   /** Floats of the weight region once training started (optimizer state grows it further). */
@@ -1312,6 +1318,10 @@ export class GoogLeNet {
           floats += stagingFloats(layer);
         }
         this.#staging.set(layer, new StagedLayer(regions));
+        if (layer instanceof Conv2d && layer.batchNorm) {
+          this.#unfolded.set(layer, floats);
+          floats += align16(layer.n * layer.k + 4 * layer.n);
+        }
       }
     }
     await backend.growWeights(floats);
@@ -1437,6 +1447,20 @@ export class GoogLeNet {
         staged.push(layer); // the optimizer kernels updated the staged copy itself
         continue;
       }
+      const unfolded = layer instanceof Conv2d && stage && wasmRepackEnabled()
+        ? this.#unfolded.get(layer)
+        : undefined;
+      if (unfolded !== undefined) {
+        // The kernels fold it (fold_batchnorm, the bits of layer.fold) before packing.
+        const { key: bn } = (layer as Conv2d).batchNorm!;
+        blob.set(this.#param(`${layer.key}.weight`), unfolded);
+        const at = unfolded + layer.n * layer.k;
+        ["weight", "bias", "running_mean", "running_var"].forEach((name, i) =>
+          blob.set(this.#param(`${bn}.${name}`), at + i * layer.n)
+        );
+        staged.push(layer);
+        continue;
+      }
       const { weight, bias } = layer.fold((key) => this.#param(key));
       if (stage) {
         // Packed on every thread below, from these copies (which the optimizer kernels update).
@@ -1469,10 +1493,27 @@ export class GoogLeNet {
       c.layers.every((l, i) => l === layers[i] && c.regions[i] === regions[i])
     );
     if (cached) return cached.plan;
+    const folds = layers.flatMap((layer, i): WeightOp[] => {
+      const at = layer instanceof Conv2d ? this.#unfolded.get(layer) : undefined;
+      if (at === undefined) return [];
+      const { n, k } = layer;
+      return [{
+        kind: "fold_batchnorm",
+        name: layer.key,
+        weight: at,
+        batchNorm: at + n * k,
+        eps: (layer as Conv2d).batchNorm!.eps,
+        n,
+        k,
+        outWeight: regions[i].weight,
+        outBias: regions[i].bias,
+      }];
+    });
     const plan = weightPlan(
       layers.flatMap((layer, i) =>
         repackOps(layer, regions[i], this.#trainLayout.get(layer)!.transposed)!
       ),
+      folds,
     );
     this.#repackPlans = [{ layers, regions, plan }, ...this.#repackPlans.slice(0, 1)];
     return plan;

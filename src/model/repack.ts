@@ -238,9 +238,11 @@ export function repackOps(
 
 /**
  * A plan of independent weight operations (repack or optimizer steps): one step, no input or outputs,
- * an arena of one float (the backend needs a buffer to point at).
+ * an arena of one float (the backend needs a buffer to point at); `first`, when given, in a step
+ * of their own before (the BatchNorm folds the repack packs from).
  *
  * @param ops The operations (each writes its own region of the weight blob).
+ * @param first Operations whose results `ops` read.
  * @returns A plan for `WasmBackend.runWeights`.
  *
  * @example
@@ -249,15 +251,17 @@ export function repackOps(
  * console.log(weightPlan([]).steps); // [ [] ]
  * ```
  */
-export function weightPlan(ops: readonly WeightOp[]): Plan {
+export function weightPlan(ops: readonly WeightOp[], first: readonly WeightOp[] = []): Plan {
   // The Winograd transforms cost most: first, so that the GEMM gathers fill the tail.
   const order = [
+    ...first,
     ...ops.filter((op) => op.kind === "pack_winograd"),
     ...ops.filter((op) => op.kind !== "pack_winograd"),
   ];
+  const rest = order.map((_, i) => i).slice(first.length);
   return {
     ops: order,
-    steps: [order.map((_, i) => i)],
+    steps: first.length ? [first.map((_, i) => i), rest] : [rest],
     buffers: [{ size: 1, offset: 0 }],
     arenaSize: 1,
     input: 0,

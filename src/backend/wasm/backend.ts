@@ -338,7 +338,8 @@ export class WasmBackend implements Backend {
   /** Whether the kernels can pack weights ({@linkcode WasmBackend.runWeights}). */
   get packsWeights(): boolean {
     return typeof this.#kernels.pack_gemm === "function" &&
-      typeof this.#kernels.pack_winograd === "function";
+      typeof this.#kernels.pack_winograd === "function" &&
+      typeof this.#kernels.fold_batchnorm === "function";
   }
 
   /** Whether the kernels can run optimizer steps (`optim_step` in {@linkcode WasmBackend.runWeights}). */

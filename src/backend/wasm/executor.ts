@@ -233,6 +233,8 @@ function chunksOf(kernels: KernelExports, op: Op, index: number, threads: number
       return optimChunks(op, index, threads);
     case "zero":
       return elementChunks(op.size, 4, index, threads);
+    case "fold_batchnorm":
+      return rows(op.n, chunkCount(op.n * op.k, threads, 1 << 16), 1);
     case "pack_gemm":
     case "pack_winograd": {
       // Whole panels: every float of a panel is written by the chunk that owns it.
@@ -616,6 +618,21 @@ export function runChunk(
     case "zero":
       runZeroChunk(k, layout.weights, op, chunk);
       return;
+    case "fold_batchnorm": {
+      const w = (floats: number) => layout.weights + floats * 4;
+      weightKernels(k).fold_batchnorm(
+        w(op.weight),
+        w(op.batchNorm),
+        op.eps,
+        op.n,
+        op.k,
+        w(op.outWeight),
+        w(op.outBias),
+        r0,
+        r1,
+      );
+      return;
+    }
     case "pack_gemm": {
       const w = (floats: number) => layout.weights + floats * 4;
       const { rows, cols } = op;
@@ -666,16 +683,19 @@ export function runChunk(
  * them (a precompiled `wasmModule`): the model then repacks in TypeScript.
  */
 export function weightKernels(k: KernelExports): Required<
-  Pick<KernelExports, "pack_gemm" | "pack_winograd" | "pack_winograd_scratch_bytes">
+  Pick<
+    KernelExports,
+    "pack_gemm" | "pack_winograd" | "pack_winograd_scratch_bytes" | "fold_batchnorm"
+  >
 > {
-  const { pack_gemm, pack_winograd, pack_winograd_scratch_bytes } = k;
-  if (!pack_gemm || !pack_winograd || !pack_winograd_scratch_bytes) {
+  const { pack_gemm, pack_winograd, pack_winograd_scratch_bytes, fold_batchnorm } = k;
+  if (!pack_gemm || !pack_winograd || !pack_winograd_scratch_bytes || !fold_batchnorm) {
     throw new BackendError(
-      "The kernel module has no weight-packing exports (pack_gemm, pack_winograd): rebuild it " +
-        "with `deno task build`",
+      "The kernel module has no weight-packing exports (pack_gemm, pack_winograd, " +
+        "fold_batchnorm): rebuild it with `deno task build`",
     );
   }
-  return { pack_gemm, pack_winograd, pack_winograd_scratch_bytes };
+  return { pack_gemm, pack_winograd, pack_winograd_scratch_bytes, fold_batchnorm };
 }
 
 /**

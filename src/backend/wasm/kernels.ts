@@ -336,6 +336,22 @@ export interface KernelExports {
   ): void;
   /** Scratch bytes of `pack_winograd`. */
   pack_winograd_scratch_bytes?(): number;
+  /**
+   * Output channels [o0, o1) of a convolution with an eval-mode BatchNorm
+   * folded in (`Conv2d.fold`'s bits): gamma, beta, mean, var at `bn`, n
+   * floats each; W [n, k] at `w`; the folded weight to `dw`, bias to `db`.
+   */
+  fold_batchnorm?(
+    w: number,
+    bn: number,
+    eps: number,
+    n: number,
+    k: number,
+    dw: number,
+    db: number,
+    o0: number,
+    o1: number,
+  ): void;
   fma_peak(iters: number, at: number): number;
   /**
    * The pure multiply-add rate: 12 independent chains on registers, no loads

@@ -278,6 +278,7 @@ export function lowerPlan(plan: Plan, limits: BindingLimits): LoweredPlan {
         );
       case "pack_gemm":
       case "pack_winograd":
+      case "fold_batchnorm":
       case "optim_step":
       case "zero":
         throw new BackendError(
