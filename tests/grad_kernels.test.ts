@@ -20,6 +20,7 @@ import {
   kernelUrl,
 } from "../src/backend/wasm/kernels.ts";
 import { BackendError } from "../src/errors.ts";
+import { runChunk } from "../src/backend/wasm/executor.ts";
 import { assertClose } from "./_support/assert_close.ts";
 import { packedSize, packGemm, packWinograd } from "../src/backend/pack.ts";
 import type { WinogradVariant } from "../src/graph/ops.ts";
@@ -1004,6 +1005,56 @@ for (const [isa] of BUILDS) {
         assert.ok(p.some((v, i) => v !== 0 && f[i] === 0), `${what}: nothing masked`);
       }
     }
+  });
+
+  Deno.test(`maxpool2d_grad with relu on a module built before the pool took relu: masked after it (${isa})`, async () => {
+    const a = await arena(isa);
+    const s = MAX_POOL_CASES["3x3 stride 1 pad 1, batch 3, c 20 (units of 16 + 4)"];
+    const oh = poolOut(s.h, s.k, s.s, s.p, s.ceil), ow = poolOut(s.w, s.k, s.s, s.p, s.ceil);
+    const pixels = s.n * s.h * s.w, units = s.n * Math.ceil(s.c / 16);
+    const xstride = s.c + 2, dxstride = s.c + 5;
+    const xAt = a.put(strided(integers(41, pixels * s.c, 2), s.c, xstride, 0));
+    const dyAt = a.put(strided(random(42, s.n * oh * ow * s.c), s.c, s.c + 3, 0));
+    const run = (k: KernelExports) => {
+      const dxAt = a.alloc(pixels * dxstride);
+      // One operation over buffers at absolute addresses (an arena at 0).
+      const view = (buffer: number, stride: number) => ({ buffer, channelOffset: 0, stride });
+      const plan = {
+        ops: [{
+          kind: "maxpool2d_grad" as const,
+          name: "pool",
+          x: view(0, xstride),
+          dy: view(1, s.c + 3),
+          dx: view(2, dxstride),
+          ...s,
+          oh,
+          ow,
+          accumulate: false,
+          relu: true,
+        }],
+        steps: [[0]],
+        buffers: [xAt, dyAt, dxAt].map((at) => ({ size: 0, offset: at / 4 })),
+        arenaSize: 0,
+        input: 0,
+        outputs: [],
+        dropoutStreams: 0,
+        inputTransform: null,
+      };
+      const layout = { weights: 0, scratch: 0, scratchBytes: 0, arena: 0 };
+      const [from, to] = [Math.floor(units / 3), units];
+      runChunk(k, plan, layout, { op: 0, r0: 0, r1: from, p0: 0, p1: 0 }, 0, []);
+      runChunk(k, plan, layout, { op: 0, r0: from, r1: to, p0: 0, p1: 0 }, 0, []);
+      return a.bits(dxAt, pixels * dxstride);
+    };
+    // The old export: 17 parameters, no relu.
+    const old: KernelExports = {
+      ...a.k,
+      maxpool2d_backward: (...args: number[]) =>
+        (a.k.maxpool2d_backward as (...args: number[]) => void)(...args.slice(0, 17)),
+    };
+    sameBits(run(old), run(a.k), "old module, masked by relu_backward");
+    // This build's export takes relu itself (the executor then adds no pass).
+    assert.equal(a.k.maxpool2d_backward.length, 18);
   });
 
   Deno.test(`maxpool2d_backward routes a tie to the first maximum, NaN to the last NaN (${isa})`, async () => {

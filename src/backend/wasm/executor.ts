@@ -251,6 +251,9 @@ function chunksOf(kernels: KernelExports, op: Op, index: number, threads: number
 /** Channels per unit of work of the pool backward kernels (`asm/`). */
 const POOL_GRAD_CHANNELS = 16;
 
+/** Parameters of `maxpool2d_backward` since it takes `relu` (the last). */
+const MAXPOOL_BACKWARD_PARAMS = 18;
+
 /** The geometry a convolution-like GEMM is cut by (a forward convolution or an input gradient). */
 interface ConvShape {
   readonly n: number;
@@ -576,6 +579,25 @@ export function runChunk(
         r1,
         op.relu ? 1 : 0,
       );
+      // A module built before the pool took `relu` (a precompiled `wasmModule`) ignores it: mask here.
+      if (op.relu && k.maxpool2d_backward.length < MAXPOOL_BACKWARD_PARAMS) {
+        const groups = Math.ceil(op.c / POOL_GRAD_CHANNELS), plane = op.h * op.w;
+        for (let g = r0; g < r1;) {
+          const img = Math.floor(g / groups), end = Math.min(r1, (img + 1) * groups);
+          const c0 = (g - img * groups) * POOL_GRAD_CHANNELS;
+          const c1 = Math.min((end - img * groups) * POOL_GRAD_CHANNELS, op.c);
+          k.relu_backward(
+            at(op.dx) + c0 * 4,
+            op.dx.stride,
+            at(op.x) + c0 * 4,
+            op.x.stride,
+            c1 - c0,
+            img * plane,
+            (img + 1) * plane,
+          );
+          g = end;
+        }
+      }
       return;
     case "avgpool2d_grad":
       k.avgpool2d_backward(
