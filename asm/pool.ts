@@ -73,7 +73,10 @@ export function maxpool2d(
   const xb = <usize>xstride << 2, yb = <usize>ystride << 2;
   const tb = <usize>((c + 3) & ~3) << 2; // bytes per scratch pixel
   const rb = <usize>w * xb; // bytes per input row
-  for (let r = r0; r < r1; r++) {
+  // Bottom row first: the convolution before the pool wrote its rows top
+  // down, and its last rows are the ones still in L2 (conv1's 3.2 MB output
+  // is larger than L2).
+  for (let r = r1 - 1; r >= r0; r--) {
     const img = r / oh;
     const oy = r - img * oh;
     const y0 = max(oy * s - p, 0), y1 = min(oy * s - p + k, h);
