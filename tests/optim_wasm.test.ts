@@ -278,6 +278,58 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "torchvision: while a step's kernels run, and after they fail, every parameter (the BatchNorm layers' too) reads as before the step",
+  ignore: !present,
+  fn: async () => {
+    const model = await GoogLeNet.create({
+      variant: "torchvision",
+      numClasses: 3,
+      auxLogits: false,
+      threads: 1,
+      backend: "wasm",
+    });
+    try {
+      const shapes = [...model.stateDict()].map(([k, t]) => [k, t.shape] as const);
+      model.loadStateDict(deterministicStateDict(shapes));
+      model.train();
+      const x = deterministicInput("step snapshot", [2, 3, 64, 64]);
+      const backend = model.backend as WasmBackend;
+      const run = backend.runWeights;
+      let during: Map<string, Tensor> | null = null;
+      let fail = false;
+      backend.runWeights = async function (plan) {
+        if (plan.ops[0]?.kind === "optim_step") {
+          during = model.stateDict();
+          if (fail) throw new Error("injected kernel failure");
+        }
+        await run.call(this, plan);
+      };
+      const opt = new Adam(model, { lr: 0.1 });
+      const same = (a: Map<string, Tensor>, b: Map<string, Tensor>, what: string) => {
+        for (const [key, t] of a) assert.deepEqual(bits(b.get(key)!), bits(t), `${what}: ${key}`);
+      };
+      await model.backward(x, [0, 1], { dropout: false });
+      const before = model.stateDict();
+      await opt.step();
+      assert.ok(during, "the step ran in the kernels");
+      same(before, during!, "read while the kernels ran");
+      const after = model.stateDict();
+      assert.notDeepEqual(
+        bits(after.get("conv1.conv.weight")!),
+        bits(before.get("conv1.conv.weight")!),
+      );
+      assert.notDeepEqual(bits(after.get("fc.weight")!), bits(before.get("fc.weight")!));
+      fail = true;
+      await assert.rejects(opt.step(), /injected kernel failure/);
+      same(after, model.stateDict(), "after a failed step");
+    } finally {
+      await model.dispose();
+    }
+  },
+});
+
 if (!present) {
   Deno.test(`optimizer kernels skipped: ${SKIP}`, () => console.log(`  skipped: ${SKIP}`));
 }

@@ -1110,13 +1110,17 @@ export class GoogLeNet {
         }
         const blob = backend.weights();
         memory.claim(request, blob, new Map(wasmParams.map((p) => [p.name, p])));
-        for (const p of this.#parametersOf(inTs)) {
-          memory.release(p, blob);
-          request.update(p);
-        }
         if (wasmParams.length) {
           const ops = wasmParams.map((p) => memory.stepOp(p, blob));
           await (backend as WasmBackend).runWeights(weightPlan(ops));
+        }
+        // The TypeScript rule runs once the kernels are done, with no await until the
+        // stepped regions become current: while they run (and if they fail) every
+        // parameter, these included, still reads as before the step.
+        const now = backend.weights();
+        for (const p of this.#parametersOf(inTs)) {
+          memory.release(p, now);
+          request.update(p);
         }
         stepped = true;
       } finally {
