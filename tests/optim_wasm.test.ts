@@ -330,6 +330,53 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "Adam without state starts from zero moments in the kernels: after loadStateDict of no state, and after another optimizer's steps",
+  ignore: !present,
+  fn: async () => {
+    const x = deterministicInput("fresh moments", [2, 3, 64, 64]);
+    const run = async (wasm: boolean) => {
+      const m = await GoogLeNet.create({
+        numClasses: 3,
+        auxLogits: false,
+        threads: 1,
+        backend: "wasm",
+        trainable: ["fc."],
+      });
+      const shapes = [...m.stateDict()].map(([k, t]) => [k, t.shape] as const);
+      m.loadStateDict(deterministicStateDict(shapes));
+      m.train();
+      setOptimizerInWasm(wasm);
+      try {
+        const adam = new Adam(m, { lr: 0.01 });
+        const steps: [Optimizer, number[]][] = [
+          [adam, [0, 1]],
+          [adam, [2, 1]],
+          [new AdamW(m, { lr: 0.01 }), [1, 1]],
+        ];
+        for (const [i, [opt, labels]] of steps.entries()) {
+          // Back to no state, as a fresh optimizer's state dict says.
+          if (i === 1) adam.loadStateDict(new Adam(m).stateDict());
+          await opt.zeroGrad();
+          await m.backward(x, labels, { dropout: false });
+          await opt.step();
+        }
+        return m;
+      } finally {
+        setOptimizerInWasm(true);
+      }
+    };
+    const model = await run(true), ref = await run(false);
+    try {
+      assertSameWeights(ref, model, "Wasm kernels vs TypeScript");
+    } finally {
+      await model.dispose();
+      await ref.dispose();
+    }
+  },
+});
+
 if (!present) {
   Deno.test(`optimizer kernels skipped: ${SKIP}`, () => console.log(`  skipped: ${SKIP}`));
 }

@@ -197,6 +197,10 @@ export class OptimizerMemory {
         if (data) {
           blob.set(data.subarray(0, p.size), at);
           resident.add(key);
+        } else {
+          // No state yet: the region may still hold another optimizer's (or an
+          // earlier load's), which Adam's kernel would read as its moments.
+          blob.fill(0, at, at + p.size);
         }
       }
       return at;
