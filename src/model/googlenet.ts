@@ -1006,7 +1006,11 @@ export class GoogLeNet {
   /**
    * The trainable parameters with their gradients, in PyTorch's order (what
    * an optimizer updates). `data` arrays are the model's own: change them
-   * only inside {@linkcode GoogLeNet.updateParameters}.
+   * only inside {@linkcode GoogLeNet.updateParameters}. Take them anew after
+   * each call into the model: where the optimizer kernels step a layer, its
+   * values move to the layer's other region of Wasm memory at each step (and
+   * to a new memory when a larger batch moves it), so an array held across a
+   * step keeps showing the values from before it.
    *
    * @returns One record per trainable parameter.
    *
