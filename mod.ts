@@ -16,6 +16,8 @@
 
 export { shapeSize, Tensor } from "./src/tensor.ts";
 export type { Backend, BackendKind } from "./src/backend/backend.ts";
+export type { RepackLayer, StagedLayer, Staging } from "./src/backend/repack.ts";
+export type { RowOrder } from "./src/backend/pack.ts";
 export {
   type AdapterDescription,
   type BackendChoice,

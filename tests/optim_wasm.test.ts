@@ -19,7 +19,7 @@ import assert from "node:assert/strict";
 import { Adam, AdamW, GoogLeNet, type Optimizer, SGD, type Tensor } from "../mod.ts";
 import type { WasmBackend } from "../src/backend/wasm/backend.ts";
 import { inverseGather, setOptimizerInWasm } from "../src/model/optim_state.ts";
-import { gatherOf } from "../src/model/repack.ts";
+import { gatherOf } from "../src/backend/repack.ts";
 import { convRowOrder, nhwcFlattenRowOrder } from "../src/backend/pack.ts";
 import { deterministicInput, deterministicStateDict } from "../tools/deterministic.ts";
 import type { OptimizerStateDict } from "../src/train/optimizer.ts";

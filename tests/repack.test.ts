@@ -1,5 +1,5 @@
 /**
- * Training's repack in Wasm (`src/model/repack.ts`, `asm/pack.ts`): after an
+ * Training's repack in Wasm (`src/backend/repack.ts`, `asm/pack.ts`): after an
  * optimizer step the packed forms of every trainable layer (GEMM panels,
  * Winograd forms, the transposed and flipped input-gradient weights and their
  * Winograd forms) are re-derived from staged copies on every thread. They
@@ -14,7 +14,12 @@
 import assert from "node:assert/strict";
 import { GoogLeNet, type Preference, Tensor } from "../mod.ts";
 import { convRowOrder, identityRowOrder, nhwcFlattenRowOrder } from "../src/backend/pack.ts";
-import { gatherOf, setRepackInWasm } from "../src/model/repack.ts";
+import {
+  gatherOf,
+  type RepackLayer,
+  setRepackInWasm,
+  WeightStaging,
+} from "../src/backend/repack.ts";
 import { deterministicStateDict } from "../tools/deterministic.ts";
 
 type VariantName = "seed" | "torchvision";
@@ -159,4 +164,56 @@ Deno.test("repack: gatherOf reproduces every row order the model packs with", ()
   }
   // An order of neither form is refused (the layer is then packed in TypeScript).
   assert.equal(gatherOf((r) => (r * 5) % 8, 8), null);
+});
+
+Deno.test("repack: the backend's staging lays out regions by kind and caches a plan per arrangement", () => {
+  const base = {
+    packed: { offset: 0, k: 0, n: 0 },
+    winograd: null,
+    transposed: null,
+    batchNormEps: null,
+  };
+  const fc: RepackLayer = { ...base, key: "fc", k: 16, n: 8, order: identityRowOrder, conv: null };
+  const conv = { kernelSize: 3, inChannels: 4, outChannels: 8 };
+  const bn: RepackLayer = {
+    ...base,
+    key: "bn",
+    k: 36,
+    n: 8,
+    order: convRowOrder(4, 3, 3),
+    conv,
+    batchNormEps: 1e-3,
+  };
+  // No gather reproduces this order: the model packs such a layer itself.
+  const odd: RepackLayer = {
+    ...base,
+    key: "odd",
+    k: 5,
+    n: 8,
+    order: (r) => (r * 3) % 5,
+    conv: null,
+  };
+  const staging = new WeightStaging();
+  const end = staging.stage([fc, odd, bn], 1024, true);
+  assert.equal(staging.get("odd"), null);
+  const f = staging.get("fc")!, b = staging.get("bn")!;
+  // fc: two regions of 144 floats (16 * 8 + 8, 16-aligned); bn: one of 304 and its unfolded tensors.
+  assert.deepEqual(f.regions, [{ weight: 1024, bias: 1152 }, { weight: 1168, bias: 1296 }]);
+  assert.deepEqual(b.regions, [{ weight: 1312, bias: 1600 }]);
+  assert.equal(b.unfolded, 1616);
+  assert.equal(end, 1616 + 320);
+  assert.equal(new WeightStaging().stage([fc, bn], 1024, false), 1024 + 144 + 304 + 320);
+
+  const plan = staging.plan(["fc", "bn"]);
+  assert.deepEqual(plan.steps.map((s) => s.length), [1, 2]);
+  assert.equal(plan.ops[0].kind, "fold_batchnorm");
+  assert.equal(staging.plan(["fc", "bn"]), plan, "cached");
+  f.flip();
+  const flipped = staging.plan(["fc", "bn"]);
+  assert.notEqual(flipped, plan);
+  const source = (p: typeof plan) =>
+    p.ops.flatMap((op) => op.kind === "pack_gemm" && op.name === "fc" ? [op.source] : []);
+  assert.deepEqual([source(plan), source(flipped)], [[1024], [1168]]);
+  f.flip();
+  assert.equal(staging.plan(["fc", "bn"]), plan, "the last two arrangements are kept");
 });

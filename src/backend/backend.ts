@@ -1,12 +1,15 @@
 /**
  * What the model needs from a backend: somewhere to keep the packed weights,
- * and a way to run a {@linkcode Plan}. The Wasm and WebGPU backends implement it.
+ * a way to run a {@linkcode Plan}, and training's repack (the backend stages
+ * the trainable layers and re-derives their packed forms; see
+ * `src/backend/repack.ts`). The Wasm and WebGPU backends implement it.
  *
  * @module
  */
 
 import type { Plan } from "../graph/ops.ts";
 import type { Tensor } from "../tensor.ts";
+import type { RepackLayer, StagedLayer } from "./repack.ts";
 
 /** Which backend runs the plan. */
 export type BackendKind = "wasm" | "webgpu";
@@ -33,6 +36,38 @@ export interface Backend {
    * @throws {BackendError} When the backend cannot train.
    */
   growWeights(floats: number): Promise<void>;
+  /**
+   * Registers training's trainable layers (once, before `growWeights`): the
+   * backend lays out staging regions from `floats` on for those it repacks
+   * itself and forgets what it staged before. The model packs the others in
+   * TypeScript (the WebGPU backend stages none).
+   *
+   * @param layers The trainable layers, in blob order.
+   * @param floats Where the free part of the weight blob starts.
+   * @returns The end of the staging (floats): what `growWeights` must make room for.
+   */
+  stageLayers(layers: readonly RepackLayer[], floats: number): number;
+  /**
+   * A layer's staging regions, or null when the backend does not repack it.
+   * The model writes the layer's folded weight and bias into `now` (or its
+   * PyTorch tensors at `unfolded`, for the fold) before `repack`, and calls
+   * `flip()` once the optimizer kernels wrote `next`.
+   */
+  staged(key: string): StagedLayer | null;
+  /**
+   * Re-derives the packed forms of the staged layers `keys` from their
+   * current regions on every thread (a cached plan), then marks the blob
+   * written. With no keys it only marks the blob written.
+   */
+  repack(keys: readonly string[]): Promise<void>;
+  /** Whether `runWeights` runs optimizer kernels (`optim_step`) and `zero`. */
+  readonly updatesParameters: boolean;
+  /**
+   * Runs a plan of weight operations on the weight blob.
+   *
+   * @throws {BackendError} When the backend has no weight kernels (WebGPU).
+   */
+  runWeights(plan: Plan): Promise<void>;
   /** Runs `plan` on an NCHW `input`; returns the plan's outputs, dense. */
   run(plan: Plan, input: Tensor, seeds: readonly number[]): Promise<Float32Array[]>;
   /**

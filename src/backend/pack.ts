@@ -21,6 +21,13 @@ export function packedSize(k: number, n: number): number {
 /**
  * How row k of the packed B maps to PyTorch's weight: `source(k)` is the
  * column of the weight flattened as [n, K] (for a conv, OIHW flattened).
+ *
+ * @example
+ * ```ts
+ * import { convRowOrder, type RowOrder } from "./pack.ts";
+ * const order: RowOrder = convRowOrder(3, 7, 7);
+ * console.log(order(1)); // 49
+ * ```
  */
 export type RowOrder = (k: number) => number;
 

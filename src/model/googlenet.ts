@@ -6,7 +6,7 @@
  */
 
 import { GEMM_KERNELS, type GemmKernel } from "../backend/wasm/calibrate.ts";
-import type { GradRef, Plan, WeightOp } from "../graph/ops.ts";
+import type { GradRef, Plan } from "../graph/ops.ts";
 import { PlanBuilder, type Value } from "../graph/planner.ts";
 import { appendBackward, type LayerGradients } from "../graph/backward.ts";
 import { checkLabels, crossEntropy } from "../train/loss.ts";
@@ -40,15 +40,7 @@ import {
   type TransposedRefs,
 } from "./layers.ts";
 import { Random } from "./random.ts";
-import {
-  gatherOf,
-  repackOps,
-  StagedLayer,
-  type Staging,
-  stagingFloats,
-  wasmRepackEnabled,
-  weightPlan,
-} from "./repack.ts";
+import { gatherOf, type RepackLayer, weightPlan } from "../backend/repack.ts";
 import {
   inverseGather,
   OptimizerMemory,
@@ -56,7 +48,6 @@ import {
   wasmOptimizerEnabled,
   type WasmParameter,
 } from "./optim_state.ts";
-import { WasmBackend } from "../backend/wasm/backend.ts";
 import { TRANSFORM_INPUT, type Variant, variantByName, type VariantName } from "./variant.ts";
 
 /** Options of {@linkcode GoogLeNet.create}. */
@@ -282,20 +273,6 @@ export class GoogLeNet {
   #trainFloats: number;
   /** Whether the training regions are allocated and packed. */
   #trainReady = false;
-  /**
-   * Where trainable layers' folded weights are staged for the Wasm repack
-   * (after the gradients; allocated with them, so inference never pays): two
-   * regions for the layers the optimizer kernels step, one for the others.
-   */
-  #staging = new Map<GemmLayer, StagedLayer>();
-  /**
-   * Where a staged layer with a folded BatchNorm (torchvision) keeps its
-   * PyTorch tensors for the kernels' fold: `conv.weight`, then `bn.weight`,
-   * `bn.bias`, `bn.running_mean`, `bn.running_var` (float offset).
-   */
-  #unfolded = new Map<Conv2d, number>();
-  /** The repack plans of the trainable layers, for the last two arrangements of staging regions. */
-  #repackPlans: { layers: readonly GemmLayer[]; regions: Staging[]; plan: Plan }[] = [];
   /** Floats of the weight region once training started (optimizer state grows it further). */
   #weightEnd = 0;
   /** The optimizer state the Wasm kernels update. */
@@ -937,7 +914,7 @@ export class GoogLeNet {
     if (!this.#trainReady) return;
     for (const grads of this.#unfoldedGrads.values()) for (const g of grads.values()) g.fill(0);
     const backend = this.#live();
-    if (this.#zeroPlan && backend instanceof WasmBackend && backend.updatesParameters) {
+    if (this.#zeroPlan && backend.updatesParameters) {
       try {
         return await backend.runWeights(this.#zeroPlan);
       } catch {
@@ -1098,8 +1075,7 @@ export class GoogLeNet {
         l.entries.some(([key]) => this.#isTrainable(key))
       );
       const reached = trainable.filter((l) => this.#reached.has(l.key));
-      const kernels = backend instanceof WasmBackend && backend.updatesParameters &&
-        this.#trainReady && wasmRepackEnabled() && wasmOptimizerEnabled();
+      const kernels = backend.updatesParameters && this.#trainReady && wasmOptimizerEnabled();
       const inWasm = kernels ? reached.filter((l) => this.#wasmParameters(l) !== null) : [];
       const inTs = reached.filter((l) => !inWasm.includes(l));
       const wasmParams = inWasm.flatMap((l) => this.#wasmParameters(l)!);
@@ -1116,7 +1092,7 @@ export class GoogLeNet {
         memory.claim(request, blob, new Map(wasmParams.map((p) => [p.name, p])));
         if (wasmParams.length) {
           const ops = wasmParams.map((p) => memory.stepOp(p, blob));
-          await (backend as WasmBackend).runWeights(weightPlan(ops));
+          await backend.runWeights(weightPlan(ops));
         }
         // The TypeScript rule runs once the kernels are done, with no await until the
         // stepped regions become current: while they run (and if they fail) every
@@ -1195,7 +1171,7 @@ export class GoogLeNet {
 
   /** Where the Wasm kernels find a layer's parameters, or null when they cannot update them. */
   #wasmParameters(layer: GemmLayer): WasmParameter[] | null {
-    const stage = this.#staging.get(layer);
+    const stage = this.#live().staged(layer.key);
     const grad = this.#trainLayout.get(layer)!.grad;
     if (!stage || stage.regions.length !== 2 || !grad) return null;
     const rows = gatherOf(layer.order, layer.k);
@@ -1234,10 +1210,11 @@ export class GoogLeNet {
    * now on (their TypeScript copies are dropped).
    */
   #takeStepped(layers: readonly GemmLayer[], stepped: readonly WasmParameter[]): void {
-    const blob = this.#live().weights();
+    const backend = this.#live();
+    const blob = backend.weights();
     const names = new Set(stepped.map((p) => p.name));
     for (const layer of layers) {
-      const stage = this.#staging.get(layer)!;
+      const stage = backend.staged(layer.key)!;
       const { now, next } = stage;
       const size = layer.n * layer.k;
       if (!names.has(`${layer.key}.weight`)) {
@@ -1261,9 +1238,10 @@ export class GoogLeNet {
     const resident = this.#resident.get(key);
     if (!resident) return this.#params.get(key)!;
     const { layer, bias } = resident;
-    const now = this.#staging.get(layer)!.now;
+    const backend = this.#live();
+    const now = backend.staged(layer.key)!.now;
     const at = bias ? now.bias : now.weight;
-    return this.#live().weights().subarray(at, at + (bias ? layer.n : layer.n * layer.k));
+    return backend.weights().subarray(at, at + (bias ? layer.n : layer.n * layer.k));
   }
 
   #parameterList(): Parameter[] {
@@ -1307,31 +1285,13 @@ export class GoogLeNet {
   async #startTraining(): Promise<void> {
     if (this.#trainReady) return;
     const backend = this.#live();
-    let floats = this.#trainFloats;
-    // The Wasm repack stages each trainable layer's folded weight and bias after the gradients.
-    // Layers the optimizer kernels can step (no folded BatchNorm, a gathered row order) get a
-    // second region, which a step writes while the first stays readable.
-    if (backend instanceof WasmBackend && backend.packsWeights && wasmRepackEnabled()) {
-      for (const layer of this.#layers) {
-        if (!layer.entries.some(([key]) => this.#isTrainable(key))) continue;
-        const region = (at: number) => ({ weight: at, bias: at + layer.n * layer.k });
-        if (!repackOps(layer, region(floats), this.#trainLayout.get(layer)!.transposed)) continue;
-        const rows = gatherOf(layer.order, layer.k);
-        const steps = backend.updatesParameters && rows?.b === 1 &&
-          !(layer instanceof Conv2d && layer.batchNorm);
-        const regions = [region(floats)];
-        floats += stagingFloats(layer);
-        if (steps) {
-          regions.push(region(floats));
-          floats += stagingFloats(layer);
-        }
-        this.#staging.set(layer, new StagedLayer(regions));
-        if (layer instanceof Conv2d && layer.batchNorm) {
-          this.#unfolded.set(layer, floats);
-          floats += align16(layer.n * layer.k + 4 * layer.n);
-        }
-      }
-    }
+    // The backend stages the trainable layers it repacks itself after the gradients
+    // (allocated with them, so inference never pays).
+    const floats = backend.stageLayers(
+      this.#layers.filter((l) => l.entries.some(([key]) => this.#isTrainable(key)))
+        .map((l) => this.#repackLayer(l)),
+      this.#trainFloats,
+    );
     await backend.growWeights(floats);
     this.#weightEnd = floats;
     const grads = [...this.#trainLayout.values()].flatMap(({ grad }) => grad ? [grad] : []);
@@ -1343,8 +1303,24 @@ export class GoogLeNet {
     this.#trainReady = true;
     // Staged layers too: the optimizer kernels update the staged copies in place.
     await this.#repack(
-      this.#layers.filter((l) => this.#trainLayout.get(l)!.transposed || this.#staging.has(l)),
+      this.#layers.filter((l) => this.#trainLayout.get(l)!.transposed || backend.staged(l.key)),
     );
+  }
+
+  /** `layer` as the backend's repack needs it. */
+  #repackLayer(layer: GemmLayer): RepackLayer {
+    const conv = layer instanceof Conv2d ? layer : null;
+    return {
+      key: layer.key,
+      k: layer.k,
+      n: layer.n,
+      order: layer.order,
+      conv,
+      packed: layer.packed,
+      winograd: conv?.winograd ?? null,
+      transposed: this.#trainLayout.get(layer)!.transposed,
+      batchNormEps: conv?.batchNorm?.eps ?? null,
+    };
   }
 
   #seeds(plan: Plan): number[] {
@@ -1448,83 +1424,41 @@ export class GoogLeNet {
   ): void | Promise<void> {
     const backend = this.#live();
     const blob = backend.weights();
-    const staged: GemmLayer[] = [];
+    const staged: string[] = [];
     for (const layer of layers) {
-      const stage = this.#trainReady ? this.#staging.get(layer) : undefined;
-      if (stage && fresh.has(layer) && wasmRepackEnabled()) {
-        staged.push(layer); // the optimizer kernels updated the staged copy itself
+      const stage = this.#trainReady ? backend.staged(layer.key) : null;
+      if (stage && fresh.has(layer)) {
+        staged.push(layer.key); // the optimizer kernels updated the staged copy itself
         continue;
       }
-      const unfolded = layer instanceof Conv2d && stage && wasmRepackEnabled()
-        ? this.#unfolded.get(layer)
-        : undefined;
-      if (unfolded !== undefined) {
+      if (stage && stage.unfolded !== null) {
         // The kernels fold it (fold_batchnorm, the bits of layer.fold) before packing.
         const { key: bn } = (layer as Conv2d).batchNorm!;
-        blob.set(this.#param(`${layer.key}.weight`), unfolded);
-        const at = unfolded + layer.n * layer.k;
+        blob.set(this.#param(`${layer.key}.weight`), stage.unfolded);
+        const at = stage.unfolded + layer.n * layer.k;
         ["weight", "bias", "running_mean", "running_var"].forEach((name, i) =>
           blob.set(this.#param(`${bn}.${name}`), at + i * layer.n)
         );
-        staged.push(layer);
+        staged.push(layer.key);
         continue;
       }
       const { weight, bias } = layer.fold((key) => this.#param(key));
       if (stage) {
-        // Packed on every thread below, from these copies (which the optimizer kernels update).
+        // Packed by the backend from these copies (which the optimizer kernels update).
         blob.set(weight, stage.now.weight);
         blob.set(bias, stage.now.bias);
-        if (wasmRepackEnabled()) {
-          staged.push(layer);
-          continue;
-        }
+        staged.push(layer.key);
+        continue;
       }
       packLayer(blob, layer, weight, bias);
       const transposed = this.#trainLayout.get(layer)!.transposed;
       if (this.#trainReady && transposed) packLayerTransposed(blob, layer, transposed, weight);
     }
-    if (staged.length === 0 || !(backend instanceof WasmBackend)) {
+    if (staged.length === 0) {
       backend.weightsChanged();
       return;
     }
-    return backend.runWeights(this.#repackPlanOf(staged)).then(() => backend.weightsChanged());
-  }
-
-  /**
-   * The weight plan that packs `layers` from their current staging regions
-   * (the last two are kept: steps alternate between two arrangements).
-   */
-  #repackPlanOf(layers: readonly GemmLayer[]): Plan {
-    const regions = layers.map((layer) => this.#staging.get(layer)!.now);
-    const cached = this.#repackPlans.find((c) =>
-      c.layers.length === layers.length &&
-      c.layers.every((l, i) => l === layers[i] && c.regions[i] === regions[i])
-    );
-    if (cached) return cached.plan;
-    const folds = layers.flatMap((layer, i): WeightOp[] => {
-      const at = layer instanceof Conv2d ? this.#unfolded.get(layer) : undefined;
-      if (at === undefined) return [];
-      const { n, k } = layer;
-      return [{
-        kind: "fold_batchnorm",
-        name: layer.key,
-        weight: at,
-        batchNorm: at + n * k,
-        eps: (layer as Conv2d).batchNorm!.eps,
-        n,
-        k,
-        outWeight: regions[i].weight,
-        outBias: regions[i].bias,
-      }];
-    });
-    const plan = weightPlan(
-      layers.flatMap((layer, i) =>
-        repackOps(layer, regions[i], this.#trainLayout.get(layer)!.transposed)!
-      ),
-      folds,
-    );
-    this.#repackPlans = [{ layers, regions, plan }, ...this.#repackPlans.slice(0, 1)];
-    return plan;
+    return backend.repack(staged);
   }
 
   /** Runs `task` after every call queued before it. */

@@ -13,6 +13,7 @@ import type { Plan } from "../../graph/ops.ts";
 import { BackendError, MemoryLimitError } from "../../errors.ts";
 import type { Tensor } from "../../tensor.ts";
 import { type Backend, copyInput } from "../backend.ts";
+import { type RepackLayer, type StagedLayer, wasmRepackEnabled, WeightStaging } from "../repack.ts";
 import {
   type MemoryLayout,
   runChunk,
@@ -115,6 +116,8 @@ export class WasmBackend implements Backend {
   /** Whether the memory has a fixed size (not a caller's module): a larger plan moves to a new one. */
   #fixed: boolean;
   #kernels: KernelExports;
+  /** Training's staged layers and repack plans. */
+  #staging = new WeightStaging();
   #pool: ThreadPool | null = null;
   #threads: number;
   #booting: Promise<void>;
@@ -333,6 +336,41 @@ export class WasmBackend implements Backend {
     this.#check();
     weightKernels(this.#kernels);
     return this.#exclusive(() => this.#run(plan, null, [])).then(() => {});
+  }
+
+  /**
+   * Stages the trainable layers whose packing has a gather when the kernels
+   * can pack (and the `setRepackInWasm` hook is on): two regions for those
+   * the optimizer kernels can step, one for the others.
+   *
+   * @param layers The trainable layers, in blob order.
+   * @param floats Where the free part of the weight blob starts.
+   * @returns The end of the staging (floats).
+   */
+  stageLayers(layers: readonly RepackLayer[], floats: number): number {
+    const on = this.packsWeights && wasmRepackEnabled();
+    return this.#staging.stage(on ? layers : [], floats, this.updatesParameters);
+  }
+
+  /**
+   * A layer's staging regions, or null when it is not staged.
+   *
+   * @param key The layer's key.
+   * @returns Its regions.
+   */
+  staged(key: string): StagedLayer | null {
+    return this.#staging.get(key);
+  }
+
+  /**
+   * Packs the staged layers `keys` from their current regions on every
+   * thread (through {@linkcode WasmBackend.runWeights}).
+   *
+   * @param keys Staged layers' keys.
+   */
+  async repack(keys: readonly string[]): Promise<void> {
+    if (keys.length) await this.runWeights(this.#staging.plan(keys));
+    this.weightsChanged();
   }
 
   /** Whether the kernels can pack weights ({@linkcode WasmBackend.runWeights}). */

@@ -17,6 +17,7 @@ import type { Plan } from "../../graph/ops.ts";
 import { BackendError } from "../../errors.ts";
 import type { Tensor } from "../../tensor.ts";
 import { type Backend, copyInput } from "../backend.ts";
+import type { RepackLayer, StagedLayer } from "../repack.ts";
 import { compilePipeline, findAdapter, message, requestDevice, withErrorScopes } from "./device.ts";
 import { dropoutMask } from "./dropout.ts";
 import {
@@ -186,6 +187,36 @@ export class WebGpuBackend implements Backend {
 
   weightsChanged(): void {
     this.#weightsDirty = true;
+  }
+
+  /** Stages nothing: the model packs every layer and the blob is uploaded again. */
+  stageLayers(_layers: readonly RepackLayer[], floats: number): number {
+    return floats;
+  }
+
+  /** No layer is staged. */
+  staged(_key: string): StagedLayer | null {
+    return null;
+  }
+
+  /** Marks the blob written: it is uploaded again before the next run. */
+  repack(_keys: readonly string[]): Promise<void> {
+    this.weightsChanged();
+    return Promise.resolve();
+  }
+
+  /** No optimizer kernels. */
+  get updatesParameters(): boolean {
+    return false;
+  }
+
+  /** No weight kernels: training runs on the Wasm backend. */
+  runWeights(_plan: Plan): Promise<void> {
+    return Promise.reject(
+      new BackendError(
+        'Training runs on the Wasm backend: create the model with backend: "wasm"',
+      ),
+    );
   }
 
   /** Training runs on the Wasm kernels only. */
