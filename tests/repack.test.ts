@@ -216,4 +216,41 @@ Deno.test("repack: the backend's staging lays out regions by kind and caches a p
   assert.deepEqual([source(plan), source(flipped)], [[1024], [1168]]);
   f.flip();
   assert.equal(staging.plan(["fc", "bn"]), plan, "the last two arrangements are kept");
+
+  // New tensors go back to back: fc's into its current region, bn's five where its fold reads them.
+  const blob = new Float32Array(end + 16);
+  const fill = (n: number, v: number) => new Float32Array(n).fill(v);
+  f.flip();
+  staging.write(blob, [
+    { key: "fc", tensors: [fill(128, 1), fill(8, 2)] },
+    { key: "bn", tensors: [fill(288, 3), fill(8, 4), fill(8, 5), fill(8, 6), fill(8, 7)] },
+  ]);
+  const at = (i: number) => blob[i];
+  assert.deepEqual([at(1167), at(1168), at(1295), at(1296), at(1303), at(1304)], [
+    0,
+    1,
+    1,
+    2,
+    2,
+    0,
+  ]);
+  assert.deepEqual([at(1615), at(1616), at(1903), at(1904), at(1935), at(1936)], [
+    0,
+    3,
+    3,
+    4,
+    7,
+    0,
+  ]);
+  assert.equal(
+    blob.subarray(1024, 1168).some((v) => v !== 0),
+    false,
+    "fc's other region untouched",
+  );
+  assert.equal(
+    blob.subarray(1312, 1616).some((v) => v !== 0),
+    false,
+    "bn's region left to the fold",
+  );
+  staging.write(blob, [{ key: "fc", tensors: null }]);
 });

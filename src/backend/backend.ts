@@ -9,7 +9,7 @@
 
 import type { Plan } from "../graph/ops.ts";
 import type { Tensor } from "../tensor.ts";
-import type { RepackLayer, StagedLayer } from "./repack.ts";
+import type { RepackLayer, StagedLayer, StagedValues } from "./repack.ts";
 
 /** Which backend runs the plan. */
 export type BackendKind = "wasm" | "webgpu";
@@ -48,18 +48,24 @@ export interface Backend {
    */
   stageLayers(layers: readonly RepackLayer[], floats: number): number;
   /**
-   * A layer's staging regions, or null when the backend does not repack it.
-   * The model writes the layer's folded weight and bias into `now` (or its
-   * PyTorch tensors at `unfolded`, for the fold) before `repack`, and calls
-   * `flip()` once the optimizer kernels wrote `next`.
+   * A layer's staging regions, or null when the backend does not repack it
+   * (the model then packs it in TypeScript). The model reads the layer's
+   * parameters from `now` once the optimizer kernels stepped them, and calls
+   * `flip()` once they wrote `next`.
    */
   staged(key: string): StagedLayer | null;
   /**
-   * Re-derives the packed forms of the staged layers `keys` from their
-   * current regions on every thread (a cached plan), then marks the blob
-   * written. With no keys it only marks the blob written.
+   * Re-derives the packed forms of staged layers on every thread (a cached
+   * plan), then marks the blob written. With no layers it only marks the
+   * blob written.
+   *
+   * @param layers Each layer's key and its new PyTorch tensors, which the
+   * backend stages first: `weight`, `bias`, or for a layer with a folded
+   * BatchNorm `conv.weight`, `bn.weight`, `bn.bias`, `bn.running_mean`,
+   * `bn.running_var` (the backend folds them); null when the optimizer
+   * kernels wrote the layer's current region.
    */
-  repack(keys: readonly string[]): Promise<void>;
+  repack(layers: readonly StagedValues[]): Promise<void>;
   /** Whether `runWeights` runs optimizer kernels (`optim_step`) and `zero`. */
   readonly updatesParameters: boolean;
   /**

@@ -21,6 +21,27 @@ import type { Gather, PackedRef, Plan, WeightOp, WinogradRef } from "../graph/op
 import type { RowOrder } from "./pack.ts";
 
 /**
+ * A staged layer's new values for `Backend.repack`.
+ *
+ * @example
+ * ```ts
+ * import type { StagedValues } from "./repack.ts";
+ * const fc: StagedValues = { key: "fc", tensors: [new Float32Array(128), new Float32Array(8)] };
+ * console.log(fc.tensors?.length); // 2
+ * ```
+ */
+export interface StagedValues {
+  /** The layer's key. */
+  readonly key: string;
+  /**
+   * Its PyTorch tensors in state-dict order (`weight`, `bias`; with a folded
+   * BatchNorm `conv.weight` and the BatchNorm's four vectors), or null when
+   * its current region already holds them.
+   */
+  readonly tensors: readonly Float32Array[] | null;
+}
+
+/**
  * A trainable GEMM layer as the model describes it to the backend's repack.
  *
  * @example
@@ -404,6 +425,26 @@ export class WeightStaging {
    */
   get(key: string): StagedLayer | null {
     return this.#layers.get(key)?.stage ?? null;
+  }
+
+  /**
+   * Writes staged layers' new tensors back to back where the repack reads
+   * them: the current region, or for a folded BatchNorm layer the place of
+   * its PyTorch tensors.
+   *
+   * @param blob The weight blob.
+   * @param layers The layers and their tensors (null: nothing to write).
+   */
+  write(blob: Float32Array, layers: readonly StagedValues[]): void {
+    for (const { key, tensors } of layers) {
+      if (!tensors) continue;
+      const stage = this.#layers.get(key)!.stage;
+      let at = stage.unfolded ?? stage.now.weight;
+      for (const t of tensors) {
+        blob.set(t, at);
+        at += t.length;
+      }
+    }
   }
 
   /**

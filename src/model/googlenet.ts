@@ -40,7 +40,7 @@ import {
   type TransposedRefs,
 } from "./layers.ts";
 import { Random } from "./random.ts";
-import { gatherOf, type RepackLayer, weightPlan } from "../backend/repack.ts";
+import { gatherOf, type RepackLayer, type StagedValues, weightPlan } from "../backend/repack.ts";
 import {
   inverseGather,
   OptimizerMemory,
@@ -1424,32 +1424,16 @@ export class GoogLeNet {
   ): void | Promise<void> {
     const backend = this.#live();
     const blob = backend.weights();
-    const staged: string[] = [];
+    const staged: StagedValues[] = [];
     for (const layer of layers) {
-      const stage = this.#trainReady ? backend.staged(layer.key) : null;
-      if (stage && fresh.has(layer)) {
-        staged.push(layer.key); // the optimizer kernels updated the staged copy itself
-        continue;
-      }
-      if (stage && stage.unfolded !== null) {
-        // The kernels fold it (fold_batchnorm, the bits of layer.fold) before packing.
-        const { key: bn } = (layer as Conv2d).batchNorm!;
-        blob.set(this.#param(`${layer.key}.weight`), stage.unfolded);
-        const at = stage.unfolded + layer.n * layer.k;
-        ["weight", "bias", "running_mean", "running_var"].forEach((name, i) =>
-          blob.set(this.#param(`${bn}.${name}`), at + i * layer.n)
-        );
-        staged.push(layer.key);
+      if (this.#trainReady && backend.staged(layer.key)) {
+        // The backend stages the PyTorch tensors (it folds a BatchNorm itself) and packs from them;
+        // the optimizer kernels updated a freshly stepped layer's staged copy itself.
+        const tensors = fresh.has(layer) ? null : this.#stagedTensors(layer);
+        staged.push({ key: layer.key, tensors });
         continue;
       }
       const { weight, bias } = layer.fold((key) => this.#param(key));
-      if (stage) {
-        // Packed by the backend from these copies (which the optimizer kernels update).
-        blob.set(weight, stage.now.weight);
-        blob.set(bias, stage.now.bias);
-        staged.push(layer.key);
-        continue;
-      }
       packLayer(blob, layer, weight, bias);
       const transposed = this.#trainLayout.get(layer)!.transposed;
       if (this.#trainReady && transposed) packLayerTransposed(blob, layer, transposed, weight);
@@ -1459,6 +1443,19 @@ export class GoogLeNet {
       return;
     }
     return backend.repack(staged);
+  }
+
+  /**
+   * A staged layer's PyTorch tensors as the backend stages them: `weight`,
+   * `bias`, or for a folded BatchNorm `conv.weight` and the BatchNorm's four vectors.
+   */
+  #stagedTensors(layer: GemmLayer): Float32Array[] {
+    const bn = layer instanceof Conv2d ? layer.batchNorm?.key : undefined;
+    const keys = bn === undefined ? [`${layer.key}.weight`, `${layer.key}.bias`] : [
+      `${layer.key}.weight`,
+      ...["weight", "bias", "running_mean", "running_var"].map((n) => `${bn}.${n}`),
+    ];
+    return keys.map((key) => this.#param(key));
   }
 
   /** Runs `task` after every call queued before it. */

@@ -13,7 +13,13 @@ import type { Plan } from "../../graph/ops.ts";
 import { BackendError, MemoryLimitError } from "../../errors.ts";
 import type { Tensor } from "../../tensor.ts";
 import { type Backend, copyInput } from "../backend.ts";
-import { type RepackLayer, type StagedLayer, wasmRepackEnabled, WeightStaging } from "../repack.ts";
+import {
+  type RepackLayer,
+  type StagedLayer,
+  type StagedValues,
+  wasmRepackEnabled,
+  WeightStaging,
+} from "../repack.ts";
 import {
   type MemoryLayout,
   runChunk,
@@ -363,13 +369,16 @@ export class WasmBackend implements Backend {
   }
 
   /**
-   * Packs the staged layers `keys` from their current regions on every
-   * thread (through {@linkcode WasmBackend.runWeights}).
+   * Stages the layers' new tensors, then packs the layers from their current
+   * regions on every thread (through {@linkcode WasmBackend.runWeights}).
    *
-   * @param keys Staged layers' keys.
+   * @param layers Staged layers' keys and new tensors.
    */
-  async repack(keys: readonly string[]): Promise<void> {
-    if (keys.length) await this.runWeights(this.#staging.plan(keys));
+  async repack(layers: readonly StagedValues[]): Promise<void> {
+    if (layers.length) {
+      this.#staging.write(this.weights(), layers);
+      await this.runWeights(this.#staging.plan(layers.map((l) => l.key)));
+    }
     this.weightsChanged();
   }
 

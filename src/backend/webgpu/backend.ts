@@ -17,7 +17,7 @@ import type { Plan } from "../../graph/ops.ts";
 import { BackendError } from "../../errors.ts";
 import type { Tensor } from "../../tensor.ts";
 import { type Backend, copyInput } from "../backend.ts";
-import type { RepackLayer, StagedLayer } from "../repack.ts";
+import type { RepackLayer, StagedLayer, StagedValues } from "../repack.ts";
 import { compilePipeline, findAdapter, message, requestDevice, withErrorScopes } from "./device.ts";
 import { dropoutMask } from "./dropout.ts";
 import {
@@ -200,7 +200,7 @@ export class WebGpuBackend implements Backend {
   }
 
   /** Marks the blob written: it is uploaded again before the next run. */
-  repack(_keys: readonly string[]): Promise<void> {
+  repack(_layers: readonly StagedValues[]): Promise<void> {
     this.weightsChanged();
     return Promise.resolve();
   }
