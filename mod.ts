@@ -16,7 +16,13 @@
 
 export { shapeSize, Tensor } from "./src/tensor.ts";
 export type { Backend, BackendKind } from "./src/backend/backend.ts";
-export type { RepackLayer, StagedLayer, StagedValues, Staging } from "./src/backend/repack.ts";
+export type {
+  RepackLayer,
+  StagedLayer,
+  StagedValues,
+  Staging,
+  SwappedLayer,
+} from "./src/backend/repack.ts";
 export type { RowOrder } from "./src/backend/pack.ts";
 export {
   type AdapterDescription,

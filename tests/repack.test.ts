@@ -253,4 +253,10 @@ Deno.test("repack: the backend's staging lays out regions by kind and caches a p
     "bn's region left to the fold",
   );
   staging.write(blob, [{ key: "fc", tensors: null }]);
+
+  // A swap carries over what the kernels did not write (here the bias), then makes that region current.
+  blob.fill(9, 1024, 1024 + 128); // the kernels' new weight in fc's other region
+  staging.swap(blob, [{ key: "fc", weight: true, bias: false }]);
+  assert.equal(f.now.weight, 1024);
+  assert.deepEqual([at(1024), at(1151), at(1152), at(1159), at(1160)], [9, 9, 2, 2, 0]);
 });

@@ -9,7 +9,7 @@
 
 import type { Plan } from "../graph/ops.ts";
 import type { Tensor } from "../tensor.ts";
-import type { RepackLayer, StagedLayer, StagedValues } from "./repack.ts";
+import type { RepackLayer, StagedLayer, StagedValues, SwappedLayer } from "./repack.ts";
 
 /** Which backend runs the plan. */
 export type BackendKind = "wasm" | "webgpu";
@@ -50,10 +50,18 @@ export interface Backend {
   /**
    * A layer's staging regions, or null when the backend does not repack it
    * (the model then packs it in TypeScript). The model reads the layer's
-   * parameters from `now` once the optimizer kernels stepped them, and calls
-   * `flip()` once they wrote `next`.
+   * parameters from `now` once the optimizer kernels stepped them, and has
+   * them write `next`.
    */
   staged(key: string): StagedLayer | null;
+  /**
+   * After the optimizer kernels wrote staged layers' `next` regions: makes
+   * them current (nothing is copied back), carrying over first a parameter
+   * the kernels did not step (a frozen bias).
+   *
+   * @param layers Each layer's key and whether its weight and its bias stepped.
+   */
+  swap(layers: readonly SwappedLayer[]): void;
   /**
    * Re-derives the packed forms of staged layers on every thread (a cached
    * plan), then marks the blob written. With no layers it only marks the

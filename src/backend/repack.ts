@@ -21,6 +21,25 @@ import type { Gather, PackedRef, Plan, WeightOp, WinogradRef } from "../graph/op
 import type { RowOrder } from "./pack.ts";
 
 /**
+ * A staged layer whose `next` region the optimizer kernels wrote, for `Backend.swap`.
+ *
+ * @example
+ * ```ts
+ * import type { SwappedLayer } from "./repack.ts";
+ * const fc: SwappedLayer = { key: "fc", weight: true, bias: false }; // a frozen bias
+ * console.log(fc.bias); // false
+ * ```
+ */
+export interface SwappedLayer {
+  /** The layer's key. */
+  readonly key: string;
+  /** Whether the kernels wrote its weight (else it is carried over). */
+  readonly weight: boolean;
+  /** Whether the kernels wrote its bias (else it is carried over). */
+  readonly bias: boolean;
+}
+
+/**
  * A staged layer's new values for `Backend.repack`.
  *
  * @example
@@ -444,6 +463,23 @@ export class WeightStaging {
         blob.set(t, at);
         at += t.length;
       }
+    }
+  }
+
+  /**
+   * Makes the `next` regions of `layers` current, copying a parameter the
+   * optimizer kernels did not write from the current region first.
+   *
+   * @param blob The weight blob.
+   * @param layers The layers and what the kernels wrote.
+   */
+  swap(blob: Float32Array, layers: readonly SwappedLayer[]): void {
+    for (const { key, weight, bias } of layers) {
+      const { layer, stage } = this.#layers.get(key)!;
+      const { now, next } = stage;
+      if (!weight) blob.copyWithin(next.weight, now.weight, now.weight + layer.n * layer.k);
+      if (!bias) blob.copyWithin(next.bias, now.bias, now.bias + layer.n);
+      stage.flip();
     }
   }
 

@@ -1210,18 +1210,13 @@ export class GoogLeNet {
    * now on (their TypeScript copies are dropped).
    */
   #takeStepped(layers: readonly GemmLayer[], stepped: readonly WasmParameter[]): void {
-    const backend = this.#live();
-    const blob = backend.weights();
     const names = new Set(stepped.map((p) => p.name));
+    this.#live().swap(layers.map((layer) => ({
+      key: layer.key,
+      weight: names.has(`${layer.key}.weight`),
+      bias: names.has(`${layer.key}.bias`),
+    })));
     for (const layer of layers) {
-      const stage = backend.staged(layer.key)!;
-      const { now, next } = stage;
-      const size = layer.n * layer.k;
-      if (!names.has(`${layer.key}.weight`)) {
-        blob.copyWithin(next.weight, now.weight, now.weight + size);
-      }
-      if (!names.has(`${layer.key}.bias`)) blob.copyWithin(next.bias, now.bias, now.bias + layer.n);
-      stage.flip();
       for (const bias of [false, true]) {
         const key = `${layer.key}.${bias ? "bias" : "weight"}`;
         this.#resident.set(key, { layer, bias });

@@ -17,6 +17,7 @@ import {
   type RepackLayer,
   type StagedLayer,
   type StagedValues,
+  type SwappedLayer,
   wasmRepackEnabled,
   WeightStaging,
 } from "../repack.ts";
@@ -366,6 +367,16 @@ export class WasmBackend implements Backend {
    */
   staged(key: string): StagedLayer | null {
     return this.#staging.get(key);
+  }
+
+  /**
+   * Makes the regions the optimizer kernels wrote current, carrying over
+   * what they did not write.
+   *
+   * @param layers Stepped layers' keys and what stepped.
+   */
+  swap(layers: readonly SwappedLayer[]): void {
+    this.#staging.swap(this.weights(), layers);
   }
 
   /**

@@ -17,7 +17,7 @@ import type { Plan } from "../../graph/ops.ts";
 import { BackendError } from "../../errors.ts";
 import type { Tensor } from "../../tensor.ts";
 import { type Backend, copyInput } from "../backend.ts";
-import type { RepackLayer, StagedLayer, StagedValues } from "../repack.ts";
+import type { RepackLayer, StagedLayer, StagedValues, SwappedLayer } from "../repack.ts";
 import { compilePipeline, findAdapter, message, requestDevice, withErrorScopes } from "./device.ts";
 import { dropoutMask } from "./dropout.ts";
 import {
@@ -198,6 +198,9 @@ export class WebGpuBackend implements Backend {
   staged(_key: string): StagedLayer | null {
     return null;
   }
+
+  /** Nothing is staged, so nothing to swap. */
+  swap(_layers: readonly SwappedLayer[]): void {}
 
   /** Marks the blob written: it is uploaded again before the next run. */
   repack(_layers: readonly StagedValues[]): Promise<void> {
