@@ -17,9 +17,9 @@
 export { shapeSize, Tensor } from "./src/tensor.ts";
 export type { Backend, BackendKind } from "./src/backend/backend.ts";
 export type {
+  LayerValues,
   RepackLayer,
   StagedLayer,
-  StagedValues,
   Staging,
   SwappedLayer,
 } from "./src/backend/repack.ts";

@@ -3,8 +3,8 @@
  * optimizer step the packed forms of every trainable layer (GEMM panels,
  * Winograd forms, the transposed and flipped input-gradient weights and their
  * Winograd forms) are re-derived from staged copies on every thread. They
- * must be the bits of the TypeScript packing (`packLayer`,
- * `packLayerTransposed`, `packWinograd` in f64), for every layer shape of
+ * must be the bits of the TypeScript packing (`packLayer` in
+ * `src/backend/repack.ts`, `packWinograd` in f64), for every layer shape of
  * both variants with aux heads and both `prefer` choices, on 1 and 2
  * threads (torchvision's BatchNorm layers folded by the kernels, with drawn
  * running statistics); and the logits after a repack must be those of a
@@ -222,8 +222,8 @@ Deno.test("repack: the backend's staging lays out regions by kind and caches a p
   const fill = (n: number, v: number) => new Float32Array(n).fill(v);
   f.flip();
   staging.write(blob, [
-    { key: "fc", tensors: [fill(128, 1), fill(8, 2)] },
-    { key: "bn", tensors: [fill(288, 3), fill(8, 4), fill(8, 5), fill(8, 6), fill(8, 7)] },
+    { layer: fc, tensors: [fill(128, 1), fill(8, 2)] },
+    { layer: bn, tensors: [fill(288, 3), fill(8, 4), fill(8, 5), fill(8, 6), fill(8, 7)] },
   ]);
   const at = (i: number) => blob[i];
   assert.deepEqual([at(1167), at(1168), at(1295), at(1296), at(1303), at(1304)], [
@@ -252,7 +252,7 @@ Deno.test("repack: the backend's staging lays out regions by kind and caches a p
     false,
     "bn's region left to the fold",
   );
-  staging.write(blob, [{ key: "fc", tensors: null }]);
+  staging.write(blob, [{ layer: fc, tensors: null }]);
 
   // A swap carries over what the kernels did not write (here the bias), then makes that region current.
   blob.fill(9, 1024, 1024 + 128); // the kernels' new weight in fc's other region

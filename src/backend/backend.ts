@@ -9,7 +9,7 @@
 
 import type { Plan } from "../graph/ops.ts";
 import type { Tensor } from "../tensor.ts";
-import type { RepackLayer, StagedLayer, StagedValues, SwappedLayer } from "./repack.ts";
+import type { LayerValues, RepackLayer, StagedLayer, SwappedLayer } from "./repack.ts";
 
 /** Which backend runs the plan. */
 export type BackendKind = "wasm" | "webgpu";
@@ -63,17 +63,17 @@ export interface Backend {
    */
   swap(layers: readonly SwappedLayer[]): void;
   /**
-   * Re-derives the packed forms of staged layers on every thread (a cached
-   * plan), then marks the blob written. With no layers it only marks the
-   * blob written.
+   * Derives the packed forms of `layers` from their PyTorch tensors, then
+   * marks the blob written: staged layers on every thread (their tensors
+   * staged first, a cached plan), the others in TypeScript (`packLayer`),
+   * before the call returns. With no layers it only marks the blob written.
    *
-   * @param layers Each layer's key and its new PyTorch tensors, which the
-   * backend stages first: `weight`, `bias`, or for a layer with a folded
-   * BatchNorm `conv.weight`, `bn.weight`, `bn.bias`, `bn.running_mean`,
-   * `bn.running_var` (the backend folds them); null when the optimizer
-   * kernels wrote the layer's current region.
+   * @param layers Each layer and its new PyTorch tensors: `weight`, `bias`,
+   * or for a layer with a folded BatchNorm `conv.weight`, `bn.weight`,
+   * `bn.bias`, `bn.running_mean`, `bn.running_var` (the backend folds them);
+   * null for a staged layer whose current region the optimizer kernels wrote.
    */
-  repack(layers: readonly StagedValues[]): Promise<void>;
+  repack(layers: readonly LayerValues[]): Promise<void>;
   /** Whether `runWeights` runs optimizer kernels (`optim_step`) and `zero`. */
   readonly updatesParameters: boolean;
   /**

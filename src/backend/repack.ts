@@ -7,18 +7,19 @@
  * `pack_winograd`) that re-derives every packed form from them on all
  * threads: the forward GEMM panels and Winograd forms, and the transposed,
  * flipped input-gradient weights and their Winograd forms. The results are
- * the bits of `packLayer` and `packLayerTransposed` (the Winograd transform
- * computed in f64 and rounded once, like `packWinograd`). The model writes a
- * changed layer's folded weight and bias (or its PyTorch tensors, for the
- * fold) into the staged region and says which layers changed
- * (`Backend.repack`); after the optimizer kernels wrote a layer's other
- * region it makes that region current ({@linkcode StagedLayer.flip}).
+ * the bits of {@linkcode packLayer}, the TypeScript packing of the layers a
+ * backend does not stage (the Winograd transform computed in f64 and
+ * rounded once, like `packWinograd`). The model hands `Backend.repack` each
+ * changed layer's PyTorch tensors (a staged layer's go into its region, a
+ * BatchNorm is folded by `fold_batchnorm` or {@linkcode foldBatchNorm}), and
+ * after the optimizer kernels wrote a layer's other region says so
+ * (`Backend.swap`).
  *
  * @module
  */
 
 import type { Gather, PackedRef, Plan, WeightOp, WinogradRef } from "../graph/ops.ts";
-import type { RowOrder } from "./pack.ts";
+import { convRowOrder, identityRowOrder, packGemm, packWinograd, type RowOrder } from "./pack.ts";
 
 /**
  * A staged layer whose `next` region the optimizer kernels wrote, for `Backend.swap`.
@@ -40,24 +41,137 @@ export interface SwappedLayer {
 }
 
 /**
- * A staged layer's new values for `Backend.repack`.
+ * A layer's new values for `Backend.repack`.
  *
  * @example
  * ```ts
- * import type { StagedValues } from "./repack.ts";
- * const fc: StagedValues = { key: "fc", tensors: [new Float32Array(128), new Float32Array(8)] };
+ * import type { LayerValues } from "./repack.ts";
+ * import { identityRowOrder } from "./pack.ts";
+ * const fc: LayerValues = {
+ *   layer: {
+ *     key: "fc", k: 16, n: 8, order: identityRowOrder, conv: null,
+ *     packed: { offset: 0, k: 16, n: 8 }, winograd: null, transposed: null, batchNormEps: null,
+ *   },
+ *   tensors: [new Float32Array(128), new Float32Array(8)],
+ * };
  * console.log(fc.tensors?.length); // 2
  * ```
  */
-export interface StagedValues {
-  /** The layer's key. */
-  readonly key: string;
+export interface LayerValues {
+  /** The layer (its `transposed` null where the input-gradient forms are not wanted yet). */
+  readonly layer: RepackLayer;
   /**
    * Its PyTorch tensors in state-dict order (`weight`, `bias`; with a folded
-   * BatchNorm `conv.weight` and the BatchNorm's four vectors), or null when
-   * its current region already holds them.
+   * BatchNorm `conv.weight` and the BatchNorm's four vectors), or null for a
+   * staged layer whose current region already holds them (the optimizer
+   * kernels wrote it).
    */
   readonly tensors: readonly Float32Array[] | null;
+}
+
+/**
+ * Folds an eval-mode BatchNorm into the convolution before it: weight
+ * `W s` and bias `beta - mean s`, `s = gamma / sqrt(var + eps)` in f64, each
+ * rounded once to f32 (what `fold_batchnorm` in `asm/pack.ts` computes).
+ *
+ * @param weight The convolution's weight `[n, k]` (PyTorch-flattened).
+ * @param bn The BatchNorm's `weight`, `bias`, `running_mean`, `running_var`.
+ * @param eps The BatchNorm's eps.
+ * @param n Output channels.
+ * @param k Weights per output channel.
+ * @returns The folded weight and bias (new arrays).
+ *
+ * @example
+ * ```ts
+ * import { foldBatchNorm } from "./repack.ts";
+ * const one = new Float32Array([1]), zero = new Float32Array([0]);
+ * const { weight, bias } = foldBatchNorm(new Float32Array([2]), [one, one, zero, one], 0, 1, 1);
+ * console.log(weight[0], bias[0]); // 2 1
+ * ```
+ */
+export function foldBatchNorm(
+  weight: Float32Array,
+  bn: readonly Float32Array[],
+  eps: number,
+  n: number,
+  k: number,
+): { weight: Float32Array; bias: Float32Array } {
+  const [gamma, beta, mean, variance] = bn;
+  const folded = new Float32Array(weight.length);
+  const bias = new Float32Array(n);
+  for (let o = 0; o < n; o++) {
+    const scale = gamma[o] / Math.sqrt(variance[o] + eps);
+    for (let i = o * k; i < (o + 1) * k; i++) folded[i] = weight[i] * scale;
+    bias[o] = beta[o] - mean[o] * scale;
+  }
+  return { weight: folded, bias };
+}
+
+/**
+ * Packs a layer in TypeScript from its PyTorch tensors: folds a BatchNorm,
+ * then writes the GEMM panels, the Winograd form when the layer has one,
+ * and the input-gradient forms when `layer.transposed` is set (for a
+ * convolution `W'[i, o, a, b] = W[o, i, kh-1-a, kw-1-b]`, for a linear layer
+ * `W'[i, o] = W[o, order(i)]`, bias zero). Backends without a staged repack
+ * (and layers they do not stage) pack this way.
+ *
+ * @param blob The weight blob.
+ * @param layer The layer.
+ * @param tensors Its PyTorch tensors (see {@linkcode LayerValues}).
+ *
+ * @example
+ * ```ts
+ * import { packLayer } from "./repack.ts";
+ * import { identityRowOrder } from "./pack.ts";
+ * const fc = {
+ *   key: "fc", k: 2, n: 1, order: identityRowOrder, conv: null,
+ *   packed: { offset: 0, k: 2, n: 1 }, winograd: null, transposed: null, batchNormEps: null,
+ * };
+ * const blob = new Float32Array(64);
+ * packLayer(blob, fc, [new Float32Array([3, 4]), new Float32Array([5])]);
+ * console.log(blob.includes(4), blob.includes(5)); // true true
+ * ```
+ */
+export function packLayer(
+  blob: Float32Array,
+  layer: RepackLayer,
+  tensors: readonly Float32Array[],
+): void {
+  const { k, n, conv } = layer;
+  const { weight, bias } = layer.batchNormEps === null
+    ? { weight: tensors[0], bias: tensors[1] }
+    : foldBatchNorm(tensors[0], tensors.slice(1), layer.batchNormEps, n, k);
+  packGemm(blob, layer.packed.offset, weight, bias, k, n, layer.order);
+  if (conv && layer.winograd) {
+    const { offset, variant } = layer.winograd;
+    packWinograd(blob, offset, weight, bias, conv.inChannels, n, variant);
+  }
+  const refs = layer.transposed;
+  if (!refs) return;
+  const tk = refs.packed.k, tn = refs.packed.n;
+  const transposed = new Float32Array(tk * tn);
+  const zero = new Float32Array(tn);
+  if (conv) {
+    const inC = conv.inChannels, outC = conv.outChannels, r = conv.kernelSize;
+    const taps = r * r;
+    for (let o = 0; o < outC; o++) {
+      for (let i = 0; i < inC; i++) {
+        const from = (o * inC + i) * taps, to = (i * outC + o) * taps;
+        for (let t = 0; t < taps; t++) transposed[to + taps - 1 - t] = weight[from + t];
+      }
+    }
+    packGemm(blob, refs.packed.offset, transposed, zero, tk, tn, convRowOrder(outC, r, r));
+    if (refs.winograd) {
+      packWinograd(blob, refs.winograd.offset, transposed, zero, outC, inC, refs.winograd.variant);
+    }
+    return;
+  }
+  // Linear: row i of W' is input feature i in arrival order, column o the output.
+  for (let i = 0; i < tn; i++) {
+    const source = layer.order(i);
+    for (let o = 0; o < tk; o++) transposed[i * tk + o] = weight[o * k + source];
+  }
+  packGemm(blob, refs.packed.offset, transposed, zero, tk, tn, identityRowOrder);
 }
 
 /**
@@ -173,7 +287,7 @@ let repackInWasm = true;
 
 /**
  * Test hook: whether models repack trainable layers in Wasm (default) or in
- * TypeScript (`packLayer`, `packLayerTransposed`), for comparing the two.
+ * TypeScript ({@linkcode packLayer}), for comparing the two.
  *
  * @param on `false` for the TypeScript path.
  *
@@ -454,10 +568,10 @@ export class WeightStaging {
    * @param blob The weight blob.
    * @param layers The layers and their tensors (null: nothing to write).
    */
-  write(blob: Float32Array, layers: readonly StagedValues[]): void {
-    for (const { key, tensors } of layers) {
+  write(blob: Float32Array, layers: readonly LayerValues[]): void {
+    for (const { layer, tensors } of layers) {
       if (!tensors) continue;
-      const stage = this.#layers.get(key)!.stage;
+      const stage = this.#layers.get(layer.key)!.stage;
       let at = stage.unfolded ?? stage.now.weight;
       for (const t of tensors) {
         blob.set(t, at);

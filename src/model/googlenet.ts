@@ -33,14 +33,13 @@ import {
   Linear,
   lowerAdaptiveAvgPool,
   MaxPool2d,
-  packLayer,
-  packLayerTransposed,
   pushDropout,
+  repackLayerOf,
   transposedLayout,
   type TransposedRefs,
 } from "./layers.ts";
 import { Random } from "./random.ts";
-import { gatherOf, type RepackLayer, type StagedValues, weightPlan } from "../backend/repack.ts";
+import { gatherOf, type RepackLayer, weightPlan } from "../backend/repack.ts";
 import {
   inverseGather,
   OptimizerMemory,
@@ -1284,10 +1283,15 @@ export class GoogLeNet {
     // (allocated with them, so inference never pays).
     const floats = backend.stageLayers(
       this.#layers.filter((l) => l.entries.some(([key]) => this.#isTrainable(key)))
-        .map((l) => this.#repackLayer(l)),
+        .map((l) => this.#repackLayer(l, true)),
       this.#trainFloats,
     );
-    await backend.growWeights(floats);
+    try {
+      await backend.growWeights(floats);
+    } catch (error) {
+      backend.stageLayers([], this.#trainFloats); // nothing staged in memory that is not there
+      throw error;
+    }
     this.#weightEnd = floats;
     const grads = [...this.#trainLayout.values()].flatMap(({ grad }) => grad ? [grad] : []);
     const start = Math.min(...grads.map((g) => g.offset));
@@ -1302,20 +1306,9 @@ export class GoogLeNet {
     );
   }
 
-  /** `layer` as the backend's repack needs it. */
-  #repackLayer(layer: GemmLayer): RepackLayer {
-    const conv = layer instanceof Conv2d ? layer : null;
-    return {
-      key: layer.key,
-      k: layer.k,
-      n: layer.n,
-      order: layer.order,
-      conv,
-      packed: layer.packed,
-      winograd: conv?.winograd ?? null,
-      transposed: this.#trainLayout.get(layer)!.transposed,
-      batchNormEps: conv?.batchNorm?.eps ?? null,
-    };
+  /** `layer` as the backend's repack needs it (its input-gradient forms once `training`). */
+  #repackLayer(layer: GemmLayer, training = this.#trainReady): RepackLayer {
+    return repackLayerOf(layer, training ? this.#trainLayout.get(layer)!.transposed : null);
   }
 
   #seeds(plan: Plan): number[] {
@@ -1405,7 +1398,8 @@ export class GoogLeNet {
         this.#params.set(key, this.#initialValue(layer, key, shape, referenceInit));
       }
     }
-    this.#repack(this.#layers);
+    // Packed in TypeScript before this returns: nothing is staged before training.
+    void this.#repack(this.#layers);
   }
 
   /**
@@ -1416,35 +1410,20 @@ export class GoogLeNet {
   #repack(
     layers: readonly GemmLayer[],
     fresh: ReadonlySet<GemmLayer> = new Set(),
-  ): void | Promise<void> {
-    const backend = this.#live();
-    const blob = backend.weights();
-    const staged: StagedValues[] = [];
-    for (const layer of layers) {
-      if (this.#trainReady && backend.staged(layer.key)) {
-        // The backend stages the PyTorch tensors (it folds a BatchNorm itself) and packs from them;
-        // the optimizer kernels updated a freshly stepped layer's staged copy itself.
-        const tensors = fresh.has(layer) ? null : this.#stagedTensors(layer);
-        staged.push({ key: layer.key, tensors });
-        continue;
-      }
-      const { weight, bias } = layer.fold((key) => this.#param(key));
-      packLayer(blob, layer, weight, bias);
-      const transposed = this.#trainLayout.get(layer)!.transposed;
-      if (this.#trainReady && transposed) packLayerTransposed(blob, layer, transposed, weight);
-    }
-    if (staged.length === 0) {
-      backend.weightsChanged();
-      return;
-    }
-    return backend.repack(staged);
+  ): Promise<void> {
+    // The backend folds and packs (staged layers on every thread); a layer the optimizer kernels
+    // just stepped has its tensors in its current staging region already.
+    return this.#live().repack(layers.map((layer) => ({
+      layer: this.#repackLayer(layer),
+      tensors: fresh.has(layer) ? null : this.#layerTensors(layer),
+    })));
   }
 
   /**
-   * A staged layer's PyTorch tensors as the backend stages them: `weight`,
+   * A layer's PyTorch tensors as the backend's repack takes them: `weight`,
    * `bias`, or for a folded BatchNorm `conv.weight` and the BatchNorm's four vectors.
    */
-  #stagedTensors(layer: GemmLayer): Float32Array[] {
+  #layerTensors(layer: GemmLayer): Float32Array[] {
     const bn = layer instanceof Conv2d ? layer.batchNorm?.key : undefined;
     const keys = bn === undefined ? [`${layer.key}.weight`, `${layer.key}.bias`] : [
       `${layer.key}.weight`,

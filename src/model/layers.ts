@@ -17,14 +17,13 @@ import {
   identityRowOrder,
   nhwcFlattenRowOrder,
   packedSize,
-  packGemm,
-  packWinograd,
   PANEL_WIDTH,
   type RowOrder,
   rowSources,
   winogradSize,
 } from "../backend/pack.ts";
 import { ShapeError } from "../errors.ts";
+import { foldBatchNorm, type RepackLayer } from "../backend/repack.ts";
 
 /** A layer whose weight and bias become one packed GEMM matrix. */
 export interface GemmLayer {
@@ -115,16 +114,8 @@ export class Conv2d implements GemmLayer {
     if (!this.batchNorm) return { weight, bias: get(`${this.key}.bias`) };
     // conv -> BN(eval) = conv with weight * s and bias beta - mean * s, s = gamma / sqrt(var + eps).
     const { key: bn, eps } = this.batchNorm;
-    const gamma = get(`${bn}.weight`), beta = get(`${bn}.bias`);
-    const mean = get(`${bn}.running_mean`), variance = get(`${bn}.running_var`);
-    const folded = new Float32Array(weight.length);
-    const bias = new Float32Array(this.n);
-    for (let o = 0; o < this.n; o++) {
-      const scale = gamma[o] / Math.sqrt(variance[o] + eps);
-      for (let i = o * this.k; i < (o + 1) * this.k; i++) folded[i] = weight[i] * scale;
-      bias[o] = beta[o] - mean[o] * scale;
-    }
-    return { weight: folded, bias };
+    const vectors = ["weight", "bias", "running_mean", "running_var"].map((v) => get(`${bn}.${v}`));
+    return foldBatchNorm(weight, vectors, eps, this.n, this.k);
   }
 
   unfold(weight: Float32Array, bias: Float32Array): Map<string, Tensor> {
@@ -548,21 +539,7 @@ export function pushDropout(b: PlanBuilder, x: Value, p: number, name: string): 
   }, x);
 }
 
-/** Packs a layer's folded weight and bias into every form its kernels read. */
-export function packLayer(
-  blob: Float32Array,
-  layer: GemmLayer,
-  weight: Float32Array,
-  bias: Float32Array,
-): void {
-  packGemm(blob, layer.packed.offset, weight, bias, layer.k, layer.n, layer.order);
-  if (layer instanceof Conv2d && layer.winograd) {
-    const { offset, variant } = layer.winograd;
-    packWinograd(blob, offset, weight, bias, layer.inChannels, layer.n, variant);
-  }
-}
-
-/** Where a layer's input-gradient weights live (see {@linkcode packLayerTransposed}). */
+/** Where a layer's input-gradient weights live (packed by `packLayer` in `src/backend/repack.ts`). */
 export interface TransposedRefs {
   /** The GEMM-packed transposed weights. */
   readonly packed: PackedRef;
@@ -597,41 +574,25 @@ export function transposedLayout(
 }
 
 /**
- * Packs the input-gradient form of a layer's folded `weight` (PyTorch
- * layout): for a convolution `W'[i, o, a, b] = W[o, i, kh-1-a, kw-1-b]`, for a
- * linear layer `W'[i, o] = W[o, i]` with `i` in the order its input arrives
- * (NHWC-flattened for the aux heads' fc1). Bias zero.
+ * `layer` as the backend's repack and packing need it.
+ *
+ * @param layer The layer (its `packed` and `winograd` refs set).
+ * @param transposed Where its input-gradient weights go, or null to leave them out.
+ * @returns The descriptor.
  */
-export function packLayerTransposed(
-  blob: Float32Array,
-  layer: GemmLayer,
-  refs: TransposedRefs,
-  weight: Float32Array,
-): void {
-  const { k, n } = refs.packed;
-  const transposed = new Float32Array(k * n);
-  const zero = new Float32Array(n);
-  if (layer instanceof Conv2d) {
-    const inC = layer.inChannels, outC = layer.outChannels, r = layer.kernelSize;
-    const taps = r * r;
-    for (let o = 0; o < outC; o++) {
-      for (let i = 0; i < inC; i++) {
-        const from = (o * inC + i) * taps, to = (i * outC + o) * taps;
-        for (let t = 0; t < taps; t++) transposed[to + taps - 1 - t] = weight[from + t];
-      }
-    }
-    packGemm(blob, refs.packed.offset, transposed, zero, k, n, convRowOrder(outC, r, r));
-    if (refs.winograd) {
-      packWinograd(blob, refs.winograd.offset, transposed, zero, outC, inC, refs.winograd.variant);
-    }
-    return;
-  }
-  // Linear: row i of W' is input feature i in arrival order, column o the output.
-  for (let i = 0; i < n; i++) {
-    const source = layer.order(i);
-    for (let o = 0; o < k; o++) transposed[i * k + o] = weight[o * layer.k + source];
-  }
-  packGemm(blob, refs.packed.offset, transposed, zero, k, n, identityRowOrder);
+export function repackLayerOf(layer: GemmLayer, transposed: TransposedRefs | null): RepackLayer {
+  const conv = layer instanceof Conv2d ? layer : null;
+  return {
+    key: layer.key,
+    k: layer.k,
+    n: layer.n,
+    order: layer.order,
+    conv,
+    packed: layer.packed,
+    winograd: conv?.winograd ?? null,
+    transposed,
+    batchNormEps: conv?.batchNorm?.eps ?? null,
+  };
 }
 
 // weight[row + sources[r]] = dw[row + r]: one packed-order row back to PyTorch's order.

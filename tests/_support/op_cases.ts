@@ -17,8 +17,9 @@ import {
   Linear,
   lowerAdaptiveAvgPool,
   MaxPool2d,
-  packLayer,
+  repackLayerOf,
 } from "../../src/model/layers.ts";
+import { packLayer } from "../../src/backend/repack.ts";
 import { Tensor } from "../../src/tensor.ts";
 import { deterministicInput, deterministicParameter } from "../../tools/deterministic.ts";
 
@@ -109,7 +110,7 @@ export async function runCase(
   if (layer) {
     const weight = deterministicParameter(`${name}.weight`, layer.weightShape);
     const bias = deterministicParameter(`${name}.bias`, [layer.n]);
-    packLayer(backend.weights(), layer, weight.data, bias.data);
+    packLayer(backend.weights(), repackLayerOf(layer, null), [weight.data, bias.data]);
     backend.weightsChanged();
   }
   const [out] = await backend.run(prepared.plan, prepared.input, []);

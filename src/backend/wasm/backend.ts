@@ -14,9 +14,10 @@ import { BackendError, MemoryLimitError } from "../../errors.ts";
 import type { Tensor } from "../../tensor.ts";
 import { type Backend, copyInput } from "../backend.ts";
 import {
+  type LayerValues,
+  packLayer,
   type RepackLayer,
   type StagedLayer,
-  type StagedValues,
   type SwappedLayer,
   wasmRepackEnabled,
   WeightStaging,
@@ -380,15 +381,22 @@ export class WasmBackend implements Backend {
   }
 
   /**
-   * Stages the layers' new tensors, then packs the layers from their current
-   * regions on every thread (through {@linkcode WasmBackend.runWeights}).
+   * Packs the layers it does not stage in TypeScript at once; stages the
+   * others' new tensors, then packs those from their current regions on
+   * every thread (through {@linkcode WasmBackend.runWeights}).
    *
-   * @param layers Staged layers' keys and new tensors.
+   * @param layers The layers and their new tensors.
    */
-  async repack(layers: readonly StagedValues[]): Promise<void> {
-    if (layers.length) {
-      this.#staging.write(this.weights(), layers);
-      await this.runWeights(this.#staging.plan(layers.map((l) => l.key)));
+  async repack(layers: readonly LayerValues[]): Promise<void> {
+    const blob = this.weights();
+    const staged: LayerValues[] = [];
+    for (const values of layers) {
+      if (this.#staging.get(values.layer.key)) staged.push(values);
+      else packLayer(blob, values.layer, values.tensors!);
+    }
+    if (staged.length) {
+      this.#staging.write(blob, staged);
+      await this.runWeights(this.#staging.plan(staged.map((v) => v.layer.key)));
     }
     this.weightsChanged();
   }

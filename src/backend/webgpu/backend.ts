@@ -17,7 +17,13 @@ import type { Plan } from "../../graph/ops.ts";
 import { BackendError } from "../../errors.ts";
 import type { Tensor } from "../../tensor.ts";
 import { type Backend, copyInput } from "../backend.ts";
-import type { RepackLayer, StagedLayer, StagedValues, SwappedLayer } from "../repack.ts";
+import {
+  type LayerValues,
+  packLayer,
+  type RepackLayer,
+  type StagedLayer,
+  type SwappedLayer,
+} from "../repack.ts";
 import { compilePipeline, findAdapter, message, requestDevice, withErrorScopes } from "./device.ts";
 import { dropoutMask } from "./dropout.ts";
 import {
@@ -202,8 +208,10 @@ export class WebGpuBackend implements Backend {
   /** Nothing is staged, so nothing to swap. */
   swap(_layers: readonly SwappedLayer[]): void {}
 
-  /** Marks the blob written: it is uploaded again before the next run. */
-  repack(_layers: readonly StagedValues[]): Promise<void> {
+  /** Packs the layers in TypeScript; the blob is uploaded again before the next run. */
+  repack(layers: readonly LayerValues[]): Promise<void> {
+    const blob = this.weights();
+    for (const { layer, tensors } of layers) packLayer(blob, layer, tensors!);
     this.weightsChanged();
     return Promise.resolve();
   }
