@@ -334,7 +334,7 @@ function winograd_pair_r5(
 
 /**
  * Output channels [o0, o1) of a convolution with an eval-mode BatchNorm
- * folded in, the bits of `Conv2d.fold` in TypeScript (f64, each result
+ * folded in, the bits of `foldBatchNorm` in TypeScript (f64, each result
  * rounded once to f32):
  *   s = gamma[o] / sqrt(var[o] + eps),  W'[o, i] = W[o, i] * s,  b'[o] = beta[o] - mean[o] * s.
  * `bn` holds gamma, beta, running mean and running var, n floats each, back

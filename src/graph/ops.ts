@@ -511,7 +511,7 @@ export interface OptimStepOp {
 
 /**
  * A convolution's weight and bias with an eval-mode BatchNorm folded in,
- * from the staged PyTorch tensors (`Conv2d.fold`'s bits: per output channel
+ * from the staged PyTorch tensors (`foldBatchNorm`'s bits: per output channel
  * `s = gamma / sqrt(var + eps)` in f64, `W' = W s`, `b' = beta - mean s`,
  * each rounded once), written where the repack packs from.
  */

@@ -23,7 +23,7 @@ import {
   winogradSize,
 } from "../backend/pack.ts";
 import { ShapeError } from "../errors.ts";
-import { foldBatchNorm, type RepackLayer } from "../backend/repack.ts";
+import type { RepackLayer } from "../backend/repack.ts";
 
 /** A layer whose weight and bias become one packed GEMM matrix. */
 export interface GemmLayer {
@@ -43,9 +43,10 @@ export interface GemmLayer {
   packed: PackedRef;
   /** The layer's state-dict entries in PyTorch's order: key and shape. */
   readonly entries: readonly (readonly [string, readonly number[]])[];
-  /** Folds the entries (by key) into the GEMM's weight [n, k] (PyTorch-flattened) and bias [n]. */
-  fold(get: (key: string) => Float32Array): { weight: Float32Array; bias: Float32Array };
-  /** The inverse of `fold`: the entries that give back this weight and bias. */
+  /**
+   * The entries that give back this folded weight [n, k] (PyTorch-flattened)
+   * and bias [n] (the inverse of the backend's fold, `foldBatchNorm`).
+   */
   unfold(weight: Float32Array, bias: Float32Array): Map<string, Tensor>;
 }
 
@@ -107,15 +108,6 @@ export class Conv2d implements GemmLayer {
         [`${bn}.num_batches_tracked`, []],
       ]
       : [[`${key}.weight`, this.weightShape], [`${key}.bias`, [outChannels]]];
-  }
-
-  fold(get: (key: string) => Float32Array): { weight: Float32Array; bias: Float32Array } {
-    const weight = get(`${this.key}.weight`);
-    if (!this.batchNorm) return { weight, bias: get(`${this.key}.bias`) };
-    // conv -> BN(eval) = conv with weight * s and bias beta - mean * s, s = gamma / sqrt(var + eps).
-    const { key: bn, eps } = this.batchNorm;
-    const vectors = ["weight", "bias", "running_mean", "running_var"].map((v) => get(`${bn}.${v}`));
-    return foldBatchNorm(weight, vectors, eps, this.n, this.k);
   }
 
   unfold(weight: Float32Array, bias: Float32Array): Map<string, Tensor> {
@@ -240,10 +232,6 @@ export class Linear implements GemmLayer {
       ? nhwcFlattenRowOrder(inputLayout.c, inputLayout.h, inputLayout.w)
       : identityRowOrder;
     this.entries = [[`${key}.weight`, this.weightShape], [`${key}.bias`, [outFeatures]]];
-  }
-
-  fold(get: (key: string) => Float32Array): { weight: Float32Array; bias: Float32Array } {
-    return { weight: get(`${this.key}.weight`), bias: get(`${this.key}.bias`) };
   }
 
   unfold(weight: Float32Array, bias: Float32Array): Map<string, Tensor> {

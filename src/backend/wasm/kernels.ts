@@ -338,7 +338,7 @@ export interface KernelExports {
   pack_winograd_scratch_bytes?(): number;
   /**
    * Output channels [o0, o1) of a convolution with an eval-mode BatchNorm
-   * folded in (`Conv2d.fold`'s bits): gamma, beta, mean, var at `bn`, n
+   * folded in (`foldBatchNorm`'s bits): gamma, beta, mean, var at `bn`, n
    * floats each; W [n, k] at `w`; the folded weight to `dw`, bias to `db`.
    */
   fold_batchnorm?(
