@@ -327,10 +327,10 @@ for (const backend of ["auto", "wasm"]) {
 for (const m of [single, singleFast]) {
   note(
     `Wasm memory after batch 1 (1 thread, seed, no aux, prefer ${m.prefer}): ${
-      (m.backend.memoryBytes() / 1048576).toFixed(1)
+      (m.backend.memoryBytes() / 1e6).toFixed(1)
     } MB ` +
-      `(weights ${(m.backend.weights().length * 4 / 1048576).toFixed(1)} MB, arena ${
-        (plan.arenaSize * 4 / 1048576).toFixed(1)
+      `(decimal; weights ${(m.backend.weights().length * 4 / 1e6).toFixed(1)} MB, arena ${
+        (plan.arenaSize * 4 / 1e6).toFixed(1)
       } MB)`,
   );
 }
