@@ -48,6 +48,36 @@ let pastEnd: i32 = 0;
 let failure: i32 = 0; // 1: a code matches no symbol
 let natural: usize = 0;
 
+// The next byte of entropy-coded data, with the stuffing and marker rules of
+// entropy.ts: a stuffed 0xff00 gives 0xff, fill bytes are skipped, and at a
+// marker or past the data's end it gives zeros (counted in `pastEnd` past the end).
+@inline function nextByte(): u64 {
+  if (atMarker) return 0;
+  if (pos >= dataEnd) {
+    pastEnd += 8;
+    return 0;
+  }
+  const v = <u64>load<u8>(pos);
+  if (v != 0xff) {
+    pos++;
+    return v;
+  }
+  let skip: usize = 1;
+  while (pos + skip < dataEnd && load<u8>(pos + skip) == 0xff) skip++; // fill bytes
+  if (pos + skip >= dataEnd) {
+    pastEnd += 8;
+    pos = dataEnd;
+    return 0;
+  }
+  if (load<u8>(pos + skip) == 0) {
+    pos += skip + 1;
+    return 0xff; // a stuffed zero
+  }
+  atMarker = true;
+  pos += skip - 1; // the last 0xff before the marker code
+  return 0;
+}
+
 // Tops the buffer up: four bytes at once when none of them is 0xff,
 // else byte by byte with the stuffing and marker rules of entropy.ts.
 function fill(): void {
@@ -62,31 +92,7 @@ function fill(): void {
     }
   }
   while (bits <= 56) {
-    let byte: u64 = 0;
-    if (!atMarker) {
-      if (pos >= dataEnd) {
-        pastEnd += 8;
-      } else {
-        const b = <u64>load<u8>(pos);
-        if (b != 0xff) {
-          byte = b;
-          pos++;
-        } else {
-          let skip: usize = 1;
-          while (pos + skip < dataEnd && load<u8>(pos + skip) == 0xff) skip++; // fill bytes
-          if (pos + skip >= dataEnd) {
-            pastEnd += 8;
-            pos = dataEnd;
-          } else if (load<u8>(pos + skip) == 0) {
-            byte = 0xff; // a stuffed zero
-            pos += skip + 1;
-          } else {
-            atMarker = true;
-            pos += skip - 1; // the last 0xff before the marker code
-          }
-        }
-      }
-    }
+    const byte = nextByte();
     acc = (acc << 8) | byte;
     bits += 8;
   }
@@ -261,31 +267,7 @@ function baseline(out: usize, dc: usize, ac: usize, pred: i32): i32 {
 @inline function refillTop(a: u64, b: i32): u64 {
   a &= ~(<u64>-1 >> <u64>b); // the bits under the unread ones may be stale: clear them
   while (b <= 56) {
-    let byte: u64 = 0;
-    if (!atMarker) {
-      if (pos >= dataEnd) {
-        pastEnd += 8;
-      } else {
-        const v = <u64>load<u8>(pos);
-        if (v != 0xff) {
-          byte = v;
-          pos++;
-        } else {
-          let skip: usize = 1;
-          while (pos + skip < dataEnd && load<u8>(pos + skip) == 0xff) skip++; // fill bytes
-          if (pos + skip >= dataEnd) {
-            pastEnd += 8;
-            pos = dataEnd;
-          } else if (load<u8>(pos + skip) == 0) {
-            byte = 0xff; // a stuffed zero
-            pos += skip + 1;
-          } else {
-            atMarker = true;
-            pos += skip - 1; // the last 0xff before the marker code
-          }
-        }
-      }
-    }
+    const byte = nextByte();
     a |= byte << <u64>(56 - b);
     b += 8;
   }
