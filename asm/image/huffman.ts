@@ -417,6 +417,19 @@ function findMarker(p: usize): usize {
   return dataEnd;
 }
 
+// The end of restart interval number `restarts` (from 0): empties the bit
+// buffer and steps over the RSTn marker that must come next. False when the
+// next marker is another one (the scan is corrupt).
+@inline function takeRestart(restarts: i32): bool {
+  acc = 0;
+  bits = 0;
+  atMarker = false;
+  const m = findMarker(pos);
+  if (m + 1 >= dataEnd || <i32>load<u8>(m + 1) != 0xd0 + (restarts & 7)) return false;
+  pos = m + 2;
+  return true;
+}
+
 /**
  * Decodes one scan of the `length` bytes at `start`, from offset `offset`.
  * Returns the offset where the entropy-coded data ends (a marker or the end),
@@ -471,12 +484,7 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
   for (let mcu = 0; mcu < total; mcu++) {
     if (untilRestart == 0) {
       if (pastEnd > bits) return -2;
-      acc = 0;
-      bits = 0;
-      atMarker = false;
-      const m = findMarker(pos);
-      if (m + 1 >= dataEnd || <i32>load<u8>(m + 1) != 0xd0 + (restarts & 7)) return -(3 + mcu);
-      pos = m + 2;
+      if (!takeRestart(restarts)) return -(3 + mcu);
       restarts++;
       pred0 = pred1 = pred2 = pred3 = 0;
       eobrun = 0;
@@ -633,12 +641,7 @@ function sequentialInterleaved(
   for (let mcu = 0; mcu < total; mcu++) {
     if (untilRestart == 0) {
       if (pastEnd > bits) return -2;
-      acc = 0;
-      bits = 0;
-      atMarker = false;
-      const m = findMarker(pos);
-      if (m + 1 >= dataEnd || <i32>load<u8>(m + 1) != 0xd0 + (restarts & 7)) return -(3 + mcu);
-      pos = m + 2;
+      if (!takeRestart(restarts)) return -(3 + mcu);
       restarts++;
       v128.store(preds, i64x2.splat(0));
       untilRestart = interval;
@@ -708,10 +711,7 @@ function dcInterleaved(
     if (untilRestart == 0) {
       bits = b;
       if (pastEnd > bits) return -2;
-      const m = findMarker(pos);
-      if (m + 1 >= dataEnd || <i32>load<u8>(m + 1) != 0xd0 + (restarts & 7)) return -(3 + mcu);
-      pos = m + 2;
-      atMarker = false;
+      if (!takeRestart(restarts)) return -(3 + mcu);
       a = 0;
       b = 0;
       restarts++;
