@@ -9,6 +9,8 @@
  *   the folder's class names, and `deno task evaluate` prints the matrix;
  * - a single class, class folders differing only in case, an `--out` in a
  *   folder that does not exist: clear errors before any training;
+ * - a `classes.json` of other classes beside another run's checkpoint: an
+ *   error before training, the file kept (it names their classes);
  * - a checkpoint of another class count: an error that names both counts,
  *   and with `--trainable fc.` a re-initialised head that trains;
  * - a checkpoint of the other variant: an error that names both;
@@ -186,6 +188,39 @@ Deno.test("train: a single class, class names differing only in case, an out fol
   } finally {
     await Deno.remove(one, { recursive: true });
     await Deno.remove(cased, { recursive: true });
+  }
+});
+
+Deno.test("train: a classes.json of other classes beside other checkpoints is not replaced", async () => {
+  const root = await folder({
+    cat: { "a.jpg": "chelsea_exif6.jpg" },
+    dog: { "b.png": "coffee_rgb.png" },
+  });
+  try {
+    const saved = JSON.stringify({ classes: ["bird", "fish"] }) + "\n";
+    await Deno.writeTextFile(`${root}/classes.json`, saved);
+    await Deno.writeFile(`${root}/old.pth`, new Uint8Array([1, 2, 3]));
+    const run = await task("train", [
+      `${root}/data`,
+      ...FAST,
+      "--steps",
+      "1",
+      "--out",
+      `${root}/b.pth`,
+    ]);
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(
+      run.stderr,
+      /classes\.json lists other classes \(bird, fish\) for the checkpoints beside it \(old\.pth\): this run's classes \(cat, dog\) would replace it and mislabel them; expected --out in another folder/,
+    );
+    assert.equal(await Deno.readTextFile(`${root}/classes.json`), saved, "classes.json kept");
+    assert.deepEqual(
+      [...Deno.readDirSync(root)].map((e) => e.name).sort(),
+      ["classes.json", "data", "old.pth"],
+      "nothing written",
+    );
+  } finally {
+    await Deno.remove(root, { recursive: true });
   }
 });
 

@@ -37,6 +37,7 @@ import {
 } from "../mod.ts";
 import {
   type ClassesFile,
+  classesPath,
   fitCheckpoint,
   type Progress,
   readSidecar,
@@ -111,6 +112,47 @@ function parseNumber(
 function lastPath(out: string): string {
   const match = /^(.*?)(\.[^./]+)?$/.exec(out)!;
   return `${match[1]}.last${match[2] ?? ""}`;
+}
+
+/** Up to 8 names, then how many in all. */
+function someNames(names: readonly string[]): string {
+  return names.length <= 8
+    ? names.join(", ")
+    : `${names.slice(0, 8).join(", ")}, ... (${names.length} in all)`;
+}
+
+/**
+ * `classes.json` names the classes of every checkpoint in its folder. Fails
+ * when it lists other classes than this run's and the folder holds
+ * checkpoints this run does not write: replacing it would mislabel them.
+ */
+async function checkSharedClasses(out: string, classes: readonly string[]): Promise<void> {
+  const path = classesPath(out);
+  let names: unknown;
+  try {
+    names = (JSON.parse(await Deno.readTextFile(path)) as { classes?: unknown }).classes;
+  } catch {
+    return; // none, or not ours to read: the first save writes it
+  }
+  if (Array.isArray(names) && names.join("\n") === classes.join("\n")) return;
+  const dir = path.slice(0, -"classes.json".length) || "./";
+  const mine = new Set([out, lastPath(out)].map((p) => p.slice(p.lastIndexOf("/") + 1)));
+  const others: string[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    if (
+      entry.isFile && /\.(pth|pt|safetensors)$/i.test(entry.name) &&
+      !/\.optim\.safetensors$/i.test(entry.name) && !mine.has(entry.name)
+    ) others.push(entry.name);
+  }
+  if (others.length === 0) return;
+  const listed = Array.isArray(names) ? someNames(names.map(String)) : "none readable";
+  throw new UsageError(
+    `${path} lists other classes (${listed}) for the checkpoints beside it (${
+      someNames(others.sort())
+    }): this run's classes (${
+      someNames(classes)
+    }) would replace it and mislabel them; expected --out in another folder`,
+  );
 }
 
 function bar(done: number, total: number, width = 24): string {
@@ -229,6 +271,7 @@ async function main(args: string[]): Promise<number> {
       }): a classifier needs at least 2 class folders`,
     );
   }
+  await checkSharedClasses(out, classes);
   let trainSet: Dataset = limitDataset(opened.dataset, limit, seed);
   let valSet: Dataset | null = null;
   if (values.val !== undefined) {
