@@ -8,7 +8,6 @@
  */
 
 import type { PackedRef, WinogradRef, WinogradVariant } from "../graph/ops.ts";
-import { Tensor } from "../tensor.ts";
 import type { Variant } from "./variant.ts";
 import { poolOutputSize } from "../graph/planner.ts";
 import type { PlanBuilder, Value } from "../graph/planner.ts";
@@ -43,11 +42,6 @@ export interface GemmLayer {
   packed: PackedRef;
   /** The layer's state-dict entries in PyTorch's order: key and shape. */
   readonly entries: readonly (readonly [string, readonly number[]])[];
-  /**
-   * The entries that give back this folded weight [n, k] (PyTorch-flattened)
-   * and bias [n] (the inverse of the backend's fold, `foldBatchNorm`).
-   */
-  unfold(weight: Float32Array, bias: Float32Array): Map<string, Tensor>;
 }
 
 /** Options of a convolution. */
@@ -108,23 +102,6 @@ export class Conv2d implements GemmLayer {
         [`${bn}.num_batches_tracked`, []],
       ]
       : [[`${key}.weight`, this.weightShape], [`${key}.bias`, [outChannels]]];
-  }
-
-  unfold(weight: Float32Array, bias: Float32Array): Map<string, Tensor> {
-    const out = new Map<string, Tensor>([[
-      `${this.key}.weight`,
-      new Tensor(weight, this.weightShape),
-    ]]);
-    if (!this.batchNorm) return out.set(`${this.key}.bias`, new Tensor(bias, [this.n]));
-    // The folded form as an identity BatchNorm: loading it back gives the same layer.
-    const { key: bn, eps } = this.batchNorm;
-    const n = this.n;
-    return out
-      .set(`${bn}.weight`, new Tensor(new Float32Array(n).fill(1), [n]))
-      .set(`${bn}.bias`, new Tensor(bias, [n]))
-      .set(`${bn}.running_mean`, new Tensor(new Float32Array(n), [n]))
-      .set(`${bn}.running_var`, new Tensor(new Float32Array(n).fill(1 - eps), [n]))
-      .set(`${bn}.num_batches_tracked`, new Tensor(new Float32Array(1), []));
   }
 
   /**
@@ -232,13 +209,6 @@ export class Linear implements GemmLayer {
       ? nhwcFlattenRowOrder(inputLayout.c, inputLayout.h, inputLayout.w)
       : identityRowOrder;
     this.entries = [[`${key}.weight`, this.weightShape], [`${key}.bias`, [outFeatures]]];
-  }
-
-  unfold(weight: Float32Array, bias: Float32Array): Map<string, Tensor> {
-    return new Map([
-      [`${this.key}.weight`, new Tensor(weight, this.weightShape)],
-      [`${this.key}.bias`, new Tensor(bias, [this.n])],
-    ]);
   }
 
   /** y = x W^T + b (then ReLU if `relu`) on a dense [n, features] value. */
