@@ -44,6 +44,7 @@ import {
   saveCheckpoint,
 } from "../src/train/checkpoint.ts";
 import { limitDataset, openDataset } from "../src/train/data_source.ts";
+import { readBytes } from "../src/read_bytes.ts";
 import { argmaxRows, evaluateModel } from "../src/train/evaluate.ts";
 
 const USAGE =
@@ -130,9 +131,12 @@ async function checkSharedClasses(out: string, classes: readonly string[]): Prom
   const path = classesPath(out);
   let names: unknown;
   try {
-    names = (JSON.parse(await Deno.readTextFile(path)) as { classes?: unknown }).classes;
+    // Bounded like every read from a path: a FIFO or a device file named classes.json cannot stall it.
+    const options = { maxBytes: 16 * 2 ** 20, timeout: 10_000, error: CheckpointError, what: path };
+    const text = new TextDecoder().decode(await readBytes(path, options));
+    names = (JSON.parse(text) as { classes?: unknown }).classes;
   } catch {
-    return; // none, or not ours to read: the first save writes it
+    return; // none, or not ours to read: the first save replaces it
   }
   if (Array.isArray(names) && names.join("\n") === classes.join("\n")) return;
   const dir = path.slice(0, -"classes.json".length) || "./";
