@@ -36,6 +36,7 @@ import {
   validationTransform,
 } from "../mod.ts";
 import {
+  CheckpointError,
   type ClassesFile,
   classesPath,
   fitCheckpoint,
@@ -135,8 +136,10 @@ async function checkSharedClasses(out: string, classes: readonly string[]): Prom
     const options = { maxBytes: 16 * 2 ** 20, timeout: 10_000, error: CheckpointError, what: path };
     const text = new TextDecoder().decode(await readBytes(path, options));
     names = (JSON.parse(text) as { classes?: unknown }).classes;
-  } catch {
-    return; // none, or not ours to read: the first save replaces it
+  } catch (error) {
+    // None, or not a file we can read as JSON: the first save replaces it.
+    if (error instanceof CheckpointError || error instanceof SyntaxError) return;
+    throw error;
   }
   if (Array.isArray(names) && names.join("\n") === classes.join("\n")) return;
   const dir = path.slice(0, -"classes.json".length) || "./";
