@@ -17,9 +17,10 @@
 //           shifted by the tap; rows of output pixels whose tap falls outside
 //           the input are skipped (no zeros are multiplied); on maps narrower
 //           than 8 pixels a tap's pixels are gathered into one span;
-//   band    C < 8 (conv1's 7x7 stride 2 on 3 channels): a tile's 8 columns
-//           span taps of one kernel row, read from a zero-padded copy of the
-//           input rows a block reaches (the products of an im2col matrix).
+//   band    C < 8 (conv1's 7x7 stride 2 on 3 channels): the GEMM runs
+//           transposed (6 columns kk x 8 output channels a tile, dY read in
+//           place), X from a zero-padded copy of the input rows a block
+//           reaches (see wgrad_band).
 
 import { copy_floats, load_hi_n, load_lo_n, madd, store_n, zero_floats } from "./simd";
 
@@ -30,27 +31,21 @@ const WGRAD_PIXELS: i32 = 256;
   return c < 8;
 }
 
-// The band's room: as many floats as WGRAD_PIXELS im2col rows padded to a
-// multiple of 8, plus 8 floats of slack after it (a tile reads 8 wide, up to
-// 7 floats past a band row). Lanes past a tile's columns are never stored, so
-// what those floats hold does not matter.
-@inline function padded_depth(k: i32): i32 {
-  return (k + 7) & ~7;
-}
-
 /** Bytes of the 6 x 8 dW copy a partial column tile runs on. */
 const TMP_BYTES: usize = 6 * 8 * 4;
 
 /**
  * Scratch bytes one thread needs for `conv2d_weight_grad` on input channels
  * c, a kh x kw kernel, output rows of ow pixels and oc output channels: a
- * block of dY packed by tiles, and for c < 8 the band (see wgrad_band), else a strip.
+ * block of dY packed by tiles and a strip, or for c < 8 a transposed copy of dW and
+ * the band (see wgrad_band).
  */
 export function conv2d_weight_grad_scratch_bytes(c: i32, kh: i32, kw: i32, ow: i32, oc: i32): usize {
-  let bytes = (<usize>max(WGRAD_PIXELS, ow) * <usize>oc << 2) + TMP_BYTES;
-  if (wgrad_band_path(c)) bytes += (<usize>WGRAD_PIXELS * <usize>padded_depth(kh * kw * c) + 8) << 2;
-  else bytes += STRIP_BYTES;
-  return bytes;
+  if (wgrad_band_path(c)) {
+    const k = kh * kw * c;
+    return band_head_bytes(k, oc, ow) + (<usize>band_room(k) << 2);
+  }
+  return (<usize>max(WGRAD_PIXELS, ow) * <usize>oc << 2) + TMP_BYTES + STRIP_BYTES;
 }
 
 /**
@@ -362,27 +357,158 @@ function wgrad_rows_wide(
   wgrad_rows_wide(nc, dw, ldw, col, o0, o1, pack, count, tmp, a, astep, 1, count, 1, 0, 0, 0, 0, 1);
 }
 
-// C < 8 (conv1's 3 channels): a tile's 8 columns span taps, so X is read from
-// a band: the input rows (and columns) a block of output pixels reaches,
-// copied with the padding's zeros, in which one kernel row's kw * C columns
-// are contiguous for every output pixel, a pixel `sw * C` floats after the
-// last. The block is `bRows` whole output rows of one image, or when that
-// band does not fit the scratch, `bCols` output columns of one row; its
-// pixels go in ascending order, and each multiply-add (zeros of the padding
-// included) is the one an im2col matrix would give. A chunk copies only the
-// band rows its kernel rows [i0, i1) read: about kh / sh times fewer floats
-// than unfolding (conv1: 28 instead of 147 per output pixel).
+// C < 8 (conv1's 3 channels): the GEMM runs transposed, dW^T += X^T dY, a
+// tile being 6 columns kk of dW (rows of the im2col matrix's transpose) x 8
+// output channels. Each step splats 6 values of X read from a band and loads
+// 2 vectors of dY in place (8 output channels of one pixel are contiguous,
+// so dY is not packed), 12 multiply-adds. The band holds the input rows (and
+// columns) a block of output pixels reaches, copied with the padding's zeros,
+// in which one kernel row's kw * C columns are contiguous for every output
+// pixel, a pixel `sw * C` floats after the last: the 6 splat pointers of a
+// tile may sit in different kernel rows and move by the same step. The block
+// is `bRows` whole output rows of one image, or when that band does not fit
+// the scratch, `bCols` output columns of one row. The accumulators live in a
+// transposed copy of the chunk's dW (kk rows padded to a multiple of 6,
+// channels to a multiple of 8), taken at the start and written back at the
+// end: exact copies. Each element takes its pixels in ascending order,
+// padding zeros included, as an im2col matrix would give them, so the bits
+// are those of the untransposed kernel and of any chunking. A chunk copies
+// only the band rows its kernel rows [i0, i1) read (conv1: 28 instead of
+// 147 floats per output pixel).
+
+/** Band floats: WGRAD_PIXELS im2col rows' worth (a block's band is at most that). */
+@inline function band_room(k: i32): i32 {
+  return WGRAD_PIXELS * k;
+}
+
+// The transposed dW's bytes for k columns and oc channels (kk rows padded to 6, channels to 8).
+@inline function band_acc_bytes(k: i32, oc: i32): usize {
+  return <usize>((k + 5) / 6 * 6) * <usize>((oc + 7) & ~7) << 2;
+}
+
+// The transposed dW, the table of its columns' band offsets (u32 each) and
+// the strip of a block's dY (ow >= WGRAD_PIXELS: one output row).
+@inline function band_head_bytes(k: i32, oc: i32, ow: i32): usize {
+  return band_acc_bytes(k, oc) + (<usize>((k + 5) / 6 * 6) << 2) + (<usize>max(WGRAD_PIXELS, ow) << 5);
+}
+
+// One tile of the transposed GEMM: acc[6 rows of `accRow` bytes] (8 floats
+// each) += sum over the block's pixels of X (splat from p0..p5) x dY (nc of
+// 8 lanes at `d`; `full`: all 8). Rows of `cols` pixels, `rows` of them: X
+// moves `xstep` bytes a pixel and `xrow` a row, dY `dyb` and `dyrow`.
+@inline function band_tile(
+  full: bool, nc: i32, acc: usize, accRow: usize,
+  p0: usize, p1: usize, p2: usize, p3: usize, p4: usize, p5: usize,
+  xstep: usize, xrow: usize, d: usize, dyb: usize, dyrow: usize, rows: i32, cols: i32,
+): void {
+  const a1 = acc + accRow, a2 = a1 + accRow, a3 = a2 + accRow, a4 = a3 + accRow, a5 = a4 + accRow;
+  let c00 = v128.load(acc), c01 = v128.load(acc, 16);
+  let c10 = v128.load(a1), c11 = v128.load(a1, 16);
+  let c20 = v128.load(a2), c21 = v128.load(a2, 16);
+  let c30 = v128.load(a3), c31 = v128.load(a3, 16);
+  let c40 = v128.load(a4), c41 = v128.load(a4, 16);
+  let c50 = v128.load(a5), c51 = v128.load(a5, 16);
+  for (let r = 0; r < rows; r++) {
+    // One pointer per splat row (see wgrad_tile), two pixels per trip of a constant-count loop.
+    const off = <usize>r * xrow;
+    let q0 = p0 + off, q1 = p1 + off, q2 = p2 + off, q3 = p3 + off, q4 = p4 + off, q5 = p5 + off;
+    let dp = d + <usize>r * dyrow;
+    let b0: v128, b1: v128, va: v128;
+    let left = cols;
+    while (left >= 2) {
+      for (let u = 0; u < 2; u++) {
+        b0 = full ? v128.load(dp) : load_lo_n(dp, nc);
+        b1 = full ? v128.load(dp, 16) : load_hi_n(dp, nc);
+        dp += dyb;
+        va = v128.load32_splat(q0);
+        c00 = madd(va, b0, c00); c01 = madd(va, b1, c01);
+        va = v128.load32_splat(q1);
+        c10 = madd(va, b0, c10); c11 = madd(va, b1, c11);
+        va = v128.load32_splat(q2);
+        c20 = madd(va, b0, c20); c21 = madd(va, b1, c21);
+        va = v128.load32_splat(q3);
+        c30 = madd(va, b0, c30); c31 = madd(va, b1, c31);
+        va = v128.load32_splat(q4);
+        c40 = madd(va, b0, c40); c41 = madd(va, b1, c41);
+        va = v128.load32_splat(q5);
+        c50 = madd(va, b0, c50); c51 = madd(va, b1, c51);
+        q0 += xstep; q1 += xstep; q2 += xstep; q3 += xstep; q4 += xstep; q5 += xstep;
+      }
+      left -= 2;
+    }
+    if (left > 0) {
+      b0 = full ? v128.load(dp) : load_lo_n(dp, nc);
+      b1 = full ? v128.load(dp, 16) : load_hi_n(dp, nc);
+      va = v128.load32_splat(q0);
+      c00 = madd(va, b0, c00); c01 = madd(va, b1, c01);
+      va = v128.load32_splat(q1);
+      c10 = madd(va, b0, c10); c11 = madd(va, b1, c11);
+      va = v128.load32_splat(q2);
+      c20 = madd(va, b0, c20); c21 = madd(va, b1, c21);
+      va = v128.load32_splat(q3);
+      c30 = madd(va, b0, c30); c31 = madd(va, b1, c31);
+      va = v128.load32_splat(q4);
+      c40 = madd(va, b0, c40); c41 = madd(va, b1, c41);
+      va = v128.load32_splat(q5);
+      c50 = madd(va, b0, c50); c51 = madd(va, b1, c51);
+    }
+  }
+  v128.store(acc, c00); v128.store(acc, c01, 16);
+  v128.store(a1, c10); v128.store(a1, c11, 16);
+  v128.store(a2, c20); v128.store(a2, c21, 16);
+  v128.store(a3, c30); v128.store(a3, c31, 16);
+  v128.store(a4, c40); v128.store(a4, c41, 16);
+  v128.store(a5, c50); v128.store(a5, c51, 16);
+}
+
+// All channel tiles [o0, o1) x the `nq` (a multiple of 6) kk columns of
+// one block: the tile of channels o0 + 8t and columns [6u, 6u + 6) at acc +
+// t * accTile + 6u * 32, its X at band + the offsets at tab[6u .. 6u + 6).
+// Each channel tile's dY (the block's rows * cols pixels, consecutive in dY)
+// is first copied to `strip`, 32 bytes a pixel: read in place, 256 bytes
+// apart (conv1's 64 channels), a block's pixels map to 16 of L1's 64 sets
+// and evict each other between the column tiles that reuse them.
+// Not inlined: one copy of the tile loops.
+function band_block(
+  acc: usize, accTile: usize, band: usize, tab: usize, nq: i32, o0: i32, o1: i32, strip: usize,
+  xstep: usize, xrow: usize, d: usize, dyb: usize, rows: i32, cols: i32,
+): void {
+  for (let o = o0; o < o1; o += 8) {
+    copy_strip(strip, d + (<usize>o << 2), dyb, rows * cols, min(8, o1 - o));
+    const col = acc + <usize>((o - o0) >> 3) * accTile;
+    for (let q = 0; q < nq; q += 6) {
+      const t = tab + (<usize>q << 2);
+      band_tile(
+        true, 8, col + (<usize>q << 5), 32,
+        band + <usize>load<u32>(t), band + <usize>load<u32>(t, 4), band + <usize>load<u32>(t, 8),
+        band + <usize>load<u32>(t, 12), band + <usize>load<u32>(t, 16), band + <usize>load<u32>(t, 20),
+        xstep, xrow, strip, 32, <usize>cols << 5, rows, cols,
+      );
+    }
+  }
+}
+
 @inline function wgrad_band(
   x: usize, xstride: i32, n: i32, h: i32, w: i32, c: i32,
   kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, oh: i32, ow: i32,
-  dy: usize, dyb: usize, dw: usize, ldw: usize, pack: usize, tmp: usize, band: usize,
+  dy: usize, dyb: usize, dw: usize, ldw: usize, acc: usize, band: usize,
   o0: i32, o1: i32, q0: i32, q1: i32,
 ): void {
   const xb = <usize>xstride << 2;
   const rowCols = kw * c;
   const i0 = q0 / rowCols, i1 = (q1 - 1) / rowCols + 1;
-  // The scratch holds WGRAD_PIXELS unfolded rows (conv2d_weight_grad_scratch_bytes).
-  const room = WGRAD_PIXELS * padded_depth(kh * kw * c);
+  // Channel tiles of 8: acc[(o - o0) / 8][kk - q0][(o - o0) % 8] = dw[o][kk], kk padded to nq.
+  const nq = (q1 - q0 + 5) / 6 * 6;
+  const accTile = <usize>nq << 5;
+  const tab = acc + band_acc_bytes(q1 - q0, o1 - o0), strip = tab + (<usize>nq << 2);
+  // Zeros first in the padding (never written back): no stale denormals or NaN to slow the steps.
+  zero_floats(acc, <i32>(band_acc_bytes(q1 - q0, o1 - o0) >> 2));
+  for (let o = o0; o < o1; o++) {
+    const src = dw + <usize>o * ldw;
+    const dst = acc + <usize>((o - o0) >> 3) * accTile + (<usize>((o - o0) & 7) << 2);
+    for (let q = q0; q < q1; q++) store<f32>(dst + (<usize>(q - q0) << 5), load<f32>(src + (<usize>q << 2)));
+  }
+  const room = band_room(kh * kw * c);
   let bRows = max(1, WGRAD_PIXELS / ow), bCols = ow;
   while (bRows > 1 && ((bRows - 1) * sh + kh) * ((ow - 1) * sw + kw) * c > room) bRows--;
   if (kh * ((ow - 1) * sw + kw) * c > room) {
@@ -396,7 +522,6 @@ function wgrad_rows_wide(
         const cols = min(bCols, ow - ox0);
         const bandW = (cols - 1) * sw + kw, rowF = bandW * c;
         const rowBytes = <usize>rowF << 2;
-        pack_dy(dy, dyb, (img * oh + oy0) * ow + ox0, rows * cols, o0, o1, pack);
         // Band rows [i0, (rows - 1) * sh + i1): input row oy0 * sh - ph + br, columns from ox0 * sw - pw.
         const ix0 = ox0 * sw - pw;
         const left = min(max(-ix0, 0), bandW);
@@ -419,18 +544,23 @@ function wgrad_rows_wide(
           dst += <usize>(inside * c) << 2;
           zero_floats(dst, (bandW - left - inside) * c);
         }
-        for (let i = i0; i < i1; i++) {
-          const qa = max(q0, i * rowCols), qb = min(q1, (i + 1) * rowCols);
-          for (let q = qa; q < qb; q += 8) {
-            wgrad_rows_wide(
-              min(8, qb - q), dw, ldw, <usize>q << 2, o0, o1, pack, rows * cols, tmp,
-              band + (<usize>(q - i * rowCols) << 2), <usize>(sw * c) << 2,
-              rows, cols, (rows - 1) * sh + kh, rowBytes, sh, 0, i, rows,
-            );
-          }
+        // X of column kk at the block's first pixel: kernel row kk / rowCols, in it kk % rowCols.
+        // Columns past q1 (acc's padding) repeat the last one's.
+        for (let t = 0; t < nq; t++) {
+          const kk = min(q0 + t, q1 - 1), i = kk / rowCols;
+          store<u32>(tab + (<usize>t << 2), <u32>(<usize>i * rowBytes + (<usize>(kk - i * rowCols) << 2)));
         }
+        band_block(
+          acc, accTile, band, tab, nq, o0, o1, strip, <usize>(sw * c) << 2, <usize>sh * rowBytes,
+          dy + <usize>((img * oh + oy0) * ow + ox0) * dyb, dyb, rows, cols,
+        );
       }
     }
+  }
+  for (let o = o0; o < o1; o++) {
+    const dst = dw + <usize>o * ldw;
+    const src = acc + <usize>((o - o0) >> 3) * accTile + (<usize>((o - o0) & 7) << 2);
+    for (let q = q0; q < q1; q++) store<f32>(dst + (<usize>q << 2), load<f32>(src + (<usize>(q - q0) << 5)));
   }
 }
 
@@ -476,7 +606,10 @@ export function conv2d_weight_grad(
     return;
   }
   if (band) {
-    wgrad_band(x, xstride, n, h, w, c, kh, kw, sh, sw, ph, pw, oh, ow, dy, dyb, dw, ldw, pack, tmp, strip, o0, o1, q0, q1);
+    wgrad_band(
+      x, xstride, n, h, w, c, kh, kw, sh, sw, ph, pw, oh, ow, dy, dyb, dw, ldw,
+      scratch, scratch + band_head_bytes(k, oc, ow), o0, o1, q0, q1,
+    );
     return;
   }
   // Direct: blocks of whole output rows, each tap's columns read from the input.

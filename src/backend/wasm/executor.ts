@@ -186,17 +186,12 @@ function chunksOf(kernels: KernelExports, op: Op, index: number, threads: number
       const k = op.kh * op.kw * op.c;
       if (threads === 1) return [{ op: index, r0: 0, r1: op.oc, p0: 0, p1: k }];
       if (op.c < 8) {
-        // The band path (conv1): whole kernel rows, so that a chunk has no more partial column
-        // tiles than one chunk would (a kernel row's kw * c columns end in one), then output channels.
-        const rowCols = op.kw * op.c, tiles = Math.ceil(op.oc / MR);
-        const parts = Math.min(
-          tiles,
-          Math.max(1, Math.round(chunkCount(op.kh * tiles, threads, 2) / op.kh)),
-        );
-        return Array.from({ length: op.kh * parts }, (_, i) => {
-          const [r0, r1] = split(op.oc, i % parts, parts, MR);
-          const row = Math.floor(i / parts);
-          return { op: index, r0, r1, p0: row * rowCols, p1: (row + 1) * rowCols };
+        // The band path (conv1): channels in multiples of 8 (the transposed tile's width), all
+        // columns (each chunk copies the input band of every block once).
+        const count = chunkCount(Math.ceil(op.oc / 8), threads, 2);
+        return Array.from({ length: count }, (_, i) => {
+          const [r0, r1] = split(op.oc, i, count, 8);
+          return { op: index, r0, r1, p0: 0, p1: k };
         }).filter((c) => c.r0 < c.r1);
       }
       if (k >= op.oc) {
