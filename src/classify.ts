@@ -113,7 +113,8 @@ export async function classify(
  * `decodeWorkers` (1 by default) the next images are read, decoded and
  * preprocessed in workers while the model runs the current batch, so a
  * stream of photos runs near the model's own images/s; the results are the
- * same bits as decoding on the calling thread. Idle decode workers end 1 s after the call.
+ * same bits as decoding on the calling thread. Idle decode workers never keep
+ * the process alive (in Deno; where they would, they end 1 s after the call).
  *
  * @param model A model; it runs in eval mode for this call whatever its mode.
  * @param images At least one image.

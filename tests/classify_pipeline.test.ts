@@ -250,27 +250,42 @@ Deno.test("a decode worker that answers nothing fails its images with BackendErr
 });
 
 Deno.test("classifyBatch decodes on the calling thread where Worker does not exist", async () => {
+  // The library keeps the Worker it saw when loaded, so the runtime without one is a child that
+  // deletes it before loading the library (as an edge runtime that never had it).
+  const script = `
+    delete globalThis.Worker;
+    const { classifyBatch, GoogLeNet } = await import("${new URL("mod.ts", ROOT)}");
+    const { DecodePool } = await import("${new URL("src/image/decode_pool.ts", ROOT)}");
+    let sent = 0;
+    const original = DecodePool.prototype.decode;
+    DecodePool.prototype.decode = function (...args) {
+      sent++;
+      return original.apply(this, args);
+    };
+    const model = await GoogLeNet.create({ threads: 1, auxLogits: false });
+    const list = Array(5).fill("${new URL("assets/chelsea.jpg", ROOT).pathname}");
+    const piped = await classifyBatch(model, list, { batchSize: 2, decodeWorkers: 1 });
+    const here = await classifyBatch(model, list, { decodeWorkers: 0 });
+    console.log(sent, JSON.stringify(piped) === JSON.stringify(here));
+  `;
+  const child = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--ext=ts", script],
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(120_000),
+  }).output();
+  const stderr = new TextDecoder().decode(child.stderr);
+  assert.equal(child.code, 0, stderr);
+  assert.equal(new TextDecoder().decode(child.stdout).trim(), "0 true", "no image sent to a pool");
+  // And where it does, the same call does use it (in Deno, node:worker_threads Workers).
   const model = await seedModel(1);
   const list = Array.from({ length: 5 }, () => new URL("assets/chelsea.jpg", ROOT));
   const reference = await classifyBatch(model, list, { decodeWorkers: 0 });
-  const worker = globalThis.Worker;
-  let constructed = 0;
-  // deno-lint-ignore no-explicit-any
-  (globalThis as any).Worker = undefined;
-  try {
-    assert.deepEqual(
-      await classifyBatch(model, list, { batchSize: 2, decodeWorkers: 1 }),
-      reference,
-    );
-  } finally {
-    globalThis.Worker = worker;
-  }
-  // And where it does, the same call does use it.
-  globalThis.Worker = class extends worker {
-    constructor(...args: ConstructorParameters<typeof Worker>) {
-      super(...args);
-      if (String(args[0]).includes("decode_worker")) constructed++;
-    }
+  const original = DecodePool.prototype.decode;
+  let sent = 0;
+  DecodePool.prototype.decode = function (...args) {
+    sent++;
+    return original.apply(this, args);
   };
   try {
     assert.deepEqual(
@@ -278,9 +293,9 @@ Deno.test("classifyBatch decodes on the calling thread where Worker does not exi
       reference,
     );
   } finally {
-    globalThis.Worker = worker;
+    DecodePool.prototype.decode = original;
   }
-  assert.equal(constructed, 2);
+  assert.equal(sent, 5);
   await model.dispose();
 });
 
@@ -303,6 +318,34 @@ Deno.test("a program that classifies with decode workers and never disposes stil
   assert.equal(child.signal, null, `killed: the workers kept the process alive\n${stderr}`);
   assert.equal(child.code, 0, stderr);
   assert.equal(new TextDecoder().decode(child.stdout).trim(), "5");
+});
+
+Deno.test("decode workers hold the process while they owe images and never when idle", async () => {
+  // Nothing else keeps this child alive: with workers that held it while idle it would never
+  // exit (the pool is never closed), and with workers that did not hold it while busy, the
+  // top-level await would end the process with an error before the image came back.
+  const script = `
+    import { DecodePool, decodeSettings } from "${new URL("src/image/decode_pool.ts", ROOT)}";
+    import { evalTransform } from "${new URL("src/image/preprocess.ts", ROOT)}";
+    import { checkLoadOptions } from "${new URL("src/image/load.ts", ROOT)}";
+    const pool = new DecodePool(2);
+    const settings = decodeSettings(evalTransform({}), checkLoadOptions({}));
+    const bytes = Deno.readFileSync("${new URL("assets/chelsea.jpg", ROOT).pathname}");
+    const first = await pool.decode(bytes.slice(), settings);
+    await new Promise((resolve) => setTimeout(resolve, 200)); // the started pool idle a while
+    const data = await Promise.all([pool.decode(bytes.slice(), settings), pool.decode(bytes, settings)]);
+    console.log(pool.unrefable, first.length, data[0].length, data[1].length);
+  `;
+  const child = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--ext=ts", script],
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(120_000), // a process kept alive by idle workers is killed here
+  }).output();
+  const stderr = new TextDecoder().decode(child.stderr);
+  assert.equal(child.signal, null, `killed: the idle workers kept the process alive\n${stderr}`);
+  assert.equal(child.code, 0, stderr);
+  assert.equal(new TextDecoder().decode(child.stdout).trim(), "true 150528 150528 150528");
 });
 
 Deno.test("draft: true equals Pillow's draft() + torchvision's transform, and changes only large JPEGs", async (t) => {

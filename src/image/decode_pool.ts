@@ -18,12 +18,18 @@
  * core from them, and whatever they have not started when the batch is
  * needed, the calling thread decodes.
  *
- * Life cycle, as the kernel pool's: where a live worker keeps the process
- * alive (Deno), the shared pool ends {@linkcode DECODE_IDLE_MS} after its
- * last call, so a program that never disposes of anything still exits; the
- * next call starts new workers. Faults: a worker whose `error` event fires
+ * Life cycle: in Deno the workers are `node:worker_threads` Workers (its
+ * Web `Worker` has no `unref`), held (`ref`) only while they owe images, so an
+ * idle pool never keeps the process alive, and the shared pool lives
+ * {@linkcode DECODE_IDLE_UNREF_MS} after its last call: a program that
+ * classifies in rounds keeps its warm workers (their start, module load and
+ * JIT warm-up cost 50-75 ms of CPU each time). Where only a Web `Worker`
+ * exists and it keeps the process alive, the shared pool ends
+ * {@linkcode DECODE_IDLE_MS} after its last call, so a program that never
+ * disposes of anything still exits; the next call starts new workers. Faults: a worker whose `error` event fires
  * (it threw outside a job, or the runtime ended it) fails every image it
- * owes with a {@linkcode BackendError} and ends the pool; so does a worker
+ * owes with a {@linkcode BackendError} and ends the pool (so does one that
+ * exits by itself); so does a worker
  * that answers nothing for `timeout` ms while it owes images. An image the
  * worker could not decode is rejected with the error it raised there
  * (`ImageError`, `ShapeError`, `OptionError`; anything else becomes a
@@ -44,8 +50,15 @@ import { webWorker } from "../web_worker.ts";
 import type { PixelData } from "./pixels.ts";
 import type { EvalTransform } from "./preprocess.ts";
 
-/** How long an idle shared pool lives after its last call, in ms. */
+/** How long an idle shared pool of workers that keep the process alive lives after its last call, in ms. */
 export const DECODE_IDLE_MS = 1000;
+/**
+ * How long an idle shared pool of workers that do not keep the process alive
+ * (Deno's `node:worker_threads`, unref'd while idle) lives after its last
+ * call, in ms: its memory (the worker's heap and kernel arena, tens of MB
+ * after large photos) is given back then.
+ */
+export const DECODE_IDLE_UNREF_MS = 30_000;
 /** How long a worker that owes images may answer nothing before the pool fails, in ms. */
 const SILENCE_MS = 60_000;
 
@@ -188,7 +201,7 @@ interface Pending {
  * ```
  */
 export class DecodePool {
-  readonly #workers: Worker[] = [];
+  readonly #workers: DecodeThread[] = [];
   readonly #pending = new Map<number, Pending>();
   /** The id of each promise {@linkcode decode} returned, for {@linkcode withdraw}. */
   readonly #ids = new WeakMap<Promise<Float32Array>, number>();
@@ -201,6 +214,8 @@ export class DecodePool {
   readonly #silenceMs: number;
   /** Whether the workers run at the lowest scheduling priority. */
   readonly lowPriority: boolean;
+  /** Whether idle workers leave the process free to exit (they are held only while they owe images). */
+  readonly unrefable: boolean;
 
   /**
    * Starts `size` workers.
@@ -214,19 +229,18 @@ export class DecodePool {
     this.lowPriority = options.lowPriority ?? false;
     const url = new URL("./decode_worker.ts", import.meta.url);
     for (let k = 0; k < size; k++) {
-      const worker = new (webWorker()!)(url, { type: "module" });
-      worker.onmessage = (event: MessageEvent<DecodeReply>) => this.#answer(k, event.data);
-      worker.onerror = (event) => {
-        event.preventDefault();
-        this.fail(new BackendError(`Decode worker ${k} died: ${event.message}`));
-      };
-      worker.onmessageerror = () => {
-        this.fail(new BackendError(`Decode worker ${k} sent a message that cannot be read`));
-      };
-      this.#workers.push(worker);
+      this.#workers.push(
+        startThread(url, {
+          reply: (reply) => this.#answer(k, reply),
+          died: (message) => this.fail(new BackendError(`Decode worker ${k} died: ${message}`)),
+          unreadable: () =>
+            this.fail(new BackendError(`Decode worker ${k} sent a message that cannot be read`)),
+        }),
+      );
       this.#owed.push(0);
       this.#heard.push(0);
     }
+    this.unrefable = this.#workers.every((worker) => worker.unrefable);
   }
 
   /** Number of workers. */
@@ -263,10 +277,13 @@ export class DecodePool {
       ? [source.buffer as ArrayBuffer]
       : [];
     const promise = new Promise<Float32Array>((resolve, reject) => {
-      if (this.#owed[worker] === 0) this.#heard[worker] = performance.now();
+      if (this.#owed[worker] === 0) {
+        this.#heard[worker] = performance.now();
+        this.#workers[worker].hold(true); // the process waits for what it owes
+      }
       this.#owed[worker]++;
       this.#pending.set(id, { resolve, reject, worker, job });
-      this.#workers[worker].postMessage(job, transfer);
+      this.#workers[worker].post(job, transfer);
       if (this.#watchdog === undefined) {
         this.#watchdog = setInterval(() => this.#watch(), Math.min(1000, this.#silenceMs / 4));
         unref(this.#watchdog);
@@ -312,7 +329,7 @@ export class DecodePool {
   }
 
   #answer(worker: number, reply: DecodeReply): void {
-    this.#owed[worker]--;
+    if (--this.#owed[worker] === 0) this.#workers[worker]?.hold(false); // none after close
     this.#heard[worker] = performance.now();
     if (this.#owed.every((owed) => owed === 0)) this.#stopWatchdog();
     const pending = this.#pending.get(reply.id);
@@ -364,8 +381,8 @@ export class DecodePool {
       this.#pending.delete(id);
       pending.reject(this.#failure);
     }
-    for (const worker of this.#workers) worker.terminate();
-    this.#workers.length = 0;
+    const workers = this.#workers.splice(0);
+    for (const worker of workers) worker.terminate();
     this.#stopWatchdog();
   }
 }
@@ -380,6 +397,127 @@ const ERRORS: Record<string, new (message: string) => GoogLeNetError> = {
 function rebuildError({ name, message }: { name: string; message: string }): Error {
   const Class = ERRORS[name];
   return Class ? new Class(message) : new BackendError(`Decode worker failed: ${name}: ${message}`);
+}
+
+/** One decode worker, whichever constructor started it. */
+interface DecodeThread {
+  /** Whether {@linkcode hold} can let the process exit while the worker lives. */
+  readonly unrefable: boolean;
+  post(job: DecodeJob, transfer: Transferable[]): void;
+  /** Keeps the process alive while `on` (where the runtime lets a worker not do so). */
+  hold(on: boolean): void;
+  terminate(): void;
+}
+
+/** What a {@linkcode DecodeThread} reports. */
+interface ThreadEvents {
+  reply(reply: DecodeReply): void;
+  /** The worker threw outside a job, or ended by itself. */
+  died(message: string): void;
+  unreadable(): void;
+}
+
+/** The `node:worker_threads` Worker, as far as this module uses it. */
+interface NodeWorker {
+  on(event: "error", listener: (error: Error) => void): void;
+  on(event: "exit", listener: () => void): void;
+  ref(): void;
+  unref(): void;
+  terminate(): unknown;
+}
+
+type NodeWorkerConstructor = new (
+  url: URL,
+  options: { type: "module"; workerData: { port: MessagePort }; transferList: MessagePort[] },
+) => NodeWorker;
+
+/** Deno's `MessagePort`, which (as Node's) can stop keeping the process alive. */
+interface RefPort extends MessagePort {
+  ref(): void;
+  unref(): void;
+}
+
+/**
+ * Deno's `node:worker_threads` Worker, for a worker module on disk: unlike
+ * Deno's Web `Worker` it has `unref`. Taken through `process.getBuiltinModule`
+ * (no static import: runtimes without it still load this module); elsewhere
+ * `undefined`, and the Web `Worker` is used. Messages go through a Web
+ * `MessageChannel` (whose ports Deno can also unref): Deno's `parentPort`
+ * costs about 11 ms of CPU per message of these sizes, the channel 0.3 ms.
+ */
+function nodeWorker(url: URL): NodeWorkerConstructor | undefined {
+  if (url.protocol !== "file:" || !("Deno" in globalThis)) return undefined;
+  if (typeof (MessagePort.prototype as Partial<RefPort>).unref !== "function") return undefined;
+  const process = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } })
+    .process;
+  try {
+    const module = process?.getBuiltinModule?.("node:worker_threads") as
+      | { Worker?: NodeWorkerConstructor }
+      | undefined;
+    const Worker = module?.Worker;
+    return typeof Worker === "function" && typeof Worker.prototype?.unref === "function"
+      ? Worker
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Starts the worker module at `url`, idle (not holding the process where that is possible). */
+function startThread(url: URL, events: ThreadEvents): DecodeThread {
+  const NodeWorker = nodeWorker(url);
+  if (NodeWorker !== undefined) {
+    const { port1, port2 } = new MessageChannel();
+    const port = port1 as RefPort;
+    const worker = new NodeWorker(url, {
+      type: "module",
+      workerData: { port: port2 },
+      transferList: [port2],
+    });
+    let ended = false;
+    port.onmessage = (event: MessageEvent<DecodeReply>) => events.reply(event.data);
+    port.onmessageerror = () => events.unreadable();
+    worker.on("error", (error) => {
+      if (!ended) events.died(error?.message ?? String(error));
+    });
+    worker.on("exit", () => {
+      if (!ended) events.died("it exited");
+      ended = true;
+    });
+    worker.unref();
+    port.unref();
+    return {
+      unrefable: true,
+      post: (job, transfer) => port.postMessage(job, transfer),
+      hold: (on) => {
+        if (on) {
+          worker.ref();
+          port.ref();
+        } else {
+          worker.unref();
+          port.unref();
+        }
+      },
+      terminate: () => {
+        ended = true;
+        port.close();
+        worker.terminate();
+      },
+    };
+  }
+  const worker = new (webWorker()!)(url, { type: "module" });
+  worker.onmessage = (event: MessageEvent<DecodeReply>) => events.reply(event.data);
+  worker.onerror = (event) => {
+    event.preventDefault();
+    events.died(event.message);
+  };
+  worker.onmessageerror = () => events.unreadable();
+  return {
+    unrefable: false,
+    post: (job, transfer) => worker.postMessage(job, transfer),
+    hold: () => {},
+    terminate: () => worker.terminate(),
+  };
 }
 
 function unref(timer: ReturnType<typeof setTimeout>): void {
@@ -406,7 +544,7 @@ let idleTimer: ReturnType<typeof setTimeout> | undefined;
  * import { acquireDecodePool, releaseDecodePool } from "./decode_pool.ts";
  * const pool = acquireDecodePool(1);
  * console.log(pool.size); // 1
- * releaseDecodePool(pool); // ends 1 s later unless another call takes it
+ * releaseDecodePool(pool); // ends when idle a while (see DECODE_IDLE_UNREF_MS) unless taken again
  * ```
  */
 export function acquireDecodePool(
@@ -430,9 +568,10 @@ export function acquireDecodePool(
 
 /**
  * Gives back a pool from {@linkcode acquireDecodePool}. The last call to
- * give back the shared pool leaves it to end after {@linkcode DECODE_IDLE_MS}
- * without a call (the timer does not keep the process alive; the workers do
- * until then); a pool that failed, was replaced, or is given back with
+ * give back the shared pool leaves it to end after {@linkcode DECODE_IDLE_UNREF_MS}
+ * without a call where idle workers let the process exit (Deno), else after
+ * {@linkcode DECODE_IDLE_MS} (the timer does not keep the process alive; the
+ * workers do until then); a pool that failed, was replaced, or is given back with
  * `discard` (its workers may still be busy with images nobody waits for)
  * ends at once when no other call holds it.
  *
@@ -463,6 +602,6 @@ export function releaseDecodePool(pool: DecodePool, options: { discard?: boolean
       shared = undefined;
       pool.close();
     }
-  }, DECODE_IDLE_MS);
+  }, pool.unrefable ? DECODE_IDLE_UNREF_MS : DECODE_IDLE_MS);
   unref(idleTimer);
 }

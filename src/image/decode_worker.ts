@@ -1,5 +1,7 @@
 /**
- * A {@linkcode DecodePool} worker: rebuilds the evaluation transform from
+ * A {@linkcode DecodePool} worker (a Web Worker, or in Deno a
+ * `node:worker_threads` one, which talks through the `MessagePort` in its
+ * `workerData`): rebuilds the evaluation transform from
  * the settings it is sent, then turns each image it receives (encoded bytes
  * or pixels, never a path) into the transform's CHW float32 tensor. Errors
  * are sent back by name and message; the worker never ends by itself.
@@ -34,10 +36,24 @@ async function lowerPriority(): Promise<void> {
   }
 }
 
-self.onmessage = async (event: MessageEvent<DecodeJob>) => {
-  const message = event.data;
+/**
+ * The port to the pool in a `node:worker_threads` Worker (Deno's pool starts
+ * those, with a Web `MessagePort` in `workerData`; there is no `self`).
+ */
+const port: MessagePort | undefined = typeof self === "undefined"
+  ? (globalThis as unknown as {
+    process: { getBuiltinModule(id: string): { workerData: { port: MessagePort } } };
+  }).process.getBuiltinModule("node:worker_threads").workerData.port
+  : undefined;
+
+function send(reply: DecodeReply, transfer: Transferable[] = []): void {
+  if (port) port.postMessage(reply, transfer);
+  else self.postMessage(reply, transfer);
+}
+
+async function handle(message: DecodeJob): Promise<void> {
   if (message.claim && Atomics.compareExchange(message.claim, 0, 0, 1) !== 0) {
-    self.postMessage({ id: message.id, skipped: true } satisfies DecodeReply); // taken back
+    send({ id: message.id, skipped: true }); // taken back
     return;
   }
   if (message.lowPriority) await (lowered ??= lowerPriority());
@@ -59,10 +75,13 @@ self.onmessage = async (event: MessageEvent<DecodeJob>) => {
     const image = await loadForTransform(message.source, load, transform);
     const data = transform(image);
     reply = { id: message.id, data };
-    self.postMessage(reply, [data.buffer as ArrayBuffer]);
+    send(reply, [data.buffer as ArrayBuffer]);
   } catch (error) {
     const { name, message: text } = error as Error;
     reply = { id: message.id, error: { name: String(name), message: String(text) } };
-    self.postMessage(reply);
+    send(reply);
   }
-};
+}
+
+if (port) port.onmessage = (event: MessageEvent<DecodeJob>) => handle(event.data);
+else self.onmessage = (event: MessageEvent<DecodeJob>) => handle(event.data);
