@@ -12,7 +12,16 @@
  * @module
  */
 
-import type { Conv2dOp, GradRef, LinearOp, Op, PackedRef, View, WinogradRef } from "./ops.ts";
+import type {
+  Conv2dOp,
+  GradRef,
+  LinearOp,
+  Op,
+  PackedRef,
+  Pool2dOp,
+  View,
+  WinogradRef,
+} from "./ops.ts";
 import type { PlanBuilder, Value } from "./planner.ts";
 
 /** What the backward pass needs to know of one layer's parameters. */
@@ -80,10 +89,10 @@ export function appendBackward(
     };
   };
   /**
-   * Gradient buffers that a max pool's backward wrote whole and left masked by
-   * its input's ReLU (see `reluOutput`), with nothing added since (the pool is
-   * the buffer's only reader): their ReLU's `relu_grad` would change nothing,
-   * so it is left out.
+   * Gradient buffers that a max pool's backward left masked by its input's
+   * ReLU (see `reluOutput`), with nothing added since (the pool's backward
+   * comes after the buffer's other readers'): their ReLU's `relu_grad` would
+   * change nothing, so it is left out.
    */
   const masked = new Set<number>();
   /** The gradient view of `v` to write: a new buffer for the first writer, which must cover all of it. */
@@ -101,6 +110,26 @@ export function appendBackward(
     bases.set(v.buffer, { buffer: g.view.buffer, channelOffset: 0, stride: bc });
     return { dx: gradOf(v)!, accumulate: false };
   };
+
+  /**
+   * The backward of a max or average pool, overwriting or adding to its
+   * input's gradient. With `relu` (a max pool over a ReLU's output, emitted
+   * after every other writer of that gradient), the kernel also applies the
+   * ReLU's mask, and the ReLUs' `relu_grad` is left out.
+   */
+  const poolBackward = (op: Pool2dOp, dy: View, relu: boolean) => {
+    const { dx, accumulate } = gradTarget(op.x, op.c, op.name);
+    const kind = op.kind === "maxpool2d" ? "maxpool2d_grad" : "avgpool2d_grad";
+    const { n, h, w, c, k, s, p, oh, ow } = op;
+    const uses = kind === "maxpool2d_grad" ? [op.x, dy, dx] : [dy, dx];
+    if (relu) masked.add(dx.buffer);
+    b.pushViews(
+      { kind, name: op.name, x: op.x, dy, dx, n, h, w, c, k, s, p, oh, ow, accumulate, relu },
+      ...uses,
+    );
+  };
+  /** Max pools over a ReLU's output, by the index of that output's first reader: emitted after it. */
+  const deferred = new Map<number, Pool2dOp[]>();
 
   for (let i = forward.length - 1; i >= 0; i--) {
     const op = forward[i];
@@ -133,18 +162,15 @@ export function appendBackward(
       case "avgpool2d": {
         const dy = gradOf(op.y);
         if (!dy || !requiresGrad.has(op.x.buffer)) break;
-        const { dx, accumulate } = gradTarget(op.x, op.c, op.name);
-        const kind = op.kind === "maxpool2d" ? "maxpool2d_grad" : "avgpool2d_grad";
-        const { n, h, w, c, k, s, p, oh, ow } = op;
-        const uses = kind === "maxpool2d_grad" ? [op.x, dy, dx] : [dy, dx];
-        // The only gradient of a ReLU's output (the pool its one reader): masked by the pool's kernel.
-        const relu = kind === "maxpool2d_grad" && !accumulate && onlyReader(forward, op) &&
-          reluOutput(forward, op.x.buffer);
-        if (relu) masked.add(dx.buffer);
-        b.pushViews(
-          { kind, name: op.name, x: op.x, dy, dx, n, h, w, c, k, s, p, oh, ow, accumulate, relu },
-          ...uses,
-        );
+        const relu = op.kind === "maxpool2d" && reluOutput(forward, op.x.buffer);
+        const first = relu ? firstReader(forward, op.x.buffer) : i;
+        if (first < i) {
+          // Its input's other readers (an Inception block's 1x1 GEMM, an aux head) write their
+          // gradients first; the pool then adds its own and applies the ReLU's mask.
+          deferred.set(first, [...(deferred.get(first) ?? []), op]);
+          break;
+        }
+        poolBackward(op, dy, relu);
         break;
       }
       case "adaptive_avgpool2d": {
@@ -195,6 +221,7 @@ export function appendBackward(
         throw new Error(`Internal: no backward rule for ${JSON.stringify(missing)}`);
       }
     }
+    for (const pool of deferred.get(i) ?? []) poolBackward(pool, gradOf(pool.y)!, true);
   }
   return { gradOutputs, start };
 }
@@ -221,11 +248,9 @@ function reluOutput(ops: readonly Op[], buffer: number): boolean {
   return relu;
 }
 
-/** Whether `reader` is the only forward operation that reads its input's buffer. */
-function onlyReader(ops: readonly Op[], reader: Op & { x: View }): boolean {
-  return ops.every((op) =>
-    op === reader || !("x" in op) || typeof op.x !== "object" || op.x.buffer !== reader.x.buffer
-  );
+/** The index of the first forward operation that reads `buffer` (as its input `x`). */
+function firstReader(ops: readonly Op[], buffer: number): number {
+  return ops.findIndex((op) => "x" in op && typeof op.x === "object" && op.x.buffer === buffer);
 }
 
 /** The buffers whose gradient some trainable parameter needs (autograd's `requires_grad`). */

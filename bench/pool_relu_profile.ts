@@ -1,0 +1,66 @@
+/**
+ * One training step's max pool backwards and ReLU masks op by op (ms per
+ * step, the fastest of 3 profiled passes), one thread (or `T`), batch 16
+ * (`BENCH_TRAIN_BATCH`), seed variant with aux heads, plus the totals by
+ * operation kind. A diagnostic for the pool work, not a record.
+ *
+ *   deno run --config deno.dev.jsonc --allow-all bench/pool_relu_profile.ts
+ *
+ * @module
+ */
+
+import { AdamW, GoogLeNet, Tensor } from "../mod.ts";
+import type { WasmBackend } from "../src/backend/wasm/backend.ts";
+import { deterministicInput } from "../tools/deterministic.ts";
+import { hostLine, startRun } from "./_record.ts";
+
+const BATCH = Number(Deno.env.get("BENCH_TRAIN_BATCH") ?? 16);
+const THREADS = Number(Deno.env.get("T") ?? 1);
+const input = deterministicInput(`pool relu profile ${BATCH}`, [BATCH, 3, 224, 224]);
+const run = await startRun();
+const labels = Array.from({ length: BATCH }, (_, i) => (61 * i) % 1000);
+const model = (await GoogLeNet.create({
+  backend: "wasm",
+  variant: "seed",
+  auxLogits: true,
+  initWeights: true,
+  threads: THREADS,
+})).train();
+try {
+  const opt = new AdamW(model, { lr: 1e-4 });
+  await model.backward(input, labels);
+  await opt.step();
+  await opt.zeroGrad();
+  const backend = model.backend as WasmBackend;
+  const plans = model.trainingPlan(input.shape);
+  const grads = Tensor.zeros([BATCH, 3 * model.numClasses, 1, 1]);
+  const best = new Map<string, number>();
+  const kinds = ["maxpool2d_grad", "relu_grad", "maxpool2d"];
+  for (let round = 0; round < 3; round++) {
+    await backend.profile(plans.forward, input);
+    const ops = [
+      ...(await backend.profile(plans.forward, input)),
+      ...(await backend.profile(plans.backward, grads)),
+    ];
+    const seen = new Map<string, number>();
+    for (const op of ops) {
+      const key = `${op.kind} ${op.name}`;
+      seen.set(key, (seen.get(key) ?? 0) + op.ms);
+    }
+    for (const [key, ms] of seen) best.set(key, Math.min(best.get(key) ?? Infinity, ms));
+  }
+  console.log(`${hostLine(run)}; ${THREADS} thread(s), batch ${BATCH}, ms per step`);
+  const totals: Record<string, number> = {};
+  for (const [key, ms] of best) {
+    const kind = key.split(" ")[0];
+    totals[kind] = (totals[kind] ?? 0) + ms;
+    if (kinds.includes(kind)) console.log(`| ${key} | ${ms.toFixed(2)} |`);
+  }
+  console.log(
+    "Totals, ms per step:",
+    Object.entries(totals).sort((a, b) => b[1] - a[1]).map(([k, ms]) => `${k} ${ms.toFixed(1)}`)
+      .join(", "),
+  );
+} finally {
+  await model.dispose();
+}
