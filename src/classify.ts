@@ -24,11 +24,11 @@ import type { PixelData } from "./image/pixels.ts";
 import {
   type EvalTransform,
   evalTransform,
-  loadForTransform,
   PREPROCESS_OPTION_KEYS,
   preprocessChecked,
   type PreprocessOptions,
   snapshot,
+  transformSource,
 } from "./image/preprocess.ts";
 import { readBytes } from "./read_bytes.ts";
 import { IMAGENET_CLASSES } from "./labels/imagenet.ts";
@@ -248,7 +248,7 @@ async function pipeline(
       const source = pool.withdraw(jobs[i]!);
       if (source === undefined) continue;
       try {
-        here[i - start] = { data: transform(await loadForTransform(source, load, transform)) };
+        here[i - start] = { data: await transformSource(source, load, transform) };
       } catch (error) {
         here[i - start] = { error };
       }

@@ -78,3 +78,34 @@ Deno.test("ToTensor + Normalize: the Wasm SIMD kernel gives the TypeScript path'
   }
   assert.equal(checked, 15);
 });
+
+Deno.test("a JPEG the resize leaves as it is: its pixels, read where the decoder made them, stay right", async () => {
+  // astronaut_baseline.jpg is 512x512: with resize and crop 512 nothing is resized, so the
+  // normalisation reads the decoder's output itself, which transformSource leaves in the kernels'
+  // memory. The normalisation needs more memory than the decode did (15 against about 8 bytes
+  // per pixel), and growing it detaches the decoder's view: in a fresh process, where nothing
+  // larger was decoded before, the tensor must still be the one made from a copy of the pixels
+  // (loadForTransform, then the transform).
+  const script = `
+    import { evalTransform, loadForTransform, transformSource } from "${new URL(
+    "../src/image/preprocess.ts",
+    import.meta.url,
+  )}";
+    import { checkLoadOptions } from "${new URL("../src/image/load.ts", import.meta.url)}";
+    const path = "${new URL("astronaut_baseline.jpg", DIR).pathname}";
+    const transform = evalTransform({ resize: 512, crop: 512 });
+    const load = checkLoadOptions({});
+    const inPlace = await transformSource(path, load, transform);
+    const copied = transform(await loadForTransform(path, load, transform));
+    let differ = 0;
+    for (let i = 0; i < copied.length; i++) if (!Object.is(inPlace[i], copied[i])) differ++;
+    console.log(copied.length, differ);
+  `;
+  const child = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--ext=ts", script],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(child.code, 0, new TextDecoder().decode(child.stderr));
+  assert.equal(new TextDecoder().decode(child.stdout).trim(), `${3 * 512 * 512} 0`);
+});

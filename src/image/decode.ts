@@ -129,6 +129,8 @@ export function imageBytes(bytes: unknown): Uint8Array {
  * @param reads For a JPEG stored upright (or with `exifOrientation` off): the
  * pixels the caller will read of a `width` x `height` image; the others may
  * be left unset (see `JpegDecodeOptions.region`).
+ * @param inPlace A JPEG's pixels may be a view of the kernels' memory, valid
+ * until the next image kernel call (see `JpegDecodeOptions.inPlace`).
  * @returns The decoded, upright image.
  * @throws {ImageError} As {@linkcode decodeImage}.
  *
@@ -144,6 +146,7 @@ export function decodeChecked(
   data: Uint8Array,
   options: Required<DecodeOptions>,
   reads?: (width: number, height: number) => JpegRegion,
+  inPlace = false,
 ): RgbImage {
   const { maxPixels, exifOrientation } = options;
   if (PNG_SIGNATURE.every((b, i) => data[i] === b)) {
@@ -156,7 +159,7 @@ export function decodeChecked(
     checkSize(header.width, header.height, maxPixels);
     const upright = !exifOrientation || header.orientation === 1;
     const region = reads && upright ? reads(header.width, header.height) : undefined;
-    const image = decodeJpeg(data, maxPixels, region);
+    const image = decodeJpeg(data, maxPixels, region, inPlace);
     return exifOrientation ? applyOrientation(image, header.orientation) : image;
   }
   const head = Array.from(data.subarray(0, 4), (b) => b.toString(16).padStart(2, "0")).join(" ");

@@ -17,7 +17,7 @@
 
 /// <reference lib="deno.worker" />
 
-import { evalTransform, loadForTransform } from "./preprocess.ts";
+import { evalTransform, transformSource } from "./preprocess.ts";
 import type { DecodeJob, DecodeReply } from "./decode_pool.ts";
 
 let lowered: Promise<void> | undefined;
@@ -72,8 +72,7 @@ async function handle(message: DecodeJob): Promise<void> {
     }
     const { resize, crop, mean, std, draft, load } = message.settings;
     const transform = evalTransform({ resize, crop, mean, std, draft, maxPixels: load.maxPixels });
-    const image = await loadForTransform(message.source, load, transform);
-    const data = transform(image);
+    const data = await transformSource(message.source, load, transform);
     reply = { id: message.id, data };
     send(reply, [data.buffer as ArrayBuffer]);
   } catch (error) {

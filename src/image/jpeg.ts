@@ -84,6 +84,8 @@ export function readJpegHeader(bytes: Uint8Array): JpegHeader {
  * @param maxPixels Largest `width * height` accepted; the decoder's memory
  * budget is 40 bytes per allowed pixel.
  * @param region The pixels the caller will read; the others may be left unset.
+ * @param inPlace The pixels may be a view of the kernels' memory, valid until the next image
+ * kernel call (see `JpegDecodeOptions.inPlace`).
  * @returns The decoded image.
  * @throws {ImageError} When the data is corrupt, truncated, unsupported or over budget.
  *
@@ -94,8 +96,13 @@ export function readJpegHeader(bytes: Uint8Array): JpegHeader {
  * console.log(image.width, image.height); // 451 300
  * ```
  */
-export function decodeJpeg(bytes: Uint8Array, maxPixels: number, region?: JpegRegion): RgbImage {
-  return jpegPixelsToRgb(decodeJpegPixels(bytes, { maxPixels, rgb: true, region }));
+export function decodeJpeg(
+  bytes: Uint8Array,
+  maxPixels: number,
+  region?: JpegRegion,
+  inPlace = false,
+): RgbImage {
+  return jpegPixelsToRgb(decodeJpegPixels(bytes, { maxPixels, rgb: true, region, inPlace }));
 }
 
 /**
@@ -179,6 +186,8 @@ export function decodeJpegDraft(bytes: Uint8Array, options: JpegDraftOptions = {
  * @param bytes The JPEG file.
  * @param options As {@linkcode decodeJpegDraft}'s.
  * @param reads The region read, from the decoded size.
+ * @param inPlace The pixels may be a view of the kernels' memory, valid until the next image
+ * kernel call (see `JpegDecodeOptions.inPlace`).
  * @returns The upright RGB image at the chosen scale.
  * @throws {ImageError} As {@linkcode decodeJpegDraft}.
  *
@@ -196,6 +205,7 @@ export function decodeJpegDraftReading(
   bytes: Uint8Array,
   options: JpegDraftOptions,
   reads?: (width: number, height: number) => JpegRegion,
+  inPlace = false,
 ): RgbImage {
   const { minSide = 256, maxPixels = 64_000_000, exifOrientation = true } = options;
   const header = readJpegHeader(bytes);
@@ -205,7 +215,9 @@ export function decodeJpegDraftReading(
   const region = reads && upright
     ? reads(Math.ceil(header.width / scale), Math.ceil(header.height / scale))
     : undefined;
-  const image = jpegPixelsToRgb(decodeJpegPixels(bytes, { maxPixels, scale, rgb: true, region }));
+  const image = jpegPixelsToRgb(
+    decodeJpegPixels(bytes, { maxPixels, scale, rgb: true, region, inPlace }),
+  );
   return exifOrientation ? applyOrientation(image, header.orientation) : image;
 }
 

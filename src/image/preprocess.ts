@@ -117,7 +117,7 @@ export async function preprocess(
   const checked = checkOptions("preprocess", options, PREPROCESS_OPTION_KEYS);
   const transform = evalTransform(checked);
   const load = checkLoadOptions(checked);
-  return new Tensor(transform(await loadForTransform(snapshot(image), load, transform)), [
+  return new Tensor(await transformSource(snapshot(image), load, transform), [
     1,
     3,
     transform.crop,
@@ -183,7 +183,16 @@ export function evalTransform(options: PreprocessOptions): EvalTransform {
     throw new OptionError(`Expected std to be non-zero, got [${std.join(", ")}]`);
   }
   const draft = checkBoolean("draft", options.draft, { default: false });
-  const apply = (image: RgbImage) => normalizeToChw(resizeAndCrop(image, resize, crop), mean, std);
+  const apply = (image: RgbImage) => {
+    const cropped = resizeAndCrop(image, resize, crop);
+    // Nothing resized: the pixels may be the decoder's in the kernels' memory (transformSource),
+    // which the normalisation's memory may overwrite or detach, so it gets a copy.
+    return normalizeToChw(
+      cropped === image ? { ...image, data: image.data.slice() } : cropped,
+      mean,
+      std,
+    );
+  };
   return Object.assign(apply, { crop, resize, draft, mean, std });
 }
 
@@ -236,25 +245,79 @@ export async function loadForTransform(
   load: CheckedLoadOptions,
   transform: EvalTransform,
 ): Promise<RgbImage> {
-  let bytes: Uint8Array;
+  const bytes = await sourceBytes(source, load);
+  if (bytes === undefined) return await loadChecked(source, load); // pixels, or a wrong type
+  return decodeForTransform(bytes, load, transform, false);
+}
+
+/**
+ * `transform(await loadForTransform(source, load, transform))`, without
+ * copying a JPEG's decoded pixels out of the kernels' memory: the bytes are
+ * read first, then the image is decoded and transformed in one synchronous
+ * step, so no other decode can run in between and the resize reads the
+ * pixels where the decoder made them. Same result, bit for bit.
+ *
+ * @param source Encoded bytes, a path, a URL or decoded pixels.
+ * @param load Checked load options.
+ * @param transform From {@linkcode evalTransform}.
+ * @returns The image's CHW float32 tensor data.
+ * @throws {ImageError} When the image cannot be read or decoded or is too large.
+ *
+ * @example
+ * ```ts
+ * import { evalTransform, transformSource } from "./preprocess.ts";
+ * import { checkLoadOptions } from "./load.ts";
+ * const data = await transformSource("assets/chelsea.jpg", checkLoadOptions({}), evalTransform({}));
+ * console.log(data.length); // 150528
+ * ```
+ */
+export async function transformSource(
+  source: ImageSource,
+  load: CheckedLoadOptions,
+  transform: EvalTransform,
+): Promise<Float32Array> {
+  const bytes = await sourceBytes(source, load);
+  if (bytes === undefined) return transform(await loadChecked(source, load));
+  return transform(decodeForTransform(bytes, load, transform, true));
+}
+
+/** The encoded bytes of a path, URL or byte source (read within budget); `undefined` for pixels. */
+async function sourceBytes(
+  source: ImageSource,
+  load: CheckedLoadOptions,
+): Promise<Uint8Array | undefined> {
   if (typeof source === "string" || source instanceof URL) {
-    bytes = await readBytes(source, { ...load, error: ImageError, what: "image" });
-  } else if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
-    bytes = imageBytes(source);
-  } else return await loadChecked(source, load); // pixels, or a wrong type refused there
+    return await readBytes(source, { ...load, error: ImageError, what: "image" });
+  }
+  if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) return imageBytes(source);
+  return undefined;
+}
+
+/** Decodes `bytes` for `transform`: only what its resize reads, at draft scale with `draft`. */
+function decodeForTransform(
+  bytes: Uint8Array,
+  load: CheckedLoadOptions,
+  transform: EvalTransform,
+  inPlace: boolean,
+): RgbImage {
   // A JPEG decoder only makes what the resize reads of the crop.
   const reads = (width: number, height: number) => {
     const { w, h, region } = cropGeometry(width, height, transform.resize, transform.crop);
     return resizeReads(width, height, w, h, region);
   };
   if (!transform.draft || bytes[0] !== 0xff || bytes[1] !== 0xd8 || bytes[2] !== 0xff) {
-    return decodeChecked(bytes, load, reads);
+    return decodeChecked(bytes, load, reads, inPlace);
   }
-  return decodeJpegDraftReading(bytes, {
-    minSide: transform.resize,
-    maxPixels: load.maxPixels,
-    exifOrientation: load.exifOrientation,
-  }, reads);
+  return decodeJpegDraftReading(
+    bytes,
+    {
+      minSide: transform.resize,
+      maxPixels: load.maxPixels,
+      exifOrientation: load.exifOrientation,
+    },
+    reads,
+    inPlace,
+  );
 }
 
 /**
@@ -298,7 +361,7 @@ export async function preprocessChecked(
   }
   const out = new Float32Array(list.length * size);
   for (let n = 0; n < list.length; n++) {
-    out.set(transform(await loadForTransform(list[n], load, transform)), n * size);
+    out.set(await transformSource(list[n], load, transform), n * size);
   }
   return new Tensor(out, [list.length, 3, transform.crop, transform.crop]);
 }

@@ -88,6 +88,17 @@ export interface JpegDecodeOptions {
    * of `data` unspecified. The whole image by default.
    */
   region?: JpegRegion;
+  /**
+   * On the Wasm path, `data` is a view of the kernels' memory where the
+   * samples were made, not a copy: valid only until the next image kernel
+   * call (any decode, resize or normalisation), which may overwrite or detach
+   * it. For a caller that uses the pixels at once, synchronously (the
+   * evaluation transform, whose resize reads them where they are): it saves
+   * copying out every row made (several MB for a large photo).
+   *
+   * @default {false}
+   */
+  inPlace?: boolean;
 }
 
 /** A rectangle of output pixels: columns `left` to `right`, rows `top` to `bottom` (exclusive). */
@@ -389,6 +400,7 @@ export function decodeJpegPixels(bytes: Uint8Array, options: JpegDecodeOptions =
     scale,
     options.rgb ?? false,
     options.region,
+    options.inPlace ?? false,
   );
 }
 
@@ -887,6 +899,7 @@ function renderWasm(
   scale: number,
   rgb: boolean,
   region: JpegRegion | undefined,
+  inPlace: boolean,
 ): JpegPixels {
   const { components } = frame;
   const { memory, kernels } = arena;
@@ -950,14 +963,19 @@ function renderWasm(
   const bottom = Math.max(top, Math.min(region?.bottom ?? height, height));
   kernels.convert_image(DESCRIPTORS_AT, code, arena.output, width, top, bottom);
   const channels = greyToRgb ? 3 : components.length as 1 | 3 | 4;
-  // Only the rows made are copied out: the others' pages of the new (zeroed)
-  // array are never touched, so they cost no page faults.
   const rowBytes = width * channels;
-  const data = new Uint8Array(width * height * channels);
-  data.set(
-    new Uint8Array(memory.buffer, arena.output + top * rowBytes, (bottom - top) * rowBytes),
-    top * rowBytes,
-  );
+  let data: Uint8Array;
+  if (inPlace) {
+    data = new Uint8Array(memory.buffer, arena.output, height * rowBytes);
+  } else {
+    // Only the rows made are copied out: the others' pages of the new (zeroed)
+    // array are never touched, so they cost no page faults.
+    data = new Uint8Array(width * height * channels);
+    data.set(
+      new Uint8Array(memory.buffer, arena.output + top * rowBytes, (bottom - top) * rowBytes),
+      top * rowBytes,
+    );
+  }
   markResident(memory, data, arena.output); // the resize may read it where it is
   return { data, width, height, channels };
 }
@@ -969,8 +987,9 @@ function render(
   scale: number,
   rgb: boolean,
   region: JpegRegion | undefined,
+  inPlace: boolean,
 ): JpegPixels {
-  if (frame.arena) return renderWasm(frame, frame.arena, space, scale, rgb, region);
+  if (frame.arena) return renderWasm(frame, frame.arena, space, scale, rgb, region, inPlace);
   const { components } = frame;
   const width = Math.ceil(frame.width / scale);
   const height = Math.ceil(frame.height / scale);
