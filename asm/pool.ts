@@ -206,6 +206,21 @@ const POOL_UNIT: i32 = 16;
   return v128.bitselect(a, b, m);
 }
 
+// The running maximum after v (t = v > b): select(v, b, t), or on relaxed-SIMD builds
+// relaxed_max(v, b) (maxps, one instruction for the blend's two or three). The two differ only
+// where v or b is NaN (the caller then rescans with PyTorch's rule) and in which zero of -0 and
+// +0 they keep, which no comparison tells apart: the argmax is the same.
+@inline function greater(v: v128, b: v128, t: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_max(v, b);
+  return select(v, b, t);
+}
+
+// select(vi, a, t) where vi is greater than every lane of a (offsets grow along the scan) and
+// a >= 0: the larger of a and vi where t is set (and + max, for the blend's two or three).
+@inline function later(vi: v128, a: v128, t: v128): v128 {
+  return i32x4.max_s(a, v128.and(vi, t));
+}
+
 // The argmax of each of 16 channels (4 vectors at ximg) over the window rows
 // [y0, y1), columns [x0, x1), in one pass (each pixel's address computed
 // once), then g's 16 values added to dx at those pixels. The argmax is kept as
@@ -232,10 +247,10 @@ const POOL_UNIT: i32 = 16;
       const vi = i32x4.splat(at);
       const v0 = v128.load(q), v1 = v128.load(q, 16), v2 = v128.load(q, 32), v3 = v128.load(q, 48);
       const t0 = f32x4.gt(v0, b0), t1 = f32x4.gt(v1, b1), t2 = f32x4.gt(v2, b2), t3 = f32x4.gt(v3, b3);
-      b0 = select(v0, b0, t0); a0 = select(vi, a0, t0); s0 = f32x4.add(s0, v0);
-      b1 = select(v1, b1, t1); a1 = select(vi, a1, t1); s1 = f32x4.add(s1, v1);
-      b2 = select(v2, b2, t2); a2 = select(vi, a2, t2); s2 = f32x4.add(s2, v2);
-      b3 = select(v3, b3, t3); a3 = select(vi, a3, t3); s3 = f32x4.add(s3, v3);
+      b0 = greater(v0, b0, t0); a0 = later(vi, a0, t0); s0 = f32x4.add(s0, v0);
+      b1 = greater(v1, b1, t1); a1 = later(vi, a1, t1); s1 = f32x4.add(s1, v1);
+      b2 = greater(v2, b2, t2); a2 = later(vi, a2, t2); s2 = f32x4.add(s2, v2);
+      b3 = greater(v3, b3, t3); a3 = later(vi, a3, t3); s3 = f32x4.add(s3, v3);
     }
   }
   const nan = v128.or(v128.or(f32x4.ne(s0, s0), f32x4.ne(s1, s1)), v128.or(f32x4.ne(s2, s2), f32x4.ne(s3, s3)));

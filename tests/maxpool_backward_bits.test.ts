@@ -5,7 +5,8 @@
  * window order, the last NaN wins). Non-integer gradients on inputs with many
  * ties route several windows' gradients to one pixel, so the order of the
  * additions shows in the bits; overwrite and accumulate, channel counts that
- * use the 16-channel path, its NaN rescan and the 4- and 1-channel tails.
+ * use the 16-channel path, its NaN rescan and the 4- and 1-channel tails, and
+ * finite inputs (no rescan) whose maxima tie between 0 and -0.
  */
 
 import assert from "node:assert/strict";
@@ -20,6 +21,8 @@ interface Shape {
   s: number;
   p: number;
   ceil: boolean;
+  /** No NaN or infinities: ties among 0, -0 and two other levels (the kernel's NaN-free path). */
+  finite?: boolean;
 }
 
 const SHAPES: Record<string, Shape> = {
@@ -35,6 +38,28 @@ const SHAPES: Record<string, Shape> = {
   },
   "3x3/2 ceil, 11x11, 20 channels": { n: 1, h: 11, w: 11, c: 20, k: 3, s: 2, p: 0, ceil: true },
   "2x2/1, 5x6, 16 channels, batch 3": { n: 3, h: 5, w: 6, c: 16, k: 2, s: 1, p: 0, ceil: false },
+  "3x3/1 pad 1, 8x9, 48 channels, finite, -0 and 0": {
+    n: 2,
+    h: 8,
+    w: 9,
+    c: 48,
+    k: 3,
+    s: 1,
+    p: 1,
+    ceil: false,
+    finite: true,
+  },
+  "3x3/2 ceil, 24x23, 32 channels, batch 3, finite, -0 and 0": {
+    n: 3,
+    h: 24,
+    w: 23,
+    c: 32,
+    k: 3,
+    s: 2,
+    p: 0,
+    ceil: true,
+    finite: true,
+  },
 };
 
 function poolOut(size: number, k: number, s: number, p: number, ceil: boolean): number {
@@ -106,6 +131,7 @@ for (const isa of ["relaxed-simd", "simd"] as const) {
       const pixels = s.n * s.h * s.w;
       // Three levels (ties everywhere), a few NaN, -Infinity and +Infinity.
       const x = Float32Array.from({ length: pixels * s.c }, (_, i) => {
+        if (s.finite) return [0, -0, 1, -1][Math.floor(random() * 4)];
         if (i % 41 === 7) return Number.NaN;
         if (i % 53 === 3) return -Infinity;
         if (i % 97 === 11) return Infinity;
