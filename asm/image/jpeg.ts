@@ -269,37 +269,42 @@ function upsample_row(d: usize, y: i32): usize {
  * Upsamples and converts a whole image: `space` 0 grey (1 channel), 1 YCbCr
  * to RGB, 2 RGB copied, 3 CMYK inverted (Pillow's "CMYK;I"), 4 YCCK to
  * inverted CMYK, 5 grey replicated to RGB. `desc` holds one 48-byte
- * descriptor per component. Only rows `top` to `bottom` are made.
+ * descriptor per component. Only rows `top` to `bottom` are made, and of
+ * them only columns `left` to `right` are converted (the upsampling, whose
+ * edges differ, runs over whole rows); the other output bytes are left as
+ * they were.
  */
 export function convert_image(
-  desc: usize, space: i32, out: usize, width: i32, top: i32, bottom: i32,
+  desc: usize, space: i32, out: usize, width: i32, top: i32, bottom: i32, left: i32, right: i32,
 ): void {
   const channels = space == 0 ? 1 : space == 3 || space == 4 ? 4 : 3;
+  const count = right - left;
+  if (count <= 0) return;
   for (let y = top; y < bottom; y++) {
-    const o = out + <usize>(y * width * channels);
-    const r0 = upsample_row(desc, y);
+    const o = out + <usize>((y * width + left) * channels);
+    const r0 = upsample_row(desc, y) + <usize>left;
     if (space == 0) {
-      memory.copy(o, r0, <usize>width);
+      memory.copy(o, r0, <usize>count);
       continue;
     }
     if (space == 5) {
-      grey_rgb_row(r0, o, width);
+      grey_rgb_row(r0, o, count);
       continue;
     }
-    const r1 = upsample_row(desc + 48, y);
-    const r2 = upsample_row(desc + 96, y);
+    const r1 = upsample_row(desc + 48, y) + <usize>left;
+    const r2 = upsample_row(desc + 96, y) + <usize>left;
     if (space == 1) {
-      ycc_rgb_row(r0, r1, r2, o, width);
+      ycc_rgb_row(r0, r1, r2, o, count);
     } else if (space == 2) {
-      for (let x = 0; x < width; x++) {
+      for (let x = 0; x < count; x++) {
         const p = o + <usize>(x * 3);
         store<u8>(p, load<u8>(r0 + <usize>x));
         store<u8>(p, load<u8>(r1 + <usize>x), 1);
         store<u8>(p, load<u8>(r2 + <usize>x), 2);
       }
     } else {
-      const r3 = upsample_row(desc + 144, y);
-      for (let x = 0; x < width; x++) {
+      const r3 = upsample_row(desc + 144, y) + <usize>left;
+      for (let x = 0; x < count; x++) {
         const p = o + <usize>(x * 4);
         const k = 255 - <i32>load<u8>(r3 + <usize>x);
         if (space == 3) {

@@ -37,7 +37,7 @@ export interface ImageKernels {
     scratch: number,
     dcOnly: boolean,
   ): void;
-  /** Upsampling and colour conversion of a whole image from component descriptors. */
+  /** Upsampling and colour conversion of rows `top` to `bottom`, columns `left` to `right`. */
   convert_image(
     desc: number,
     space: number,
@@ -45,6 +45,8 @@ export interface ImageKernels {
     width: number,
     top: number,
     bottom: number,
+    left: number,
+    right: number,
   ): void;
   /** Pillow's horizontal 8-bit resampling pass over RGB rows (see `asm/image/resize.ts`). */
   resample_horizontal(

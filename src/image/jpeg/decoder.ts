@@ -961,7 +961,9 @@ function renderWasm(
   const code = greyToRgb ? GREY_TO_RGB : SPACE_CODES[space];
   const top = Math.max(0, Math.min(region?.top ?? 0, height));
   const bottom = Math.max(top, Math.min(region?.bottom ?? height, height));
-  kernels.convert_image(DESCRIPTORS_AT, code, arena.output, width, top, bottom);
+  const left = Math.max(0, Math.min(region?.left ?? 0, width));
+  const right = Math.max(left, Math.min(region?.right ?? width, width));
+  kernels.convert_image(DESCRIPTORS_AT, code, arena.output, width, top, bottom, left, right);
   const channels = greyToRgb ? 3 : components.length as 1 | 3 | 4;
   const rowBytes = width * channels;
   let data: Uint8Array;
