@@ -233,6 +233,7 @@ const POOL_UNIT: i32 = 16;
 // NaN the two rules pick the same pixels.
 @inline function argmax_scatter_16(
   ximg: usize, xb: usize, w: i32, y0: i32, y1: i32, x0: i32, x1: i32, g: usize, dximg: usize, dxb: usize,
+  mask: bool,
 ): void {
   const db = <i32>dxb;
   const first = ximg + (<usize>y0 * <usize>w + <usize>x0) * xb;
@@ -255,20 +256,28 @@ const POOL_UNIT: i32 = 16;
   }
   const nan = v128.or(v128.or(f32x4.ne(s0, s0), f32x4.ne(s1, s1)), v128.or(f32x4.ne(s2, s2), f32x4.ne(s3, s3)));
   if (v128.any_true(nan)) {
-    argmax_scatter_n(ximg, xb, w, y0, y1, x0, x1, g, dximg, dxb, POOL_UNIT);
+    argmax_scatter_n(ximg, xb, w, y0, y1, x0, x1, g, dximg, dxb, POOL_UNIT, mask);
     return;
   }
-  scatter_4(dximg, a0, v128.load(g));
-  scatter_4(dximg + 16, a1, v128.load(g, 16));
-  scatter_4(dximg + 32, a2, v128.load(g, 32));
-  scatter_4(dximg + 48, a3, v128.load(g, 48));
+  scatter_4(dximg, a0, masked_dy(v128.load(g), b0, mask));
+  scatter_4(dximg + 16, a1, masked_dy(v128.load(g, 16), b1, mask));
+  scatter_4(dximg + 32, a2, masked_dy(v128.load(g, 32), b2, mask));
+  scatter_4(dximg + 48, a3, masked_dy(v128.load(g, 48), b3, mask));
+}
+
+// With `mask`, dy where the window's maximum (its argmax's input) is <= 0 becomes +0: the ReLU
+// mask of a gradient that only this pool writes, applied as it is added. Every window that adds to
+// a pixel has that pixel's input as its maximum, so all or none of them are masked, and +0 added
+// to the zeroed pixel leaves the +0 that masking the sum would leave (a NaN maximum passes).
+@inline function masked_dy(g: v128, best: v128, mask: bool): v128 {
+  return mask ? v128.andnot(g, f32x4.le(best, f32x4.splat(0))) : g;
 }
 
 // The argmax and scatter for cn channels with PyTorch's rule throughout: 4 at a time, then one
 // at a time.
 @inline function argmax_scatter_n(
   ximg: usize, xb: usize, w: i32, y0: i32, y1: i32, x0: i32, x1: i32, g: usize, dximg: usize, dxb: usize,
-  cn: i32,
+  cn: i32, mask: bool,
 ): void {
   const db = <i32>dxb;
   let i = 0;
@@ -284,7 +293,7 @@ const POOL_UNIT: i32 = 16;
         at = select(i32x4.splat((iy * w + ix) * db), at, take);
       }
     }
-    scatter_4(dximg + o, at, v128.load(g + o));
+    scatter_4(dximg + o, at, masked_dy(v128.load(g + o), best, mask));
   }
   for (; i < cn; i++) {
     const o = <usize>i << 2;
@@ -299,7 +308,7 @@ const POOL_UNIT: i32 = 16;
         }
       }
     }
-    scatter_lane(dximg + o, at * db, load<f32>(g + o));
+    scatter_lane(dximg + o, at * db, mask && best <= 0 ? 0 : load<f32>(g + o));
   }
 }
 
@@ -326,13 +335,30 @@ const POOL_UNIT: i32 = 16;
  * x: the pool's input (NHWC, `xstride`); dy: [N, OH, OW] (`dystride`); dx:
  * [N, H, W] (`dxstride`); OH, OW as the forward computed them (ceil_mode).
  * relu != 0 (x is a ReLU's output): then dx = x <= 0 ? 0 : dx, as
- * `relu_backward` would do after this kernel, each row masked as soon as no
- * later window reaches it (while it is still in cache).
+ * `relu_backward` would do after this kernel: overwriting, each dy is masked
+ * as it is added (by its window's maximum, the input it goes to); adding,
+ * each row is masked as soon as no later window reaches it (while it is
+ * still in cache).
  */
 export function maxpool2d_backward(
   x: usize, xstride: i32, h: i32, w: i32, c: i32, k: i32, s: i32, p: i32, oh: i32, ow: i32,
   dy: usize, dystride: i32, dx: usize, dxstride: i32, accumulate: i32, g0: i32, g1: i32,
   relu: i32,
+): void {
+  // Overwriting, the mask goes on each dy as it is added (masked_dy); adding to dx, on the rows.
+  // Two copies of the kernel: `mask` is a constant in each.
+  const rows = relu != 0 && accumulate != 0;
+  if (relu != 0 && accumulate == 0) {
+    maxpool_backward_units(x, xstride, h, w, c, k, s, p, oh, ow, dy, dystride, dx, dxstride, 0, g0, g1, true, false);
+  } else {
+    maxpool_backward_units(x, xstride, h, w, c, k, s, p, oh, ow, dy, dystride, dx, dxstride, accumulate, g0, g1, false, rows);
+  }
+}
+
+@inline function maxpool_backward_units(
+  x: usize, xstride: i32, h: i32, w: i32, c: i32, k: i32, s: i32, p: i32, oh: i32, ow: i32,
+  dy: usize, dystride: i32, dx: usize, dxstride: i32, accumulate: i32, g0: i32, g1: i32,
+  mask: bool, rows: bool,
 ): void {
   const groups = (c + POOL_UNIT - 1) / POOL_UNIT;
   const xb = <usize>xstride << 2, dyb = <usize>dystride << 2, dxb = <usize>dxstride << 2;
@@ -359,14 +385,14 @@ export function maxpool2d_backward(
         let i = 0;
         for (; i + POOL_UNIT <= cn; i += POOL_UNIT) {
           const o = <usize>i << 2;
-          argmax_scatter_16(ximg + o, xb, w, y0, y1, x0, x1, out + o, dximg + o, dxb);
+          argmax_scatter_16(ximg + o, xb, w, y0, y1, x0, x1, out + o, dximg + o, dxb, mask);
         }
         if (i < cn) {
           const o = <usize>i << 2;
-          argmax_scatter_n(ximg + o, xb, w, y0, y1, x0, x1, out + o, dximg + o, dxb, cn - i);
+          argmax_scatter_n(ximg + o, xb, w, y0, y1, x0, x1, out + o, dximg + o, dxb, cn - i, mask);
         }
       }
-      if (relu != 0 && oy + 1 < oh) {
+      if (rows && oy + 1 < oh) {
         // Rows above the next output row's window are final (and zeroed: zeroed >= y1 > them).
         const done = min(max((oy + 1) * s - p, 0), zeroed);
         if (masked < done) {
@@ -376,7 +402,7 @@ export function maxpool2d_backward(
       }
     }
     zero_rows(dximg, dxb, w, zeroed, h, cn);
-    if (relu != 0) relu_mask_rows(dximg, dxb, ximg, xb, w, masked, h, cn);
+    if (rows) relu_mask_rows(dximg, dxb, ximg, xb, w, masked, h, cn);
   }
 }
 

@@ -3,8 +3,9 @@
  * `BENCH_POOL_BATCH`), one thread, two binaries over two memories with the
  * same inputs, in alternating rounds: per pool the median time of each and the
  * median and range of the per-round ratios, and the output floats that differ.
- * As in a training step: maxpool1-4 take their input's ReLU mask (`relu`),
- * the Inception pools overwrite. Inputs are ReLU-like (half zeros, values on
+ * As in a training step: maxpool1-4 overwrite and mask (`relu`), the
+ * Inception pools over a block's output add and mask, those over a pool's
+ * output overwrite. Each call's dx starts as the last call left it. Inputs are ReLU-like (half zeros, values on
  * a 1/64 grid: many ties). Times are the process's CPU time (the host is shared).
  *
  *   deno run --config deno.dev.jsonc --allow-read --allow-env --allow-sys bench/maxpool_grad.ts OLD.wasm [NEW.wasm]
@@ -29,21 +30,21 @@ const modules = await Promise.all(
   ),
 );
 
-// [name, h, c, k, s, p, oh, relu]
-const POOLS: [string, number, number, number, number, number, number, number][] = [
-  ["maxpool1", 112, 64, 3, 2, 0, 56, 1],
-  ["maxpool2", 56, 192, 3, 2, 0, 28, 1],
-  ["inception3a.branch4.0", 28, 192, 3, 1, 1, 28, 0],
-  ["inception3b.branch4.0", 28, 256, 3, 1, 1, 28, 0],
-  ["maxpool3", 28, 480, 3, 2, 0, 14, 1],
-  ["inception4a.branch4.0", 14, 480, 3, 1, 1, 14, 0],
-  ["inception4b.branch4.0", 14, 512, 3, 1, 1, 14, 0],
-  ["inception4c.branch4.0", 14, 512, 3, 1, 1, 14, 0],
-  ["inception4d.branch4.0", 14, 512, 3, 1, 1, 14, 0],
-  ["inception4e.branch4.0", 14, 528, 3, 1, 1, 14, 0],
-  ["maxpool4", 14, 832, 3, 2, 0, 7, 1],
-  ["inception5a.branch4.0", 7, 832, 3, 1, 1, 7, 0],
-  ["inception5b.branch4.0", 7, 832, 3, 1, 1, 7, 0],
+// [name, h, c, k, s, p, oh, relu, accumulate], as the training plan runs them
+const POOLS: [string, number, number, number, number, number, number, number, number][] = [
+  ["maxpool1", 112, 64, 3, 2, 0, 56, 1, 0],
+  ["maxpool2", 56, 192, 3, 2, 0, 28, 1, 0],
+  ["inception3a.branch4.0", 28, 192, 3, 1, 1, 28, 0, 0],
+  ["inception3b.branch4.0", 28, 256, 3, 1, 1, 28, 1, 1],
+  ["maxpool3", 28, 480, 3, 2, 0, 14, 1, 0],
+  ["inception4a.branch4.0", 14, 480, 3, 1, 1, 14, 0, 0],
+  ["inception4b.branch4.0", 14, 512, 3, 1, 1, 14, 1, 1],
+  ["inception4c.branch4.0", 14, 512, 3, 1, 1, 14, 1, 1],
+  ["inception4d.branch4.0", 14, 512, 3, 1, 1, 14, 1, 1],
+  ["inception4e.branch4.0", 14, 528, 3, 1, 1, 14, 1, 1],
+  ["maxpool4", 14, 832, 3, 2, 0, 7, 1, 0],
+  ["inception5a.branch4.0", 7, 832, 3, 1, 1, 7, 0, 0],
+  ["inception5b.branch4.0", 7, 832, 3, 1, 1, 7, 1, 1],
 ];
 
 const MB = 1 << 20;
@@ -69,10 +70,10 @@ const now = () => {
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
 
 const call = (k: KernelExports, pool: (typeof POOLS)[number]) => {
-  const [, h, c, kk, s, p, oh, relu] = pool;
+  const [, h, c, kk, s, p, oh, relu, accumulate] = pool;
   const units = BATCH * Math.ceil(c / 16);
   const f = k.maxpool2d_backward as unknown as (...args: number[]) => void;
-  f(X, c, h, h, c, kk, s, p, oh, oh, DY, c, DX, c, 0, 0, units, relu);
+  f(X, c, h, h, c, kk, s, p, oh, oh, DY, c, DX, c, accumulate, 0, units, relu);
 };
 
 if (Deno.args.includes("--fusion")) {
