@@ -3,9 +3,19 @@
 // allocate nothing (runtime stub, no data segments), so any number of
 // instances can share one memory across threads.
 
-export { GEMM_MR, GEMM_NR, gemm_acc, gemm_bias, gemm_bias_relu, gemm_variant } from "./gemm";
+export {
+  GEMM_MR,
+  GEMM_NR,
+  gemm_acc,
+  gemm_acc_by_rows,
+  gemm_bias,
+  gemm_bias_by_rows,
+  gemm_bias_relu,
+  gemm_variant,
+} from "./gemm";
 export { conv2d_acc, conv2d_bias, conv2d_bias_relu, conv2d_scratch_bytes } from "./conv";
 export { bias_grad, conv2d_weight_grad, conv2d_weight_grad_scratch_bytes } from "./conv_grad";
+export { gemm_weight_grad, gemm_weight_grad_scratch_bytes } from "./gemm_grad";
 export {
   adaptive_avgpool2d,
   adaptive_avgpool2d_backward,

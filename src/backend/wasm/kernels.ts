@@ -151,6 +151,14 @@ export interface KernelExports {
   gemm_bias_relu: GemmKernel;
   /** C += A x B + bias (no ReLU); a last partial panel touches no column past n. */
   gemm_acc: GemmKernel;
+  /**
+   * `gemm_bias` and `gemm_acc` with rows outer (each tile of rows takes every
+   * panel): the same bits, faster for shallow depths (a 1x1 convolution's
+   * input gradient with few output channels). Absent from modules built before them.
+   */
+  gemm_bias_by_rows?: GemmKernel;
+  /** See `gemm_bias_by_rows`. */
+  gemm_acc_by_rows?: GemmKernel;
   conv2d_bias_relu: ConvKernel;
   /** y = conv + bias (no ReLU). */
   conv2d_bias: ConvKernel;
@@ -275,6 +283,33 @@ export interface KernelExports {
   winograd_f4x3_weight_grad?: WinogradWeightGrad;
   /** Scratch bytes of `winograd_f4x3_weight_grad`. */
   winograd_weight_grad_scratch_bytes?(): number;
+  /**
+   * The weight and bias gradient of a 1x1 stride-1 convolution or a linear
+   * layer: dw[o, q] += sum over pixels m of dy[m, o] * x[m, q] for rows
+   * [o0, o1) and columns [q0, q1) of the dense [oc, c] dw, and when db is not
+   * 0, db[o] += sum_m dy[m, o] for o in [o0, o1); the bits of
+   * `conv2d_weight_grad` and `bias_grad` for any split into chunks.
+   * scratch: `gemm_weight_grad_scratch_bytes(c, oc)` bytes per thread. Absent
+   * from modules built before it.
+   */
+  gemm_weight_grad?(
+    x: number,
+    xstride: number,
+    pixels: number,
+    c: number,
+    dy: number,
+    dystride: number,
+    oc: number,
+    dw: number,
+    db: number,
+    scratch: number,
+    o0: number,
+    o1: number,
+    q0: number,
+    q1: number,
+  ): void;
+  /** Scratch bytes of `gemm_weight_grad`. */
+  gemm_weight_grad_scratch_bytes?(c: number, oc: number): number;
   /** db[o] += sum over pixels [0, pixels) of dy[p, o] for o in [o0, o1). */
   bias_grad(dy: number, dystride: number, pixels: number, db: number, o0: number, o1: number): void;
   dropout(x: number, n: number, p: number, seed: number): void;
