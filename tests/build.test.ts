@@ -30,8 +30,9 @@ Deno.test("kernel binaries import their memory, have no data segments and stay s
     assert.equal(sectionIds(bytes).includes(11), false, `${target.file} has a data section`);
     // 60 KB before the second GEMM micro-kernel variant, the optimizer kernels and the faster repack (74 KB, 17 KB gzip);
     // 79 KB with the 7x7 weight-gradient path, 85 KB (20.6 KB gzip) with the Winograd transforms in registers,
-    // 90.6 KB with the 1x1 and linear backward kernels (gemm_weight_grad, gemm_*_by_rows).
-    assert.ok(bytes.length < 92 * 1024, `${target.file} is ${bytes.length} bytes`);
+    // 88.3 KB with the pool-gradient and conv1 band rewrites, 94.6 KB (24.4 KB gzip) with the 1x1 and
+    // linear backward kernels (gemm_weight_grad, gemm_*_by_rows).
+    assert.ok(bytes.length < 96 * 1024, `${target.file} is ${bytes.length} bytes`);
   }
 });
 
