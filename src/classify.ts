@@ -225,11 +225,29 @@ async function pipeline(
 ): Promise<Prediction[][]> {
   const settings = decodeSettings(transform, load);
   const size = 3 * transform.crop * transform.crop;
+  // Each batch's floats, written where they go by the workers (shared memory) and by this thread.
+  const shared = typeof SharedArrayBuffer === "function";
+  const batches = new Map<number, Float32Array>();
+  const batchOf = (index: number) => {
+    const k = Math.floor(index / batchSize);
+    let batch = batches.get(k);
+    if (batch === undefined) {
+      const bytes = Math.min(batchSize, list.length - k * batchSize) * size * 4;
+      batch = new Float32Array(shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
+      batches.set(k, batch);
+    }
+    return batch;
+  };
+  const slot = (index: number) => {
+    const at = (index % batchSize) * size;
+    return batchOf(index).subarray(at, at + size);
+  };
   const jobs: (Promise<Float32Array> | undefined)[] = [];
   let submitted = 0;
   const submitUpTo = async (end: number) => {
     for (; submitted < Math.min(end, list.length); submitted++) {
-      const job = pool.decode(await workerSource(list[submitted], load), settings);
+      const source = await workerSource(list[submitted], load);
+      const job = pool.decode(source, settings, shared ? slot(submitted) : undefined);
       job.catch(() => {}); // awaited in order below; a rejection before then is not unhandled
       jobs[submitted] = job;
     }
@@ -238,17 +256,18 @@ async function pipeline(
   for (let start = 0; start < list.length; start += batchSize) {
     const end = Math.min(start + batchSize, list.length);
     await submitUpTo(end + batchSize);
-    const batch = new Float32Array((end - start) * size);
+    const batch = batchOf(start);
     // The images no worker has claimed are decoded here, from the back (the workers go from the
     // front, then on with the next batch); then the others are awaited, and the first failure in
     // image order is thrown. The first batch has nothing to hide behind: the workers are still
     // starting, so the calling thread decodes most of it.
-    const here: ({ data: Float32Array } | { error: unknown } | undefined)[] = [];
+    const here: ({ done: true } | { error: unknown } | undefined)[] = [];
     for (let i = end - 1; i >= start; i--) {
       const source = pool.withdraw(jobs[i]!);
       if (source === undefined) continue;
       try {
-        here[i - start] = { data: await transformSource(source, load, transform) };
+        await transformSource(source, load, transform, slot(i));
+        here[i - start] = { done: true };
       } catch (error) {
         here[i - start] = { error };
       }
@@ -256,9 +275,14 @@ async function pipeline(
     for (let i = start; i < end; i++) {
       const mine = here[i - start];
       if (mine && "error" in mine) throw mine.error;
-      batch.set(mine ? mine.data : await jobs[i]!, (i - start) * size);
+      if (!mine) {
+        const data = await jobs[i]!;
+        // Written in place (shared memory) or sent back (no SharedArrayBuffer here).
+        if (data.buffer !== batch.buffer) batch.set(data, (i - start) * size);
+      }
       jobs[i] = undefined;
     }
+    batches.delete(start / batchSize); // the model takes the batch; the call holds it no more
     out.push(
       ...rows(
         await evaluate(model, new Tensor(batch, [end - start, 3, transform.crop, transform.crop])),

@@ -145,6 +145,26 @@ Deno.test("DecodePool: the calling thread can take back an image no worker has c
   }
 });
 
+Deno.test("DecodePool: a worker writes the tensor into shared memory where it is asked to", async () => {
+  const pool = new DecodePool(1);
+  try {
+    const settings = decodeSettings(evalTransform({}), checkLoadOptions({}));
+    const bytes = await Deno.readFile(new URL("assets/chelsea.jpg", ROOT));
+    const expected = (await preprocess(bytes)).data;
+    const batch = new Float32Array(new SharedArrayBuffer(2 * expected.length * 4)).fill(7);
+    const into = batch.subarray(expected.length);
+    const data = await pool.decode(bytes.slice(), settings, into);
+    assert.equal(data, into, "the view asked for comes back");
+    assert.deepEqual(batch.subarray(expected.length), expected, "written in place");
+    assert.ok(batch.subarray(0, expected.length).every((v) => v === 7), "nothing else written");
+    // Without shared memory the tensor comes back in a new array.
+    const plain = await pool.decode(bytes.slice(), settings, new Float32Array(expected.length));
+    assert.deepEqual(plain, expected);
+  } finally {
+    pool.close();
+  }
+});
+
 Deno.test("a lowPriority pool's workers run at nice 19 where the runtime allows it (Linux, --allow-sys)", async () => {
   let tasks: string[];
   try {

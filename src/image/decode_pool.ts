@@ -84,6 +84,11 @@ export interface DecodeJob {
   id: number;
   /** Encoded bytes (the worker may keep them: they are transferred) or pixels. */
   source: Uint8Array | PixelData;
+  /**
+   * Where the worker writes the tensor, a view of a `SharedArrayBuffer` (the
+   * image's place in its batch); absent: the worker sends a new array.
+   */
+  into?: Float32Array;
   /** The transform. */
   settings: DecodeSettings;
   /** For tests: make the worker fail on this image (see {@linkcode injectDecodeFault}). */
@@ -98,7 +103,10 @@ export interface DecodeJob {
   claim?: Int32Array;
 }
 
-/** A worker's answer: the tensor, the error it raised, or that the image was taken back. */
+/**
+ * A worker's answer: the tensor (the job's `into` where it had one), the
+ * error it raised, or that the image was taken back.
+ */
 export type DecodeReply =
   | { id: number; data: Float32Array }
   | { id: number; error: { name: string; message: string } }
@@ -259,11 +267,17 @@ export class DecodePool {
    *
    * @param source Encoded bytes or pixels.
    * @param settings From {@linkcode decodeSettings}.
-   * @returns The CHW float32 tensor of the image.
+   * @param into Where the worker writes the tensor: a view of a `SharedArrayBuffer` (its floats
+   * are then not sent back and forth), else a new array comes back.
+   * @returns The CHW float32 tensor of the image (`into` when given).
    * @throws {ImageError} When the image cannot be decoded (and the other errors the transform raises).
    * @throws {BackendError} When the worker died, went silent, or failed otherwise.
    */
-  decode(source: Uint8Array | PixelData, settings: DecodeSettings): Promise<Float32Array> {
+  decode(
+    source: Uint8Array | PixelData,
+    settings: DecodeSettings,
+    into?: Float32Array,
+  ): Promise<Float32Array> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     const worker = this.#owed.indexOf(Math.min(...this.#owed));
     const id = this.#next++;
@@ -271,6 +285,7 @@ export class DecodePool {
       ? new Int32Array(new SharedArrayBuffer(4))
       : undefined;
     const job: DecodeJob = { id, source, settings, lowPriority: this.lowPriority, claim };
+    if (into !== undefined && into.buffer instanceof SharedArrayBuffer) job.into = into;
     if (injected !== undefined) [job.fault, injected] = [injected, undefined];
     // Bytes that may be taken back stay here too (copied to the worker); the others are transferred.
     const transfer = source instanceof Uint8Array && claim === undefined
@@ -335,7 +350,7 @@ export class DecodePool {
     const pending = this.#pending.get(reply.id);
     if (pending === undefined) return; // taken back, or the pool failed
     this.#pending.delete(reply.id);
-    if ("data" in reply) pending.resolve(reply.data);
+    if ("data" in reply) pending.resolve(pending.job.into ?? reply.data); // the caller's view
     else if ("error" in reply) pending.reject(rebuildError(reply.error));
   }
 

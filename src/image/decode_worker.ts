@@ -72,9 +72,10 @@ async function handle(message: DecodeJob): Promise<void> {
     }
     const { resize, crop, mean, std, draft, load } = message.settings;
     const transform = evalTransform({ resize, crop, mean, std, draft, maxPixels: load.maxPixels });
-    const data = await transformSource(message.source, load, transform);
+    const data = await transformSource(message.source, load, transform, message.into);
     reply = { id: message.id, data };
-    send(reply, [data.buffer as ArrayBuffer]);
+    // Written into shared memory: the view goes back, the floats stay where they are.
+    send(reply, data.buffer instanceof ArrayBuffer ? [data.buffer] : []);
   } catch (error) {
     const { name, message: text } = error as Error;
     reply = { id: message.id, error: { name: String(name), message: String(text) } };

@@ -17,8 +17,10 @@ import { kernelArena } from "./simd.ts";
  * @param image The RGB image.
  * @param mean Per-channel mean (float32).
  * @param std Per-channel standard deviation (float32).
- * @param options `simd: false` runs the TypeScript path (for tests).
- * @returns `3 * width * height` floats, plane by plane.
+ * @param options `simd: false` runs the TypeScript path (for tests); `into`: write the
+ * floats there (at least `3 * width * height` of them; a view of a batch, for one) instead of
+ * into a new array.
+ * @returns `3 * width * height` floats, plane by plane (`into`'s first ones when given).
  *
  * @example
  * ```ts
@@ -32,9 +34,13 @@ export function normalizeToChw(
   image: RgbImage,
   mean: Float32Array,
   std: Float32Array,
-  options: { simd?: boolean } = {},
+  options: { simd?: boolean; into?: Float32Array } = {},
 ): Float32Array {
   const pixels = image.width * image.height;
+  const into = options.into?.subarray(0, 3 * pixels);
+  if (into !== undefined && into.length < 3 * pixels) {
+    throw new RangeError(`Expected into to hold ${3 * pixels} floats, got ${into.length}`);
+  }
   if (options.simd ?? true) {
     const src = 0;
     const out = Math.ceil((pixels * 3 + 16) / 16) * 16;
@@ -43,10 +49,13 @@ export function normalizeToChw(
       const { memory, kernels } = arena;
       new Uint8Array(memory.buffer).set(image.data.subarray(0, pixels * 3), src);
       kernels.normalize_rgb(src, pixels, out, mean[0], mean[1], mean[2], std[0], std[1], std[2]);
-      return new Float32Array(memory.buffer, out, pixels * 3).slice();
+      const made = new Float32Array(memory.buffer, out, pixels * 3);
+      if (into === undefined) return made.slice();
+      into.set(made);
+      return into;
     }
   }
-  const out = new Float32Array(3 * pixels);
+  const out = into ?? new Float32Array(3 * pixels);
   for (let c = 0; c < 3; c++) {
     for (let i = 0; i < pixels; i++) {
       const x = Math.fround(image.data[i * 3 + c] / 255);

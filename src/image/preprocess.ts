@@ -183,7 +183,7 @@ export function evalTransform(options: PreprocessOptions): EvalTransform {
     throw new OptionError(`Expected std to be non-zero, got [${std.join(", ")}]`);
   }
   const draft = checkBoolean("draft", options.draft, { default: false });
-  const apply = (image: RgbImage) => {
+  const apply = (image: RgbImage, into?: Float32Array) => {
     const cropped = resizeAndCrop(image, resize, crop);
     // Nothing resized: the pixels may be the decoder's in the kernels' memory (transformSource),
     // which the normalisation's memory may overwrite or detach, so it gets a copy.
@@ -191,6 +191,7 @@ export function evalTransform(options: PreprocessOptions): EvalTransform {
       cropped === image ? { ...image, data: image.data.slice() } : cropped,
       mean,
       std,
+      { into },
     );
   };
   return Object.assign(apply, { crop, resize, draft, mean, std });
@@ -201,8 +202,11 @@ export function evalTransform(options: PreprocessOptions): EvalTransform {
  * it was made from (enough to make it again in a worker).
  */
 export interface EvalTransform {
-  /** Resize, crop and normalise one decoded image into CHW float32. */
-  (image: RgbImage): Float32Array;
+  /**
+   * Resize, crop and normalise one decoded image into CHW float32: a new
+   * array, or the first `3 * crop * crop` floats of `into` (returned).
+   */
+  (image: RgbImage, into?: Float32Array): Float32Array;
   /** Side of the crop. */
   readonly crop: number;
   /** Length the shorter side is resized to. */
@@ -260,7 +264,8 @@ export async function loadForTransform(
  * @param source Encoded bytes, a path, a URL or decoded pixels.
  * @param load Checked load options.
  * @param transform From {@linkcode evalTransform}.
- * @returns The image's CHW float32 tensor data.
+ * @param into Where to write the tensor data (a view of a batch), instead of a new array.
+ * @returns The image's CHW float32 tensor data (`into`'s first floats when given).
  * @throws {ImageError} When the image cannot be read or decoded or is too large.
  *
  * @example
@@ -275,10 +280,11 @@ export async function transformSource(
   source: ImageSource,
   load: CheckedLoadOptions,
   transform: EvalTransform,
+  into?: Float32Array,
 ): Promise<Float32Array> {
   const bytes = await sourceBytes(source, load);
-  if (bytes === undefined) return transform(await loadChecked(source, load));
-  return transform(decodeForTransform(bytes, load, transform, true));
+  if (bytes === undefined) return transform(await loadChecked(source, load), into);
+  return transform(decodeForTransform(bytes, load, transform, true), into);
 }
 
 /** The encoded bytes of a path, URL or byte source (read within budget); `undefined` for pixels. */
@@ -361,7 +367,7 @@ export async function preprocessChecked(
   }
   const out = new Float32Array(list.length * size);
   for (let n = 0; n < list.length; n++) {
-    out.set(await transformSource(list[n], load, transform), n * size);
+    await transformSource(list[n], load, transform, out.subarray(n * size, (n + 1) * size));
   }
   return new Tensor(out, [list.length, 3, transform.crop, transform.crop]);
 }
