@@ -5,13 +5,15 @@
  * median and range of the per-round ratios, and the output floats that differ.
  * As in a training step: maxpool1-4 overwrite and mask (`relu`), the
  * Inception pools over a block's output add and mask, those over a pool's
- * output overwrite. Each call's dx starts as the last call left it. Inputs are ReLU-like (half zeros, values on
- * a 1/64 grid: many ties). Times are the process's CPU time (the host is shared).
+ * output overwrite. Each call's dx starts as the last call left it. Inputs
+ * are ReLU-like (half zeros, values on a 1/64 grid: many ties). Times are the
+ * process's CPU time (the host is shared).
  *
  *   deno run --config deno.dev.jsonc --allow-read --allow-env --allow-sys bench/maxpool_grad.ts OLD.wasm [NEW.wasm]
  *
  * (`git show main:src/backend/wasm/kernels/kernels-relaxed.wasm > /tmp/old.wasm`; NEW defaults to
- * the current relaxed-SIMD binary.) A diagnostic, not a record: it writes nothing.
+ * the current relaxed-SIMD binary.) `--step`: see `STEP`; `--fusion`: the fused Inception pools
+ * against the two passes in one binary. A diagnostic, not a record: it writes nothing.
  *
  * @module
  */
@@ -69,10 +71,21 @@ const now = () => {
 };
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
 
+/**
+ * With `--step`, the old binary runs each pool as the plan did before the Inception pools over a
+ * block's output were written last (overwriting, unmasked, then `relu_backward` over the
+ * gradient: its four branches' relu_grad), the new one as the plan does now.
+ */
+const STEP = Deno.args.includes("--step");
 const call = (k: KernelExports, pool: (typeof POOLS)[number]) => {
   const [, h, c, kk, s, p, oh, relu, accumulate] = pool;
   const units = BATCH * Math.ceil(c / 16);
   const f = k.maxpool2d_backward as unknown as (...args: number[]) => void;
+  if (STEP && k === ks[0] && accumulate) {
+    f(X, c, h, h, c, kk, s, p, oh, oh, DY, c, DX, c, 0, 0, units, 0);
+    k.relu_backward(DX, c, X, c, c, 0, BATCH * h * h);
+    return;
+  }
   f(X, c, h, h, c, kk, s, p, oh, oh, DY, c, DX, c, accumulate, 0, units, relu);
 };
 
