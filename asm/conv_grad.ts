@@ -350,7 +350,7 @@ function wgrad_rows_wide(
 }
 
 // `count` consecutive pixels of X at a, `astep` bytes apart, read 8 wide (one row of one span).
-@inline function wgrad_span(
+@inline export function wgrad_span(
   nc: i32, dw: usize, ldw: usize, col: usize, o0: i32, o1: i32, pack: usize, count: i32,
   tmp: usize, a: usize, astep: usize,
 ): void {

@@ -465,9 +465,11 @@ Deno.test("conv2d_weight_grad touches only rows [o0, o1) and columns [q0, q1)", 
 /**
  * 3x3 "same" stride-1 convolutions for `winograd_f4x3_weight_grad`: maps not
  * a multiple of the 4x4 output tile (partial tiles at the right and bottom,
- * a map smaller than one tile), more tiles than one block of 32, channels
- * crossing the 64-channel dU blocks (68 = 64 + 4: a partial 8-column GEMM
- * tile), strided slices.
+ * a map smaller than one tile), more tiles than one pass of 64, channels
+ * in more than one dU block (at most 96 output x 64 input channels, split
+ * evenly: 68 = 40 + 28 input channels, a partial 8-column GEMM tile; 100 =
+ * 52 + 48 output channels), output blocks that end in a panel of 2 or 4
+ * channels (20, 132 = 68 + 64), strided slices.
  */
 const WINOGRAD_GRAD_CASES: Record<string, ConvShape> = {
   "batch 3, 9x11, c 68, oc 72, strided": {
@@ -505,6 +507,19 @@ const WINOGRAD_GRAD_CASES: Record<string, ConvShape> = {
     w: 13,
     c: 68,
     oc: 8,
+    kh: 3,
+    kw: 3,
+    sh: 1,
+    sw: 1,
+    ph: 1,
+    pw: 1,
+  },
+  "batch 5, 15x14, c 68, oc 100 (80 tiles)": {
+    n: 5,
+    h: 15,
+    w: 14,
+    c: 68,
+    oc: 100,
     kh: 3,
     kw: 3,
     sh: 1,

@@ -173,9 +173,13 @@ function chunksOf(kernels: KernelExports, op: Op, index: number, threads: number
       if (winogradWeightGrad(kernels, op)) {
         if (threads === 1) return [{ op: index, r0: 0, r1: op.oc, p0: 0, p1: op.c }];
         const byInput = op.c >= op.oc;
-        const [total, grain] = byInput ? [op.c, 8] : [op.oc, 2 * MR];
-        // At least 32 channels a chunk: each transforms its inputs for all its outputs (and back).
-        const count = chunkCount(Math.ceil(total / grain), threads, 4);
+        const [total, grain, block] = byInput
+          ? [op.c, 8, WINOGRAD_WEIGHT_GRAD_CB]
+          : [op.oc, 2 * MR, WINOGRAD_WEIGHT_GRAD_OB];
+        // As many chunks as the kernel would make blocks of these channels on one thread, rounded
+        // up to a multiple of the thread count: each chunk transforms the other side's channels
+        // once, so more chunks would transform them more often than one thread does.
+        const count = Math.ceil(Math.ceil(total / block) / threads) * threads;
         return Array.from({ length: count }, (_, i) => {
           const [a, b] = split(total, i, count, grain);
           return byInput
@@ -783,17 +787,24 @@ function weightGradScratch(
 }
 
 /** Smallest map side whose 3x3 weight gradient goes by Winograd F(4x4, 3x3). */
-const WINOGRAD_WEIGHT_GRAD_MIN_SIDE = 14;
+const WINOGRAD_WEIGHT_GRAD_MIN_SIDE = 7;
+
+/**
+ * The most output (OB) and input (CB) channels of one block of
+ * `winograd_f4x3_weight_grad` (asm/winograd_grad.ts): the threads' chunks follow its blocks.
+ */
+const WINOGRAD_WEIGHT_GRAD_OB = 96, WINOGRAD_WEIGHT_GRAD_CB = 64;
 
 /**
  * The Winograd kernel for a weight gradient, or null for the direct one:
- * F(4x4, 3x3) for 3x3 "same" stride-1 convolutions on maps of at least 14x14
+ * F(4x4, 3x3) for 3x3 "same" stride-1 convolutions on maps of at least 7x7
  * with channel counts that are multiples of 4 (batch 16, one thread, CPU time:
  * 2.3-2.7x faster than the direct kernel on 56x56, 1.9-2.3x on 28x28,
- * 1.1-1.7x on 14x14, slower on 7x7 (0.6-0.9x); in a whole step's profile, all
- * weight gradients 3923 -> 3016 and 5905 -> 4213 ms in alternating runs on the
- * loaded VM). Its L2 error against f64 on those layers is 4x the direct
- * kernel's (8e-6 at most), far below the network's float32 error (3.7e-4).
+ * 1.1-1.7x on 14x14 when measured against the first Winograd kernel; since it
+ * transforms into the GEMM's packed layout, 1.5x faster than the direct kernel
+ * on 7x7 too (inception5's 3x3s, `bench/winograd_weight_grad.ts --direct`)).
+ * Its L2 error against f64 on those layers is 4x the direct kernel's (8e-6 at
+ * most), far below the network's float32 error (3.7e-4).
  * Null also for a module built before this kernel.
  */
 function winogradWeightGrad(
