@@ -41,9 +41,13 @@ const COLUMNS_PACK_BYTES: i32 = 256 * 1024;
   return (n + 7) & ~7;
 }
 
-/** Whether a chunk of `rows` output channels and `cols` input channels goes by the columns orientation. */
-@inline function by_columns(rows: i32, cols: i32, pixels: i32): bool {
-  return rows <= NARROW && cols >= 4 * rows && cols <= 2048 && pixels > SHORT;
+/**
+ * Whether a chunk of `rows` output channels and `cols` input channels of a layer of `oc` output
+ * channels goes by the columns orientation: only a layer's of at most NARROW output channels, the
+ * ones whose scratch (`gemm_weight_grad_scratch_bytes`) has room for its transposed dW.
+ */
+@inline function by_columns(rows: i32, cols: i32, pixels: i32, oc: i32): bool {
+  return oc <= NARROW && rows <= NARROW && cols >= 4 * rows && cols <= 2048 && pixels > SHORT;
 }
 
 /** Pixels per block of the columns orientation for `cols` input channels (even, 32 to BLOCK). */
@@ -337,7 +341,7 @@ export function gemm_weight_grad(
   const tmp = sums + (<usize>(oc + 8) << 2);
   const rest = tmp + 6 * 8 * 4;
   if (bias) memory.fill(sums, 0, <usize>rows << 2);
-  if (by_columns(rows, q1 - q0, pixels)) {
+  if (by_columns(rows, q1 - q0, pixels, oc)) {
     const pack = rest, strip = pack + <usize>COLUMNS_PACK_BYTES, dwt = strip + (<usize>BLOCK << 5);
     columns_chunk(x, xb, pixels, dy, dyb, dw, ldw, dwt, pack, strip, sums, bias, o0, o1, q0, q1);
   } else {

@@ -231,6 +231,47 @@ for (const isa of BUILDS) {
     });
   }
 
+  // A chunk of few output channels of a wider layer (rows [0, 12) of 64, 56 input channels, 300
+  // pixels: the shape the columns order takes) stays within gemm_weight_grad_scratch_bytes(c, oc),
+  // which sizes the columns order's scratch only for layers of at most 32 output channels: it
+  // wrote 194 KB past the 80 KB it asks for.
+  Deno.test(`gemm_weight_grad: chunks of few rows of a wide layer stay within its scratch (${isa})`, async () => {
+    const a = await arena(isa);
+    const pixels = 300, c = 56, oc = 64;
+    const xAt = a.put(random(71, pixels * c, 3)), dyAt = a.put(random(72, pixels * oc, 3));
+    const dw0 = random(73, oc * c + oc, 0.5);
+    const scratchBytes = a.k.gemm_weight_grad_scratch_bytes!(c, oc);
+    const scratch = a.alloc(scratchBytes / 4 + (1 << 16));
+    const whole = a.put(dw0), chunked = a.put(dw0);
+    const run = (dw: number, o0: number, o1: number) =>
+      a.k.gemm_weight_grad!(
+        xAt,
+        c,
+        pixels,
+        c,
+        dyAt,
+        oc,
+        oc,
+        dw,
+        dw + oc * c * 4,
+        scratch,
+        o0,
+        o1,
+        0,
+        c,
+      );
+    run(whole, 0, oc);
+    for (let o = 0; o < oc; o += 12) {
+      run(chunked, o, Math.min(o + 12, oc));
+      assert.ok(
+        a.f32(scratch + scratchBytes, 1 << 16).every(Number.isNaN),
+        `rows [${o}, ${Math.min(o + 12, oc)}): wrote past the ${scratchBytes} scratch bytes`,
+      );
+    }
+    sameBits(a.bits(chunked, oc * c + oc), a.bits(whole, oc * c + oc), "chunks of 12 rows");
+    assert.notDeepEqual(a.bits(whole, oc * c), new Uint32Array(dw0.buffer.slice(0, oc * c * 4)));
+  });
+
   Deno.test(`gemm_bias_by_rows / gemm_acc_by_rows: gemm_bias's and gemm_acc's bits (${isa})`, async () => {
     const a = await arena(isa);
     // 23 rows (tails of 5 after 6-row tiles), 21 columns (a partial last panel), depth 13.
