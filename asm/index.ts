@@ -41,4 +41,5 @@ export {
 } from "./winograd";
 export { fold_batchnorm, pack_gemm, pack_winograd, pack_winograd_scratch_bytes } from "./pack";
 export { winograd_f4x3_weight_grad, winograd_weight_grad_scratch_bytes } from "./winograd_grad";
+export { winograd_f2x5_weight_grad, winograd_f2x5_weight_grad_scratch_bytes } from "./winograd_grad5";
 export { adam_update, sgd_update, zero_fill } from "./optim";

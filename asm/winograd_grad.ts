@@ -60,7 +60,7 @@ export function winograd_weight_grad_scratch_bytes(): usize {
 
 // G (n x r) at g, as src/backend/pack.ts's winogradG: row a < n - 1 is
 // point(a)^k / prod_{b != a} (point(a) - point(b)), the last row (infinity) picks k = r - 1.
-@inline function write_g(n: i32, r: i32, g: usize): void {
+@inline export function write_g(n: i32, r: i32, g: usize): void {
   for (let a = 0; a < n - 1; a++) {
     const pa = point(a);
     let norm: f64 = 1;

@@ -542,56 +542,154 @@ const WINOGRAD_GRAD_CASES: Record<string, ConvShape> = {
   },
 };
 
+/**
+ * 5x5 "same" stride-1 convolutions for `winograd_f2x5_weight_grad`: odd maps
+ * (partial 2x2 tiles), a map smaller than one patch, channels crossing its
+ * 128 x 48 dU blocks (a partial 8-column GEMM tile), strided slices, more
+ * tiles than one GEMM pass takes (256).
+ */
+const WINOGRAD5_GRAD_CASES: Record<string, ConvShape> = {
+  "batch 3, 9x11, c 20, oc 52, strided": {
+    n: 3,
+    h: 9,
+    w: 11,
+    c: 20,
+    oc: 52,
+    kh: 5,
+    kw: 5,
+    sh: 1,
+    sw: 1,
+    ph: 2,
+    pw: 2,
+    xstride: 28,
+    xoff: 4,
+    dystride: 60,
+  },
+  "batch 2, 14x14, c 52, oc 136": {
+    n: 2,
+    h: 14,
+    w: 14,
+    c: 52,
+    oc: 136,
+    kh: 5,
+    kw: 5,
+    sh: 1,
+    sw: 1,
+    ph: 2,
+    pw: 2,
+  },
+  "batch 1, 3x2, c 4, oc 8": {
+    n: 1,
+    h: 3,
+    w: 2,
+    c: 4,
+    oc: 8,
+    kh: 5,
+    kw: 5,
+    sh: 1,
+    sw: 1,
+    ph: 2,
+    pw: 2,
+  },
+  "batch 4, 28x28, c 4, oc 12 (784 tiles)": {
+    n: 4,
+    h: 28,
+    w: 28,
+    c: 4,
+    oc: 12,
+    kh: 5,
+    kw: 5,
+    sh: 1,
+    sw: 1,
+    ph: 2,
+    pw: 2,
+  },
+};
+
+/**
+ * The Winograd weight-gradient kernels, their scratch sizes, cases and
+ * tolerances (of max |reference|). F(2x2, 5x5)'s error is 1.0-1.5e-5 on
+ * these cases (the direct kernel's 1e-6 to 2e-6): its transforms reach the
+ * points +-2 with a 5-tap kernel, so dU is up to 2^4 larger than the dW it sums to.
+ */
+const WINOGRAD_GRAD_KERNELS = [
+  ["winograd_f4x3_weight_grad", "winograd_weight_grad_scratch_bytes", WINOGRAD_GRAD_CASES, 1e-5],
+  [
+    "winograd_f2x5_weight_grad",
+    "winograd_f2x5_weight_grad_scratch_bytes",
+    WINOGRAD5_GRAD_CASES,
+    3e-5,
+  ],
+] as const;
+
 for (const [isa] of BUILDS) {
-  for (const [name, s] of Object.entries(WINOGRAD_GRAD_CASES)) {
-    Deno.test(`winograd_f4x3_weight_grad ${name} (${isa})`, async () => {
-      const a = await arena(isa);
-      const kernel = a.k.winograd_f4x3_weight_grad;
-      const scratchBytes = a.k.winograd_weight_grad_scratch_bytes?.();
-      assert.ok(kernel && scratchBytes, "the module has the Winograd weight gradients");
-      const k = s.kh * s.kw * s.c, m = s.n * s.h * s.w;
-      const xstride = s.xstride ?? s.c, xoff = s.xoff ?? 0, dystride = s.dystride ?? s.oc;
-      const x = random(11, m * s.c);
-      const dy = random(12, m * s.oc);
-      const dw0 = random(13, s.oc * k, 0.5);
-      const expected = weightGradRef(x, dy, dw0, s);
-      const xAt = a.put(strided(x, s.c, xstride, xoff)) + xoff * 4;
-      const dyAt = a.put(strided(dy, s.oc, dystride, 0));
-      const scratch = a.alloc(scratchBytes / 4 + 16);
-      const run = (dw: number, o0: number, o1: number, c0: number, c1: number) =>
-        kernel(xAt, xstride, s.n, s.h, s.w, s.c, dyAt, dystride, s.oc, dw, scratch, o0, o1, c0, c1);
-      // One chunk: accumulated onto dw0, within 1e-5 of the f64 reference.
-      const whole = a.put(dw0);
-      run(whole, 0, s.oc, 0, s.c);
-      const rel = assertClose(a.f32(whole, s.oc * k), expected, 1e-5, name);
-      assert.ok(a.f32(scratch + scratchBytes, 16).every(Number.isNaN), "scratch overrun");
-      // Chunks over (o, c) at multiples of 4 give the same bits; a chunk touches only its block.
-      const four = (f: number[], n: number) => [...new Set(cuts(n, f).map((b) => b - b % 4))];
-      const os = four([0.3, 0.55], s.oc), cs = four([0.21, 0.5, 0.77], s.c);
-      const chunked = a.put(dw0);
-      for (let i = 0; i + 1 < os.length; i++) {
-        for (let j = 0; j + 1 < cs.length; j++) run(chunked, os[i], os[i + 1], cs[j], cs[j + 1]);
-      }
-      sameBits(a.bits(chunked, s.oc * k), a.bits(whole, s.oc * k), `${name} chunked`);
-      const part = a.put(dw0);
-      const [o0, o1, c0, c1] = [os[1 % os.length], s.oc, cs[1 % cs.length], s.c];
-      run(part, o0, o1, c0, c1);
-      const got = a.f32(part, s.oc * k), direct = a.f32(whole, s.oc * k);
-      for (let o = 0; o < s.oc; o++) {
-        for (let q = 0; q < k; q++) {
-          const ch = q % s.c, inside = o >= o0 && o < o1 && ch >= c0 && ch < c1;
-          const want = inside ? direct[o * k + q] : dw0[o * k + q];
-          if (got[o * k + q] !== want) {
-            assert.fail(`${name}: dw[${o}, ${q}] outside/inside the block`);
+  for (const [kernelName, scratchName, cases, tolerance] of WINOGRAD_GRAD_KERNELS) {
+    for (const [name, s] of Object.entries(cases)) {
+      Deno.test(`${kernelName} ${name} (${isa})`, async () => {
+        const a = await arena(isa);
+        const kernel = a.k[kernelName];
+        const scratchBytes = a.k[scratchName]?.();
+        assert.ok(kernel && scratchBytes, "the module has the Winograd weight gradients");
+        const k = s.kh * s.kw * s.c, m = s.n * s.h * s.w;
+        const xstride = s.xstride ?? s.c, xoff = s.xoff ?? 0, dystride = s.dystride ?? s.oc;
+        const x = random(11, m * s.c);
+        const dy = random(12, m * s.oc);
+        const dw0 = random(13, s.oc * k, 0.5);
+        const expected = weightGradRef(x, dy, dw0, s);
+        const xAt = a.put(strided(x, s.c, xstride, xoff)) + xoff * 4;
+        const dyAt = a.put(strided(dy, s.oc, dystride, 0));
+        const scratch = a.alloc(scratchBytes / 4 + 16);
+        const run = (dw: number, o0: number, o1: number, c0: number, c1: number) =>
+          kernel(
+            xAt,
+            xstride,
+            s.n,
+            s.h,
+            s.w,
+            s.c,
+            dyAt,
+            dystride,
+            s.oc,
+            dw,
+            scratch,
+            o0,
+            o1,
+            c0,
+            c1,
+          );
+        // One chunk: accumulated onto dw0, within 1e-5 of the f64 reference.
+        const whole = a.put(dw0);
+        run(whole, 0, s.oc, 0, s.c);
+        const rel = assertClose(a.f32(whole, s.oc * k), expected, tolerance, name);
+        assert.ok(a.f32(scratch + scratchBytes, 16).every(Number.isNaN), "scratch overrun");
+        // Chunks over (o, c) at multiples of 4 give the same bits; a chunk touches only its block.
+        const four = (f: number[], n: number) => [...new Set(cuts(n, f).map((b) => b - b % 4))];
+        const os = four([0.3, 0.55], s.oc), cs = four([0.21, 0.5, 0.77], s.c);
+        const chunked = a.put(dw0);
+        for (let i = 0; i + 1 < os.length; i++) {
+          for (let j = 0; j + 1 < cs.length; j++) run(chunked, os[i], os[i + 1], cs[j], cs[j + 1]);
+        }
+        sameBits(a.bits(chunked, s.oc * k), a.bits(whole, s.oc * k), `${name} chunked`);
+        const part = a.put(dw0);
+        const [o0, o1, c0, c1] = [os[1 % os.length], s.oc, cs[1 % cs.length], s.c];
+        run(part, o0, o1, c0, c1);
+        const got = a.f32(part, s.oc * k), direct = a.f32(whole, s.oc * k);
+        for (let o = 0; o < s.oc; o++) {
+          for (let q = 0; q < k; q++) {
+            const ch = q % s.c, inside = o >= o0 && o < o1 && ch >= c0 && ch < c1;
+            const want = inside ? direct[o * k + q] : dw0[o * k + q];
+            if (got[o * k + q] !== want) {
+              assert.fail(`${name}: dw[${o}, ${q}] outside/inside the block`);
+            }
           }
         }
-      }
-      console.log(
-        `  max rel error ${rel.toExponential(2)}; ${os.length - 1}x${
-          cs.length - 1
-        } chunks bit-identical`,
-      );
-    });
+        console.log(
+          `  max rel error ${rel.toExponential(2)}; ${os.length - 1}x${
+            cs.length - 1
+          } chunks bit-identical`,
+        );
+      });
+    }
   }
 }
 

@@ -170,12 +170,14 @@ function chunksOf(kernels: KernelExports, op: Op, index: number, threads: number
       // over every pixel in the same order, so any split gives the same bits.
       // By Winograd, [p0, p1) are input channels (multiples of 8), output
       // channels multiples of 12 (the kernel transforms 4 at a time).
-      if (winogradWeightGrad(kernels, op)) {
+      const winograd = winogradWeightGrad(kernels, op);
+      if (winograd) {
         if (threads === 1) return [{ op: index, r0: 0, r1: op.oc, p0: 0, p1: op.c }];
         const byInput = op.c >= op.oc;
+        const f2x5 = winograd === kernels.winograd_f2x5_weight_grad;
         const [total, grain, block] = byInput
-          ? [op.c, 8, WINOGRAD_WEIGHT_GRAD_CB]
-          : [op.oc, 2 * MR, WINOGRAD_WEIGHT_GRAD_OB];
+          ? [op.c, 8, f2x5 ? WINOGRAD_5X5_WEIGHT_GRAD_CB : WINOGRAD_WEIGHT_GRAD_CB]
+          : [op.oc, 2 * MR, f2x5 ? WINOGRAD_5X5_WEIGHT_GRAD_OB : WINOGRAD_WEIGHT_GRAD_OB];
         // As many chunks as the kernel would make blocks of these channels on one thread, rounded
         // up to a multiple of the thread count: each chunk transforms the other side's channels
         // once, so more chunks would transform them more often than one thread does.
@@ -779,12 +781,27 @@ function weightGradScratch(
   kernels: KernelExports,
   op: Op & { kind: "conv2d_grad_weight" },
 ): number {
-  if (winogradWeightGrad(kernels, op)) return kernels.winograd_weight_grad_scratch_bytes!();
+  const winograd = winogradWeightGrad(kernels, op);
+  if (winograd && winograd === kernels.winograd_f2x5_weight_grad) {
+    return kernels.winograd_f2x5_weight_grad_scratch_bytes!();
+  }
+  if (winograd) return kernels.winograd_weight_grad_scratch_bytes!();
   if (isDense(op) && kernels.gemm_weight_grad_scratch_bytes) {
     return kernels.gemm_weight_grad_scratch_bytes(op.c, op.oc);
   }
   return kernels.conv2d_weight_grad_scratch_bytes(op.c, op.kh, op.kw, op.ow, op.oc);
 }
+
+/**
+ * Smallest map side whose 5x5 weight gradient goes by Winograd F(2x2, 5x5)
+ * (GoogLeNet's 5x5 layers, batch 16, one thread, process CPU time against
+ * the direct kernel: 0.54-0.78x on 28x28 and 14x14 maps, 1.2x on 7x7, where
+ * a 4x4 grid of 2x2 tiles covers 64 pixels for 49 and most patches cross
+ * the edge). 12, not 14: the same even-sided tiling, and the training parity
+ * fixtures' 12x14 maps (96x112 inputs) then check it against PyTorch. Its
+ * error against f64 is up to 1.5e-5 of the largest element, 5-10x the direct kernel's.
+ */
+const WINOGRAD_5X5_WEIGHT_GRAD_MIN_SIDE = 12;
 
 /** Smallest map side whose 3x3 weight gradient goes by Winograd F(4x4, 3x3). */
 const WINOGRAD_WEIGHT_GRAD_MIN_SIDE = 7;
@@ -794,6 +811,9 @@ const WINOGRAD_WEIGHT_GRAD_MIN_SIDE = 7;
  * `winograd_f4x3_weight_grad` (asm/winograd_grad.ts): the threads' chunks follow its blocks.
  */
 const WINOGRAD_WEIGHT_GRAD_OB = 96, WINOGRAD_WEIGHT_GRAD_CB = 64;
+
+/** The same for `winograd_f2x5_weight_grad` (asm/winograd_grad5.ts). */
+const WINOGRAD_5X5_WEIGHT_GRAD_OB = 128, WINOGRAD_5X5_WEIGHT_GRAD_CB = 48;
 
 /**
  * The Winograd kernel for a weight gradient, or null for the direct one:
@@ -805,12 +825,20 @@ const WINOGRAD_WEIGHT_GRAD_OB = 96, WINOGRAD_WEIGHT_GRAD_CB = 64;
  * on 7x7 too (inception5's 3x3s, `bench/winograd_weight_grad.ts --direct`)).
  * Its L2 error against f64 on those layers is 4x the direct kernel's (8e-6 at
  * most), far below the network's float32 error (3.7e-4).
- * Null also for a module built before this kernel.
+ * F(2x2, 5x5) for 5x5 "same" stride-1 convolutions on maps of at least 12x12
+ * (see WINOGRAD_5X5_WEIGHT_GRAD_MIN_SIDE). Null also for a module built before these kernels.
  */
 function winogradWeightGrad(
   kernels: KernelExports,
   op: Op & { kind: "conv2d_grad_weight" },
 ): KernelExports["winograd_f4x3_weight_grad"] | null {
+  const same5x5 = op.kh === 5 && op.kw === 5 && op.sh === 1 && op.sw === 1 && op.ph === 2 &&
+    op.pw === 2 && op.oh === op.h && op.ow === op.w;
+  if (same5x5) {
+    if (op.c % 4 !== 0 || op.oc % 4 !== 0) return null;
+    if (Math.min(op.h, op.w) < WINOGRAD_5X5_WEIGHT_GRAD_MIN_SIDE) return null;
+    return kernels.winograd_f2x5_weight_grad ?? null;
+  }
   const same3x3 = op.kh === 3 && op.kw === 3 && op.sh === 1 && op.sw === 1 && op.ph === 1 &&
     op.pw === 1 && op.oh === op.h && op.ow === op.w;
   if (!same3x3 || op.c % 4 !== 0 || op.oc % 4 !== 0) return null;

@@ -310,6 +310,15 @@ export interface KernelExports {
   ): void;
   /** Scratch bytes of `gemm_weight_grad`. */
   gemm_weight_grad_scratch_bytes?(c: number, oc: number): number;
+  /**
+   * The weight gradient of a 5x5 (padding 2) convolution by Winograd F(2x2, 5x5),
+   * accumulated into the dense [oc, 25 * c] dw, as `winograd_f4x3_weight_grad`.
+   * scratch: `winograd_f2x5_weight_grad_scratch_bytes()` bytes per thread. Absent
+   * from modules built before it.
+   */
+  winograd_f2x5_weight_grad?: WinogradWeightGrad;
+  /** Scratch bytes of `winograd_f2x5_weight_grad`. */
+  winograd_f2x5_weight_grad_scratch_bytes?(): number;
   /** db[o] += sum over pixels [0, pixels) of dy[p, o] for o in [o0, o1). */
   bias_grad(dy: number, dystride: number, pixels: number, db: number, o0: number, o1: number): void;
   dropout(x: number, n: number, p: number, seed: number): void;
