@@ -165,6 +165,27 @@ Deno.test("DecodePool: a worker writes the tensor into shared memory where it is
   }
 });
 
+Deno.test("DecodePool on Web Workers (browsers, a library imported by URL): the same bits, in place, faults caught", async () => {
+  const pool = new DecodePool(1, { webWorker: true });
+  try {
+    assert.equal(pool.unrefable, false, "a Web Worker cannot let the process exit");
+    const settings = decodeSettings(evalTransform({}), checkLoadOptions({}));
+    const bytes = await Deno.readFile(new URL("assets/chelsea.jpg", ROOT));
+    const expected = (await preprocess(bytes)).data;
+    const into = new Float32Array(new SharedArrayBuffer(expected.length * 4));
+    assert.equal(await pool.decode(bytes.slice(), settings, into), into);
+    assert.deepEqual(into, expected);
+    assert.deepEqual(await pool.decode(bytes.slice(), settings), expected);
+    injectDecodeFault("exit");
+    const error = await pool.decode(bytes.slice(), settings).catch((e) => e);
+    assert.ok(error instanceof BackendError && /died/.test(error.message), String(error));
+    assert.equal(pool.failed, true);
+  } finally {
+    injectDecodeFault(undefined);
+    pool.close();
+  }
+});
+
 Deno.test("a lowPriority pool's workers run at nice 19 where the runtime allows it (Linux, --allow-sys)", async () => {
   let tasks: string[];
   try {

@@ -230,15 +230,20 @@ export class DecodePool {
    *
    * @param size Number of workers, at least 1.
    * @param options `silenceMs`: how long a worker that owes images may answer nothing (60 s);
-   * `lowPriority`: the workers lower their scheduling priority (`nice` 19) where allowed.
+   * `lowPriority`: the workers lower their scheduling priority (`nice` 19) where allowed;
+   * `webWorker`: Web Workers even in Deno (for tests: the path of browsers and of a library
+   * imported by URL).
    */
-  constructor(size: number, options: { silenceMs?: number; lowPriority?: boolean } = {}) {
+  constructor(
+    size: number,
+    options: { silenceMs?: number; lowPriority?: boolean; webWorker?: boolean } = {},
+  ) {
     this.#silenceMs = options.silenceMs ?? SILENCE_MS;
     this.lowPriority = options.lowPriority ?? false;
     const url = new URL("./decode_worker.ts", import.meta.url);
     for (let k = 0; k < size; k++) {
       this.#workers.push(
-        startThread(url, {
+        startThread(url, options.webWorker ?? false, {
           reply: (reply) => this.#answer(k, reply),
           died: (message) => this.fail(new BackendError(`Decode worker ${k} died: ${message}`)),
           unreadable: () =>
@@ -479,8 +484,8 @@ function nodeWorker(url: URL): NodeWorkerConstructor | undefined {
 }
 
 /** Starts the worker module at `url`, idle (not holding the process where that is possible). */
-function startThread(url: URL, events: ThreadEvents): DecodeThread {
-  const NodeWorker = nodeWorker(url);
+function startThread(url: URL, web: boolean, events: ThreadEvents): DecodeThread {
+  const NodeWorker = web ? undefined : nodeWorker(url);
   if (NodeWorker !== undefined) {
     const { port1, port2 } = new MessageChannel();
     const port = port1 as RefPort;
