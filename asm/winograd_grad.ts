@@ -21,9 +21,10 @@
 // Every dU element sums the tiles in ascending order from zero, so any split
 // of the channels into calls (threads, chunks) or blocks gives the same bits.
 // C and OC must be multiples of 4, o0 and c0 too.
-// F(2x2, 3x3) and F(2x2, 5x5) by the same driver were measured too (GoogLeNet's
-// layers, batch 16, one thread): F(2x2, 3x3) never beat F(4x4, 3x3), F(2x2, 5x5)
-// was within noise of the direct 5x5 kernel at 9x its error, so neither is built.
+// F(2x2, 3x3) by the same driver was measured too (GoogLeNet's layers, batch
+// 16, one thread): it never beat F(4x4, 3x3), so it is not built. F(2x2, 5x5),
+// within noise of the direct 5x5 kernel by this driver's first version, is
+// built apart for the 5x5 layers' few channels (asm/winograd_grad5.ts).
 
 import { wgrad_span } from "./conv_grad";
 import { input_tiles } from "./winograd";
