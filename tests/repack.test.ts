@@ -20,6 +20,7 @@ import {
   setRepackInWasm,
   WeightStaging,
 } from "../src/backend/repack.ts";
+import type { WasmBackend } from "../src/backend/wasm/backend.ts";
 import { deterministicStateDict } from "../tools/deterministic.ts";
 
 type VariantName = "seed" | "torchvision";
@@ -62,6 +63,18 @@ async function updated(
   }
 }
 
+/**
+ * The GEMM panels the Wasm repack leaves as they were (weights with a Winograd
+ * form, which no kernel reads), set to 0 in `blobs` so that the rest compares.
+ */
+function clearUnread(model: GoogLeNet, ...blobs: Float32Array[]): number {
+  const ranges = (model.backend as unknown as WasmBackend).unreadPanels();
+  for (const { offset, floats } of ranges) {
+    for (const b of blobs) b.fill(0, offset, offset + floats);
+  }
+  return ranges.length;
+}
+
 /** Indices where two blobs differ (bitwise) over the first `length` floats. */
 function differences(a: Float32Array, b: Float32Array, length: number): number[] {
   const out: number[] = [];
@@ -86,6 +99,8 @@ for (const [variant, prefer, threadCounts] of CASES) {
     for (const threads of threadCounts) {
       const model = await updated(variant, prefer, threads, true);
       const blob = model.backend.weights().slice();
+      // Every 3x3 and 5x5 layer has two such ranges (forward and transposed panels).
+      assert.ok(clearUnread(model, expected, blob) >= 2 * 19, "no unread panels");
       // The staging region (folded weights and biases) follows the TypeScript path's regions.
       assert.ok(
         blob.length > expected.length + 6_000_000,
@@ -108,6 +123,8 @@ Deno.test("repack: frozen layers pack in TypeScript, trainable ones in Wasm, sam
   await reference.dispose();
   const model = await updated("torchvision", "speed", 2, true, trainable);
   const blob = model.backend.weights().slice();
+  // inception5b's 3x3 and 5x5 layers (two each).
+  assert.equal(clearUnread(model, expected, blob), 4);
   const staged = blob.length - expected.length;
   assert.ok(staged > 2_500_000 && staged < 3_500_000, `staged ${staged} floats`);
   assert.deepEqual(differences(expected, blob, expected.length), []);
@@ -143,6 +160,42 @@ Deno.test("repack: logits after a Wasm repack equal a fresh model's with the sam
     const c = (await initial.forward(x)) as Tensor;
     assert.notDeepEqual(differences(a.data, c.data, a.data.length), []);
     await Promise.all([model.dispose(), fresh.dispose(), initial.dispose()]);
+  }
+});
+
+Deno.test("repack: training reads no GEMM panel the repack leaves out (NaN there changes no bit)", async () => {
+  const x = new Tensor(
+    Float32Array.from({ length: 2 * 3 * 64 * 64 }, (_, i) => Math.cos(i * 0.23)),
+    [2, 3, 64, 64],
+  );
+  const run = async (threads: number, poison: boolean) => {
+    const model = await updated("seed", "memory", threads, true);
+    if (poison) {
+      const blob = model.backend.weights();
+      const ranges = (model.backend as unknown as WasmBackend).unreadPanels();
+      assert.ok(ranges.length >= 2 * 19);
+      for (const { offset, floats } of ranges) blob.fill(NaN, offset, offset + floats);
+      model.backend.weightsChanged();
+    }
+    await model.zeroGrad();
+    const { loss } = await model.backward(x, [3, 5]);
+    const grads = model.parameters().map((p) => p.grad);
+    model.eval();
+    const logits = (await model.forward(x)) as Tensor;
+    await model.dispose();
+    return { loss, grads, logits: logits.data };
+  };
+  for (const threads of [1, 2]) {
+    const clean = await run(threads, false), poisoned = await run(threads, true);
+    assert.ok(Number.isFinite(clean.loss));
+    assert.equal(Object.is(poisoned.loss, clean.loss), true, `loss, threads ${threads}`);
+    assert.deepEqual(differences(poisoned.logits, clean.logits, clean.logits.length), []);
+    assert.ok(clean.grads.filter((g) => g).length > 50, "gradients reached");
+    clean.grads.forEach((g, i) => {
+      const p = poisoned.grads[i];
+      assert.equal(p === null, g === null, `gradient ${i}`);
+      if (g && p) assert.deepEqual(differences(p, g, g.length), [], `gradient ${i}`);
+    });
   }
 });
 

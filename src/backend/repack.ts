@@ -9,7 +9,10 @@
  * flipped input-gradient weights and their Winograd forms. The results are
  * the bits of {@linkcode packLayer}, the TypeScript packing of the layers a
  * backend does not stage (the Winograd transform computed in f64 and
- * rounded once, like `packWinograd`). The model hands `Backend.repack` each
+ * rounded once, like `packWinograd`), except the GEMM panels of a weight
+ * that also has a Winograd form (a 3x3 or 5x5 layer's forward panels, its
+ * transposed panels): the executor reads the Winograd form only, so the
+ * repack leaves those panels as they were ({@linkcode unreadPanels}). The model hands `Backend.repack` each
  * changed layer's PyTorch tensors (a staged layer's go into its region, a
  * BatchNorm is folded by `fold_batchnorm` or {@linkcode foldBatchNorm}), and
  * after the optimizer kernels wrote a layer's other region says so
@@ -19,7 +22,14 @@
  */
 
 import type { Gather, PackedRef, Plan, WeightOp, WinogradRef } from "../graph/ops.ts";
-import { convRowOrder, identityRowOrder, packGemm, packWinograd, type RowOrder } from "./pack.ts";
+import {
+  convRowOrder,
+  identityRowOrder,
+  packedSize,
+  packGemm,
+  packWinograd,
+  type RowOrder,
+} from "./pack.ts";
 
 /**
  * A staged layer whose `next` region the optimizer kernels wrote, for `Backend.swap`.
@@ -360,6 +370,37 @@ export function stagingFloats(layer: { readonly k: number; readonly n: number })
 }
 
 /**
+ * The GEMM panels of `layer` that the repack leaves as they were, as float
+ * ranges `[offset, offset + floats)` of the weight blob: those of a weight
+ * that also has a Winograd form (the forward panels of a layer with
+ * `winograd`, the transposed panels when `transposed.winograd` is set),
+ * which the executor never reads (a convolution or input gradient with a
+ * Winograd form runs the Winograd kernel).
+ *
+ * @param layer The layer.
+ * @returns The ranges, empty for a layer without a Winograd form.
+ *
+ * @example
+ * ```ts
+ * import { unreadPanels } from "./repack.ts";
+ * import { identityRowOrder } from "./pack.ts";
+ * const fc = {
+ *   key: "fc", k: 16, n: 8, order: identityRowOrder, conv: null,
+ *   packed: { offset: 0, k: 16, n: 8 }, winograd: null, transposed: null, batchNormEps: null,
+ * };
+ * console.log(unreadPanels(fc)); // []
+ * ```
+ */
+export function unreadPanels(layer: RepackLayer): { offset: number; floats: number }[] {
+  if (!layer.conv) return [];
+  const panels = (ref: PackedRef) => ({ offset: ref.offset, floats: packedSize(ref.k, ref.n) });
+  const out: { offset: number; floats: number }[] = [];
+  if (layer.winograd) out.push(panels(layer.packed));
+  if (layer.transposed?.winograd) out.push(panels(layer.transposed.packed));
+  return out;
+}
+
+/**
  * The weight operations that derive `layer`'s packed forms from its staged
  * weight and bias: the GEMM panels, the Winograd form when the layer keeps
  * one, and the input-gradient forms when `transposed` is given. Null when
@@ -387,16 +428,19 @@ export function repackOps(layer: RepackLayer, staged: Staging): WeightOp[] | nul
   if (!rows) return null;
   const { k } = layer;
   const name = layer.key;
-  const ops: WeightOp[] = [{
-    kind: "pack_gemm",
-    name,
-    source: staged.weight,
-    base: 0,
-    rows,
-    cols: { c: 1, a: 0, b: k },
-    bias: staged.bias,
-    weights: layer.packed,
-  }];
+  const ops: WeightOp[] = [];
+  if (!(conv && layer.winograd)) {
+    ops.push({
+      kind: "pack_gemm",
+      name,
+      source: staged.weight,
+      base: 0,
+      rows,
+      cols: { c: 1, a: 0, b: k },
+      bias: staged.bias,
+      weights: layer.packed,
+    });
+  }
   if (conv) {
     const taps = conv.kernelSize * conv.kernelSize;
     const inC = conv.inChannels, outC = conv.outChannels;
@@ -414,7 +458,7 @@ export function repackOps(layer: RepackLayer, staged: Staging): WeightOp[] | nul
         weights: layer.winograd,
       });
     }
-    if (transposed) {
+    if (transposed && !transposed.winograd) {
       // W'[i, o, t] = W[o, i, taps - 1 - t], packed with the rows (tap, o).
       ops.push({
         kind: "pack_gemm",
@@ -426,20 +470,20 @@ export function repackOps(layer: RepackLayer, staged: Staging): WeightOp[] | nul
         bias: -1,
         weights: transposed.packed,
       });
-      if (transposed.winograd) {
-        ops.push({
-          kind: "pack_winograd",
-          name: `${name}.transposed`,
-          source: staged.weight,
-          base: taps - 1,
-          os: taps,
-          cs: inC * taps,
-          ts: -1,
-          bias: -1,
-          c: outC,
-          weights: transposed.winograd,
-        });
-      }
+    }
+    if (transposed?.winograd) {
+      ops.push({
+        kind: "pack_winograd",
+        name: `${name}.transposed`,
+        source: staged.weight,
+        base: taps - 1,
+        os: taps,
+        cs: inC * taps,
+        ts: -1,
+        bias: -1,
+        c: outC,
+        weights: transposed.winograd,
+      });
     }
   } else if (transposed) {
     // Linear: W'[i, o] = W[o, order(i)].
@@ -548,6 +592,16 @@ export class WeightStaging {
       this.#layers.set(layer.key, { layer, stage: new StagedLayer(regions, unfolded) });
     }
     return floats;
+  }
+
+  /**
+   * The GEMM panels of the staged layers that their repack leaves as they
+   * were ({@linkcode unreadPanels}), in staging order.
+   *
+   * @returns Float ranges of the weight blob.
+   */
+  unread(): { offset: number; floats: number }[] {
+    return [...this.#layers.values()].flatMap(({ layer }) => unreadPanels(layer));
   }
 
   /**

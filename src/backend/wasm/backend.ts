@@ -371,6 +371,22 @@ export class WasmBackend implements Backend {
   }
 
   /**
+   * The GEMM panels of staged layers that the repack does not rewrite (those
+   * of weights with a Winograd form, which no kernel reads), as float ranges
+   * of the weight blob: a test poisons them to show nothing reads them.
+   *
+   * @returns `[offset, offset + floats)` ranges, empty before training stages layers.
+   *
+   * @example
+   * ```ts ignore
+   * for (const { offset, floats } of backend.unreadPanels()) backend.weights().fill(NaN, offset, offset + floats);
+   * ```
+   */
+  unreadPanels(): { offset: number; floats: number }[] {
+    return this.#staging.unread();
+  }
+
+  /**
    * Makes the regions the optimizer kernels wrote current, carrying over
    * what they did not write.
    *
