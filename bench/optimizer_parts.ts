@@ -3,11 +3,16 @@
  * the AdamW update plan and the repack plan of one training step (seed
  * variant with aux heads, batch-16 figures per step), captured from a real
  * step and re-run alone, split by operation kind, each against a plain copy
- * (`copyWithin` in the weight blob) that reads and writes as many bytes as
+ * (`copyWithin` in an array of 128 MB of its own) that reads and writes as many bytes as
  * the operations do (AdamW: x, g, m, v read, x', m, v written, 28 bytes an
  * element; a packing: its source read, its packed form written). Rounds
  * alternate the parts; medians and ranges over `BENCH_PARTS_ROUNDS`
- * (default 7), on `BENCH_PARTS_THREADS` threads (default 1).
+ * (default 7), on `BENCH_PARTS_THREADS` threads (default 1; the copy runs on
+ * one). `BENCH_PARTS_OLD_KERNELS=path/kernels-relaxed.wasm` (e.g. from `git
+ * show main:src/backend/wasm/kernels/kernels-relaxed.wasm`) also runs the
+ * AdamW plan of a second model built on that binary in the same rounds and
+ * prints new / old (both models then get explicit modules: run against the
+ * current binary, the ratio was 1.016, 1.004-1.038).
  *
  *   deno run --config deno.dev.jsonc -A bench/optimizer_parts.ts
  *
@@ -25,19 +30,42 @@ import { hostLine, loadAverage, startRun } from "./_record.ts";
 const ROUNDS = Number(Deno.env.get("BENCH_PARTS_ROUNDS") ?? 7);
 const THREADS = Number(Deno.env.get("BENCH_PARTS_THREADS") ?? 1);
 
+const OLD = Deno.env.get("BENCH_PARTS_OLD_KERNELS");
+
+/** A model after one backward and one AdamW step, with the weight plans that step ran. */
+async function stepped(wasmModule?: WebAssembly.Module) {
+  const model = await GoogLeNet.create({
+    initWeights: true,
+    threads: THREADS,
+    seed: 3,
+    wasmModule,
+  });
+  model.train();
+  await model.backward(deterministicInput("optimizer bench", [2, 3, 224, 224]), [1, 2]);
+  const plans: Plan[] = [];
+  const runWeights = WasmBackend.prototype.runWeights;
+  WasmBackend.prototype.runWeights = function (plan) {
+    plans.push(plan);
+    return runWeights.call(this, plan);
+  };
+  await new AdamW(model, { lr: 1e-4 }).step();
+  WasmBackend.prototype.runWeights = runWeights;
+  return { model, backend: model.backend as unknown as WasmBackend, plans };
+}
+
 const info = await startRun();
-const model = await GoogLeNet.create({ initWeights: true, threads: THREADS, seed: 3 });
-model.train();
-await model.backward(deterministicInput("optimizer bench", [2, 3, 224, 224]), [1, 2]);
-const backend = model.backend as unknown as WasmBackend;
-const plans: Plan[] = [];
-const runWeights = WasmBackend.prototype.runWeights;
-WasmBackend.prototype.runWeights = function (plan) {
-  plans.push(plan);
-  return runWeights.call(this, plan);
-};
-await new AdamW(model, { lr: 1e-4 }).step();
-WasmBackend.prototype.runWeights = runWeights;
+// With BENCH_PARTS_OLD_KERNELS both models get an explicit module (the current one of the same
+// name for this one): a model created without one runs 1.2x slower here than one with it.
+const compile = async (path: string) => new WebAssembly.Module(await Deno.readFile(path));
+const current = OLD
+  ? await compile(
+    new URL(`../src/backend/wasm/kernels/${OLD.split("/").pop()}`, import.meta.url).pathname,
+  )
+  : undefined;
+const { model, backend, plans } = await stepped(current);
+// BENCH_PARTS_OLD_KERNELS: a kernels-*.wasm file (e.g. `git show main:src/backend/wasm/kernels/
+// kernels-relaxed.wasm`) whose AdamW update runs in the same rounds, on a second model.
+const old = OLD ? await stepped(await compile(OLD)) : null;
 const optim = plans.find((p) => p.ops[0]?.kind === "optim_step")!;
 const weightOps = (p: Plan) => p.ops as readonly WeightOp[];
 const repack = plans.find((p) => p.ops.some((op) => op.kind === "pack_gemm"))!;
@@ -64,12 +92,21 @@ const winograd = new Set(
 const read = weightOps(repack).filter((op) => !(op.kind === "pack_gemm" && winograd.has(op.name)));
 const parts: Record<string, readonly WeightOp[]> = {
   "AdamW update": weightOps(optim),
+  ...(old ? { "AdamW, old kernels": weightOps(optim) } : {}),
+  "AdamW, gathered gradients": weightOps(optim).filter((op) =>
+    op.kind === "optim_step" && op.gather
+  ),
+  "AdamW, contiguous gradients": weightOps(optim).filter((op) =>
+    op.kind === "optim_step" && !op.gather
+  ),
   "repack, whole plan": weightOps(repack).filter((op) => op.kind !== "fold_batchnorm"),
   "repack, panels of Winograd layers left out": read.filter((op) => op.kind !== "fold_batchnorm"),
   "repack pack_winograd": weightOps(repack).filter((op) => op.kind === "pack_winograd"),
   "repack pack_gemm": weightOps(repack).filter((op) => op.kind === "pack_gemm"),
 };
-const blob = backend.weights();
+// The copies' array, apart from the models' memory (copying in the weight blob overwrote the
+// parameters and moments with values that slowed the update down).
+const blob = new Float32Array(32 << 20);
 const times: Record<string, { op: number[]; copy: number[] }> = {};
 for (const name of Object.keys(parts)) times[name] = { op: [], copy: [] };
 const cpuNow = () => performance.now();
@@ -82,9 +119,11 @@ for (let round = 0; round <= ROUNDS; round++) {
       ? { ...optim, ops, steps: [ops.map((_, i) => i)] }
       : weightPlan(ops);
     const t0 = cpuNow();
-    await backend.runWeights(plan);
+    if (name === "AdamW, old kernels") {
+      await old!.backend.runWeights(old!.plans.find((p) => p.ops[0]?.kind === "optim_step")!);
+    } else await backend.runWeights(plan);
     const t = cpuNow() - t0;
-    // The same bytes moved by copyWithin: half read, half written, within the blob's first part.
+    // The same bytes moved by copyWithin: half read, half written, 64 MB at a time.
     const floats = ops.reduce((s, op) => s + traffic(op), 0) / 2;
     const chunk = Math.min(floats, Math.floor(blob.length / 2));
     const c0 = cpuNow();
@@ -99,7 +138,6 @@ for (let round = 0; round <= ROUNDS; round++) {
     }
   }
 }
-// The copies overwrote weights: nothing here reads them again.
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1];
 console.log(`threads ${THREADS}, ${ROUNDS} rounds, ms per step (batch 16)`);
 for (const [name, ops] of Object.entries(parts)) {
@@ -119,6 +157,15 @@ console.log(
   `  repack without / with the unread panels, same rounds: ${median(left).toFixed(3)} ` +
     `(${Math.min(...left).toFixed(3)}-${Math.max(...left).toFixed(3)})`,
 );
+if (old) {
+  const o = times["AdamW, old kernels"].op, n = times["AdamW update"].op;
+  const r = n.map((t, i) => t / o[i]);
+  console.log(
+    `  AdamW update new / old kernels, same rounds: ${median(r).toFixed(3)} ` +
+      `(${Math.min(...r).toFixed(3)}-${Math.max(...r).toFixed(3)})`,
+  );
+  await old.model.dispose();
+}
 await model.dispose();
 info.loadAverage.end = loadAverage();
 console.log(hostLine(info));
