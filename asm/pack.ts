@@ -24,7 +24,8 @@ const NR: i32 = 8;
  * with step 1 from two v128 loads; when each column's rows are a permutation
  * of k contiguous floats (`rb` 1 and `rc * ra` = k, or the identity), from one
  * v128 load of 4 consecutive sources per column, transposed 8 x 4 into 4
- * rows; otherwise from 8 scalar loads. Partial panels go float by float.
+ * rows; otherwise from 8 scalar loads, row r of all the whole panels before
+ * row r + 1. Partial panels go float by float.
  * Every path copies the same floats to the same places.
  */
 export function pack_gemm(
@@ -36,6 +37,18 @@ export function pack_gemm(
   // The identity row gather as a permutation: rows r % 1 = 0, r / 1 = r.
   if (rc == 1 && rb == 1) ra = k;
   const permutation = rb == 1 && rc * ra == k;
+  const step = cc == 1 ? cb : ca;
+  if ((cc == 1 || cc % NR == 0) && step != 1 && !permutation) {
+    // Whole panels of 8 strided columns, rows outer: row r of every panel in turn. Panel by panel
+    // (as before) a row of 8 loads took 8 cache lines that the other panels reading the
+    // same lines came back for much later (a linear layer's transposed, NHWC-gathered form: 3 GB/s);
+    // row by row those lines stay in L1. The same floats to the same places.
+    const full = min<i32>(p1, n / NR);
+    if (full > p0) {
+      pack_panels_by_rows(src, base, k, rc, ra, rb, cc, ca, cb, step, bias, dst, p0, full);
+      p0 = full;
+    }
+  }
   for (let p = p0; p < p1; p++) {
     const panel = dst + (<usize>(p * (k + 1) * NR) << 2);
     const j0 = p * NR;
@@ -47,14 +60,12 @@ export function pack_gemm(
     const rows = panel + (<usize>NR << 2);
     if (cols == NR && (cc == 1 || cc % NR == 0)) {
       // Column j0 + j reads start + j * step (j0 % cc + j < cc when 8 divides cc).
-      const step = cc == 1 ? cb : ca;
       const start = base + (j0 % cc) * ca + (j0 / cc) * cb;
       if (step == 1) {
         pack_rows_contiguous(src + (<usize>start << 2), k, rc, ra, rb, rows);
-      } else if (permutation) {
-        pack_rows_transposed(src + (<usize>start << 2), step, k, rc, ra, rows);
       } else {
-        pack_rows_strided(src + (<usize>start << 2), step, k, rc, ra, rb, rows);
+        // A permutation (the other strided panels went through pack_panels_by_rows above).
+        pack_rows_transposed(src + (<usize>start << 2), step, k, rc, ra, rows);
       }
       continue;
     }
@@ -79,13 +90,42 @@ export function pack_gemm(
   }
 }
 
-// Rows [0, k) of a panel whose 8 columns are contiguous: row r is the 8 floats at from + gather(r).
-@inline function pack_rows_contiguous(from: usize, k: i32, rc: i32, ra: i32, rb: i32, at: usize): void {
+// Full panels [p0, p1) whose column j0 + j reads start(p) + j * step + gather(r): the bias rows,
+// then rows [0, k) of every panel, row outer (8 scalar loads and two v128 stores a panel row).
+function pack_panels_by_rows(
+  src: usize, base: i32, k: i32, rc: i32, ra: i32, rb: i32,
+  cc: i32, ca: i32, cb: i32, step: i32, bias: usize, dst: usize, p0: i32, p1: i32,
+): void {
+  const panelBytes = <usize>((k + 1) * NR) << 2;
+  for (let p = p0; p < p1; p++) {
+    const panel = dst + <usize>p * panelBytes;
+    const j0 = p * NR;
+    if (bias != 0) {
+      v128.store(panel, v128.load(bias + (<usize>j0 << 2)));
+      v128.store(panel, v128.load(bias + (<usize>j0 << 2), 16), 16);
+    } else {
+      v128.store(panel, i32x4.splat(0));
+      v128.store(panel, i32x4.splat(0), 16);
+    }
+  }
+  const d = <usize>step << 2;
   let ch = 0, term = 0, qTerm = 0;
-  for (let r = 0; r < k; r++, at += NR << 2) {
-    const q = from + (<usize>term << 2);
-    v128.store(at, v128.load(q));
-    v128.store(at, v128.load(q, 16), 16);
+  for (let r = 0; r < k; r++) {
+    let at = dst + <usize>p0 * panelBytes + (<usize>((r + 1) * NR) << 2);
+    for (let p = p0; p < p1; p++, at += panelBytes) {
+      const j0 = p * NR;
+      const q0 = src + (<usize>(base + (j0 % cc) * ca + (j0 / cc) * cb + term) << 2), q4 = q0 + 4 * d;
+      let lo = f32x4.splat(load<f32>(q0));
+      lo = f32x4.replace_lane(lo, 1, load<f32>(q0 + d));
+      lo = f32x4.replace_lane(lo, 2, load<f32>(q0 + 2 * d));
+      lo = f32x4.replace_lane(lo, 3, load<f32>(q0 + 3 * d));
+      let hi = f32x4.splat(load<f32>(q4));
+      hi = f32x4.replace_lane(hi, 1, load<f32>(q4 + d));
+      hi = f32x4.replace_lane(hi, 2, load<f32>(q4 + 2 * d));
+      hi = f32x4.replace_lane(hi, 3, load<f32>(q4 + 3 * d));
+      v128.store(at, lo);
+      v128.store(at, hi, 16);
+    }
     if (++ch == rc) {
       ch = 0;
       qTerm += rb;
@@ -96,24 +136,13 @@ export function pack_gemm(
   }
 }
 
-// Rows [0, k) of a panel whose column j reads from + j * step + gather(r), 8 scalar loads a row.
-@inline function pack_rows_strided(
-  from: usize, step: i32, k: i32, rc: i32, ra: i32, rb: i32, at: usize,
-): void {
-  const d = <usize>step << 2;
+// Rows [0, k) of a panel whose 8 columns are contiguous: row r is the 8 floats at from + gather(r).
+@inline function pack_rows_contiguous(from: usize, k: i32, rc: i32, ra: i32, rb: i32, at: usize): void {
   let ch = 0, term = 0, qTerm = 0;
   for (let r = 0; r < k; r++, at += NR << 2) {
-    const q0 = from + (<usize>term << 2), q4 = q0 + 4 * d;
-    let lo = f32x4.splat(load<f32>(q0));
-    lo = f32x4.replace_lane(lo, 1, load<f32>(q0 + d));
-    lo = f32x4.replace_lane(lo, 2, load<f32>(q0 + 2 * d));
-    lo = f32x4.replace_lane(lo, 3, load<f32>(q0 + 3 * d));
-    let hi = f32x4.splat(load<f32>(q4));
-    hi = f32x4.replace_lane(hi, 1, load<f32>(q4 + d));
-    hi = f32x4.replace_lane(hi, 2, load<f32>(q4 + 2 * d));
-    hi = f32x4.replace_lane(hi, 3, load<f32>(q4 + 3 * d));
-    v128.store(at, lo);
-    v128.store(at, hi, 16);
+    const q = from + (<usize>term << 2);
+    v128.store(at, v128.load(q));
+    v128.store(at, v128.load(q, 16), 16);
     if (++ch == rc) {
       ch = 0;
       qTerm += rb;
