@@ -55,7 +55,7 @@ async function stepped(wasmModule?: WebAssembly.Module) {
 
 const info = await startRun();
 // With BENCH_PARTS_OLD_KERNELS both models get an explicit module (the current one of the same
-// name for this one): a model created without one runs 1.2x slower here than one with it.
+// name for this one), so that they differ in the binary alone.
 const compile = async (path: string) => new WebAssembly.Module(await Deno.readFile(path));
 const current = OLD
   ? await compile(
