@@ -11,44 +11,15 @@
  */
 
 import assert from "node:assert/strict";
-import { instantiateKernels, type KernelExports, kernelUrl } from "../src/backend/wasm/kernels.ts";
+import { type KernelArena, kernelArena } from "./_support/kernel_arena.ts";
 import { packedSize, packGemm } from "../src/backend/pack.ts";
 import { assertClose } from "./_support/assert_close.ts";
 
 const BUILDS = ["relaxed-simd", "simd"] as const;
 
-/** One instance over a fresh memory with a bump allocator. */
-class Arena {
-  readonly memory = new WebAssembly.Memory({ initial: 256 });
-  readonly k: KernelExports;
-  #at = 256;
-  constructor(module: WebAssembly.Module) {
-    this.k = instantiateKernels(module, this.memory);
-  }
-  /** A 64-byte aligned block of `floats` floats filled with `fill` (NaN: unwritten). */
-  alloc(floats: number, fill = Number.NaN): number {
-    const at = this.#at;
-    this.#at = Math.ceil((at + floats * 4 + 64) / 64) * 64;
-    const pages = Math.ceil(this.#at / 65536) - this.memory.buffer.byteLength / 65536;
-    if (pages > 0) this.memory.grow(pages);
-    this.f32(at, floats).fill(fill);
-    return at;
-  }
-  put(data: ArrayLike<number>): number {
-    const at = this.alloc(data.length);
-    this.f32(at, data.length).set(data);
-    return at;
-  }
-  f32(at: number, floats: number): Float32Array {
-    return new Float32Array(this.memory.buffer, at, floats);
-  }
-  bits(at: number, floats: number): Uint32Array {
-    return new Uint32Array(this.memory.buffer, at, floats).slice();
-  }
-}
-
-async function arena(isa: (typeof BUILDS)[number]): Promise<Arena> {
-  return new Arena(new WebAssembly.Module(await Deno.readFile(kernelUrl(isa, false))));
+type Arena = KernelArena;
+function arena(isa: "relaxed-simd" | "simd"): Promise<Arena> {
+  return kernelArena(isa);
 }
 
 /** xorshift values in [-scale, scale): the same every run. */

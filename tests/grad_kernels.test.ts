@@ -13,12 +13,8 @@
  */
 
 import assert from "node:assert/strict";
-import {
-  describeModule,
-  instantiateKernels,
-  type KernelExports,
-  kernelUrl,
-} from "../src/backend/wasm/kernels.ts";
+import { type KernelArena, kernelArena } from "./_support/kernel_arena.ts";
+import { describeModule, type KernelExports, kernelUrl } from "../src/backend/wasm/kernels.ts";
 import { BackendError } from "../src/errors.ts";
 import { runChunk } from "../src/backend/wasm/executor.ts";
 import { assertClose } from "./_support/assert_close.ts";
@@ -27,45 +23,9 @@ import type { WinogradVariant } from "../src/graph/ops.ts";
 
 const BUILDS = [["relaxed-simd", false], ["simd", false]] as const;
 
-/** One instance over a fresh memory, with a bump allocator and typed views. */
-class Arena {
-  readonly memory = new WebAssembly.Memory({ initial: 512 });
-  readonly k: KernelExports;
-  #at = 256;
-  constructor(module: WebAssembly.Module) {
-    this.k = instantiateKernels(module, this.memory);
-  }
-  /** A 64-byte aligned block of `floats` floats, filled with `fill` (default NaN: unwritten). */
-  alloc(floats: number, fill = Number.NaN): number {
-    const at = this.#at;
-    this.#at = Math.ceil((at + floats * 4 + 64) / 64) * 64;
-    const pages = Math.ceil(this.#at / 65536) - this.memory.buffer.byteLength / 65536;
-    if (pages > 0) this.memory.grow(pages);
-    this.f32(at, floats).fill(fill);
-    return at;
-  }
-  /** Copies `data` into a new block; returns its address. */
-  put(data: ArrayLike<number>): number {
-    const at = this.alloc(data.length);
-    this.f32(at, data.length).set(data);
-    return at;
-  }
-  f32(at: number, floats: number): Float32Array {
-    return new Float32Array(this.memory.buffer, at, floats);
-  }
-  bits(at: number, floats: number): Uint32Array {
-    return new Uint32Array(this.memory.buffer, at, floats).slice();
-  }
-}
-
-const modules = new Map<string, WebAssembly.Module>();
-async function arena(isa: "relaxed-simd" | "simd"): Promise<Arena> {
-  let module = modules.get(isa);
-  if (!module) {
-    module = new WebAssembly.Module(await Deno.readFile(kernelUrl(isa, false)));
-    modules.set(isa, module);
-  }
-  return new Arena(module);
+type Arena = KernelArena;
+function arena(isa: "relaxed-simd" | "simd"): Promise<Arena> {
+  return kernelArena(isa, 512);
 }
 
 /** xorshift-multiply PRNG in [-1, 1): the same values every run. */
