@@ -56,6 +56,20 @@ const INSTALLED_PLANS = 8;
 /** The most a 32-bit Wasm memory can hold. */
 export const MAX_WASM_MEMORY = 4 * 1024 * 1024 * 1024 - PAGE;
 
+/** One operation's or chunk's time from {@linkcode WasmBackend.profile}. */
+export interface ProfiledChunk {
+  /** The operation's layer. */
+  readonly name: string;
+  /** The operation's kind. */
+  readonly kind: string;
+  /** Milliseconds on the calling thread. */
+  readonly ms: number;
+  /** The plan step it belongs to. */
+  readonly step: number;
+  /** The thread whose list holds it. */
+  readonly thread: number;
+}
+
 /** Options of {@linkcode WasmBackend.create}. */
 export interface WasmBackendOptions {
   /** Floats of packed weights to reserve. */
@@ -493,23 +507,31 @@ export class WasmBackend implements Backend {
   /**
    * Runs `plan` on the calling thread one operation at a time and returns
    * each operation's time in milliseconds (for benches; not for serving).
+   * With `chunksOf` > 1, runs and times the chunks that `chunksOf` threads
+   * would share instead, one by one, each with its step and the thread whose
+   * list holds it (bench/thread_balance.ts replays them).
    */
-  profile(plan: Plan, input: Tensor): Promise<{ name: string; kind: string; ms: number }[]> {
+  profile(plan: Plan, input: Tensor, chunksOf = 1): Promise<ProfiledChunk[]> {
     this.#check();
-    return this.#exclusive(() => this.#profile(plan, input));
+    return this.#exclusive(() => this.#profile(plan, input, chunksOf));
   }
 
-  async #profile(plan: Plan, input: Tensor): Promise<{ name: string; kind: string; ms: number }[]> {
+  async #profile(plan: Plan, input: Tensor, chunksOf: number): Promise<ProfiledChunk[]> {
     await this.#run(plan, input, new Array(plan.dropoutStreams).fill(1));
     const layout = this.#layout(plan);
     const seeds = new Array(plan.dropoutStreams).fill(1);
-    // One thread's schedule has one chunk per operation.
-    return this.#serial(plan).flat(2).map((chunk) => {
-      const op = plan.ops[chunk.op];
-      const start = performance.now();
-      runChunk(this.#kernels, plan, layout, chunk, layout.scratch, seeds);
-      return { name: op.name, kind: op.kind, ms: performance.now() - start };
-    });
+    // One thread's schedule has one chunk per operation; more threads' chunks run here one by one.
+    const steps = chunksOf === 1 ? this.#serial(plan) : schedule(this.#kernels, plan, chunksOf);
+    return steps.flatMap((lists, step) =>
+      lists.flatMap((list, thread) =>
+        list.map((chunk) => {
+          const op = plan.ops[chunk.op];
+          const start = performance.now();
+          runChunk(this.#kernels, plan, layout, chunk, layout.scratch, seeds);
+          return { name: op.name, kind: op.kind, ms: performance.now() - start, step, thread };
+        })
+      )
+    );
   }
 
   /**
