@@ -8,7 +8,8 @@
  * both variants with aux heads and both `prefer` choices, on 1 and 2
  * threads (torchvision's BatchNorm layers folded by the kernels, with drawn
  * running statistics); and the logits after a repack must be those of a
- * fresh model created with the same weights.
+ * fresh model created with the same weights, also with the GEMM panels the
+ * repack leaves out (weights with a Winograd form) filled with NaN.
  */
 
 import assert from "node:assert/strict";
@@ -197,6 +198,37 @@ Deno.test("repack: training reads no GEMM panel the repack leaves out (NaN there
       if (g && p) assert.deepEqual(differences(p, g, g.length), [], `gradient ${i}`);
     });
   }
+});
+
+Deno.test("repack: with the unread panels NaN, eval logits at small and odd sizes equal a fresh model's (torchvision, speed, 3 threads, frozen stem)", async () => {
+  // Tiny maps (a 32x32 input leaves inception5 1x1 maps), odd sizes, batch 1 and 3; the
+  // f4x3 Winograd forms of prefer "speed", BatchNorm folded, a frozen stem, 3 threads.
+  const trainable = ["inception", "aux", "fc."];
+  const model = await updated("torchvision", "speed", 3, true, trainable);
+  const ranges = (model.backend as unknown as WasmBackend).unreadPanels();
+  assert.ok(ranges.length >= 2 * 18, `${ranges.length} unread ranges`);
+  const blob = model.backend.weights();
+  for (const { offset, floats } of ranges) blob.fill(NaN, offset, offset + floats);
+  model.backend.weightsChanged();
+  const fresh = await GoogLeNet.create({
+    variant: "torchvision",
+    prefer: "speed",
+    threads: 3,
+    numClasses: 10,
+    stateDict: model.stateDict(),
+  });
+  model.eval();
+  for (const [n, h, w] of [[3, 32, 32], [1, 41, 99]]) {
+    const x = new Tensor(
+      Float32Array.from({ length: n * 3 * h * w }, (_, i) => Math.sin(i * 0.29 + h)),
+      [n, 3, h, w],
+    );
+    const a = (await model.forward(x)) as Tensor;
+    const b = (await fresh.forward(x)) as Tensor;
+    assert.ok(a.data.every(Number.isFinite), `${n}x${h}x${w}: not finite`);
+    assert.deepEqual(differences(a.data, b.data, a.data.length), [], `${n}x${h}x${w}`);
+  }
+  await Promise.all([model.dispose(), fresh.dispose()]);
 });
 
 Deno.test("repack: gatherOf reproduces every row order the model packs with", () => {
