@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { controlWords } from "../src/backend/wasm/barrier.ts";
 import { chunkCount, schedule, split, WorkQueue } from "../src/backend/wasm/executor.ts";
-import { GoogLeNet } from "../mod.ts";
+import { GoogLeNet, Tensor } from "../mod.ts";
 import type { WasmBackend } from "../src/backend/wasm/backend.ts";
 
 /** A control block like the pool's, for `threads` threads. */
@@ -127,6 +127,28 @@ Deno.test("a training step's 2-thread chunks tile each operation; conv1 and the 
     assert.equal(counts.get("maxpool1 maxpool2d_grad"), 32);
     // A 1x1 convolution keeps its 4 chunks a thread (each chunk reads all its weights).
     assert.equal(counts.get("conv2.conv conv2d"), 8);
+  } finally {
+    await model.dispose();
+  }
+});
+
+Deno.test("profile with chunksOf times each chunk of that many threads' schedule, with its step and list", async () => {
+  const model = await GoogLeNet.create({ variant: "seed", auxLogits: false, threads: 1 });
+  try {
+    const backend = model.backend as WasmBackend;
+    const plan = model.plan([2, 3, 64, 64]);
+    const input = Tensor.zeros([2, 3, 64, 64]);
+    const cut = schedule(backend.kernels, plan, 2);
+    const expected = cut.flatMap((lists, step) =>
+      lists.flatMap((list, thread) =>
+        list.map((c) => `${step} ${thread} ${plan.ops[c.op].name} ${plan.ops[c.op].kind}`)
+      )
+    );
+    const timed = await backend.profile(plan, input, 2);
+    assert.deepEqual(timed.map((c) => `${c.step} ${c.thread} ${c.name} ${c.kind}`), expected);
+    assert.ok(timed.every((c) => c.ms >= 0));
+    assert.ok(expected.length > plan.ops.length, "2 threads' chunks outnumber the operations");
+    assert.equal((await backend.profile(plan, input)).length, plan.ops.length);
   } finally {
     await model.dispose();
   }
