@@ -95,43 +95,6 @@ Deno.test("chunk bounds tile the work: no gap, no overlap, on the grain, near-eq
   assert.equal(chunkCount(1000, 1, 6), 1);
 });
 
-Deno.test("a training step's 2-thread chunks tile each operation; conv1 and the pools are cut finer", async () => {
-  const model = (await GoogLeNet.create({
-    backend: "wasm",
-    variant: "seed",
-    auxLogits: true,
-    threads: 1,
-  })).train();
-  try {
-    const plans = model.trainingPlan([16, 3, 224, 224]);
-    const kernels = (model.backend as WasmBackend).kernels;
-    const counts = new Map<string, number>();
-    for (const plan of [plans.forward, plans.backward]) {
-      const cut = schedule(kernels, plan, 2).flat(2);
-      for (const [index, op] of plan.ops.entries()) {
-        const chunks = cut.filter((c) => c.op === index);
-        const key = `${op.name} ${op.kind}`;
-        counts.set(key, Math.max(counts.get(key) ?? 0, chunks.length));
-        // Row ranges and column ranges each tile their total with no gap or overlap.
-        const rows = [...new Set(chunks.map((c) => `${c.r0},${c.r1}`))].map((r) =>
-          r.split(",").map(Number)
-        ).sort((a, b) => a[0] - b[0]);
-        for (let i = 1; i < rows.length; i++) {
-          assert.equal(rows[i][0], rows[i - 1][1], `${op.name} ${op.kind}: rows tile`);
-        }
-      }
-    }
-    assert.equal(counts.get("conv1.conv conv2d"), 32);
-    assert.equal(counts.get("conv1.conv conv2d_grad_weight"), 8);
-    assert.equal(counts.get("maxpool1 maxpool2d"), 32);
-    assert.equal(counts.get("maxpool1 maxpool2d_grad"), 32);
-    // A 1x1 convolution keeps its 4 chunks a thread (each chunk reads all its weights).
-    assert.equal(counts.get("conv2.conv conv2d"), 8);
-  } finally {
-    await model.dispose();
-  }
-});
-
 Deno.test("profile with chunksOf times each chunk of that many threads' schedule, with its step and list", async () => {
   const model = await GoogLeNet.create({ variant: "seed", auxLogits: false, threads: 1 });
   try {

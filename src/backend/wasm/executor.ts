@@ -62,25 +62,6 @@ export function chunkCount(units: number, threads: number, least: number): numbe
 }
 
 /**
- * Chunks per thread of an operation whose chunks repeat no work (pool rows,
- * pool-gradient channel groups, the rows of a convolution whose weights fit
- * in L1/L2): more of them shorten the tail the last thread runs alone.
- * bench/thread_balance.ts (Intel Xeon, batch 16, 2 threads) replays 8
- * chunks of conv1's forward (10-14 ms each) ending 2.1 ms past a perfect
- * split, the pools' 8 chunks 0.2-0.4 ms each.
- */
-const FINE_CHUNKS_PER_THREAD = 16;
-
-/** {@linkcode chunkCount} with up to FINE_CHUNKS_PER_THREAD chunks per thread. */
-function fineChunkCount(units: number, threads: number, least: number): number {
-  if (threads === 1) return 1;
-  return Math.max(threads, Math.min(threads * FINE_CHUNKS_PER_THREAD, Math.floor(units / least)));
-}
-
-/** Multiply-adds from which a GEMM's row chunks are cut finer (conv1's forward: 1.9e9). */
-const FINE_GEMM_MACS = 1 << 30;
-
-/**
  * Hands out the chunks of each step of a run to the threads that ask. Each
  * thread has its own list of a step's chunks (its share of each operation:
  * the rows next to those it made in the step before), claims from it first,
@@ -213,7 +194,7 @@ function chunksOf(kernels: KernelExports, op: Op, index: number, threads: number
       if (op.c < 8) {
         // The band path (conv1): channels in multiples of 8 (the transposed tile's width), all
         // columns (each chunk copies the input band of every block once).
-        const count = fineChunkCount(Math.ceil(op.oc / 8), threads, 1);
+        const count = chunkCount(Math.ceil(op.oc / 8), threads, 2);
         return Array.from({ length: count }, (_, i) => {
           const [r0, r1] = split(op.oc, i, count, 8);
           return { op: index, r0, r1, p0: 0, p1: k };
@@ -237,14 +218,14 @@ function chunksOf(kernels: KernelExports, op: Op, index: number, threads: number
     case "maxpool2d":
     case "avgpool2d":
     case "adaptive_avgpool2d": {
-      const count = fineChunkCount(op.n * op.oh, threads, 4);
+      const count = chunkCount(op.n * op.oh, threads, 2);
       return rows(op.n * op.oh, count, count > threads ? 2 : 1);
     }
     case "maxpool2d_grad":
     case "avgpool2d_grad":
     case "adaptive_avgpool2d_grad": {
       const units = op.n * Math.ceil(op.c / POOL_GRAD_CHANNELS);
-      return rows(units, fineChunkCount(units, threads, 2), 1);
+      return rows(units, chunkCount(units, threads, 1), 1);
     }
     case "dropout":
       // One chunk: whichever thread claims it draws the whole mask.
@@ -290,8 +271,6 @@ interface ConvShape {
   readonly n: number;
   readonly oh: number;
   readonly ow: number;
-  readonly kh: number;
-  readonly kw: number;
   readonly winograd: { readonly variant: keyof typeof WINOGRAD_SHAPES } | null;
 }
 
@@ -327,8 +306,7 @@ function gemmChunks(
   }
   const panels = Math.ceil(oc / PANEL_WIDTH);
   if (threads === 1 || m >= 8 * MR * threads) {
-    const fine = conv !== null && m * c * conv.kh * conv.kw * oc >= FINE_GEMM_MACS;
-    return rows(m, (fine ? fineChunkCount : chunkCount)(m, threads, 4 * MR), MR, panels);
+    return rows(m, chunkCount(m, threads, 4 * MR), MR, panels);
   }
   // Too few rows to share (small maps, batch-1 linear layers): share the panels.
   const count = chunkCount(panels, threads, 2);
