@@ -11,7 +11,7 @@
  */
 
 import assert from "node:assert/strict";
-import { type KernelArena, kernelArena } from "./_support/kernel_arena.ts";
+import { type KernelArena, kernelArena, random, sameBits } from "./_support/kernel_arena.ts";
 import { packedSize, packGemm } from "../src/backend/pack.ts";
 import { assertClose } from "./_support/assert_close.ts";
 
@@ -21,29 +21,6 @@ type Arena = KernelArena;
 function arena(isa: "relaxed-simd" | "simd"): Promise<Arena> {
   return kernelArena(isa);
 }
-
-/** xorshift values in [-scale, scale): the same every run. */
-function random(seed: number, n: number, scale = 1): Float32Array {
-  let s = seed >>> 0 || 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    out[i] = ((s / 2 ** 32) * 2 - 1) * scale;
-  }
-  return out;
-}
-
-function sameBits(a: Uint32Array, b: Uint32Array, what: string): void {
-  assert.equal(a.length, b.length);
-  for (let i = 0; i < a.length; i++) {
-    if (a[i] !== b[i]) assert.fail(`${what}: element ${i} differs (${a[i]} vs ${b[i]})`);
-  }
-}
-
 interface Case {
   pixels: number;
   c: number;

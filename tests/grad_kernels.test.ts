@@ -13,7 +13,7 @@
  */
 
 import assert from "node:assert/strict";
-import { type KernelArena, kernelArena } from "./_support/kernel_arena.ts";
+import { type KernelArena, kernelArena, random, sameBits } from "./_support/kernel_arena.ts";
 import { describeModule, type KernelExports, kernelUrl } from "../src/backend/wasm/kernels.ts";
 import { BackendError } from "../src/errors.ts";
 import { runChunk } from "../src/backend/wasm/executor.ts";
@@ -26,21 +26,6 @@ const BUILDS = [["relaxed-simd", false], ["simd", false]] as const;
 type Arena = KernelArena;
 function arena(isa: "relaxed-simd" | "simd"): Promise<Arena> {
   return kernelArena(isa, 512);
-}
-
-/** xorshift-multiply PRNG in [-1, 1): the same values every run. */
-function random(seed: number, n: number, scale = 1): Float32Array {
-  let s = seed >>> 0 || 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    out[i] = ((s / 2 ** 32) * 2 - 1) * scale;
-  }
-  return out;
 }
 
 /** Random integers in [-range, range] (sums of them are exact in f32). */
@@ -72,13 +57,6 @@ function unstrided(data: Float32Array, c: number, stride: number, offset: number
 function cuts(n: number, fractions: number[]): number[] {
   const bounds = [0, ...fractions.map((f) => Math.floor(n * f)), n];
   return [...new Set(bounds)].filter((b) => b >= 0 && b <= n).sort((a, b) => a - b);
-}
-
-function sameBits(a: Uint32Array, b: Uint32Array, what: string): void {
-  assert.equal(a.length, b.length);
-  for (let i = 0; i < a.length; i++) {
-    if (a[i] !== b[i]) assert.fail(`${what}: element ${i} differs (${a[i]} vs ${b[i]})`);
-  }
 }
 
 // ---------------------------------------------------------------- convolution

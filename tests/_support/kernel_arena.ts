@@ -58,3 +58,26 @@ export async function kernelArena(
   }
   return new KernelArena(module, initialPages);
 }
+
+/** xorshift values in [-scale, scale): the same every run. */
+export function random(seed: number, n: number, scale = 1): Float32Array {
+  let s = seed >>> 0 || 1;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    out[i] = ((s / 2 ** 32) * 2 - 1) * scale;
+  }
+  return out;
+}
+
+/** Fails naming the first element whose bits differ. */
+export function sameBits(a: Uint32Array, b: Uint32Array, what: string): void {
+  if (a.length !== b.length) throw new Error(`${what}: ${a.length} elements vs ${b.length}`);
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i]) throw new Error(`${what}: element ${i} differs (${a[i]} vs ${b[i]})`);
+  }
+}
