@@ -16,17 +16,14 @@
  * @module
  */
 
-import { AdamW, GoogLeNet, Tensor } from "../mod.ts";
-import type { ProfiledChunk, WasmBackend } from "../src/backend/wasm/backend.ts";
-import { deterministicInput } from "../tools/deterministic.ts";
+import type { ProfiledChunk } from "../src/backend/wasm/backend.ts";
 import { hostLine, startRun } from "./_record.ts";
+import { warmTrainingStep } from "./_training_step.ts";
 
 const BATCH = Number(Deno.env.get("BENCH_TRAIN_BATCH") ?? 16);
 const THREADS = Number(Deno.env.get("T") ?? 2);
 const ROUNDS = Number(Deno.env.get("ROUNDS") ?? 3);
-const input = deterministicInput(`thread balance ${BATCH}`, [BATCH, 3, 224, 224]);
 const run = await startRun();
-const labels = Array.from({ length: BATCH }, (_, i) => (61 * i) % 1000);
 
 /**
  * The busiest thread's end when `threads` threads claim the chunks of one
@@ -56,22 +53,12 @@ function replay(lists: number[][], threads: number): number {
   return Math.max(...clock);
 }
 
-const model = (await GoogLeNet.create({
-  backend: "wasm",
-  variant: "seed",
-  auxLogits: true,
-  initWeights: true,
-  threads: THREADS,
-})).train();
+const { model, optimizer: opt, backend, plans, input, labels, grads } = await warmTrainingStep(
+  "thread balance",
+  BATCH,
+  THREADS,
+);
 try {
-  const opt = new AdamW(model, { lr: 1e-4 });
-  await model.backward(input, labels); // allocates training's regions, warms the code
-  await opt.step();
-  await opt.zeroGrad();
-  const backend = model.backend as WasmBackend;
-  const plans = model.trainingPlan(input.shape);
-  const grads = Tensor.zeros([BATCH, 3 * model.numClasses, 1, 1]);
-
   // The fastest time of each chunk over the rounds (same plan, same chunk order each pass).
   let best: ProfiledChunk[][] = [];
   for (let round = 0; round < ROUNDS; round++) {

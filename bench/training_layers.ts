@@ -11,34 +11,20 @@
  * @module
  */
 
-import { AdamW, GoogLeNet, Tensor } from "../mod.ts";
-import type { WasmBackend } from "../src/backend/wasm/backend.ts";
 import type { Op } from "../src/graph/ops.ts";
-import { deterministicInput } from "../tools/deterministic.ts";
 import { hostLine, startRun } from "./_record.ts";
+import { warmTrainingStep } from "./_training_step.ts";
 
 const BATCH = Number(Deno.env.get("BENCH_TRAIN_BATCH") ?? 16);
 const THREADS = Number(Deno.env.get("T") ?? 1);
-const input = deterministicInput(`training layers ${BATCH}`, [BATCH, 3, 224, 224]);
 const run = await startRun();
-const labels = Array.from({ length: BATCH }, (_, i) => (61 * i) % 1000);
 
-const model = (await GoogLeNet.create({
-  backend: "wasm",
-  variant: "seed",
-  auxLogits: true,
-  initWeights: true,
-  threads: THREADS,
-})).train();
+const { model, backend, plans, input, grads } = await warmTrainingStep(
+  "training layers",
+  BATCH,
+  THREADS,
+);
 try {
-  const opt = new AdamW(model, { lr: 1e-4 });
-  await model.backward(input, labels); // allocates training's regions, warms the code
-  await opt.step();
-  await opt.zeroGrad();
-  const backend = model.backend as WasmBackend;
-  const plans = model.trainingPlan(input.shape);
-  const grads = Tensor.zeros([BATCH, 3 * model.numClasses, 1, 1]);
-
   // Multiply-adds and shape of each layer, from its weight-gradient operation.
   const shape = new Map<string, { macs: number; text: string }>();
   for (const op of plans.backward.ops as readonly Op[]) {
