@@ -30,6 +30,13 @@
 // and the blocks to transform (first and one past the last column, first
 // and one past the last row: the rest of the plane is left unset); then at
 // +128 the IDCT scratch (512 bytes).
+//
+// Words 10 and 11 (`d + 40`, `d + 44`): the MCU columns and rows (first | one
+// past the last << 16) whose coefficients are read afterwards (the blocks the
+// caller's region needs); a progressive scan stores no coefficient of an MCU
+// outside them. Their codes and bits are read all the same (the DC
+// predictors, the bit position and the non-zero marks, which later scans
+// parse by, stay exact), but their coefficients are neither read nor written.
 
 import { idct_islow_blocks } from "./jpeg";
 import { idct_reduced_blocks } from "./idct_reduced";
@@ -147,6 +154,11 @@ function fill(): void {
   bits -= s;
   const r = <i32>(acc >> <u64>bits) & ((1 << s) - 1);
   return r + (((r - (1 << (s - 1))) >> 31) & ((-1 << s) + 1));
+}
+
+// Whether `i` lies in the range packed in `range` (first | one past the last << 16).
+@inline function within(i: i32, range: u32): bool {
+  return <u32>i >= (range & 0xffff) && <u32>i < range >> 16;
 }
 
 @inline function zz(k: i32): usize {
@@ -322,87 +334,179 @@ let eobrun: i32 = 0;
   return <u64>1 << <u64>(k < 63 ? k : 63);
 }
 
-function acFirst(out: usize, ac: usize, ss: i32, se: i32, al: i32, m: usize): void {
+// Progressive AC scans hold the bit buffer in locals (`a`, `b`: the low `b`
+// bits of `a` unread, as `acc` and `bits`), refilled through `refill`, and
+// write it back at the end of each block.
+
+// A progressive AC first scan's block; `keep` false: its coefficients are
+// not stored (only its non-zero marks).
+function acFirst(out: usize, ac: usize, ss: i32, se: i32, al: i32, m: usize, keep: bool): void {
   if (eobrun > 0) {
     eobrun--;
     return;
   }
   let nz = load<u64>(m);
+  let a = acc;
+  let b = bits;
+  const fast = ac + 1536;
   for (let k = ss; k <= se; k++) {
-    const rs = decodeSymbol(ac);
+    // At least 32 bits: a code (16 at most) and its extra bits (14 at most).
+    if (b < 32) {
+      a = refill(a, b);
+      b = bits;
+    }
+    // One lookup resolves most coefficients with their extra bits (a fast
+    // entry whose value is 0 is a run or an end of band: the table's).
+    const f = load<i32>(fast + ((<usize>(a >> <u64>(b - FAST_BITS)) & ((1 << FAST_BITS) - 1)) << 2));
+    if (f >> 16 != 0) {
+      b -= f & 0xff;
+      k += (f >> 8) & 15;
+      const value = <i16>((f >> 16) << al);
+      if (keep) store<i16>(out + zz(k), value);
+      nz = value != 0 ? nz | zbit(k) : nz & ~zbit(k);
+      continue;
+    }
+    const rs = symbolIn(ac, a, b);
+    b = bits;
     const s = rs & 15;
     const r = rs >> 4;
     if (s != 0) {
       k += r;
-      const value = <i16>(receive(s) << al);
-      store<i16>(out + zz(k), value);
+      b -= s;
+      const x = <i32>(a >> <u64>b) & ((1 << s) - 1);
+      const value = <i16>((x + (((x - (1 << (s - 1))) >> 31) & ((-1 << s) + 1))) << al);
+      if (keep) store<i16>(out + zz(k), value);
       nz = value != 0 ? nz | zbit(k) : nz & ~zbit(k);
     } else if (r == 15) {
       k += 15;
     } else {
       eobrun = (1 << r) - 1;
-      if (r != 0) eobrun += getBits(r);
+      if (r != 0) {
+        b -= r;
+        eobrun += <i32>(a >> <u64>b) & ((1 << r) - 1);
+      }
       break;
     }
   }
+  acc = a;
+  bits = b;
   store<u64>(m, nz);
 }
 
-// Reads one correction bit for the non-zero coefficient at `at` (jdphuff.c).
-@inline function refineBit(at: usize, p1: i32, m1: i32): void {
-  if (bits < 1) fill();
-  bits--;
-  const coef = <i32>load<i16>(at);
-  if (<i32>(acc >> <u64>bits) & 1 && (coef & p1) == 0) {
-    store<i16>(at, <i16>(coef >= 0 ? coef + p1 : coef + m1));
+// The symbol of the code at the top of the `b` unread bits of `a` (at least
+// 16), for a caller holding the buffer in locals: the bit count after it in
+// `bits` (0 and `failure` set when no code matches).
+@inline function symbolIn(t: usize, a: u64, b: i32): i32 {
+  const e = <i32>load<u16>(t + ((<usize>(a >> <u64>(b - LOOKAHEAD)) & ((1 << LOOKAHEAD) - 1)) << 1));
+  if (e != 0) {
+    bits = b - (e >> 8);
+    return e & 0xff;
   }
+  return slowSymbol(t, a, b);
 }
 
-function acRefine(out: usize, ac: usize, ss: i32, se: i32, al: i32, m: usize): void {
+// A progressive AC refinement scan's block; `keep` false: its coefficients
+// are neither read nor stored (the bits are read and its non-zero marks kept).
+// Each code's run of zeros is found in the non-zero marks (the bits of the
+// zero positions cleared one by one, not position by position), and the
+// non-zero coefficients passed on the way read one correction bit each.
+function acRefine(out: usize, ac: usize, ss: i32, se: i32, al: i32, m: usize, keep: bool): void {
   const p1 = 1 << al;
   const m1 = -1 << al;
   let nz = load<u64>(m);
   let k = ss;
+  let a = acc;
+  let b = bits;
+  const band = <u64>-1 >> <u64>(63 - se); // positions 0 to se
   if (eobrun == 0) {
     for (; k <= se; k++) {
-      const rs = decodeSymbol(ac);
-      let r = rs >> 4;
+      // At least 32 bits: a code (16 at most), then a sign bit or the end-of-band run's bits (14).
+      if (b < 32) {
+        a = refill(a, b);
+        b = bits;
+      }
+      const rs = symbolIn(ac, a, b);
+      b = bits;
+      const r = rs >> 4;
       let s = rs & 15;
       if (s != 0) {
-        s = getBit() ? p1 : m1;
+        b--;
+        s = <i32>(a >> <u64>b) & 1 ? p1 : m1;
       } else if (r != 15) {
         eobrun = 1 << r;
-        if (r != 0) eobrun += getBits(r);
+        if (r != 0) {
+          b -= r;
+          eobrun += <i32>(a >> <u64>b) & ((1 << r) - 1);
+        }
         break;
       }
-      // Skip r zero coefficients, refining the non-zero ones passed on the way.
-      do {
-        if (<i32>(nz >> <u64>k) & 1) {
-          refineBit(out + zz(k), p1, m1);
-        } else if (--r < 0) {
-          break;
-        }
-        k++;
-      } while (k <= se);
+      // The code's position: the (r + 1)-th zero from k (jdphuff.c's loop
+      // stops there), or se + 1 when the band has fewer.
+      const from = <u64>-1 << <u64>k;
+      let zeros = ~nz & from & band;
+      for (let i = 0; i < r; i++) zeros &= zeros - 1;
+      const below = zeros != 0 ? (zeros & (~zeros + 1)) - 1 : band;
+      // The non-zero coefficients passed on the way read a correction bit each.
+      bits = b;
+      if (keep) {
+        a = refineAll(out, nz & from & below, a, p1, m1);
+      } else {
+        a = skipBits(<i32>popcnt(nz & from & below), a);
+      }
+      b = bits;
+      k = zeros != 0 ? <i32>ctz(zeros) : se + 1;
       if (s != 0) {
-        store<i16>(out + zz(k), <i16>s);
+        if (keep) store<i16>(out + zz(k), <i16>s);
         nz |= zbit(k);
       }
     }
   }
   if (eobrun > 0) {
-    // Only the non-zero coefficients of the band read a bit: walk their bits.
+    // In an end-of-band run only the non-zero coefficients read a bit.
     if (k <= se) {
-      let band = nz & (<u64>-1 << <u64>k) & (<u64>-1 >> <u64>(63 - se));
-      while (band != 0) {
-        const at = <i32>ctz(band);
-        band &= band - 1;
-        refineBit(out + zz(at), p1, m1);
-      }
+      const passed = nz & (<u64>-1 << <u64>k) & band;
+      bits = b;
+      a = keep ? refineAll(out, passed, a, p1, m1) : skipBits(<i32>popcnt(passed), a);
+      b = bits;
     }
     eobrun--;
   }
+  acc = a;
+  bits = b;
   store<u64>(m, nz);
+}
+
+// Reads a correction bit for each non-zero coefficient marked in `passed`
+// (zig-zag positions, in order) and applies it (jdphuff.c). The bit buffer:
+// `a` and `bits` in, the new `a` returned and the new count in `bits`.
+@inline function refineAll(out: usize, passed: u64, a: u64, p1: i32, m1: i32): u64 {
+  let b = bits;
+  while (passed != 0) {
+    const at = out + zz(<i32>ctz(passed));
+    passed &= passed - 1;
+    if (b < 1) {
+      a = refill(a, b);
+      b = bits;
+    }
+    b--;
+    const coef = <i32>load<i16>(at);
+    const apply = (<i32>(a >> <u64>b) & 1) != 0 && (coef & p1) == 0;
+    store<i16>(at, <i16>select<i32>(coef + select<i32>(p1, m1, coef >= 0), coef, apply));
+  }
+  bits = b;
+  return a;
+}
+
+// Consumes `n` bits (correction bits nothing applies). The bit buffer as refineAll's.
+@inline function skipBits(n: i32, a: u64): u64 {
+  let b = bits;
+  while (n > b) {
+    n -= b;
+    a = refill(a, 0);
+    b = bits;
+  }
+  bits = b - n;
+  return a;
 }
 
 // ---------------------------------------------------------------- scans
@@ -473,8 +577,10 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
   let pred3 = 0;
   const stream = <usize>load<i32>(d, 36);
   const rows = stream != 0 ? 0 : 1; // block rows advance with the MCU row unless streaming
+  const keepX = load<u32>(d, 40);
+  const keepY = load<u32>(d, 44);
   if (!single && (kind == 1 || kind == 2)) {
-    return dcInterleaved(d, count, mcusWide, total, interval, kind == 2, al);
+    return dcInterleaved(d, count, mcusWide, total, interval, kind == 2, al, keepX, keepY);
   }
   if (!single && kind == 0) return sequentialInterleaved(d, count, mcusWide, total, interval, rows);
   let restarts = 0;
@@ -495,18 +601,19 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
       // A non-interleaved scan: one block per MCU, the descriptor in locals.
       const index = <usize>(my * rows * padded0 + mx);
       const out = coef0 + (index << shift0);
+      const keep = within(mx, keepX) && within(my, keepY);
       if (kind == 0) {
         pred0 = baseline(out, dc0, ac0, pred0);
       } else if (kind == 1) {
         const t = decodeSymbol(dc0);
         if (t != 0) pred0 += receive(t);
-        store<i16>(out, <i16>(pred0 << al));
+        if (keep) store<i16>(out, <i16>(pred0 << al));
       } else if (kind == 2) {
-        if (getBit()) store<i16>(out, <i16>(<i32>load<i16>(out) | (1 << al)));
+        if (getBit() && keep) store<i16>(out, <i16>(<i32>load<i16>(out) | (1 << al)));
       } else if (kind == 3) {
-        acFirst(out, ac0, ss, se, al, nz0 + (index << 3));
+        acFirst(out, ac0, ss, se, al, nz0 + (index << 3), keep);
       } else {
-        acRefine(out, ac0, ss, se, al, nz0 + (index << 3));
+        acRefine(out, ac0, ss, se, al, nz0 + (index << 3), keep);
       }
       if (failure != 0) return -1;
       if (++mx == mcusWide) {
@@ -547,9 +654,9 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
           } else if (kind == 2) {
             if (getBit()) store<i16>(out, <i16>(<i32>load<i16>(out) | (1 << al)));
           } else if (kind == 3) {
-            acFirst(out, ac, ss, se, al, nz + (index << 3));
+            acFirst(out, ac, ss, se, al, nz + (index << 3), true);
           } else {
-            acRefine(out, ac, ss, se, al, nz + (index << 3));
+            acRefine(out, ac, ss, se, al, nz + (index << 3), true);
           }
           if (failure != 0) return -1;
         }
@@ -673,6 +780,7 @@ function sequentialInterleaved(
  */
 function dcInterleaved(
   d: usize, count: i32, mcusWide: i32, total: i32, interval: i32, refine: bool, al: i32,
+  keepX: u32, keepY: u32,
 ): i32 {
   // Per block of an MCU, 16 bytes: the block at MCU (0, 0), the step per MCU
   // across and per MCU row, the component index (its DC table in the high bits).
@@ -707,6 +815,7 @@ function dcInterleaved(
   let my = 0;
   let a = acc;
   let b = bits;
+  let keepRow = within(0, keepY);
   for (let mcu = 0; mcu < total; mcu++) {
     if (untilRestart == 0) {
       bits = b;
@@ -719,6 +828,7 @@ function dcInterleaved(
       untilRestart = interval;
     }
     untilRestart--;
+    const keep = keepRow && within(mx, keepX);
     for (let k = 0; k < blocks; k++) {
       const p = plan + <usize>(k << 4);
       const out = <usize>(load<i32>(p, 0) + mx * load<i32>(p, 4) + my * load<i32>(p, 8));
@@ -728,7 +838,7 @@ function dcInterleaved(
           b = bits;
         }
         b--;
-        if (<i32>(a >> <u64>b) & 1) store<i16>(out, <i16>(<i32>load<i16>(out) | bit));
+        if (<i32>(a >> <u64>b) & 1 && keep) store<i16>(out, <i16>(<i32>load<i16>(out) | bit));
         continue;
       }
       if (b < 32) {
@@ -757,11 +867,12 @@ function dcInterleaved(
       else if (ci == 1) pred = pred1 += diff;
       else if (ci == 2) pred = pred2 += diff;
       else pred = pred3 += diff;
-      store<i16>(out, <i16>(pred << al));
+      if (keep) store<i16>(out, <i16>(pred << al));
     }
     if (++mx == mcusWide) {
       mx = 0;
       my++;
+      keepRow = within(my, keepY);
     }
   }
   acc = a;

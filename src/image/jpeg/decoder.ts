@@ -360,7 +360,8 @@ export function decodeJpegPixels(bytes: Uint8Array, options: JpegDecodeOptions =
             bytes.length,
             pos,
             scan,
-            streamed ? { frame, scale, region: options.region } : null,
+            { frame, scale, region: options.region },
+            streamed,
           )
           : decodeScan(bytes, pos, scan);
         for (const c of frame.components) {
@@ -716,18 +717,22 @@ function colorSpace(frame: Frame, jfif: boolean, adobeTransform: number): ColorS
 }
 
 /**
- * {@linkcode decodeScan} on the Wasm kernels, with the same errors. With
- * `stream`, the scan (sequential, of every component) keeps one MCU row of
- * coefficients and inverse-transforms each row into the components' planes
- * at `1/scale` as it goes (only the blocks `region` needs).
+ * {@linkcode decodeScan} on the Wasm kernels, with the same errors. A
+ * progressive scan stores only the coefficients of the blocks that
+ * `view.region`'s pixels need at `1/scale` (the others' codes are read all the
+ * same). With `streamed`, the scan (sequential, of every component) keeps one
+ * MCU row of coefficients and inverse-transforms each row into the
+ * components' planes as it goes (only the blocks the region needs).
  */
 function decodeScanWasm(
   arena: Arena,
   length: number,
   pos: number,
   scan: Scan,
-  stream: { frame: Frame; scale: number; region: JpegRegion | undefined } | null,
+  view: { frame: Frame; scale: number; region: JpegRegion | undefined },
+  streamed: boolean,
 ): number {
+  const stream = streamed ? view : null;
   const { memory, kernels } = arena;
   const words = new Int32Array(memory.buffer);
   const bytes = new Uint8Array(memory.buffer);
@@ -747,6 +752,23 @@ function decodeScanWasm(
     return at;
   };
   const d = SCAN_AT / 4;
+  // The MCU columns and rows that hold blocks the region needs (all of them without a region):
+  // a progressive scan reads the others' codes but not their coefficients.
+  const keep = { left: 0, right: 0xffff, top: 0, bottom: 0xffff };
+  if (view.region && scan.progressive) {
+    Object.assign(keep, { left: 0xffff, right: 0, top: 0xffff, bottom: 0 });
+    const single = scan.components.length === 1;
+    for (const sc of scan.components) {
+      const c = view.frame.components.find((c) => c.coefficients === sc.coefficients)!;
+      const blocks = blockRange(view.frame, c, view.scale, view.region);
+      if (blocks.right <= blocks.left || blocks.bottom <= blocks.top) continue;
+      const [h, v] = single ? [1, 1] : [c.h, c.v];
+      keep.left = Math.min(keep.left, Math.floor(blocks.left / h));
+      keep.right = Math.max(keep.right, Math.ceil(blocks.right / h));
+      keep.top = Math.min(keep.top, Math.floor(blocks.top / v));
+      keep.bottom = Math.max(keep.bottom, Math.ceil(blocks.bottom / v));
+    }
+  }
   words.set([
     scan.components.length,
     scan.mcusWide,
@@ -758,6 +780,8 @@ function decodeScanWasm(
     scan.ah,
     scan.al,
     stream ? STREAM_AT : 0,
+    keep.left | (keep.right << 16),
+    keep.top | (keep.bottom << 16),
   ], d);
   if (stream) {
     scan.components.forEach((sc, i) => {
