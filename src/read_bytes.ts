@@ -65,7 +65,12 @@ export interface ReadBytesOptions {
  * `file:///...`) or a `URL` is fetched (or read, for `file:`), another string
  * is a path. A known length (a regular file's size, `Content-Length` without
  * `Content-Encoding`) is checked against `maxBytes` first and sizes the
- * buffer; otherwise the buffer grows by doubling, up to `maxBytes`.
+ * buffer; otherwise the buffer grows by doubling, up to `maxBytes`. A path
+ * must name a regular file or a device: a FIFO is refused before it is
+ * opened (as `ImageFolder` skips FIFOs), since opening one without a
+ * writer waits in a call that cannot be cancelled, and that pending call would
+ * keep the process alive after the timeout error; pass a pipe's bytes as a
+ * stream instead.
  *
  * @param source A path, URL, `Response` or byte stream.
  * @param options The budget and the error class to throw.
@@ -108,7 +113,7 @@ export async function readBytes(
   if (signal?.aborted) onAbort();
   else signal?.addEventListener("abort", onAbort, { once: true });
   let onStop = () => {};
-  // Opening a FIFO or a stalled network read may never return: the race ends the call anyway.
+  // A stalled network read or stream may never return: the race ends the call anyway.
   const stopped = new Promise<never>((_, reject) => {
     onStop = () => reject(controller.signal.reason);
     controller.signal.addEventListener("abort", onStop, { once: true });
@@ -145,12 +150,21 @@ async function read(
     ? new URL(source)
     : undefined;
   if (url === undefined || url.protocol === "file:") {
-    const file = await Deno.open(url ?? (source as string), { read: true });
+    const path = url ?? (source as string);
+    // Stat first: opening a FIFO waits for a writer in a call nothing can cancel, and that
+    // pending call would keep the process alive after the timeout. A path Deno cannot stat
+    // is left to the open, which names the problem.
+    if (await Deno.stat(path).then((info) => info.isFifo, () => false)) {
+      throw fifoError(source, options);
+    }
+    const file = await Deno.open(path, { read: true });
     let length: number | undefined;
     try {
       const info = await file.stat();
       if (info.isDirectory) throw new options.error(`Expected a file, got the directory ${source}`);
-      // A regular file's size is known; devices and pipes report 0 and are read to the limit.
+      // Made a FIFO since the stat: its reads may never end either.
+      if (info.isFifo) throw fifoError(source, options);
+      // A regular file's size is known; devices report 0 and are read to the limit.
       length = info.isFile && info.size > 0 ? info.size : undefined;
       if (length !== undefined && length > options.maxBytes) throw tooLarge(length, options);
     } catch (error) {
@@ -229,7 +243,7 @@ async function readStream(
     }
     return buffer.subarray(0, size);
   } catch (error) {
-    // Not awaited: cancelling a file whose read is stuck (a FIFO) would wait for that read.
+    // Not awaited: cancelling a source whose read is stuck (a terminal) would wait for that read.
     reader.cancel().catch(() => {});
     throw error;
   } finally {
@@ -273,6 +287,16 @@ async function readFile(
   } finally {
     file.close();
   }
+}
+
+/** The error for a path that names a FIFO. */
+function fifoError(source: ByteSource, { what, error }: ReadBytesOptions) {
+  return new error(
+    `Expected the ${what} ${describeSource(source)} to be a regular file or a device, got a ` +
+      `FIFO: opening or reading it waits for a writer, a wait that outlasts the timeout and ` +
+      `keeps the process alive; read it yourself and pass the bytes as a ReadableStream or a ` +
+      `Response`,
+  );
 }
 
 function tooLarge(size: number, { what, maxBytes, error }: ReadBytesOptions) {

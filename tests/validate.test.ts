@@ -239,6 +239,68 @@ Deno.test("readBytes: a Content-Length over maxBytes is refused before the body 
   );
 });
 
+Deno.test("readBytes: a FIFO without a writer is refused at once, and the process can then exit", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "read_bytes_fifo_" });
+  try {
+    const made = await new Deno.Command("mkfifo", { args: [`${dir}/f.pth`], stderr: "piped" })
+      .output().then(
+        (o) => o.success || `mkfifo failed: ${new TextDecoder().decode(o.stderr).trim()}`,
+        (e) => `mkfifo cannot run: ${e.message}`,
+      );
+    if (made !== true) {
+      console.log(`SKIPPED the FIFO case: ${made}`);
+      return;
+    }
+    // As a script using the library would: the call fails, the script ends without Deno.exit.
+    const module = new URL("../src/read_bytes.ts", import.meta.url).href;
+    const errors = new URL("../src/errors.ts", import.meta.url).href;
+    await Deno.writeTextFile(
+      `${dir}/child.ts`,
+      `import { readBytes } from ${JSON.stringify(module)};
+import { WeightsFormatError } from ${JSON.stringify(errors)};
+const options = { maxBytes: 100, timeout: 500, error: WeightsFormatError, what: "weight file" };
+await readBytes(${JSON.stringify(`${dir}/f.pth`)}, options).then(
+  () => console.log("read"),
+  (e) => console.log(\`\${e.name}: \${e.message}\`),
+);
+`,
+    );
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--no-config",
+        `--allow-read=${dir},${new URL("..", import.meta.url).pathname}`,
+        `${dir}/child.ts`,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    // A guard against the hang this checks for, not a time limit on the read.
+    let killed = false;
+    const guard = setTimeout(() => {
+      killed = true;
+      child.kill("SIGKILL");
+    }, 60_000);
+    const out = await child.output();
+    clearTimeout(guard);
+    const stdout = new TextDecoder().decode(out.stdout);
+    assert.ok(
+      !killed,
+      `the child did not exit by itself (killed after 60 s); it printed: ${stdout}`,
+    );
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    assert.equal(
+      stdout.trim(),
+      `WeightsFormatError: Expected the weight file "${dir}/f.pth" to be a regular file or a ` +
+        "device, got a FIFO: opening or reading it waits for a writer, a wait that outlasts the " +
+        "timeout and keeps the process alive; read it yourself and pass the bytes as a " +
+        "ReadableStream or a Response",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("checkTimeout: milliseconds above 0 up to 2^31 - 1 (past it timers fire at once), or Infinity", () => {
   assert.equal(checkTimeout(undefined, 5), 5);
   assert.equal(checkTimeout(0.5, 5), 0.5);
