@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { DatasetError, OptionError } from "../src/errors.ts";
+import { DatasetError, ImageError, OptionError } from "../src/errors.ts";
 import { IdxDataset, loadFashionMnist, loadIdxDataset } from "../src/data/idx.ts";
 import { ImageFolder } from "../src/data/image_folder.ts";
 import { type Batch, DataLoader, LOADER_IDLE_MS } from "../src/data/loader.ts";
@@ -117,6 +117,109 @@ Deno.test("DataLoader: dropLast leaves out the short batch; epoch can be set to 
   const again = await epoch(loader);
   assert.deepEqual(again.map((b) => [...b.indices]), first.map((b) => [...b.indices]));
   assert.throws(() => (loader.epoch = -1), /non-negative integer/);
+});
+
+Deno.test("DataLoader: seek(epoch, k) gives that epoch's batches from k on: same samples, order, augmentation", async () => {
+  for (const workers of [0, 1]) {
+    const options = {
+      transform: trainTransform("torchvision", { size: 16 }),
+      batchSize: 3,
+      shuffle: true,
+      seed: 5,
+      workers,
+      persistentWorkers: true,
+    };
+    // 11 samples in batches of 3: 4 batches, the last one of 2.
+    const whole = new DataLoader(synthetic(11), options);
+    await epoch(whole);
+    const epoch1 = await epoch(whole);
+    const epoch2 = await epoch(whole);
+    whole.close();
+    assert.deepEqual(epoch1.map((b) => b.batchIndex), [0, 1, 2, 3]);
+    const loader = new DataLoader(synthetic(11), options);
+    try {
+      for (let k = 0; k < 4; k++) {
+        loader.seek(1, k);
+        const rest = await epoch(loader);
+        assert.deepEqual(
+          rest.map((b) => b.batchIndex),
+          [0, 1, 2, 3].slice(k),
+          `workers ${workers}`,
+        );
+        rest.forEach((batch, i) => {
+          const full = epoch1[k + i];
+          assert.deepEqual(batch.indices, full.indices);
+          assert.deepEqual(batch.labels, full.labels);
+          assert.deepEqual(batch.input.shape, full.input.shape);
+          assert.deepEqual(batch.input.data, full.input.data, `batch ${k + i} from ${k}`);
+        });
+        assert.equal(loader.epoch, 2);
+      }
+      // The epoch after a seek starts at its first batch.
+      const next = await epoch(loader);
+      assert.deepEqual(next.map((b) => b.batchIndex), [0, 1, 2, 3]);
+      assert.deepEqual(next.map((b) => [...b.indices]), epoch2.map((b) => [...b.indices]));
+      assert.deepEqual(next[0].input.data, epoch2[0].input.data);
+      // Setting epoch alone drops a seek's batch: the epoch runs whole.
+      loader.seek(1, 2);
+      loader.epoch = 1;
+      assert.deepEqual((await epoch(loader)).map((b) => b.batchIndex), [0, 1, 2, 3]);
+    } finally {
+      loader.close();
+    }
+  }
+
+  const loader = new DataLoader(synthetic(11), {
+    transform: validationTransform({ size: 8 }),
+    batchSize: 3,
+    workers: 0,
+  });
+  for (const batch of [4, -1, 1.5, NaN]) {
+    assert.throws(
+      () => loader.seek(0, batch),
+      (e: unknown) =>
+        e instanceof OptionError &&
+        e.message ===
+          `Expected batch to be an integer from 0 to 3 (the epoch's 4 batches of 3 of 11 samples), got ${batch}`,
+    );
+  }
+  assert.throws(
+    () => loader.seek(-1, 0),
+    (e: unknown) =>
+      e instanceof OptionError &&
+      e.message === "Expected epoch to be a non-negative integer, got -1",
+  );
+  assert.equal(loader.epoch, 0, "a refused seek changes nothing");
+  assert.deepEqual((await epoch(loader)).map((b) => b.batchIndex), [0, 1, 2, 3]);
+  const empty = new DataLoader(synthetic(0), {
+    transform: validationTransform({ size: 8 }),
+    workers: 0,
+  });
+  empty.seek(3, 0);
+  assert.deepEqual(await epoch(empty), []);
+  assert.throws(() => empty.seek(0, 1), /from 0 to 0 \(the epoch's 0 batches of 1 of 0 samples\)/);
+});
+
+Deno.test("DataLoader: a batch whose samples are all skipped is not yielded but keeps its batchIndex", async () => {
+  const base = synthetic(6);
+  const broken: Dataset = {
+    length: base.length,
+    classes: base.classes,
+    raw: (index) =>
+      index === 2 || index === 3
+        ? Promise.reject(new ImageError(`sample ${index} is unreadable`))
+        : base.raw(index),
+    get: (index) => base.get(index),
+  };
+  const loader = new DataLoader(broken, {
+    transform: validationTransform({ size: 8 }),
+    batchSize: 2,
+    workers: 0,
+  });
+  const batches = await epoch(loader);
+  assert.deepEqual(batches.map((b) => b.batchIndex), [0, 2]);
+  assert.deepEqual(batches.map((b) => [...b.indices]), [[0, 1], [4, 5]]);
+  assert.equal(loader.skipped.length, 2);
 });
 
 Deno.test("DataLoader: corrupt and unreadable images are skipped, counted and named", async () => {

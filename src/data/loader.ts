@@ -37,6 +37,11 @@ export interface Batch {
   readonly labels: Int32Array;
   /** Data set index per sample. */
   readonly indices: Int32Array;
+  /**
+   * The batch's position in its epoch, from 0 to `loader.length - 1` (a batch
+   * whose samples were all skipped is not yielded, but keeps its position).
+   */
+  readonly batchIndex: number;
 }
 
 /** Options of {@linkcode DataLoader}. */
@@ -462,6 +467,8 @@ export class DataLoader implements AsyncIterable<Batch> {
   readonly #prefetch: number;
   readonly #skipped = new Map<string, SkippedFile>();
   #epoch = 0;
+  /** The batch the next iteration starts at (set by `seek`, back to 0 once it starts). */
+  #startBatch = 0;
   #pool: Pool | undefined;
 
   /**
@@ -555,7 +562,8 @@ export class DataLoader implements AsyncIterable<Batch> {
   }
 
   /**
-   * Sets the epoch the next iteration runs, e.g. to resume training.
+   * Sets the epoch the next iteration runs, from its first batch (to resume
+   * inside an epoch, {@linkcode DataLoader.seek}).
    *
    * @param epoch A non-negative integer.
    */
@@ -564,6 +572,64 @@ export class DataLoader implements AsyncIterable<Batch> {
       throw new OptionError(`Expected epoch to be a non-negative integer, got ${epoch}`);
     }
     this.#epoch = epoch;
+    this.#startBatch = 0;
+  }
+
+  /**
+   * Makes the next iteration run epoch `epoch` from its batch `batch` on, to
+   * resume training that stopped inside an epoch: the batches before `batch`
+   * are not read, and the others hold the samples, in the order and with the
+   * augmentation, that an iteration of the whole epoch gives them (the order
+   * comes from `(seed, epoch)`, each sample's augmentation from
+   * `(seed, epoch, index)`). The iterations after it start at batch 0.
+   *
+   * @param epoch The epoch, a non-negative integer.
+   * @param batch Batches of it already done: an integer from 0 to `length - 1` (0 when `length` is 0).
+   * @throws {OptionError} When `epoch` or `batch` is out of range (the loader is left as it was).
+   *
+   * @example
+   * ```ts
+   * import { DataLoader } from "./loader.ts";
+   * import { IdxDataset } from "./idx.ts";
+   * import { validationTransform } from "./transforms.ts";
+   * const dataset = new IdxDataset({
+   *   images: { dtype: "uint8", shape: [5, 2, 2], data: new Uint8Array(20) },
+   *   labels: { dtype: "uint8", shape: [5], data: new Uint8Array(5) },
+   * });
+   * const loader = new DataLoader(dataset, {
+   *   transform: validationTransform({ size: 2 }),
+   *   batchSize: 2,
+   *   shuffle: true,
+   *   workers: 0,
+   * });
+   * const whole = [];
+   * for await (const { indices } of loader) whole.push([...indices]);
+   * loader.seek(0, 1); // epoch 0 again, without its first batch
+   * const rest = [];
+   * for await (const { indices, batchIndex } of loader) rest.push([batchIndex, [...indices]]);
+   * console.log(rest.length, rest[0][0], String(rest[0][1]) === String(whole[1])); // 2 1 true
+   * console.log(loader.epoch); // 1
+   * ```
+   */
+  seek(epoch: number, batch = 0): void {
+    if (!Number.isSafeInteger(epoch) || epoch < 0) {
+      throw new OptionError(
+        `Expected epoch to be a non-negative integer, got ${describeValue(epoch)}`,
+      );
+    }
+    const length = this.length;
+    if (!Number.isSafeInteger(batch) || batch < 0 || batch >= Math.max(1, length)) {
+      throw new OptionError(
+        `Expected batch to be an integer from 0 to ${
+          Math.max(0, length - 1)
+        } (the epoch's ${length} ` +
+          `batches of ${this.batchSize} of ${this.dataset.length} samples), got ${
+            describeValue(batch)
+          }`,
+      );
+    }
+    this.#epoch = epoch;
+    this.#startBatch = batch;
   }
 
   /** Samples left out so far because they could not be read or decoded (each file once). */
@@ -592,6 +658,8 @@ export class DataLoader implements AsyncIterable<Batch> {
    */
   async *[Symbol.asyncIterator](): AsyncIterator<Batch> {
     const epoch = this.#epoch++;
+    const start = this.#startBatch;
+    this.#startBatch = 0;
     const order = this.order(epoch);
     const batches: Int32Array[] = [];
     for (let at = 0; at < order.length; at += this.batchSize) {
@@ -602,7 +670,8 @@ export class DataLoader implements AsyncIterable<Batch> {
       this.#pool = new Pool(this.workers, this.#options.transform, this.#options);
     }
     const inflight: Promise<BatchResult>[] = [];
-    let next = 0;
+    let next = start;
+    let position = start;
     const launch = () => {
       while (inflight.length < this.#prefetch && next < batches.length) {
         const promise = this.#load(batches[next], epoch, next);
@@ -615,6 +684,7 @@ export class DataLoader implements AsyncIterable<Batch> {
       launch();
       while (inflight.length > 0) {
         const result = await inflight.shift()!;
+        const batchIndex = position++;
         launch();
         for (const file of result.skipped) this.#skip(file);
         if (result.labels.length === 0) continue;
@@ -622,6 +692,7 @@ export class DataLoader implements AsyncIterable<Batch> {
           input: new Tensor(result.data, result.shape),
           labels: result.labels,
           indices: result.indices,
+          batchIndex,
         };
       }
     } finally {

@@ -26,6 +26,9 @@ export interface Evaluation {
   seconds: number;
 }
 
+/** What {@linkcode evaluateModel} reads of a batch (a `DataLoader`'s batches have more). */
+export type EvaluatedBatch = Pick<Batch, "input" | "labels">;
+
 /** Options of {@linkcode evaluateModel}. */
 export interface EvaluateOptions {
   /** Called after each batch with the images done so far. */
@@ -56,7 +59,7 @@ export interface EvaluateOptions {
  */
 export async function evaluateModel(
   model: GoogLeNet,
-  batches: AsyncIterable<Batch> | Iterable<Batch>,
+  batches: AsyncIterable<EvaluatedBatch> | Iterable<EvaluatedBatch>,
   options: EvaluateOptions = {},
 ): Promise<Evaluation> {
   const classes = model.numClasses;
