@@ -15,7 +15,10 @@
  *   group's hyper-parameters; called while a step is queued it applies after
  *   that step (which keeps the hyper-parameters it was called with) and
  *   before the steps called after it, as the awaited loop does; `trainable` must select a parameter that
- *   trains; `train()` takes a boolean; `crossEntropy`'s weight is a number.
+ *   trains; `train()` takes a boolean; `crossEntropy`'s weight is a number;
+ * - `dropoutState` set on a fresh model of the same weights continues the
+ *   masks of the model it was read from (what `--resume` relies on); a
+ *   malformed state is refused.
  */
 
 import assert from "node:assert/strict";
@@ -30,6 +33,7 @@ import {
   Tensor,
 } from "../mod.ts";
 import { deterministicInput } from "../tools/deterministic.ts";
+import { Random } from "../src/model/random.ts";
 
 const x = deterministicInput("api", [2, 3, 64, 64]);
 const small = (seed: number, more: Record<string, unknown> = {}) =>
@@ -269,4 +273,46 @@ Deno.test("trainable must select a parameter that trains; train() takes a boolea
   const t = new Tensor(new Float32Array([1, 0, 0]), [1, 3]);
   assert.throws(() => crossEntropy(t, [0], "2" as never), OptionError);
   assert.throws(() => crossEntropy(t, [0], Number.NaN), OptionError);
+});
+
+Deno.test("dropoutState: a fresh model given another's state draws its next masks; bad states are refused", async () => {
+  const labels = [0, 2];
+  const a = await small(4), b = await small(4);
+  try {
+    a.train();
+    b.train();
+    const firstA = await a.backward(x, labels);
+    const firstB = await b.backward(x, labels);
+    assert.equal(firstB.loss, firstA.loss, "same seed, same first masks");
+    const state = a.dropoutState;
+    assert.notDeepEqual(state, b.dropoutState.map(() => 0));
+    const secondA = await a.backward(x, labels);
+    // b restarts a's stream where it was read: b's next backward repeats a's second.
+    b.dropoutState = state;
+    const secondB = await b.backward(x, labels);
+    assert.equal(secondB.loss, secondA.loss);
+    assert.notEqual(secondA.loss, firstA.loss, "the second masks differ from the first");
+    assert.deepEqual(b.dropoutState, a.dropoutState);
+    for (const bad of [[1, 2, 3], [0, 0, 0, 0], [1, 2, 3, 2 ** 32], [1, 2, 3, 0.5], "1234"]) {
+      assert.throws(
+        () => (b.dropoutState = bad as never),
+        (e: unknown) =>
+          e instanceof OptionError &&
+          /^Expected dropoutState to be 4 integers from 0 to 2\^32 - 1, not all 0/.test(
+            (e as Error).message,
+          ),
+      );
+    }
+    assert.deepEqual(b.dropoutState, a.dropoutState, "a refused state changes nothing");
+    // Every state it hands out is one it takes back (unsigned words), draw after draw.
+    const random = new Random(4 ^ 0x5bd1e995);
+    for (let i = 0; i < 64; i++) {
+      random.nextUint32();
+      b.dropoutState = random.state;
+      assert.deepEqual(b.dropoutState, random.state);
+    }
+  } finally {
+    await a.dispose();
+    await b.dispose();
+  }
 });

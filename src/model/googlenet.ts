@@ -21,7 +21,7 @@ import {
 import type { Backend, BackendKind } from "../backend/backend.ts";
 import { layoutWeights, type WeightLayerDescriptor } from "../backend/layout.ts";
 import { type BackendChoice, createBackend } from "../backend/select.ts";
-import { BackendError, DisposedError, ShapeError, StateDictError } from "../errors.ts";
+import { BackendError, DisposedError, OptionError, ShapeError, StateDictError } from "../errors.ts";
 import { shapeSize, Tensor } from "../tensor.ts";
 import {
   BasicConv2d,
@@ -603,6 +603,49 @@ export class GoogLeNet {
   /** Whether the model is in training mode. */
   get training(): boolean {
     return this.#training;
+  }
+
+  /**
+   * The state of the generator that draws the dropout masks' seeds: four
+   * 32-bit words, advanced by every training-mode `forward` and `backward`
+   * with dropout, when it is called (not when the call runs). Save it with a
+   * checkpoint and set it on the model that resumes, and that model draws the
+   * masks the uninterrupted run would have (with `seed` alone it starts the
+   * stream again).
+   *
+   * @example
+   * ```ts
+   * import { GoogLeNet } from "../../mod.ts";
+   * const model = await GoogLeNet.create({ threads: 1, seed: 3 });
+   * const saved = model.dropoutState;
+   * console.log(saved.length); // 4
+   * model.dropoutState = saved;
+   * await model.dispose();
+   * ```
+   */
+  get dropoutState(): number[] {
+    return this.#dropoutRandom.state;
+  }
+
+  /**
+   * Continues the dropout masks from a state {@linkcode GoogLeNet.dropoutState} returned.
+   *
+   * @param state Four integers from 0 to 2^32 - 1, not all 0.
+   * @throws {OptionError} For anything else.
+   */
+  set dropoutState(state: readonly number[]) {
+    const words = Array.isArray(state) ? state : [];
+    if (
+      words.length !== 4 ||
+      !words.every((w) => Number.isSafeInteger(w) && w >= 0 && w < 2 ** 32) ||
+      words.every((w) => w === 0)
+    ) {
+      throw new OptionError(
+        `Expected dropoutState to be 4 integers from 0 to 2^32 - 1, not all 0 (what ` +
+          `model.dropoutState returns), got ${describeValue(state)}`,
+      );
+    }
+    this.#dropoutRandom.state = words;
   }
 
   /** The backend running the model. */

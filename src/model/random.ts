@@ -29,6 +29,18 @@ export class Random {
     [this.#s0, this.#s1, this.#s2, this.#s3] = s;
   }
 
+  /** The four 32-bit words of the generator's state (draws after the Box-Muller spare is left out). */
+  get state(): number[] {
+    // The words are kept as int32 or uint32 (the same bits): hand them out unsigned.
+    return [this.#s0, this.#s1, this.#s2, this.#s3].map((w) => w >>> 0);
+  }
+
+  /** Continues from a state that {@linkcode Random.state} returned (not all zero); drops the spare. */
+  set state(words: readonly number[]) {
+    [this.#s0, this.#s1, this.#s2, this.#s3] = words.map((w) => w >>> 0);
+    this.#spare = null;
+  }
+
   /** A uniform 32-bit unsigned integer. */
   nextUint32(): number {
     const s1 = this.#s1;
