@@ -17,11 +17,16 @@
  * - disk full while saving (a 40 MB tmpfs, root only): exit 1, the previous
  *   checkpoint byte-identical, no temporary file left behind;
  * - SIGINT during training: exit 130 with the last checkpoint saved at the
- *   step reached, and `--resume` from it takes the next step number.
+ *   step reached, and `--resume` from it takes the next step number;
+ * - `--steps` ending inside an epoch, then `--resume`: the two runs take the
+ *   steps (losses, final weights bit for bit) of one uninterrupted run, and
+ *   count the epoch once; a resume with another `--batch`, or a sidecar whose
+ *   batches done do not fit the data set, is an error; a sidecar without the
+ *   field (older) starts the epoch at its first batch.
  */
 
 import assert from "node:assert/strict";
-import { loadWeights } from "../mod.ts";
+import { loadWeights, readSafetensors, writeSafetensors } from "../mod.ts";
 import { readSidecar } from "../src/train/checkpoint.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -420,6 +425,100 @@ Deno.test("train: Ctrl-C (SIGINT) saves the last checkpoint, and --resume contin
       r.type === "step"
     );
     assert.equal(step.step, stop.step + 1);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("train: --steps ending inside an epoch, then --resume, takes the steps of an uninterrupted run", async () => {
+  // 6 images in batches of 2: 3 batches per epoch; torchvision augmentation and dropout on.
+  const root = await folder({
+    a: { "1.png": "coffee_rgb.png", "2.jpg": "chelsea_exif6.jpg", "3.png": "chelsea_rgba.png" },
+    b: {
+      "1.png": "camera_grey.png",
+      "2.jpg": "camera_grey_q90.jpg",
+      "3.jpg": "rocket_progressive.jpg",
+    },
+  });
+  const options = (batch: number) => [
+    `${root}/data`,
+    ...["--size", "64", "--no-aux", "--batch", String(batch), "--threads", "1", "--workers", "0"],
+    ...["--val-split", "0", "--json"],
+  ];
+  const args = options(2);
+  const records = (run: Run) => {
+    assert.equal(run.code, 0, run.stderr);
+    return run.stdout.trim().split("\n").map((line) => JSON.parse(line));
+  };
+  const steps = (run: Run) =>
+    records(run).filter((r) => r.type === "step").map((r) => [r.epoch, r.step, r.loss]);
+  const epochs = (run: Run) =>
+    records(run).filter((r) => r.type === "epoch").map((r) => [r.epoch, r.batches, r.complete]);
+  try {
+    for (const dir of ["whole", "split", "err"]) await Deno.mkdir(`${root}/${dir}`);
+    const whole = await task("train", [...args, "--epochs", "2", "--out", `${root}/whole/b.pth`]);
+    // 4 steps: epoch 1, and the first batch of epoch 2.
+    const first = await task("train", [...args, "--steps", "4", "--out", `${root}/split/b.pth`]);
+    assert.deepEqual(epochs(first), [[1, 3, true], [2, 1, false]]);
+    const saved = (await readSidecar(`${root}/split/b.last.pth`)).progress;
+    assert.deepEqual([saved?.epoch, saved?.step, saved?.epochBatches], [1, 4, 1]);
+
+    // What cannot continue that epoch is refused before any step.
+    const resume = ["--resume", `${root}/err/c.pth`, "--out", `${root}/err/b.pth`];
+    const sidecar = await Deno.readFile(`${root}/split/b.last.pth.optim.safetensors`);
+    const withProgress = async (change: (p: Record<string, unknown>) => void) => {
+      const { tensors, metadata } = readSafetensors(sidecar);
+      const progress = JSON.parse(metadata.progress);
+      change(progress);
+      await Deno.copyFile(`${root}/split/b.last.pth`, `${root}/err/c.pth`);
+      await Deno.writeFile(
+        `${root}/err/c.pth.optim.safetensors`,
+        writeSafetensors(tensors, {
+          metadata: { ...metadata, progress: JSON.stringify(progress) },
+        }),
+      );
+    };
+    await withProgress(() => {});
+    const batch = await task("train", [...options(3), ...resume]);
+    assert.equal(batch.code, 2, batch.stderr);
+    assert.match(
+      batch.stderr,
+      /c\.pth stopped after 1 batches of epoch 2 with --batch 2, not 3: pass --batch 2 to finish that epoch/,
+    );
+    await withProgress((p) => p.epochBatches = 3);
+    const beyond = await task("train", [...args, ...resume]);
+    assert.equal(beyond.code, 1, beyond.stderr);
+    assert.match(
+      beyond.stderr,
+      /Cannot resume from .*c\.pth: it stopped after 3 batches of epoch 2 of 6 training images, but this training set has 6 images, 3 batches of 2: expected batches done from 0 to 2/,
+    );
+    await withProgress((p) => p.epochBatches = -1);
+    const negative = await task("train", [...args, ...resume]);
+    assert.equal(negative.code, 1, negative.stderr);
+    assert.match(
+      negative.stderr,
+      /Cannot resume from .*c\.pth: .*c\.pth\.optim\.safetensors records epochBatches -1, expected an integer >= 0/,
+    );
+    // A sidecar from before the field: the unfinished epoch starts at its first batch.
+    await withProgress((p) => delete p.epochBatches);
+    const older = await task("train", [...args, ...resume, "--steps", "1"]);
+    assert.deepEqual(epochs(older), [[2, 1, false]]);
+
+    const rest = await task("train", [
+      ...args,
+      ...["--steps", "2", "--out", `${root}/split/b.pth`, "--resume", `${root}/split/b.last.pth`],
+    ]);
+    assert.match(rest.stderr, /4 steps, 1 epochs done, 1 of the 3 batches of epoch 2 done/);
+    assert.deepEqual(epochs(rest), [[2, 3, true]]);
+    assert.deepEqual(epochs(whole), [[1, 3, true], [2, 3, true]]);
+    assert.deepEqual([...steps(first), ...steps(rest)], steps(whole));
+    assert.equal(steps(whole).length, 6);
+    const end = (await readSidecar(`${root}/split/b.last.pth`)).progress;
+    assert.deepEqual([end?.epoch, end?.step, end?.epochBatches], [2, 6, 0]);
+    const a = await loadWeights(`${root}/whole/b.last.pth`);
+    const b = await loadWeights(`${root}/split/b.last.pth`);
+    assert.deepEqual([...b.keys()], [...a.keys()]);
+    for (const [key, tensor] of a) assert.deepEqual(b.get(key)?.data, tensor.data, key);
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -12,7 +12,9 @@
  * `.safetensors`), the latest to `<out>.last.<ext>`, each with the
  * optimizer's state in `<checkpoint>.optim.safetensors` (for `--resume`) and
  * `classes.json` in the same folder (what `deno task classify` reads). Ctrl-C
- * saves the latest checkpoint and exits. `--json` prints one JSON record per
+ * saves the latest checkpoint and exits; `--resume` continues it, an epoch
+ * that stopped inside from the batch after the last one trained on (the
+ * sidecar records `epochBatches`). `--json` prints one JSON record per
  * step (or per `--log-every` steps) and per epoch on stdout.
  *
  * @module
@@ -74,7 +76,8 @@ const USAGE =
   --augment NAME      torchvision (RandomResizedCrop + flip, default), flip (resize + flip), none (resize)
   --out FILE          best checkpoint (default best.pth; .safetensors by extension); also writes
                       <out>.last.<ext>, <checkpoint>.optim.safetensors and classes.json next to it
-  --resume FILE       continue from a checkpoint this command wrote (weights, optimizer, step count)
+  --resume FILE       continue from a checkpoint this command wrote (weights, optimizer, step count,
+                      dropout stream, and an unfinished epoch from the batch after its last one)
   --seed S            seed of the initialisation, split, shuffles, augmentation, dropout (default 0)
   --threads N         Wasm threads (default: all cores)
   --workers N         image decoding workers (default: min(2, cores))
@@ -160,6 +163,47 @@ async function checkSharedClasses(out: string, classes: readonly string[]): Prom
       someNames(classes)
     }) would replace it and mislabel them; expected --out in another folder`,
   );
+}
+
+/**
+ * Checks that a checkpoint saved inside an epoch can continue it here: the
+ * same batch size and seed (the epoch's batches and order) and a batch count
+ * within this training set's batches per epoch.
+ */
+function checkEpochPosition(
+  name: string,
+  progress: Progress & { epochBatches: number },
+  loader: DataLoader,
+  seed: number,
+): void {
+  const where = `${name} stopped after ${progress.epochBatches} batches of epoch ${
+    progress.epoch + 1
+  }`;
+  const same = (flag: string, saved: unknown, given: number) => {
+    if (saved === undefined || saved === given) return;
+    throw new UsageError(
+      `${where} with --${flag} ${saved}, not ${given}: pass --${flag} ${saved} to finish that ` +
+        `epoch on the batches it had left`,
+    );
+  };
+  same("batch", progress.batch, loader.batchSize);
+  same("seed", progress.seed, seed);
+  const images = progress.trainImages;
+  if (
+    progress.epochBatches >= loader.length ||
+    (images !== undefined && images !== loader.dataset.length)
+  ) {
+    throw new CheckpointError(
+      `Cannot resume from ${name}: it stopped after ${progress.epochBatches} batches of epoch ${
+        progress.epoch + 1
+      }${
+        images === undefined ? "" : ` of ${images} training images`
+      }, but this training set has ${loader.dataset.length} images, ${loader.length} batches of ` +
+        `${loader.batchSize}: expected batches done from 0 to ${
+          loader.length - 1
+        }, on the images it was trained on (the same data, --limit, --val-split, --val and --seed)`,
+    );
+  }
 }
 
 function bar(done: number, total: number, width = 24): string {
@@ -343,7 +387,13 @@ async function main(args: string[]): Promise<number> {
   const shutdown: (() => void)[] = [() => trainLoader.close(), () => valLoader?.close()];
   try {
     const start = values.resume ?? values.weights;
-    let progress: Progress = { optimizer: optimizerName, epoch: 0, step: 0, bestAccuracy: null };
+    let progress: Progress & { epochBatches: number } = {
+      optimizer: optimizerName,
+      epoch: 0,
+      step: 0,
+      bestAccuracy: null,
+      epochBatches: 0,
+    };
     const optimizer: Optimizer = optimizerName === "sgd"
       ? new SGD(model, { lr, momentum: 0.9 })
       : optimizerName === "adam"
@@ -375,9 +425,19 @@ async function main(args: string[]): Promise<number> {
         if (sidecar.optimizer) optimizer.loadStateDict(sidecar.optimizer);
         // The learning rate given now wins over the saved one when given.
         if (values.lr !== undefined) optimizer.lr = lr;
-        trainLoader.epoch = progress.epoch;
+        // Dropout continues its stream, as in a run that was not stopped (older sidecars: from the seed).
+        if (progress.dropoutState) model.dropoutState = progress.dropoutState;
+        if (progress.epochBatches > 0) checkEpochPosition(start, progress, trainLoader, seed);
+        // The unfinished epoch goes on from the batch after the last one trained on.
+        trainLoader.seek(progress.epoch, progress.epochBatches);
         note(
           `Resuming ${start}: ${progress.step} steps, ${progress.epoch} epochs done${
+            progress.epochBatches > 0
+              ? `, ${progress.epochBatches} of the ${trainLoader.length} batches of epoch ${
+                progress.epoch + 1
+              } done`
+              : ""
+          }${
             progress.bestAccuracy === null
               ? ""
               : `, best validation accuracy ${(100 * progress.bestAccuracy).toFixed(2)} %`
@@ -390,7 +450,16 @@ async function main(args: string[]): Promise<number> {
       await saveCheckpoint(path, model.stateDict(), {
         classes: classesFile,
         optimizer: optimizer.stateDict(),
-        progress: { ...progress, size, auxLogits, augment, batch: batchSize, seed },
+        progress: {
+          ...progress,
+          dropoutState: model.dropoutState,
+          size,
+          auxLogits,
+          augment,
+          batch: batchSize,
+          seed,
+          trainImages: trainSet.length,
+        },
       });
     };
 
@@ -437,22 +506,26 @@ async function main(args: string[]): Promise<number> {
       const epoch = trainLoader.epoch;
       model.train();
       const epochStart = performance.now();
-      let images = 0, correct = 0, lossSum = 0, batches = 0;
+      let images = 0, correct = 0, lossSum = 0;
       let windowLoss = 0, windowCorrect = 0, windowImages = 0, windowStart = performance.now();
-      const total = Math.min(trainLoader.length, steps - runSteps);
-      for await (const { input, labels } of trainLoader) {
+      // Batches of the epoch done before this run (resumed), and where this run will stop in it.
+      const first = progress.epochBatches;
+      const total = Math.min(trainLoader.length, first + steps - runSteps);
+      let stopped = false;
+      for await (const { input, labels, batchIndex } of trainLoader) {
         optimizer.zeroGrad();
         const result = await model.backward(input, labels);
         if (!Number.isFinite(result.loss)) {
           note(`Error: the loss is ${result.loss} at step ${progress.step + 1}: lower --lr`);
           exitCode = 1;
-          interrupted = true;
+          interrupted = stopped = true;
           break;
         }
         await optimizer.step();
         progress.step++;
         runSteps++;
-        batches++;
+        // A batch whose images were all skipped is not yielded: its position still counts.
+        const batches = progress.epochBatches = batchIndex + 1;
         const predicted = argmaxRows(result.logits);
         let hits = 0;
         for (let i = 0; i < labels.length; i++) if (predicted[i] === labels[i]) hits++;
@@ -493,13 +566,20 @@ async function main(args: string[]): Promise<number> {
           windowLoss = windowCorrect = windowImages = 0;
           windowStart = performance.now();
         }
-        if (interrupted || runSteps >= steps) break;
+        if (interrupted || runSteps >= steps) {
+          stopped = true;
+          break;
+        }
       }
       if (tty) await Deno.stderr.write(encoder.encode("\n"));
       const trainSeconds = (performance.now() - epochStart) / 1000;
       if (exitCode !== 0) break;
-      const epochDone = batches === trainLoader.length;
-      if (epochDone) progress.epoch = epoch + 1;
+      const epochDone = !stopped || progress.epochBatches === trainLoader.length;
+      const epochBatches = epochDone ? trainLoader.length : progress.epochBatches;
+      if (epochDone) {
+        progress.epoch = epoch + 1;
+        progress.epochBatches = 0;
+      }
       if (interrupted) break;
       const val = valLoader
         ? await evaluateModel(model, valLoader, {
@@ -525,6 +605,7 @@ async function main(args: string[]): Promise<number> {
         type: "epoch",
         epoch: epoch + 1,
         complete: epochDone,
+        batches: epochBatches,
         step: progress.step,
         trainLoss: round(lossSum / images, 6),
         trainAccuracy: round(correct / images),

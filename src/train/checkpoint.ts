@@ -10,6 +10,7 @@
  */
 
 import { GoogLeNetError, StateDictError } from "../errors.ts";
+import { describeValue } from "../validate.ts";
 import { Tensor } from "../tensor.ts";
 import { readSafetensors, writeSafetensors } from "../weights/safetensors.ts";
 import { writePth } from "../weights/pth.ts";
@@ -52,6 +53,13 @@ export interface Progress {
   step: number;
   /** Best validation accuracy so far (0 to 1), or null without validation. */
   bestAccuracy: number | null;
+  /**
+   * Batches of epoch `epoch + 1` done when the run stopped inside it (0, or
+   * absent in sidecars written before it was recorded, at an epoch's start).
+   */
+  epochBatches?: number;
+  /** The model's `dropoutState` when saved (absent in older sidecars). */
+  dropoutState?: number[];
   /** Anything else worth keeping (the command's options). */
   [key: string]: unknown;
 }
@@ -238,8 +246,8 @@ function encodeSidecar(
 export interface Sidecar {
   /** The optimizer's state, for `Optimizer.loadStateDict`; null when none was saved. */
   optimizer: OptimizerStateDict | null;
-  /** The run's progress; null when none was saved. */
-  progress: Progress | null;
+  /** The run's progress (`epochBatches` 0 when the file has none); null when none was saved. */
+  progress: (Progress & { epochBatches: number }) | null;
 }
 
 /**
@@ -247,7 +255,8 @@ export interface Sidecar {
  *
  * @param checkpoint The checkpoint's path (not the sidecar's).
  * @returns The optimizer state and progress.
- * @throws {CheckpointError} When the sidecar is missing or malformed.
+ * @throws {CheckpointError} When the sidecar is missing or malformed, or its
+ * progress has a field of the wrong kind (the message names it and what it must be).
  *
  * @example
  * ```ts
@@ -275,7 +284,7 @@ export async function readSidecar(checkpoint: string): Promise<Sidecar> {
   }
   try {
     const { tensors, metadata } = readSafetensors(bytes);
-    const progress = JSON.parse(metadata.progress ?? "null") as Progress | null;
+    const progress = checkProgress(JSON.parse(metadata.progress ?? "null"), checkpoint, path);
     if (metadata.optimizer === undefined) return { optimizer: null, progress };
     const meta = JSON.parse(metadata.optimizer) as {
       paramGroups: OptimizerStateDict["paramGroups"];
@@ -306,6 +315,49 @@ export async function readSidecar(checkpoint: string): Promise<Sidecar> {
       { cause: error },
     );
   }
+}
+
+/** Progress as parsed from a sidecar, each known field checked; `epochBatches` defaults to 0. */
+function checkProgress(
+  value: unknown,
+  checkpoint: string,
+  path: string,
+): (Progress & { epochBatches: number }) | null {
+  const fail = (what: string) =>
+    new CheckpointError(`Cannot resume from ${checkpoint}: ${path} records ${what}`);
+  if (value === null) return null;
+  if (typeof value !== "object" || Array.isArray(value)) {
+    throw fail(`the progress ${describeValue(value)}, expected an object`);
+  }
+  const p = value as Record<string, unknown>;
+  const expect = (ok: boolean, field: string, what: string) => {
+    if (!ok) throw fail(`${field} ${describeValue(p[field])}, expected ${what}`);
+  };
+  const count = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+  expect(typeof p.optimizer === "string", "optimizer", "an optimizer name");
+  expect(count(p.epoch), "epoch", "an integer >= 0 (epochs done)");
+  expect(count(p.step), "step", "an integer >= 0 (steps done)");
+  expect(
+    p.bestAccuracy === null ||
+      (typeof p.bestAccuracy === "number" && p.bestAccuracy >= 0 && p.bestAccuracy <= 1),
+    "bestAccuracy",
+    "null or a number from 0 to 1",
+  );
+  expect(
+    p.epochBatches === undefined || count(p.epochBatches),
+    "epochBatches",
+    "an integer >= 0 (batches of the unfinished epoch done)",
+  );
+  const words = p.dropoutState;
+  expect(
+    words === undefined ||
+      (Array.isArray(words) && words.length === 4 &&
+        words.every((w) => Number.isSafeInteger(w) && w >= 0 && w < 2 ** 32) &&
+        words.some((w) => w !== 0)),
+    "dropoutState",
+    "4 integers from 0 to 2^32 - 1, not all 0",
+  );
+  return { ...(p as Progress), epochBatches: (p.epochBatches as number | undefined) ?? 0 };
 }
 
 /**
