@@ -27,38 +27,38 @@ const F3_072: i32 = 25172;
 // One 1-D pass of jidctint.c on four lanes at once; inputs x0..x7 (already
 // dequantised in pass 1), outputs before the final shift in o0..o7.
 // `round` is added to the even part so that an arithmetic shift by `shift`
-// gives DESCALE (and, in pass 2, the +128 level shift).
+// gives DESCALE (and, in pass 2, the +128 level shift). `upper` false: x4..x7
+// are zero and left out (a constant at each call: the same sums and products
+// in the same 32-bit wrapping, without the terms that are 0).
 @inline function pass(
   x0: v128, x1: v128, x2: v128, x3: v128, x4: v128, x5: v128, x6: v128, x7: v128,
-  round: i32, shift: i32, out: usize,
+  round: i32, shift: i32, out: usize, upper: bool,
 ): void {
   // Even part.
-  let z1 = mulc(i32x4.add(x2, x6), F0_541);
-  let tmp2 = i32x4.sub(z1, mulc(x6, F1_847));
+  let z1 = mulc(upper ? i32x4.add(x2, x6) : x2, F0_541);
+  let tmp2 = upper ? i32x4.sub(z1, mulc(x6, F1_847)) : z1;
   let tmp3 = i32x4.add(z1, mulc(x2, F0_765));
   const r = i32x4.splat(round);
-  let tmp0 = i32x4.add(i32x4.shl(i32x4.add(x0, x4), 13), r);
-  let tmp1 = i32x4.add(i32x4.shl(i32x4.sub(x0, x4), 13), r);
+  let tmp0 = i32x4.add(i32x4.shl(upper ? i32x4.add(x0, x4) : x0, 13), r);
+  let tmp1 = upper ? i32x4.add(i32x4.shl(i32x4.sub(x0, x4), 13), r) : tmp0;
   const tmp10 = i32x4.add(tmp0, tmp3);
   const tmp13 = i32x4.sub(tmp0, tmp3);
   const tmp11 = i32x4.add(tmp1, tmp2);
   const tmp12 = i32x4.sub(tmp1, tmp2);
   // Odd part.
-  z1 = i32x4.add(x7, x1);
-  let z2 = i32x4.add(x5, x3);
-  let z3 = i32x4.add(x7, x3);
-  let z4 = i32x4.add(x5, x1);
+  z1 = upper ? i32x4.add(x7, x1) : x1;
+  let z2 = upper ? i32x4.add(x5, x3) : x3;
+  let z3 = upper ? i32x4.add(x7, x3) : x3;
+  let z4 = upper ? i32x4.add(x5, x1) : x1;
   const z5 = mulc(i32x4.add(z3, z4), F1_175);
-  tmp0 = mulc(x7, F0_298);
-  tmp1 = mulc(x5, F2_053);
   tmp2 = mulc(x3, F3_072);
   tmp3 = mulc(x1, F1_501);
   z1 = mulc(z1, -F0_899);
   z2 = mulc(z2, -F2_562);
   z3 = i32x4.add(mulc(z3, -F1_961), z5);
   z4 = i32x4.add(mulc(z4, -F0_390), z5);
-  tmp0 = i32x4.add(tmp0, i32x4.add(z1, z3));
-  tmp1 = i32x4.add(tmp1, i32x4.add(z2, z4));
+  tmp0 = upper ? i32x4.add(mulc(x7, F0_298), i32x4.add(z1, z3)) : i32x4.add(z1, z3);
+  tmp1 = upper ? i32x4.add(mulc(x5, F2_053), i32x4.add(z2, z4)) : i32x4.add(z2, z4);
   tmp2 = i32x4.add(tmp2, i32x4.add(z2, z3));
   tmp3 = i32x4.add(tmp3, i32x4.add(z1, z4));
   v128.store(out, i32x4.shr_s(i32x4.add(tmp10, tmp3), shift), 0);
@@ -69,6 +69,25 @@ const F3_072: i32 = 25172;
   v128.store(out, i32x4.shr_s(i32x4.sub(tmp12, tmp1), shift), 160);
   v128.store(out, i32x4.shr_s(i32x4.sub(tmp11, tmp2), shift), 192);
   v128.store(out, i32x4.shr_s(i32x4.sub(tmp10, tmp3), shift), 224);
+}
+
+// Pass 1 of the islow IDCT on columns half * 4 to half * 4 + 3 of the block
+// at `block` (dequantised by the i32 table at `quant`) into workspace `ws`
+// (row k of the result at ws + 32 k + 16 half). `upper` false: coefficient
+// rows 4-7 are zero.
+@inline function columns(block: usize, quant: usize, half: i32, ws: usize, upper: bool): void {
+  const c = block + <usize>(half * 8);
+  const q = quant + <usize>(half * 16);
+  const zero = i32x4.splat(0);
+  const x0 = i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 0)), v128.load(q, 0));
+  const x1 = i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 16)), v128.load(q, 32));
+  const x2 = i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 32)), v128.load(q, 64));
+  const x3 = i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 48)), v128.load(q, 96));
+  const x4 = upper ? i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 64)), v128.load(q, 128)) : zero;
+  const x5 = upper ? i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 80)), v128.load(q, 160)) : zero;
+  const x6 = upper ? i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 96)), v128.load(q, 192)) : zero;
+  const x7 = upper ? i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 112)), v128.load(q, 224)) : zero;
+  pass(x0, x1, x2, x3, x4, x5, x6, x7, 1 << 10, 11, ws + <usize>(half * 16), upper);
 }
 
 // Transposes the 8x8 i32 matrix at `src` (rows of 32 bytes) into `dst`.
@@ -132,20 +151,16 @@ export function idct_islow_blocks(
         }
         continue;
       }
-      // Pass 1: columns in lanes, two halves of four columns.
-      for (let half = 0; half < 2; half++) {
-        const c = block + <usize>(half * 8);
-        const q = quant + <usize>(half * 16);
-        const x0 = i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 0)), v128.load(q, 0));
-        const x1 = i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 16)), v128.load(q, 32));
-        const x2 = i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 32)), v128.load(q, 64));
-        const x3 = i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 48)), v128.load(q, 96));
-        const x4 = i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 64)), v128.load(q, 128));
-        const x5 = i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 80)), v128.load(q, 160));
-        const x6 = i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 96)), v128.load(q, 192));
-        const x7 = i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 112)), v128.load(q, 224));
-        // Rows of the workspace: ws row k holds columns half*4..half*4+3.
-        pass(x0, x1, x2, x3, x4, x5, x6, x7, 1 << 10, 11, ws + <usize>(half * 16));
+      // Pass 1: columns in lanes, two halves of four columns; rows 4-7 of
+      // coefficients are often all zero (the pass then leaves their terms out).
+      const lower = v128.or(
+        v128.or(v128.load(block, 64), v128.load(block, 80)),
+        v128.or(v128.load(block, 96), v128.load(block, 112)),
+      );
+      if (v128.any_true(lower)) {
+        for (let half = 0; half < 2; half++) columns(block, quant, half, ws, true);
+      } else {
+        for (let half = 0; half < 2; half++) columns(block, quant, half, ws, false);
       }
       // Pass 2: rows in lanes.
       transpose8(ws, wt);
@@ -154,7 +169,7 @@ export function idct_islow_blocks(
         pass(
           v128.load(t, 0), v128.load(t, 32), v128.load(t, 64), v128.load(t, 96),
           v128.load(t, 128), v128.load(t, 160), v128.load(t, 192), v128.load(t, 224),
-          (1 << 17) + (128 << 18), 18, ws + <usize>(half * 16),
+          (1 << 17) + (128 << 18), 18, ws + <usize>(half * 16), true,
         );
       }
       // ws row k now holds output column k for rows 0-7; transpose back and pack.
