@@ -116,16 +116,20 @@ let gq: i32 = 0;
  * PyTorch 1.13's Adam (flags without DECOUPLED) or AdamW step on elements
  * [e0, e1) of x (f32), written to xo, with its gradient g (gathered as above) and
  * moments m, v (f32, in place, x's layout). The scalars are adam.ts's f32
- * constants: b1, b2, a1 = 1 - beta1, a2 = 1 - beta2, wd, eps, stepSize =
- * -lr / (1 - beta1^t), bc2 = sqrt(1 - beta2^t), shrink = 1 - lr * wd.
+ * constants, read from the 10 floats at `rule` (the caller writes them there
+ * before each step, so that one plan serves every step): b1, b2, a1 = 1 -
+ * beta1, a2 = 1 - beta2, wd, eps, stepSize = -lr / (1 - beta1^t), bc2 =
+ * sqrt(1 - beta2^t), shrink = 1 - lr * wd, then the flags (as a float).
  * With a gather, e0 and e1 are multiples of k.
  */
 export function adam_update(
   x: usize, xo: usize, g: usize, m: usize, v: usize,
-  e0: i32, e1: i32, k: i32, gc: i32, ga: i32,
-  b1: f32, b2: f32, a1: f32, a2: f32, wd: f32, eps: f32,
-  stepSize: f32, bc2: f32, shrink: f32, flags: i32,
+  e0: i32, e1: i32, k: i32, gc: i32, ga: i32, rule: usize,
 ): void {
+  const b1 = load<f32>(rule), b2 = load<f32>(rule, 4), a1 = load<f32>(rule, 8);
+  const a2 = load<f32>(rule, 12), wd = load<f32>(rule, 16), eps = load<f32>(rule, 20);
+  const stepSize = load<f32>(rule, 24), bc2 = load<f32>(rule, 28), shrink = load<f32>(rule, 32);
+  const flags = <i32>load<f32>(rule, 36);
   const vb1 = f32x4.splat(b1), vb2 = f32x4.splat(b2), va1 = f32x4.splat(a1);
   const va2 = f32x4.splat(a2), vwd = f32x4.splat(wd), veps = f32x4.splat(eps);
   const vstep = f32x4.splat(stepSize), vbc2 = f32x4.splat(bc2), vshrink = f32x4.splat(shrink);
@@ -203,14 +207,16 @@ export function zero_fill(x: usize, e0: i32, e1: i32): void {
  * PyTorch 1.13's SGD step on elements [e0, e1) of x, written to xo, with its
  * gradient g (gathered as above) and momentum buffer `buf` (x's layout; read
  * and written with MOMENTUM, only written with FIRST, which starts it from
- * the gradient). Scalars are sgd.ts's f32 constants: wd, mo (momentum),
- * keep = 1 - dampening, step = -lr. With a gather, e0 and e1 are multiples of k.
+ * the gradient). Scalars are sgd.ts's f32 constants, the 5 floats at `rule`:
+ * wd, mo (momentum), keep = 1 - dampening, step = -lr, then the flags (as a
+ * float). With a gather, e0 and e1 are multiples of k.
  */
 export function sgd_update(
   x: usize, xo: usize, g: usize, buf: usize,
-  e0: i32, e1: i32, k: i32, gc: i32, ga: i32,
-  wd: f32, mo: f32, keep: f32, step: f32, flags: i32,
+  e0: i32, e1: i32, k: i32, gc: i32, ga: i32, rule: usize,
 ): void {
+  const wd = load<f32>(rule), mo = load<f32>(rule, 4), keep = load<f32>(rule, 8);
+  const step = load<f32>(rule, 12), flags = <i32>load<f32>(rule, 16);
   const vwd = f32x4.splat(wd), vmo = f32x4.splat(mo);
   const vkeep = f32x4.splat(keep), vstep = f32x4.splat(step);
   if (gc == 0) {

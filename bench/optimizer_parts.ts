@@ -12,7 +12,9 @@
  * show main:src/backend/wasm/kernels/kernels-relaxed.wasm`) also runs the
  * AdamW plan of a second model built on that binary in the same rounds and
  * prints new / old (both models then get explicit modules: run against the
- * current binary, the ratio was 1.016, 1.004-1.038).
+ * current binary, the ratio was 1.016, 1.004-1.038). The old binary must take
+ * the rule's constants from memory (`ruleConstants`): binaries built before
+ * that took them as arguments and have no optimizer kernels for this code.
  *
  *   deno run --config deno.dev.jsonc -A bench/optimizer_parts.ts
  *

@@ -10,7 +10,8 @@
  * optimizer taking the memory, loadStateDict) without changing a bit. And the
  * two staging regions a stepped layer alternates between: a state dict read
  * after the kernels wrote the step, before it resolved, still shows the
- * weights before it; a frozen bias is carried across.
+ * weights before it; a frozen bias is carried across; the steps reuse one
+ * plan per region, their constants written to Wasm memory.
  *
  * @module
  */
@@ -23,6 +24,7 @@ import { gatherOf } from "../src/backend/repack.ts";
 import { convRowOrder, nhwcFlattenRowOrder } from "../src/backend/pack.ts";
 import { deterministicInput, deterministicStateDict } from "../tools/deterministic.ts";
 import type { OptimizerStateDict } from "../src/train/optimizer.ts";
+import type { Plan } from "../src/graph/ops.ts";
 
 const STEPS = [
   { name: "optw_step0", labels: [8] },
@@ -239,10 +241,12 @@ Deno.test({
       const backend = model.backend as WasmBackend;
       const run = backend.runWeights;
       const during: Float32Array[] = [];
+      const plans: Plan[] = [];
       backend.runWeights = async function (plan) {
         await run.call(this, plan);
         if (plan.ops[0]?.kind === "optim_step") {
           during.push(model.stateDict().get("fc.weight")!.data);
+          plans.push(plan);
         }
       };
       const opts = [model, ref].map((m) => new SGD(m, { lr: 0.5, momentum: 0.9 }));
@@ -263,6 +267,10 @@ Deno.test({
         assert.deepEqual(bits(during[i]), bits(before[i]), `step ${i}: read before it resolved`);
         assert.notDeepEqual(bits(model.stateDict().get("fc.weight")!), bits(before[i]));
       }
+      // One plan per staging region, kept: the third step (its momentum buffer no longer
+      // first) runs the first step's plan with its own constants, written to Wasm memory.
+      assert.notEqual(plans[1], plans[0], "the other region's plan");
+      assert.equal(plans[2], plans[0], "the first step's plan again");
       assertSameWeights(ref, model, "Wasm kernels with two regions vs TypeScript");
       assert.deepEqual(bits(model.stateDict().get("fc.bias")!), bits(bias), "frozen bias");
       const logits = async (m: GoogLeNet) => ((await m.eval().forward(x)) as Tensor).data;

@@ -505,8 +505,14 @@ export interface OptimStepOp {
   readonly gather: Gather | null;
   /** Float offsets of the state tensors the rule reads and writes. */
   readonly state: readonly number[];
-  /** The update rule with its constants. */
-  readonly rule: UpdateRule;
+  /** Which update rule. */
+  readonly rule: UpdateRule["kind"];
+  /**
+   * Float offset of the rule's constants for this step (`ruleConstants` in
+   * `src/backend/wasm/optim.ts`), written there before each run: the
+   * operation, and so its plan, is the same from step to step.
+   */
+  readonly constants: number;
 }
 
 /**

@@ -1134,7 +1134,7 @@ export class GoogLeNet {
         memory.claim(request, blob, new Map(wasmParams.map((p) => [p.name, p])));
         if (wasmParams.length) {
           const ops = wasmParams.map((p) => memory.stepOp(p, blob));
-          await backend.runWeights(weightPlan(ops));
+          await backend.runWeights(memory.plan(ops));
         }
         // The TypeScript rule runs once the kernels are done, with no await until the
         // stepped regions become current: while they run (and if they fail) every

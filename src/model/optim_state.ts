@@ -9,7 +9,9 @@
  * @module
  */
 
-import type { Gather, OptimStepOp, UpdateRule } from "../graph/ops.ts";
+import type { Gather, OptimStepOp, Plan, UpdateRule } from "../graph/ops.ts";
+import { RULE_FLOATS, ruleConstants } from "../backend/wasm/optim.ts";
+import { weightPlan } from "../backend/repack.ts";
 import type { Parameter } from "./googlenet.ts";
 
 let optimizerInWasm = true;
@@ -115,13 +117,19 @@ export class OptimizerMemory {
   readonly #offsets = new Map<string, number>();
   #owner: { request: ParameterStep; resident: Set<string> } | null = null;
 
-  /** Regions still to be allocated for `params` x `slots`: their keys and sizes. */
+  /** The plans of the last two steps (steps alternate between two staging regions). */
+  #plans: Plan[] = [];
+
+  /**
+   * Regions still to be allocated for `params` x `slots`, and each
+   * parameter's rule constants: their keys and sizes.
+   */
   missing(params: readonly WasmParameter[], slots: readonly string[]): [string, number][] {
     const out: [string, number][] = [];
     for (const p of params) {
-      for (const slot of slots) {
+      for (const slot of [RULE, ...slots]) {
         const key = keyOf(p.name, slot);
-        if (!this.#offsets.has(key)) out.push([key, p.size]);
+        if (!this.#offsets.has(key)) out.push([key, slot === RULE ? RULE_FLOATS : p.size]);
       }
     }
     return out;
@@ -184,7 +192,7 @@ export class OptimizerMemory {
   /**
    * The operation that steps `p` with the claiming owner's rule: its state
    * tensors are moved in from the owner first, and count as resident from
-   * now on.
+   * now on; the rule's constants for this step are written to its region.
    */
   stepOp(p: WasmParameter, blob: Float32Array): OptimStepOp {
     const owner = this.#owner!;
@@ -207,6 +215,8 @@ export class OptimizerMemory {
     });
     const rule = request.rule(p.name, (slot) => resident.has(keyOf(p.name, slot)));
     for (const slot of request.slots) resident.add(keyOf(p.name, slot));
+    const constants = this.#offsets.get(keyOf(p.name, RULE))!;
+    blob.set(ruleConstants(rule), constants);
     return {
       kind: "optim_step",
       name: p.name,
@@ -217,8 +227,28 @@ export class OptimizerMemory {
       k: p.k,
       gather: p.gather,
       state,
-      rule,
+      rule: rule.kind,
+      constants,
     };
+  }
+
+  /**
+   * The weight plan of `ops` (from {@linkcode OptimizerMemory.stepOp}): the
+   * same plan as a recent step's when its operations are the same, so that
+   * the backend keeps it (a threaded one has sent it to its workers).
+   *
+   * @param ops One step's operations.
+   * @returns The plan.
+   */
+  plan(ops: readonly OptimStepOp[]): Plan {
+    const same = (plan: Plan) =>
+      plan.ops.length === ops.length &&
+      plan.ops.every((op, i) => sameStep(op as OptimStepOp, ops[i]));
+    const cached = this.#plans.find(same);
+    if (cached) return cached;
+    const plan = weightPlan(ops);
+    this.#plans = [plan, ...this.#plans.slice(0, 1)];
+    return plan;
   }
 
   /** A copy of `owner`'s state tensor `slot` of parameter `name`, when it is resident. */
@@ -245,6 +275,18 @@ export class OptimizerMemory {
   forget(owner: object): void {
     if (this.#owner?.request.owner === owner) this.#owner = null;
   }
+}
+
+/** The slot name of a parameter's rule constants (no state tensor's name). */
+const RULE = "\n rule";
+
+/** Whether two steps' operations are the same (their constants live at the same place). */
+function sameStep(a: OptimStepOp, b: OptimStepOp): boolean {
+  return a.name === b.name && a.x === b.x && a.xOut === b.xOut && a.grad === b.grad &&
+    a.size === b.size && a.k === b.k && a.rule === b.rule && a.constants === b.constants &&
+    a.gather?.c === b.gather?.c && a.gather?.a === b.gather?.a &&
+    a.gather?.b === b.gather?.b && a.state.length === b.state.length &&
+    a.state.every((at, i) => at === b.state[i]);
 }
 
 function keyOf(name: string, slot: string): string {

@@ -7,13 +7,14 @@
  * @module
  */
 
-import type { OptimStepOp, ZeroOp } from "../../graph/ops.ts";
+import type { OptimStepOp, UpdateRule, ZeroOp } from "../../graph/ops.ts";
 import { BackendError } from "../../errors.ts";
 import type { Chunk } from "./executor.ts";
 
 /**
  * `adam_update` and `sgd_update` of `asm/optim.ts` (byte addresses; element
- * bounds and rows in floats): read the parameter at `x`, write it at `xo`.
+ * bounds and rows in floats): read the parameter at `x`, write it at `xo`,
+ * with the rule's constants at `rule` ({@linkcode ruleConstants}).
  */
 export interface OptimKernels {
   adam_update(
@@ -27,16 +28,7 @@ export interface OptimKernels {
     k: number,
     gc: number,
     ga: number,
-    b1: number,
-    b2: number,
-    a1: number,
-    a2: number,
-    wd: number,
-    eps: number,
-    stepSize: number,
-    bc2: number,
-    shrink: number,
-    flags: number,
+    rule: number,
   ): void;
   sgd_update(
     x: number,
@@ -48,11 +40,7 @@ export interface OptimKernels {
     k: number,
     gc: number,
     ga: number,
-    wd: number,
-    momentum: number,
-    keep: number,
-    step: number,
-    flags: number,
+    rule: number,
   ): void;
   zero_fill(x: number, e0: number, e1: number): void;
 }
@@ -78,10 +66,52 @@ const CHUNK_ELEMENTS = 1 << 16;
  */
 export function optimKernels(k: object): OptimKernels | null {
   const { adam_update, sgd_update, zero_fill } = k as Partial<OptimKernels>;
-  return typeof adam_update === "function" && typeof sgd_update === "function" &&
+  // Modules built before the constants moved to memory took them as 10 or 5 more arguments.
+  return typeof adam_update === "function" && adam_update.length === 11 &&
+      typeof sgd_update === "function" && sgd_update.length === 10 &&
       typeof zero_fill === "function"
     ? { adam_update, sgd_update, zero_fill }
     : null;
+}
+
+/** Floats each parameter's rule constants take in the weight blob (16: a cache line apart). */
+export const RULE_FLOATS = 16;
+
+/**
+ * The floats `adam_update` or `sgd_update` reads at its `rule` address: the
+ * rule's f32 constants, then its flag bits as a float. A step writes them
+ * there before it runs, so that the operations, and the plan, stay the same
+ * from step to step.
+ *
+ * @param rule The update rule of one parameter's step.
+ * @returns At most {@linkcode RULE_FLOATS} numbers.
+ *
+ * @example
+ * ```ts
+ * import { ruleConstants } from "./optim.ts";
+ * const sgd = { kind: "sgd", weightDecay: 0, momentum: 0.9, keep: 1, step: -0.1, nesterov: false, first: true } as const;
+ * console.log(ruleConstants(sgd)); // [ 0, 0.9, 1, -0.1, 12 ]
+ * ```
+ */
+export function ruleConstants(rule: UpdateRule): number[] {
+  if (rule.kind === "adam") {
+    const flags = (rule.decoupled ? DECOUPLED : 0) | (rule.weightDecay !== 0 ? DECAY : 0);
+    return [
+      rule.b1,
+      rule.b2,
+      rule.a1,
+      rule.a2,
+      rule.weightDecay,
+      rule.eps,
+      rule.stepSize,
+      rule.bc2,
+      rule.shrink,
+      flags,
+    ];
+  }
+  const flags = (rule.weightDecay !== 0 ? DECAY : 0) | (rule.momentum !== 0 ? MOMENTUM : 0) |
+    (rule.first ? FIRST : 0) | (rule.nesterov ? NESTEROV : 0);
+  return [rule.weightDecay, rule.momentum, rule.keep, rule.step, flags];
 }
 
 /**
@@ -99,7 +129,7 @@ export function optimKernels(k: object): OptimKernels | null {
  * import { optimChunks } from "./optim.ts";
  * const op = {
  *   kind: "optim_step", name: "fc.bias", x: 0, xOut: 0, grad: 16, size: 10, k: 10, gather: null,
- *   state: [], rule: { kind: "sgd", weightDecay: 0, momentum: 0, keep: 1, step: -0.1, nesterov: false, first: true },
+ *   state: [], rule: "sgd", constants: 32,
  * } as const;
  * console.log(optimChunks(op, 0, 2)); // [{ op: 0, r0: 0, r1: 10, p0: 0, p1: 0 }]
  * ```
@@ -163,7 +193,8 @@ function requireKernels(kernels: object): OptimKernels {
   const k = optimKernels(kernels);
   if (!k) {
     throw new BackendError(
-      "The kernel module has no optimizer exports (adam_update, sgd_update, zero_fill): rebuild " +
+      "The kernel module has no optimizer exports (adam_update, sgd_update, zero_fill) of this " +
+        "version: rebuild " +
         "it with `deno task build`",
     );
   }
@@ -193,9 +224,7 @@ export function runOptimChunk(
   const k = requireKernels(kernels);
   const at = (floats: number) => weights + floats * 4;
   const gc = op.gather ? op.gather.c : 0, ga = op.gather ? op.gather.a : 0;
-  const rule = op.rule;
-  if (rule.kind === "adam") {
-    const flags = (rule.decoupled ? DECOUPLED : 0) | (rule.weightDecay !== 0 ? DECAY : 0);
+  if (op.rule === "adam") {
     k.adam_update(
       at(op.x),
       at(op.xOut),
@@ -207,36 +236,20 @@ export function runOptimChunk(
       op.k,
       gc,
       ga,
-      rule.b1,
-      rule.b2,
-      rule.a1,
-      rule.a2,
-      rule.weightDecay,
-      rule.eps,
-      rule.stepSize,
-      rule.bc2,
-      rule.shrink,
-      flags,
+      at(op.constants),
     );
     return;
   }
-  const momentum = rule.momentum !== 0;
-  const flags = (rule.weightDecay !== 0 ? DECAY : 0) | (momentum ? MOMENTUM : 0) |
-    (rule.first ? FIRST : 0) | (rule.nesterov ? NESTEROV : 0);
   k.sgd_update(
     at(op.x),
     at(op.xOut),
     at(op.grad),
-    momentum ? at(op.state[0]) : 0,
+    op.state.length ? at(op.state[0]) : 0,
     chunk.r0,
     chunk.r1,
     op.k,
     gc,
     ga,
-    rule.weightDecay,
-    rule.momentum,
-    rule.keep,
-    rule.step,
-    flags,
+    at(op.constants),
   );
 }
