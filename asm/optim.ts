@@ -16,7 +16,9 @@
 // in the backend's row order: element e = o * k + s reads the gradient at
 //   o * k + (s % gc) * ga + s / gc
 // (gc 0: at e, contiguous), which undoes a convolution's (kh, kw, c) rows or
-// a linear layer's NHWC flattening without a converted copy.
+// a linear layer's NHWC flattening without a converted copy of the whole
+// gradient: each row is transposed into the thread's scratch (k floats, in
+// L1), then updated as a contiguous one.
 
 /** Flag bits of `adam_update`. */
 const DECOUPLED: i32 = 1;
@@ -47,27 +49,26 @@ const NESTEROV: i32 = 16;
   return <f32>(<f64>a + <f64>b * <f64>c);
 }
 
-// Where the gathered walk of a row is: s % gc and s / gc, kept incrementally
-// (globals are per instance, so per thread).
-let gch: i32 = 0;
-let gq: i32 = 0;
-
-/** The gradient of the next element of a gathered row at `row` (floats), then one element on. */
-@inline function gather1(g: usize, row: i32, gc: i32, ga: i32): f32 {
-  const value = load<f32>(g + (<usize>(row + gch * ga + gq) << 2));
-  if (++gch == gc) {
-    gch = 0;
-    gq++;
+/**
+ * Row `row` of a gathered gradient in PyTorch's element order, to `t` (k = gc * ga
+ * floats): element q * gc + c of the row is the gradient's float c * ga + q,
+ * read 4 at a time along q and stored a float at a time, gc floats apart.
+ */
+function transpose_row(g: usize, row: i32, gc: i32, ga: i32, t: usize): void {
+  const d = <usize>gc << 2;
+  for (let c = 0; c < gc; c++) {
+    const src = g + (<usize>(row + c * ga) << 2);
+    let dst = t + (<usize>c << 2);
+    let q = 0;
+    for (; q + 4 <= ga; q += 4, dst += 4 * d) {
+      const w = v128.load(src + (<usize>q << 2));
+      v128.store32_lane(dst, w, 0);
+      v128.store32_lane(dst + d, w, 1);
+      v128.store32_lane(dst + 2 * d, w, 2);
+      v128.store32_lane(dst + 3 * d, w, 3);
+    }
+    for (; q < ga; q++, dst += d) store<f32>(dst, load<f32>(src + (<usize>q << 2)));
   }
-  return value;
-}
-
-/** The gradients of the next four elements of a gathered row. */
-@inline function gather4(g: usize, row: i32, gc: i32, ga: i32): v128 {
-  let v = f32x4.splat(gather1(g, row, gc, ga));
-  v = f32x4.replace_lane(v, 1, gather1(g, row, gc, ga));
-  v = f32x4.replace_lane(v, 2, gather1(g, row, gc, ga));
-  return f32x4.replace_lane(v, 3, gather1(g, row, gc, ga));
 }
 
 // ---- Adam / AdamW ----------------------------------------------------------
@@ -124,7 +125,7 @@ let gq: i32 = 0;
  */
 export function adam_update(
   x: usize, xo: usize, g: usize, m: usize, v: usize,
-  e0: i32, e1: i32, k: i32, gc: i32, ga: i32, rule: usize,
+  e0: i32, e1: i32, k: i32, gc: i32, ga: i32, rule: usize, scratch: usize,
 ): void {
   const b1 = load<f32>(rule), b2 = load<f32>(rule, 4), a1 = load<f32>(rule, 8);
   const a2 = load<f32>(rule, 12), wd = load<f32>(rule, 16), eps = load<f32>(rule, 20);
@@ -134,33 +135,36 @@ export function adam_update(
   const va2 = f32x4.splat(a2), vwd = f32x4.splat(wd), veps = f32x4.splat(eps);
   const vstep = f32x4.splat(stepSize), vbc2 = f32x4.splat(bc2), vshrink = f32x4.splat(shrink);
   if (gc == 0) {
-    let e = e0;
-    for (; e + 4 <= e1; e += 4) {
-      const at = <usize>e << 2;
-      adam4(x + at, xo + at, v128.load(g + at), m + at, v + at, flags,
-        vb1, vb2, va1, va2, vwd, veps, vstep, vbc2, vshrink);
-    }
-    for (; e < e1; e++) {
-      const at = <usize>e << 2;
-      adam1(x + at, xo + at, load<f32>(g + at), m + at, v + at, flags,
-        b1, b2, a1, a2, wd, eps, stepSize, bc2, shrink);
-    }
+    adam_run(x, xo, g, m, v, e0, e1, flags, b1, b2, a1, a2, wd, eps, stepSize, bc2, shrink,
+      vb1, vb2, va1, va2, vwd, veps, vstep, vbc2, vshrink);
     return;
   }
   for (let row = e0; row < e1; row += k) {
-    gch = 0;
-    gq = 0;
-    let s = 0;
-    for (; s + 4 <= k; s += 4) {
-      const at = <usize>(row + s) << 2;
-      adam4(x + at, xo + at, gather4(g, row, gc, ga), m + at, v + at, flags,
-        vb1, vb2, va1, va2, vwd, veps, vstep, vbc2, vshrink);
-    }
-    for (; s < k; s++) {
-      const at = <usize>(row + s) << 2;
-      const gi = gather1(g, row, gc, ga);
-      adam1(x + at, xo + at, gi, m + at, v + at, flags, b1, b2, a1, a2, wd, eps, stepSize, bc2, shrink);
-    }
+    transpose_row(g, row, gc, ga, scratch);
+    // The row's gradient, addressed as elements [row, row + k) of a contiguous one.
+    adam_run(x, xo, scratch - (<usize>row << 2), m, v, row, row + k, flags,
+      b1, b2, a1, a2, wd, eps, stepSize, bc2, shrink,
+      vb1, vb2, va1, va2, vwd, veps, vstep, vbc2, vshrink);
+  }
+}
+
+/** Elements [e0, e1) of adam_update with a contiguous gradient at g. */
+@inline function adam_run(
+  x: usize, xo: usize, g: usize, m: usize, v: usize, e0: i32, e1: i32, flags: i32,
+  b1: f32, b2: f32, a1: f32, a2: f32, wd: f32, eps: f32, stepSize: f32, bc2: f32, shrink: f32,
+  vb1: v128, vb2: v128, va1: v128, va2: v128, vwd: v128, veps: v128,
+  vstep: v128, vbc2: v128, vshrink: v128,
+): void {
+  let e = e0;
+  for (; e + 4 <= e1; e += 4) {
+    const at = <usize>e << 2;
+    adam4(x + at, xo + at, v128.load(g + at), m + at, v + at, flags,
+      vb1, vb2, va1, va2, vwd, veps, vstep, vbc2, vshrink);
+  }
+  for (; e < e1; e++) {
+    const at = <usize>e << 2;
+    adam1(x + at, xo + at, load<f32>(g + at), m + at, v + at, flags,
+      b1, b2, a1, a2, wd, eps, stepSize, bc2, shrink);
   }
 }
 
@@ -213,36 +217,35 @@ export function zero_fill(x: usize, e0: i32, e1: i32): void {
  */
 export function sgd_update(
   x: usize, xo: usize, g: usize, buf: usize,
-  e0: i32, e1: i32, k: i32, gc: i32, ga: i32, rule: usize,
+  e0: i32, e1: i32, k: i32, gc: i32, ga: i32, rule: usize, scratch: usize,
 ): void {
   const wd = load<f32>(rule), mo = load<f32>(rule, 4), keep = load<f32>(rule, 8);
   const step = load<f32>(rule, 12), flags = <i32>load<f32>(rule, 16);
   const vwd = f32x4.splat(wd), vmo = f32x4.splat(mo);
   const vkeep = f32x4.splat(keep), vstep = f32x4.splat(step);
   if (gc == 0) {
-    let e = e0;
-    for (; e + 4 <= e1; e += 4) {
-      const at = <usize>e << 2;
-      sgd4(x + at, xo + at, v128.load(g + at), buf + at, flags, vwd, vmo, vkeep, vstep);
-    }
-    for (; e < e1; e++) {
-      const at = <usize>e << 2;
-      sgd1(x + at, xo + at, load<f32>(g + at), buf + at, flags, wd, mo, keep, step);
-    }
+    sgd_run(x, xo, g, buf, e0, e1, flags, wd, mo, keep, step, vwd, vmo, vkeep, vstep);
     return;
   }
   for (let row = e0; row < e1; row += k) {
-    gch = 0;
-    gq = 0;
-    let s = 0;
-    for (; s + 4 <= k; s += 4) {
-      const at = <usize>(row + s) << 2;
-      sgd4(x + at, xo + at, gather4(g, row, gc, ga), buf + at, flags, vwd, vmo, vkeep, vstep);
-    }
-    for (; s < k; s++) {
-      const at = <usize>(row + s) << 2;
-      const gi = gather1(g, row, gc, ga);
-      sgd1(x + at, xo + at, gi, buf + at, flags, wd, mo, keep, step);
-    }
+    transpose_row(g, row, gc, ga, scratch);
+    sgd_run(x, xo, scratch - (<usize>row << 2), buf, row, row + k, flags,
+      wd, mo, keep, step, vwd, vmo, vkeep, vstep);
+  }
+}
+
+/** Elements [e0, e1) of sgd_update with a contiguous gradient at g. */
+@inline function sgd_run(
+  x: usize, xo: usize, g: usize, buf: usize, e0: i32, e1: i32, flags: i32,
+  wd: f32, mo: f32, keep: f32, step: f32, vwd: v128, vmo: v128, vkeep: v128, vstep: v128,
+): void {
+  let e = e0;
+  for (; e + 4 <= e1; e += 4) {
+    const at = <usize>e << 2;
+    sgd4(x + at, xo + at, v128.load(g + at), buf + at, flags, vwd, vmo, vkeep, vstep);
+  }
+  for (; e < e1; e++) {
+    const at = <usize>e << 2;
+    sgd1(x + at, xo + at, load<f32>(g + at), buf + at, flags, wd, mo, keep, step);
   }
 }

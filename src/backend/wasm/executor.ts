@@ -16,7 +16,13 @@ import { PANEL_WIDTH, WINOGRAD_SHAPES } from "../pack.ts";
 import { barrier, CONTROL_WORDS, CURSOR_STRIDE, FAILED } from "./barrier.ts";
 import type { KernelExports } from "./kernels.ts";
 import { BackendError } from "../../errors.ts";
-import { elementChunks, optimChunks, runOptimChunk, runZeroChunk } from "./optim.ts";
+import {
+  elementChunks,
+  optimChunks,
+  optimScratchBytes,
+  runOptimChunk,
+  runZeroChunk,
+} from "./optim.ts";
 
 /** Where a plan lives in linear memory (byte addresses). */
 export interface MemoryLayout {
@@ -333,6 +339,8 @@ export function scratchBytes(kernels: KernelExports, plan: Plan): number {
       bytes = Math.max(bytes, kernels.maxpool2d_scratch_bytes(op.w, op.c));
     } else if (op.kind === "pack_winograd") {
       bytes = Math.max(bytes, weightKernels(kernels).pack_winograd_scratch_bytes());
+    } else if (op.kind === "optim_step") {
+      bytes = Math.max(bytes, optimScratchBytes(op));
     }
   }
   return Math.ceil(bytes / 64) * 64;
@@ -681,7 +689,7 @@ export function runChunk(
       );
       return;
     case "optim_step":
-      runOptimChunk(k, layout.weights, op, chunk);
+      runOptimChunk(k, layout.weights, op, chunk, scratch);
       return;
     case "zero":
       runZeroChunk(k, layout.weights, op, chunk);

@@ -14,7 +14,8 @@ import type { Chunk } from "./executor.ts";
 /**
  * `adam_update` and `sgd_update` of `asm/optim.ts` (byte addresses; element
  * bounds and rows in floats): read the parameter at `x`, write it at `xo`,
- * with the rule's constants at `rule` ({@linkcode ruleConstants}).
+ * with the rule's constants at `rule` ({@linkcode ruleConstants}); a gathered
+ * gradient's rows are transposed into `scratch` ({@linkcode optimScratchBytes}).
  */
 export interface OptimKernels {
   adam_update(
@@ -29,6 +30,7 @@ export interface OptimKernels {
     gc: number,
     ga: number,
     rule: number,
+    scratch: number,
   ): void;
   sgd_update(
     x: number,
@@ -41,6 +43,7 @@ export interface OptimKernels {
     gc: number,
     ga: number,
     rule: number,
+    scratch: number,
   ): void;
   zero_fill(x: number, e0: number, e1: number): void;
 }
@@ -67,11 +70,32 @@ const CHUNK_ELEMENTS = 1 << 16;
 export function optimKernels(k: object): OptimKernels | null {
   const { adam_update, sgd_update, zero_fill } = k as Partial<OptimKernels>;
   // Modules built before the constants moved to memory took them as 10 or 5 more arguments.
-  return typeof adam_update === "function" && adam_update.length === 11 &&
-      typeof sgd_update === "function" && sgd_update.length === 10 &&
+  return typeof adam_update === "function" && adam_update.length === 12 &&
+      typeof sgd_update === "function" && sgd_update.length === 11 &&
       typeof zero_fill === "function"
     ? { adam_update, sgd_update, zero_fill }
     : null;
+}
+
+/**
+ * Scratch bytes a thread needs for an `optim_step`: a row of a gathered
+ * gradient (transposed there before its update), none for a contiguous one.
+ *
+ * @param op The operation.
+ * @returns Bytes.
+ *
+ * @example
+ * ```ts
+ * import { optimScratchBytes } from "./optim.ts";
+ * const op = {
+ *   kind: "optim_step", name: "conv1.conv.weight", x: 0, xOut: 0, grad: 0, size: 9408, k: 147,
+ *   gather: { c: 49, a: 3, b: 1 }, state: [], rule: "sgd", constants: 0,
+ * } as const;
+ * console.log(optimScratchBytes(op)); // 588
+ * ```
+ */
+export function optimScratchBytes(op: OptimStepOp): number {
+  return op.gather ? op.k * 4 : 0;
 }
 
 /** Floats each parameter's rule constants take in the weight blob (16: a cache line apart). */
@@ -208,11 +232,12 @@ function requireKernels(kernels: object): OptimKernels {
  * @param weights Byte address of the weight blob.
  * @param op The operation.
  * @param chunk The chunk.
+ * @param scratch Byte address of the thread's scratch ({@linkcode optimScratchBytes}).
  * @throws {BackendError} For a kernel module without the optimizer kernels.
  *
  * @example
  * ```ts ignore
- * runOptimChunk(exports, layout.weights, op, { op: 0, r0: 0, r1: op.size, p0: 0, p1: 0 });
+ * runOptimChunk(exports, layout.weights, op, { op: 0, r0: 0, r1: op.size, p0: 0, p1: 0 }, scratch);
  * ```
  */
 export function runOptimChunk(
@@ -220,6 +245,7 @@ export function runOptimChunk(
   weights: number,
   op: OptimStepOp,
   chunk: Chunk,
+  scratch: number,
 ): void {
   const k = requireKernels(kernels);
   const at = (floats: number) => weights + floats * 4;
@@ -237,6 +263,7 @@ export function runOptimChunk(
       gc,
       ga,
       at(op.constants),
+      scratch,
     );
     return;
   }
@@ -251,5 +278,6 @@ export function runOptimChunk(
     gc,
     ga,
     at(op.constants),
+    scratch,
   );
 }
