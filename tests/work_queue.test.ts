@@ -116,3 +116,40 @@ Deno.test("profile with chunksOf times each chunk of that many threads' schedule
     await model.dispose();
   }
 });
+
+Deno.test("trace records every chunk of the 2-thread schedule once and each thread's barrier per step", async () => {
+  const model = await GoogLeNet.create({ variant: "seed", auxLogits: false, threads: 2 });
+  try {
+    const backend = model.backend as WasmBackend;
+    if (backend.threads !== 2) return; // no workers in this runtime: nothing to trace
+    const plan = model.plan([2, 3, 64, 64]);
+    const input = Tensor.zeros([2, 3, 64, 64]);
+    const key = (step: number, c: { op: number }) => `${step} ${c.op}`;
+    const expected = schedule(backend.kernels, plan, 2).flatMap((lists, step) =>
+      lists.flat().map((c) => key(step, c))
+    ).sort();
+    const traced = await backend.trace(plan, input, []);
+    const chunks = traced.filter((c) => c.kind !== "barrier");
+    assert.deepEqual(chunks.map((c) => key(c.step, c)).sort(), expected);
+    for (const c of chunks) {
+      assert.equal(c.name, plan.ops[c.op].name);
+      assert.ok(c.end >= c.start && (c.thread === 0 || c.thread === 1));
+    }
+    const barriers = traced.filter((c) => c.kind === "barrier");
+    assert.deepEqual(
+      barriers.map((c) => `${c.thread} ${c.step}`).sort(),
+      [0, 1].flatMap((t) => plan.steps.map((_, s) => `${t} ${s}`)).sort(),
+    );
+    // Each thread leaves a step's barrier before it starts a chunk of the next.
+    for (const c of chunks) {
+      const before = barriers.find((b) => b.thread === c.thread && b.step === c.step - 1);
+      assert.ok(!before || before.end <= c.start);
+    }
+    // The run after a traced one (untraced) gives the same logits as the one before it.
+    const [before] = await backend.run(plan, input, []);
+    await backend.trace(plan, input, []);
+    assert.deepEqual((await backend.run(plan, input, []))[0], before);
+  } finally {
+    await model.dispose();
+  }
+});

@@ -23,12 +23,14 @@ import {
   WeightStaging,
 } from "../repack.ts";
 import {
+  type ChunkTrace,
   type MemoryLayout,
   runChunk,
   runSerial,
   type Schedule,
   schedule,
   scratchBytes,
+  TRACE_FIELDS,
   weightKernels,
 } from "./executor.ts";
 import {
@@ -68,6 +70,23 @@ export interface ProfiledChunk {
   readonly step: number;
   /** The thread whose list holds it. */
   readonly thread: number;
+}
+
+/** One chunk (or barrier wait) of a traced run, from {@linkcode WasmBackend.trace}. */
+export interface TracedChunk {
+  /** The operation's layer, or "barrier" for a thread's wait at the end of a step. */
+  readonly name: string;
+  /** The operation's kind, or "barrier". */
+  readonly kind: string;
+  /** The operation's index in the plan, -1 for a barrier. */
+  readonly op: number;
+  /** The plan step it belongs to. */
+  readonly step: number;
+  /** The thread that ran it. */
+  readonly thread: number;
+  /** Start and end, in ms since the epoch. */
+  readonly start: number;
+  readonly end: number;
 }
 
 /** Options of {@linkcode WasmBackend.create}. */
@@ -447,6 +466,7 @@ export class WasmBackend implements Backend {
     plan: Plan,
     input: Tensor | null,
     seeds: readonly number[],
+    trace: ChunkTrace | null = null,
   ): Promise<Float32Array[]> {
     await this.ready();
     this.#check();
@@ -486,7 +506,7 @@ export class WasmBackend implements Backend {
     if (input) copyInput(plan, input, heap, layout.arena / 4 + plan.buffers[plan.input].offset);
     if (pool) {
       try {
-        await pool.run(plan, layout, seeds);
+        await pool.run(plan, layout, seeds, trace);
       } finally {
         this.#check();
       }
@@ -501,6 +521,50 @@ export class WasmBackend implements Backend {
     return plan.outputs.map(({ buffer }) => {
       const start = layout.arena / 4 + plan.buffers[buffer].offset;
       return out.slice(start, start + plan.buffers[buffer].size);
+    });
+  }
+
+  /**
+   * Runs `plan` on every thread as {@linkcode WasmBackend.run} does, and
+   * returns what each thread ran and when: each chunk, and each wait at the
+   * barrier after a step (for benches; not for serving). On one thread, the
+   * plan runs without a trace and the result is empty.
+   */
+  trace(plan: Plan, input: Tensor, seeds: readonly number[]): Promise<TracedChunk[]> {
+    this.#check();
+    return this.#exclusive(async () => {
+      if (!this.#pool) {
+        await this.#run(plan, input, seeds);
+        return [];
+      }
+      const threads = this.#pool.threads;
+      // Per thread: every chunk of every step (at most threads x 16 per operation) and a barrier per step.
+      const records = 2 + plan.steps.length + plan.ops.length * threads * 16;
+      const buffer = new Float64Array(
+        new SharedArrayBuffer(threads * records * TRACE_FIELDS * 8),
+      );
+      await this.#run(plan, input, seeds, { buffer, records });
+      const chunks: TracedChunk[] = [];
+      for (let t = 0; t < threads; t++) {
+        const base = t * records * TRACE_FIELDS;
+        for (let i = 1; i <= buffer[base]; i++) {
+          const [op, step, start, end, thread] = buffer.subarray(
+            base + i * TRACE_FIELDS,
+            base + (i + 1) * TRACE_FIELDS,
+          );
+          const o = op >= 0 ? plan.ops[op] : null;
+          chunks.push({
+            name: o?.name ?? "barrier",
+            kind: o?.kind ?? "barrier",
+            op,
+            step,
+            thread,
+            start,
+            end,
+          });
+        }
+      }
+      return chunks;
     });
   }
 

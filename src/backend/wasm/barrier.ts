@@ -35,6 +35,8 @@ export const PLAN = 4;
 export const STEPS = 5;
 /** Index of the fault flag: the thread id of a worker that failed outside a kernel (it will not meet the barriers), else 0. */
 export const FAULT = 6;
+/** Index of the trace flag: non-zero when the run records each chunk's times (see `ChunkTrace`). */
+export const TRACE = 7;
 /** First of the dropout seeds of the run. */
 export const SEEDS = 8;
 /** Words of the control block before the chunk counters. */

@@ -854,6 +854,21 @@ function winogradWeightGrad(
   return kernels.winograd_f4x3_weight_grad ?? null;
 }
 
+/** Numbers a {@linkcode ChunkTrace} records per chunk: operation, step, start and end (ms since the epoch), thread. */
+export const TRACE_FIELDS = 5;
+
+/**
+ * Where the threads of a traced run write what they ran (for benches): in
+ * thread t's region of `chunks` records (from `t * chunks * TRACE_FIELDS`), a
+ * count, then one record of `TRACE_FIELDS` numbers per chunk, then one per
+ * barrier (operation -1: the step, when the thread arrived and left).
+ */
+export interface ChunkTrace {
+  readonly buffer: Float64Array;
+  /** Records per thread. */
+  readonly records: number;
+}
+
 /**
  * Thread `tid`'s part of a run on the pool's `control` block: in each step,
  * the chunks it claims from `queue` (it runs none once any thread has failed),
@@ -870,21 +885,36 @@ export function runSteps(
   tid: number,
   seeds: ArrayLike<number>,
   mayBlock: boolean,
+  trace: ChunkTrace | null = null,
 ): unknown {
   const threads = steps[0]?.length ?? 1;
   const scratch = layout.scratch + tid * layout.scratchBytes;
   let failure: unknown = null;
-  for (const step of steps) {
+  // A traced run's records: [count, then op, step, start, end, thread per record].
+  const base = trace ? tid * trace.records * TRACE_FIELDS : 0;
+  const record = (op: number, step: number, start: number, end: number) => {
+    const t = trace!.buffer, n = t[base];
+    if (n + 2 > trace!.records) return;
+    t.set([op, step, start, end, tid], base + (n + 1) * TRACE_FIELDS);
+    t[base] = n + 1;
+  };
+  const now = () => performance.timeOrigin + performance.now();
+  if (trace) trace.buffer[base] = 0;
+  for (const [s, step] of steps.entries()) {
     queue.forEach(step, tid, (chunk) => {
       if (Atomics.load(control, FAILED) !== 0) return;
+      const start = trace ? now() : 0;
       try {
         runChunk(k, plan, layout, chunk, scratch, seeds);
       } catch (error) {
         failure ??= error;
         Atomics.store(control, FAILED, 1);
       }
+      if (trace) record(chunk.op, s, start, now());
     });
+    const arrived = trace ? now() : 0;
     barrier(control, threads, mayBlock);
+    if (trace) record(-1, s, arrived, now());
   }
   return failure;
 }

@@ -23,8 +23,19 @@
 
 import type { Plan } from "../../graph/ops.ts";
 import { BackendError } from "../../errors.ts";
-import { controlWords, FAILED, FAULT, PLAN, RUN, SEEDS, startRun, STEPS } from "./barrier.ts";
 import {
+  controlWords,
+  FAILED,
+  FAULT,
+  PLAN,
+  RUN,
+  SEEDS,
+  startRun,
+  STEPS,
+  TRACE,
+} from "./barrier.ts";
+import {
+  type ChunkTrace,
   type MemoryLayout,
   runSteps,
   type Schedule,
@@ -204,17 +215,33 @@ export class ThreadPool {
    * during the run (the workers are then let go, and the next run starts new
    * ones), or when workers cannot be started.
    */
-  async run(plan: Plan, layout: MemoryLayout, seeds: readonly number[]): Promise<void> {
+  async run(
+    plan: Plan,
+    layout: MemoryLayout,
+    seeds: readonly number[],
+    trace: ChunkTrace | null = null,
+  ): Promise<void> {
     const installed = this.#plans.get(plan);
     if (!installed) throw new Error("Internal: plan not installed on the thread pool");
     let crew = await this.#awake();
     if (injected) crew = await this.#inject(crew, injected);
     this.#check();
+    if (trace) {
+      const message: WorkerMessage = {
+        type: "trace",
+        buffer: trace.buffer.buffer as SharedArrayBuffer,
+        records: trace.records,
+      };
+      await this.#use(crew, (w) => request(w, message, "tracing", crew.ended.signal));
+      this.#check();
+      if (crew.failed) crew = await this.#awake();
+    }
     const c = crew.control;
     Atomics.store(c, PLAN, installed.id);
     Atomics.store(c, STEPS, installed.steps.length);
     Atomics.store(c, FAILED, 0);
     Atomics.store(c, FAULT, 0);
+    Atomics.store(c, TRACE, trace ? 1 : 0);
     c.fill(0, controlWords(0));
     crew.queue.reset();
     seeds.forEach((s, i) => Atomics.store(c, SEEDS + i, s));
@@ -233,6 +260,7 @@ export class ThreadPool {
         0,
         c.subarray(SEEDS),
         false,
+        trace,
       );
     } catch (cause) {
       // A worker failed or went silent (barrier.ts): the others wait at a

@@ -7,8 +7,15 @@
  */
 
 import type { Plan } from "../../graph/ops.ts";
-import { barrier, beat, beatAs, FAILED, FAULT, PLAN, RUN, SEEDS, STEPS } from "./barrier.ts";
-import { type MemoryLayout, runSteps, type Schedule, schedule, WorkQueue } from "./executor.ts";
+import { barrier, beat, beatAs, FAILED, FAULT, PLAN, RUN, SEEDS, STEPS, TRACE } from "./barrier.ts";
+import {
+  type ChunkTrace,
+  type MemoryLayout,
+  runSteps,
+  type Schedule,
+  schedule,
+  WorkQueue,
+} from "./executor.ts";
 import { instantiateKernels, type KernelExports } from "./kernels.ts";
 
 /** Messages the pool sends. */
@@ -36,7 +43,8 @@ export type WorkerMessage =
     prefault: [number, number] | null;
   }
   | { type: "forget"; id: number }
-  | { type: "fault"; fault: WorkerFault };
+  | { type: "fault"; fault: WorkerFault }
+  | { type: "trace"; buffer: SharedArrayBuffer; records: number };
 
 /**
  * A failure a test makes a worker have (see `injectWorkerFault` in
@@ -55,6 +63,7 @@ let threads = 1;
 let queue: WorkQueue;
 const plans = new Map<number, { plan: Plan; layout: MemoryLayout; steps: Schedule }>();
 let fault: WorkerFault | null = null;
+let trace: ChunkTrace | null = null;
 
 function run(): void {
   const entry = plans.get(Atomics.load(control, PLAN));
@@ -68,7 +77,19 @@ function run(): void {
     for (let i = 0; i < count; i++) barrier(control, threads, true);
     return;
   }
-  runSteps(kernels, entry.plan, entry.layout, entry.steps, queue, control, tid, seeds, true);
+  const traced = Atomics.load(control, TRACE) !== 0 ? trace : null;
+  runSteps(
+    kernels,
+    entry.plan,
+    entry.layout,
+    entry.steps,
+    queue,
+    control,
+    tid,
+    seeds,
+    true,
+    traced,
+  );
 }
 
 /**
@@ -160,6 +181,9 @@ scope.onmessage = (event: MessageEvent<WorkerMessage>) => {
     if (message.fault === "throw-now") throw new Error("Injected worker fault (a test's)");
     fault = message.fault;
     scope.postMessage({ type: "armed" });
+  } else if (message.type === "trace") {
+    trace = { buffer: new Float64Array(message.buffer), records: message.records };
+    scope.postMessage({ type: "tracing" });
   } else {
     plans.delete(message.id);
   }
