@@ -543,7 +543,18 @@ export class WasmBackend implements Backend {
       const buffer = new Float64Array(
         new SharedArrayBuffer(threads * records * TRACE_FIELDS * 8),
       );
-      await this.#run(plan, input, seeds, { buffer, records });
+      const done = new Int32Array(new SharedArrayBuffer(threads * 4));
+      await this.#run(plan, input, seeds, { buffer, records, done });
+      // Each worker writes its last barrier's record after leaving it, which
+      // may be after this thread left: wait (microseconds) for its flag.
+      const deadline = performance.now() + 5000;
+      for (let t = 0; t < threads; t++) {
+        while (Atomics.load(done, t) === 0) {
+          if (performance.now() > deadline) {
+            throw new BackendError(`Thread ${t} did not finish its trace within 5 s of the run`);
+          }
+        }
+      }
       const chunks: TracedChunk[] = [];
       for (let t = 0; t < threads; t++) {
         const base = t * records * TRACE_FIELDS;

@@ -867,6 +867,12 @@ export interface ChunkTrace {
   readonly buffer: Float64Array;
   /** Records per thread. */
   readonly records: number;
+  /**
+   * One flag per thread, set (atomically, after its last record) when the
+   * thread has written all of its records: a thread records its last barrier
+   * after leaving it, so the caller may leave first and must wait for these.
+   */
+  readonly done: Int32Array;
 }
 
 /**
@@ -916,6 +922,7 @@ export function runSteps(
     barrier(control, threads, mayBlock);
     if (trace) record(-1, s, arrived, now());
   }
+  if (trace) Atomics.store(trace.done, tid, 1);
   return failure;
 }
 

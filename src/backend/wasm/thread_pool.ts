@@ -231,6 +231,7 @@ export class ThreadPool {
         type: "trace",
         buffer: trace.buffer.buffer as SharedArrayBuffer,
         records: trace.records,
+        done: trace.done.buffer as SharedArrayBuffer,
       };
       await this.#use(crew, (w) => request(w, message, "tracing", crew.ended.signal));
       this.#check();

@@ -44,7 +44,7 @@ export type WorkerMessage =
   }
   | { type: "forget"; id: number }
   | { type: "fault"; fault: WorkerFault }
-  | { type: "trace"; buffer: SharedArrayBuffer; records: number };
+  | { type: "trace"; buffer: SharedArrayBuffer; records: number; done: SharedArrayBuffer };
 
 /**
  * A failure a test makes a worker have (see `injectWorkerFault` in
@@ -182,7 +182,11 @@ scope.onmessage = (event: MessageEvent<WorkerMessage>) => {
     fault = message.fault;
     scope.postMessage({ type: "armed" });
   } else if (message.type === "trace") {
-    trace = { buffer: new Float64Array(message.buffer), records: message.records };
+    trace = {
+      buffer: new Float64Array(message.buffer),
+      records: message.records,
+      done: new Int32Array(message.done),
+    };
     scope.postMessage({ type: "tracing" });
   } else {
     plans.delete(message.id);
