@@ -14,7 +14,11 @@
  *   float64 ones by up to 2.8e-3 of a tensor's max), so both are measured
  *   against PyTorch in float64: ours must be as accurate as PyTorch's float32
  *   overall (relative L2 error over all gradients at most 1.5x PyTorch's) and
- *   within 2e-2 of every tensor's max (a wrong kernel is off by O(1));
+ *   within 2e-2 of every tensor's max (a wrong kernel is off by O(1)).
+ *   PyTorch's own float32 error depends on its thread count and convolution
+ *   backend (AMD EPYC, grad_224_b2: 2.53e-4 on 1 thread with oneDNN, 4.64e-4
+ *   on 2; grad_240_b3: 1.65e-4 to 2.26e-4), so "PyTorch's" is the worst of its
+ *   runs on 1 and 2 threads with oneDNN on and off;
  * - 3 steps of SGD (momentum, dampening, weight decay, Nesterov), Adam and
  *   AdamW (decoupled weight decay), and one of Adam with L2 weight decay, with
  *   a learning-rate change before the last step, give PyTorch's
@@ -70,6 +74,11 @@ interface Spec {
   numClasses?: number;
   trainable?: string[] | null;
   cases: Case[];
+  /**
+   * Also run PyTorch's float32 backward on 1 and 2 threads with oneDNN on and
+   * off, and report each one's error against float64 (for the non-strict cases).
+   */
+  float32Variants?: boolean;
   /** Dropout masks to replay in PyTorch, in call order (PyTorch's layouts). */
   masks?: number[][];
   optimizer?: {
@@ -158,6 +167,7 @@ const GRAD_SPECS: [string, Spec][] = [
     variant: "seed",
     aux: true,
     train: true,
+    float32Variants: true,
     cases: [
       { name: "grad_224_b2", shape: [2, 3, 224, 224], labels: [3, 917] },
       { name: "grad_240_b3", shape: [3, 3, 240, 240], labels: [0, 999, 500] },
@@ -174,6 +184,7 @@ const GRAD_SPECS: [string, Spec][] = [
     variant: "torchvision",
     aux: true,
     train: true,
+    float32Variants: true,
     cases: [{ name: "grad_tv_224_b2", shape: [2, 3, 224, 224], labels: [281, 7] }],
   }],
   ["seed, head only (trainable: fc.)", {
@@ -232,18 +243,27 @@ for (const [title, spec] of GRAD_SPECS) {
             }
             const [ours2, torch2, norm2] = squares;
             const oursL2 = Math.sqrt(ours2 / norm2), torchL2 = Math.sqrt(torch2 / norm2);
+            // PyTorch's float32 error over its own configurations (threads, oneDNN on/off).
+            const variants = [...(expected.get(`${c.name}.grad32L2`)?.data ?? [])];
+            const torchWorstL2 = Math.max(torchL2, ...variants);
             console.log(
               `  ${c.name} (${threads} thread(s)): loss rel error ${lossRel.toExponential(2)}; ` +
                 `worst gradient vs PyTorch float32 ${worstKey} ${worst.toExponential(2)} of its ` +
                 `max; vs PyTorch float64: ours L2 ${oursL2.toExponential(2)}, max ` +
                 `${worst64.toExponential(2)}, PyTorch float32's L2 ${torchL2.toExponential(2)}, ` +
-                `max ${worstTorch64.toExponential(2)}`,
+                `max ${
+                  worstTorch64.toExponential(2)
+                }; PyTorch float32's L2 as run, then 1 thread ` +
+                `oneDNN on, off, 2 threads on, off: ${
+                  variants.map((v) => v.toExponential(2)).join(" ")
+                }`,
             );
             if (!c.strict) {
+              assert.ok(variants.length === 5, `${c.name}: the oracle's float32 variants`);
               assert.ok(
-                oursL2 <= 1.5 * torchL2 + 1e-7,
+                oursL2 <= 1.5 * torchWorstL2 + 1e-7,
                 `${c.name}: our gradients' L2 error against float64 (${oursL2}) is above 1.5x ` +
-                  `PyTorch float32's (${torchL2})`,
+                  `the worst of PyTorch float32's configurations (${torchWorstL2})`,
               );
             }
             if (threads === 1) byThreads.push(grads);

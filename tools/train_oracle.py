@@ -5,13 +5,17 @@
 SPEC: {"variant": "seed"|"torchvision", "aux": bool, "train": bool, "numClasses": int,
        "trainable": [prefixes] | null, "auxWeight": float, "masks": [[...], ...] | null,
        "cases": [{"name", "shape", "labels"}],              # gradients of one backward each
+       "threads": int (2), "float32Variants": bool,
        "optimizer": null | {"kind": "sgd"|"adam"|"adamw", "options": {...}, "steps": [{"name", "shape", "labels", "lr"?}]}}
 
 Weights and inputs come from tools/deterministic.py (bit for bit what tools/deterministic.ts makes);
 dropout is the identity, or with "masks" (seed variant) each F.dropout call and the final dropout
 multiply by the next given mask, in call order (aux1's two, aux2's two, the main one). torchvision's BatchNorm layers stay in eval mode (frozen statistics).
 Writes, per case, "{name}.loss" = [loss, main, aux1, aux2] and "{name}.grad.{key}" for every
-parameter that trains ("{name}.grad64.{key}": the same computed in float64, rounded to float32); for the optimizer run, "optim.{key}" = each trainable parameter after the steps
+parameter that trains ("{name}.grad64.{key}": the same computed in float64, rounded to float32), and
+"{name}.grad32L2": the relative L2 error against float64 of PyTorch's float32 gradients over all
+parameters, first as "grad" ran, then (with "float32Variants") on 1 and 2 threads with oneDNN on and
+off; for the optimizer run, "optim.{key}" = each trainable parameter after the steps
 and "optim.loss" = the loss of each step.
 """
 import json
@@ -90,23 +94,43 @@ def loss_of(spec, net, x, labels):
 
 def main():
     spec = json.load(open(sys.argv[1]))
-    torch.set_num_threads(int(spec.get("threads", 2)))
+    threads = int(spec.get("threads", 2))
+    torch.set_num_threads(threads)
     tensors, meta = {}, {}
     for case in spec["cases"]:
-        # Twice: in float32 as users run it, then in float64 ("grad64"), the reference both
-        # float32 implementations are measured against: where a ReLU input lies within float32
-        # rounding of zero, any two float32 implementations take different branches.
-        for suffix, dtype in [("grad", torch.float32), ("grad64", torch.float64)]:
+        # In float64 (the reference every float32 implementation is measured against: where a
+        # ReLU input lies within float32 rounding of zero, any two float32 implementations take
+        # different branches), then in float32 as users run it ("grad"), then with the variants
+        # "float32Variants" asks for: PyTorch's own float32 error moves with its thread count
+        # and convolution backend (oneDNN or its own), so the tests compare ours with the
+        # range of PyTorch's.
+        truth = None
+        runs = [("grad64", torch.float64, threads, True), ("grad", torch.float32, threads, True)]
+        if spec.get("float32Variants"):
+            runs += [(None, torch.float32, t, mk) for t in (1, 2) for mk in (True, False)]
+        errors = []
+        for suffix, dtype, n, mkldnn in runs:
+            torch.set_num_threads(n)
             MASKS[:] = [torch.tensor(m, dtype=torch.float32) for m in spec.get("masks") or []]
-            net = build(spec).to(dtype)
-            x = torch.from_numpy(deterministic_input(case["name"], case["shape"]).copy()).to(dtype)
-            loss, parts = loss_of(spec, net, x, case["labels"])
-            loss.backward()
-            if dtype == torch.float32:
+            with torch.backends.mkldnn.flags(enabled=mkldnn):
+                net = build(spec).to(dtype)
+                x = torch.from_numpy(deterministic_input(case["name"], case["shape"]).copy()).to(dtype)
+                loss, parts = loss_of(spec, net, x, case["labels"])
+                loss.backward()
+            grads = {k: p.grad for k, p in net.named_parameters() if p.requires_grad and p.grad is not None}
+            if suffix == "grad":
                 tensors[f"{case['name']}.loss"] = torch.stack([p.float() for p in parts])
-            for key, p in net.named_parameters():
-                if p.requires_grad and p.grad is not None:
-                    tensors[f"{case['name']}.{suffix}.{key}"] = p.grad.float()
+            if suffix is not None:
+                for key, g in grads.items():
+                    tensors[f"{case['name']}.{suffix}.{key}"] = g.float()
+            if dtype == torch.float64:
+                truth = grads
+            else:
+                err = sum(float(((g.double() - truth[k]) ** 2).sum()) for k, g in grads.items())
+                norm = sum(float((t ** 2).sum()) for t in truth.values())
+                errors.append((err / norm) ** 0.5)
+        torch.set_num_threads(threads)
+        tensors[f"{case['name']}.grad32L2"] = torch.tensor(errors, dtype=torch.float32)
     opt_spec = spec.get("optimizer")
     if opt_spec:
         net = build(spec)
