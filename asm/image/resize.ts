@@ -14,8 +14,11 @@ const PRECISION_BITS: i32 = 22;
  * two zero lanes, and the same with w & 2047 (a weight past the count is 0).
  * Each pair of taps is then two 16-bit dot products per channel (pmaddwd),
  * and (high << 11) + low is the 32-bit sum of pixel x weight that Pillow
- * accumulates, exactly (weights are 22-bit, never negative). Reads 16 bytes
- * from the first pixel of each pair: `src` needs 16 bytes of slack.
+ * accumulates, exactly (weights are 22-bit, never negative). Two rows at a
+ * time share each pair's weights and byte shuffle. Reads 8 bytes from the
+ * first pixel of each pair (16 in a last odd row): `src` needs 16 bytes of
+ * slack; writes a pixel as 4 bytes (the fourth is the next pixel's, or the
+ * output's slack after the last row): `dst` needs 1 byte of slack.
  */
 export function resample_horizontal(
   src: usize, stride: i32, rows: i32, dst: usize, outWidth: i32,
@@ -23,9 +26,54 @@ export function resample_horizontal(
 ): void {
   const half = i32x4.splat(1 << (PRECISION_BITS - 1));
   const zero = i32x4.splat(0);
-  for (let y = 0; y < rows; y++) {
+  const rowBytes = outWidth * 3;
+  let y = 0;
+  for (; y + 2 <= rows; y += 2) {
     const line = src + <usize>(y * stride);
-    let o = dst + <usize>(y * outWidth * 3);
+    let o = dst + <usize>(y * rowBytes);
+    for (let x = 0; x < outWidth; x++) {
+      const first = load<i32>(bounds + <usize>(x << 3));
+      const count = load<i32>(bounds + <usize>(x << 3), 4);
+      let w = weights + <usize>(x * pairs * 32);
+      let high0 = zero;
+      let low0 = zero;
+      let high1 = zero;
+      let low1 = zero;
+      let p = line + <usize>(first * 3);
+      for (let t = 0; t < count; t += 2) {
+        // Bytes 0-7 of this row's pair of pixels, 8-15 of the next row's,
+        // each as R0 R1 G0 G1 B0 B1 and two bytes the zero weights cancel.
+        const both = v128.load64_lane(p + <usize>stride, v128.load64_zero(p), 1);
+        const px = i8x16.shuffle(both, both, 0, 3, 1, 4, 2, 5, 6, 7, 8, 11, 9, 12, 10, 13, 14, 15);
+        const px0 = i16x8.extend_low_i8x16_u(px);
+        const px1 = i16x8.extend_high_i8x16_u(px);
+        const wh = v128.load(w);
+        const wl = v128.load(w, 16);
+        high0 = i32x4.add(high0, i32x4.dot_i16x8_s(px0, wh));
+        low0 = i32x4.add(low0, i32x4.dot_i16x8_s(px0, wl));
+        high1 = i32x4.add(high1, i32x4.dot_i16x8_s(px1, wh));
+        low1 = i32x4.add(low1, i32x4.dot_i16x8_s(px1, wl));
+        p += 6;
+        w += 32;
+      }
+      const v0 = i32x4.shr_s(i32x4.add(i32x4.add(i32x4.shl(high0, 11), low0), half), PRECISION_BITS);
+      const v1 = i32x4.shr_s(i32x4.add(i32x4.add(i32x4.shl(high1, 11), low1), half), PRECISION_BITS);
+      // Bytes 0-2 this row's pixel, 4-6 the next row's.
+      const b = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(v0, v1), v128.splat<i16>(0));
+      if (x + 1 < outWidth) {
+        store<i32>(o, i32x4.extract_lane(b, 0));
+      } else {
+        // The fourth byte would be the next row's first pixel, already written.
+        store<u16>(o, i16x8.extract_lane_u(b, 0));
+        store<u8>(o, i8x16.extract_lane_u(b, 2), 2);
+      }
+      store<i32>(o + <usize>rowBytes, i32x4.extract_lane(b, 1));
+      o += 3;
+    }
+  }
+  for (; y < rows; y++) {
+    const line = src + <usize>(y * stride);
+    let o = dst + <usize>(y * rowBytes);
     for (let x = 0; x < outWidth; x++) {
       const first = load<i32>(bounds + <usize>(x << 3));
       const count = load<i32>(bounds + <usize>(x << 3), 4);
@@ -44,8 +92,7 @@ export function resample_horizontal(
       const acc = i32x4.add(i32x4.add(i32x4.shl(high, 11), low), half);
       const v = i32x4.shr_s(acc, PRECISION_BITS);
       const b = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(v, v), v128.splat<i16>(0));
-      store<u16>(o, i16x8.extract_lane_u(b, 0));
-      store<u8>(o, i8x16.extract_lane_u(b, 2), 2);
+      store<i32>(o, i32x4.extract_lane(b, 0));
       o += 3;
     }
   }
