@@ -697,9 +697,9 @@ function flushRow(d: usize, stream: usize, count: i32, my: i32, single: bool): v
       const src = coef + (<usize>(r * padded + bx0) << 7);
       const dst = plane + <usize>(by * size * stride + bx0 * size);
       if (size == 8) {
-        idct_islow_blocks(src, padded, wide, 1, quant, dst, stride, stream + 128);
+        idct_islow_blocks(src, padded, wide, 1, quant, dst, stride, stream + 128, 0);
       } else {
-        idct_reduced_blocks(src, padded, wide, 1, quant, dst, stride, size, stream + 128, false);
+        idct_reduced_blocks(src, padded, wide, 1, quant, dst, stride, size, stream + 128, false, 0);
       }
     }
   }

@@ -228,7 +228,7 @@ function idct4(block: usize, quant: usize, o: usize, stride: usize, ws: usize): 
  */
 export function idct_reduced_blocks(
   coef: usize, paddedBlocksWide: i32, blocksWide: i32, blocksHigh: i32,
-  quant: usize, out: usize, stride: i32, size: i32, scratch: usize, dcOnly: bool,
+  quant: usize, out: usize, stride: i32, size: i32, scratch: usize, dcOnly: bool, dc: usize,
 ): void {
   const q0 = load<i32>(quant);
   const shift: usize = dcOnly ? 1 : 7;
@@ -255,12 +255,14 @@ export function idct_reduced_blocks(
       }
     } else if (size == 2) {
       for (let bx = 0; bx < blocksWide; bx++) {
+        if (dc != 0) store<i16>(block, load<i16>(dc + (<usize>(by * paddedBlocksWide + bx) << 1)));
         idct2(block, quant, scratch, o, <usize>stride);
         block += 128;
         o += 2;
       }
     } else {
       for (let bx = 0; bx < blocksWide; bx++) {
+        if (dc != 0) store<i16>(block, load<i16>(dc + (<usize>(by * paddedBlocksWide + bx) << 1)));
         idct4(block, quant, o, <usize>stride, scratch);
         block += 128;
         o += 4;

@@ -74,12 +74,16 @@ const F3_072: i32 = 25172;
 // Pass 1 of the islow IDCT on columns half * 4 to half * 4 + 3 of the block
 // at `block` (dequantised by the i32 table at `quant`) into workspace `ws`
 // (row k of the result at ws + 32 k + 16 half). `upper` false: coefficient
-// rows 4-7 are zero.
-@inline function columns(block: usize, quant: usize, half: i32, ws: usize, upper: bool): void {
+// rows 4-7 are zero. `row0`: the block's coefficient row 0 (its DC term may
+// come from elsewhere).
+@inline function columns(
+  block: usize, row0: v128, quant: usize, half: i32, ws: usize, upper: bool,
+): void {
   const c = block + <usize>(half * 8);
   const q = quant + <usize>(half * 16);
   const zero = i32x4.splat(0);
-  const x0 = i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 0)), v128.load(q, 0));
+  const r0 = half == 0 ? i32x4.extend_low_i16x8_s(row0) : i32x4.extend_high_i16x8_s(row0);
+  const x0 = i32x4.mul(r0, v128.load(q, 0));
   const x1 = i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 16)), v128.load(q, 32));
   const x2 = i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 32)), v128.load(q, 64));
   const x3 = i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 48)), v128.load(q, 96));
@@ -116,11 +120,14 @@ const F3_072: i32 = 25172;
  * Inverse-transforms the `blocksWide` x `blocksHigh` blocks of a component
  * (coefficients: i16, 64 per block, `paddedBlocksWide` blocks per row; quant:
  * 64 i32 in natural order) into 8-bit samples at `out` (`stride` per row).
- * `scratch` is 512 bytes, 16-aligned.
+ * `scratch` is 512 bytes, 16-aligned. `dc`, when not 0: the blocks' DC terms
+ * (i16, `paddedBlocksWide` per row, from the first block's), which a
+ * progressive frame keeps apart so that its DC scans touch 2 bytes per block,
+ * not a cache line: each replaces its block's (left as it is) as it is read.
  */
 export function idct_islow_blocks(
   coef: usize, paddedBlocksWide: i32, blocksWide: i32, blocksHigh: i32,
-  quant: usize, out: usize, stride: i32, scratch: usize,
+  quant: usize, out: usize, stride: i32, scratch: usize, dc: usize,
 ): void {
   const ws = scratch;
   const wt = scratch + 256;
@@ -128,11 +135,15 @@ export function idct_islow_blocks(
   for (let by = 0; by < blocksHigh; by++) {
     for (let bx = 0; bx < blocksWide; bx++) {
       const block = coef + (<usize>(by * paddedBlocksWide + bx) << 7);
+      let row0 = v128.load(block, 0);
+      if (dc != 0) {
+        row0 = i16x8.replace_lane(row0, 0, load<i16>(dc + (<usize>(by * paddedBlocksWide + bx) << 1)));
+      }
       // A block with only its DC term: the two passes below reduce to this,
       // with the same 32-bit wrapping, so the result is the same.
       const ac = v128.or(
         v128.or(
-          v128.or(i16x8.replace_lane(v128.load(block, 0), 0, 0), v128.load(block, 16)),
+          v128.or(i16x8.replace_lane(row0, 0, 0), v128.load(block, 16)),
           v128.or(v128.load(block, 32), v128.load(block, 48)),
         ),
         v128.or(
@@ -141,7 +152,7 @@ export function idct_islow_blocks(
         ),
       );
       if (!v128.any_true(ac)) {
-        const w = (((<i32>load<i16>(block) * q0) << 13) + (1 << 10)) >> 11;
+        const w = (((<i32>i16x8.extract_lane_s(row0, 0) * q0) << 13) + (1 << 10)) >> 11;
         const v = ((w << 13) + (1 << 17) + (128 << 18)) >> 18;
         const fill = i8x16.splat(<i8>(v < 0 ? 0 : v > 255 ? 255 : v));
         let o = out + <usize>(by * 8 * stride + bx * 8);
@@ -158,9 +169,11 @@ export function idct_islow_blocks(
         v128.or(v128.load(block, 96), v128.load(block, 112)),
       );
       if (v128.any_true(lower)) {
-        for (let half = 0; half < 2; half++) columns(block, quant, half, ws, true);
+        columns(block, row0, quant, 0, ws, true);
+        columns(block, row0, quant, 1, ws, true);
       } else {
-        for (let half = 0; half < 2; half++) columns(block, quant, half, ws, false);
+        columns(block, row0, quant, 0, ws, false);
+        columns(block, row0, quant, 1, ws, false);
       }
       // Pass 2: rows in lanes.
       transpose8(ws, wt);

@@ -23,6 +23,7 @@ export interface ImageKernels {
     out: number,
     stride: number,
     scratch: number,
+    dc: number,
   ): void;
   /** libjpeg's reduced IDCT (4x4, 2x2 or 1x1 samples per block) of a component's blocks. */
   idct_reduced_blocks(
@@ -36,6 +37,7 @@ export interface ImageKernels {
     size: number,
     scratch: number,
     dcOnly: boolean,
+    dc: number,
   ): void;
   /** Upsampling and colour conversion of rows `top` to `bottom`, columns `left` to `right`. */
   convert_image(

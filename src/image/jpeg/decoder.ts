@@ -222,6 +222,12 @@ interface Arena {
   readonly coefficients: number[];
   /** Per component, the u64 per block marking its non-zero AC terms (progressive frames), or 0. */
   readonly nonzero: number[];
+  /**
+   * Per component of a progressive frame, its DC terms apart (i16 per block, the
+   * coefficients' block layout), or 0: a DC scan then touches 2 bytes per block
+   * instead of a block's cache line, and the IDCT puts each into its block.
+   */
+  readonly dcs: number[];
   /** Per component, whether it is kept as its DC terms alone (2 bytes per block). */
   readonly dcOnly: readonly boolean[];
   readonly planes: number[];
@@ -564,6 +570,9 @@ function createArena(
   const nonzero = shapes.map((c, i) =>
     progressive && !dcOnly[i] ? take(c.paddedBlocksWide * c.paddedBlocksHigh * 8) : 0
   );
+  const dcs = shapes.map((c, i) =>
+    progressive && !dcOnly[i] ? take(c.paddedBlocksWide * c.paddedBlocksHigh * 2) : 0
+  );
   const planes = shapes.map((c) => take(c.blocksWide * 8 * c.blocksHigh * 8));
   const rows = shapes.map((c) => take(c.width * (maxH / c.h) + 32));
   const sums = shapes.map((c) => take((c.width + 24) * 2));
@@ -579,7 +588,7 @@ function createArena(
     new Uint8Array(memory.buffer, coefficients[0], planes[0] - coefficients[0]).fill(0);
   }
   new Uint8Array(memory.buffer).set(file, data);
-  return { memory, kernels, coefficients, nonzero, dcOnly, planes, rows, sums, output, data };
+  return { memory, kernels, coefficients, nonzero, dcs, dcOnly, planes, rows, sums, output, data };
 }
 
 function readQuantTables(s: Uint8Array, tables: (Uint16Array | undefined)[]): void {
@@ -807,8 +816,10 @@ function decodeScanWasm(
   }
   scan.components.forEach((c, i) => {
     const index = arena.coefficients.indexOf(c.coefficients.byteOffset);
+    // A progressive DC scan writes the component's DC terms apart (2 bytes per block).
+    const dc = scan.progressive && scan.ss === 0 && arena.dcs[index] !== 0;
     words.set([
-      c.coefficients.byteOffset,
+      dc ? arena.dcs[index] : c.coefficients.byteOffset,
       c.paddedBlocksWide,
       c.blocksWide,
       c.blocksHigh,
@@ -817,7 +828,7 @@ function decodeScanWasm(
       place(c.dcTable),
       place(c.acTable),
       arena.nonzero[index],
-      arena.dcOnly[index] ? 1 : 7,
+      arena.dcOnly[index] || dc ? 1 : 7,
     ], d + 12 + 12 * i);
   });
   bytes.set(NATURAL_ORDER_128, SCAN_AT + 256);
@@ -934,7 +945,9 @@ function renderWasm(
     const blocks = blockRange(frame, c, scale, region);
     const wide = blocks.right - blocks.left;
     const high = blocks.bottom - blocks.top;
-    const first = (blocks.top * c.paddedBlocksWide + blocks.left) * (arena.dcOnly[i] ? 2 : 128);
+    const firstBlock = blocks.top * c.paddedBlocksWide + blocks.left;
+    const first = firstBlock * (arena.dcOnly[i] ? 2 : 128);
+    const dc = arena.dcs[i] === 0 ? 0 : arena.dcs[i] + firstBlock * 2;
     const at = arena.planes[i] + blocks.top * layout.size * layout.stride +
       blocks.left * layout.size;
     if (c.streamed || wide <= 0 || high <= 0) {
@@ -949,6 +962,7 @@ function renderWasm(
         at,
         layout.stride,
         SCRATCH_AT,
+        dc,
       );
     } else {
       kernels.idct_reduced_blocks(
@@ -962,6 +976,7 @@ function renderWasm(
         layout.size,
         SCRATCH_AT,
         arena.dcOnly[i],
+        dc,
       );
     }
     words.set([
