@@ -10,11 +10,14 @@
  * (default 7), on `BENCH_PARTS_THREADS` threads (default 1; the copy runs on
  * one). `BENCH_PARTS_OLD_KERNELS=path/kernels-relaxed.wasm` (e.g. from `git
  * show main:src/backend/wasm/kernels/kernels-relaxed.wasm`) also runs the
- * AdamW plan of a second model built on that binary in the same rounds and
- * prints new / old (both models then get explicit modules: run against the
- * current binary, the ratio was 1.016, 1.004-1.038). The old binary must take
- * the rule's constants from memory (`ruleConstants`): binaries built before
- * that took them as arguments and have no optimizer kernels for this code.
+ * AdamW plan, the repack's `pack_winograd` operations and its whole plan of
+ * a second model built on that binary in the same rounds and prints new / old
+ * (both models then get explicit modules: run against the current binary, the
+ * AdamW ratio was 1.016, 1.004-1.038), in wall time and in process CPU time
+ * (`process.cpuUsage`: with 2 threads that counts the workers too). The old
+ * binary must take the rule's constants from memory (`ruleConstants`):
+ * binaries built before that took them as arguments and have no optimizer
+ * kernels for this code.
  *
  *   deno run --config deno.dev.jsonc -A bench/optimizer_parts.ts
  *
@@ -28,6 +31,7 @@ import type { Plan, WeightOp } from "../src/graph/ops.ts";
 import { weightPlan } from "../src/backend/repack.ts";
 import { deterministicInput } from "../tools/deterministic.ts";
 import { hostLine, loadAverage, startRun } from "./_record.ts";
+import process from "node:process";
 
 const ROUNDS = Number(Deno.env.get("BENCH_PARTS_ROUNDS") ?? 7);
 const THREADS = Number(Deno.env.get("BENCH_PARTS_THREADS") ?? 1);
@@ -105,13 +109,27 @@ const parts: Record<string, readonly WeightOp[]> = {
   "repack, panels of Winograd layers left out": read.filter((op) => op.kind !== "fold_batchnorm"),
   "repack pack_winograd": weightOps(repack).filter((op) => op.kind === "pack_winograd"),
   "repack pack_gemm": weightOps(repack).filter((op) => op.kind === "pack_gemm"),
+  ...(old
+    ? {
+      "repack pack_winograd, old kernels": weightOps(repack).filter((op) =>
+        op.kind === "pack_winograd"
+      ),
+      "repack, whole plan, old kernels": weightOps(repack).filter((op) =>
+        op.kind !== "fold_batchnorm"
+      ),
+    }
+    : {}),
 };
 // The copies' array, apart from the models' memory (copying in the weight blob overwrote the
 // parameters and moments with values that slowed the update down).
 const blob = new Float32Array(32 << 20);
-const times: Record<string, { op: number[]; copy: number[] }> = {};
-for (const name of Object.keys(parts)) times[name] = { op: [], copy: [] };
+const times: Record<string, { op: number[]; cpu: number[]; copy: number[] }> = {};
+for (const name of Object.keys(parts)) times[name] = { op: [], cpu: [], copy: [] };
 const cpuNow = () => performance.now();
+const processCpu = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+};
 for (let round = 0; round <= ROUNDS; round++) {
   const names = Object.keys(parts);
   if (round % 2) names.reverse();
@@ -120,11 +138,13 @@ for (let round = 0; round <= ROUNDS; round++) {
     const plan = name.startsWith("AdamW")
       ? { ...optim, ops, steps: [ops.map((_, i) => i)] }
       : weightPlan(ops);
-    const t0 = cpuNow();
+    const t0 = cpuNow(), p0 = processCpu();
     if (name === "AdamW, old kernels") {
       await old!.backend.runWeights(old!.plans.find((p) => p.ops[0]?.kind === "optim_step")!);
+    } else if (name.endsWith(", old kernels")) {
+      await old!.backend.runWeights(plan);
     } else await backend.runWeights(plan);
-    const t = cpuNow() - t0;
+    const t = cpuNow() - t0, cpu = processCpu() - p0;
     // The same bytes moved by copyWithin: half read, half written, 64 MB at a time.
     const floats = ops.reduce((s, op) => s + traffic(op), 0) / 2;
     const chunk = Math.min(floats, Math.floor(blob.length / 2));
@@ -136,6 +156,7 @@ for (let round = 0; round <= ROUNDS; round++) {
     const c = cpuNow() - c0;
     if (round > 0) {
       times[name].op.push(t);
+      times[name].cpu.push(cpu);
       times[name].copy.push(c);
     }
   }
@@ -160,12 +181,21 @@ console.log(
     `(${Math.min(...left).toFixed(3)}-${Math.max(...left).toFixed(3)})`,
 );
 if (old) {
-  const o = times["AdamW, old kernels"].op, n = times["AdamW update"].op;
-  const r = n.map((t, i) => t / o[i]);
-  console.log(
-    `  AdamW update new / old kernels, same rounds: ${median(r).toFixed(3)} ` +
-      `(${Math.min(...r).toFixed(3)}-${Math.max(...r).toFixed(3)})`,
-  );
+  const pairs = [
+    ["AdamW update", "AdamW, old kernels"],
+    ["repack pack_winograd", "repack pack_winograd, old kernels"],
+    ["repack, whole plan", "repack, whole plan, old kernels"],
+  ];
+  for (const [now, before] of pairs) {
+    const range = (key: "op" | "cpu") => {
+      const o = times[before][key], n = times[now][key];
+      const r = n.map((t, i) => t / o[i]);
+      return `${median(r).toFixed(3)} (${Math.min(...r).toFixed(3)}-${Math.max(...r).toFixed(3)})`;
+    };
+    console.log(
+      `  ${now} new / old kernels, same rounds: wall ${range("op")}, process CPU ${range("cpu")}`,
+    );
+  }
   await old.model.dispose();
 }
 await model.dispose();
