@@ -196,9 +196,12 @@ function pack_panels_by_rows(
   }
 }
 
-/** Bytes of scratch `pack_winograd` needs: G (at most 6 x 5), each entry splat in an f64x2. */
+/**
+ * Bytes of scratch `pack_winograd` needs: G (at most 6 x 5), each entry splat in an f64x2, and
+ * G g of two outputs (as many f64x2).
+ */
 export function pack_winograd_scratch_bytes(): i32 {
-  return 6 * 5 * 16;
+  return 2 * 6 * 5 * 16;
 }
 
 // The interpolation point of row j of G: 0, 1, -1, 2, -2.
@@ -213,8 +216,12 @@ export function pack_winograd_scratch_bytes(): i32 {
  * rows, U = G g G^T computed in f64 and rounded once, as packWinograd in
  * src/backend/pack.ts does (same G, same order of operations; two adjacent
  * outputs at once in the lanes of f64x2, whose operations are the scalar
- * ones lane by lane). Tap t (row-major in the kernel) of output o, input ci
- * is src[base + o * os + ci * cs + t * ts].
+ * ones lane by lane). Pairs of finite taps (tap step 1 or -1) take a fast
+ * path per transform (`fast_f2x3`, `fast_f4x3`, `fast_f2x5`) that leaves out
+ * the products with G's zeros, multiplies by -1 and powers of 2 exactly and
+ * shares the products of rows that differ in sign: the same f64 sums, so the
+ * same bits, with about half the operations. Tap t (row-major in the kernel)
+ * of output o, input ci is src[base + o * os + ci * cs + t * ts].
  */
 export function pack_winograd(
   src: usize, base: i32, os: i32, cs: i32, ts: i32,
@@ -237,6 +244,14 @@ export function pack_winograd(
   for (let t = 0; t < r; t++) {
     v128.store(g + (<usize>((n - 1) * r + t) << 4), f64x2.splat(t == r - 1 ? 1.0 : 0.0));
   }
+
+  // The fast paths' constants (what G holds there; each path reads its own): G[0][0] (1/4),
+  // G[1][0] (1/2 for n = 4), G[2][1] (fl(1/6)), G[3][0..r) (2^t fl(1/24)).
+  const q = v128.load(g), half = v128.load(g + (<usize>r << 4));
+  const sixth = v128.load(g + (<usize>(2 * r + 1) << 4));
+  const k0c = v128.load(g + (<usize>(3 * r) << 4)), k1c = v128.load(g + (<usize>(3 * r + 1) << 4));
+  const k2c = v128.load(g + (<usize>(3 * r + 2) << 4));
+  const k3c = v128.load(g + (<usize>(3 * r + 3) << 4)), k4c = v128.load(g + (<usize>(3 * r + 4) << 4));
 
   const biasFloats = (oc + 3) & ~3;
   if (p0 == 0) {
@@ -268,11 +283,13 @@ export function pack_winograd(
         // A missing second output (oc odd) computes from zeros: +0 everywhere, as the padding.
         const two = o + 1 < oc;
         const k0 = base + o * os + ci * cs;
-        if (r == 3) {
-          winograd_pair_r3(src, k0, os, ts, two, g, n, row, <usize>size << 2);
-        } else {
-          winograd_pair_r5(src, k0, os, ts, two, g, n, row, <usize>size << 2);
+        const mb = <usize>size << 2;
+        if (two && (ts == 1 || ts == -1)) {
+          if (r == 5 ? fast_f2x5(src, k0, os, ts, row, mb, q, sixth, k0c, k1c, k2c, k3c, k4c)
+            : n == 6 ? fast_f4x3(src, k0, os, ts, row, mb, q, sixth, k0c, k1c, k2c)
+            : fast_f2x3(src, k0, os, ts, row, mb, half)) continue;
         }
+        winograd_pair(src, k0, os, ts, two, g, g + 6 * 5 * 16, n, r, row, mb);
       }
     }
   }
@@ -285,80 +302,276 @@ export function pack_winograd(
   return f64x2.replace_lane(f64x2.splat(w0), 1, w1);
 }
 
-// ((0 + a0 b0) + a1 b1) + a2 b2, lane-wise in f64: one entry of G g or of (G g) G^T.
-@inline function dot3(a0: v128, b0: v128, a1: v128, b1: v128, a2: v128, b2: v128): v128 {
-  const s = f64x2.add(f64x2.splat(0), f64x2.mul(a0, b0));
-  return f64x2.add(f64x2.add(s, f64x2.mul(a1, b1)), f64x2.mul(a2, b2));
+// U = G g G^T of two outputs' r x r kernels, the reference's way (packWinograd in
+// src/backend/pack.ts, lane by lane): G g to `gg` (n x r, f64x2), sum = 0; sum += G[i][t]
+// g[t][col] for t; then U[i][j] = (sum = 0; sum += gg[i][t] G[j][t] for t), rounded to f32, to
+// `row` + (n i + j) matrices (`mb` bytes apart). What the fast paths below skip (0 Inf is NaN)
+// or do not cover (an odd output's pair, other tap steps).
+function winograd_pair(
+  src: usize, k0: i32, os: i32, ts: i32, two: bool, g: usize, gg: usize, n: i32, r: i32,
+  row: usize, mb: usize,
+): void {
+  for (let i = 0; i < n; i++) {
+    for (let col = 0; col < r; col++) {
+      let sum = f64x2.splat(0);
+      for (let t = 0; t < r; t++) {
+        sum = f64x2.add(sum, f64x2.mul(v128.load(g + (<usize>(i * r + t) << 4)), tap(src, k0, os, ts, t * r + col, two)));
+      }
+      v128.store(gg + (<usize>(i * r + col) << 4), sum);
+    }
+  }
+  let out = row;
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++, out += mb) {
+      let sum = f64x2.splat(0);
+      for (let t = 0; t < r; t++) {
+        sum = f64x2.add(sum, f64x2.mul(v128.load(gg + (<usize>(i * r + t) << 4)), v128.load(g + (<usize>(j * r + t) << 4))));
+      }
+      v128.store64_lane(out, f32x4.demote_f64x2_zero(sum), 0);
+    }
+  }
 }
 
-// The same for 5 terms.
-@inline function dot5(
-  a0: v128, b0: v128, a1: v128, b1: v128, a2: v128, b2: v128, a3: v128, b3: v128, a4: v128, b4: v128,
+// The fast path for finite taps: the same f64 values as winograd_pair, with fewer operations, in
+// locals (V8 checks the bounds of each memory access here: with the taps and G g in the scratch and
+// the constants loaded at each use, the same arithmetic took 1.2-1.7x the time).
+// With every tap finite, each f64 here is 0 or at least 2^-300 in magnitude and below 2^135 (f32
+// inputs, sums of at most 25 terms, constants between 2^-5 and 1), so no operation overflows or
+// goes subnormal, and:
+// - a product with G's 0 or -0 is +-0, and adding +-0 to a sum that starts at +0 leaves it as it
+//   was (the sum is never -0: +0 + -0 is +0, and x + y is -0 only when both are), so those terms
+//   go, and so does the leading 0 + p where p cannot be -0;
+// - a product with -1 is a negation, and one with 0.5, 0.25 or 2^t / 24 (= 2^t fl(1/24)) an
+//   exact scaling (0.5 a + 0.5 b rounds to 0.5 (a + b)); fl(-1/6) x is -(fl(1/6) x), so G's rows
+//   c [1, +-1, ...] share the products fl(1/6) x_t, and its rows k [1, +-2, 4, ...] those of
+//   2^t k x_t (shared by value numbering: the row functions below repeat them); a + (-b) is a - b;
+// so each entry is the old sum, term by term in the old order. The taps are made +0 where -0 (x +
+// 0; the rows whose first term is 0 + x0 or 0 + 1 x_last need it), and the results are never -0
+// (the old sums' are not), so G g feeds the second stage as it is. A tap that is Inf or NaN makes
+// row 1 of G g (whose coefficients are all nonzero) non-finite: the pair then goes the old way
+// (0 Inf is NaN), before anything is written.
+
+// 4 taps of one output from one v128 load at float `at`, -0 made +0, in tap order (lanes reversed
+// when the taps run backwards).
+@inline function quad(src: usize, at: i32, rev: bool): v128 {
+  const v = f32x4.add(v128.load(src + (<usize>at << 2)), f32x4.splat(0));
+  return rev ? v128.shuffle<f32>(v, v, 3, 2, 1, 0) : v;
+}
+
+// Tap 4 q + l of outputs o and o + 1 in f64 from their quads a and b.
+@inline function lane0(a: v128, b: v128): v128 {
+  return f64x2.promote_low_f32x4(v128.shuffle<f32>(a, b, 0, 4, 0, 4));
+}
+@inline function lane1(a: v128, b: v128): v128 {
+  return f64x2.promote_low_f32x4(v128.shuffle<f32>(a, b, 1, 5, 1, 5));
+}
+@inline function lane2(a: v128, b: v128): v128 {
+  return f64x2.promote_low_f32x4(v128.shuffle<f32>(a, b, 2, 6, 2, 6));
+}
+@inline function lane3(a: v128, b: v128): v128 {
+  return f64x2.promote_low_f32x4(v128.shuffle<f32>(a, b, 3, 7, 3, 7));
+}
+
+// The tap at float `at` of outputs o and o + 1 (`os` floats on) in f64, -0 made +0.
+@inline function single(src: usize, at: i32, os: i32): v128 {
+  const w0 = <f64>(load<f32>(src + (<usize>at << 2)) + 0);
+  return f64x2.replace_lane(f64x2.splat(w0), 1, <f64>(load<f32>(src + (<usize>(at + os) << 2)) + 0));
+}
+
+// Float offset of the quad of taps 4 q..4 q + 3 from tap 0's (tap step 1 or -1).
+@inline function quad_at(q: i32, ts: i32): i32 {
+  return ts > 0 ? 4 * q : -4 * q - 3;
+}
+
+@inline function put(at: usize, y: v128): void {
+  v128.store64_lane(at, f32x4.demote_f64x2_zero(y), 0);
+}
+
+@inline function finite(s: v128): bool {
+  return i64x2.all_true(f64x2.eq(f64x2.sub(s, s), f64x2.splat(0)));
+}
+
+// Rows of F(4x4, 3x3)'s G: [1/4, 0, 0], c [1, 1, 1], c [1, -1, 1], k [1, 2, 4], k [1, -2, 4],
+// [0, 0, 1] (c = fl(-1/6), k = fl(1/24)) times x; `c` is fl(1/6), k0..k2 G[3][0..2].
+@inline function a1(x0: v128, x1: v128, x2: v128, c: v128): v128 {
+  const m = f64x2.sub(f64x2.splat(0), f64x2.mul(x0, c));
+  return f64x2.sub(f64x2.sub(m, f64x2.mul(x1, c)), f64x2.mul(x2, c));
+}
+@inline function a2(x0: v128, x1: v128, x2: v128, c: v128): v128 {
+  const m = f64x2.sub(f64x2.splat(0), f64x2.mul(x0, c));
+  return f64x2.sub(f64x2.add(m, f64x2.mul(x1, c)), f64x2.mul(x2, c));
+}
+@inline function a3(x0: v128, x1: v128, x2: v128, k0: v128, k1: v128, k2: v128): v128 {
+  return f64x2.add(f64x2.add(f64x2.mul(x0, k0), f64x2.mul(x1, k1)), f64x2.mul(x2, k2));
+}
+@inline function a4(x0: v128, x1: v128, x2: v128, k0: v128, k1: v128, k2: v128): v128 {
+  return f64x2.add(f64x2.sub(f64x2.mul(x0, k0), f64x2.mul(x1, k1)), f64x2.mul(x2, k2));
+}
+
+// U[i][0..6) of F(4x4, 3x3) from row i of G g, rounded to f32, `mb` bytes apart.
+@inline function row_f4x3(
+  h0: v128, h1: v128, h2: v128, out: usize, mb: usize,
+  q: v128, c: v128, k0: v128, k1: v128, k2: v128,
+): void {
+  put(out, f64x2.mul(h0, q));
+  put(out + mb, a1(h0, h1, h2, c));
+  put(out + 2 * mb, a2(h0, h1, h2, c));
+  put(out + 3 * mb, a3(h0, h1, h2, k0, k1, k2));
+  put(out + 4 * mb, a4(h0, h1, h2, k0, k1, k2));
+  put(out + 5 * mb, h2);
+}
+
+// U = G g G^T of outputs o, o + 1 by F(4x4, 3x3), as winograd_pair_r3 writes it; false (nothing
+// written) when a tap is not finite.
+@inline function fast_f4x3(
+  src: usize, k0: i32, os: i32, ts: i32, row: usize, mb: usize,
+  q: v128, c: v128, g0: v128, g1: v128, g2: v128,
+): bool {
+  const rev = ts < 0;
+  const a = quad(src, k0 + quad_at(0, ts), rev), b = quad(src, k0 + os + quad_at(0, ts), rev);
+  const a_ = quad(src, k0 + quad_at(1, ts), rev), b_ = quad(src, k0 + os + quad_at(1, ts), rev);
+  const w0 = lane0(a, b), w1 = lane1(a, b), w2 = lane2(a, b), w3 = lane3(a, b);
+  const w4 = lane0(a_, b_), w5 = lane1(a_, b_), w6 = lane2(a_, b_), w7 = lane3(a_, b_);
+  const w8 = single(src, k0 + 8 * ts, os);
+  const h10 = a1(w0, w3, w6, c), h11 = a1(w1, w4, w7, c), h12 = a1(w2, w5, w8, c);
+  if (!finite(f64x2.add(f64x2.add(h10, h11), h12))) return false;
+  row_f4x3(f64x2.mul(w0, q), f64x2.mul(w1, q), f64x2.mul(w2, q), row, mb, q, c, g0, g1, g2);
+  row_f4x3(h10, h11, h12, row + 6 * mb, mb, q, c, g0, g1, g2);
+  row_f4x3(a2(w0, w3, w6, c), a2(w1, w4, w7, c), a2(w2, w5, w8, c), row + 12 * mb, mb, q, c, g0, g1, g2);
+  row_f4x3(
+    a3(w0, w3, w6, g0, g1, g2), a3(w1, w4, w7, g0, g1, g2), a3(w2, w5, w8, g0, g1, g2),
+    row + 18 * mb, mb, q, c, g0, g1, g2,
+  );
+  row_f4x3(
+    a4(w0, w3, w6, g0, g1, g2), a4(w1, w4, w7, g0, g1, g2), a4(w2, w5, w8, g0, g1, g2),
+    row + 24 * mb, mb, q, c, g0, g1, g2,
+  );
+  row_f4x3(w6, w7, w8, row + 30 * mb, mb, q, c, g0, g1, g2);
+  return true;
+}
+
+// Rows of F(2x2, 3x3)'s G: [-1, -0, -0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1] times x.
+// `half` is G[1][0] (0.5).
+@inline function b1(x0: v128, x1: v128, x2: v128, half: v128): v128 {
+  return f64x2.mul(f64x2.add(f64x2.add(x0, x1), x2), half);
+}
+@inline function b2(x0: v128, x1: v128, x2: v128, half: v128): v128 {
+  return f64x2.mul(f64x2.add(f64x2.sub(x0, x1), x2), half);
+}
+@inline function neg0(x: v128): v128 {
+  return f64x2.sub(f64x2.splat(0), x);
+}
+
+@inline function row_f2x3(h0: v128, h1: v128, h2: v128, out: usize, mb: usize, half: v128): void {
+  put(out, neg0(h0));
+  put(out + mb, b1(h0, h1, h2, half));
+  put(out + 2 * mb, b2(h0, h1, h2, half));
+  put(out + 3 * mb, h2);
+}
+
+// The same by F(2x2, 3x3).
+@inline function fast_f2x3(
+  src: usize, k0: i32, os: i32, ts: i32, row: usize, mb: usize, half: v128,
+): bool {
+  const rev = ts < 0;
+  const a = quad(src, k0 + quad_at(0, ts), rev), b = quad(src, k0 + os + quad_at(0, ts), rev);
+  const a_ = quad(src, k0 + quad_at(1, ts), rev), b_ = quad(src, k0 + os + quad_at(1, ts), rev);
+  const w0 = lane0(a, b), w1 = lane1(a, b), w2 = lane2(a, b), w3 = lane3(a, b);
+  const w4 = lane0(a_, b_), w5 = lane1(a_, b_), w6 = lane2(a_, b_), w7 = lane3(a_, b_);
+  const w8 = single(src, k0 + 8 * ts, os);
+  const h10 = b1(w0, w3, w6, half), h11 = b1(w1, w4, w7, half), h12 = b1(w2, w5, w8, half);
+  if (!finite(f64x2.add(f64x2.add(h10, h11), h12))) return false;
+  row_f2x3(neg0(w0), neg0(w1), neg0(w2), row, mb, half);
+  row_f2x3(h10, h11, h12, row + 4 * mb, mb, half);
+  row_f2x3(b2(w0, w3, w6, half), b2(w1, w4, w7, half), b2(w2, w5, w8, half), row + 8 * mb, mb, half);
+  row_f2x3(w6, w7, w8, row + 12 * mb, mb, half);
+  return true;
+}
+
+// Rows of F(2x2, 5x5)'s G: [1/4, 0, 0, 0, 0], c [1, 1, 1, 1, 1], c [1, -1, 1, -1, 1],
+// k [1, 2, 4, 8, 16], k [1, -2, 4, -8, 16], [0, 0, 0, 0, 1] times x.
+@inline function c1(x0: v128, x1: v128, x2: v128, x3: v128, x4: v128, c: v128): v128 {
+  const m = f64x2.sub(f64x2.splat(0), f64x2.mul(x0, c));
+  const s = f64x2.sub(f64x2.sub(m, f64x2.mul(x1, c)), f64x2.mul(x2, c));
+  return f64x2.sub(f64x2.sub(s, f64x2.mul(x3, c)), f64x2.mul(x4, c));
+}
+@inline function c2(x0: v128, x1: v128, x2: v128, x3: v128, x4: v128, c: v128): v128 {
+  const m = f64x2.sub(f64x2.splat(0), f64x2.mul(x0, c));
+  const s = f64x2.sub(f64x2.add(m, f64x2.mul(x1, c)), f64x2.mul(x2, c));
+  return f64x2.sub(f64x2.add(s, f64x2.mul(x3, c)), f64x2.mul(x4, c));
+}
+@inline function c3(
+  x0: v128, x1: v128, x2: v128, x3: v128, x4: v128, k0: v128, k1: v128, k2: v128, k3: v128, k4: v128,
 ): v128 {
-  const s = f64x2.add(f64x2.add(f64x2.splat(0), f64x2.mul(a0, b0)), f64x2.mul(a1, b1));
-  return f64x2.add(f64x2.add(f64x2.add(s, f64x2.mul(a2, b2)), f64x2.mul(a3, b3)), f64x2.mul(a4, b4));
+  const s = f64x2.add(f64x2.add(f64x2.mul(x0, k0), f64x2.mul(x1, k1)), f64x2.mul(x2, k2));
+  return f64x2.add(f64x2.add(s, f64x2.mul(x3, k3)), f64x2.mul(x4, k4));
+}
+@inline function c4(
+  x0: v128, x1: v128, x2: v128, x3: v128, x4: v128, k0: v128, k1: v128, k2: v128, k3: v128, k4: v128,
+): v128 {
+  const s = f64x2.add(f64x2.sub(f64x2.mul(x0, k0), f64x2.mul(x1, k1)), f64x2.mul(x2, k2));
+  return f64x2.add(f64x2.sub(s, f64x2.mul(x3, k3)), f64x2.mul(x4, k4));
 }
 
-// U = G g G^T of a 3 x 3 kernel for two outputs: the taps in registers, each row i of G g
-// (h0..h2) computed once, then U[i][0..n) from it; U[i][j] to `row` + (n i + j) matrices
-// (`mb` bytes apart), rounded to f32. The products and sums are pack_winograd's former
-// loops' (and packWinograd's), in the same order: sum = 0; sum += G[i][t] g[t][col] for t;
-// then sum = 0; sum += gg[i][t] G[j][t] for t.
-function winograd_pair_r3(
-  src: usize, k0: i32, os: i32, ts: i32, two: bool, g: usize, n: i32, row: usize, mb: usize,
+@inline function row_f2x5(
+  h0: v128, h1: v128, h2: v128, h3: v128, h4: v128, out: usize, mb: usize,
+  q: v128, c: v128, k0: v128, k1: v128, k2: v128, k3: v128, k4: v128,
 ): void {
-  const w0 = tap(src, k0, os, ts, 0, two), w1 = tap(src, k0, os, ts, 1, two), w2 = tap(src, k0, os, ts, 2, two);
-  const w3 = tap(src, k0, os, ts, 3, two), w4 = tap(src, k0, os, ts, 4, two), w5 = tap(src, k0, os, ts, 5, two);
-  const w6 = tap(src, k0, os, ts, 6, two), w7 = tap(src, k0, os, ts, 7, two), w8 = tap(src, k0, os, ts, 8, two);
-  let out = row;
-  for (let i = 0; i < n; i++) {
-    const gi = g + (<usize>(i * 3) << 4);
-    const g0 = v128.load(gi), g1 = v128.load(gi, 16), g2 = v128.load(gi, 32);
-    const h0 = dot3(g0, w0, g1, w3, g2, w6);
-    const h1 = dot3(g0, w1, g1, w4, g2, w7);
-    const h2 = dot3(g0, w2, g1, w5, g2, w8);
-    let gj = g;
-    for (let j = 0; j < n; j++, gj += 48, out += mb) {
-      const u = dot3(h0, v128.load(gj), h1, v128.load(gj, 16), h2, v128.load(gj, 32));
-      v128.store64_lane(out, f32x4.demote_f64x2_zero(u), 0);
-    }
-  }
+  put(out, f64x2.mul(h0, q));
+  put(out + mb, c1(h0, h1, h2, h3, h4, c));
+  put(out + 2 * mb, c2(h0, h1, h2, h3, h4, c));
+  put(out + 3 * mb, c3(h0, h1, h2, h3, h4, k0, k1, k2, k3, k4));
+  put(out + 4 * mb, c4(h0, h1, h2, h3, h4, k0, k1, k2, k3, k4));
+  put(out + 5 * mb, h4);
 }
 
-// The same for a 5 x 5 kernel.
-function winograd_pair_r5(
-  src: usize, k0: i32, os: i32, ts: i32, two: bool, g: usize, n: i32, row: usize, mb: usize,
-): void {
-  const w0 = tap(src, k0, os, ts, 0, two), w1 = tap(src, k0, os, ts, 1, two), w2 = tap(src, k0, os, ts, 2, two);
-  const w3 = tap(src, k0, os, ts, 3, two), w4 = tap(src, k0, os, ts, 4, two), w5 = tap(src, k0, os, ts, 5, two);
-  const w6 = tap(src, k0, os, ts, 6, two), w7 = tap(src, k0, os, ts, 7, two), w8 = tap(src, k0, os, ts, 8, two);
-  const w9 = tap(src, k0, os, ts, 9, two), w10 = tap(src, k0, os, ts, 10, two);
-  const w11 = tap(src, k0, os, ts, 11, two), w12 = tap(src, k0, os, ts, 12, two);
-  const w13 = tap(src, k0, os, ts, 13, two), w14 = tap(src, k0, os, ts, 14, two);
-  const w15 = tap(src, k0, os, ts, 15, two), w16 = tap(src, k0, os, ts, 16, two);
-  const w17 = tap(src, k0, os, ts, 17, two), w18 = tap(src, k0, os, ts, 18, two);
-  const w19 = tap(src, k0, os, ts, 19, two), w20 = tap(src, k0, os, ts, 20, two);
-  const w21 = tap(src, k0, os, ts, 21, two), w22 = tap(src, k0, os, ts, 22, two);
-  const w23 = tap(src, k0, os, ts, 23, two), w24 = tap(src, k0, os, ts, 24, two);
-  let out = row;
-  for (let i = 0; i < n; i++) {
-    const gi = g + (<usize>(i * 5) << 4);
-    const g0 = v128.load(gi), g1 = v128.load(gi, 16), g2 = v128.load(gi, 32);
-    const g3 = v128.load(gi, 48), g4 = v128.load(gi, 64);
-    const h0 = dot5(g0, w0, g1, w5, g2, w10, g3, w15, g4, w20);
-    const h1 = dot5(g0, w1, g1, w6, g2, w11, g3, w16, g4, w21);
-    const h2 = dot5(g0, w2, g1, w7, g2, w12, g3, w17, g4, w22);
-    const h3 = dot5(g0, w3, g1, w8, g2, w13, g3, w18, g4, w23);
-    const h4 = dot5(g0, w4, g1, w9, g2, w14, g3, w19, g4, w24);
-    let gj = g;
-    for (let j = 0; j < n; j++, gj += 80, out += mb) {
-      const u = dot5(
-        h0, v128.load(gj), h1, v128.load(gj, 16), h2, v128.load(gj, 32), h3, v128.load(gj, 48),
-        h4, v128.load(gj, 64),
-      );
-      v128.store64_lane(out, f32x4.demote_f64x2_zero(u), 0);
-    }
-  }
+// The same by F(2x2, 5x5) for a 5 x 5 kernel.
+function fast_f2x5(
+  src: usize, k0: i32, os: i32, ts: i32, row: usize, mb: usize,
+  q: v128, c: v128, g0: v128, g1: v128, g2: v128, g3: v128, g4: v128,
+): bool {
+  const rev = ts < 0;
+  let a = quad(src, k0 + quad_at(0, ts), rev), b = quad(src, k0 + os + quad_at(0, ts), rev);
+  const w0 = lane0(a, b), w1 = lane1(a, b), w2 = lane2(a, b), w3 = lane3(a, b);
+  a = quad(src, k0 + quad_at(1, ts), rev); b = quad(src, k0 + os + quad_at(1, ts), rev);
+  const w4 = lane0(a, b), w5 = lane1(a, b), w6 = lane2(a, b), w7 = lane3(a, b);
+  a = quad(src, k0 + quad_at(2, ts), rev); b = quad(src, k0 + os + quad_at(2, ts), rev);
+  const w8 = lane0(a, b), w9 = lane1(a, b), w10 = lane2(a, b), w11 = lane3(a, b);
+  a = quad(src, k0 + quad_at(3, ts), rev); b = quad(src, k0 + os + quad_at(3, ts), rev);
+  const w12 = lane0(a, b), w13 = lane1(a, b), w14 = lane2(a, b), w15 = lane3(a, b);
+  a = quad(src, k0 + quad_at(4, ts), rev); b = quad(src, k0 + os + quad_at(4, ts), rev);
+  const w16 = lane0(a, b), w17 = lane1(a, b), w18 = lane2(a, b), w19 = lane3(a, b);
+  a = quad(src, k0 + quad_at(5, ts), rev); b = quad(src, k0 + os + quad_at(5, ts), rev);
+  const w20 = lane0(a, b), w21 = lane1(a, b), w22 = lane2(a, b), w23 = lane3(a, b);
+  const w24 = single(src, k0 + 24 * ts, os);
+  const h10 = c1(w0, w5, w10, w15, w20, c), h11 = c1(w1, w6, w11, w16, w21, c);
+  const h12 = c1(w2, w7, w12, w17, w22, c), h13 = c1(w3, w8, w13, w18, w23, c);
+  const h14 = c1(w4, w9, w14, w19, w24, c);
+  if (!finite(f64x2.add(f64x2.add(f64x2.add(f64x2.add(h10, h11), h12), h13), h14))) return false;
+  row_f2x5(
+    f64x2.mul(w0, q), f64x2.mul(w1, q), f64x2.mul(w2, q), f64x2.mul(w3, q), f64x2.mul(w4, q),
+    row, mb, q, c, g0, g1, g2, g3, g4,
+  );
+  row_f2x5(h10, h11, h12, h13, h14, row + 6 * mb, mb, q, c, g0, g1, g2, g3, g4);
+  row_f2x5(
+    c2(w0, w5, w10, w15, w20, c), c2(w1, w6, w11, w16, w21, c), c2(w2, w7, w12, w17, w22, c),
+    c2(w3, w8, w13, w18, w23, c), c2(w4, w9, w14, w19, w24, c),
+    row + 12 * mb, mb, q, c, g0, g1, g2, g3, g4,
+  );
+  row_f2x5(
+    c3(w0, w5, w10, w15, w20, g0, g1, g2, g3, g4), c3(w1, w6, w11, w16, w21, g0, g1, g2, g3, g4),
+    c3(w2, w7, w12, w17, w22, g0, g1, g2, g3, g4), c3(w3, w8, w13, w18, w23, g0, g1, g2, g3, g4),
+    c3(w4, w9, w14, w19, w24, g0, g1, g2, g3, g4),
+    row + 18 * mb, mb, q, c, g0, g1, g2, g3, g4,
+  );
+  row_f2x5(
+    c4(w0, w5, w10, w15, w20, g0, g1, g2, g3, g4), c4(w1, w6, w11, w16, w21, g0, g1, g2, g3, g4),
+    c4(w2, w7, w12, w17, w22, g0, g1, g2, g3, g4), c4(w3, w8, w13, w18, w23, g0, g1, g2, g3, g4),
+    c4(w4, w9, w14, w19, w24, g0, g1, g2, g3, g4),
+    row + 24 * mb, mb, q, c, g0, g1, g2, g3, g4,
+  );
+  row_f2x5(w20, w21, w22, w23, w24, row + 30 * mb, mb, q, c, g0, g1, g2, g3, g4);
+  return true;
 }
 
 /**

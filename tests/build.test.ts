@@ -31,8 +31,10 @@ Deno.test("kernel binaries import their memory, have no data segments and stay s
     // 60 KB before the second GEMM micro-kernel variant, the optimizer kernels and the faster repack (74 KB, 17 KB gzip);
     // 79 KB with the 7x7 weight-gradient path, 85 KB (20.6 KB gzip) with the Winograd transforms in registers,
     // 88.3 KB with the pool-gradient and conv1 band rewrites, 94.6 KB (24.4 KB gzip) with the 1x1 and
-    // linear backward kernels (gemm_weight_grad, gemm_*_by_rows).
-    assert.ok(bytes.length < 96 * 1024, `${target.file} is ${bytes.length} bytes`);
+    // linear backward kernels (gemm_weight_grad, gemm_*_by_rows); 102.7 KB (26.9 KB gzip) with
+    // pack_winograd's fast paths for finite taps (three transforms unrolled in registers: repack
+    // 0.70 of its CPU time on 1 thread).
+    assert.ok(bytes.length < 104 * 1024, `${target.file} is ${bytes.length} bytes`);
   }
 });
 

@@ -14,7 +14,15 @@
 
 import assert from "node:assert/strict";
 import { GoogLeNet, type Preference, Tensor } from "../mod.ts";
-import { convRowOrder, identityRowOrder, nhwcFlattenRowOrder } from "../src/backend/pack.ts";
+import {
+  convRowOrder,
+  identityRowOrder,
+  nhwcFlattenRowOrder,
+  packWinograd,
+  winogradSize,
+} from "../src/backend/pack.ts";
+import type { WinogradVariant } from "../src/graph/ops.ts";
+import { kernelArena } from "./_support/kernel_arena.ts";
 import {
   gatherOf,
   type RepackLayer,
@@ -344,4 +352,142 @@ Deno.test("repack: the backend's staging lays out regions by kind and caches a p
   staging.swap(blob, [{ key: "fc", weight: true, bias: false }]);
   assert.equal(f.now.weight, 1024);
   assert.deepEqual([at(1024), at(1151), at(1152), at(1159), at(1160)], [9, 9, 2, 2, 0]);
+});
+
+/**
+ * Weights drawn to break shortcuts in the f64 transform: NaN (with payloads and signs), +-Inf,
+ * +-0, f32 subnormals, +-3.4e38, any bit pattern and ordinary values of many magnitudes, mixed
+ * in proportions from all finite to all hostile, so that pairs of outputs go both ways through
+ * `pack_winograd` (its fast path for finite taps, the reference's loop otherwise).
+ */
+function hostileWeights(seed: number, n: number, share: number): Float32Array {
+  const special = [
+    0,
+    -0,
+    Infinity,
+    -Infinity,
+    3.4e38,
+    -3.4e38,
+    1e-45,
+    -1e-45,
+    1.1e-38,
+    -5e-39,
+    2 ** -126,
+    1,
+    -1,
+  ];
+  const out = new Float32Array(n);
+  const bits = new Uint32Array(out.buffer);
+  let s = seed;
+  const next = () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s / 2 ** 32;
+  };
+  for (let i = 0; i < n; i++) {
+    const u = next();
+    if (next() >= share) out[i] = (u * 2 - 1) * 2 ** Math.floor(next() * 40 - 20);
+    else if (u < 0.1) {
+      bits[i] = (0x7f800001 + Math.floor(next() * 0x7fffff)) | (next() < 0.5 ? 0x80000000 : 0);
+    } else if (u < 0.3) bits[i] = Math.floor(next() * 2 ** 32) & 0x807fffff; // +-0 and subnormals
+    else if (u < 0.5) bits[i] = Math.floor(next() * 2 ** 32);
+    else out[i] = special[Math.floor(next() * special.length)];
+  }
+  return out;
+}
+
+Deno.test("repack: pack_winograd gives packWinograd's bits on hostile weights (NaN, Inf, -0, subnormals, 3.4e38), forward and transposed", async () => {
+  const variants: [WinogradVariant, number][] = [["f2x3", 3], ["f4x3", 3], ["f2x5", 5]];
+  let nonFinite = 0, negativeZero = 0, compared = 0;
+  for (const isa of ["relaxed-simd", "simd"] as const) {
+    for (const [variant, r] of variants) {
+      // Odd output counts leave a pair with one output; 8 outputs fill a panel.
+      for (const [c, oc] of [[3, 13], [8, 8], [5, 1]]) {
+        for (const share of [0, 0.02, 0.3, 1]) {
+          const a = await kernelArena(isa);
+          const taps = r * r;
+          const weight = hostileWeights(c * 131 + oc * 7 + r + share * 1000, oc * c * taps, share);
+          const bias = hostileWeights(oc + 5, oc, share);
+          // The input-gradient form: W'[i, o, t] = W[o, i, taps - 1 - t], no bias.
+          const transposed = new Float32Array(weight.length);
+          for (let o = 0; o < oc; o++) {
+            for (let i = 0; i < c; i++) {
+              for (let t = 0; t < taps; t++) {
+                transposed[(i * oc + o) * taps + taps - 1 - t] = weight[(o * c + i) * taps + t];
+              }
+            }
+          }
+          const src = a.put(weight), biasAt = a.put(bias);
+          const scratch = a.alloc(a.k.pack_winograd_scratch_bytes!() / 4);
+          for (const form of ["forward", "transposed"] as const) {
+            const [inC, outC] = form === "forward" ? [c, oc] : [oc, c];
+            const size = winogradSize(inC, outC, variant);
+            const expected = new Float32Array(size);
+            if (form === "forward") packWinograd(expected, 0, weight, bias, c, oc, variant);
+            else packWinograd(expected, 0, transposed, new Float32Array(c), oc, c, variant);
+            const dst = a.alloc(size);
+            const n = variant === "f2x3" ? 4 : 6;
+            // One panel per call, as the threads' chunks cut them.
+            for (let p = 0; p < Math.ceil(outC / 8); p++) {
+              if (form === "forward") {
+                a.k.pack_winograd!(
+                  src,
+                  0,
+                  c * taps,
+                  taps,
+                  1,
+                  biasAt,
+                  c,
+                  oc,
+                  n,
+                  r,
+                  dst,
+                  scratch,
+                  p,
+                  p + 1,
+                );
+              } else {
+                a.k.pack_winograd!(
+                  src,
+                  taps - 1,
+                  taps,
+                  c * taps,
+                  -1,
+                  0,
+                  oc,
+                  c,
+                  n,
+                  r,
+                  dst,
+                  scratch,
+                  p,
+                  p + 1,
+                );
+              }
+            }
+            const got = a.bits(dst, size), want = new Uint32Array(expected.buffer);
+            // NaN is NaN: which payload a NaN sum keeps is not the same in TypeScript.
+            const isNaN = (b: number) => (b & 0x7fffffff) > 0x7f800000;
+            for (let i = 0; i < size; i++) {
+              if (got[i] !== want[i] && !(isNaN(got[i]) && isNaN(want[i]))) {
+                assert.fail(
+                  `${isa} ${variant} ${form} c ${c} oc ${oc} share ${share}: float ${i} is ` +
+                    `0x${got[i].toString(16)}, packWinograd 0x${want[i].toString(16)}`,
+                );
+              }
+              if ((want[i] & 0x7f800000) === 0x7f800000) nonFinite++;
+              if (want[i] === 0x80000000) negativeZero++;
+            }
+            compared += size;
+          }
+        }
+      }
+    }
+  }
+  // The hostile values reach the results: non-finite ones, and -0 (from tiny negative sums).
+  assert.ok(nonFinite > 1000 && negativeZero > 0, `${nonFinite} non-finite, ${negativeZero} -0`);
+  assert.ok(compared > 100_000, `${compared} floats`);
 });
