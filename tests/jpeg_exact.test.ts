@@ -394,7 +394,7 @@ Deno.test("JPEG: the Wasm reduced IDCTs give the TypeScript idctScaled bytes, ex
       for (let i = 0; i < 64; i++) quant[i] = big ? 65535 - i : 1 + Math.floor(random() * 99);
       new Int32Array(memory.buffer, 0, 64).set(quant);
       const stride = 8 * size;
-      kernels.idct_reduced_blocks(4096, 8, 8, 8, 0, 20480, stride, size, 1024, false, 0);
+      kernels.idct_reduced_blocks(4096, 8, 8, 8, 0, 20480, stride, size, 1024, false, 0, 0);
       const ours = new Uint8Array(memory.buffer, 20480, stride * 8 * size);
       const expected = new Uint8Array(stride * 8 * size);
       for (let b = 0; b < blocks; b++) {
@@ -407,7 +407,7 @@ Deno.test("JPEG: the Wasm reduced IDCTs give the TypeScript idctScaled bytes, ex
         // Blocks kept as their DC terms alone (2 bytes each).
         const dc = new Int16Array(memory.buffer, 24576, blocks);
         for (let b = 0; b < blocks; b++) dc[b] = coef[b * 64];
-        kernels.idct_reduced_blocks(24576, 8, 8, 8, 0, 20480, stride, size, 1024, true, 0);
+        kernels.idct_reduced_blocks(24576, 8, 8, 8, 0, 20480, stride, size, 1024, true, 0, 0);
         assertBytesEqual(ours, expected, `DC terms alone, quant ${big ? "65535" : "1-99"}`);
         checked++;
       }

@@ -334,6 +334,23 @@ let eobrun: i32 = 0;
   return <u64>1 << <u64>(k < 63 ? k : 63);
 }
 
+// A progressive frame's coefficient blocks are not cleared before its scans:
+// a block is cleared when its first AC term is stored (its non-zero mark is
+// then 0: its coefficients were never written or are all 0; its DC term
+// lives apart), and the IDCT takes a block whose mark is 0 as DC alone,
+// without reading it. So a block no AC term reaches is never touched.
+@inline function clearBlock(out: usize): void {
+  const zero = i64x2.splat(0);
+  v128.store(out, zero, 0);
+  v128.store(out, zero, 16);
+  v128.store(out, zero, 32);
+  v128.store(out, zero, 48);
+  v128.store(out, zero, 64);
+  v128.store(out, zero, 80);
+  v128.store(out, zero, 96);
+  v128.store(out, zero, 112);
+}
+
 // Progressive AC scans hold the bit buffer in locals (`a`, `b`: the low `b`
 // bits of `a` unread, as `acc` and `bits`), refilled through `refill`, and
 // write it back at the end of each block.
@@ -362,7 +379,10 @@ function acFirst(out: usize, ac: usize, ss: i32, se: i32, al: i32, m: usize, kee
       b -= f & 0xff;
       k += (f >> 8) & 15;
       const value = <i16>((f >> 16) << al);
-      if (keep) store<i16>(out + zz(k), value);
+      if (keep) {
+        if (nz == 0) clearBlock(out);
+        store<i16>(out + zz(k), value);
+      }
       nz = value != 0 ? nz | zbit(k) : nz & ~zbit(k);
       continue;
     }
@@ -375,7 +395,10 @@ function acFirst(out: usize, ac: usize, ss: i32, se: i32, al: i32, m: usize, kee
       b -= s;
       const x = <i32>(a >> <u64>b) & ((1 << s) - 1);
       const value = <i16>((x + (((x - (1 << (s - 1))) >> 31) & ((-1 << s) + 1))) << al);
-      if (keep) store<i16>(out + zz(k), value);
+      if (keep) {
+        if (nz == 0) clearBlock(out);
+        store<i16>(out + zz(k), value);
+      }
       nz = value != 0 ? nz | zbit(k) : nz & ~zbit(k);
     } else if (r == 15) {
       k += 15;
@@ -456,7 +479,10 @@ function acRefine(out: usize, ac: usize, ss: i32, se: i32, al: i32, m: usize, ke
       b = bits;
       k = zeros != 0 ? <i32>ctz(zeros) : se + 1;
       if (s != 0) {
-        if (keep) store<i16>(out + zz(k), <i16>s);
+        if (keep) {
+          if (nz == 0) clearBlock(out);
+          store<i16>(out + zz(k), <i16>s);
+        }
         nz |= zbit(k);
       }
     }
@@ -697,9 +723,9 @@ function flushRow(d: usize, stream: usize, count: i32, my: i32, single: bool): v
       const src = coef + (<usize>(r * padded + bx0) << 7);
       const dst = plane + <usize>(by * size * stride + bx0 * size);
       if (size == 8) {
-        idct_islow_blocks(src, padded, wide, 1, quant, dst, stride, stream + 128, 0);
+        idct_islow_blocks(src, padded, wide, 1, quant, dst, stride, stream + 128, 0, 0);
       } else {
-        idct_reduced_blocks(src, padded, wide, 1, quant, dst, stride, size, stream + 128, false, 0);
+        idct_reduced_blocks(src, padded, wide, 1, quant, dst, stride, size, stream + 128, false, 0, 0);
       }
     }
   }

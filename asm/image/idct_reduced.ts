@@ -219,16 +219,29 @@ function idct4(block: usize, quant: usize, o: usize, stride: usize, ws: usize): 
   v128.store16_lane(o + stride, bytes, 1);
 }
 
+// Puts block `index`'s DC term (from `dc`) into the block at `block`, after
+// clearing the block when its non-zero mark (at `marks`, if not 0) is 0: a
+// progressive block no AC term reached was never cleared (see huffman.ts).
+@inline function takeDc(block: usize, index: i32, dc: usize, marks: usize): void {
+  if (marks != 0 && load<u64>(marks + (<usize>index << 3)) == 0) {
+    const zero = i64x2.splat(0);
+    for (let i = 0; i < 8; i++) v128.store(block + <usize>(i << 4), zero);
+  }
+  store<i16>(block, load<i16>(dc + (<usize>index << 1)));
+}
+
 /**
  * Reduced inverse DCT (`size` 4, 2 or 1 samples per block side) of the
  * `blocksWide` x `blocksHigh` blocks of a component (coefficients: i16, 64
  * per block, `paddedBlocksWide` per row; quant: 64 i32 in natural order) into
  * 8-bit samples at `out` (`stride` per row). `scratch`: 128 bytes. At size 1
  * the blocks may be kept as their DC terms alone (`dcOnly`: 2 bytes each).
+ * `dc` and `marks` (each 0 or not): as idct_islow_blocks's (jpeg.ts).
  */
 export function idct_reduced_blocks(
   coef: usize, paddedBlocksWide: i32, blocksWide: i32, blocksHigh: i32,
   quant: usize, out: usize, stride: i32, size: i32, scratch: usize, dcOnly: bool, dc: usize,
+  marks: usize,
 ): void {
   const q0 = load<i32>(quant);
   const shift: usize = dcOnly ? 1 : 7;
@@ -255,14 +268,14 @@ export function idct_reduced_blocks(
       }
     } else if (size == 2) {
       for (let bx = 0; bx < blocksWide; bx++) {
-        if (dc != 0) store<i16>(block, load<i16>(dc + (<usize>(by * paddedBlocksWide + bx) << 1)));
+        if (dc != 0) takeDc(block, by * paddedBlocksWide + bx, dc, marks);
         idct2(block, quant, scratch, o, <usize>stride);
         block += 128;
         o += 2;
       }
     } else {
       for (let bx = 0; bx < blocksWide; bx++) {
-        if (dc != 0) store<i16>(block, load<i16>(dc + (<usize>(by * paddedBlocksWide + bx) << 1)));
+        if (dc != 0) takeDc(block, by * paddedBlocksWide + bx, dc, marks);
         idct4(block, quant, o, <usize>stride, scratch);
         block += 128;
         o += 4;

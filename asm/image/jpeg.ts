@@ -116,6 +116,20 @@ const F3_072: i32 = 25172;
   }
 }
 
+// The samples of a block with only its DC term `d` (dequantised by `q0`): the
+// two passes of the islow IDCT reduce to this, with the same 32-bit wrapping,
+// so the result is the same.
+@inline function dcBlock(d: i32, q0: i32, out: usize, stride: i32): void {
+  const w = (((d * q0) << 13) + (1 << 10)) >> 11;
+  const v = ((w << 13) + (1 << 17) + (128 << 18)) >> 18;
+  const fill = i8x16.splat(<i8>(v < 0 ? 0 : v > 255 ? 255 : v));
+  let o = out;
+  for (let r = 0; r < 8; r++) {
+    v128.store64_lane(o, fill, 0);
+    o += <usize>stride;
+  }
+}
+
 /**
  * Inverse-transforms the `blocksWide` x `blocksHigh` blocks of a component
  * (coefficients: i16, 64 per block, `paddedBlocksWide` blocks per row; quant:
@@ -124,10 +138,14 @@ const F3_072: i32 = 25172;
  * (i16, `paddedBlocksWide` per row, from the first block's), which a
  * progressive frame keeps apart so that its DC scans touch 2 bytes per block,
  * not a cache line: each replaces its block's (left as it is) as it is read.
+ * `marks`, when not 0 (with `dc`): the blocks' non-zero marks (u64, laid out
+ * as `dc`) of a progressive frame, whose blocks are cleared only when an AC
+ * term is first stored (see huffman.ts): a block marked 0 is its DC alone and
+ * is not read.
  */
 export function idct_islow_blocks(
   coef: usize, paddedBlocksWide: i32, blocksWide: i32, blocksHigh: i32,
-  quant: usize, out: usize, stride: i32, scratch: usize, dc: usize,
+  quant: usize, out: usize, stride: i32, scratch: usize, dc: usize, marks: usize,
 ): void {
   const ws = scratch;
   const wt = scratch + 256;
@@ -135,6 +153,11 @@ export function idct_islow_blocks(
   for (let by = 0; by < blocksHigh; by++) {
     for (let bx = 0; bx < blocksWide; bx++) {
       const block = coef + (<usize>(by * paddedBlocksWide + bx) << 7);
+      if (marks != 0 && load<u64>(marks + (<usize>(by * paddedBlocksWide + bx) << 3)) == 0) {
+        const d = <i32>load<i16>(dc + (<usize>(by * paddedBlocksWide + bx) << 1));
+        dcBlock(d, q0, out + <usize>(by * 8 * stride + bx * 8), stride);
+        continue;
+      }
       let row0 = v128.load(block, 0);
       if (dc != 0) {
         row0 = i16x8.replace_lane(row0, 0, load<i16>(dc + (<usize>(by * paddedBlocksWide + bx) << 1)));
@@ -152,14 +175,7 @@ export function idct_islow_blocks(
         ),
       );
       if (!v128.any_true(ac)) {
-        const w = (((<i32>i16x8.extract_lane_s(row0, 0) * q0) << 13) + (1 << 10)) >> 11;
-        const v = ((w << 13) + (1 << 17) + (128 << 18)) >> 18;
-        const fill = i8x16.splat(<i8>(v < 0 ? 0 : v > 255 ? 255 : v));
-        let o = out + <usize>(by * 8 * stride + bx * 8);
-        for (let r = 0; r < 8; r++) {
-          v128.store64_lane(o, fill, 0);
-          o += <usize>stride;
-        }
+        dcBlock(<i32>i16x8.extract_lane_s(row0, 0), q0, out + <usize>(by * 8 * stride + bx * 8), stride);
         continue;
       }
       // Pass 1: columns in lanes, two halves of four columns; rows 4-7 of

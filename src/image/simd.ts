@@ -24,6 +24,7 @@ export interface ImageKernels {
     stride: number,
     scratch: number,
     dc: number,
+    marks: number,
   ): void;
   /** libjpeg's reduced IDCT (4x4, 2x2 or 1x1 samples per block) of a component's blocks. */
   idct_reduced_blocks(
@@ -38,6 +39,7 @@ export interface ImageKernels {
     scratch: number,
     dcOnly: boolean,
     dc: number,
+    marks: number,
   ): void;
   /** Upsampling and colour conversion of rows `top` to `bottom`, columns `left` to `right`. */
   convert_image(

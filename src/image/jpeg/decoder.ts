@@ -220,7 +220,11 @@ interface Arena {
   readonly memory: WebAssembly.Memory;
   readonly kernels: ImageKernels;
   readonly coefficients: number[];
-  /** Per component, the u64 per block marking its non-zero AC terms (progressive frames), or 0. */
+  /**
+   * Per component of a progressive frame (not kept as DC terms alone), the u64
+   * per block marking its non-zero AC terms, or 0; a mark of 0 also says that
+   * the block's memory was never cleared (see `createArena`).
+   */
   readonly nonzero: number[];
   /**
    * Per component of a progressive frame, its DC terms apart (i16 per block, the
@@ -564,15 +568,20 @@ function createArena(
     return start;
   };
   const data = take(file.length);
-  const coefficients = shapes.map((c, i) =>
-    take(c.paddedBlocksWide * c.paddedBlocksHigh * (dcOnly[i] ? 2 : 128))
-  );
-  const nonzero = shapes.map((c, i) =>
-    progressive && !dcOnly[i] ? take(c.paddedBlocksWide * c.paddedBlocksHigh * 8) : 0
-  );
-  const dcs = shapes.map((c, i) =>
-    progressive && !dcOnly[i] ? take(c.paddedBlocksWide * c.paddedBlocksHigh * 2) : 0
-  );
+  const blocksOf = (c: { paddedBlocksWide: number; paddedBlocksHigh: number }) =>
+    c.paddedBlocksWide * c.paddedBlocksHigh;
+  // What a progressive frame clears first: the non-zero marks, the DC terms
+  // and the components kept as DC terms alone. Its other coefficient blocks
+  // are cleared by the kernels as their first AC term comes, and a block no AC
+  // term reaches is never read (its mark is 0), so it is never touched.
+  const cleared = at;
+  const nonzero = shapes.map((c, i) => progressive && !dcOnly[i] ? take(blocksOf(c) * 8) : 0);
+  const dcs = shapes.map((c, i) => progressive && !dcOnly[i] ? take(blocksOf(c) * 2) : 0);
+  const coefficients = shapes.map((c, i) => dcOnly[i] ? take(blocksOf(c) * 2) : 0);
+  const clearedEnd = at;
+  shapes.forEach((c, i) => {
+    if (!dcOnly[i]) coefficients[i] = take(blocksOf(c) * 128);
+  });
   const planes = shapes.map((c) => take(c.blocksWide * 8 * c.blocksHigh * 8));
   const rows = shapes.map((c) => take(c.width * (maxH / c.h) + 32));
   const sums = shapes.map((c) => take((c.width + 24) * 2));
@@ -581,12 +590,9 @@ function createArena(
   const arena = kernelArena(at); // undefined: the TypeScript path
   if (!arena) return undefined;
   const { memory, kernels } = arena;
-  // A kept memory holds the last image's data: a progressive frame's
-  // coefficients and non-zero marks start at zero (a sequential scan clears
-  // each block itself).
-  if (progressive) {
-    new Uint8Array(memory.buffer, coefficients[0], planes[0] - coefficients[0]).fill(0);
-  }
+  // A kept memory holds the last image's data: a progressive frame's marks and
+  // DC terms start at zero (a sequential scan clears each block itself).
+  if (progressive) new Uint8Array(memory.buffer, cleared, clearedEnd - cleared).fill(0);
   new Uint8Array(memory.buffer).set(file, data);
   return { memory, kernels, coefficients, nonzero, dcs, dcOnly, planes, rows, sums, output, data };
 }
@@ -948,6 +954,7 @@ function renderWasm(
     const firstBlock = blocks.top * c.paddedBlocksWide + blocks.left;
     const first = firstBlock * (arena.dcOnly[i] ? 2 : 128);
     const dc = arena.dcs[i] === 0 ? 0 : arena.dcs[i] + firstBlock * 2;
+    const marks = arena.nonzero[i] === 0 ? 0 : arena.nonzero[i] + firstBlock * 8;
     const at = arena.planes[i] + blocks.top * layout.size * layout.stride +
       blocks.left * layout.size;
     if (c.streamed || wide <= 0 || high <= 0) {
@@ -963,6 +970,7 @@ function renderWasm(
         layout.stride,
         SCRATCH_AT,
         dc,
+        marks,
       );
     } else {
       kernels.idct_reduced_blocks(
@@ -977,6 +985,7 @@ function renderWasm(
         SCRATCH_AT,
         arena.dcOnly[i],
         dc,
+        marks,
       );
     }
     words.set([
