@@ -397,12 +397,21 @@ function grey_rgb_row(src: usize, out: usize, width: i32): void {
  */
 function ycc_rgb_row(yr: usize, cbr: usize, crr: usize, out: usize, width: i32): void {
   let x = 0;
-  const c128 = i16x8.splat(128);
-  const two = i16x8.splat(2);
-  const kR = i32x4.splat((16384 << 16) | 26345); // pairs (cr, 2)
-  const kB = i32x4.splat((16384 << 16) | (-14942 & 0xffff)); // pairs (cb, 2)
-  const kG = i32x4.splat((18734 << 16) | (-22554 & 0xffff)); // pairs (cb, cr)
-  const half = i32x4.splat(32768);
+  // V8 rebuilds a v128 constant at each use in a loop (3-4 instructions):
+  // made from a zero it cannot see (width >= 0), they are made once.
+  const z = i32x4.splat(width >> 31);
+  const c128 = v128.or(i16x8.splat(128), z);
+  const two = v128.or(i16x8.splat(2), z);
+  const kR = v128.or(i32x4.splat((16384 << 16) | 26345), z); // pairs (cr, 2)
+  const kB = v128.or(i32x4.splat((16384 << 16) | (-14942 & 0xffff)), z); // pairs (cb, 2)
+  const kG = v128.or(i32x4.splat((18734 << 16) | (-22554 & 0xffff)), z); // pairs (cb, cr)
+  const half = v128.or(i32x4.splat(32768), z);
+  // The interleaving shuffles below as swizzles of run-time masks (a lane
+  // index of 16 or more gives 0), ORed in pairs.
+  const loRg = v128.or(i8x16(0, 8, -1, 1, 9, -1, 2, 10, -1, 3, 11, -1, 4, 12, -1, 5), z);
+  const loB = v128.or(i8x16(-1, -1, 0, -1, -1, 1, -1, -1, 2, -1, -1, 3, -1, -1, 4, -1), z);
+  const hiRg = v128.or(i8x16(13, -1, 6, 14, -1, 7, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1), z);
+  const hiB = v128.or(i8x16(-1, 5, -1, -1, 6, -1, -1, 7, -1, -1, -1, -1, -1, -1, -1, -1), z);
   for (; x + 8 <= width; x += 8) {
     const yv = i16x8.extend_low_i8x16_u(v128.load64_zero(yr + <usize>x));
     const bv = i16x8.sub(i16x8.extend_low_i8x16_u(v128.load64_zero(cbr + <usize>x)), c128);
@@ -430,10 +439,10 @@ function ycc_rgb_row(yr: usize, cbr: usize, crr: usize, out: usize, width: i32):
     const bb = i8x16.narrow_i16x8_u(B, B);
     // Interleave into 24 bytes: R0 G0 B0 R1 G1 B1 ...
     const p = out + <usize>(x * 3);
-    const lo = i8x16.shuffle(rg, bb, 0, 8, 16, 1, 9, 17, 2, 10, 18, 3, 11, 19, 4, 12, 20, 5);
-    const hi = i8x16.shuffle(rg, bb, 13, 21, 6, 14, 22, 7, 15, 23, 0, 0, 0, 0, 0, 0, 0, 0);
+    const lo = v128.or(i8x16.swizzle(rg, loRg), i8x16.swizzle(bb, loB));
+    const hi = v128.or(i8x16.swizzle(rg, hiRg), i8x16.swizzle(bb, hiB));
     v128.store(p, lo);
-    store<i64>(p, i64x2.extract_lane(hi, 0), 16);
+    v128.store64_lane(p, hi, 0, 16);
   }
   for (; x < width; x++) {
     const l = <i32>load<u8>(yr + <usize>x);
