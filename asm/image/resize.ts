@@ -24,8 +24,14 @@ export function resample_horizontal(
   src: usize, stride: i32, rows: i32, dst: usize, outWidth: i32,
   bounds: usize, weights: usize, pairs: i32,
 ): void {
-  const half = i32x4.splat(1 << (PRECISION_BITS - 1));
+  // V8 rebuilds a v128 constant (a shuffle's mask too) at each use in a loop:
+  // made from a zero it cannot see (outWidth >= 0), they are made once, and
+  // the byte shuffles are swizzles (an index of 16 or more gives 0).
+  const z = i32x4.splat(outWidth >> 31);
+  const half = v128.or(i32x4.splat(1 << (PRECISION_BITS - 1)), z);
   const zero = i32x4.splat(0);
+  const pairMask = v128.or(i8x16(0, 3, 1, 4, 2, 5, 6, 7, 8, 11, 9, 12, 10, 13, 14, 15), z);
+  const oneMask = v128.or(i8x16(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1), z);
   const rowBytes = outWidth * 3;
   let y = 0;
   for (; y + 2 <= rows; y += 2) {
@@ -44,7 +50,7 @@ export function resample_horizontal(
         // Bytes 0-7 of this row's pair of pixels, 8-15 of the next row's,
         // each as R0 R1 G0 G1 B0 B1 and two bytes the zero weights cancel.
         const both = v128.load64_lane(p + <usize>stride, v128.load64_zero(p), 1);
-        const px = i8x16.shuffle(both, both, 0, 3, 1, 4, 2, 5, 6, 7, 8, 11, 9, 12, 10, 13, 14, 15);
+        const px = i8x16.swizzle(both, pairMask);
         const px0 = i16x8.extend_low_i8x16_u(px);
         const px1 = i16x8.extend_high_i8x16_u(px);
         const wh = v128.load(w);
@@ -83,7 +89,7 @@ export function resample_horizontal(
       let p = line + <usize>(first * 3);
       for (let t = 0; t < count; t += 2) {
         // R0 R1 G0 G1 B0 B1 as 16-bit lanes, then two zero lanes.
-        const px = i8x16.shuffle(v128.load(p), zero, 0, 16, 3, 16, 1, 16, 4, 16, 2, 16, 5, 16, 16, 16, 16, 16);
+        const px = i8x16.swizzle(v128.load(p), oneMask);
         high = i32x4.add(high, i32x4.dot_i16x8_s(px, v128.load(w)));
         low = i32x4.add(low, i32x4.dot_i16x8_s(px, v128.load(w, 16)));
         p += 6;
