@@ -20,25 +20,55 @@ const F2_053: i32 = 16819;
 const F2_562: i32 = 20995;
 const F3_072: i32 = 25172;
 
-@inline function mulc(v: v128, c: i32): v128 {
-  return i32x4.mul(v, i32x4.splat(c));
+// The constants as vectors in globals, set by idct_islow_blocks from a zero
+// V8 cannot see: V8 rebuilds a v128 constant at each use (3 instructions),
+// where a global is one load.
+let VF0_541: v128 = i64x2.splat(0);
+let VF1_847: v128 = i64x2.splat(0);
+let VF0_765: v128 = i64x2.splat(0);
+let VF1_175: v128 = i64x2.splat(0);
+let VF3_072: v128 = i64x2.splat(0);
+let VF1_501: v128 = i64x2.splat(0);
+let VN0_899: v128 = i64x2.splat(0);
+let VN2_562: v128 = i64x2.splat(0);
+let VN1_961: v128 = i64x2.splat(0);
+let VN0_390: v128 = i64x2.splat(0);
+let VF0_298: v128 = i64x2.splat(0);
+let VF2_053: v128 = i64x2.splat(0);
+let ROUND1: v128 = i64x2.splat(0); // pass 1's rounding
+let ROUND2: v128 = i64x2.splat(0); // pass 2's rounding and level shift
+
+@inline function setConstants(z: v128): void {
+  VF0_541 = v128.or(i32x4.splat(F0_541), z);
+  VF1_847 = v128.or(i32x4.splat(F1_847), z);
+  VF0_765 = v128.or(i32x4.splat(F0_765), z);
+  VF1_175 = v128.or(i32x4.splat(F1_175), z);
+  VF3_072 = v128.or(i32x4.splat(F3_072), z);
+  VF1_501 = v128.or(i32x4.splat(F1_501), z);
+  VN0_899 = v128.or(i32x4.splat(-F0_899), z);
+  VN2_562 = v128.or(i32x4.splat(-F2_562), z);
+  VN1_961 = v128.or(i32x4.splat(-F1_961), z);
+  VN0_390 = v128.or(i32x4.splat(-F0_390), z);
+  VF0_298 = v128.or(i32x4.splat(F0_298), z);
+  VF2_053 = v128.or(i32x4.splat(F2_053), z);
+  ROUND1 = v128.or(i32x4.splat(1 << 10), z);
+  ROUND2 = v128.or(i32x4.splat((1 << 17) + (128 << 18)), z);
 }
 
 // One 1-D pass of jidctint.c on four lanes at once; inputs x0..x7 (already
 // dequantised in pass 1), outputs before the final shift in o0..o7.
-// `round` is added to the even part so that an arithmetic shift by `shift`
+// `r` (ROUND1 or ROUND2) is added to the even part so that an arithmetic shift by `shift`
 // gives DESCALE (and, in pass 2, the +128 level shift). `upper` false: x4..x7
 // are zero and left out (a constant at each call: the same sums and products
 // in the same 32-bit wrapping, without the terms that are 0).
 @inline function pass(
   x0: v128, x1: v128, x2: v128, x3: v128, x4: v128, x5: v128, x6: v128, x7: v128,
-  round: i32, shift: i32, out: usize, upper: bool,
+  r: v128, shift: i32, out: usize, upper: bool,
 ): void {
   // Even part.
-  let z1 = mulc(upper ? i32x4.add(x2, x6) : x2, F0_541);
-  let tmp2 = upper ? i32x4.sub(z1, mulc(x6, F1_847)) : z1;
-  let tmp3 = i32x4.add(z1, mulc(x2, F0_765));
-  const r = i32x4.splat(round);
+  let z1 = i32x4.mul(upper ? i32x4.add(x2, x6) : x2, VF0_541);
+  let tmp2 = upper ? i32x4.sub(z1, i32x4.mul(x6, VF1_847)) : z1;
+  let tmp3 = i32x4.add(z1, i32x4.mul(x2, VF0_765));
   let tmp0 = i32x4.add(i32x4.shl(upper ? i32x4.add(x0, x4) : x0, 13), r);
   let tmp1 = upper ? i32x4.add(i32x4.shl(i32x4.sub(x0, x4), 13), r) : tmp0;
   const tmp10 = i32x4.add(tmp0, tmp3);
@@ -50,15 +80,15 @@ const F3_072: i32 = 25172;
   let z2 = upper ? i32x4.add(x5, x3) : x3;
   let z3 = upper ? i32x4.add(x7, x3) : x3;
   let z4 = upper ? i32x4.add(x5, x1) : x1;
-  const z5 = mulc(i32x4.add(z3, z4), F1_175);
-  tmp2 = mulc(x3, F3_072);
-  tmp3 = mulc(x1, F1_501);
-  z1 = mulc(z1, -F0_899);
-  z2 = mulc(z2, -F2_562);
-  z3 = i32x4.add(mulc(z3, -F1_961), z5);
-  z4 = i32x4.add(mulc(z4, -F0_390), z5);
-  tmp0 = upper ? i32x4.add(mulc(x7, F0_298), i32x4.add(z1, z3)) : i32x4.add(z1, z3);
-  tmp1 = upper ? i32x4.add(mulc(x5, F2_053), i32x4.add(z2, z4)) : i32x4.add(z2, z4);
+  const z5 = i32x4.mul(i32x4.add(z3, z4), VF1_175);
+  tmp2 = i32x4.mul(x3, VF3_072);
+  tmp3 = i32x4.mul(x1, VF1_501);
+  z1 = i32x4.mul(z1, VN0_899);
+  z2 = i32x4.mul(z2, VN2_562);
+  z3 = i32x4.add(i32x4.mul(z3, VN1_961), z5);
+  z4 = i32x4.add(i32x4.mul(z4, VN0_390), z5);
+  tmp0 = upper ? i32x4.add(i32x4.mul(x7, VF0_298), i32x4.add(z1, z3)) : i32x4.add(z1, z3);
+  tmp1 = upper ? i32x4.add(i32x4.mul(x5, VF2_053), i32x4.add(z2, z4)) : i32x4.add(z2, z4);
   tmp2 = i32x4.add(tmp2, i32x4.add(z2, z3));
   tmp3 = i32x4.add(tmp3, i32x4.add(z1, z4));
   v128.store(out, i32x4.shr_s(i32x4.add(tmp10, tmp3), shift), 0);
@@ -91,7 +121,7 @@ const F3_072: i32 = 25172;
   const x5 = upper ? i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 80)), v128.load(q, 160)) : zero;
   const x6 = upper ? i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 96)), v128.load(q, 192)) : zero;
   const x7 = upper ? i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 112)), v128.load(q, 224)) : zero;
-  pass(x0, x1, x2, x3, x4, x5, x6, x7, 1 << 10, 11, ws + <usize>(half * 16), upper);
+  pass(x0, x1, x2, x3, x4, x5, x6, x7, ROUND1, 11, ws + <usize>(half * 16), upper);
 }
 
 // Transposes the 8x8 i32 matrix at `src` (rows of 32 bytes) into `dst`.
@@ -150,6 +180,7 @@ export function idct_islow_blocks(
   const ws = scratch;
   const wt = scratch + 256;
   const q0 = load<i32>(quant);
+  setConstants(i32x4.splat(blocksWide >> 31));
   for (let by = 0; by < blocksHigh; by++) {
     for (let bx = 0; bx < blocksWide; bx++) {
       const block = coef + (<usize>(by * paddedBlocksWide + bx) << 7);
@@ -198,7 +229,7 @@ export function idct_islow_blocks(
         pass(
           v128.load(t, 0), v128.load(t, 32), v128.load(t, 64), v128.load(t, 96),
           v128.load(t, 128), v128.load(t, 160), v128.load(t, 192), v128.load(t, 224),
-          (1 << 17) + (128 << 18), 18, ws + <usize>(half * 16), true,
+          ROUND2, 18, ws + <usize>(half * 16), true,
         );
       }
       // ws row k now holds output column k for rows 0-7; transpose back and pack.
