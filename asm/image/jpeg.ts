@@ -259,30 +259,42 @@ export function idct_islow_blocks(
 
 // Fancy upsampling of one row of sums `cs` (u16, with cs[-1] = cs[0] and
 // cs[width] = cs[width - 1] stored as padding): out[2i] = (3 cs[i] + cs[i-1]
-// + even) >> shift, out[2i+1] = (3 cs[i] + cs[i+1] + odd) >> shift, eight
-// inputs at a time (writes up to 16 bytes past 2 * width).
-function fancy_pairs(cs: usize, width: i32, out: usize, even: i32, odd: i32, shift: i32): void {
-  const e = i16x8.splat(<i16>even);
-  const o = i16x8.splat(<i16>odd);
-  for (let i = 0; i < width; i += 8) {
+// + even) >> shift, out[2i+1] = (3 cs[i] + cs[i+1] + odd) >> shift, for i
+// from `first` (a multiple of 8) to `end`, eight inputs at a time (writes up
+// to 16 bytes past 2 * end; reads cs[first - 1] to cs[end + 8]).
+function fancy_pairs(
+  cs: usize, first: i32, end: i32, out: usize, even: i32, odd: i32, shift: i32,
+): void {
+  // Made from a zero V8 cannot see, so that it does not rebuild them in the loop.
+  const z = i16x8.splat(<i16>(end >> 31));
+  const e = v128.or(i16x8.splat(<i16>even), z);
+  const o = v128.or(i16x8.splat(<i16>odd), z);
+  for (let i = first; i < end; i += 8) {
     const p = cs + (<usize>i << 1);
     const t = v128.load(p);
     const t3 = i16x8.add(i16x8.add(t, t), t);
     const lo = i16x8.shr_u(i16x8.add(i16x8.add(t3, v128.load(p - 2)), e), shift);
     const hi = i16x8.shr_u(i16x8.add(i16x8.add(t3, v128.load(p + 2)), o), shift);
-    const bytes = i8x16.narrow_i16x8_u(lo, hi);
+    // Interleaved as 16-bit lanes (punpcklwd, punpckhwd), then narrowed.
     v128.store(
       out + (<usize>i << 1),
-      i8x16.shuffle(bytes, bytes, 0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15),
+      i8x16.narrow_i16x8_u(
+        v128.shuffle<i16>(lo, hi, 0, 8, 1, 9, 2, 10, 3, 11),
+        v128.shuffle<i16>(lo, hi, 4, 12, 5, 13, 6, 14, 7, 15),
+      ),
     );
   }
 }
 
 // Column sums for fancy upsampling into `cs` (from cs + 2; cs[0] and
-// cs[width + 1] are the replicated ends): near * 3 + far, or near alone.
-function column_sums(near: usize, far: usize, width: i32, cs: usize, vertical: bool): void {
+// cs[width + 1] are the replicated ends): near * 3 + far, or near alone, for
+// columns `first` (a multiple of 8) to `end` (at most `width`; the ends are
+// stored when the range reaches them).
+function column_sums(
+  near: usize, far: usize, first: i32, end: i32, width: i32, cs: usize, vertical: bool,
+): void {
   const c = cs + 2;
-  for (let i = 0; i < width; i += 8) {
+  for (let i = first; i < end; i += 8) {
     const n = i16x8.extend_low_i8x16_u(v128.load64_zero(near + <usize>i));
     let v = n;
     if (vertical) {
@@ -291,12 +303,17 @@ function column_sums(near: usize, far: usize, width: i32, cs: usize, vertical: b
     }
     v128.store(c + (<usize>i << 1), v);
   }
-  store<u16>(cs, load<u16>(c));
-  store<u16>(c + (<usize>width << 1), load<u16>(c + (<usize>(width - 1) << 1)));
+  if (first == 0) store<u16>(cs, load<u16>(c));
+  if (end == width) store<u16>(c + (<usize>width << 1), load<u16>(c + (<usize>(width - 1) << 1)));
 }
 
-/** Image row `y` of the component described at `d`; returns where the row is. */
-function upsample_row(d: usize, y: i32): usize {
+/**
+ * Image row `y` of the component described at `d`; returns where the row is.
+ * Of a fancy h2 upsampling, only output columns `left` to `right` are made
+ * (and their neighbours up to the eights around them; the rest of the row is
+ * left as it was).
+ */
+function upsample_row(d: usize, y: i32, left: i32, right: i32): usize {
   const plane = <usize>load<i32>(d, 0);
   const stride = load<i32>(d, 4);
   const width = load<i32>(d, 8);
@@ -309,14 +326,23 @@ function upsample_row(d: usize, y: i32): usize {
   if (fancy && hExpand == 2 && width > 2 && (vExpand == 1 || vExpand == 2)) {
     // SIMD h2v1 / h2v2 fancy upsampling through a row of column sums.
     const cs = <usize>load<i32>(d, 32);
+    // Output columns left..right - 1 come from inputs left >> 1 to (right - 1) >> 1
+    // and read their column sums one further each side.
+    const first = (left >> 1) & ~7;
+    const end = min(((right - 1) >> 1) + 1, width);
+    const sumsFirst = max(first - 1, 0) & ~7;
+    const sumsEnd = min(end + 1, width);
     if (vExpand == 1) {
-      column_sums(plane + <usize>(y * stride), 0, width, cs, false);
-      fancy_pairs(cs + 2, width, out, 1, 2, 2);
+      column_sums(plane + <usize>(y * stride), 0, sumsFirst, sumsEnd, width, cs, false);
+      fancy_pairs(cs + 2, first, end, out, 1, 2, 2);
     } else {
       const r = y >> 1;
       const far = (y & 1) == 0 ? max(r - 1, 0) : min(r + 1, height - 1);
-      column_sums(plane + <usize>(r * stride), plane + <usize>(far * stride), width, cs, true);
-      fancy_pairs(cs + 2, width, out, 8, 7, 4);
+      column_sums(
+        plane + <usize>(r * stride), plane + <usize>(far * stride), sumsFirst, sumsEnd, width, cs,
+        true,
+      );
+      fancy_pairs(cs + 2, first, end, out, 8, 7, 4);
     }
   } else if (fancy && vExpand == 2 && hExpand == 1) {
     const r = y >> 1;
@@ -357,7 +383,7 @@ export function convert_image(
   if (count <= 0) return;
   for (let y = top; y < bottom; y++) {
     const o = out + <usize>((y * width + left) * channels);
-    const r0 = upsample_row(desc, y) + <usize>left;
+    const r0 = upsample_row(desc, y, left, right) + <usize>left;
     if (space == 0) {
       memory.copy(o, r0, <usize>count);
       continue;
@@ -366,8 +392,8 @@ export function convert_image(
       grey_rgb_row(r0, o, count);
       continue;
     }
-    const r1 = upsample_row(desc + 48, y) + <usize>left;
-    const r2 = upsample_row(desc + 96, y) + <usize>left;
+    const r1 = upsample_row(desc + 48, y, left, right) + <usize>left;
+    const r2 = upsample_row(desc + 96, y, left, right) + <usize>left;
     if (space == 1) {
       ycc_rgb_row(r0, r1, r2, o, count);
     } else if (space == 2) {
@@ -378,7 +404,7 @@ export function convert_image(
         store<u8>(p, load<u8>(r2 + <usize>x), 2);
       }
     } else {
-      const r3 = upsample_row(desc + 144, y) + <usize>left;
+      const r3 = upsample_row(desc + 144, y, left, right) + <usize>left;
       for (let x = 0; x < count; x++) {
         const p = o + <usize>(x * 4);
         const k = 255 - <i32>load<u8>(r3 + <usize>x);
