@@ -609,6 +609,8 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
     return dcInterleaved(d, count, mcusWide, total, interval, kind == 2, al, keepX, keepY);
   }
   if (!single && kind == 0) return sequentialInterleaved(d, count, mcusWide, total, interval, rows);
+  // Positions ss to se as bits (for AC scans).
+  const band = (<u64>-1 << <u64>(ss & 63)) & (<u64>-1 >> <u64>((63 - se) & 63));
   let restarts = 0;
   let untilRestart = interval;
   let mx = 0;
@@ -625,6 +627,21 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
     untilRestart--;
     if (single) {
       // A non-interleaved scan: one block per MCU, the descriptor in locals.
+      if (kind == 3 && eobrun > 0 && stream == 0) {
+        // An end-of-band run in an AC first scan: its blocks read and store
+        // nothing, so the rest of the run in this restart interval is passed
+        // over at once.
+        const n = min(eobrun, min(untilRestart + 1, total - mcu));
+        eobrun -= n;
+        untilRestart -= n - 1;
+        mcu += n - 1;
+        mx += n;
+        while (mx >= mcusWide) {
+          mx -= mcusWide;
+          my++;
+        }
+        continue;
+      }
       const index = <usize>(my * rows * padded0 + mx);
       const out = coef0 + (index << shift0);
       const keep = within(mx, keepX) && within(my, keepY);
@@ -638,6 +655,10 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
         if (getBit() && keep) store<i16>(out, <i16>(<i32>load<i16>(out) | (1 << al)));
       } else if (kind == 3) {
         acFirst(out, ac0, ss, se, al, nz0 + (index << 3), keep);
+      } else if (eobrun > 0 && (load<u64>(nz0 + (index << 3)) & band) == 0) {
+        // In an end-of-band run a refinement reads a bit per non-zero term
+        // of the band: a block with none reads nothing.
+        eobrun--;
       } else {
         acRefine(out, ac0, ss, se, al, nz0 + (index << 3), keep);
       }
