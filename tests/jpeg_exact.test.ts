@@ -22,6 +22,7 @@ import {
   jpegPixelsToRgb,
 } from "../src/image/jpeg.ts";
 import { buildHuffmanTable, FAST_AC_BITS } from "../src/image/jpeg/entropy.ts";
+import { idctIslow } from "../src/image/jpeg/idct.ts";
 import { idctScaled } from "../src/image/jpeg/idct_scaled.ts";
 import { imageKernels, kernelArena, residentOffset } from "../src/image/simd.ts";
 import { evalTransform, loadForTransform, preprocess } from "../src/image/preprocess.ts";
@@ -414,6 +415,83 @@ Deno.test("JPEG: the Wasm reduced IDCTs give the TypeScript idctScaled bytes, ex
     }
   }
   assert.equal(checked, 8);
+});
+
+Deno.test("JPEG: the Wasm islow IDCT gives the TypeScript idctIslow bytes, extreme values included, also with the DC terms apart and unmarked blocks unread", () => {
+  const memory = new WebAssembly.Memory({ initial: 2 });
+  const kernels = imageKernels(memory);
+  if (!kernels) {
+    console.log("SKIPPED: Wasm SIMD cannot be compiled here");
+    return;
+  }
+  let seed = 54321;
+  const random = () => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed / 2 ** 32;
+  };
+  const blocks = 64;
+  const COEF = 4096;
+  const OUT = 20480;
+  const DC = 28672;
+  const MARKS = 29696;
+  const coef = new Int16Array(memory.buffer, COEF, blocks * 64);
+  const clean = new Int16Array(blocks * 64);
+  const extremes = [0, 1, -1, 32767, -32768, 2047, -2048];
+  for (let b = 0; b < blocks; b++) {
+    // DC alone, rows 0-3 only, sparse and dense blocks; extreme values in the last 16.
+    const density = b % 4 === 0 ? 0 : b % 4 === 1 ? 0.1 : b % 4 === 2 ? 0.5 : 1;
+    for (let i = 0; i < 64; i++) {
+      if (i > 0 && (random() >= density || (b % 8 === 5 && i >= 32))) continue;
+      clean[b * 64 + i] = b >= 48
+        ? extremes[Math.floor(random() * extremes.length)]
+        : Math.floor(random() * 512 - 256);
+    }
+  }
+  const quant = new Uint16Array(64);
+  const stride = 8 * 8;
+  let checked = 0;
+  for (const big of [false, true]) {
+    for (let i = 0; i < 64; i++) quant[i] = big ? 65535 - i : 1 + Math.floor(random() * 99);
+    new Int32Array(memory.buffer, 0, 64).set(quant);
+    const expected = new Uint8Array(stride * 64);
+    for (let b = 0; b < blocks; b++) {
+      idctIslow(
+        clean,
+        b * 64,
+        quant,
+        expected,
+        Math.floor(b / 8) * 8 * stride + (b % 8) * 8,
+        stride,
+      );
+    }
+    coef.set(clean);
+    kernels.idct_islow_blocks(COEF, 8, 8, 8, 0, OUT, stride, 0, 0);
+    assertBytesEqual(
+      new Uint8Array(memory.buffer, OUT, stride * 64),
+      expected,
+      `quant ${quant[0]}`,
+    );
+    // A progressive frame's layout: the DC terms apart (the blocks' own are not read) and
+    // blocks with no AC term unmarked and never cleared (their memory is not read).
+    const dc = new Int16Array(memory.buffer, DC, blocks);
+    const marks = new BigUint64Array(memory.buffer, MARKS, blocks);
+    for (let b = 0; b < blocks; b++) {
+      dc[b] = clean[b * 64];
+      const ac = clean.subarray(b * 64 + 1, b * 64 + 64).some((v) => v !== 0);
+      marks[b] = ac ? 1n : 0n;
+      coef[b * 64] = 12345;
+      if (!ac) coef.fill(-7, b * 64, b * 64 + 64);
+    }
+    new Uint8Array(memory.buffer, OUT, stride * 64).fill(0);
+    kernels.idct_islow_blocks(COEF, 8, 8, 8, 0, OUT, stride, DC, MARKS);
+    assertBytesEqual(
+      new Uint8Array(memory.buffer, OUT, stride * 64),
+      expected,
+      `DC apart, quant ${quant[0]}`,
+    );
+    checked += 2;
+  }
+  assert.equal(checked, 4);
 });
 
 Deno.test("decodeJpegDraft: picks the smallest scale that keeps the shorter side", async () => {

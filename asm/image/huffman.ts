@@ -29,7 +29,7 @@
 // component 32 bytes: quant (64 i32), plane, stride, IDCT size (8, 4, 2, 1),
 // and the blocks to transform (first and one past the last column, first
 // and one past the last row: the rest of the plane is left unset); then at
-// +128 the IDCT scratch (512 bytes).
+// +128 the reduced IDCTs' scratch (128 bytes; 512 reserved).
 //
 // Words 10 and 11 (`d + 40`, `d + 44`): the MCU columns and rows (first | one
 // past the last << 16) whose coefficients are read afterwards (the blocks the
@@ -744,7 +744,7 @@ function flushRow(d: usize, stream: usize, count: i32, my: i32, single: bool): v
       const src = coef + (<usize>(r * padded + bx0) << 7);
       const dst = plane + <usize>(by * size * stride + bx0 * size);
       if (size == 8) {
-        idct_islow_blocks(src, padded, wide, 1, quant, dst, stride, stream + 128, 0, 0);
+        idct_islow_blocks(src, padded, wide, 1, quant, dst, stride, 0, 0);
       } else {
         idct_reduced_blocks(src, padded, wide, 1, quant, dst, stride, size, stream + 128, false, 0, 0);
       }

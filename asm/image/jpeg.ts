@@ -56,14 +56,14 @@ let ROUND2: v128 = i64x2.splat(0); // pass 2's rounding and level shift
 }
 
 // One 1-D pass of jidctint.c on four lanes at once; inputs x0..x7 (already
-// dequantised in pass 1), outputs before the final shift in o0..o7.
+// dequantised in pass 1), outputs shifted in O0..O7.
 // `r` (ROUND1 or ROUND2) is added to the even part so that an arithmetic shift by `shift`
 // gives DESCALE (and, in pass 2, the +128 level shift). `upper` false: x4..x7
 // are zero and left out (a constant at each call: the same sums and products
 // in the same 32-bit wrapping, without the terms that are 0).
 @inline function pass(
   x0: v128, x1: v128, x2: v128, x3: v128, x4: v128, x5: v128, x6: v128, x7: v128,
-  r: v128, shift: i32, out: usize, upper: bool,
+  r: v128, shift: i32, upper: bool,
 ): void {
   // Even part.
   let z1 = i32x4.mul(upper ? i32x4.add(x2, x6) : x2, VF0_541);
@@ -91,23 +91,34 @@ let ROUND2: v128 = i64x2.splat(0); // pass 2's rounding and level shift
   tmp1 = upper ? i32x4.add(i32x4.mul(x5, VF2_053), i32x4.add(z2, z4)) : i32x4.add(z2, z4);
   tmp2 = i32x4.add(tmp2, i32x4.add(z2, z3));
   tmp3 = i32x4.add(tmp3, i32x4.add(z1, z4));
-  v128.store(out, i32x4.shr_s(i32x4.add(tmp10, tmp3), shift), 0);
-  v128.store(out, i32x4.shr_s(i32x4.add(tmp11, tmp2), shift), 32);
-  v128.store(out, i32x4.shr_s(i32x4.add(tmp12, tmp1), shift), 64);
-  v128.store(out, i32x4.shr_s(i32x4.add(tmp13, tmp0), shift), 96);
-  v128.store(out, i32x4.shr_s(i32x4.sub(tmp13, tmp0), shift), 128);
-  v128.store(out, i32x4.shr_s(i32x4.sub(tmp12, tmp1), shift), 160);
-  v128.store(out, i32x4.shr_s(i32x4.sub(tmp11, tmp2), shift), 192);
-  v128.store(out, i32x4.shr_s(i32x4.sub(tmp10, tmp3), shift), 224);
+  O0 = i32x4.shr_s(i32x4.add(tmp10, tmp3), shift);
+  O1 = i32x4.shr_s(i32x4.add(tmp11, tmp2), shift);
+  O2 = i32x4.shr_s(i32x4.add(tmp12, tmp1), shift);
+  O3 = i32x4.shr_s(i32x4.add(tmp13, tmp0), shift);
+  O4 = i32x4.shr_s(i32x4.sub(tmp13, tmp0), shift);
+  O5 = i32x4.shr_s(i32x4.sub(tmp12, tmp1), shift);
+  O6 = i32x4.shr_s(i32x4.sub(tmp11, tmp2), shift);
+  O7 = i32x4.shr_s(i32x4.sub(tmp10, tmp3), shift);
 }
 
+// A pass's eight outputs. Globals, not the Wasm memory: V8 checks the bounds
+// of every memory access (a compare and a branch), not of a global's.
+let O0: v128 = i64x2.splat(0);
+let O1: v128 = i64x2.splat(0);
+let O2: v128 = i64x2.splat(0);
+let O3: v128 = i64x2.splat(0);
+let O4: v128 = i64x2.splat(0);
+let O5: v128 = i64x2.splat(0);
+let O6: v128 = i64x2.splat(0);
+let O7: v128 = i64x2.splat(0);
+
 // Pass 1 of the islow IDCT on columns half * 4 to half * 4 + 3 of the block
-// at `block` (dequantised by the i32 table at `quant`) into workspace `ws`
-// (row k of the result at ws + 32 k + 16 half). `upper` false: coefficient
+// at `block` (dequantised by the i32 table at `quant`) into O0..O7 (row k of
+// the result's four columns in Ok). `upper` false: coefficient
 // rows 4-7 are zero. `row0`: the block's coefficient row 0 (its DC term may
 // come from elsewhere).
 @inline function columns(
-  block: usize, row0: v128, quant: usize, half: i32, ws: usize, upper: bool,
+  block: usize, row0: v128, quant: usize, half: i32, upper: bool,
 ): void {
   const c = block + <usize>(half * 8);
   const q = quant + <usize>(half * 16);
@@ -121,29 +132,7 @@ let ROUND2: v128 = i64x2.splat(0); // pass 2's rounding and level shift
   const x5 = upper ? i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 80)), v128.load(q, 160)) : zero;
   const x6 = upper ? i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 96)), v128.load(q, 192)) : zero;
   const x7 = upper ? i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 112)), v128.load(q, 224)) : zero;
-  pass(x0, x1, x2, x3, x4, x5, x6, x7, ROUND1, 11, ws + <usize>(half * 16), upper);
-}
-
-// Transposes the 8x8 i32 matrix at `src` (rows of 32 bytes) into `dst`.
-@inline function transpose8(src: usize, dst: usize): void {
-  for (let bi = 0; bi < 2; bi++) {
-    for (let bj = 0; bj < 2; bj++) {
-      const s = src + <usize>(bi * 128 + bj * 16);
-      const a = v128.load(s, 0);
-      const b = v128.load(s, 32);
-      const c = v128.load(s, 64);
-      const d = v128.load(s, 96);
-      const ab0 = v128.shuffle<i32>(a, b, 0, 4, 1, 5);
-      const ab1 = v128.shuffle<i32>(a, b, 2, 6, 3, 7);
-      const cd0 = v128.shuffle<i32>(c, d, 0, 4, 1, 5);
-      const cd1 = v128.shuffle<i32>(c, d, 2, 6, 3, 7);
-      const t = dst + <usize>(bj * 128 + bi * 16);
-      v128.store(t, v128.shuffle<i64>(ab0, cd0, 0, 2), 0);
-      v128.store(t, v128.shuffle<i64>(ab0, cd0, 1, 3), 32);
-      v128.store(t, v128.shuffle<i64>(ab1, cd1, 0, 2), 64);
-      v128.store(t, v128.shuffle<i64>(ab1, cd1, 1, 3), 96);
-    }
-  }
+  pass(x0, x1, x2, x3, x4, x5, x6, x7, ROUND1, 11, upper);
 }
 
 // The samples of a block with only its DC term `d` (dequantised by `q0`): the
@@ -164,7 +153,7 @@ let ROUND2: v128 = i64x2.splat(0); // pass 2's rounding and level shift
  * Inverse-transforms the `blocksWide` x `blocksHigh` blocks of a component
  * (coefficients: i16, 64 per block, `paddedBlocksWide` blocks per row; quant:
  * 64 i32 in natural order) into 8-bit samples at `out` (`stride` per row).
- * `scratch` is 512 bytes, 16-aligned. `dc`, when not 0: the blocks' DC terms
+ * The workspace is in registers. `dc`, when not 0: the blocks' DC terms
  * (i16, `paddedBlocksWide` per row, from the first block's), which a
  * progressive frame keeps apart so that its DC scans touch 2 bytes per block,
  * not a cache line: each replaces its block's (left as it is) as it is read.
@@ -175,12 +164,14 @@ let ROUND2: v128 = i64x2.splat(0); // pass 2's rounding and level shift
  */
 export function idct_islow_blocks(
   coef: usize, paddedBlocksWide: i32, blocksWide: i32, blocksHigh: i32,
-  quant: usize, out: usize, stride: i32, scratch: usize, dc: usize, marks: usize,
+  quant: usize, out: usize, stride: i32, dc: usize, marks: usize,
 ): void {
-  const ws = scratch;
-  const wt = scratch + 256;
   const q0 = load<i32>(quant);
-  setConstants(i32x4.splat(blocksWide >> 31));
+  const z = i32x4.splat(blocksWide >> 31);
+  // Bytes 0-15 of four 4-byte columns as four 4-byte rows (a swizzle's mask,
+  // made once: V8 rebuilds a v128 constant at each use in a loop).
+  const byColumns = v128.or(i8x16(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), z);
+  setConstants(z);
   for (let by = 0; by < blocksHigh; by++) {
     for (let bx = 0; bx < blocksWide; bx++) {
       const block = coef + (<usize>(by * paddedBlocksWide + bx) << 7);
@@ -211,36 +202,62 @@ export function idct_islow_blocks(
       }
       // Pass 1: columns in lanes, two halves of four columns; rows 4-7 of
       // coefficients are often all zero (the pass then leaves their terms out).
+      // The two halves' rows k: ak (columns 0-3) and bk (4-7).
       const lower = v128.or(
         v128.or(v128.load(block, 64), v128.load(block, 80)),
         v128.or(v128.load(block, 96), v128.load(block, 112)),
       );
       if (v128.any_true(lower)) {
-        columns(block, row0, quant, 0, ws, true);
-        columns(block, row0, quant, 1, ws, true);
+        columns(block, row0, quant, 0, true);
       } else {
-        columns(block, row0, quant, 0, ws, false);
-        columns(block, row0, quant, 1, ws, false);
+        columns(block, row0, quant, 0, false);
       }
-      // Pass 2: rows in lanes.
-      transpose8(ws, wt);
-      for (let half = 0; half < 2; half++) {
-        const t = wt + <usize>(half * 16);
-        pass(
-          v128.load(t, 0), v128.load(t, 32), v128.load(t, 64), v128.load(t, 96),
-          v128.load(t, 128), v128.load(t, 160), v128.load(t, 192), v128.load(t, 224),
-          ROUND2, 18, ws + <usize>(half * 16), true,
-        );
+      const a0 = O0, a1 = O1, a2 = O2, a3 = O3, a4 = O4, a5 = O5, a6 = O6, a7 = O7;
+      if (v128.any_true(lower)) {
+        columns(block, row0, quant, 1, true);
+      } else {
+        columns(block, row0, quant, 1, false);
       }
-      // ws row k now holds output column k for rows 0-7; transpose back and pack.
-      transpose8(ws, wt);
+      const b0 = O0, b1 = O1, b2 = O2, b3 = O3, b4 = O4, b5 = O5, b6 = O6, b7 = O7;
+      // Pass 2: rows in lanes, rows 0-3 then 4-7; its inputs are the columns
+      // of those rows (4x4 transposes in registers).
       let o = out + <usize>(by * 8 * stride + bx * 8);
-      for (let r = 0; r < 8; r++) {
-        const row = wt + <usize>(r * 32);
-        const s16 = i16x8.narrow_i32x4_s(v128.load(row, 0), v128.load(row, 16));
-        const u8 = i8x16.narrow_i16x8_u(s16, s16);
-        store<i64>(o, i64x2.extract_lane(u8, 0));
-        o += <usize>stride;
+      for (let g = 0; g < 2; g++) {
+        const p0 = g == 0 ? a0 : a4, p1 = g == 0 ? a1 : a5, p2 = g == 0 ? a2 : a6, p3 = g == 0 ? a3 : a7;
+        const q0 = g == 0 ? b0 : b4, q1 = g == 0 ? b1 : b5, q2 = g == 0 ? b2 : b6, q3 = g == 0 ? b3 : b7;
+        const s0 = v128.shuffle<i32>(p0, p1, 0, 4, 1, 5);
+        const s1 = v128.shuffle<i32>(p0, p1, 2, 6, 3, 7);
+        const s2 = v128.shuffle<i32>(p2, p3, 0, 4, 1, 5);
+        const s3 = v128.shuffle<i32>(p2, p3, 2, 6, 3, 7);
+        const t0 = v128.shuffle<i32>(q0, q1, 0, 4, 1, 5);
+        const t1 = v128.shuffle<i32>(q0, q1, 2, 6, 3, 7);
+        const t2 = v128.shuffle<i32>(q2, q3, 0, 4, 1, 5);
+        const t3 = v128.shuffle<i32>(q2, q3, 2, 6, 3, 7);
+        pass(
+          v128.shuffle<i64>(s0, s2, 0, 2), v128.shuffle<i64>(s0, s2, 1, 3),
+          v128.shuffle<i64>(s1, s3, 0, 2), v128.shuffle<i64>(s1, s3, 1, 3),
+          v128.shuffle<i64>(t0, t2, 0, 2), v128.shuffle<i64>(t0, t2, 1, 3),
+          v128.shuffle<i64>(t1, t3, 0, 2), v128.shuffle<i64>(t1, t3, 1, 3),
+          ROUND2, 18, true,
+        );
+        // Ok: output column k of the four rows. Saturated to bytes (the same
+        // i32 -> i16 -> u8 steps per sample), columns 0-3 and 4-7 by column,
+        // then by row, then each row's two halves side by side.
+        const c03 = i8x16.swizzle(
+          i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(O0, O1), i16x8.narrow_i32x4_s(O2, O3)),
+          byColumns,
+        );
+        const c47 = i8x16.swizzle(
+          i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(O4, O5), i16x8.narrow_i32x4_s(O6, O7)),
+          byColumns,
+        );
+        const r01 = v128.shuffle<i32>(c03, c47, 0, 4, 1, 5);
+        const r23 = v128.shuffle<i32>(c03, c47, 2, 6, 3, 7);
+        v128.store64_lane(o, r01, 0);
+        v128.store64_lane(o + <usize>stride, r01, 1);
+        v128.store64_lane(o + <usize>(2 * stride), r23, 0);
+        v128.store64_lane(o + <usize>(3 * stride), r23, 1);
+        o += <usize>(4 * stride);
       }
     }
   }

@@ -22,7 +22,6 @@ export interface ImageKernels {
     quant: number,
     out: number,
     stride: number,
-    scratch: number,
     dc: number,
     marks: number,
   ): void;

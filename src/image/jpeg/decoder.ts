@@ -244,7 +244,7 @@ interface Arena {
 }
 
 const QUANT_AT = 0; // 4 tables of 64 i32
-const SCRATCH_AT = 1024; // 512 bytes for the IDCT
+const SCRATCH_AT = 1024; // scratch of the reduced IDCTs (128 bytes; 512 kept)
 const DESCRIPTORS_AT = 1536; // 4 x 48 bytes
 const TABLES_AT = 2048; // 8 Huffman tables of TABLE_BYTES (asm/image/huffman.ts's layout)
 const TABLE_BYTES = 1536 + 4 * (1 << FAST_AC_BITS);
@@ -968,7 +968,6 @@ function renderWasm(
         QUANT_AT,
         at,
         layout.stride,
-        SCRATCH_AT,
         dc,
         marks,
       );
