@@ -14,11 +14,11 @@ const PRECISION_BITS: i32 = 22;
  * two zero lanes, and the same with w & 2047 (a weight past the count is 0).
  * Each pair of taps is then two 16-bit dot products per channel (pmaddwd),
  * and (high << 11) + low is the 32-bit sum of pixel x weight that Pillow
- * accumulates, exactly (weights are 22-bit, never negative). Two rows at a
- * time share each pair's weights and byte shuffle. Reads 8 bytes from the
- * first pixel of each pair (16 in a last odd row): `src` needs 16 bytes of
- * slack; writes a pixel as 4 bytes (the fourth is the next pixel's, or the
- * output's slack after the last row): `dst` needs 1 byte of slack.
+ * accumulates, exactly (weights are 22-bit, never negative). Four rows at a
+ * time (then two, then one) share each pair's weight loads. Reads 8 bytes
+ * from the first pixel of each pair (16 in a last odd row): `src` needs 16
+ * bytes of slack; writes a pixel as 4 bytes (the fourth is the next pixel's,
+ * or the output's slack after the last row): `dst` needs 1 byte of slack.
  */
 export function resample_horizontal(
   src: usize, stride: i32, rows: i32, dst: usize, outWidth: i32,
@@ -34,6 +34,66 @@ export function resample_horizontal(
   const oneMask = v128.or(i8x16(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1), z);
   const rowBytes = outWidth * 3;
   let y = 0;
+  for (; y + 4 <= rows; y += 4) {
+    const line = src + <usize>(y * stride);
+    let o = dst + <usize>(y * rowBytes);
+    for (let x = 0; x < outWidth; x++) {
+      const first = load<i32>(bounds + <usize>(x << 3));
+      const count = load<i32>(bounds + <usize>(x << 3), 4);
+      let w = weights + <usize>(x * pairs * 32);
+      let high0 = zero;
+      let low0 = zero;
+      let high1 = zero;
+      let low1 = zero;
+      let high2 = zero;
+      let low2 = zero;
+      let high3 = zero;
+      let low3 = zero;
+      let p = line + <usize>(first * 3);
+      for (let t = 0; t < count; t += 2) {
+        const both01 = i8x16.swizzle(v128.load64_lane(p + <usize>stride, v128.load64_zero(p), 1), pairMask);
+        const p2 = p + <usize>(2 * stride);
+        const both23 = i8x16.swizzle(v128.load64_lane(p2 + <usize>stride, v128.load64_zero(p2), 1), pairMask);
+        const wh = v128.load(w);
+        const wl = v128.load(w, 16);
+        const px0 = i16x8.extend_low_i8x16_u(both01);
+        const px1 = i16x8.extend_high_i8x16_u(both01);
+        const px2 = i16x8.extend_low_i8x16_u(both23);
+        const px3 = i16x8.extend_high_i8x16_u(both23);
+        high0 = i32x4.add(high0, i32x4.dot_i16x8_s(px0, wh));
+        low0 = i32x4.add(low0, i32x4.dot_i16x8_s(px0, wl));
+        high1 = i32x4.add(high1, i32x4.dot_i16x8_s(px1, wh));
+        low1 = i32x4.add(low1, i32x4.dot_i16x8_s(px1, wl));
+        high2 = i32x4.add(high2, i32x4.dot_i16x8_s(px2, wh));
+        low2 = i32x4.add(low2, i32x4.dot_i16x8_s(px2, wl));
+        high3 = i32x4.add(high3, i32x4.dot_i16x8_s(px3, wh));
+        low3 = i32x4.add(low3, i32x4.dot_i16x8_s(px3, wl));
+        p += 6;
+        w += 32;
+      }
+      const v0 = i32x4.shr_s(i32x4.add(i32x4.add(i32x4.shl(high0, 11), low0), half), PRECISION_BITS);
+      const v1 = i32x4.shr_s(i32x4.add(i32x4.add(i32x4.shl(high1, 11), low1), half), PRECISION_BITS);
+      const v2 = i32x4.shr_s(i32x4.add(i32x4.add(i32x4.shl(high2, 11), low2), half), PRECISION_BITS);
+      const v3 = i32x4.shr_s(i32x4.add(i32x4.add(i32x4.shl(high3, 11), low3), half), PRECISION_BITS);
+      // Bytes 0-2, 4-6, 8-10, 12-14: the four rows' pixels.
+      const b = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(v0, v1), i16x8.narrow_i32x4_s(v2, v3));
+      if (x + 1 < outWidth) {
+        store<i32>(o, i32x4.extract_lane(b, 0));
+        store<i32>(o + <usize>rowBytes, i32x4.extract_lane(b, 1));
+        store<i32>(o + <usize>(2 * rowBytes), i32x4.extract_lane(b, 2));
+      } else {
+        // The fourth byte would be the next row's first pixel, already written.
+        store<u16>(o, i16x8.extract_lane_u(b, 0));
+        store<u8>(o, i8x16.extract_lane_u(b, 2), 2);
+        store<u16>(o + <usize>rowBytes, i16x8.extract_lane_u(b, 2));
+        store<u8>(o + <usize>rowBytes, i8x16.extract_lane_u(b, 6), 2);
+        store<u16>(o + <usize>(2 * rowBytes), i16x8.extract_lane_u(b, 4));
+        store<u8>(o + <usize>(2 * rowBytes), i8x16.extract_lane_u(b, 10), 2);
+      }
+      store<i32>(o + <usize>(3 * rowBytes), i32x4.extract_lane(b, 3));
+      o += 3;
+    }
+  }
   for (; y + 2 <= rows; y += 2) {
     const line = src + <usize>(y * stride);
     let o = dst + <usize>(y * rowBytes);
