@@ -6,7 +6,7 @@
  * @module
  */
 
-import { kernelArena, residentOffset } from "./simd.ts";
+import { kernelArena, markResident, residentOffset } from "./simd.ts";
 
 /** One pass's filter windows, as `resize.ts` computes them (Pillow's `precompute_coeffs`). */
 export interface PassCoefficients {
@@ -33,6 +33,8 @@ export interface PassCoefficients {
  * @param rows Rows resampled by a horizontal pass, or rows of `src` (from `c.first`) for a vertical one.
  * @param c The pass's coefficients.
  * @param horizontal Resample rows (true) or columns.
+ * @param options `resident`: return a view of the output where the kernels wrote it, marked
+ *   resident (valid until the next kernel call: for a pass that reads it at once), not a copy.
  * @returns The pass's output, or `undefined`.
  *
  * @example
@@ -53,13 +55,15 @@ export function resamplePassSimd(
   rows: number,
   c: PassCoefficients,
   horizontal: boolean,
+  options: { resident?: boolean } = {},
 ): Uint8Array | undefined {
   // A horizontal pass reads columns c.first..c.last of its rows; a vertical one all of them.
   const inWidth = horizontal ? c.last - c.first : width;
   const outWidth = horizontal ? c.length : width;
   const outRows = horizontal ? rows : c.length;
-  // The decoder's output may still be in the kernels' memory: read it there.
-  const held = horizontal ? residentOffset(src) : undefined;
+  // The decoder's output (or a horizontal pass's) may still be in the kernels' memory: read it
+  // there. A vertical pass reads all of its rows, from the first.
+  const held = residentOffset(src);
   const resident = held?.offset;
   let at = resident === undefined ? 0 : resident + width * (rowFirst + rows) * 3 + 16;
   const take = (bytes: number) => {
@@ -69,7 +73,7 @@ export function resamplePassSimd(
   };
   const input = resident === undefined
     ? take(inWidth * rows * 3)
-    : resident + (rowFirst * width + c.first) * 3;
+    : resident + (horizontal ? (rowFirst * width + c.first) * 3 : 0);
   const stride = resident === undefined ? inWidth * 3 : width * 3;
   const output = take(outWidth * outRows * 3);
   const bounds = take(c.bounds.byteLength);
@@ -82,7 +86,7 @@ export function resamplePassSimd(
   if (!arena) return undefined;
   if (held && arena.memory !== held.memory) {
     // Not the memory that holds it (too large to keep): copy it in after all.
-    return resamplePassSimd(src, width, rowFirst, rows, c, horizontal);
+    return resamplePassSimd(src, width, rowFirst, rows, c, horizontal, options);
   }
   const { memory, kernels } = arena;
   const bytes = new Uint8Array(memory.buffer);
@@ -91,7 +95,7 @@ export function resamplePassSimd(
       const from = ((rowFirst + y) * width + c.first) * 3;
       bytes.set(src.subarray(from, from + inWidth * 3), input + y * inWidth * 3);
     }
-  } else if (!horizontal) {
+  } else if (!horizontal && resident === undefined) {
     bytes.set(src.subarray(0, width * rows * 3), input);
   }
   bytes.set(new Uint8Array(c.bounds.buffer, c.bounds.byteOffset, c.bounds.byteLength), bounds);
@@ -101,7 +105,10 @@ export function resamplePassSimd(
   } else {
     kernels.resample_vertical(input, width * 3, output, outRows, bounds, weights, c.taps);
   }
-  return bytes.slice(output, output + outWidth * outRows * 3);
+  if (!options.resident) return bytes.slice(output, output + outWidth * outRows * 3);
+  const view = bytes.subarray(output, output + outWidth * outRows * 3);
+  markResident(memory, view, output);
+  return view;
 }
 
 /**

@@ -79,6 +79,7 @@ export function resizeBilinear(
       rows,
       coefficients(image.width, width, left, w),
       true,
+      vertical !== undefined,
     );
   } else {
     data = new Uint8Array(w * rows * 3);
@@ -171,9 +172,11 @@ function resamplePass(
   rows: number,
   c: Coefficients,
   horizontal: boolean,
+  chained = false,
 ): Uint8Array {
   if (useSimd) {
-    const out = resamplePassSimd(src, width, rowFirst, rows, c, horizontal);
+    // `chained`: the next pass reads the output at once, where the kernels wrote it.
+    const out = resamplePassSimd(src, width, rowFirst, rows, c, horizontal, { resident: chained });
     if (out) return out;
   }
   const { bounds, weights, taps, length } = c;
