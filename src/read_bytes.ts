@@ -58,6 +58,11 @@ export interface ReadBytesOptions {
   error: ErrorClass;
   /** What is read, for messages (`"image"`, `"weight file"`). */
   what: string;
+  /**
+   * What the message for a FIFO path tells the caller to do instead (default:
+   * read it and pass the bytes as a `ReadableStream` or a `Response`).
+   */
+  instead?: string;
 }
 
 /**
@@ -290,12 +295,13 @@ async function readFile(
 }
 
 /** The error for a path that names a FIFO. */
-function fifoError(source: ByteSource, { what, error }: ReadBytesOptions) {
+function fifoError(source: ByteSource, { what, error, instead }: ReadBytesOptions) {
   return new error(
     `Expected the ${what} ${describeSource(source)} to be a regular file or a device, got a ` +
       `FIFO: opening or reading it waits for a writer, a wait that outlasts the timeout and ` +
-      `keeps the process alive; read it yourself and pass the bytes as a ReadableStream or a ` +
-      `Response`,
+      `keeps the process alive; ${
+        instead ?? "read it yourself and pass the bytes as a ReadableStream or a Response"
+      }`,
   );
 }
 

@@ -10,6 +10,7 @@
 
 import { Gunzip } from "npm:fflate@0.8.2";
 import { DatasetError, OptionError } from "../errors.ts";
+import { readBytes } from "../read_bytes.ts";
 import { checkIndex, type Dataset, type RawSample, type Sample } from "./dataset.ts";
 
 /** Element types of the IDX format, by PyTorch-style name. */
@@ -57,6 +58,12 @@ const TYPES: Record<number, { dtype: IdxDType; size: number }> = {
   0x0e: { dtype: "float64", size: 8 },
 };
 
+/** Milliseconds an IDX file's read may take (a device that never answers). */
+const IDX_TIMEOUT = 300_000;
+
+/** What `readBytes` throws for an IDX file, before `readIdx` names the file. */
+class ReadError extends DatasetError {}
+
 /** Compressed bytes fed to the inflater at a time (bounds each step's output). */
 const INFLATE_STEP = 1 << 14;
 
@@ -92,9 +99,16 @@ export async function readIdx(
         `IDX file ${source} is ${size} bytes: expected at most ${maxBytes} (maxBytes)`,
       );
     }
-    bytes = await Deno.readFile(source);
+    // Not Deno.readFile: it would wait forever on a FIFO and read a device until memory runs out.
+    bytes = await readBytes(source, {
+      maxBytes,
+      timeout: IDX_TIMEOUT,
+      error: ReadError,
+      what: "IDX file",
+      instead: "read it yourself and pass the bytes",
+    });
   } catch (error) {
-    if (error instanceof DatasetError) throw error;
+    if (error instanceof DatasetError && !(error instanceof ReadError)) throw error;
     throw new DatasetError(`Cannot read IDX file ${source}: ${(error as Error).message}`, {
       cause: error,
     });

@@ -9,7 +9,8 @@
  * @module
  */
 
-import { GoogLeNetError, StateDictError } from "../errors.ts";
+import { GoogLeNetError, OptionError, StateDictError } from "../errors.ts";
+import { readBytes } from "../read_bytes.ts";
 import { describeValue } from "../validate.ts";
 import { Tensor } from "../tensor.ts";
 import { readSafetensors, writeSafetensors } from "../weights/safetensors.ts";
@@ -242,6 +243,22 @@ function encodeSidecar(
   return writeSafetensors(tensors, { metadata });
 }
 
+/** Options of {@linkcode readSidecar}. */
+export interface ReadSidecarOptions {
+  /**
+   * Most bytes the sidecar may have: twice `loadWeights`' default, as Adam
+   * keeps two tensors per parameter.
+   *
+   * @default {4_294_967_296} (4 GiB)
+   */
+  maxBytes?: number;
+}
+
+/** Default {@linkcode ReadSidecarOptions.maxBytes}. */
+const DEFAULT_SIDECAR_MAX_BYTES = 2 ** 32;
+/** Milliseconds the sidecar's read may take (as `loadWeights`' default). */
+const SIDECAR_TIMEOUT = 300_000;
+
 /** What {@linkcode readSidecar} returns. */
 export interface Sidecar {
   /** The optimizer's state, for `Optimizer.loadStateDict`; null when none was saved. */
@@ -251,11 +268,15 @@ export interface Sidecar {
 }
 
 /**
- * Reads a checkpoint's sidecar (`<checkpoint>.optim.safetensors`).
+ * Reads a checkpoint's sidecar (`<checkpoint>.optim.safetensors`) within a
+ * byte budget: a FIFO there is refused before it is opened, and a device
+ * stops at `maxBytes`.
  *
  * @param checkpoint The checkpoint's path (not the sidecar's).
+ * @param options The byte budget.
  * @returns The optimizer state and progress.
- * @throws {CheckpointError} When the sidecar is missing or malformed, or its
+ * @throws {CheckpointError} When the sidecar is missing, a FIFO, larger than
+ * `maxBytes` or malformed, or its
  * progress has a field of the wrong kind (the message names it and what it must be).
  *
  * @example
@@ -269,11 +290,27 @@ export interface Sidecar {
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
-export async function readSidecar(checkpoint: string): Promise<Sidecar> {
+export async function readSidecar(
+  checkpoint: string,
+  options: ReadSidecarOptions = {},
+): Promise<Sidecar> {
   const path = sidecarPath(checkpoint);
+  const { maxBytes = DEFAULT_SIDECAR_MAX_BYTES } = options ?? {};
+  if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) {
+    throw new OptionError(
+      `Expected maxBytes to be an integer >= 0, got ${describeValue(maxBytes)}`,
+    );
+  }
   let bytes: Uint8Array;
   try {
-    bytes = await Deno.readFile(path);
+    // Not Deno.readFile: it would wait forever on a FIFO and read a device until memory runs out.
+    bytes = await readBytes(path, {
+      maxBytes,
+      timeout: SIDECAR_TIMEOUT,
+      error: CheckpointError,
+      what: "optimizer state",
+      instead: "copy it to a regular file next to the checkpoint",
+    });
   } catch (error) {
     throw new CheckpointError(
       `Cannot resume from ${checkpoint}: its optimizer state ${path} cannot be read (${
