@@ -18,7 +18,9 @@
  *   trains; `train()` takes a boolean; `crossEntropy`'s weight is a number;
  * - `dropoutState` set on a fresh model of the same weights continues the
  *   masks of the model it was read from (what `--resume` relies on); a
- *   malformed state is refused.
+ *   malformed state is refused; each word is read once (a getter or proxy
+ *   cannot pass the check with one value and set another), a hole or a huge
+ *   length is refused.
  */
 
 import assert from "node:assert/strict";
@@ -314,5 +316,41 @@ Deno.test("dropoutState: a fresh model given another's state draws its next mask
   } finally {
     await a.dispose();
     await b.dispose();
+  }
+});
+
+Deno.test("dropoutState: the state is read once, as it was when set (getters, holes)", async () => {
+  const m = await small(4);
+  try {
+    // Each word is read once: a getter that later reads NaN (or 0) cannot slip past the check.
+    const words = [5, 6, 7, 8];
+    let reads = 0;
+    const changing = [0, 6, 7, 8];
+    Object.defineProperty(changing, 0, { get: () => (reads++ === 0 ? 5 : NaN), enumerable: true });
+    m.dropoutState = changing;
+    assert.deepEqual(m.dropoutState, words);
+    assert.equal(reads, 1);
+    // A getter that reads 0 once checked would make the state all zero (a stream of zeros).
+    let n = 0;
+    const zeroing = new Proxy([1, 1, 1, 1], {
+      get: (
+        t,
+        k,
+        r,
+      ) => (typeof k === "string" && /^\d$/.test(k) && n++ >= 4 ? 0 : Reflect.get(t, k, r)),
+    });
+    m.dropoutState = zeroing;
+    assert.deepEqual(m.dropoutState, [1, 1, 1, 1]);
+    // A hole is not an integer (it read as 0).
+    const holed = [1, 2, 3];
+    holed.length = 4;
+    assert.throws(() => (m.dropoutState = holed), OptionError);
+    // A huge sparse array is refused from its length, without a copy of it.
+    const huge: number[] = [];
+    huge.length = 2 ** 32 - 1;
+    assert.throws(() => (m.dropoutState = huge), OptionError);
+    assert.deepEqual(m.dropoutState, [1, 1, 1, 1], "a refused state changes nothing");
+  } finally {
+    await m.dispose();
   }
 });

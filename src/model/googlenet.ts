@@ -634,7 +634,12 @@ export class GoogLeNet {
    * @throws {OptionError} For anything else.
    */
   set dropoutState(state: readonly number[]) {
-    const words = Array.isArray(state) ? state : [];
+    // Read each word once, into a copy that is checked and used: a getter or proxy could
+    // hand the check one value and the generator another (an all-zero state never moves).
+    // Four reads, not Array.from: a length of 2^32 - 1 would allocate before the check.
+    const words = Array.isArray(state) && state.length === 4
+      ? [state[0], state[1], state[2], state[3]]
+      : [];
     if (
       words.length !== 4 ||
       !words.every((w) => Number.isSafeInteger(w) && w >= 0 && w < 2 ** 32) ||
