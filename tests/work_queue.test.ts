@@ -12,6 +12,7 @@ import { controlWords } from "../src/backend/wasm/barrier.ts";
 import { chunkCount, schedule, split, WorkQueue } from "../src/backend/wasm/executor.ts";
 import { GoogLeNet, Tensor } from "../mod.ts";
 import type { WasmBackend } from "../src/backend/wasm/backend.ts";
+import { injectWorkerFault } from "../src/backend/wasm/thread_pool.ts";
 
 /** A control block like the pool's, for `threads` threads. */
 function control(threads: number): Int32Array {
@@ -150,6 +151,29 @@ Deno.test("trace records every chunk of the 2-thread schedule once and each thre
     await backend.trace(plan, input, []);
     assert.deepEqual((await backend.run(plan, input, []))[0], before);
   } finally {
+    await model.dispose();
+  }
+});
+
+Deno.test("trace with a worker that died before it: the new workers trace the run too", async () => {
+  const model = await GoogLeNet.create({ variant: "seed", auxLogits: false, threads: 2 });
+  try {
+    const backend = model.backend as WasmBackend;
+    if (backend.threads !== 2) return; // no workers in this runtime: nothing to trace
+    const plan = model.plan([1, 3, 64, 64]);
+    const input = Tensor.zeros([1, 3, 64, 64]);
+    // Chunks by step and operation (either thread may claim one), barriers by thread and step.
+    const key = (chunks: { kind: string; thread: number; step: number; op: number }[]) =>
+      chunks.map((c) => c.kind === "barrier" ? `${c.thread} ${c.step}` : `${c.step} ${c.op}`)
+        .sort();
+    const expected = key(await backend.trace(plan, input, []));
+    // Worker 1 is terminated before the trace reaches it: it never answers, its crew is let
+    // go, and the run goes to new workers, which must be given the trace as well.
+    injectWorkerFault("terminate");
+    const traced = await backend.trace(plan, input, []);
+    assert.deepEqual(key(traced), expected);
+  } finally {
+    injectWorkerFault(null);
     await model.dispose();
   }
 });

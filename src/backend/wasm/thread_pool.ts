@@ -233,9 +233,20 @@ export class ThreadPool {
         records: trace.records,
         done: trace.done.buffer as SharedArrayBuffer,
       };
-      await this.#use(crew, (w) => request(w, message, "tracing", crew.ended.signal));
-      this.#check();
-      if (crew.failed) crew = await this.#awake();
+      // A crew that fails to take the trace is let go; the new one must be given it too, or
+      // its workers run untraced and the caller waits for records that never come.
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const to = crew;
+        await this.#use(to, (w) => request(w, message, "tracing", to.ended.signal));
+        this.#check();
+        if (!to.failed) break;
+        if (attempt === 1) {
+          throw new BackendError(
+            `Cannot trace the run: the kernel workers did not take the trace (${to.failed})`,
+          );
+        }
+        crew = await this.#awake();
+      }
     }
     const c = crew.control;
     Atomics.store(c, PLAN, installed.id);
