@@ -21,8 +21,9 @@
  * - `--steps` ending inside an epoch, then `--resume`: the two runs take the
  *   steps (losses, final weights bit for bit) of one uninterrupted run, and
  *   count the epoch once; a resume with another `--batch`, or a sidecar whose
- *   batches done do not fit the data set, is an error; a sidecar without the
- *   field (older) starts the epoch at its first batch.
+ *   batches done do not fit the data set, or whose batch, seed, image count or
+ *   optimizer is not of the kind the command writes, is an error; a sidecar
+ *   without the field (older) starts the epoch at its first batch.
  */
 
 import assert from "node:assert/strict";
@@ -499,6 +500,25 @@ Deno.test("train: --steps ending inside an epoch, then --resume, takes the steps
       negative.stderr,
       /Cannot resume from .*c\.pth: .*c\.pth\.optim\.safetensors records epochBatches -1, expected an integer >= 0/,
     );
+    // Fields the command wrote, altered: a CheckpointError naming the field, not advice to pass
+    // a flag that cannot match ("with --batch 2, not 2: pass --batch 2") or an optimizer that
+    // does not exist.
+    const hostile: [string, unknown, string][] = [
+      ["batch", "2", 'batch "2", expected an integer >= 1 (--batch)'],
+      ["seed", 0.5, "seed 0.5, expected an integer >= 0 (--seed)"],
+      ["trainImages", "6", 'trainImages "6", expected an integer >= 0 (training images)'],
+      ["optimizer", "rmsprop", 'optimizer "rmsprop", expected adamw, adam or sgd'],
+    ];
+    for (const [field, value, message] of hostile) {
+      await withProgress((p) => p[field] = value);
+      const run = await task("train", [...args, ...resume]);
+      assert.equal(run.code, 1, `${field}: ${run.stderr}`);
+      assert.ok(
+        run.stderr.includes(`c.pth.optim.safetensors records ${message}`),
+        `${field}: ${run.stderr}`,
+      );
+      assert.match(run.stderr, /^Error: Cannot resume from /m, field);
+    }
     // A sidecar from before the field: the unfinished epoch starts at its first batch.
     await withProgress((p) => delete p.epochBatches);
     const older = await task("train", [...args, ...resume, "--steps", "1"]);

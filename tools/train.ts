@@ -45,7 +45,9 @@ import {
   type Progress,
   readSidecar,
   saveCheckpoint,
+  sidecarPath,
 } from "../src/train/checkpoint.ts";
+import { describeValue } from "../src/validate.ts";
 import { limitDataset, openDataset } from "../src/train/data_source.ts";
 import { readBytes } from "../src/read_bytes.ts";
 import { argmaxRows, evaluateModel } from "../src/train/evaluate.ts";
@@ -165,6 +167,33 @@ async function checkSharedClasses(out: string, classes: readonly string[]): Prom
   );
 }
 
+/** The optimizers this command trains with (`--optimizer`). */
+const OPTIMIZERS = ["adamw", "adam", "sgd"];
+
+/**
+ * Checks the progress fields this command writes besides those `readSidecar`
+ * checks: the optimizer's name, and `batch`, `seed` and `trainImages` (absent
+ * in older sidecars), which a resume compares with this run's.
+ */
+function checkCommandProgress(checkpoint: string, progress: Progress): void {
+  const expect = (field: string, ok: boolean, what: string) => {
+    if (ok) return;
+    throw new CheckpointError(
+      `Cannot resume from ${checkpoint}: ${sidecarPath(checkpoint)} records ${field} ${
+        describeValue(progress[field])
+      }, expected ${what}`,
+    );
+  };
+  const integer = (field: string, min: number) => {
+    const v = progress[field];
+    return v === undefined || (Number.isSafeInteger(v) && (v as number) >= min);
+  };
+  expect("optimizer", OPTIMIZERS.includes(progress.optimizer), "adamw, adam or sgd");
+  expect("batch", integer("batch", 1), "an integer >= 1 (--batch)");
+  expect("seed", integer("seed", 0), "an integer >= 0 (--seed)");
+  expect("trainImages", integer("trainImages", 0), "an integer >= 0 (training images)");
+}
+
 /**
  * Checks that a checkpoint saved inside an epoch can continue it here: the
  * same batch size and seed (the epoch's batches and order) and a batch count
@@ -264,7 +293,7 @@ async function main(args: string[]): Promise<number> {
   const workers = parseNumber("workers", values.workers, Math.min(2, cores), { min: 0 });
   const logEvery = parseNumber("log-every", values["log-every"], values.json ? 1 : 10);
   const optimizerName = values.optimizer ?? "adamw";
-  if (!["adamw", "adam", "sgd"].includes(optimizerName)) {
+  if (!OPTIMIZERS.includes(optimizerName)) {
     throw new UsageError(`--optimizer must be adamw, adam or sgd, got "${optimizerName}"`);
   }
   const variant = values.variant ?? "seed";
@@ -415,6 +444,7 @@ async function main(args: string[]): Promise<number> {
       if (values.resume) {
         const sidecar = await readSidecar(path);
         if (sidecar.progress) {
+          checkCommandProgress(path, sidecar.progress);
           if (sidecar.progress.optimizer !== optimizerName) {
             throw new UsageError(
               `${start} was trained with --optimizer ${sidecar.progress.optimizer}, not ${optimizerName}: pass --optimizer ${sidecar.progress.optimizer} to resume it`,
