@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { controlWords } from "../src/backend/wasm/barrier.ts";
 import { chunkCount, schedule, split, WorkQueue } from "../src/backend/wasm/executor.ts";
-import { GoogLeNet, Tensor } from "../mod.ts";
+import { GoogLeNet, ShapeError, Tensor } from "../mod.ts";
 import type { WasmBackend } from "../src/backend/wasm/backend.ts";
 import { injectWorkerFault } from "../src/backend/wasm/thread_pool.ts";
 
@@ -174,6 +174,32 @@ Deno.test("trace with a worker that died before it: the new workers trace the ru
     assert.deepEqual(key(traced), expected);
   } finally {
     injectWorkerFault(null);
+    await model.dispose();
+  }
+});
+
+Deno.test("run and trace refuse an input of another size than the plan's (ShapeError), and change nothing", async () => {
+  const model = await GoogLeNet.create({ variant: "seed", auxLogits: false, threads: 2 });
+  try {
+    const backend = model.backend as WasmBackend;
+    const plan = model.plan([1, 3, 64, 64]);
+    const input = new Tensor(new Float32Array(3 * 64 * 64).fill(0.5), [1, 3, 64, 64]);
+    const [before] = await backend.run(plan, input, []);
+    // Copied in as it came, a larger input ran over the input buffer into the next ones (or
+    // past the memory's end), and a smaller one left the previous run's pixels in place.
+    for (const shape of [[2, 3, 64, 64], [1, 3, 32, 32], [1, 3, 64, 65]]) {
+      const wrong = Tensor.zeros(shape);
+      const refused = (e: unknown) =>
+        e instanceof ShapeError &&
+        (e as Error).message.startsWith(
+          `Expected an input of ${3 * 64 * 64} values for this plan (the shape it was made for), ` +
+            `got [${shape.join(", ")}]`,
+        );
+      await assert.rejects(backend.run(plan, wrong, []), refused, `run ${shape}`);
+      await assert.rejects(backend.trace(plan, wrong, []), refused, `trace ${shape}`);
+    }
+    assert.deepEqual((await backend.run(plan, input, []))[0], before);
+  } finally {
     await model.dispose();
   }
 });

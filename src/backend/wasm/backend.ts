@@ -10,7 +10,7 @@
  */
 
 import type { Plan } from "../../graph/ops.ts";
-import { BackendError, MemoryLimitError } from "../../errors.ts";
+import { BackendError, MemoryLimitError, ShapeError } from "../../errors.ts";
 import type { Tensor } from "../../tensor.ts";
 import { type Backend, copyInput } from "../backend.ts";
 import {
@@ -470,6 +470,15 @@ export class WasmBackend implements Backend {
   ): Promise<Float32Array[]> {
     await this.ready();
     this.#check();
+    // Copied in as it comes: another size would run over the input buffer into the next
+    // ones (or past the memory's end), or leave part of the previous input in place.
+    const inputSize = plan.buffers[plan.input]?.size;
+    if (input && input.size !== inputSize) {
+      throw new ShapeError(
+        `Expected an input of ${inputSize} values for this plan (the shape it was made for), ` +
+          `got [${input.shape.join(", ")}] (${input.size} values)`,
+      );
+    }
     const layout = this.#layout(plan);
     const end = planEnd(layout, plan);
     if (end > this.#memoryLimit || end > MAX_WASM_MEMORY) {
