@@ -20,7 +20,9 @@
  *   masks of the model it was read from (what `--resume` relies on); a
  *   malformed state is refused; each word is read once (a getter or proxy
  *   cannot pass the check with one value and set another), a hole or a huge
- *   length is refused.
+ *   length is refused;
+ * - Adam's `betas` getter hands out a frozen pair: writing into it throws,
+ *   instead of setting an unchecked beta under a step already called.
  */
 
 import assert from "node:assert/strict";
@@ -353,4 +355,25 @@ Deno.test("dropoutState: the state is read once, as it was when set (getters, ho
   } finally {
     await m.dispose();
   }
+});
+
+Deno.test("Adam's betas cannot be changed through the getter: not unchecked, not under a step already called", async () => {
+  const run = async (mutate: boolean) => {
+    const m = await small(6, { trainable: ["fc."] });
+    try {
+      await m.train().backward(x, [0, 1], { dropout: false });
+      const opt = new Adam(m, { lr: 0.01, betas: [0.9, 0.999] });
+      const step = opt.step();
+      // The getter handed out the optimizer's own pair: writing 7 into it bypassed the
+      // [0, 1) check and changed the step already called.
+      if (mutate) assert.throws(() => ((opt.betas as unknown as number[])[0] = 7), TypeError);
+      await step;
+      assert.deepEqual([...opt.betas], [0.9, 0.999]);
+      assert.deepEqual(opt.stateDict().paramGroups[0].betas, [0.9, 0.999]);
+      return m.stateDict().get("fc.weight")!.data.slice();
+    } finally {
+      await m.dispose();
+    }
+  };
+  assert.deepEqual(await run(true), await run(false));
 });

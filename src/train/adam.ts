@@ -57,7 +57,8 @@ function adamHyper(
   ] as const;
   if (pair[0] >= 1 || pair[1] >= 1) throw bad();
   return {
-    betas: pair,
+    // Frozen: the `betas` getter hands this pair out, and a step called keeps this record.
+    betas: Object.freeze(pair),
     eps: checkNumber("eps", o.eps, { min: 0, default: 1e-8, error }),
     weightDecay: checkNumber("weightDecay", o.weightDecay, {
       min: 0,
