@@ -192,6 +192,11 @@ Deno.test("optimizer loadStateDict: malformed state is refused, the group's hype
       ["a misspelt key", broken((s) => (s.state.get(0)!.exp_avgg = 1)), /"exp_avgg": Adam keeps/],
       ["a negative step", broken((s) => (s.state.get(0)!.step = -3)), /non-negative integer/],
       [
+        "a string step",
+        broken((s) => (s.state.get(0)!.step = "1" as never)),
+        /\.step must be a non-negative integer, got "1"$/,
+      ],
+      [
         "two groups",
         broken((s) => s.paramGroups.push({ ...s.paramGroups[0] })),
         /one parameter group/,
@@ -207,6 +212,16 @@ Deno.test("optimizer loadStateDict: malformed state is refused, the group's hype
       );
       assert.deepEqual([...target.betas], [0.9, 0.999], `${what}: nothing restored`);
     }
+    // Each tensor's data is read once: a getter cannot pass the finite check with one array
+    // and be copied from another (NaN moments would then be the state).
+    const sneaky = saved.stateDict();
+    const t = sneaky.state.get(0)!.exp_avg as Tensor;
+    const clean = t.data, poisoned = t.data.slice().fill(NaN);
+    let reads = 0;
+    Object.defineProperty(t, "data", { get: () => (reads++ < 2 ? clean : poisoned) });
+    const target = new Adam(m);
+    target.loadStateDict(sneaky);
+    assert.deepEqual((target.stateDict().state.get(0)!.exp_avg as Tensor).data, clean);
   } finally {
     await m.dispose();
   }

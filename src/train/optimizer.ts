@@ -12,7 +12,7 @@ import { OptionError, StateDictError } from "../errors.ts";
 import type { UpdateRule } from "../graph/ops.ts";
 import type { GoogLeNet, Parameter } from "../model/googlenet.ts";
 import { Tensor } from "../tensor.ts";
-import { checkNumber } from "../validate.ts";
+import { checkNumber, describeValue } from "../validate.ts";
 
 /** One parameter's optimizer state: scalars and tensors, as PyTorch keeps them. */
 export type ParameterState = Record<string, number | Tensor>;
@@ -231,19 +231,24 @@ export abstract class Optimizer<H = unknown> {
           );
         }
         if (kind === "tensor") {
-          if (!(v instanceof Tensor) || v.size !== p.data.length) {
+          // The data read once and copied, then checked: the copy is what the state becomes.
+          const data = v instanceof Tensor ? v.data : undefined;
+          if (!(data instanceof Float32Array) || data.length !== p.data.length) {
             throw new StateDictError(
               `Optimizer state "${name}".${k} must be a tensor of ${p.data.length} elements`,
             );
           }
-          if (!v.data.every(Number.isFinite)) {
+          const values = data.slice();
+          if (!values.every(Number.isFinite)) {
             throw new StateDictError(`Optimizer state "${name}".${k} holds NaN or infinite values`);
           }
-          copy[k] = new Tensor(v.data.slice(), p.shape);
+          copy[k] = new Tensor(values, p.shape);
         } else if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) copy[k] = v;
         else {
           throw new StateDictError(
-            `Optimizer state "${name}".${k} must be a non-negative integer, got ${v}`,
+            `Optimizer state "${name}".${k} must be a non-negative integer, got ${
+              describeValue(v)
+            }`,
           );
         }
       }
