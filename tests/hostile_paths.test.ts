@@ -6,10 +6,12 @@
  * endless device (`/dev/zero`) must stop at the byte budget, not read until
  * memory runs out; each refusal is the reader's own error class. The calls run
  * in a child process that ends without `Deno.exit`, so that a pending open
- * shows as a child that does not exit by itself.
+ * shows as a child that does not exit by itself. The same for the commands
+ * that read `classes.json` beside a checkpoint (`classify`, `evaluate`).
  */
 
 import assert from "node:assert/strict";
+import { GoogLeNet, writeSafetensors } from "../mod.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -101,6 +103,63 @@ for (const [what, call] of calls) {
     for (const [i, [what, name, message]] of expected.entries()) {
       assert.equal(results[i].name, name, `${what}: ${results[i].message}`);
       assert.match(results[i].message, message, what);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("classify and evaluate: a FIFO named classes.json beside the weights is an error, not a hang", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hostile_classes_" });
+  try {
+    const made = await mkfifo(`${dir}/classes.json`);
+    if (made !== true) {
+      console.log(`SKIPPED the FIFO case: ${made}`);
+      return;
+    }
+    const model = await GoogLeNet.create({ variant: "seed", numClasses: 2, auxLogits: false });
+    await Deno.writeFile(`${dir}/w.safetensors`, writeSafetensors(model.stateDict()));
+    await model.dispose();
+    await Deno.copyFile(`${ROOT}assets/chelsea.jpg`, `${dir}/cat.jpg`);
+    await Deno.mkdir(`${dir}/data/a`, { recursive: true });
+    const run = async (args: string[]) => {
+      const child = new Deno.Command(Deno.execPath(), {
+        // The task's own command line, not `deno task`: killing `deno task` would leave the
+        // tool holding the pipes.
+        args: ["run", "--allow-read", "--allow-write", "--allow-net", "--allow-env", ...args],
+        cwd: ROOT,
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      // A guard against the hang this checks for, not a time limit on the command.
+      let killed = false;
+      const guard = setTimeout(() => {
+        killed = true;
+        child.kill("SIGKILL");
+      }, 60_000);
+      const out = await child.output();
+      clearTimeout(guard);
+      return { killed, code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+    };
+    const [classify, evaluate] = await Promise.all([
+      run([
+        "tools/classify.ts",
+        "--threads",
+        "1",
+        "--weights",
+        `${dir}/w.safetensors`,
+        `${dir}/cat.jpg`,
+      ]),
+      run(["tools/evaluate.ts", `${dir}/data`, "--weights", `${dir}/w.safetensors`]),
+    ]);
+    for (const [what, r] of [["classify", classify], ["evaluate", evaluate]] as const) {
+      assert.ok(!r.killed, `${what} did not exit by itself (killed after 60 s): ${r.stderr}`);
+      assert.notEqual(r.code, 0, what);
+      assert.match(
+        r.stderr,
+        /^Error: Cannot read .*classes\.json.*got a FIFO/m,
+        `${what}: ${r.stderr}`,
+      );
     }
   } finally {
     await Deno.remove(dir, { recursive: true });

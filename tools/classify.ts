@@ -15,7 +15,7 @@
  * @module
  */
 
-import { runCommand, UsageError } from "./_cli.ts";
+import { readJsonBeside, runCommand, UsageError } from "./_cli.ts";
 import { isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -115,15 +115,9 @@ async function readClassesFile(
   { labels: string[]; resize?: number; crop?: number; mean?: number[]; std?: number[] } | null
 > {
   const path = from(weights).replace(/[^/]*$/, "classes.json");
-  let parsed;
-  try {
-    parsed = JSON.parse(await Deno.readTextFile(path));
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return null;
-    throw new UsageError(
-      `Cannot read ${path} (the class names next to the weights): ${ioReason(error as Error)}`,
-    );
-  }
+  // deno-lint-ignore no-explicit-any
+  const parsed: any = await readJsonBeside(path, "the class names next to the weights");
+  if (parsed === null) return null;
   const info = Array.isArray(parsed) ? { classes: parsed } : parsed;
   if (!Array.isArray(info?.classes) || info.classes.some((c: unknown) => typeof c !== "string")) {
     throw new UsageError(

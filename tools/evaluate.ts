@@ -14,7 +14,7 @@
  * @module
  */
 
-import { runCommand, UsageError } from "./_cli.ts";
+import { readJsonBeside, runCommand, UsageError } from "./_cli.ts";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { DataLoader, type Dataset, GoogLeNet, loadWeights, validationTransform } from "../mod.ts";
@@ -143,13 +143,9 @@ async function main(args: string[]): Promise<number> {
   const shape = describeCheckpoint(stateDict);
   let info: Partial<ClassesFile> = {};
   const infoPath = classesPath(weightsPath);
-  try {
-    const parsed = JSON.parse(await Deno.readTextFile(infoPath));
-    info = Array.isArray(parsed) ? { classes: parsed } : parsed;
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) {
-      throw new UsageError(`Cannot read ${infoPath}: ${(error as Error).message}`);
-    }
+  const parsed = await readJsonBeside(infoPath, "the class names next to the weights");
+  if (parsed !== null) {
+    info = Array.isArray(parsed) ? { classes: parsed } : parsed as Partial<ClassesFile>;
   }
   const split = values.split ?? "test";
   if (split !== "test" && split !== "train") {
