@@ -609,8 +609,9 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
     return dcInterleaved(d, count, mcusWide, total, interval, kind == 2, al, keepX, keepY);
   }
   if (!single && kind == 0) return sequentialInterleaved(d, count, mcusWide, total, interval, rows);
-  // Positions ss to se as bits (for AC scans).
-  const band = (<u64>-1 << <u64>(ss & 63)) & (<u64>-1 >> <u64>((63 - se) & 63));
+  if (single && (kind == 3 || kind == 4) && stream == 0) {
+    return acScan(d, kind == 4, mcusWide, total, interval);
+  }
   let restarts = 0;
   let untilRestart = interval;
   let mx = 0;
@@ -627,21 +628,6 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
     untilRestart--;
     if (single) {
       // A non-interleaved scan: one block per MCU, the descriptor in locals.
-      if (kind == 3 && eobrun > 0 && stream == 0) {
-        // An end-of-band run in an AC first scan: its blocks read and store
-        // nothing, so the rest of the run in this restart interval is passed
-        // over at once.
-        const n = min(eobrun, min(untilRestart + 1, total - mcu));
-        eobrun -= n;
-        untilRestart -= n - 1;
-        mcu += n - 1;
-        mx += n;
-        while (mx >= mcusWide) {
-          mx -= mcusWide;
-          my++;
-        }
-        continue;
-      }
       const index = <usize>(my * rows * padded0 + mx);
       const out = coef0 + (index << shift0);
       const keep = within(mx, keepX) && within(my, keepY);
@@ -655,10 +641,6 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
         if (getBit() && keep) store<i16>(out, <i16>(<i32>load<i16>(out) | (1 << al)));
       } else if (kind == 3) {
         acFirst(out, ac0, ss, se, al, nz0 + (index << 3), keep);
-      } else if (eobrun > 0 && (load<u64>(nz0 + (index << 3)) & band) == 0) {
-        // In an end-of-band run a refinement reads a bit per non-zero term
-        // of the band: a block with none reads nothing.
-        eobrun--;
       } else {
         acRefine(out, ac0, ss, se, al, nz0 + (index << 3), keep);
       }
@@ -711,6 +693,77 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
     }
     if (++mx == mcusWide) {
       if (stream != 0) flushRow(d, stream, count, my, false);
+      mx = 0;
+      my++;
+    }
+  }
+  if (pastEnd > bits) return -2;
+  return <i32>((atMarker ? pos : findMarker(pos)) - data);
+}
+
+/**
+ * A progressive AC scan (one component, one block per MCU) in a loop of its
+ * own, whose few live values stay in registers around the block calls (in
+ * decode_scan's loop V8 spilled and reloaded dozens per block). Returns as
+ * decode_scan.
+ */
+function acScan(d: usize, refine: bool, mcusWide: i32, total: i32, interval: i32): i32 {
+  const c0 = d + 48;
+  const coef = <usize>load<i32>(c0, 0);
+  const padded = load<i32>(c0, 4);
+  const ac = <usize>load<i32>(c0, 28);
+  const marks = <usize>load<i32>(c0, 32);
+  const shift = <usize>load<i32>(c0, 36);
+  const ss = load<i32>(d, 20);
+  const se = load<i32>(d, 24);
+  const al = load<i32>(d, 32);
+  const keepX = load<u32>(d, 40);
+  const keepY = load<u32>(d, 44);
+  // Positions ss to se as bits.
+  const band = (<u64>-1 << <u64>(ss & 63)) & (<u64>-1 >> <u64>((63 - se) & 63));
+  let restarts = 0;
+  let untilRestart = interval;
+  let mx = 0;
+  let my = 0;
+  for (let mcu = 0; mcu < total; mcu++) {
+    if (untilRestart == 0) {
+      if (pastEnd > bits) return -2;
+      if (!takeRestart(restarts)) return -(3 + mcu);
+      restarts++;
+      eobrun = 0;
+      untilRestart = interval;
+    }
+    untilRestart--;
+    if (!refine && eobrun > 0) {
+      // An end-of-band run in an AC first scan: its blocks read and store
+      // nothing, so the rest of the run in this restart interval is passed
+      // over at once.
+      const n = min(eobrun, min(untilRestart + 1, total - mcu));
+      eobrun -= n;
+      untilRestart -= n - 1;
+      mcu += n - 1;
+      mx += n;
+      while (mx >= mcusWide) {
+        mx -= mcusWide;
+        my++;
+      }
+      continue;
+    }
+    const index = <usize>(my * padded + mx);
+    const out = coef + (index << shift);
+    const m = marks + (index << 3);
+    const keep = within(mx, keepX) && within(my, keepY);
+    if (!refine) {
+      acFirst(out, ac, ss, se, al, m, keep);
+    } else if (eobrun > 0 && (load<u64>(m) & band) == 0) {
+      // In an end-of-band run a refinement reads a bit per non-zero term
+      // of the band: a block with none reads nothing.
+      eobrun--;
+    } else {
+      acRefine(out, ac, ss, se, al, m, keep);
+    }
+    if (failure != 0) return -1;
+    if (++mx == mcusWide) {
       mx = 0;
       my++;
     }
