@@ -555,13 +555,12 @@ export class WasmBackend implements Backend {
       const done = new Int32Array(new SharedArrayBuffer(threads * 4));
       await this.#run(plan, input, seeds, { buffer, records, done });
       // Each worker writes its last barrier's record after leaving it, which
-      // may be after this thread left: wait (microseconds) for its flag.
-      const deadline = performance.now() + 5000;
+      // may be after this thread left: wait (microseconds) for its flag,
+      // without blocking this thread's event loop.
       for (let t = 0; t < threads; t++) {
-        while (Atomics.load(done, t) === 0) {
-          if (performance.now() > deadline) {
-            throw new BackendError(`Thread ${t} did not finish its trace within 5 s of the run`);
-          }
+        const wait = Atomics.waitAsync(done, t, 0, 5000);
+        if (wait.async && await wait.value === "timed-out") {
+          throw new BackendError(`Thread ${t} did not finish its trace within 5 s of the run`);
         }
       }
       const chunks: TracedChunk[] = [];

@@ -922,7 +922,10 @@ export function runSteps(
     barrier(control, threads, mayBlock);
     if (trace) record(-1, s, arrived, now());
   }
-  if (trace) Atomics.store(trace.done, tid, 1);
+  if (trace) {
+    Atomics.store(trace.done, tid, 1);
+    Atomics.notify(trace.done, tid);
+  }
   return failure;
 }
 
