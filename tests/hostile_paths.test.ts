@@ -12,6 +12,7 @@
 
 import assert from "node:assert/strict";
 import { GoogLeNet, writeSafetensors } from "../mod.ts";
+import { runDeno } from "./_support/edge_child.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -56,26 +57,17 @@ for (const [what, call] of calls) {
 }
 `,
     );
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--no-config", `--allow-read=${dir},${ROOT},/dev/zero`, `${dir}/child.ts`],
-      cwd: ROOT,
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    // A guard against the hang this checks for, not a time limit on the reads.
-    let killed = false;
-    const guard = setTimeout(() => {
-      killed = true;
-      child.kill("SIGKILL");
-    }, 60_000);
-    const out = await child.output();
-    clearTimeout(guard);
-    const stdout = new TextDecoder().decode(out.stdout);
+    // The deadline guards against the hang this checks for; it is not a time limit on the reads.
+    const out = await runDeno(
+      ["run", "--no-config", `--allow-read=${dir},${ROOT},/dev/zero`, `${dir}/child.ts`],
+      { cwd: ROOT, timeoutMs: 60_000 },
+    );
+    const stdout = out.stdout;
     assert.ok(
-      !killed,
+      !out.timedOut,
       `the child did not exit by itself (killed after 60 s); it printed: ${stdout}`,
     );
-    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    assert.equal(out.code, 0, out.stderr);
     const results = stdout.trim().split("\n").map((line) => JSON.parse(line));
     const expected: [string, string, RegExp][] = [
       [
@@ -122,24 +114,14 @@ Deno.test("classify and evaluate: a FIFO named classes.json beside the weights i
     await model.dispose();
     await Deno.copyFile(`${ROOT}assets/chelsea.jpg`, `${dir}/cat.jpg`);
     await Deno.mkdir(`${dir}/data/a`, { recursive: true });
+    // The task's own command line, not `deno task`: killing `deno task` would leave the tool
+    // holding the pipes. The deadline guards against the hang this checks for.
     const run = async (args: string[]) => {
-      const child = new Deno.Command(Deno.execPath(), {
-        // The task's own command line, not `deno task`: killing `deno task` would leave the
-        // tool holding the pipes.
-        args: ["run", "--allow-read", "--allow-write", "--allow-net", "--allow-env", ...args],
-        cwd: ROOT,
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      // A guard against the hang this checks for, not a time limit on the command.
-      let killed = false;
-      const guard = setTimeout(() => {
-        killed = true;
-        child.kill("SIGKILL");
-      }, 60_000);
-      const out = await child.output();
-      clearTimeout(guard);
-      return { killed, code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+      const out = await runDeno(
+        ["run", "--allow-read", "--allow-write", "--allow-net", "--allow-env", ...args],
+        { cwd: ROOT, timeoutMs: 60_000 },
+      );
+      return { killed: out.timedOut, code: out.code, stderr: out.stderr };
     };
     const [classify, evaluate] = await Promise.all([
       run([

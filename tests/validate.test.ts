@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { BackendError, ImageError, OptionError, WeightsFormatError } from "../src/errors.ts";
 import { checkTimeout, readBytes } from "../src/read_bytes.ts";
+import { runDeno } from "./_support/edge_child.ts";
 import {
   checkBoolean,
   checkEnum,
@@ -265,30 +266,19 @@ await readBytes(${JSON.stringify(`${dir}/f.pth`)}, options).then(
 );
 `,
     );
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--no-config",
-        `--allow-read=${dir},${new URL("..", import.meta.url).pathname}`,
-        `${dir}/child.ts`,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    // A guard against the hang this checks for, not a time limit on the read.
-    let killed = false;
-    const guard = setTimeout(() => {
-      killed = true;
-      child.kill("SIGKILL");
-    }, 60_000);
-    const out = await child.output();
-    clearTimeout(guard);
-    const stdout = new TextDecoder().decode(out.stdout);
+    // The deadline guards against the hang this checks for; it is not a time limit on the read.
+    const out = await runDeno([
+      "run",
+      "--no-config",
+      `--allow-read=${dir},${new URL("..", import.meta.url).pathname}`,
+      `${dir}/child.ts`,
+    ], { timeoutMs: 60_000 });
+    const stdout = out.stdout;
     assert.ok(
-      !killed,
+      !out.timedOut,
       `the child did not exit by itself (killed after 60 s); it printed: ${stdout}`,
     );
-    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    assert.equal(out.code, 0, out.stderr);
     assert.equal(
       stdout.trim(),
       `WeightsFormatError: Expected the weight file "${dir}/f.pth" to be a regular file or a ` +
