@@ -22,8 +22,12 @@
  *   steps (losses, final weights bit for bit) of one uninterrupted run, and
  *   count the epoch once; a resume with another `--batch`, or a sidecar whose
  *   batches done do not fit the data set, or whose batch, seed, image count or
- *   optimizer is not of the kind the command writes, is an error; a sidecar
- *   without the field (older) starts the epoch at its first batch.
+ *   optimizer is not of the kind the command writes, or whose unfinished
+ *   epoch's loss, image or correct count does not fit its batches done, is an
+ *   error; a step or epoch count the run would carry past 2^53 - 1 is refused
+ *   before any step; the resumed epoch's record (loss and accuracy over the
+ *   whole epoch) is the uninterrupted run's; a sidecar without the fields
+ *   (older) starts the epoch at its first batch.
  */
 
 import assert from "node:assert/strict";
@@ -508,6 +512,12 @@ Deno.test("train: --steps ending inside an epoch, then --resume, takes the steps
       ["seed", 0.5, "seed 0.5, expected an integer >= 0 (--seed)"],
       ["trainImages", "6", 'trainImages "6", expected an integer >= 0 (training images)'],
       ["optimizer", "rmsprop", 'optimizer "rmsprop", expected adamw, adam or sgd'],
+      // The unfinished epoch's loss and accuracy so far, which the epoch's record continues.
+      ["epochLoss", -1, "epochLoss -1, expected a finite number >= 0 (the loss summed"],
+      ["epochLoss", "1", 'epochLoss "1", expected a finite number >= 0 (the loss summed'],
+      ["epochImages", 1.5, "epochImages 1.5, expected an integer from 1 to 2 (images trained"],
+      ["epochImages", 3, "epochImages 3, expected an integer from 1 to 2 (images trained"],
+      ["epochCorrect", 3, "epochCorrect 3, expected an integer from 0 to 2 (images of the"],
     ];
     for (const [field, value, message] of hostile) {
       await withProgress((p) => p[field] = value);
@@ -519,8 +529,24 @@ Deno.test("train: --steps ending inside an epoch, then --resume, takes the steps
       );
       assert.match(run.stderr, /^Error: Cannot resume from /m, field);
     }
-    // A sidecar from before the field: the unfinished epoch starts at its first batch.
-    await withProgress((p) => delete p.epochBatches);
+    // Counts that a run would carry past 2^53 - 1 (the next step or epoch no longer a safe
+    // integer) would write a sidecar that cannot be resumed: refused before any step.
+    for (const field of ["step", "epoch"]) {
+      await withProgress((p) => p[field] = Number.MAX_SAFE_INTEGER);
+      const run = await task("train", [...args, ...resume]);
+      assert.equal(run.code, 1, `${field}: ${run.stderr}`);
+      assert.ok(
+        run.stderr.includes(`c.pth.optim.safetensors records ${field} 9007199254740991, and `),
+        `${field}: ${run.stderr}`,
+      );
+      assert.doesNotMatch(run.stdout, /"type":"step"/, field);
+    }
+    // A sidecar from before the fields: the unfinished epoch starts at its first batch.
+    await withProgress((p) => {
+      for (const field of ["epochBatches", "epochLoss", "epochImages", "epochCorrect"]) {
+        delete p[field];
+      }
+    });
     const older = await task("train", [...args, ...resume, "--steps", "1"]);
     assert.deepEqual(epochs(older), [[2, 1, false]]);
 
@@ -531,6 +557,14 @@ Deno.test("train: --steps ending inside an epoch, then --resume, takes the steps
     assert.match(rest.stderr, /4 steps, 1 epochs done, 1 of the 3 batches of epoch 2 done/);
     assert.deepEqual(epochs(rest), [[2, 3, true]]);
     assert.deepEqual(epochs(whole), [[1, 3, true], [2, 3, true]]);
+    // The resumed epoch's record is the uninterrupted run's: its loss and accuracy over the
+    // whole epoch (the batch before the interruption too), not over this run's batches alone.
+    const record = (run: Run, epoch: number) => {
+      const r = records(run).find((r) => r.type === "epoch" && r.epoch === epoch);
+      const { seconds: _s, trainImagesPerSecond: _t, saved: _p, ...rest } = r;
+      return rest;
+    };
+    assert.deepEqual(record(rest, 2), record(whole, 2));
     assert.deepEqual([...steps(first), ...steps(rest)], steps(whole));
     assert.equal(steps(whole).length, 6);
     const end = (await readSidecar(`${root}/split/b.last.pth`)).progress;

@@ -14,7 +14,8 @@
  * `classes.json` in the same folder (what `deno task classify` reads). Ctrl-C
  * saves the latest checkpoint and exits; `--resume` continues it, an epoch
  * that stopped inside from the batch after the last one trained on (the
- * sidecar records `epochBatches`). `--json` prints one JSON record per
+ * sidecar records `epochBatches`, and the loss and accuracy so far, so the
+ * epoch's record covers the whole epoch). `--json` prints one JSON record per
  * step (or per `--log-every` steps) and per epoch on stdout.
  *
  * @module
@@ -192,6 +193,81 @@ function checkCommandProgress(checkpoint: string, progress: Progress): void {
   expect("batch", integer("batch", 1), "an integer >= 1 (--batch)");
   expect("seed", integer("seed", 0), "an integer >= 0 (--seed)");
   expect("trainImages", integer("trainImages", 0), "an integer >= 0 (training images)");
+  // The unfinished epoch's loss and accuracy so far (absent in older sidecars, all three or none).
+  const done = progress.epochBatches ?? 0;
+  const batch = typeof progress.batch === "number" ? progress.batch : Infinity;
+  const most = done * batch;
+  const loss = progress.epochLoss;
+  expect(
+    "epochLoss",
+    loss === undefined || (typeof loss === "number" && Number.isFinite(loss) && loss >= 0),
+    "a finite number >= 0 (the loss summed over the images of the unfinished epoch)",
+  );
+  const images = progress.epochImages;
+  const least = done > 0 ? 1 : 0;
+  expect(
+    "epochImages",
+    images === undefined ||
+      (Number.isSafeInteger(images) && images >= least && images <= most),
+    `an integer from ${least} to ${most} (images trained on in the ${done} batches of epoch ${
+      (progress.epoch as number) + 1
+    } done)`,
+  );
+  const correct = progress.epochCorrect;
+  const seen = images ?? 0;
+  expect("epochLoss", seen > 0 || !loss, "0 when no image of the epoch was trained on");
+  expect(
+    "epochCorrect",
+    correct === undefined ||
+      (Number.isSafeInteger(correct) && correct >= 0 && correct <= seen),
+    `an integer from 0 to ${seen} (images of the unfinished epoch classified correctly)`,
+  );
+  const present = [loss, images, correct].filter((v) => v !== undefined).length;
+  if (present !== 0 && present !== 3) {
+    throw new CheckpointError(
+      `Cannot resume from ${checkpoint}: ${
+        sidecarPath(checkpoint)
+      } records some of epochLoss, epochImages and epochCorrect but not all: expected all three ` +
+        `(the unfinished epoch's loss and accuracy so far) or none (an older sidecar)`,
+    );
+  }
+}
+
+/**
+ * Checks that the step and epoch counts this run may reach stay safe
+ * integers (what a sidecar may record): a run that counted past 2^53 - 1
+ * would write a checkpoint that no run can resume.
+ */
+function checkCountRoom(
+  name: string | null,
+  progress: Progress & { epochBatches: number },
+  loader: DataLoader,
+  { steps, epochs }: { steps: number; epochs: number },
+): void {
+  // --steps alone bounds the epochs, --epochs alone the steps: both bounds are finite.
+  const moreSteps = Math.min(steps, epochs * loader.length - progress.epochBatches);
+  const moreEpochs = Math.min(epochs, Math.ceil((progress.epochBatches + steps) / loader.length));
+  const room = [
+    ["step", progress.step, moreSteps, "steps"],
+    ["epoch", progress.epoch, moreEpochs, "epochs"],
+  ] as const;
+  for (const [field, count, more, what] of room) {
+    if (count + more <= Number.MAX_SAFE_INTEGER) continue;
+    const past = `the ${what} count would pass 2^53 - 1 (${Number.MAX_SAFE_INTEGER}), the most a ` +
+      `checkpoint can record`;
+    if (name === null) {
+      throw new UsageError(
+        `This run may take up to ${more} ${what} (--epochs ${epochs} of ${loader.length} batches` +
+          `${steps === Infinity ? "" : `, --steps ${steps}`}): ${past}; expected fewer`,
+      );
+    }
+    throw new CheckpointError(
+      `Cannot resume from ${name}: ${
+        sidecarPath(name)
+      } records ${field} ${count}, and this run may add up to ${more} ${what}: ${past}; ` +
+        `expected a checkpoint this command wrote (or start from its weights with --weights)`,
+    );
+  }
 }
 
 /**
@@ -458,6 +534,13 @@ async function main(args: string[]): Promise<number> {
         // Dropout continues its stream, as in a run that was not stopped (older sidecars: from the seed).
         if (progress.dropoutState) model.dropoutState = progress.dropoutState;
         if (progress.epochBatches > 0) checkEpochPosition(start, progress, trainLoader, seed);
+        if (progress.epochBatches > 0 && progress.epochImages === undefined) {
+          note(
+            `Note: ${sidecarPath(start)} does not record the loss of the batches of epoch ${
+              progress.epoch + 1
+            } done (an older sidecar): that epoch's train loss and accuracy cover this run's batches`,
+          );
+        }
         // The unfinished epoch goes on from the batch after the last one trained on.
         trainLoader.seek(progress.epoch, progress.epochBatches);
         note(
@@ -475,6 +558,7 @@ async function main(args: string[]): Promise<number> {
         );
       }
     }
+    checkCountRoom(values.resume ?? null, progress, trainLoader, { steps, epochs });
     const classesFile: ClassesFile = { classes: [...classes], variant, size, mean, std };
     const save = async (path: string) => {
       await saveCheckpoint(path, model.stateDict(), {
@@ -536,7 +620,11 @@ async function main(args: string[]): Promise<number> {
       const epoch = trainLoader.epoch;
       model.train();
       const epochStart = performance.now();
-      let images = 0, correct = 0, lossSum = 0;
+      // This run's images (its speed); the epoch's loss and accuracy go on from the batches
+      // done before it (resumed), as an uninterrupted run reports them.
+      let images = 0;
+      let epochImages = progress.epochImages ?? 0;
+      let correct = progress.epochCorrect ?? 0, lossSum = progress.epochLoss ?? 0;
       let windowLoss = 0, windowCorrect = 0, windowImages = 0, windowStart = performance.now();
       // Batches of the epoch done before this run (resumed), and where this run will stop in it.
       const first = progress.epochBatches;
@@ -560,16 +648,17 @@ async function main(args: string[]): Promise<number> {
         let hits = 0;
         for (let i = 0; i < labels.length; i++) if (predicted[i] === labels[i]) hits++;
         images += labels.length;
-        correct += hits;
-        lossSum += result.loss * labels.length;
+        progress.epochImages = epochImages += labels.length;
+        progress.epochCorrect = correct += hits;
+        progress.epochLoss = lossSum += result.loss * labels.length;
         windowLoss += result.loss * labels.length;
         windowCorrect += hits;
         windowImages += labels.length;
         const elapsed = (performance.now() - epochStart) / 1000;
         if (tty) {
           const line = `\repoch ${epoch + 1} ${bar(batches, total)} ${batches}/${total} ` +
-            `${(images / elapsed).toFixed(1)} img/s loss ${(lossSum / images).toFixed(4)} ` +
-            `acc ${(100 * correct / images).toFixed(1)} %`;
+            `${(images / elapsed).toFixed(1)} img/s loss ${(lossSum / epochImages).toFixed(4)} ` +
+            `acc ${(100 * correct / epochImages).toFixed(1)} %`;
           await Deno.stderr.write(encoder.encode(line));
         }
         if (progress.step % logEvery === 0 || batches === total) {
@@ -608,7 +697,8 @@ async function main(args: string[]): Promise<number> {
       const epochBatches = epochDone ? trainLoader.length : progress.epochBatches;
       if (epochDone) {
         progress.epoch = epoch + 1;
-        progress.epochBatches = 0;
+        progress.epochBatches = progress.epochImages = progress.epochCorrect = 0;
+        progress.epochLoss = 0;
       }
       if (interrupted) break;
       const val = valLoader
@@ -637,8 +727,8 @@ async function main(args: string[]): Promise<number> {
         complete: epochDone,
         batches: epochBatches,
         step: progress.step,
-        trainLoss: round(lossSum / images, 6),
-        trainAccuracy: round(correct / images),
+        trainLoss: round(lossSum / epochImages, 6),
+        trainAccuracy: round(correct / epochImages),
         trainImagesPerSecond: round(images / trainSeconds, 2),
         valLoss: val ? round(val.loss, 6) : null,
         valAccuracy: val ? round(val.accuracy) : null,

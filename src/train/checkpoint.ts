@@ -59,6 +59,16 @@ export interface Progress {
    * absent in sidecars written before it was recorded, at an epoch's start).
    */
   epochBatches?: number;
+  /**
+   * The loss summed over the images of the unfinished epoch's batches done
+   * (each batch's mean loss times its images), so that a resumed run reports
+   * the whole epoch's mean; absent in older sidecars.
+   */
+  epochLoss?: number;
+  /** Images trained on in the unfinished epoch's batches done (absent in older sidecars). */
+  epochImages?: number;
+  /** Of those, the images the model classified correctly (absent in older sidecars). */
+  epochCorrect?: number;
   /** The model's `dropoutState` when saved (absent in older sidecars). */
   dropoutState?: number[];
   /** Anything else worth keeping (the command's options). */
