@@ -58,6 +58,7 @@ export type {
   SgdRule,
   UpdateRule,
   View,
+  WeightLayout,
   WeightOp,
   WinogradRef,
   WinogradVariant,

@@ -1090,6 +1090,7 @@ for (const [isa] of BUILDS) {
         outputs: [],
         dropoutStreams: 0,
         inputTransform: null,
+        weightLayout: null,
       };
       const layout = { weights: 0, scratch: 0, scratchBytes: 0, arena: 0 };
       const [from, to] = [Math.floor(units / 3), units];

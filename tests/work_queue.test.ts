@@ -8,10 +8,11 @@
  */
 
 import assert from "node:assert/strict";
+import type { Plan } from "../src/graph/ops.ts";
 import { controlWords } from "../src/backend/wasm/barrier.ts";
 import { chunkCount, schedule, split, WorkQueue } from "../src/backend/wasm/executor.ts";
-import { GoogLeNet, ShapeError, Tensor } from "../mod.ts";
-import type { WasmBackend } from "../src/backend/wasm/backend.ts";
+import { BackendError, GoogLeNet, ShapeError, Tensor } from "../mod.ts";
+import { WasmBackend } from "../src/backend/wasm/backend.ts";
 import { injectWorkerFault } from "../src/backend/wasm/thread_pool.ts";
 
 /** A control block like the pool's, for `threads` threads. */
@@ -201,5 +202,78 @@ Deno.test("run and trace refuse an input of another size than the plan's (ShapeE
     assert.deepEqual((await backend.run(plan, input, []))[0], before);
   } finally {
     await model.dispose();
+  }
+});
+
+Deno.test("run, trace and profile refuse a plan of another model's or backend kind's weight layout (BackendError naming it); one laid out alike runs", async () => {
+  const shape = [1, 3, 64, 64];
+  const input = new Tensor(new Float32Array(3 * 64 * 64).fill(0.5), shape);
+  const create = (options: Parameters<typeof GoogLeNet.create>[0]) =>
+    GoogLeNet.create({ variant: "seed", auxLogits: false, threads: 1, ...options });
+  const model = await create({});
+  const models = [model];
+  try {
+    const backend = model.backend as WasmBackend;
+    const [before] = await backend.run(model.plan(shape), input, []);
+    const refused = (pattern: RegExp) => (e: unknown) =>
+      e instanceof BackendError && pattern.test((e as Error).message);
+    const refuse = async (plan: Plan, pattern: RegExp, on: WasmBackend = backend) => {
+      await assert.rejects(on.run(plan, input, []), refused(pattern), `run ${pattern}`);
+      await assert.rejects(on.trace(plan, input, []), refused(pattern), `trace ${pattern}`);
+      await assert.rejects(on.profile(plan, input), refused(pattern), `profile ${pattern}`);
+    };
+    // Another class count: its fc panels are smaller; run as given, the plan read this
+    // model's fc weights as 10 columns (and every layer after a size change elsewhere).
+    const ten = await create({ numClasses: 10 });
+    models.push(ten);
+    await refuse(
+      ten.plan(shape),
+      /^This plan was made for another weight layout than this backend holds: it has "fc: packed \d+ \(1024x10\).*" where this backend has "fc: packed \d+ \(1024x1000\).*": run a plan on the backend of the model that made it/,
+    );
+    // The same classes, other Winograd forms (prefer speed): the layers' forms differ.
+    const speed = await create({ prefer: "speed" });
+    models.push(speed);
+    await refuse(
+      speed.plan(shape),
+      /another weight layout .*: it has "inception4a\.branch2\.1\.conv: .*\(864x208 f4x3\)" where this backend has ".*\(864x208 f2x3\)"/,
+    );
+    // Other trainable parameters: the gradients lie elsewhere (the training plans' offsets).
+    const head = await create({ trainable: ["fc."] });
+    models.push(head);
+    await refuse(
+      head.trainingPlan(shape).forward,
+      /another weight layout .*: it has "conv1\.conv training: none" where this backend has "conv1\.conv training: grad \d+ \(147x64\)"/,
+    );
+    // Another backend kind's layout (WebGPU's forms have no Winograd form).
+    const plan = model.plan(shape);
+    const gpu = { ...plan.weightLayout!, backend: "webgpu" as const };
+    await refuse(
+      { ...plan, weightLayout: gpu },
+      /^This plan was made for the webgpu backend's weight layout, but this backend holds the wasm layout/,
+    );
+    // A plan naming no layout on a model's backend, and a model's plan on a bare backend.
+    await refuse({ ...plan, weightLayout: null }, /^This plan names no weight layout/);
+    const bare = await WasmBackend.create({
+      weightFloats: backend.weights().length,
+      threads: 1,
+      memoryLimit: 1 << 30,
+    });
+    try {
+      await refuse(
+        plan,
+        /^This plan was made for a model's wasm weight layout, but this wasm backend holds no model's weights/,
+        bare,
+      );
+    } finally {
+      await bare.dispose();
+    }
+    // A model laid out alike (same options): its plan provably matches, and runs as this one's.
+    const twin = await create({});
+    models.push(twin);
+    assert.notEqual(twin.plan(shape).weightLayout, plan.weightLayout);
+    assert.deepEqual((await backend.run(twin.plan(shape), input, []))[0], before);
+    assert.deepEqual((await backend.run(plan, input, []))[0], before);
+  } finally {
+    for (const m of models) await m.dispose();
   }
 });

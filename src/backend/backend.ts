@@ -7,7 +7,8 @@
  * @module
  */
 
-import type { Plan } from "../graph/ops.ts";
+import { BackendError } from "../errors.ts";
+import type { Plan, WeightLayout } from "../graph/ops.ts";
 import type { Tensor } from "../tensor.ts";
 import type { LayerValues, RepackLayer, StagedLayer, SwappedLayer } from "./repack.ts";
 
@@ -20,6 +21,11 @@ export interface Backend {
   readonly kind: BackendKind;
   /** Threads (Wasm) or 1 (WebGPU). */
   readonly threads: number;
+  /**
+   * The layout of the model's weights the blob holds, or null for a backend
+   * made without one (kernel tests): `run` refuses a plan made for another.
+   */
+  readonly weightLayout: WeightLayout | null;
   /**
    * The packed weight blob. A fresh view each call: hold it only until the
    * next call into the backend.
@@ -82,7 +88,12 @@ export interface Backend {
    * @throws {BackendError} When the backend has no weight kernels (WebGPU).
    */
   runWeights(plan: Plan): Promise<void>;
-  /** Runs `plan` on an NCHW `input`; returns the plan's outputs, dense. */
+  /**
+   * Runs `plan` on an NCHW `input`; returns the plan's outputs, dense.
+   *
+   * @throws {BackendError} When the plan was made for another weight layout
+   * than the backend holds (another model's, or another backend kind's).
+   */
   run(plan: Plan, input: Tensor, seeds: readonly number[]): Promise<Float32Array[]>;
   /**
    * Settles once the backend can run (the Wasm backend's workers boot while
@@ -93,6 +104,53 @@ export interface Backend {
   memoryBytes(): number;
   /** Releases workers, memory and GPU buffers. */
   dispose(): Promise<void>;
+}
+
+/**
+ * Throws when `plan` was made for another weight layout than `held` (the
+ * backend's): its weight offsets would read other layers' weights, or past
+ * them. Equal layouts pass (a plan of a model laid out alike).
+ *
+ * @param plan The plan to run.
+ * @param held The backend's layout.
+ * @param kind The backend, for the message.
+ * @throws {BackendError} Naming what differs.
+ */
+export function checkPlanLayout(
+  plan: Plan,
+  held: WeightLayout | null,
+  kind: BackendKind,
+): void {
+  const made = plan.weightLayout ?? null;
+  if (made === held) return;
+  const advice = "run a plan on the backend of the model that made it (model.plan, model.backend)";
+  let what: string;
+  if (held === null) {
+    what = `was made for a model's ${made!.backend} weight layout, but this ${kind} backend ` +
+      "holds no model's weights";
+  } else if (made === null) {
+    what =
+      `names no weight layout, but this ${kind} backend holds a model's (${held.layers.length} ` +
+      "layers)";
+  } else if (made.backend !== held.backend) {
+    what = `was made for the ${made.backend} backend's weight layout, but this backend holds the ` +
+      `${held.backend} layout`;
+  } else {
+    const at = Array.from(
+      { length: Math.max(made.layers.length, held.layers.length) },
+      (_, i) => i,
+    ).find((i) => made.layers[i] !== held.layers[i]);
+    if (at === undefined && made.floats === held.floats) return;
+    what = "was made for another weight layout than this backend holds: " +
+      (at === undefined
+        ? `a blob of ${made.floats} floats, not ${held.floats}`
+        : `it has ${quote(made.layers[at])} where this backend has ${quote(held.layers[at])}`);
+  }
+  throw new BackendError(`This plan ${what}: ${advice}`);
+}
+
+function quote(line: string | undefined): string {
+  return line === undefined ? "no layer" : `"${line}"`;
 }
 
 /** One image's three NCHW planes at `s` into NHWC at `d`, with the transform `t` if any. */

@@ -533,6 +533,7 @@ export function weightPlan(ops: readonly WeightOp[], first: readonly WeightOp[] 
     outputs: [],
     dropoutStreams: 0,
     inputTransform: null,
+    weightLayout: null,
   };
 }
 

@@ -8,7 +8,7 @@
 
 import type { GemmKernel } from "./wasm/calibrate.ts";
 import { BackendError } from "../errors.ts";
-import type { Plan } from "../graph/ops.ts";
+import type { Plan, WeightLayout } from "../graph/ops.ts";
 import type { Backend, BackendKind } from "./backend.ts";
 import { WasmBackend } from "./wasm/backend.ts";
 import { WebGpuBackend } from "./webgpu/backend.ts";
@@ -45,7 +45,9 @@ export interface CreateBackendOptions {
    * kernels read their own forms); its `weightFloats` and `reserve` replace
    * the options'. Called again if `"auto"` falls back from WebGPU to Wasm.
    */
-  layout?: (kind: BackendKind) => { weightFloats: number; reserve?: Plan };
+  layout?: (
+    kind: BackendKind,
+  ) => { weightFloats: number; reserve?: Plan; weightLayout?: WeightLayout };
 }
 
 /**
@@ -124,6 +126,7 @@ export async function createBackend(
     const laid = options.layout?.("wasm");
     return WasmBackend.create({
       weightFloats: laid ? laid.weightFloats : options.weightFloats,
+      weightLayout: laid?.weightLayout,
       threads: options.threads,
       wasmModule: options.wasmModule,
       memoryLimit: options.memoryLimit,
@@ -142,7 +145,11 @@ export async function createBackend(
   try {
     const laid = options.layout?.("webgpu");
     const weightFloats = laid ? laid.weightFloats : options.weightFloats;
-    return await WebGpuBackend.create({ weightFloats, adapter: adapter! });
+    return await WebGpuBackend.create({
+      weightFloats,
+      weightLayout: laid?.weightLayout,
+      adapter: adapter!,
+    });
   } catch (error) {
     if (kind === "auto" && error instanceof BackendError) return wasm();
     throw error;

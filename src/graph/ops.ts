@@ -600,4 +600,28 @@ export interface Plan {
   readonly inputTransform:
     | { readonly scale: readonly number[]; readonly shift: readonly number[] }
     | null;
+  /**
+   * The weight layout the operations' weight offsets were made for (a
+   * model's plans), or null for a plan that names its own offsets (kernel
+   * tests). A backend runs a plan only when it holds the same layout
+   * (`Backend.weightLayout`): a plan of another model or backend kind would
+   * read other layers' weights, or past them. Weight plans
+   * (`Backend.runWeights`) are not checked.
+   */
+  readonly weightLayout: WeightLayout | null;
+}
+
+/**
+ * Where a model's weights lie in a backend's weight blob: the backend kind
+ * whose forms they are and each layer's packed forms and training regions.
+ * Two layouts with equal fields place every layer alike, so a plan made for
+ * one runs on a backend holding the other.
+ */
+export interface WeightLayout {
+  /** The backend kind whose kernels read these forms. */
+  readonly backend: "wasm" | "webgpu";
+  /** Floats of the blob, training's regions included. */
+  readonly floats: number;
+  /** Each layer's forms, one line each in blob order (`"fc: packed 6998528 (1024x10)"`). */
+  readonly layers: readonly string[];
 }

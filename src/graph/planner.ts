@@ -9,6 +9,19 @@
 import { ShapeError } from "../errors.ts";
 import type { BufferSpec, Op, Plan, View } from "./ops.ts";
 
+/** Options of {@linkcode PlanBuilder.build}. */
+export interface BuildOptions {
+  /** The input transform ({@linkcode Plan.inputTransform}); none by default. */
+  readonly inputTransform?: Plan["inputTransform"];
+  /**
+   * An operation index no step spans: the backward half of a training plan
+   * starts a step of its own. None by default.
+   */
+  readonly stepBreak?: number;
+  /** The weight layout the operations' offsets belong to ({@linkcode Plan.weightLayout}); none by default. */
+  readonly weightLayout?: Plan["weightLayout"];
+}
+
 /** A symbolic NHWC activation: a view plus its logical shape. */
 export interface Value {
   readonly view: View;
@@ -86,17 +99,13 @@ export class PlanBuilder {
     return this.#streams++;
   }
 
-  /**
-   * Places the buffers and returns the plan; outputs stay live to the end.
-   * A step never spans `stepBreak` (an operation index): the backward half of
-   * a training plan starts a step of its own.
-   */
+  /** Places the buffers and returns the plan; outputs stay live to the end. */
   build(
     input: Value,
     outputs: { value: Value; shape: number[] }[],
-    inputTransform: Plan["inputTransform"] = null,
-    stepBreak = -1,
+    options: BuildOptions = {},
   ): Plan {
+    const { inputTransform = null, stepBreak = -1, weightLayout = null } = options;
     const end = this.ops.length;
     this.#first[input.view.buffer] = -1;
     for (const { value } of outputs) this.#last[value.view.buffer] = end;
@@ -130,6 +139,7 @@ export class PlanBuilder {
       outputs: outputs.map(({ value, shape }) => ({ buffer: value.view.buffer, shape })),
       dropoutStreams: this.#streams,
       inputTransform,
+      weightLayout,
     };
   }
 }

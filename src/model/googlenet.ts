@@ -6,7 +6,7 @@
  */
 
 import { GEMM_KERNELS, type GemmKernel } from "../backend/wasm/calibrate.ts";
-import type { GradRef, Plan } from "../graph/ops.ts";
+import type { GradRef, PackedRef, Plan, WeightLayout, WinogradRef } from "../graph/ops.ts";
 import { PlanBuilder, type Value } from "../graph/planner.ts";
 import { appendBackward, type LayerGradients } from "../graph/backward.ts";
 import { checkLabels, crossEntropy } from "../train/loss.ts";
@@ -270,6 +270,8 @@ export class GoogLeNet {
   /** Where training keeps each layer's input-gradient weights and gradients (after the forward weights). */
   #trainLayout: Map<GemmLayer, { transposed: TransposedRefs | null; grad: GradRef | null }>;
   #trainFloats: number;
+  /** The layout of the weights (set by #layOut): what the plans are made for. */
+  #weightLayout: WeightLayout | null = null;
   /** Whether the training regions are allocated and packed. */
   #trainReady = false;
   /** Floats of the weight region once training started (optimizer state grows it further). */
@@ -425,7 +427,9 @@ export class GoogLeNet {
    * forms and kernels, chosen from the layers' shapes), then training's
    * regions after it; forgets the plans made for another layout.
    */
-  #layOut(backend: BackendKind): { weightFloats: number; reserve?: Plan } {
+  #layOut(
+    backend: BackendKind,
+  ): { weightFloats: number; reserve?: Plan; weightLayout: WeightLayout } {
     const { layers, floats } = layoutWeights(
       this.#descriptors.map((d) => d.descriptor),
       backend,
@@ -459,10 +463,37 @@ export class GoogLeNet {
       offset = align16(offset + layer.n * layer.k + layer.n);
     }
     this.#trainFloats = offset;
+    // What the plans remember, and the backend checks them against: every layer's forms, then
+    // training's regions (so that a difference in the forms a forward pass reads is named first).
+    const place = (what: string, r: PackedRef | WinogradRef | null | undefined) =>
+      r ? [`${what} ${r.offset} (${r.k}x${r.n}${"variant" in r ? ` ${r.variant}` : ""})`] : [];
+    const line = (key: string, places: string[]) => `${key}: ${places.join(", ") || "none"}`;
+    const blob = this.#descriptors.map(({ layer }) => layer);
+    this.#weightLayout = Object.freeze({
+      backend,
+      floats: offset,
+      layers: Object.freeze([
+        ...blob.map((layer) =>
+          line(layer.key, [
+            ...place("packed", layer.packed),
+            ...place("winograd", layer instanceof Conv2d ? layer.winograd : null),
+          ])
+        ),
+        ...blob.map((layer) => {
+          const train = this.#trainLayout.get(layer)!;
+          return line(`${layer.key} training`, [
+            ...place("transposed", train.transposed?.packed),
+            ...place("transposed winograd", train.transposed?.winograd),
+            ...place("grad", train.grad),
+          ]);
+        }),
+      ]),
+    });
+    const weightLayout = this.#weightLayout;
     // The Wasm backend sizes its memory for the eval plan of one 224x224 image.
     return backend === "wasm"
-      ? { weightFloats: floats, reserve: this.#plan(1, 224, 224, false, false) }
-      : { weightFloats: floats };
+      ? { weightFloats: floats, reserve: this.#plan(1, 224, 224, false, false), weightLayout }
+      : { weightFloats: floats, weightLayout };
   }
 
   /** Whether a state-dict key is a parameter that trains (running statistics never do). */
@@ -1396,7 +1427,11 @@ export class GoogLeNet {
       heads: outputs.map((o) => o.value),
       layer: (key) => this.#layerGradients(key),
     });
-    const full = b.build(input, outputs, this.transformInput ? TRANSFORM_INPUT : null, start);
+    const full = b.build(input, outputs, {
+      inputTransform: this.transformInput ? TRANSFORM_INPUT : null,
+      stepBreak: start,
+      weightLayout: this.#weightLayout,
+    });
     plans = {
       forward: { ...full, steps: full.steps.filter((step) => step[0] < start) },
       backward: {
@@ -1578,7 +1613,10 @@ export class GoogLeNet {
   #lower(n: number, h: number, w: number, aux: boolean, dropout: boolean): Plan {
     const b = new PlanBuilder();
     const { input, outputs } = this.#lowerForward(b, n, h, w, aux, dropout);
-    return b.build(input, outputs, this.transformInput ? TRANSFORM_INPUT : null);
+    return b.build(input, outputs, {
+      inputTransform: this.transformInput ? TRANSFORM_INPUT : null,
+      weightLayout: this.#weightLayout,
+    });
   }
 
   /** Appends the forward pass; returns the input and the outputs (`[logits, aux2, aux1]`). */

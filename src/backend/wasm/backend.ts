@@ -9,10 +9,10 @@
  * @module
  */
 
-import type { Plan } from "../../graph/ops.ts";
+import type { Plan, WeightLayout } from "../../graph/ops.ts";
 import { BackendError, MemoryLimitError, ShapeError } from "../../errors.ts";
 import type { Tensor } from "../../tensor.ts";
-import { type Backend, copyInput } from "../backend.ts";
+import { type Backend, checkPlanLayout, copyInput } from "../backend.ts";
 import {
   type LayerValues,
   packLayer,
@@ -93,6 +93,11 @@ export interface TracedChunk {
 export interface WasmBackendOptions {
   /** Floats of packed weights to reserve. */
   weightFloats: number;
+  /**
+   * The layout of the model's weights (what its plans were made for): runs
+   * of plans made for another are refused. None by default (kernel tests).
+   */
+  weightLayout?: WeightLayout | null;
   /** Threads including the caller; 1 runs without workers. */
   threads: number;
   /** A precompiled kernel module (for runtimes that cannot compile Wasm at run time). */
@@ -149,6 +154,8 @@ function chooseGemm(
 /** Runs plans on the Wasm SIMD kernels. */
 export class WasmBackend implements Backend {
   readonly kind = "wasm" as const;
+  /** The layout of the model's weights the blob holds; null when made without one. */
+  readonly weightLayout: WeightLayout | null;
   /** The kernel binary's instruction set. */
   readonly isa: string;
   /** The GEMM micro-kernel in use, and what the start-up calibration measured. */
@@ -187,6 +194,7 @@ export class WasmBackend implements Backend {
     gemm: GemmCalibration,
   ) {
     this.gemm = gemm;
+    this.weightLayout = options.weightLayout ?? null;
     this.#memory = memory;
     this.#fixed = fixed;
     this.#kernels = kernels;
@@ -356,7 +364,10 @@ export class WasmBackend implements Backend {
 
   run(plan: Plan, input: Tensor, seeds: readonly number[]): Promise<Float32Array[]> {
     this.#check();
-    return this.#exclusive(() => this.#run(plan, input, seeds));
+    return this.#exclusive(() => {
+      checkPlanLayout(plan, this.weightLayout, this.kind);
+      return this.#run(plan, input, seeds);
+    });
   }
 
   /** Runs `task` after the runs and weight growths called before it. */
@@ -542,6 +553,7 @@ export class WasmBackend implements Backend {
   trace(plan: Plan, input: Tensor, seeds: readonly number[]): Promise<TracedChunk[]> {
     this.#check();
     return this.#exclusive(async () => {
+      checkPlanLayout(plan, this.weightLayout, this.kind);
       if (!this.#pool) {
         await this.#run(plan, input, seeds);
         return [];
@@ -600,6 +612,7 @@ export class WasmBackend implements Backend {
   }
 
   async #profile(plan: Plan, input: Tensor, chunksOf: number): Promise<ProfiledChunk[]> {
+    checkPlanLayout(plan, this.weightLayout, this.kind);
     await this.#run(plan, input, new Array(plan.dropoutStreams).fill(1));
     const layout = this.#layout(plan);
     const seeds = new Array(plan.dropoutStreams).fill(1);

@@ -13,10 +13,10 @@
  * @module
  */
 
-import type { Plan } from "../../graph/ops.ts";
+import type { Plan, WeightLayout } from "../../graph/ops.ts";
 import { BackendError } from "../../errors.ts";
 import type { Tensor } from "../../tensor.ts";
-import { type Backend, copyInput } from "../backend.ts";
+import { type Backend, checkPlanLayout, copyInput } from "../backend.ts";
 import {
   type LayerValues,
   packLayer,
@@ -39,6 +39,11 @@ import { PARAMS_BYTES } from "./shaders.ts";
 export interface WebGpuBackendOptions {
   /** Floats of packed weights to reserve. */
   weightFloats: number;
+  /**
+   * The layout of the model's weights (what its plans were made for): runs
+   * of plans made for another are refused. None by default (op tests).
+   */
+  weightLayout?: WeightLayout | null;
   /** The adapter to request a device from (default: `navigator.gpu.requestAdapter()`). */
   adapter?: GPUAdapter;
   /** A device to use instead of requesting one; the backend then does not destroy it. */
@@ -83,6 +88,8 @@ const PROGRAM_CACHE = 8;
 export class WebGpuBackend implements Backend {
   readonly kind = "webgpu" as const;
   readonly threads = 1;
+  /** The layout of the model's weights the blob holds; null when made without one. */
+  readonly weightLayout: WeightLayout | null;
   /** The device the backend runs on. */
   readonly device: GPUDevice;
   #ownsDevice: boolean;
@@ -105,8 +112,10 @@ export class WebGpuBackend implements Backend {
     limits: BindingLimits,
     blob: Float32Array<ArrayBuffer>,
     weights: GPUBuffer,
+    weightLayout: WeightLayout | null,
   ) {
     this.device = device;
+    this.weightLayout = weightLayout;
     this.#ownsDevice = ownsDevice;
     this.#limits = limits;
     this.#blob = blob;
@@ -179,7 +188,8 @@ export class WebGpuBackend implements Backend {
           }),
       );
       const blob = new Float32Array(options.weightFloats);
-      return new WebGpuBackend(device, !options.device, limits, blob, weights);
+      const layout = options.weightLayout ?? null;
+      return new WebGpuBackend(device, !options.device, limits, blob, weights, layout);
     } catch (error) {
       release();
       throw error;
@@ -279,6 +289,7 @@ export class WebGpuBackend implements Backend {
 
   async #run(plan: Plan, input: Tensor, seeds: readonly number[]): Promise<Float32Array[]> {
     this.#check();
+    checkPlanLayout(plan, this.weightLayout, this.kind);
     const program = await this.#program(plan);
     const device = this.device, queue = device.queue;
     const arena = program.arena;
