@@ -252,7 +252,8 @@ function checkCountRoom(
     ["epoch", progress.epoch, moreEpochs, "epochs"],
   ] as const;
   for (const [field, count, more, what] of room) {
-    if (count + more <= Number.MAX_SAFE_INTEGER) continue;
+    // NaN (a training set of no batch) takes no step either.
+    if (!(count + more > Number.MAX_SAFE_INTEGER)) continue;
     const past = `the ${what} count would pass 2^53 - 1 (${Number.MAX_SAFE_INTEGER}), the most a ` +
       `checkpoint can record`;
     if (name === null) {
