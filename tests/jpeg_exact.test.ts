@@ -710,3 +710,54 @@ Deno.test("JPEG stale memory: with the kept kernel memory full of garbage, scans
   }
   assert.ok(compared > 800, `compared ${compared}`);
 });
+
+/** A 32x8 greyscale progressive JPEG (4 blocks, quantisers 16) made of `scans`: each a header (Ss, Se, Ah/Al) and its restart intervals' bytes. */
+function tinyProgressive(restartInterval: number, scans: [number[], ...number[][]][]): Uint8Array {
+  const segment = (code: number, body: number[]) => [0xff, code, 0, body.length + 2, ...body];
+  const bytes = [0xff, 0xd8, ...segment(0xdb, [0, ...Array(64).fill(16)])];
+  bytes.push(...segment(0xc2, [8, 0, 8, 0, 32, 1, 1, 0x11, 0]));
+  bytes.push(...segment(0xc4, [0x00, 1, ...Array(15).fill(0), 0])); // DC: "0" is 0
+  // AC: "00" run 0 size 1, "01" an end-of-band run of 8 + 3 bits, "10" end of block.
+  bytes.push(...segment(0xc4, [0x10, 0, 3, ...Array(14).fill(0), 0x01, 0x30, 0x00]));
+  if (restartInterval) bytes.push(...segment(0xdd, [0, restartInterval]));
+  for (const [header, ...intervals] of scans) {
+    bytes.push(...segment(0xda, [1, 1, 0, ...header]));
+    intervals.forEach((data, i) => {
+      bytes.push(...data);
+      if (i < intervals.length - 1) bytes.push(0xff, 0xd0 + (i & 7));
+    });
+  }
+  return new Uint8Array([...bytes, 0xff, 0xd9]);
+}
+
+Deno.test("JPEG: an end-of-band run ends at its restart interval's end and may pass the image's end (Pillow's bytes, also over a stale memory)", () => {
+  // Restart interval 2: the AC first scan's first block starts a run of 15
+  // blocks ("01" + "111"), which the restart after block 1 ends; block 2 then
+  // has a term at k = 1 ("00" "1", then "10"), block 3 none.
+  const across = tinyProgressive(2, [[[0, 0, 0], [0x3f], [0x3f]], [[1, 63, 0], [0x7f], [0x35]]]);
+  // No restarts: the run of 15 covers the 4 blocks and passes the end.
+  const pastEnd = tinyProgressive(0, [[[0, 0, 0], [0x0f]], [[1, 63, 0], [0x7f]]]);
+  // Pillow 9.4 (libjpeg-turbo) on these files: every row alike.
+  const flat = Array(8).fill(128);
+  const block2 = [131, 130, 130, 129, 127, 126, 126, 125];
+  const cases = [
+    [across, [...flat, ...flat, ...block2, ...flat]],
+    [pastEnd, [...flat, ...flat, ...flat, ...flat]],
+  ] as const;
+  let seed = 7;
+  for (const [bytes, row] of cases) {
+    for (const simd of [false, true]) {
+      // A last image's bytes where the coefficients go.
+      new Uint8Array(kernelArena(1 << 20)!.memory.buffer).fill(seed++ * 37);
+      const { data, width, height } = decode(bytes, { simd });
+      assert.deepEqual([width, height], [32, 8]);
+      for (let y = 0; y < 8; y++) {
+        assert.deepEqual(
+          Array.from(data.subarray(32 * y, 32 * y + 32)),
+          row,
+          `row ${y} (${simd ? "Wasm" : "TypeScript"})`,
+        );
+      }
+    }
+  }
+});
