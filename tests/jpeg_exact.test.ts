@@ -761,3 +761,82 @@ Deno.test("JPEG: an end-of-band run ends at its restart interval's end and may p
     }
   }
 });
+
+Deno.test("JPEG: refinement scans' end-of-band runs across restarts, a band refined with no term, a DC refinement with no first scan (Pillow's bytes, also over a stale memory)", () => {
+  // 32x8 greyscale progressive files (4 blocks, quantisers 16) written as bit
+  // strings, each restart interval padded with ones. DC codes: "00" size 0,
+  // "01" size 2. AC codes: "00" run 0 size 1, "01" an end-of-band run of
+  // 8 + 3 bits, "10" end of block, "110" run 1 size 1.
+  const segment = (code: number, body: number[]) => [0xff, code, 0, body.length + 2, ...body];
+  const entropy = (text: string) => {
+    const bits = text.replaceAll(" ", "").padEnd(
+      Math.ceil(text.replaceAll(" ", "").length / 8) * 8,
+      "1",
+    );
+    return Array.from(
+      { length: bits.length / 8 },
+      (_, i) => parseInt(bits.slice(8 * i, 8 * i + 8), 2),
+    );
+  };
+  const file = (restartInterval: number, scans: [number[], ...string[]][]) => {
+    const bytes = [0xff, 0xd8, ...segment(0xdb, [0, ...Array(64).fill(16)])];
+    bytes.push(...segment(0xc2, [8, 0, 8, 0, 32, 1, 1, 0x11, 0]));
+    bytes.push(...segment(0xc4, [0x00, 0, 2, ...Array(14).fill(0), 0, 2]));
+    bytes.push(...segment(0xc4, [0x10, 0, 3, 1, ...Array(13).fill(0), 0x01, 0x30, 0x00, 0x11]));
+    if (restartInterval) bytes.push(...segment(0xdd, [0, restartInterval]));
+    for (const [header, ...intervals] of scans) {
+      bytes.push(...segment(0xda, [1, 1, 0, ...header]));
+      intervals.forEach((bits, i) => {
+        bytes.push(...entropy(bits));
+        if (i < intervals.length - 1) bytes.push(0xff, 0xd0 + (i & 7));
+      });
+    }
+    return new Uint8Array([...bytes, 0xff, 0xd9]);
+  };
+  // Pillow 9.4 (libjpeg-turbo) on these files: every row alike.
+  const cases = [
+    [
+      "AC 1-5 first, 1-63 refined: a run of 15 blocks, the last block's band empty",
+      file(0, [
+        [[0, 0, 0x01], "01 11 00 00 01 00"],
+        [[1, 5, 0x01], "00 1 10 10 00 0 10 10"],
+        [[1, 63, 0x10], "01 111 1 1"],
+        [[0, 0, 0x10], "1010"],
+      ]),
+      [150, 149, 147, 144, 140, 137, 135, 134, ...Array(8).fill(140)].concat(
+        [134, 135, 137, 140, 144, 147, 149, 150, ...Array(8).fill(128)],
+      ),
+    ],
+    [
+      "restart interval 1: refinement runs that each restart ends",
+      file(1, [
+        [[0, 0, 0x01], "01 11", "00", "00", "01 00"],
+        [[1, 5, 0x01], "00 1 10", "10", "00 0 10", "10"],
+        [[1, 63, 0x10], "01 111 1", "00 1 10", "01 000 1", "10"],
+      ]),
+      [148, 147, 145, 142, 138, 135, 133, 132, 131, 130, 130, 129, 127, 126, 126, 125].concat(
+        [120, 121, 123, 126, 130, 133, 135, 136, ...Array(8).fill(116)],
+      ),
+    ],
+    [
+      "a DC refinement with no DC first scan",
+      file(0, [[[0, 0, 0x10], "1011"], [[1, 63, 0x00], "00 1 10 10 10 10"]]),
+      [133, 132, 132, 131, 129, 128, 128, 127, ...Array(8).fill(128), ...Array(16).fill(130)],
+    ],
+  ] as const;
+  let fill = 1;
+  for (const [what, bytes, row] of cases) {
+    for (const simd of [false, true]) {
+      new Uint8Array(kernelArena(1 << 20)!.memory.buffer).fill(fill++ * 89);
+      const { data, width, height } = decode(bytes, { simd });
+      assert.deepEqual([width, height], [32, 8], what);
+      for (let y = 0; y < 8; y++) {
+        assert.deepEqual(
+          Array.from(data.subarray(32 * y, 32 * y + 32)),
+          row,
+          `${what}: row ${y} (${simd ? "Wasm" : "TypeScript"})`,
+        );
+      }
+    }
+  }
+});
