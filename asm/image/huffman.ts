@@ -176,15 +176,7 @@ function fill(): void {
 function baseline(out: usize, dc: usize, ac: usize, pred: i32): i32 {
   // A sequential scan writes each block once: clear it here, in cache,
   // instead of clearing all coefficients before the scan.
-  const zero = i64x2.splat(0);
-  v128.store(out, zero, 0);
-  v128.store(out, zero, 16);
-  v128.store(out, zero, 32);
-  v128.store(out, zero, 48);
-  v128.store(out, zero, 64);
-  v128.store(out, zero, 80);
-  v128.store(out, zero, 96);
-  v128.store(out, zero, 112);
+  clearBlock(out);
   // The bit buffer lives in locals here (globals would go through memory
   // on every code). At least 32 bits before each code: a code (16 bits at
   // most) and its extra bits (15 at most) without another check.
