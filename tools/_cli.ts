@@ -66,7 +66,10 @@ export async function readJsonBeside(path: string, what: string): Promise<unknow
   }
 }
 
-/** "No such file or directory" from Deno's "No such file or directory (os error 2): open '...'". */
-function ioReason(error: Error): string {
+/**
+ * The reason of an I/O error without Deno's decorations: "No such file or
+ * directory" from "No such file or directory (os error 2): open '...'".
+ */
+export function ioReason(error: Error): string {
   return error.message.replace(/ \(os error \d+\)/, "").replace(/: [a-z]+ '.*'$/, "");
 }

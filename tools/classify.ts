@@ -15,7 +15,7 @@
  * @module
  */
 
-import { readJsonBeside, runCommand, UsageError } from "./_cli.ts";
+import { ioReason, readJsonBeside, runCommand, UsageError } from "./_cli.ts";
 import { isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -131,11 +131,6 @@ async function readClassesFile(
       ? { mean: info.mean, std: info.std }
       : {}),
   };
-}
-
-/** "No such file or directory" from Deno's "No such file or directory (os error 2): readfile '...'". */
-function ioReason(error: Error): string {
-  return error.message.replace(/ \(os error \d+\)/, "").replace(/: [a-z]+ '.*'$/, "");
 }
 
 async function main(args: string[]): Promise<number> {
