@@ -123,7 +123,10 @@ Deno.test("trace records every chunk of the 2-thread schedule once and each thre
   const model = await GoogLeNet.create({ variant: "seed", auxLogits: false, threads: 2 });
   try {
     const backend = model.backend as WasmBackend;
-    if (backend.threads !== 2) return; // no workers in this runtime: nothing to trace
+    if (backend.threads !== 2) {
+      console.log("SKIPPED: no workers in this runtime, so nothing to trace");
+      return;
+    }
     const plan = model.plan([2, 3, 64, 64]);
     const input = Tensor.zeros([2, 3, 64, 64]);
     const key = (step: number, c: { op: number }) => `${step} ${c.op}`;
@@ -160,7 +163,10 @@ Deno.test("trace with a worker that died before it: the new workers trace the ru
   const model = await GoogLeNet.create({ variant: "seed", auxLogits: false, threads: 2 });
   try {
     const backend = model.backend as WasmBackend;
-    if (backend.threads !== 2) return; // no workers in this runtime: nothing to trace
+    if (backend.threads !== 2) {
+      console.log("SKIPPED: no workers in this runtime, so nothing to trace");
+      return;
+    }
     const plan = model.plan([1, 3, 64, 64]);
     const input = Tensor.zeros([1, 3, 64, 64]);
     // Chunks by step and operation (either thread may claim one), barriers by thread and step.
