@@ -212,3 +212,50 @@ Deno.test("sample asset decodes and preprocesses", async () => {
   const tensor = await preprocess(new URL("../../../assets/chelsea.jpg", DIR));
   assert.deepEqual(tensor.shape, [1, 3, 224, 224]);
 });
+
+Deno.test("decodeImage, preprocess: a JPEG whose header scan and decoder read different frames is an ImageError", async () => {
+  // The evaluation transform has the decoder make only the pixels its crop reads of the frame
+  // size the header scan found; a decoder reading another frame left the rest of the pixels as
+  // whatever the kernels' memory held from the previous image (found by a hostile-input pass).
+  const real = await read("astronaut_baseline.jpg");
+  const body = real.subarray(2); // the file without its SOI
+  const fakeSof = [0xff, 0xc0, 0, 11, 8, 0, 1, 0, 1, 1, 1, 0x11, 0]; // a 1x1 greyscale frame
+  // A second SOI: the header scan skips it and reads the 1x1 frame; the decoder read its next two
+  // bytes (ff c0) as a segment length and skipped to the real file. libjpeg refuses it.
+  const secondSoi = new Uint8Array(4 + 0xffc0 + body.length);
+  secondSoi.set([0xff, 0xd8, 0xff, 0xd8, ...fakeSof]);
+  secondSoi.set(body, 4 + 0xffc0);
+  // ff 00 where a marker is due: the header scan reads it as a segment over the real file and
+  // then finds the 1x1 frame; the decoder (as libjpeg) skips the stuffed zero and finds the real one.
+  const stuffed = new Uint8Array(6 + body.length + fakeSof.length + 2);
+  stuffed.set([
+    0xff,
+    0xd8,
+    0xff,
+    0x00,
+    (body.length + 2) >> 8,
+    (body.length + 2) & 255,
+  ]);
+  stuffed.set(body, 6);
+  stuffed.set([...fakeSof, 0xff, 0xd9], 6 + body.length);
+  const cases: [string, Uint8Array, RegExp][] = [
+    ["second SOI", secondSoi, /second SOI marker \(ff d8\) at byte 2/],
+    [
+      "stuffed ff 00",
+      stuffed,
+      /frame header declares 512x512, but the header scan found 1x1/,
+    ],
+  ];
+  for (const [name, bytes, message] of cases) {
+    assert.throws(() => decodeImage(bytes), ImageError, name);
+    assert.throws(() => decodeImage(bytes), message, name);
+    for (const draft of [false, true]) {
+      await preprocess(real); // the kernels' memory holds another image's pixels
+      await assert.rejects(
+        preprocess(bytes, { draft }),
+        message,
+        `${name}, draft ${draft}`,
+      );
+    }
+  }
+});

@@ -159,7 +159,7 @@ export function decodeChecked(
     checkSize(header.width, header.height, maxPixels);
     const upright = !exifOrientation || header.orientation === 1;
     const region = reads && upright ? reads(header.width, header.height) : undefined;
-    const image = decodeJpeg(data, maxPixels, region, inPlace);
+    const image = decodeJpeg(data, maxPixels, region, inPlace, header);
     return exifOrientation ? applyOrientation(image, header.orientation) : image;
   }
   const head = Array.from(data.subarray(0, 4), (b) => b.toString(16).padStart(2, "0")).join(" ");

@@ -86,6 +86,7 @@ export function readJpegHeader(bytes: Uint8Array): JpegHeader {
  * @param region The pixels the caller will read; the others may be left unset.
  * @param inPlace The pixels may be a view of the kernels' memory, valid until the next image
  * kernel call (see `JpegDecodeOptions.inPlace`).
+ * @param frameSize The size {@linkcode readJpegHeader} read (see `JpegDecodeOptions.frameSize`).
  * @returns The decoded image.
  * @throws {ImageError} When the data is corrupt, truncated, unsupported or over budget.
  *
@@ -101,8 +102,11 @@ export function decodeJpeg(
   maxPixels: number,
   region?: JpegRegion,
   inPlace = false,
+  frameSize?: { readonly width: number; readonly height: number },
 ): RgbImage {
-  return jpegPixelsToRgb(decodeJpegPixels(bytes, { maxPixels, rgb: true, region, inPlace }));
+  return jpegPixelsToRgb(
+    decodeJpegPixels(bytes, { maxPixels, rgb: true, region, inPlace, frameSize }),
+  );
 }
 
 /**
@@ -216,7 +220,7 @@ export function decodeJpegDraftReading(
     ? reads(Math.ceil(header.width / scale), Math.ceil(header.height / scale))
     : undefined;
   const image = jpegPixelsToRgb(
-    decodeJpegPixels(bytes, { maxPixels, scale, rgb: true, region, inPlace }),
+    decodeJpegPixels(bytes, { maxPixels, scale, rgb: true, region, inPlace, frameSize: header }),
   );
   return exifOrientation ? applyOrientation(image, header.orientation) : image;
 }

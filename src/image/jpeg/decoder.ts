@@ -99,6 +99,13 @@ export interface JpegDecodeOptions {
    * @default {false}
    */
   inPlace?: boolean;
+  /**
+   * The frame size the caller expects (what `readJpegHeader` read, from which
+   * it computed `region`): a frame header of another size is refused before
+   * anything is allocated, since the header scan and the decoder then read
+   * different segments and the region would not be the caller's.
+   */
+  frameSize?: { readonly width: number; readonly height: number };
 }
 
 /** A rectangle of output pixels: columns `left` to `right`, rows `top` to `bottom` (exclusive). */
@@ -308,6 +315,10 @@ export function decodeJpegPixels(bytes: Uint8Array, options: JpegDecodeOptions =
       sawEoi = true;
       break;
     }
+    if (code === 0xd8) {
+      // libjpeg's JERR_SOI_DUPLICATE (a header scan that skips it reads other segments)
+      throw new ImageError(`Corrupt JPEG: a second SOI marker (ff d8) at byte ${marker.pos}`);
+    }
     if (code === 0x01 || (code >= 0xd0 && code <= 0xd7)) continue; // no segment
     if (pos + 2 > bytes.length) throw truncated(code, marker.pos);
     const end = pos + ((bytes[pos] << 8) | bytes[pos + 1]);
@@ -325,6 +336,7 @@ export function decodeJpegPixels(bytes: Uint8Array, options: JpegDecodeOptions =
           simd: options.simd ?? true,
           scale,
           rgb: options.rgb ?? false,
+          frameSize: options.frameSize,
         });
         break;
       case 0xc4:
@@ -430,7 +442,14 @@ function readFrame(
   s: Uint8Array,
   progressive: boolean,
   file: Uint8Array,
-  options: { maxPixels: number; maxBytes: number; simd: boolean; scale: number; rgb: boolean },
+  options: {
+    maxPixels: number;
+    maxBytes: number;
+    simd: boolean;
+    scale: number;
+    rgb: boolean;
+    frameSize: { readonly width: number; readonly height: number } | undefined;
+  },
 ): Frame {
   if (s.length < 6) throw new ImageError("Corrupt JPEG: frame header (SOF) shorter than 6 bytes");
   const precision = s[0];
@@ -445,7 +464,12 @@ function readFrame(
       `Unsupported JPEG: frame size ${width}x${height}, expected positive dimensions`,
     );
   }
-  const { maxPixels, maxBytes, simd } = options;
+  const { maxPixels, maxBytes, simd, frameSize } = options;
+  if (frameSize && (frameSize.width !== width || frameSize.height !== height)) {
+    throw new ImageError(
+      `Corrupt JPEG: the frame header declares ${width}x${height}, but the header scan found ${frameSize.width}x${frameSize.height} (expected one frame size)`,
+    );
+  }
   if (width * height > maxPixels) {
     throw new ImageError(
       `Image is ${width}x${height} (${
