@@ -840,3 +840,93 @@ Deno.test("JPEG: refinement scans' end-of-band runs across restarts, a band refi
     }
   }
 });
+
+Deno.test("JPEG: where the data runs out at a marker, the MCUs after the one that read past it are left as they are until the next restart, as libjpeg's insufficient_data (Pillow's bytes, also over a stale memory)", () => {
+  // 64x8 greyscale files (8 blocks, quantisers 16) written as bit strings, each
+  // restart interval padded with ones. DC codes: "0" size 2, "10" size 0.
+  const segment = (code: number, body: number[]) => [0xff, code, 0, body.length + 2, ...body];
+  const entropy = (text: string) => {
+    const bits = text.replaceAll(" ", "");
+    const padded = bits.padEnd(Math.ceil(bits.length / 8) * 8, "1");
+    return Array.from(
+      { length: padded.length / 8 },
+      (_, i) => parseInt(padded.slice(8 * i, 8 * i + 8), 2),
+    );
+  };
+  const file = (sof: number, interval: number, ac: number[], scans: [number[], ...string[]][]) => {
+    const bytes = [0xff, 0xd8, ...segment(0xdb, [0, ...Array(64).fill(16)])];
+    bytes.push(...segment(sof, [8, 0, 8, 0, 64, 1, 1, 0x11, 0]));
+    bytes.push(...segment(0xc4, [0x00, 1, 1, ...Array(14).fill(0), 2, 0]));
+    bytes.push(...segment(0xc4, [0x10, 1, 1, ...Array(14).fill(0), ...ac]));
+    if (interval) bytes.push(...segment(0xdd, [0, interval]));
+    for (const [header, ...intervals] of scans) {
+      bytes.push(...segment(0xda, [1, 1, 0, ...header]));
+      intervals.forEach((bits, i) => {
+        bytes.push(...entropy(bits));
+        if (i < intervals.length - 1) bytes.push(0xff, 0xd0 + (i & 7));
+      });
+    }
+    return new Uint8Array([...bytes, 0xff, 0xd9]);
+  };
+  // Sequential, restart interval 3; AC codes "0" end of block, "10" run 0 size 1. Block 1 reads
+  // a zero bit past RST0, so block 2 is left zero (grey, where reading on gave a DC term of -1);
+  // the restart resets it, blocks 3-7 are decoded.
+  const sequential = file(0xc0, 3, [0x00, 0x01], [
+    [[0, 63, 0], "0 10 10 1 0", "0 11 0 10 0 10 0", "0 01 0 10 0"],
+  ]);
+  // Progressive; AC codes "0" run 0 size 1, "10" end of band. The DC scan runs out in block 3
+  // (blocks 4-7 keep a DC term of 0), the AC scan in block 2 (blocks 3-7 get no AC term; reading
+  // on gave each 63 terms of -1).
+  const progressive = file(0xc2, 0, [0x01, 0x00], [
+    [[0, 0, 0], "0 11 10 10 0"],
+    [[1, 63, 0], "0 1 10 10 0 1"],
+  ]);
+  // Pillow 9.4 (libjpeg-turbo) on these files.
+  const grey = (n: number) => Array(n).fill(128);
+  const sequentialRow = [
+    ...[135, 134, 134, 133, 131, 130, 130, 129],
+    ...Array(8).fill(132),
+    ...grey(8),
+    ...Array(24).fill(134),
+    ...Array(16).fill(124),
+  ];
+  const block2 = [
+    [30, 171, 115, 146, 122, 134, 124, 127],
+    [172, 132, 146, 135, 138, 133, 133, 131],
+    [117, 147, 134, 139, 132, 133, 130, 130],
+    [150, 138, 141, 136, 136, 133, 132, 131],
+    [128, 144, 136, 138, 133, 133, 130, 130],
+    [143, 140, 139, 137, 135, 133, 131, 130],
+    [134, 143, 138, 138, 134, 133, 131, 130],
+    [138, 142, 138, 137, 135, 133, 131, 130],
+  ];
+  const progressiveRow = (y: number) => [
+    ...[137, 136, 136, 135, 133, 132, 132, 131],
+    ...Array(8).fill(134),
+    ...block2[y],
+    ...grey(40),
+  ];
+  let seed = 11;
+  for (const simd of [false, true]) {
+    for (
+      const [bytes, row] of [[sequential, () => sequentialRow], [
+        progressive,
+        progressiveRow,
+      ]] as const
+    ) {
+      // A last image's bytes where the coefficients go.
+      new Uint8Array(kernelArena(1 << 20)!.memory.buffer).fill(seed++ * 37);
+      const { data, width, height } = decode(bytes, { simd });
+      assert.deepEqual([width, height], [64, 8]);
+      for (let y = 0; y < 8; y++) {
+        assert.deepEqual(
+          Array.from(data.subarray(64 * y, 64 * y + 64)),
+          row(y),
+          `${bytes === sequential ? "sequential" : "progressive"} row ${y} (${
+            simd ? "Wasm" : "TypeScript"
+          })`,
+        );
+      }
+    }
+  }
+});

@@ -52,14 +52,22 @@ let acc: u64 = 0;
 let bits: i32 = 0;
 let atMarker: bool = false;
 let pastEnd: i32 = 0;
+// Zero bits supplied at a marker since the scan's start or last restart: the
+// decoder ran out of data (libjpeg's insufficient_data) when it has consumed
+// any, that is when `zeros > bits` (see `starved`).
+let zeros: i32 = 0;
 let failure: i32 = 0; // 1: a code matches no symbol
 let natural: usize = 0;
 
 // The next byte of entropy-coded data, with the stuffing and marker rules of
 // entropy.ts: a stuffed 0xff00 gives 0xff, fill bytes are skipped, and at a
-// marker or past the data's end it gives zeros (counted in `pastEnd` past the end).
+// marker or past the data's end it gives zeros (counted in `zeros` at a marker,
+// in `pastEnd` past the end).
 @inline function nextByte(): u64 {
-  if (atMarker) return 0;
+  if (atMarker) {
+    zeros += 8;
+    return 0;
+  }
   if (pos >= dataEnd) {
     pastEnd += 8;
     return 0;
@@ -81,8 +89,17 @@ let natural: usize = 0;
     return 0xff; // a stuffed zero
   }
   atMarker = true;
+  zeros += 8;
   pos += skip - 1; // the last 0xff before the marker code
   return 0;
+}
+
+// Whether the decoder consumed zero bits supplied at a marker (`b` unread
+// bits): libjpeg's decoders then leave the MCUs up to the next restart as
+// they are (jdhuff.c and jdphuff.c's decode_mcu; a sequential scan's are
+// zero, grey).
+@inline function starved(b: i32): bool {
+  return zeros > b;
 }
 
 // Tops the buffer up: four bytes at once when none of them is 0xff,
@@ -546,6 +563,7 @@ function findMarker(p: usize): usize {
   acc = 0;
   bits = 0;
   atMarker = false;
+  zeros = 0;
   const m = findMarker(pos);
   if (m + 1 >= dataEnd || <i32>load<u8>(m + 1) != 0xd0 + (restarts & 7)) return false;
   pos = m + 2;
@@ -566,6 +584,7 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
   bits = 0;
   atMarker = false;
   pastEnd = 0;
+  zeros = 0;
   failure = 0;
   eobrun = 0;
   natural = d + 256;
@@ -608,6 +627,7 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
   let untilRestart = interval;
   let mx = 0;
   let my = 0;
+  let skip = false; // starved earlier in this restart interval
   for (let mcu = 0; mcu < total; mcu++) {
     if (untilRestart == 0) {
       if (pastEnd > bits) return -2;
@@ -616,6 +636,7 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
       pred0 = pred1 = pred2 = pred3 = 0;
       eobrun = 0;
       untilRestart = interval;
+      skip = false;
     }
     untilRestart--;
     if (single) {
@@ -623,7 +644,9 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
       const index = <usize>(my * rows * padded0 + mx);
       const out = coef0 + (index << shift0);
       const keep = within(mx, keepX) && within(my, keepY);
-      if (kind == 0) {
+      if (skip) {
+        if (kind == 0) clearBlock(out);
+      } else if (kind == 0) {
         pred0 = baseline(out, dc0, ac0, pred0);
       } else if (kind == 1) {
         const t = decodeSymbol(dc0);
@@ -637,6 +660,7 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
         acRefine(out, ac0, ss, se, al, nz0 + (index << 3), keep);
       }
       if (failure != 0) return -1;
+      skip = skip || starved(bits);
       if (++mx == mcusWide) {
         if (stream != 0) flushRow(d, stream, count, my, true);
         mx = 0;
@@ -644,6 +668,7 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
       }
       continue;
     }
+    // Not reached: interleaved scans of other kinds have loops of their own.
     for (let ci = 0; ci < count; ci++) {
       const c = c0 + <usize>(ci * 48);
       const coef = <usize>load<i32>(c, 0);
@@ -717,6 +742,7 @@ function acScan(d: usize, refine: bool, mcusWide: i32, total: i32, interval: i32
   let untilRestart = interval;
   let mx = 0;
   let my = 0;
+  let skip = false; // starved earlier in this restart interval
   for (let mcu = 0; mcu < total; mcu++) {
     if (untilRestart == 0) {
       if (pastEnd > bits) return -2;
@@ -724,14 +750,17 @@ function acScan(d: usize, refine: bool, mcusWide: i32, total: i32, interval: i32
       restarts++;
       eobrun = 0;
       untilRestart = interval;
+      skip = false;
     }
     untilRestart--;
-    if (!refine && eobrun > 0) {
-      // An end-of-band run in an AC first scan: its blocks read and store
-      // nothing, so the rest of the run in this restart interval is passed
-      // over at once.
-      const n = min(eobrun, min(untilRestart + 1, total - mcu));
-      eobrun -= n;
+    if (skip || (!refine && eobrun > 0)) {
+      // Blocks that read and store nothing are passed over at once: the rest
+      // of the restart interval once the data ran out, or of an end-of-band
+      // run in an AC first scan.
+      const n = skip
+        ? min(untilRestart + 1, total - mcu)
+        : min(eobrun, min(untilRestart + 1, total - mcu));
+      if (!skip) eobrun -= n;
       untilRestart -= n - 1;
       mcu += n - 1;
       mx += n;
@@ -755,6 +784,7 @@ function acScan(d: usize, refine: bool, mcusWide: i32, total: i32, interval: i32
       acRefine(out, ac, ss, se, al, m, keep);
     }
     if (failure != 0) return -1;
+    skip = starved(bits);
     if (++mx == mcusWide) {
       mx = 0;
       my++;
@@ -837,6 +867,7 @@ function sequentialInterleaved(
   let untilRestart = interval;
   let mx = 0;
   let my = 0;
+  let skip = false; // starved earlier in this restart interval
   for (let mcu = 0; mcu < total; mcu++) {
     if (untilRestart == 0) {
       if (pastEnd > bits) return -2;
@@ -844,10 +875,15 @@ function sequentialInterleaved(
       restarts++;
       v128.store(preds, i64x2.splat(0));
       untilRestart = interval;
+      skip = false;
     }
     untilRestart--;
     for (let p = plan; p < end; p += 32) {
       const out = <usize>(load<i32>(p, 0) + mx * load<i32>(p, 4) + my * load<i32>(p, 8));
+      if (skip) {
+        clearBlock(out);
+        continue;
+      }
       const pred = <usize>load<i32>(p, 20);
       store<i32>(
         pred,
@@ -855,6 +891,7 @@ function sequentialInterleaved(
       );
     }
     if (failure != 0) return -1;
+    skip = skip || starved(bits);
     if (++mx == mcusWide) {
       if (stream != 0) flushRow(d, stream, count, my, false);
       mx = 0;
@@ -908,6 +945,7 @@ function dcInterleaved(
   let a = acc;
   let b = bits;
   let keepRow = within(0, keepY);
+  let skip = false; // starved earlier in this restart interval
   for (let mcu = 0; mcu < total; mcu++) {
     if (untilRestart == 0) {
       bits = b;
@@ -918,10 +956,11 @@ function dcInterleaved(
       restarts++;
       pred0 = pred1 = pred2 = pred3 = 0;
       untilRestart = interval;
+      skip = false;
     }
     untilRestart--;
     const keep = keepRow && within(mx, keepX);
-    for (let k = 0; k < blocks; k++) {
+    for (let k = 0; k < blocks && !skip; k++) {
       const p = plan + <usize>(k << 4);
       const out = <usize>(load<i32>(p, 0) + mx * load<i32>(p, 4) + my * load<i32>(p, 8));
       if (refine) {
@@ -961,6 +1000,7 @@ function dcInterleaved(
       else pred = pred3 += diff;
       if (keep) store<i16>(out, <i16>(pred << al));
     }
+    skip = starved(b);
     if (++mx == mcusWide) {
       mx = 0;
       my++;

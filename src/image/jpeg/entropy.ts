@@ -247,7 +247,8 @@ export interface Scan {
 /**
  * Reads the entropy-coded bits of one scan. A marker (`0xff` followed by
  * neither `0x00` nor `0xff`) ends the data: from there on zero bits are
- * supplied, as libjpeg does, and running out of the file itself is an error.
+ * supplied, as libjpeg does (`zeros` counts them: see `starved`), and running
+ * out of the file itself is an error.
  */
 class BitReader {
   #data: Uint8Array;
@@ -260,6 +261,8 @@ class BitReader {
   atMarker = false;
   /** Zero bits supplied past the end of the file. */
   pastEnd = 0;
+  /** Zero bits supplied at a marker since the last restart. */
+  zeros = 0;
 
   constructor(data: Uint8Array, pos: number) {
     this.#data = data;
@@ -294,9 +297,19 @@ class BitReader {
           }
         }
       }
+      if (this.atMarker) this.zeros += 8;
       this.acc = (this.acc << 8) | byte;
       this.bits += 8;
     }
+  }
+
+  /**
+   * Whether the decoder consumed zero bits supplied at a marker: libjpeg's
+   * `insufficient_data`, after which its decoders leave the MCUs up to the
+   * next restart as they are (zero in a sequential scan: grey).
+   */
+  get starved(): boolean {
+    return this.zeros > this.bits;
   }
 
   /** Reads `n` (0 to 16) bits as an unsigned number. */
@@ -357,6 +370,7 @@ class BitReader {
     this.acc = 0;
     this.bits = 0;
     this.atMarker = false;
+    this.zeros = 0;
     const marker = nextMarker(this.#data, this.pos);
     if (marker.code !== expected) return false;
     this.pos = marker.pos + 2;
@@ -444,6 +458,9 @@ export function decodeScan(data: Uint8Array, pos: number, scan: Scan): number {
       : (c, offset) => decodeAcRefine(reader, c.acTable!, c.coefficients, offset, ss, se, al, eob);
   }
   let restarts = 0;
+  // libjpeg's insufficient_data: the data ran out (a marker came) within an earlier MCU of this
+  // restart interval, so this one is left as it is (jdhuff.c and jdphuff.c's decode_mcu).
+  let starved = false;
   for (let mcu = 0; mcu < total; mcu++) {
     if (mcu > 0 && mcu % interval === 0) {
       if (!reader.restart(0xd0 + (restarts & 7))) {
@@ -454,12 +471,15 @@ export function decodeScan(data: Uint8Array, pos: number, scan: Scan): number {
       restarts++;
       preds.fill(0);
       eob.run = 0;
+      starved = false;
     }
+    if (starved) continue; // the coefficients of a sequential scan are zero already
     const my = Math.floor(mcu / mcusWide);
     const mx = mcu - my * mcusWide;
     if (single) {
       const c = components[0];
       decodeBlock(c, (my * c.paddedBlocksWide + mx) * 64, 0);
+      starved = reader.starved;
       continue;
     }
     for (let ci = 0; ci < components.length; ci++) {
@@ -469,6 +489,7 @@ export function decodeScan(data: Uint8Array, pos: number, scan: Scan): number {
         for (let h = 0; h < c.h; h++) decodeBlock(c, (row + h) * 64, ci);
       }
     }
+    starved = reader.starved;
   }
   reader.checkEnd();
   return reader.atMarker ? reader.pos : nextMarker(data, reader.pos).pos;
