@@ -930,3 +930,66 @@ Deno.test("JPEG: where the data runs out at a marker, the MCUs after the one tha
     }
   }
 });
+
+Deno.test("JPEG: a sequential component's later scan writes its terms over the earlier scan's (Pillow's bytes, also over a stale memory); another scan after one of every component, and a scan naming a component twice, are ImageErrors as in libjpeg", () => {
+  // 16x8 4:4:4 YCbCr files (2 blocks a component, quantisers 16) written as bit strings, each scan
+  // padded with ones. DC codes "0" size 2, "10" size 0; AC codes "0" end of block, "10" run 0 size 1.
+  const segment = (code: number, body: number[]) => [0xff, code, 0, body.length + 2, ...body];
+  const entropy = (text: string) => {
+    const bits = text.replaceAll(" ", "");
+    const padded = bits.padEnd(Math.ceil(bits.length / 8) * 8, "1");
+    return Array.from(
+      { length: padded.length / 8 },
+      (_, i) => parseInt(padded.slice(8 * i, 8 * i + 8), 2),
+    );
+  };
+  const file = (scans: [number[], string][]) => {
+    const bytes = [0xff, 0xd8, ...segment(0xdb, [0, ...Array(64).fill(16)])];
+    bytes.push(...segment(0xc0, [8, 0, 8, 0, 16, 3, 1, 0x11, 0, 2, 0x11, 0, 3, 0x11, 0]));
+    bytes.push(...segment(0xc4, [0x00, 1, 1, ...Array(14).fill(0), 2, 0]));
+    bytes.push(...segment(0xc4, [0x10, 1, 1, ...Array(14).fill(0), 0x00, 0x01]));
+    for (const [ids, bits] of scans) {
+      bytes.push(...segment(0xda, [ids.length, ...ids.flatMap((id) => [id, 0]), 0, 63, 0]));
+      bytes.push(...entropy(bits));
+    }
+    return new Uint8Array([...bytes, 0xff, 0xd9]);
+  };
+  const chroma: [number[], string][] = [[[2], "10 0 10 0"], [[3], "10 0 10 0"]];
+  // Y (block 0: DC 2 and a term at k = 1; block 1: DC 2), Cb, Cr, then Y again (DC 3 and 1, no
+  // AC term): libjpeg keeps block 0's term at k = 1, which clearing the block dropped (Wasm path).
+  const merged = file([[[1], "0 10 10 1 0 10 0"], ...chroma, [[1], "0 11 0 0 01 0"]]);
+  // Pillow 9.4 (libjpeg-turbo): every row alike.
+  const row = [
+    ...[137, 137, 137, 136, 136, 136, 136, 136, 136, 135, 135, 135, 133, 133, 133, 132],
+    ...[132, 132, 132, 132, 132, 131, 131, 131],
+    ...Array(24).fill(130),
+  ];
+  let seed = 5;
+  for (const simd of [false, true]) {
+    new Uint8Array(kernelArena(1 << 20)!.memory.buffer).fill(seed++ * 37);
+    const { data, width, height } = decode(merged, { simd });
+    assert.deepEqual([width, height], [16, 8]);
+    for (let y = 0; y < 8; y++) {
+      assert.deepEqual(
+        Array.from(data.subarray(48 * y, 48 * y + 48)),
+        row,
+        `row ${y} (${simd ? "Wasm" : "TypeScript"})`,
+      );
+    }
+    // Pillow: "broken data stream" for both (JERR_EOI_EXPECTED, JERR_BAD_COMPONENT_ID).
+    const again = file([[[1, 2, 3], "0 10 10 1 0 10 0 10 0 10 0 10 0 10 0"], [
+      [1],
+      "0 11 0 0 01 0",
+    ]]);
+    assert.throws(
+      () => decode(again, { simd }),
+      (e: Error) =>
+        e instanceof ImageError && /expected the end of the image \(EOI\)/.test(e.message),
+    );
+    const twice = file([[[1, 1], "100 100 100 100"], ...chroma]);
+    assert.throws(
+      () => decode(twice, { simd }),
+      (e: Error) => e instanceof ImageError && /names component 1 twice/.test(e.message),
+    );
+  }
+});

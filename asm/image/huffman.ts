@@ -16,7 +16,9 @@
 // h, v, dcTable, acTable, nonzero (progressive AC scans: a u64 per block,
 // bit k set where the coefficient at zig-zag index k is not 0, so that a
 // refinement finds them without reading all 63), blockShift (log2 of the
-// bytes per block: 7, or 1 for a component kept as its DC terms alone).
+// bytes per block: 7, or 1 for a component kept as its DC terms alone),
+// clear (1 when a sequential scan clears each block before writing it: the
+// component's first scan; a later one writes its terms over the earlier's).
 // At `d + 256`: 128 bytes, the zig-zag to natural order table with entries
 // of 63 after position 63 (a sequential scan's end of block lands there). At
 // `d + 384`: 336 bytes of scratch (the block plan of an interleaved DC or
@@ -190,10 +192,12 @@ function fill(): void {
 // The bits under them are 0 or the stream's next bits (a refill ORs those
 // same bits again), so whole bytes can be ORed in without clearing.
 
-function baseline(out: usize, dc: usize, ac: usize, pred: i32): i32 {
-  // A sequential scan writes each block once: clear it here, in cache,
-  // instead of clearing all coefficients before the scan.
-  clearBlock(out);
+function baseline(out: usize, dc: usize, ac: usize, pred: i32, clear: bool): i32 {
+  // A component's first sequential scan writes each block once: clear it
+  // here, in cache, instead of clearing all coefficients before the scan. A
+  // later scan of the component writes its terms over the block (libjpeg's
+  // coefficient buffer: its DC and non-zero terms replace those there).
+  if (clear) clearBlock(out);
   // The bit buffer lives in locals here (globals would go through memory
   // on every code). At least 32 bits before each code: a code (16 bits at
   // most) and its extra bits (15 at most) without another check.
@@ -608,6 +612,7 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
   const shift0 = <usize>load<i32>(c0, 36);
   const dc0 = <usize>load<i32>(c0, 24);
   const ac0 = <usize>load<i32>(c0, 28);
+  const clear0 = load<i32>(c0, 40) != 0;
   let pred0 = 0;
   let pred1 = 0;
   let pred2 = 0;
@@ -645,9 +650,9 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
       const out = coef0 + (index << shift0);
       const keep = within(mx, keepX) && within(my, keepY);
       if (skip) {
-        if (kind == 0) clearBlock(out);
+        if (kind == 0 && clear0) clearBlock(out);
       } else if (kind == 0) {
-        pred0 = baseline(out, dc0, ac0, pred0);
+        pred0 = baseline(out, dc0, ac0, pred0, clear0);
       } else if (kind == 1) {
         const t = decodeSymbol(dc0);
         if (t != 0) pred0 += receive(t);
@@ -687,7 +692,7 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
           if (kind == 0 || kind == 1) {
             let pred = ci == 0 ? pred0 : ci == 1 ? pred1 : ci == 2 ? pred2 : pred3;
             if (kind == 0) {
-              pred = baseline(out, dc, ac, pred);
+              pred = baseline(out, dc, ac, pred, load<i32>(c, 40) != 0);
             } else {
               const t = decodeSymbol(dc);
               if (t != 0) pred += receive(t);
@@ -837,7 +842,7 @@ function sequentialInterleaved(
 ): i32 {
   // Per block of an MCU, 32 bytes: the block at MCU (0, 0), the step per MCU
   // across and per MCU row, the DC and AC tables, the address of its
-  // component's predictor (4 i32 after the 10 blocks).
+  // component's predictor (4 i32 after the 10 blocks), whether it is cleared.
   const plan = d + 384;
   const preds = plan + 320;
   const stream = <usize>load<i32>(d, 36);
@@ -857,6 +862,7 @@ function sequentialInterleaved(
         store<i32>(p, load<i32>(c, 24), 12);
         store<i32>(p, load<i32>(c, 28), 16);
         store<i32>(p, <i32>preds + (ci << 2), 20);
+        store<i32>(p, load<i32>(c, 40), 24);
         blocks++;
       }
     }
@@ -880,14 +886,15 @@ function sequentialInterleaved(
     untilRestart--;
     for (let p = plan; p < end; p += 32) {
       const out = <usize>(load<i32>(p, 0) + mx * load<i32>(p, 4) + my * load<i32>(p, 8));
+      const clear = load<i32>(p, 24) != 0;
       if (skip) {
-        clearBlock(out);
+        if (clear) clearBlock(out);
         continue;
       }
       const pred = <usize>load<i32>(p, 20);
       store<i32>(
         pred,
-        baseline(out, <usize>load<i32>(p, 12), <usize>load<i32>(p, 16), load<i32>(pred)),
+        baseline(out, <usize>load<i32>(p, 12), <usize>load<i32>(p, 16), load<i32>(pred), clear),
       );
     }
     if (failure != 0) return -1;

@@ -305,6 +305,8 @@ export function decodeJpegPixels(bytes: Uint8Array, options: JpegDecodeOptions =
   let jfif = false;
   let adobeTransform = -1;
   let sawEoi = false;
+  /** A sequential frame whose first scan held every component (libjpeg then expects EOI). */
+  let singleScan = false;
   let pos = 2;
   while (pos < bytes.length) {
     const marker = nextMarker(bytes, pos);
@@ -363,9 +365,19 @@ export function decodeJpegPixels(bytes: Uint8Array, options: JpegDecodeOptions =
         }
         // A sequential frame's first scan holding every component is inverse-transformed
         // one MCU row at a time as it is decoded (Wasm path).
+        if (singleScan) {
+          // libjpeg's JERR_EOI_EXPECTED: its first scan held every component, so it reads no other
+          throw new ImageError(
+            "Corrupt JPEG: expected the end of the image (EOI) after a sequential scan of every component, got another scan (SOS)",
+          );
+        }
         const stream = frame.arena !== undefined && !frame.progressive &&
           frame.components.every((c) => !c.hasDc);
+        // The components no scan has brought yet: a sequential scan clears their blocks first.
+        const fresh = frame.components.filter((c) => !c.hasDc).map((c) => c.coefficients);
         const scan = readScan(segment, frame, restartInterval, quantTables, dcTables, acTables);
+        singleScan = !frame.progressive && fresh.length === frame.components.length &&
+          scan.components.length === frame.components.length;
         const only = frame.components.find((c) =>
           c.coefficients === scan.components[0].coefficients
         );
@@ -384,6 +396,7 @@ export function decodeJpegPixels(bytes: Uint8Array, options: JpegDecodeOptions =
             scan,
             { frame, scale, region: options.region },
             streamed,
+            fresh,
           )
           : decodeScan(bytes, pos, scan);
         for (const c of frame.components) {
@@ -698,6 +711,10 @@ function readScan(
     const id = s[1 + 2 * i];
     const c = frame.components.find((c) => c.id === id);
     if (!c) throw new ImageError(`Corrupt JPEG: a scan names component ${id}, not in the frame`);
+    if (s.subarray(1, 1 + 2 * i).some((b, j) => j % 2 === 0 && b === id)) {
+      // libjpeg's JERR_BAD_COMPONENT_ID
+      throw new ImageError(`Corrupt JPEG: a scan names component ${id} twice`);
+    }
     const dcId = s[2 + 2 * i] >> 4;
     const acId = s[2 + 2 * i] & 15;
     // A DC refinement scan reads bare bits; a sequential scan ignores Ah and Al.
@@ -770,6 +787,7 @@ function decodeScanWasm(
   scan: Scan,
   view: { frame: Frame; scale: number; region: JpegRegion | undefined },
   streamed: boolean,
+  fresh: readonly Int16Array[],
 ): number {
   const stream = streamed ? view : null;
   const { memory, kernels } = arena;
@@ -859,6 +877,7 @@ function decodeScanWasm(
       place(c.acTable),
       arena.nonzero[index],
       arena.dcOnly[index] || dc ? 1 : 7,
+      fresh.includes(c.coefficients) ? 1 : 0,
     ], d + 12 + 12 * i);
   });
   bytes.set(NATURAL_ORDER_128, SCAN_AT + 256);
