@@ -29,6 +29,7 @@ import {
 import { deterministicInput, deterministicStateDict } from "../tools/deterministic.ts";
 import {
   jpegBomb,
+  jpegScanBomb,
   pngBomb,
   safetensorsWithHeader,
   tinyPng,
@@ -616,6 +617,12 @@ const CASES: HostileCase[] = [
     name: "image: a JPEG declaring 65500x65500 pixels (decompression bomb)",
     action: () => decodeImage(jpegBomb()),
     expected: { error: ImageError, message: /large|exceed|pixels|dimension|limit/i },
+  },
+  {
+    name:
+      "image: a progressive JPEG of 200 scans of one byte, each a pass over its blocks (time bomb)",
+    action: () => decodeImage(jpegScanBomb(200)),
+    expected: { error: ImageError, message: /pass over the frame's 64 blocks more than 100 times/ },
   },
   // ---- weight files (src/weights/) ----
   {

@@ -116,6 +116,23 @@ export function jpegBomb(): Uint8Array<ArrayBuffer> {
   return jpegHead(65500, 65500, [0xff, 0xd9]);
 }
 
+/**
+ * A 64x64 greyscale progressive JPEG of `scans` scans: a DC scan, then AC
+ * scans of one byte each (an end-of-band run over the 64 blocks), each of
+ * which costs a pass over the blocks (a time bomb when the frame is large).
+ */
+export function jpegScanBomb(scans = 200): Uint8Array<ArrayBuffer> {
+  const segment = (code: number, body: number[]) => [0xff, code, 0, body.length + 2, ...body];
+  const bytes = [0xff, 0xd8, ...segment(0xdb, [0, ...Array(64).fill(16)])];
+  bytes.push(...segment(0xc2, [8, 0, 64, 0, 64, 1, 1, 0x11, 0]));
+  bytes.push(...segment(0xc4, [0x00, 1, ...Array(15).fill(0), 0])); // DC: "0" is 0
+  bytes.push(...segment(0xc4, [0x10, 1, ...Array(15).fill(0), 0x60])); // AC: "0" a run of 64-127
+  bytes.push(...segment(0xda, [1, 1, 0, 0, 0, 0x01]), ...Array(8).fill(0));
+  bytes.push(...segment(0xda, [1, 1, 0, 1, 63, 0x01]), 0x00); // "0" + "000000": a run of 64
+  for (let i = 2; i < scans; i++) bytes.push(...segment(0xda, [1, 1, 0, 1, 63, 0x10]), 0x00);
+  return new Uint8Array([...bytes, 0xff, 0xd9]);
+}
+
 /** `bytes` with the u64 header length of a safetensors file replaced by `length`. */
 export function withHeaderLength(bytes: Uint8Array, length: bigint): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(bytes);

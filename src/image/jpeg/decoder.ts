@@ -9,7 +9,10 @@
  * Every allocation sized from header values is checked first: the pixel
  * count against `maxPixels`, the block count against the file's length (each
  * block costs at least one bit of entropy-coded data), and the total against
- * `maxBytes`.
+ * `maxBytes`. So is the time: a scan passes over every block of its
+ * components whatever its data (a few bytes of end-of-band runs, or data that
+ * ends at once, cost as much as a full scan), so the scans together may pass
+ * over the frame's blocks at most {@linkcode MAX_PASSES} times.
  *
  * @module
  */
@@ -220,6 +223,8 @@ interface Frame {
   readonly mcusHigh: number;
   /** The Wasm memory holding coefficients, planes and output, when the kernels run. */
   readonly arena: Arena | undefined;
+  /** Blocks of all components (`blocksWide * blocksHigh` each). */
+  readonly blocks: number;
 }
 
 /** Where things live in the kernels' memory (byte offsets). */
@@ -267,6 +272,13 @@ const ARENA_START = SCAN_AT + 768;
  */
 const NATURAL_ORDER_128 = new Uint8Array(128).fill(63);
 NATURAL_ORDER_128.set(NATURAL_ORDER);
+/**
+ * How many times the scans may pass over the frame's blocks, counted as the
+ * blocks of each scan's components over those of all components: libjpeg's
+ * progressive files make 3-6 passes (10 scans, most of one component), a
+ * sequential file 1. libjpeg-turbo's `djpeg -maxscans` guards the same way.
+ */
+export const MAX_PASSES = 100;
 /** The largest Wasm memory the kernels ask for; larger frames take the TypeScript path. */
 const MAX_ARENA_BYTES = 2 ** 31;
 
@@ -307,6 +319,8 @@ export function decodeJpegPixels(bytes: Uint8Array, options: JpegDecodeOptions =
   let sawEoi = false;
   /** A sequential frame whose first scan held every component (libjpeg then expects EOI). */
   let singleScan = false;
+  /** Blocks the scans so far pass over (see MAX_PASSES). */
+  let passed = 0;
   let pos = 2;
   while (pos < bytes.length) {
     const marker = nextMarker(bytes, pos);
@@ -363,14 +377,14 @@ export function decodeJpegPixels(bytes: Uint8Array, options: JpegDecodeOptions =
         if (!frame) {
           throw new ImageError("Corrupt JPEG: a scan (SOS) before the frame header (SOF)");
         }
-        // A sequential frame's first scan holding every component is inverse-transformed
-        // one MCU row at a time as it is decoded (Wasm path).
         if (singleScan) {
           // libjpeg's JERR_EOI_EXPECTED: its first scan held every component, so it reads no other
           throw new ImageError(
             "Corrupt JPEG: expected the end of the image (EOI) after a sequential scan of every component, got another scan (SOS)",
           );
         }
+        // A sequential frame's first scan holding every component is inverse-transformed
+        // one MCU row at a time as it is decoded (Wasm path).
         const stream = frame.arena !== undefined && !frame.progressive &&
           frame.components.every((c) => !c.hasDc);
         // The components no scan has brought yet: a sequential scan clears their blocks first.
@@ -378,6 +392,12 @@ export function decodeJpegPixels(bytes: Uint8Array, options: JpegDecodeOptions =
         const scan = readScan(segment, frame, restartInterval, quantTables, dcTables, acTables);
         singleScan = !frame.progressive && fresh.length === frame.components.length &&
           scan.components.length === frame.components.length;
+        for (const c of scan.components) passed += c.blocksWide * c.blocksHigh;
+        if (passed > MAX_PASSES * frame.blocks) {
+          throw new ImageError(
+            `Unsupported JPEG: its scans pass over the frame's ${frame.blocks} blocks more than ${MAX_PASSES} times (expected at most ${MAX_PASSES}; each scan costs a pass over its components' blocks whatever its data): refusing a possible decompression bomb`,
+          );
+        }
         const only = frame.components.find((c) =>
           c.coefficients === scan.components[0].coefficients
         );
@@ -575,7 +595,18 @@ function readFrame(
     hasDc: false,
     streamed: false,
   }));
-  return { width, height, progressive, components, maxH, maxV, mcusWide, mcusHigh, arena };
+  return {
+    width,
+    height,
+    progressive,
+    components,
+    maxH,
+    maxV,
+    mcusWide,
+    mcusHigh,
+    arena,
+    blocks,
+  };
 }
 
 /**
