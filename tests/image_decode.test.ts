@@ -98,6 +98,55 @@ Deno.test("readExifOrientation: little-endian TIFF and malformed data", () => {
   assert.equal(readExifOrientation(new Uint8Array([1, 2, 3])), 1);
 });
 
+Deno.test("readExifOrientation: the value read by its TIFF type, the last entry winning, as Pillow's getexif()", () => {
+  // A TIFF with IFD0's Orientation entries [type, count, value bytes] (data of more than 4 bytes
+  // placed after the IFD), in either byte order.
+  const tiff = (little: boolean, entries: [number, number, number[]][]) => {
+    const data: number[] = [];
+    const at = 8 + 2 + 12 * entries.length + 4;
+    const u16 = (v: number) => little ? [v & 255, v >> 8] : [v >> 8, v & 255];
+    const u32 = (v: number) =>
+      little ? [...u16(v & 0xffff), ...u16(v >>> 16)] : [...u16(v >>> 16), ...u16(v & 0xffff)];
+    const out = [
+      ...(little ? [0x49, 0x49] : [0x4d, 0x4d]),
+      ...u16(42),
+      ...u32(8),
+      ...u16(entries.length),
+    ];
+    for (const [type, count, value] of entries) {
+      out.push(...u16(0x0112), ...u16(type), ...u32(count));
+      if (value.length <= 4) out.push(...value, ...Array(4 - value.length).fill(0));
+      else out.push(...u32(at + data.length)), data.push(...value);
+    }
+    return new Uint8Array([...out, 0, 0, 0, 0, ...data]);
+  };
+  const be = (bytes: number, v: number) =>
+    Array.from({ length: bytes }, (_, i) => (v / 256 ** (bytes - 1 - i)) & 255);
+  const double6 = Array.from(new Uint8Array(new Float64Array([6]).buffer)).reverse();
+  // What Pillow 9.4's ImageOps.exif_transpose applied to chelsea.jpg with each (checked when written).
+  const cases: [string, Uint8Array, number][] = [
+    ["LONG 6, big-endian", tiff(false, [[4, 1, be(4, 6)]]), 6],
+    ["LONG 0x10006, little-endian", tiff(true, [[4, 1, [6, 0, 1, 0]]]), 1],
+    ["SLONG 6", tiff(false, [[9, 1, be(4, 6)]]), 6],
+    ["SBYTE 6", tiff(false, [[6, 1, [6]]]), 6],
+    ["SSHORT -6", tiff(false, [[8, 1, [0xff, 0xfa]]]), 1],
+    ["RATIONAL 12/2", tiff(false, [[5, 1, [...be(4, 12), ...be(4, 2)]]]), 6],
+    ["RATIONAL 6/0", tiff(false, [[5, 1, [...be(4, 6), ...be(4, 0)]]]), 1],
+    ["DOUBLE 6", tiff(false, [[12, 1, double6]]), 6],
+    ["BYTE 6, little-endian (bytes, not a number)", tiff(true, [[1, 1, [6]]]), 1],
+    ["ASCII 6", tiff(true, [[2, 1, [6]]]), 1],
+    ["UNDEFINED 6", tiff(true, [[7, 1, [6]]]), 1],
+    ["SHORT x3 at an offset, first 8", tiff(false, [[3, 3, [0, 8, 0, 3, 0, 3]]]), 8],
+    ["SHORT count 0", tiff(true, [[3, 0, [6, 0]]]), 1],
+    ["SHORT 6 then SHORT 3", tiff(true, [[3, 1, [6, 0]], [3, 1, [3, 0]]]), 3],
+    ["SHORT 6 then BYTE 3", tiff(true, [[3, 1, [6, 0]], [1, 1, [3]]]), 1],
+    ["SHORT 6 then an unknown type 99", tiff(true, [[3, 1, [6, 0]], [99, 1, [3, 0]]]), 6],
+  ];
+  for (const [name, bytes, expected] of cases) {
+    assert.equal(readExifOrientation(bytes), expected, name);
+  }
+});
+
 Deno.test("decodeImage: non-image, empty and truncated bytes give ImageError", async () => {
   assert.throws(
     () => decodeImage(new TextEncoder().encode("hello world")),

@@ -8,11 +8,36 @@
 import type { RgbImage } from "./pixels.ts";
 
 /**
+ * Bytes per value of each TIFF field type Pillow reads as a number (Pillow
+ * 9.4's `TiffImagePlugin` loaders): SHORT, LONG, RATIONAL, SBYTE, SSHORT,
+ * SLONG, SRATIONAL, FLOAT, DOUBLE, IFD, LONG8. BYTE, ASCII and UNDEFINED
+ * values are bytes or text there, which no orientation equals.
+ */
+const NUMERIC_SIZES: Record<number, number> = {
+  3: 2,
+  4: 4,
+  5: 8,
+  6: 1,
+  8: 2,
+  9: 4,
+  10: 8,
+  11: 4,
+  12: 8,
+  13: 4,
+  16: 8,
+};
+/** Every type Pillow 9.4 reads (others: the entry is skipped). */
+const KNOWN_TYPES = new Set([1, 2, 7, ...Object.keys(NUMERIC_SIZES).map(Number)]);
+
+/**
  * Reads the EXIF Orientation tag (0x0112) from a TIFF structure (the payload
- * of a JPEG APP1 segment after `"Exif\0\0"`).
+ * of a JPEG APP1 segment after `"Exif\0\0"`) as Pillow's `getexif()` does:
+ * IFD0's last Orientation entry of a type Pillow reads whose data lies in the
+ * structure wins; its first value counts, read by its type (a LONG, a
+ * RATIONAL 12/2 or a DOUBLE 6.0 is 6; BYTE, ASCII or UNDEFINED data is none).
  *
  * @param tiff The TIFF header and IFDs.
- * @returns The orientation 1 to 8, or 1 when the tag is missing or malformed.
+ * @returns The orientation 1 to 8, or 1 when the tag is missing, malformed or another value.
  *
  * @example
  * ```ts
@@ -34,15 +59,51 @@ export function readExifOrientation(tiff: Uint8Array): number {
   const ifd = view.getUint32(4, little);
   if (ifd + 2 > tiff.length) return 1;
   const entries = view.getUint16(ifd, little);
+  let orientation = NaN;
+  // Pillow reads the entries up to a truncated one, a later entry of a tag replacing an earlier.
   for (let i = 0; i < entries; i++) {
     const entry = ifd + 2 + i * 12;
-    if (entry + 12 > tiff.length) return 1;
-    if (view.getUint16(entry, little) === 0x0112) {
-      const value = view.getUint16(entry + 8, little);
-      return value >= 1 && value <= 8 ? value : 1;
-    }
+    if (entry + 12 > tiff.length) break;
+    if (view.getUint16(entry, little) !== 0x0112) continue;
+    const type = view.getUint16(entry + 2, little);
+    const count = view.getUint32(entry + 4, little);
+    if (!KNOWN_TYPES.has(type)) continue;
+    const size = NUMERIC_SIZES[type] ?? 1;
+    // Data of more than 4 bytes lies at an offset; past the end, Pillow skips the entry.
+    const at = size * count > 4 ? view.getUint32(entry + 8, little) : entry + 8;
+    if (at + size * count > tiff.length) continue;
+    orientation = count === 0 || NUMERIC_SIZES[type] === undefined
+      ? NaN
+      : numericValue(view, at, type, little);
   }
-  return 1;
+  return Number.isInteger(orientation) && orientation >= 1 && orientation <= 8 ? orientation : 1;
+}
+
+/** The TIFF value of numeric `type` at `at`. */
+function numericValue(view: DataView, at: number, type: number, little: boolean): number {
+  switch (type) {
+    case 3:
+      return view.getUint16(at, little);
+    case 4:
+    case 13:
+      return view.getUint32(at, little);
+    case 5:
+      return view.getUint32(at, little) / view.getUint32(at + 4, little);
+    case 6:
+      return view.getInt8(at);
+    case 8:
+      return view.getInt16(at, little);
+    case 9:
+      return view.getInt32(at, little);
+    case 10:
+      return view.getInt32(at, little) / view.getInt32(at + 4, little);
+    case 11:
+      return view.getFloat32(at, little);
+    case 12:
+      return view.getFloat64(at, little);
+    default: // 16, LONG8
+      return Number(view.getBigUint64(at, little));
+  }
 }
 
 /**
