@@ -290,6 +290,39 @@ for (const simd of [true, false]) {
     const twelve = good.slice();
     twelve[sof + 4] = 12;
     assert.throws(() => decodeJpegPixels(twelve), /12-bit samples, expected 8-bit/);
+    // Headers one byte longer than their fields, and markers libjpeg does not know (Pillow 9.4:
+    // "broken data stream" or "cannot identify" for each): the scan header's extra byte moved the
+    // image data's start, and an 0xff that a changed byte of the data made ended the scan early.
+    const splice = (bytes: Uint8Array, at: number, insert: number[]) =>
+      new Uint8Array([...bytes.subarray(0, at), ...insert, ...bytes.subarray(at)]);
+    const longer = (bytes: Uint8Array, marker: number) => {
+      const at = bytes.findIndex((b, i) => b === 0xff && bytes[i + 1] === marker);
+      const length = (bytes[at + 2] << 8) | bytes[at + 3];
+      const out = splice(bytes, at + 2 + length, [0]);
+      out[at + 3]++;
+      return out;
+    };
+    const cases: [string, Uint8Array, RegExp][] = [
+      ["SOS + 1", longer(good, 0xda), /scan header \(SOS\) of 11 bytes for 3 components/],
+      ["SOF + 1", longer(good, 0xc0), /frame header \(SOF\) of 16 bytes for 3 components/],
+      ["DRI + 1", longer(restarts, 0xdd), /DRI segment of 3 bytes, expected 2/],
+      ...[0x02, 0x5a, 0xbf, 0xc8, 0xde, 0xdf, 0xf0, 0xfd].map((
+        code,
+      ): [string, Uint8Array, RegExp] => [
+        `marker ${code}`,
+        splice(good, sos, [0xff, code, 0, 2]),
+        new RegExp(`unknown marker 0xff${code.toString(16).padStart(2, "0")} at byte ${sos}`),
+      ]),
+    ];
+    for (const [name, bytes, message] of cases) {
+      assert.throws(
+        () => decodeJpegPixels(bytes),
+        (e: Error) => e instanceof ImageError && message.test(e.message),
+        name,
+      );
+    }
+    // DAC, APPn and COM segments are skipped (Pillow reads these files).
+    for (const code of [0xcc, 0xe5, 0xfe]) decodeJpegPixels(splice(good, sos, [0xff, code, 0, 2]));
   });
 }
 

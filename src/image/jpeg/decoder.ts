@@ -362,8 +362,11 @@ export function decodeJpegPixels(bytes: Uint8Array, options: JpegDecodeOptions =
         readQuantTables(segment, quantTables);
         break;
       case 0xdd:
-        if (segment.length < 2) {
-          throw new ImageError("Corrupt JPEG: DRI segment shorter than 2 bytes");
+        if (segment.length !== 2) {
+          // libjpeg's JERR_BAD_LENGTH, as for the frame and scan headers
+          throw new ImageError(
+            `Corrupt JPEG: DRI segment of ${segment.length} bytes, expected 2`,
+          );
         }
         restartInterval = (segment[0] << 8) | segment[1];
         break;
@@ -434,7 +437,19 @@ export function decodeJpegPixels(bytes: Uint8Array, options: JpegDecodeOptions =
             }): expected baseline, extended sequential or progressive Huffman (SOF0-SOF2)`,
           );
         }
-        // APPn, COM and the rest carry nothing the pixels depend on.
+        if (
+          code < 0xc0 || code === 0xc8 || code === 0xde || code === 0xdf ||
+          (code >= 0xf0 && code <= 0xfd)
+        ) {
+          // libjpeg's JERR_UNKNOWN_MARKER (reserved, JPG, DHP, EXP, JPGn): often a byte of the
+          // image data changed to 0xff, which ended the scan early
+          throw new ImageError(
+            `Corrupt JPEG: unknown marker 0xff${
+              code.toString(16).padStart(2, "0")
+            } at byte ${marker.pos}`,
+          );
+        }
+        // DAC, APPn and COM carry nothing the pixels depend on.
     }
   }
   if (!frame) {
@@ -513,8 +528,12 @@ function readFrame(
   if (count !== 1 && count !== 3 && count !== 4) {
     throw new ImageError(`Unsupported JPEG: ${count} components, expected 1, 3 or 4`);
   }
-  if (s.length < 6 + 3 * count) {
-    throw new ImageError(`Corrupt JPEG: frame header too short for ${count} components`);
+  if (s.length !== 6 + 3 * count) {
+    throw new ImageError(
+      `Corrupt JPEG: frame header (SOF) of ${s.length} bytes for ${count} components, expected ${
+        6 + 3 * count
+      }`,
+    );
   }
   let maxH = 1;
   let maxV = 1;
@@ -720,8 +739,14 @@ function readScan(
   acTables: (HuffmanTable | undefined)[],
 ) {
   const count = s[0];
-  if (count < 1 || count > 4 || s.length < 4 + 2 * count) {
-    throw new ImageError(`Corrupt JPEG: scan header (SOS) for ${count} components is malformed`);
+  if (count < 1 || count > 4 || s.length !== 4 + 2 * count) {
+    // Its length must be exact (libjpeg's JERR_BAD_LENGTH): a longer one moved the image data's
+    // start, and its bytes decoded to other pixels without an error.
+    throw new ImageError(
+      `Corrupt JPEG: scan header (SOS) of ${s.length} bytes for ${count} components, expected 1 to 4 components and ${
+        4 + 2 * Math.min(Math.max(count, 1), 4)
+      } bytes`,
+    );
   }
   const q = 1 + 2 * count;
   const ss = s[q];
