@@ -208,6 +208,63 @@ Deno.test("splitDataset: seeded, disjoint, complete; another seed splits differe
   });
 });
 
+Deno.test("splitDataset: options are checked, not coerced (types, seed range, unknown names, dataset)", async () => {
+  await withTree(
+    { "a/0.png": "png", "a/1.png": "png", "b/2.png": "png", "b/3.png": "png" },
+    async (root) => {
+      const folder = await ImageFolder.open(root);
+      // Each of these was accepted: "0.5" compared as a number, NaN, 0.5 and 2^32 seeded as 0
+      // (another seed's split, silently), a misspelt option was ignored for its default.
+      const cases: [string, () => unknown, RegExp][] = [
+        [
+          'valFraction "0.5"',
+          () => splitDataset(folder, { valFraction: "0.5" as never }),
+          /^Expected valFraction to be a number from 0 up to \(not including\) 1, got "0\.5"$/,
+        ],
+        [
+          "valFraction NaN",
+          () => splitDataset(folder, { valFraction: NaN }),
+          /valFraction .*got NaN$/,
+        ],
+        [
+          'seed "3"',
+          () => splitDataset(folder, { seed: "3" as never }),
+          /^Expected seed .*got "3"$/,
+        ],
+        ["seed NaN", () => splitDataset(folder, { seed: NaN }), /^Expected seed .*got NaN$/],
+        ["seed 0.5", () => splitDataset(folder, { seed: 0.5 }), /^Expected seed .*got 0\.5$/],
+        [
+          "seed 2^32",
+          () => splitDataset(folder, { seed: 2 ** 32 }),
+          /^Expected seed to be an integer from -2147483648 to 4294967295, got 4294967296$/,
+        ],
+        [
+          "valfraction",
+          () => splitDataset(folder, { valfraction: 0.5 } as never),
+          /^Unknown option "valfraction" of splitDataset: expected one of "valFraction", "seed"$/,
+        ],
+        [
+          "options null",
+          () => splitDataset(folder, null as never),
+          /^Expected the options of splitDataset to be an object, got null$/,
+        ],
+        ["dataset null", () => splitDataset(null as never), /^Expected dataset to be a Dataset/],
+      ];
+      for (const [what, split, message] of cases) {
+        assert.throws(
+          split,
+          (e: Error) => e instanceof OptionError && message.test(e.message),
+          what,
+        );
+      }
+      assert.deepEqual(
+        splitDataset(folder, { valFraction: 0.5, seed: 2 ** 32 - 1 }).val.indices,
+        splitDataset(folder, { valFraction: 0.5, seed: -1 }).val.indices,
+      );
+    },
+  );
+});
+
 Deno.test("ImageFolder: a separate validation folder takes the training classes", async () => {
   await withTree(
     { "cat/a.png": "png", "dog/b.png": "png", "emu/c.png": "png" },

@@ -102,6 +102,40 @@ Deno.test("DataLoader: each epoch visits every sample once; dropLast; a seed rep
   assert.equal(new DataLoader(dataset, { transform, batchSize: 3, dropLast: true }).length, 3);
 });
 
+Deno.test("DataLoader: a seed or epoch past 32 bits is refused, not run as the one it aliases", async () => {
+  // Seeds and epochs enter mixSeed as 32-bit words: seed 2^32 shuffled as seed 0 did, and
+  // epoch 2^32 repeated epoch 0's order and augmentation.
+  const dataset = synthetic(10);
+  const transform = validationTransform({ size: 8 });
+  const make = (seed: unknown) =>
+    new DataLoader(dataset, { transform, shuffle: true, seed: seed as number, workers: 0 });
+  for (const seed of [2 ** 32, 2 ** 40, Number.MAX_SAFE_INTEGER, -(2 ** 31) - 1, 0.5, NaN, "1"]) {
+    assert.throws(
+      () => make(seed),
+      (e: Error) =>
+        e instanceof OptionError &&
+        e.message.startsWith("Expected seed to be an integer from -2147483648 to 4294967295, got "),
+      String(seed),
+    );
+  }
+  // The 32-bit range is kept: -1 and 2^32 - 1 are one word, as documented.
+  assert.deepEqual(make(-1).order(3), make(2 ** 32 - 1).order(3));
+  const loader = make(7);
+  const last = 2 ** 32 - 1;
+  assert.equal(loader.order(last).length, 10);
+  const message = /Expected epoch to be an integer from 0 to 4294967295, got 4294967296$/;
+  assert.throws(() => loader.order(2 ** 32), message);
+  assert.throws(() => (loader.epoch = 2 ** 32), message);
+  assert.throws(() => loader.seek(2 ** 32, 0), message);
+  assert.throws(() => loader.order(1.5), /got 1\.5$/);
+  // The last epoch runs; the one after it is refused, and the loader stays there.
+  loader.epoch = last;
+  assert.equal((await epoch(loader)).length, 10);
+  assert.equal(loader.epoch, 2 ** 32);
+  await assert.rejects(() => epoch(loader), message);
+  assert.equal(loader.epoch, 2 ** 32);
+});
+
 Deno.test("DataLoader: dropLast leaves out the short batch; epoch can be set to resume", async () => {
   const loader = new DataLoader(synthetic(10), {
     transform: validationTransform({ size: 8 }),
@@ -116,7 +150,7 @@ Deno.test("DataLoader: dropLast leaves out the short batch; epoch can be set to 
   loader.epoch = 0;
   const again = await epoch(loader);
   assert.deepEqual(again.map((b) => [...b.indices]), first.map((b) => [...b.indices]));
-  assert.throws(() => (loader.epoch = -1), /non-negative integer/);
+  assert.throws(() => (loader.epoch = -1), /integer from 0 to 4294967295, got -1/);
 });
 
 Deno.test("DataLoader: seek(epoch, k) gives that epoch's batches from k on: same samples, order, augmentation", async () => {
@@ -187,7 +221,7 @@ Deno.test("DataLoader: seek(epoch, k) gives that epoch's batches from k on: same
     () => loader.seek(-1, 0),
     (e: unknown) =>
       e instanceof OptionError &&
-      e.message === "Expected epoch to be a non-negative integer, got -1",
+      e.message === "Expected epoch to be an integer from 0 to 4294967295, got -1",
   );
   assert.equal(loader.epoch, 0, "a refused seek changes nothing");
   assert.deepEqual((await epoch(loader)).map((b) => b.batchIndex), [0, 1, 2, 3]);

@@ -24,10 +24,11 @@
  *   batches done do not fit the data set, or whose batch, seed, image count or
  *   optimizer is not of the kind the command writes, or whose unfinished
  *   epoch's loss, image or correct count does not fit its batches done, is an
- *   error; a step or epoch count the run would carry past 2^53 - 1 is refused
- *   before any step; the resumed epoch's record (loss and accuracy over the
- *   whole epoch) is the uninterrupted run's; a sidecar without the fields
- *   (older) starts the epoch at its first batch.
+ *   error; a step or epoch count the run would carry past 2^53 - 1 (epochs:
+ *   past the loader's 2^32) is refused before any step; the resumed epoch's
+ *   record (loss and accuracy over the whole epoch) is the uninterrupted
+ *   run's; a sidecar without the fields (older) starts the epoch at its
+ *   first batch.
  */
 
 import assert from "node:assert/strict";
@@ -573,6 +574,27 @@ Deno.test("train: --steps ending inside an epoch, then --resume, takes the steps
     const b = await loadWeights(`${root}/split/b.last.pth`);
     assert.deepEqual([...b.keys()], [...a.keys()]);
     for (const [key, tensor] of a) assert.deepEqual(b.get(key)?.data, tensor.data, key);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("train: --epochs past the data loader's 2^32 epochs is refused before any step", async () => {
+  const root = await folder(MIXED);
+  try {
+    // The loader runs epochs 0 to 2^32 - 1 (seeds take 32-bit epochs): this run trained on
+    // towards epoch 2^32, which repeated epoch 0's order (and now is the loader's refusal).
+    const long = await task("train", [
+      `${root}/data`,
+      ...FAST,
+      ...["--epochs", "4294967297", "--out", `${root}/b.pth`],
+    ]);
+    assert.equal(long.code, 2, long.stderr);
+    assert.match(
+      long.stderr,
+      /^Error: This run may take up to 4294967297 epochs \(--epochs 4294967297 of \d+ batches\): the epochs count would pass 2\^32 \(4294967296\), the most epochs the data loader runs; expected fewer$/m,
+    );
+    assert.deepEqual([...Deno.readDirSync(root)].map((e) => e.name), ["data"], "nothing written");
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -236,7 +236,8 @@ function checkCommandProgress(checkpoint: string, progress: Progress): void {
 /**
  * Checks that the step and epoch counts this run may reach stay safe
  * integers (what a sidecar may record): a run that counted past 2^53 - 1
- * would write a checkpoint that no run can resume.
+ * would write a checkpoint that no run can resume; and that the epochs stay
+ * within the 2^32 the data loader runs.
  */
 function checkCountRoom(
   name: string | null,
@@ -248,14 +249,28 @@ function checkCountRoom(
   const moreSteps = Math.min(steps, epochs * loader.length - progress.epochBatches);
   const moreEpochs = Math.min(epochs, Math.ceil((progress.epochBatches + steps) / loader.length));
   const room = [
-    ["step", progress.step, moreSteps, "steps"],
-    ["epoch", progress.epoch, moreEpochs, "epochs"],
-  ] as const;
-  for (const [field, count, more, what] of room) {
+    {
+      field: "step",
+      count: progress.step,
+      more: moreSteps,
+      what: "steps",
+      most: Number.MAX_SAFE_INTEGER,
+      limit: `2^53 - 1 (${Number.MAX_SAFE_INTEGER}), the most a checkpoint can record`,
+    },
+    {
+      field: "epoch",
+      count: progress.epoch,
+      more: moreEpochs,
+      what: "epochs",
+      // Epochs 0 to 2^32 - 1: the loader's seeds take the epoch as one 32-bit word.
+      most: 2 ** 32,
+      limit: `2^32 (${2 ** 32}), the most epochs the data loader runs`,
+    },
+  ];
+  for (const { field, count, more, what, most, limit } of room) {
     // NaN (a training set of no batch) takes no step either.
-    if (!(count + more > Number.MAX_SAFE_INTEGER)) continue;
-    const past = `the ${what} count would pass 2^53 - 1 (${Number.MAX_SAFE_INTEGER}), the most a ` +
-      `checkpoint can record`;
+    if (!(count + more > most)) continue;
+    const past = `the ${what} count would pass ${limit}`;
     if (name === null) {
       throw new UsageError(
         `This run may take up to ${more} ${what} (--epochs ${epochs} of ${loader.length} batches` +
@@ -542,8 +557,6 @@ async function main(args: string[]): Promise<number> {
             } done (an older sidecar): that epoch's train loss and accuracy cover this run's batches`,
           );
         }
-        // The unfinished epoch goes on from the batch after the last one trained on.
-        trainLoader.seek(progress.epoch, progress.epochBatches);
         note(
           `Resuming ${start}: ${progress.step} steps, ${progress.epoch} epochs done${
             progress.epochBatches > 0
@@ -560,6 +573,8 @@ async function main(args: string[]): Promise<number> {
       }
     }
     checkCountRoom(values.resume ?? null, progress, trainLoader, { steps, epochs });
+    // A resumed run's unfinished epoch goes on from the batch after the last one trained on.
+    trainLoader.seek(progress.epoch, progress.epochBatches);
     const classesFile: ClassesFile = { classes: [...classes], variant, size, mean, std };
     const save = async (path: string) => {
       await saveCheckpoint(path, model.stateDict(), {

@@ -8,7 +8,8 @@
 import { DatasetError, OptionError } from "../errors.ts";
 import { decodeImage, type DecodeOptions } from "../image/decode.ts";
 import { type PixelData, type RgbImage, toRgb } from "../image/pixels.ts";
-import { Random } from "./random.ts";
+import { checkSeed, Random } from "./random.ts";
+import { checkOptions, describeValue } from "../validate.ts";
 
 /** A decoded sample: an 8-bit RGB image and its class index. */
 export interface Sample {
@@ -173,8 +174,40 @@ export class Subset implements Dataset {
 export interface SplitOptions {
   /** Share of the samples held back for validation, in `[0, 1)`. @default {0.1} */
   valFraction?: number;
-  /** Seed of the permutation. @default {0} */
+  /** Seed of the permutation, an integer from -(2^31) to 2^32 - 1. @default {0} */
   seed?: number;
+}
+
+/**
+ * Checks that `dataset` looks like a {@linkcode Dataset}: an integer length,
+ * a classes array and `raw()`.
+ *
+ * @param dataset The value given as a data set.
+ * @throws {OptionError} When it does not.
+ *
+ * @example
+ * ```ts
+ * import { checkDataset } from "./dataset.ts";
+ * try {
+ *   checkDataset(null);
+ * } catch (error) {
+ *   console.log((error as Error).message);
+ *   // Expected dataset to be a Dataset (an integer length, a classes array and raw()), got null
+ * }
+ * ```
+ */
+export function checkDataset(dataset: unknown): void {
+  const d = dataset as Partial<Dataset> | null | undefined;
+  if (
+    typeof d !== "object" || d === null || !Number.isSafeInteger(d.length) ||
+    (d.length as number) < 0 || !Array.isArray(d.classes) || typeof d.raw !== "function"
+  ) {
+    throw new OptionError(
+      `Expected dataset to be a Dataset (an integer length, a classes array and raw()), got ${
+        describeValue(dataset)
+      }`,
+    );
+  }
 }
 
 /**
@@ -187,7 +220,9 @@ export interface SplitOptions {
  * @param dataset The data set to split.
  * @param options The validation share and the seed.
  * @returns The two subsets, disjoint and together the whole set.
- * @throws {OptionError} When `valFraction` is not in `[0, 1)`.
+ * @throws {OptionError} When `dataset` is not a data set, an option is
+ * unknown, `valFraction` is not a number in `[0, 1)` or `seed` not an
+ * integer from -(2^31) to 2^32 - 1.
  * @throws {DatasetError} When the training part would be empty.
  *
  * @example
@@ -206,10 +241,17 @@ export function splitDataset(
   dataset: Dataset,
   options: SplitOptions = {},
 ): { train: Subset; val: Subset } {
-  const { valFraction = 0.1, seed = 0 } = options;
-  if (!(valFraction >= 0 && valFraction < 1)) {
-    throw new OptionError(`Expected valFraction in [0, 1), got ${valFraction}`);
+  checkDataset(dataset);
+  const o = checkOptions("splitDataset", options, ["valFraction", "seed"]);
+  const valFraction = o.valFraction === undefined ? 0.1 : o.valFraction;
+  if (typeof valFraction !== "number" || !(valFraction >= 0 && valFraction < 1)) {
+    throw new OptionError(
+      `Expected valFraction to be a number from 0 up to (not including) 1, got ${
+        describeValue(valFraction)
+      }`,
+    );
   }
+  const seed = checkSeed(o.seed, 0);
   const order = new Random(seed).shuffle(Array.from({ length: dataset.length }, (_, i) => i));
   const valLength = Math.floor(dataset.length * valFraction);
   if (valLength === dataset.length) {

@@ -11,9 +11,9 @@ import type { DecodeOptions } from "../image/decode.ts";
 import type { PixelData } from "../image/pixels.ts";
 import { Tensor } from "../tensor.ts";
 import { type BatchItem, type BatchResult, transformBatch } from "./batch.ts";
-import type { Dataset } from "./dataset.ts";
+import { checkDataset, type Dataset } from "./dataset.ts";
 import type { SkippedFile } from "./image_folder.ts";
-import { mixSeed, Random } from "./random.ts";
+import { checkSeed, mixSeed, Random } from "./random.ts";
 import {
   CenterCrop,
   Compose,
@@ -58,7 +58,11 @@ export interface DataLoaderOptions {
   batchSize?: number;
   /** Visit the samples in a new seeded order each epoch. @default {false} */
   shuffle?: boolean;
-  /** Seed of the shuffles and of every sample's augmentation. @default {0} */
+  /**
+   * Seed of the shuffles and of every sample's augmentation, an integer from
+   * -(2^31) to 2^32 - 1 (one 32-bit word: -1 is 4294967295).
+   * @default {0}
+   */
   seed?: number;
   /** Leave out the last batch when it is smaller than `batchSize`. @default {false} */
   dropLast?: boolean;
@@ -237,19 +241,16 @@ function workerOptionsEnabled(): boolean | undefined {
   return unsure ? undefined : false;
 }
 
-/** Checks that `dataset` looks like a {@linkcode Dataset}: a length, class names and `raw()`. */
-function checkDataset(dataset: unknown): void {
-  const d = dataset as Partial<Dataset> | null | undefined;
-  if (
-    typeof d !== "object" || d === null || !Number.isSafeInteger(d.length) ||
-    (d.length as number) < 0 || !Array.isArray(d.classes) || typeof d.raw !== "function"
-  ) {
-    throw new OptionError(
-      `Expected dataset to be a Dataset (an integer length, a classes array and raw()), got ${
-        describeValue(dataset)
-      }`,
-    );
-  }
+/** The last epoch a loader runs: the epoch is one 32-bit word of the shuffle and augmentation seeds. */
+const MAX_EPOCH = 2 ** 32 - 1;
+
+/**
+ * Checks an epoch number: an integer from 0 to 2^32 - 1. Seeds take the
+ * epoch's low 32 bits, so epoch 2^32 would repeat epoch 0's order and
+ * augmentation; it is refused instead.
+ */
+function checkEpoch(epoch: unknown): number {
+  return checkInteger("epoch", epoch, { min: 0, max: MAX_EPOCH });
 }
 
 /** The workers of one loader and the requests they owe. */
@@ -524,7 +525,7 @@ export class DataLoader implements AsyncIterable<Batch> {
       min: 1,
       default: 2 * Math.max(1, this.workers),
     });
-    checkInteger("seed", given.seed, { min: -(2 ** 31), default: 0 });
+    checkSeed(given.seed, 0);
     checkTimeout(given.timeout, 60_000);
     for (const name of ["shuffle", "dropLast", "persistentWorkers", "sandbox"] as const) {
       checkBoolean(name, given[name], { default: false });
@@ -565,13 +566,10 @@ export class DataLoader implements AsyncIterable<Batch> {
    * Sets the epoch the next iteration runs, from its first batch (to resume
    * inside an epoch, {@linkcode DataLoader.seek}).
    *
-   * @param epoch A non-negative integer.
+   * @param epoch An integer from 0 to 2^32 - 1.
    */
   set epoch(epoch: number) {
-    if (!Number.isSafeInteger(epoch) || epoch < 0) {
-      throw new OptionError(`Expected epoch to be a non-negative integer, got ${epoch}`);
-    }
-    this.#epoch = epoch;
+    this.#epoch = checkEpoch(epoch);
     this.#startBatch = 0;
   }
 
@@ -583,7 +581,7 @@ export class DataLoader implements AsyncIterable<Batch> {
    * comes from `(seed, epoch)`, each sample's augmentation from
    * `(seed, epoch, index)`). The iterations after it start at batch 0.
    *
-   * @param epoch The epoch, a non-negative integer.
+   * @param epoch The epoch, an integer from 0 to 2^32 - 1.
    * @param batch Batches of it already done: an integer from 0 to `length - 1` (0 when `length` is 0).
    * @throws {OptionError} When `epoch` or `batch` is out of range (the loader is left as it was).
    *
@@ -612,11 +610,7 @@ export class DataLoader implements AsyncIterable<Batch> {
    * ```
    */
   seek(epoch: number, batch = 0): void {
-    if (!Number.isSafeInteger(epoch) || epoch < 0) {
-      throw new OptionError(
-        `Expected epoch to be a non-negative integer, got ${describeValue(epoch)}`,
-      );
-    }
+    checkEpoch(epoch);
     const length = this.length;
     if (!Number.isSafeInteger(batch) || batch < 0 || batch >= Math.max(1, length)) {
       throw new OptionError(
@@ -640,10 +634,11 @@ export class DataLoader implements AsyncIterable<Batch> {
   /**
    * The data set indices of an epoch, in visiting order.
    *
-   * @param epoch The epoch.
+   * @param epoch The epoch, an integer from 0 to 2^32 - 1.
    * @returns The indices: `0..length-1`, shuffled by `(seed, epoch)` when `shuffle` is set.
    */
   order(epoch: number): Int32Array {
+    checkEpoch(epoch);
     const order = Int32Array.from({ length: this.dataset.length }, (_, i) => i);
     if (this.#options.shuffle) {
       new Random(mixSeed(this.#options.seed ?? 0, epoch, 0x5eed)).shuffle(order);
@@ -657,10 +652,11 @@ export class DataLoader implements AsyncIterable<Batch> {
    * @returns An async iterator; breaking out of the loop stops the epoch's work.
    */
   async *[Symbol.asyncIterator](): AsyncIterator<Batch> {
+    // Past epoch 2^32 - 1 this throws, and the loader stays at that epoch.
+    const order = this.order(this.#epoch);
     const epoch = this.#epoch++;
     const start = this.#startBatch;
     this.#startBatch = 0;
-    const order = this.order(epoch);
     const batches: Int32Array[] = [];
     for (let at = 0; at < order.length; at += this.batchSize) {
       const batch = order.subarray(at, at + this.batchSize);

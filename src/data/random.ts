@@ -8,6 +8,7 @@
  */
 
 import { OptionError } from "../errors.ts";
+import { checkInteger } from "../validate.ts";
 
 /**
  * A source of random numbers in the shapes torchvision draws them:
@@ -181,4 +182,26 @@ export function mixSeed(...words: number[]): number {
     h = (h + 0x7f4a7c15) >>> 0;
   }
   return h >>> 0;
+}
+
+/**
+ * Checks a data pipeline seed: an integer from -(2^31) to 2^32 - 1, one
+ * 32-bit word read signed or unsigned (-1 is 4294967295). Anything wider
+ * would share its low 32 bits, and so its streams, with a seed in range
+ * (2^32 would give seed 0's shuffles), so it is refused, as are fractions,
+ * NaN and strings.
+ *
+ * @param value The seed as given.
+ * @param fallback Returned when `value` is `undefined`.
+ * @returns The seed.
+ * @throws {OptionError} When `value` is not such an integer.
+ *
+ * @example
+ * ```ts
+ * import { checkSeed } from "./random.ts";
+ * console.log(checkSeed(undefined, 0), checkSeed(-1, 0)); // 0 -1
+ * ```
+ */
+export function checkSeed(value: unknown, fallback: number): number {
+  return checkInteger("seed", value, { min: -(2 ** 31), max: 2 ** 32 - 1, default: fallback });
 }
