@@ -11,7 +11,8 @@
  *   `stateDict()` and the kernels agreeing; an async callback is awaited;
  * - torchvision's gradients (a folded BatchNorm, by the chain rule) do not
  *   change when the weights change after the backward that made them;
- * - an optimizer's `loadStateDict` refuses malformed state and restores the
+ * - an optimizer's `loadStateDict` refuses malformed state (a parameter's
+ *   state without all of its keys, a group key it does not keep) and restores the
  *   group's hyper-parameters; called while a step is queued it applies after
  *   that step (which keeps the hyper-parameters it was called with) and
  *   before the steps called after it, as the awaited loop does; `trainable` must select a parameter that
@@ -178,6 +179,8 @@ Deno.test("optimizer loadStateDict: malformed state is refused, the group's hype
     const sd = saved.stateDict();
     const fresh = new Adam(m);
     fresh.loadStateDict(sd);
+    // A parameter not stepped yet has no state: an empty entry loads.
+    new Adam(m).loadStateDict({ ...sd, state: new Map([[0, {}]]) });
     assert.deepEqual([...fresh.betas], [0.8, 0.95]);
     assert.equal(fresh.eps, 1e-6);
     assert.equal(fresh.weightDecay, 0.01);
@@ -202,6 +205,31 @@ Deno.test("optimizer loadStateDict: malformed state is refused, the group's hype
         /one parameter group/,
       ],
       ["betas out of range", broken((s) => (s.paramGroups[0].betas = [1.5, 0.9])), /betas/],
+      // Each of these loaded: the moments with their bias corrections restarted at step 1, or a
+      // step count over zero moments, or a key of another optimizer or PyTorch's dropped.
+      [
+        "moments without their step",
+        broken((s) => delete s.state.get(1)!.step),
+        /^Optimizer state "fc\.bias" has "exp_avg", "exp_avg_sq" without "step": expected all of "step", "exp_avg", "exp_avg_sq" \(a parameter stepped\) or none \(not stepped yet\)$/,
+      ],
+      [
+        "a step without moments",
+        broken((s) => {
+          delete s.state.get(0)!.exp_avg;
+          delete s.state.get(0)!.exp_avg_sq;
+        }),
+        /"fc\.weight" has "step" without "exp_avg", "exp_avg_sq"/,
+      ],
+      [
+        "PyTorch's weight_decay",
+        broken((s) => (s.paramGroups[0].weight_decay = 0.5)),
+        /^The parameter group has "weight_decay": Adam keeps "betas", "eps", "weightDecay", "lr", "params"$/,
+      ],
+      [
+        "amsgrad and SGD's momentum",
+        broken((s) => Object.assign(s.paramGroups[0], { amsgrad: true, momentum: 0.9 })),
+        /^The parameter group has "amsgrad", "momentum": Adam keeps /,
+      ],
     ];
     for (const [what, dict, message] of cases) {
       const target = new Adam(m);

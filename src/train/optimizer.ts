@@ -185,7 +185,9 @@ export abstract class Optimizer<H = unknown> {
 
   /**
    * Restores a state from {@linkcode Optimizer.stateDict} (for `--resume`):
-   * all or nothing, every tensor's shape checked against its parameter. It
+   * all or nothing, every tensor's shape checked against its parameter, each
+   * parameter's state complete (all of its keys, or none), and no
+   * hyper-parameter this optimizer does not keep. It
    * is ordered like {@linkcode Optimizer.step}: the tensors are copied and the
    * learning rate and hyper-parameters set when called (steps called before
    * keep theirs), and the per-parameter state replaces the current one after
@@ -205,6 +207,18 @@ export abstract class Optimizer<H = unknown> {
     ) {
       throw new StateDictError(
         `Expected one parameter group (every trainable parameter), got ${sd.paramGroups.length}`,
+      );
+    }
+    // A key this optimizer does not keep (PyTorch's "weight_decay", Adam's "amsgrad", another
+    // optimizer's "momentum") would otherwise be dropped, and training go on without it.
+    const group = sd.paramGroups[0];
+    const known = [...Object.keys(this.hyperParameters()), "lr", "params"];
+    const foreign = Object.keys(group).filter((key) => !known.includes(key));
+    if (foreign.length > 0) {
+      throw new StateDictError(
+        `The parameter group has ${
+          foreign.map((k) => `"${k}"`).join(", ")
+        }: ${this.constructor.name} keeps ${known.map((k) => `"${k}"`).join(", ")}`,
       );
     }
     const params = this.model.parameters();
@@ -252,10 +266,21 @@ export abstract class Optimizer<H = unknown> {
           );
         }
       }
+      // A parameter's state is all of its keys (stepped) or none (not stepped yet): Adam's moments
+      // without their step count (or the count without them) would take wrong bias corrections.
+      const absent = allowed.filter(([key]) => !(key in copy)).map(([key]) => `"${key}"`);
+      if (absent.length > 0 && absent.length < allowed.length) {
+        throw new StateDictError(
+          `Optimizer state "${name}" has ${
+            Object.keys(copy).map((k) => `"${k}"`).join(", ")
+          } without ${absent.join(", ")}: expected all of ${
+            allowed.map(([key]) => `"${key}"`).join(", ")
+          } (a parameter stepped) or none (not stepped yet)`,
+        );
+      }
       next.set(name, copy);
     }
     // The whole group, as PyTorch restores it (checked like the constructor's options).
-    const group = sd.paramGroups[0];
     const lr = group.lr === undefined ? this.lr : checkNumber("lr", group.lr, {
       min: 0,
       error: StateDictError,
