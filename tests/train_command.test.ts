@@ -202,6 +202,41 @@ Deno.test("train: a single class, class names differing only in case, an out fol
   }
 });
 
+Deno.test("train and evaluate: a seed past 32 bits, --val-split 1 and --size past 1024 name the flag and its range", async () => {
+  const root = await folder(MIXED);
+  try {
+    // --seed 4294967296 was seeded as 0 (evaluate's choice of images; train's split and
+    // shuffles), --val-split 1 failed as "valFraction", and --size 1025 claimed "[16, 1024)".
+    const cases: [string, string[], string][] = [
+      [
+        "train",
+        ["--seed", "4294967296"],
+        '--seed must be an integer from 0 to 4294967295, got "4294967296"',
+      ],
+      [
+        "train",
+        ["--val-split", "1"],
+        '--val-split must be a number from 0 up to (not including) 1, got "1"',
+      ],
+      ["train", ["--size", "1025"], '--size must be an integer from 16 to 1024, got "1025"'],
+      [
+        "evaluate",
+        ["--weights", `${root}/none.pth`, "--seed", "4294967296"],
+        '--seed must be an integer from 0 to 4294967295, got "4294967296"',
+      ],
+    ];
+    for (const [command, flags, message] of cases) {
+      const args = command === "train" ? [...FAST, "--steps", "1", "--out", `${root}/b.pth`] : [];
+      const run = await task(command, [`${root}/data`, ...args, ...flags]);
+      assert.equal(run.code, 2, `${command} ${flags.join(" ")}: ${run.stderr}`);
+      assert.equal(run.stderr.trim().split("\n")[0], `Error: ${message}`);
+    }
+    assert.deepEqual([...Deno.readDirSync(root)].map((e) => e.name), ["data"], "nothing written");
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
 Deno.test("train: a classes.json of other classes beside other checkpoints is not replaced", async () => {
   const root = await folder({
     cat: { "a.jpg": "chelsea_exif6.jpg" },

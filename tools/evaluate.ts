@@ -43,11 +43,18 @@ const USAGE =
   --curve FILE      its loss curve as SVG (training loss per step, validation loss per epoch)
   --json            one JSON object on stdout instead of text`;
 
-function positiveInt(name: string, value: string | undefined, fallback: number, min = 1): number {
+function positiveInt(
+  name: string,
+  value: string | undefined,
+  fallback: number,
+  min = 1,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (value.trim() === "" || !Number.isSafeInteger(n) || n < min) {
-    throw new UsageError(`--${name} must be an integer >= ${min}, got "${value}"`);
+  if (value.trim() === "" || !Number.isSafeInteger(n) || n < min || n > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
+    throw new UsageError(`--${name} must be an integer ${range}, got "${value}"`);
   }
   return n;
 }
@@ -138,6 +145,19 @@ async function main(args: string[]): Promise<number> {
     throw new UsageError("--weights is required: the checkpoint deno task train wrote (--out)");
   }
 
+  // Every flag checked before the weights and the images are read.
+  const split = values.split ?? "test";
+  if (split !== "test" && split !== "train") {
+    throw new UsageError(`--split must be test or train, got "${split}"`);
+  }
+  // One 32-bit word, as the train command's: 2^32 would choose --seed 0's images.
+  const seed = positiveInt("seed", values.seed, 0, 0, 2 ** 32 - 1);
+  const limit = positiveInt("limit", values.limit, Infinity);
+  const cores = navigator.hardwareConcurrency || 1;
+  const threads = Math.min(positiveInt("threads", values.threads, cores), cores);
+  const batchSize = positiveInt("batch", values.batch, 16);
+  const workers = positiveInt("workers", values.workers, Math.min(2, cores), 0);
+
   const weightsPath = from(values.weights);
   const stateDict = await loadWeights(weightsPath);
   const shape = describeCheckpoint(stateDict);
@@ -146,10 +166,6 @@ async function main(args: string[]): Promise<number> {
   const parsed = await readJsonBeside(infoPath, "the class names next to the weights");
   if (parsed !== null) {
     info = Array.isArray(parsed) ? { classes: parsed } : parsed as Partial<ClassesFile>;
-  }
-  const split = values.split ?? "test";
-  if (split !== "test" && split !== "train") {
-    throw new UsageError(`--split must be test or train, got "${split}"`);
   }
   const opened = await openDataset(from(positionals[0]), { split });
   for (const warning of opened.warnings) console.error(`Warning: ${warning}`);
@@ -168,27 +184,21 @@ async function main(args: string[]): Promise<number> {
       `${values.weights} has ${shape.numClasses} classes, the data set ${classes.length}: expected a checkpoint trained on these classes`,
     );
   }
-  const seed = positiveInt("seed", values.seed, 0, 0);
-  const dataset: Dataset = limitDataset(
-    opened.dataset,
-    positiveInt("limit", values.limit, Infinity),
-    seed,
-  );
+  const dataset: Dataset = limitDataset(opened.dataset, limit, seed);
   const size = info.size ?? 224;
-  const cores = navigator.hardwareConcurrency || 1;
   const model = await GoogLeNet.create({
     numClasses: classes.length,
     variant: shape.variant,
     auxLogits: shape.auxLogits && shape.variant === "seed",
     stateDict,
-    threads: Math.min(positiveInt("threads", values.threads, cores), cores),
+    threads,
     backend: "wasm",
   });
   let skipped = 0;
   const loader = new DataLoader(dataset, {
     transform: validationTransform({ size, mean: info.mean, std: info.std }),
-    batchSize: positiveInt("batch", values.batch, 16),
-    workers: positiveInt("workers", values.workers, Math.min(2, cores), 0),
+    batchSize,
+    workers,
     onSkip: (file) => {
       skipped++;
       console.error(`Skipped ${file.path}: ${file.reason}`);

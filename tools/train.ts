@@ -74,14 +74,15 @@ const USAGE =
   --variant NAME      seed (default: the project's reference) or torchvision
   --size N            images are resized to N x N (default 224; the aux heads need 223 to 270)
   --no-aux            without the two auxiliary heads (needed for --size under 223)
-  --val-split X       share of the images held back for validation (default 0.1; 0: none)
+  --val-split X       share of the images held back for validation, below 1 (default 0.1; 0: none)
   --val DIR           a separate validation folder (same class folders) instead of --val-split
   --augment NAME      torchvision (RandomResizedCrop + flip, default), flip (resize + flip), none (resize)
   --out FILE          best checkpoint (default best.pth; .safetensors by extension); also writes
                       <out>.last.<ext>, <checkpoint>.optim.safetensors and classes.json next to it
   --resume FILE       continue from a checkpoint this command wrote (weights, optimizer, step count,
                       dropout stream, and an unfinished epoch from the batch after its last one)
-  --seed S            seed of the initialisation, split, shuffles, augmentation, dropout (default 0)
+  --seed S            seed of the initialisation, split, shuffles, augmentation, dropout: 0 to
+                      4294967295 (default 0)
   --threads N         Wasm threads (default: all cores)
   --workers N         image decoding workers (default: min(2, cores))
   --limit N           use N images of the data set (a seeded choice) before the split
@@ -95,22 +96,27 @@ function parseNumber(
   name: string,
   value: string | undefined,
   fallback: number,
-  { integer = true, min = integer ? 1 : 0, max = Infinity }: {
+  { integer = true, min = integer ? 1 : 0, max = Infinity, belowMax = false }: {
     integer?: boolean;
     min?: number;
     max?: number;
+    /** Whether `max` itself is refused. */
+    belowMax?: boolean;
   } = {},
 ): number {
   if (value === undefined) return fallback;
   const n = Number(value);
   if (
     value.trim() === "" || !Number.isFinite(n) || (integer && !Number.isSafeInteger(n)) ||
-    n < min || n > max
+    n < min || n > max || (belowMax && n === max)
   ) {
+    const range = max === Infinity
+      ? `>= ${min}`
+      : belowMax
+      ? `from ${min} up to (not including) ${max}`
+      : `from ${min} to ${max}`;
     throw new UsageError(
-      `--${name} must be ${integer ? "an integer" : "a number"} ${
-        max === Infinity ? `>= ${min}` : `in [${min}, ${max})`
-      }, got "${value}"`,
+      `--${name} must be ${integer ? "an integer" : "a number"} ${range}, got "${value}"`,
     );
   }
   return n;
@@ -377,8 +383,13 @@ async function main(args: string[]): Promise<number> {
   const lr = parseNumber("lr", values.lr, 1e-4, { integer: false });
   // 1024 keeps a batch of 16 images and its activations (~20 MB per 224 image) within Wasm32.
   const size = parseNumber("size", values.size, 224, { min: 16, max: 1024 });
-  const seed = parseNumber("seed", values.seed, 0, { min: 0 });
-  const valSplit = parseNumber("val-split", values["val-split"], 0.1, { integer: false, max: 1 });
+  // A seed is one 32-bit word (the model's, the loader's and the split's generators).
+  const seed = parseNumber("seed", values.seed, 0, { min: 0, max: 2 ** 32 - 1 });
+  const valSplit = parseNumber("val-split", values["val-split"], 0.1, {
+    integer: false,
+    max: 1,
+    belowMax: true,
+  });
   const limit = parseNumber("limit", values.limit, Infinity, { min: 2 });
   const cores = navigator.hardwareConcurrency || 1;
   const threads = Math.min(parseNumber("threads", values.threads, cores), cores);
