@@ -6,6 +6,7 @@ import { Random, type RandomSource } from "../src/data/random.ts";
 import {
   CenterCrop,
   Compose,
+  crop,
   hflip,
   Normalize,
   RandomHorizontalFlip,
@@ -215,6 +216,39 @@ Deno.test("Resize: shorter side, maxSize and [h, w]; CenterCrop pads a small ima
   assert.equal(padded.data[0], 0); // 2 black rows on top
   assert.equal(padded.data[2 * 30 * 3], 200);
   assert.equal(padded.data[22 * 30 * 3], 0); // and 2 below
+});
+
+Deno.test("transforms: an output over 64 megapixels is refused before it is allocated", () => {
+  // Each was allocated (a typo such as 22400 for 224 ended the process when memory ran out);
+  // the sizes here are just over the cap, so that a regression allocates only ~200 MB.
+  const image = { data: new Uint8Array(2 * 1 * 3), width: 2, height: 1 };
+  const over =
+    /would be 8001x8000 \(64008000 pixels\): expected at most 64000000 pixels \(the decoders' default maxPixels\)/;
+  assert.throws(() => new CenterCrop([8000, 8001]), over);
+  assert.throws(() => new RandomResizedCrop([8000, 8001]), over);
+  assert.throws(() => new Resize([8000, 8001]), over);
+  assert.throws(() => trainTransform("torchvision", { size: 8001 }), /would be 8001x8001/);
+  assert.throws(
+    () => crop(image, { top: 0, left: 0, height: 8000, width: 8001 }),
+    (e: Error) => e instanceof OptionError && over.test(e.message) && /^The crop/.test(e.message),
+  );
+  // An integer size gives the shorter side: the longer one follows the image's shape.
+  assert.throws(
+    () => new Resize(5700).apply(image),
+    (e: Error) =>
+      e instanceof OptionError &&
+      e.message ===
+        "Resize(5700) of a 2x1 image would be 11400x5700 (64980000 pixels): expected at most " +
+          "64000000 pixels (the decoders' default maxPixels); pass maxSize to cap the longer side",
+  );
+  const capped = new Resize(4000, { maxSize: 8000 }).apply(image);
+  assert.deepEqual([capped.width, capped.height], [8000, 4000]);
+  assert.equal(new CenterCrop(8000).spec.size[0], 8000, "64 megapixels exactly is allowed");
+  // And a probability given as a string was kept as one.
+  assert.throws(
+    () => new RandomHorizontalFlip("0.5" as never),
+    /Expected p in \[0, 1\], got "0\.5"/,
+  );
 });
 
 Deno.test("transforms: wrong input kinds and options are clear errors", () => {

@@ -16,9 +16,11 @@
  */
 
 import { OptionError, ShapeError } from "../errors.ts";
+import { DEFAULT_MAX_PIXELS } from "../image/decode.ts";
 import type { RgbImage } from "../image/pixels.ts";
 import { resizeBilinear } from "../image/resize.ts";
 import { Tensor } from "../tensor.ts";
+import { describeValue } from "../validate.ts";
 import { Random, type RandomSource } from "./random.ts";
 
 /** What a transform takes and gives: an RGB image, or a `[3, H, W]` tensor after `ToTensor`. */
@@ -154,7 +156,7 @@ export function randomResizedCropBox(
  * @param image The source image.
  * @param box The rectangle, at least 1x1.
  * @returns The cropped image.
- * @throws {OptionError} When the box is not made of integers or is empty.
+ * @throws {OptionError} When the box is not made of integers, is empty, or is over 64 megapixels.
  *
  * @example
  * ```ts
@@ -171,6 +173,7 @@ export function crop(image: RgbImage, box: Box): RgbImage {
     );
   }
   if (top === 0 && left === 0 && width === image.width && height === image.height) return image;
+  checkPixels("The crop", width, height);
   const data = new Uint8Array(width * height * 3);
   const x0 = Math.max(left, 0);
   const x1 = Math.min(left + width, image.width);
@@ -248,7 +251,24 @@ export function hflip(input: TransformValue): TransformValue {
   return { data, width, height };
 }
 
-/** `[h, w]` from a number or a pair of positive integers. */
+/**
+ * The most pixels an image a transform makes may have: the decoders' default
+ * `maxPixels`. A larger size (a typo such as 22400) would be allocated, and
+ * end the process when memory runs out, instead of being an error.
+ */
+const MAX_PIXELS = DEFAULT_MAX_PIXELS;
+
+/** Throws when a `w` x `h` output of `what` is over {@linkcode MAX_PIXELS}. */
+function checkPixels(what: string, w: number, h: number, hint = ""): void {
+  if (w * h > MAX_PIXELS) {
+    throw new OptionError(
+      `${what} would be ${w}x${h} (${w * h} pixels): expected at most ${MAX_PIXELS} pixels ` +
+        `(the decoders' default maxPixels)${hint}`,
+    );
+  }
+}
+
+/** `[h, w]` from a number or a pair of positive integers, within {@linkcode MAX_PIXELS}. */
 function pair(name: string, size: number | readonly number[]): [number, number] {
   const [h, w] = typeof size === "number" ? [size, size] : size;
   if (
@@ -259,6 +279,7 @@ function pair(name: string, size: number | readonly number[]): [number, number] 
       `Expected ${name} to be a positive integer or [height, width], got ${JSON.stringify(size)}`,
     );
   }
+  checkPixels(`An output of ${name} ${JSON.stringify(size)}`, w, h);
   return [h, w];
 }
 
@@ -358,10 +379,12 @@ export class RandomHorizontalFlip implements Transform {
    * Creates the transform.
    *
    * @param p Probability of flipping, in `[0, 1]`. @default {0.5}
-   * @throws {OptionError} When `p` is out of range.
+   * @throws {OptionError} When `p` is not a number in range.
    */
   constructor(p = 0.5) {
-    if (!(p >= 0 && p <= 1)) throw new OptionError(`Expected p in [0, 1], got ${p}`);
+    if (typeof p !== "number" || !(p >= 0 && p <= 1)) {
+      throw new OptionError(`Expected p in [0, 1], got ${describeValue(p)}`);
+    }
     this.spec = { name: "RandomHorizontalFlip", p };
   }
 
@@ -405,7 +428,7 @@ export class Resize implements Transform {
    *
    * @param size The shorter side, or `[height, width]`.
    * @param options `maxSize` for an integer size.
-   * @throws {OptionError} When the size is invalid or `maxSize` is not above it.
+   * @throws {OptionError} When the size is invalid or over 64 megapixels, or `maxSize` is not above it.
    */
   constructor(size: number | readonly [number, number], options: ResizeOptions = {}) {
     const [h, w] = pair("size", size);
@@ -430,6 +453,7 @@ export class Resize implements Transform {
    *
    * @param input An RGB image.
    * @returns The resized image (the input itself when the size is unchanged).
+   * @throws {OptionError} When an integer size makes the image over 64 megapixels (see `maxSize`).
    */
   apply(input: TransformValue): RgbImage {
     const image = imageInput("Resize", input);
@@ -446,6 +470,12 @@ export class Resize implements Transform {
         newLong = maxSize;
       }
       [w, h] = image.width <= image.height ? [newShort, newLong] : [newLong, newShort];
+      checkPixels(
+        `Resize(${size}) of a ${image.width}x${image.height} image`,
+        w,
+        h,
+        maxSize === undefined ? "; pass maxSize to cap the longer side" : "",
+      );
     } else {
       [h, w] = size;
     }
