@@ -138,6 +138,67 @@ Deno.test("readIdx: maxBytes bounds the file and the declared elements", async (
   }
 });
 
+Deno.test("readIdx, loadIdxDataset, loadFashionMnist: options are checked, a misspelt maxBytes too", async () => {
+  // Each was accepted: "maxbytes" was ignored (the file read under the 512 MiB default, not the
+  // budget asked for), "1" and 100.5 compared as numbers, null threw a TypeError, and
+  // train: "false" loaded the training split.
+  const cases: [string, () => Promise<unknown>, RegExp][] = [
+    [
+      "maxbytes",
+      () => readIdx(IMAGES, { maxbytes: 10 } as never),
+      /^Unknown option "maxbytes" of readIdx: expected one of "maxBytes"$/,
+    ],
+    [
+      'maxBytes "100"',
+      () => readIdx(IMAGES, { maxBytes: "100" as never }),
+      /^Expected maxBytes to be an integer >= 1, got "100"$/,
+    ],
+    ["maxBytes 100.5", () => readIdx(IMAGES, { maxBytes: 100.5 }), /got 100\.5$/],
+    [
+      "options null",
+      () => readIdx(IMAGES, null as never),
+      /^Expected the options of readIdx to be an object, got null$/,
+    ],
+    [
+      "a number source",
+      () => readIdx(5 as never),
+      /^Expected an IDX file's bytes \(a Uint8Array\), path or file: URL, got 5$/,
+    ],
+    [
+      "loadIdxDataset maxbytes",
+      () => loadIdxDataset({ images: IMAGES, labels: LABELS, maxbytes: 10 } as never),
+      /^Unknown option "maxbytes" of loadIdxDataset: expected one of "images", "labels", "classes", "maxBytes"$/,
+    ],
+    [
+      "loadIdxDataset without files",
+      () => loadIdxDataset(undefined as never),
+      /^Expected an IDX file's bytes .*got undefined$/,
+    ],
+    [
+      'train: "false"',
+      () => loadFashionMnist({ root: "/nonexistent", train: "false" as never }),
+      /^Expected train to be true or false, got "false"$/,
+    ],
+    [
+      "loadFashionMnist maxbytes",
+      () => loadFashionMnist({ root: "/nonexistent", maxbytes: 1 } as never),
+      /^Unknown option "maxbytes" of loadFashionMnist/,
+    ],
+  ];
+  for (const [what, call, message] of cases) {
+    await assert.rejects(
+      call,
+      (e: Error) => e instanceof OptionError && message.test(e.message),
+      what,
+    );
+  }
+  // The budget given is the one applied.
+  await assert.rejects(
+    loadIdxDataset({ images: IMAGES, labels: LABELS, maxBytes: 20 }),
+    /expected at most 20 \(maxBytes\)/,
+  );
+});
+
 Deno.test("IdxDataset: pairs images and labels, grey replicated to RGB", async () => {
   const dataset = await loadIdxDataset({ images: gzipSync(IMAGES), labels: LABELS });
   assert.equal(dataset.length, 3);

@@ -11,6 +11,7 @@
 import { Gunzip } from "npm:fflate@0.8.2";
 import { DatasetError, OptionError } from "../errors.ts";
 import { readBytes } from "../read_bytes.ts";
+import { checkBoolean, checkInteger, checkOptions, describeValue } from "../validate.ts";
 import { checkIndex, type Dataset, type RawSample, type Sample } from "./dataset.ts";
 
 /** Element types of the IDX format, by PyTorch-style name. */
@@ -74,6 +75,7 @@ const INFLATE_STEP = 1 << 14;
  * @param source The file's bytes, its path or a `file:` URL.
  * @param options The byte budget.
  * @returns The parsed array.
+ * @throws {OptionError} When an option is unknown or of the wrong kind (`maxBytes` an integer >= 1).
  * @throws {DatasetError} When the file cannot be read, is not IDX, is
  * truncated or longer than its header says, or exceeds `maxBytes`.
  *
@@ -89,8 +91,15 @@ export async function readIdx(
   source: Uint8Array | string | URL,
   options: ReadIdxOptions = {},
 ): Promise<IdxArray> {
-  if (source instanceof Uint8Array) return parseIdx(source, options);
-  const maxBytes = budget(options);
+  const maxBytes = budget("readIdx", options);
+  if (source instanceof Uint8Array) return parseIdx(source, { maxBytes });
+  if (typeof source !== "string" && !(source instanceof URL)) {
+    throw new OptionError(
+      `Expected an IDX file's bytes (a Uint8Array), path or file: URL, got ${
+        describeValue(source)
+      }`,
+    );
+  }
   let bytes: Uint8Array;
   try {
     const { size } = await Deno.stat(source);
@@ -114,7 +123,7 @@ export async function readIdx(
     });
   }
   try {
-    return parseIdx(bytes, options);
+    return parseIdx(bytes, { maxBytes });
   } catch (error) {
     if (error instanceof DatasetError) {
       throw new DatasetError(`${source}: ${error.message}`, { cause: error });
@@ -132,6 +141,7 @@ export async function readIdx(
  * @param bytes The file's bytes.
  * @param options The byte budget.
  * @returns The parsed array.
+ * @throws {OptionError} When an option is unknown or of the wrong kind (`maxBytes` an integer >= 1).
  * @throws {DatasetError} When the bytes are not IDX, are truncated or longer
  * than the header says, or exceed `maxBytes`.
  *
@@ -143,7 +153,7 @@ export async function readIdx(
  * ```
  */
 export function parseIdx(bytes: Uint8Array, options: ReadIdxOptions = {}): IdxArray {
-  const maxBytes = budget(options);
+  const maxBytes = budget("parseIdx", options);
   if (bytes.length > maxBytes) {
     throw new DatasetError(
       `IDX input is ${bytes.length} bytes: expected at most ${maxBytes} (maxBytes)`,
@@ -289,10 +299,10 @@ function toNative(bytes: Uint8Array, dtype: IdxDType, count: number): IdxData {
   }
 }
 
-function budget(options: ReadIdxOptions): number {
-  const { maxBytes = DEFAULT_IDX_MAX_BYTES } = options;
-  if (!(maxBytes > 0)) throw new OptionError(`Expected a positive maxBytes, got ${maxBytes}`);
-  return maxBytes;
+/** The checked `maxBytes` of `name`'s options (a misspelt name is an error, not the default). */
+function budget(name: string, options: ReadIdxOptions | undefined): number {
+  const o = checkOptions(name, options, ["maxBytes"]);
+  return checkInteger("maxBytes", o.maxBytes, { min: 1, default: DEFAULT_IDX_MAX_BYTES });
 }
 
 /** Zalando's Fashion-MNIST class names, as torchvision's `FashionMNIST.classes`. */
@@ -478,6 +488,7 @@ export interface LoadIdxDatasetOptions extends ReadIdxOptions {
  *
  * @param options The two files, the byte budget and optional class names.
  * @returns The data set.
+ * @throws {OptionError} When an option is unknown or of the wrong kind (`maxBytes` an integer >= 1).
  * @throws {DatasetError} When a file is unreadable, malformed, over budget,
  * or the two do not pair up.
  *
@@ -491,11 +502,10 @@ export interface LoadIdxDatasetOptions extends ReadIdxOptions {
  * ```
  */
 export async function loadIdxDataset(options: LoadIdxDatasetOptions): Promise<IdxDataset> {
-  const [images, labels] = await Promise.all([
-    readIdx(options.images, options),
-    readIdx(options.labels, options),
-  ]);
-  return new IdxDataset({ images, labels, classes: options.classes });
+  const o = checkOptions("loadIdxDataset", options, ["images", "labels", "classes", "maxBytes"]);
+  const read = { maxBytes: budget("loadIdxDataset", { maxBytes: o.maxBytes }) };
+  const [images, labels] = await Promise.all([readIdx(o.images, read), readIdx(o.labels, read)]);
+  return new IdxDataset({ images, labels, classes: o.classes });
 }
 
 /** Options of {@linkcode loadFashionMnist}. */
@@ -513,6 +523,7 @@ export interface LoadFashionMnistOptions extends ReadIdxOptions {
  *
  * @param options The folder and the split.
  * @returns The data set, with Fashion-MNIST's class names.
+ * @throws {OptionError} When an option is unknown or of the wrong kind (`maxBytes` an integer >= 1).
  * @throws {DatasetError} When a file is missing or malformed.
  *
  * @example
@@ -530,7 +541,13 @@ export interface LoadFashionMnistOptions extends ReadIdxOptions {
 export async function loadFashionMnist(
   options: LoadFashionMnistOptions = {},
 ): Promise<IdxDataset> {
-  const { root = "/usr/share/datasets/fashion-mnist", train = true, maxBytes } = options;
+  const o = checkOptions("loadFashionMnist", options, ["root", "train", "maxBytes"]);
+  const { root = "/usr/share/datasets/fashion-mnist", maxBytes } = o;
+  if (typeof root !== "string") {
+    throw new OptionError(`Expected root to be a folder path, got ${describeValue(root)}`);
+  }
+  // train: "false" would otherwise load the training split.
+  const train = checkBoolean("train", o.train, { default: true });
   const prefix = train ? "train" : "t10k";
   const find = async (name: string) => {
     for (const path of [`${root}/${name}.gz`, `${root}/${name}`]) {
