@@ -185,6 +185,69 @@ Deno.test("ImageFolder: maxFiles and maxFileBytes are checked before reading", a
   });
 });
 
+Deno.test("ImageFolder.open: options are checked when opening and used as they were then", async () => {
+  await withTree({ "a/0.png": "png", "b/1.jpg": "jpg" }, async (root) => {
+    // The folder kept the caller's object: a budget changed after open reached every later
+    // read, and a bad decoding limit only surfaced as each image's ImageError (a skipped
+    // sample in a loader); a misspelt option was ignored.
+    const options: Record<string, unknown> = { maxFileBytes: 1_000_000, maxPixels: 1_000_000 };
+    const folder = await ImageFolder.open(root, options);
+    options.maxFileBytes = 1;
+    options.maxPixels = 1;
+    options.timeout = -1;
+    assert.equal((await folder.get(1)).image.width, 451, "read and decoded with the limits given");
+    await assert.rejects(
+      ImageFolder.open(root, { maxFileBytes: 10_000 }).then((f) => f.get(1)),
+      /over maxFileBytes \(10000\)/,
+    );
+    const cases: [string, unknown, RegExp][] = [
+      [
+        "maxPixels 0",
+        { maxPixels: 0 },
+        /^Expected maxPixels to be an integer from 1 to \d+, got 0$/,
+      ],
+      [
+        "exifOrientation",
+        { exifOrientation: "no" },
+        /^Expected exifOrientation to be true or false/,
+      ],
+      [
+        "maxPixel",
+        { maxPixel: 10 },
+        /^Unknown option "maxPixel" of ImageFolder\.open: expected one of "maxFiles", "maxFileBytes", "classes", "timeout", "maxPixels", "exifOrientation"$/,
+      ],
+      [
+        "maxFileBytes NaN",
+        { maxFileBytes: NaN },
+        /^Expected maxFileBytes to be an integer >= 1, got NaN$/,
+      ],
+      [
+        "classes of numbers",
+        { classes: [1, 2] },
+        /^Expected classes to be distinct names, got \[1,2\]$/,
+      ],
+      ["classes a string", { classes: "ab" }, /^Expected classes to be distinct names, got "ab"$/],
+      [
+        "options null",
+        null,
+        /^Expected the options of ImageFolder\.open to be an object, got null$/,
+      ],
+    ];
+    for (const [what, given, message] of cases) {
+      await assert.rejects(
+        ImageFolder.open(root, given as never),
+        (e: Error) => e instanceof OptionError && message.test(e.message),
+        what,
+      );
+    }
+    await assert.rejects(
+      ImageFolder.open(5 as never),
+      (e: Error) =>
+        e instanceof OptionError && /^Expected root to be a folder path, got 5$/.test(e.message),
+    );
+  });
+});
+
 Deno.test("splitDataset: seeded, disjoint, complete; another seed splits differently", async () => {
   const files: Record<string, string> = {};
   for (let i = 0; i < 40; i++) files[`${i % 3}/${i}.png`] = "png";

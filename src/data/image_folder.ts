@@ -7,9 +7,10 @@
  */
 
 import { DatasetError, ImageError, OptionError } from "../errors.ts";
-import type { DecodeOptions } from "../image/decode.ts";
+import { checkDecodeOptions, DECODE_OPTION_KEYS, type DecodeOptions } from "../image/decode.ts";
 import { checkTimeout, readBytes } from "../read_bytes.ts";
 import { checkIndex, type Dataset, decodeRaw, type RawSample, type Sample } from "./dataset.ts";
+import { checkInteger, checkOptions, describeValue } from "../validate.ts";
 
 /** torchvision's `IMG_EXTENSIONS`, matched case-insensitively. */
 export const IMG_EXTENSIONS: readonly string[] = Object.freeze([
@@ -54,6 +55,13 @@ export interface ImageFolderOptions extends DecodeOptions {
    * @default {30_000}
    */
   timeout?: number;
+}
+
+/** An {@linkcode ImageFolder}'s options as checked when it was opened. */
+interface FolderSettings {
+  readonly maxFileBytes: number;
+  readonly timeout: number;
+  readonly decode: Readonly<Required<DecodeOptions>>;
 }
 
 /**
@@ -131,14 +139,14 @@ export class ImageFolder implements Dataset {
   readonly skipped: readonly SkippedFile[];
   /** Things worth telling the user (empty classes, a single class, skipped files). */
   readonly warnings: readonly string[];
-  readonly #options: ImageFolderOptions;
+  readonly #options: FolderSettings;
 
   private constructor(
     root: string,
     classes: string[],
     samples: [string, number][],
     skipped: SkippedFile[],
-    options: ImageFolderOptions,
+    options: FolderSettings,
   ) {
     this.root = root;
     this.classes = Object.freeze(classes);
@@ -178,15 +186,31 @@ export class ImageFolder implements Dataset {
    * @returns The data set.
    * @throws {DatasetError} When `root` cannot be read, has no class folder,
    * no image at all, more than `maxFiles` images, or class names that differ only in case.
+   * @throws {OptionError} When `root` is not a path, or an option is unknown or invalid
+   * (the decoding limits too: they are checked here, not at the first decode).
    */
   static async open(root: string, options: ImageFolderOptions = {}): Promise<ImageFolder> {
-    const { maxFiles = 1_000_000, maxFileBytes = 64 * 1024 * 1024 } = options;
-    for (const [name, value] of [["maxFiles", maxFiles], ["maxFileBytes", maxFileBytes]] as const) {
-      if (!Number.isSafeInteger(value) || value < 1) {
-        throw new OptionError(`Expected ${name} to be a positive integer, got ${value}`);
-      }
+    if (typeof root !== "string" || root === "") {
+      throw new OptionError(`Expected root to be a folder path, got ${describeValue(root)}`);
     }
-    checkTimeout(options.timeout, 30_000);
+    // Checked and copied once: every later read and decode uses these, whatever becomes of
+    // the caller's object (a budget raised or made NaN there no longer reaches the reads).
+    const o = checkOptions("ImageFolder.open", options, [
+      "maxFiles",
+      "maxFileBytes",
+      "classes",
+      "timeout",
+      ...DECODE_OPTION_KEYS,
+    ]);
+    const maxFiles = checkInteger("maxFiles", o.maxFiles, { min: 1, default: 1_000_000 });
+    const settings: FolderSettings = Object.freeze({
+      maxFileBytes: checkInteger("maxFileBytes", o.maxFileBytes, {
+        min: 1,
+        default: 64 * 1024 * 1024,
+      }),
+      timeout: checkTimeout(o.timeout, 30_000),
+      decode: Object.freeze(checkDecodeOptions(o)),
+    });
     const base = root.replace(/(.)\/+$/, "$1");
     let entries: string[];
     try {
@@ -197,11 +221,14 @@ export class ImageFolder implements Dataset {
       });
     }
     let classes = entries.sort(comparePython);
-    if (options.classes !== undefined) {
-      const given = [...options.classes];
-      if (given.length === 0 || new Set(given).size !== given.length) {
+    if (o.classes !== undefined) {
+      const given = Array.isArray(o.classes) ? [...o.classes] : [];
+      if (
+        given.length === 0 || new Set(given).size !== given.length ||
+        !given.every((name) => typeof name === "string" && name !== "")
+      ) {
         throw new OptionError(
-          `Expected classes to be distinct names, got ${JSON.stringify(given)}`,
+          `Expected classes to be distinct names, got ${JSON.stringify(o.classes)}`,
         );
       }
       const extra = classes.filter((name) => !given.includes(name));
@@ -257,7 +284,7 @@ export class ImageFolder implements Dataset {
         }`,
       );
     }
-    return new ImageFolder(base, classes, samples, skipped, options);
+    return new ImageFolder(base, classes, samples, skipped, settings);
   }
 
   /** Number of samples. */
@@ -294,7 +321,7 @@ export class ImageFolder implements Dataset {
   async raw(index: number): Promise<RawSample> {
     checkIndex(index, this.length);
     const [path, label] = this.samples[index];
-    const { maxFileBytes = 64 * 1024 * 1024 } = this.#options;
+    const { maxFileBytes, timeout } = this.#options;
     let bytes: Uint8Array;
     try {
       // Only regular files are opened: a FIFO would block the open itself, and
@@ -308,7 +335,7 @@ export class ImageFolder implements Dataset {
       // while reading and gives up after timeout.
       bytes = await readBytes(path, {
         maxBytes: maxFileBytes,
-        timeout: checkTimeout(this.#options.timeout, 30_000),
+        timeout,
         error: ImageError,
         what: "image",
       });
@@ -331,11 +358,7 @@ export class ImageFolder implements Dataset {
   async get(index: number): Promise<Sample> {
     const raw = await this.raw(index);
     try {
-      const { maxPixels, exifOrientation } = this.#options;
-      const decode = Object.fromEntries(
-        Object.entries({ maxPixels, exifOrientation }).filter(([, v]) => v !== undefined),
-      );
-      return { image: decodeRaw(raw, decode), label: raw.label };
+      return { image: decodeRaw(raw, this.#options.decode), label: raw.label };
     } catch (error) {
       throw new ImageError(`Cannot decode image ${raw.name}: ${(error as Error).message}`, {
         cause: error,
