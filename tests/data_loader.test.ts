@@ -573,6 +573,75 @@ Deno.test("DataLoader: options are checked up front (unknown names, types, worke
   }
 });
 
+Deno.test("DataLoader: the workers get copies: a data set's bytes in memory are never detached", async () => {
+  // The loader transferred the buffer raw() returned when it was whole: a data set that keeps
+  // its files in memory had them detached after one epoch (the next failed with a
+  // DataCloneError), as had a one-image IdxDataset; one buffer shared by two samples failed.
+  const png = await Deno.readFile(new URL("./fixtures/images/coffee_rgb.png", import.meta.url));
+  const inMemory: Dataset = {
+    length: 3,
+    classes: ["a", "b"],
+    raw: (i) => Promise.resolve({ source: png, label: i % 2, name: `png ${i}` }),
+    get: () => Promise.reject(new Error("not used")),
+  };
+  const single = synthetic(1);
+  const pixels = (await single.raw(0)).source as { data: Uint8Array };
+  for (const dataset of [inMemory, single]) {
+    const loader = new DataLoader(dataset, {
+      transform: validationTransform({ size: 8 }),
+      batchSize: 3,
+      workers: 1,
+      persistentWorkers: true,
+    });
+    try {
+      for (let e = 0; e < 2; e++) {
+        const batches = await epoch(loader);
+        assert.equal(batches[0].labels.length, dataset.length, `epoch ${e}`);
+      }
+    } finally {
+      loader.close();
+    }
+  }
+  assert.equal(png.byteLength, 115524);
+  assert.equal(pixels.data.byteLength, 784);
+});
+
+Deno.test("DataLoader: decode limits are checked up front and used as they were given", async () => {
+  const dataset = synthetic(2);
+  const transform = validationTransform({ size: 8 });
+  // A bad limit failed every sample's decode, each one reported as a skipped file (an epoch of
+  // nothing), and the caller's object was read at every batch.
+  const cases: [unknown, RegExp][] = [
+    [{ maxPixels: 0 }, /^Expected maxPixels to be an integer from 1 to \d+, got 0$/],
+    [{ maxPixels: "big" }, /^Expected maxPixels to be an integer from 1 to \d+, got "big"$/],
+    [
+      { maxPixel: 5 },
+      /^Unknown option "maxPixel" of DataLoader's decode: expected one of "maxPixels", "exifOrientation"$/,
+    ],
+  ];
+  for (const [decode, message] of cases) {
+    for (const workers of [0, 1]) {
+      assert.throws(
+        () => new DataLoader(dataset, { transform, workers, decode: decode as never }),
+        (e: Error) => e instanceof OptionError && message.test(e.message),
+        JSON.stringify(decode),
+      );
+    }
+  }
+  const png = await Deno.readFile(new URL("./fixtures/images/coffee_rgb.png", import.meta.url));
+  const files: Dataset = {
+    length: 2,
+    classes: ["a", "b"],
+    raw: (i) => Promise.resolve({ source: png.slice(), label: i, name: `png ${i}` }),
+    get: () => Promise.reject(new Error("not used")),
+  };
+  const decode = { maxPixels: 1_000_000 };
+  const loader = new DataLoader(files, { transform, batchSize: 2, workers: 0, decode });
+  decode.maxPixels = 1;
+  assert.equal((await epoch(loader))[0].labels.length, 2);
+  assert.deepEqual(loader.skipped, []);
+});
+
 Deno.test("DataLoader: a custom transform runs on the calling thread, or is refused with workers > 0", async () => {
   const dataset = synthetic(4);
   const custom = {

@@ -7,7 +7,7 @@
  */
 
 import { DatasetError, GoogLeNetError, OptionError } from "../errors.ts";
-import type { DecodeOptions } from "../image/decode.ts";
+import { checkDecodeOptions, DECODE_OPTION_KEYS, type DecodeOptions } from "../image/decode.ts";
 import type { PixelData } from "../image/pixels.ts";
 import { Tensor } from "../tensor.ts";
 import { type BatchItem, type BatchResult, transformBatch } from "./batch.ts";
@@ -541,6 +541,11 @@ export class DataLoader implements AsyncIterable<Batch> {
         `Expected decode to be an object of decoding limits, got ${describeValue(given.decode)}`,
       );
     }
+    // Checked and copied now: a bad limit would otherwise fail every sample's decode, each
+    // reported as a skipped file, and a change to the caller's object would reach later batches.
+    const decode = given.decode === undefined ? undefined : Object.freeze(
+      checkDecodeOptions(checkOptions("DataLoader's decode", given.decode, DECODE_OPTION_KEYS)),
+    );
     if (given.sandbox && this.workers > 0 && workerOptionsEnabled() === false) {
       throw new OptionError(
         "sandbox: true needs Deno's --unstable-worker-options flag (deno run " +
@@ -548,7 +553,7 @@ export class DataLoader implements AsyncIterable<Batch> {
           "without it creating the workers would end the process. Pass the flag, or sandbox: false",
       );
     }
-    this.#options = given;
+    this.#options = { ...given, decode };
   }
 
   /** Batches per epoch. */
@@ -849,13 +854,15 @@ function concatResults(parts: BatchResult[], batch: number): BatchResult {
   };
 }
 
-/** The source with bytes in a buffer of their own (so it can be transferred, not the whole file copied). */
+/**
+ * The source's bytes copied into a buffer of their own, which the workers may
+ * be handed (transferred). Never the data set's own buffer: transferring it
+ * would detach the bytes a data set keeps in memory (the next epoch then
+ * fails), or one buffer two samples share.
+ */
 function ownBuffer(source: Uint8Array | PixelData): Uint8Array | PixelData {
   const data = source instanceof Uint8Array ? source : source.data;
-  const own = data instanceof Uint8Array && data.byteOffset === 0 &&
-      data.byteLength === data.buffer.byteLength && !(data.buffer instanceof SharedArrayBuffer)
-    ? data
-    : new Uint8Array(data);
+  const own = new Uint8Array(data);
   if (source instanceof Uint8Array) return own;
   return { data: own, width: source.width, height: source.height, channels: source.channels };
 }
