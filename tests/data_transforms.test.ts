@@ -251,6 +251,27 @@ Deno.test("transforms: an output over 64 megapixels is refused before it is allo
   );
 });
 
+Deno.test("transforms: an image over 64 megapixels (a raised maxPixels) may be cropped and resized to no more than its own size", () => {
+  // decode's maxPixels goes up to 2^30: RandomResizedCrop of a 100-megapixel photo refused
+  // about 4 boxes in 10. 8002x8000 is just over the cap (192 MB, a second for the copy).
+  const image = { data: new Uint8Array(8002 * 8000 * 3), width: 8002, height: 8000 };
+  image.data.fill(9, (7999 * 8002 + 8000) * 3); // the last row's last 2 pixels
+  const cropped = crop(image, { top: 0, left: 1, height: 8000, width: 8001 });
+  assert.deepEqual([cropped.width, cropped.height], [8001, 8000]);
+  assert.equal(cropped.data[(7999 * 8001 + 7999) * 3], 9);
+  assert.equal(cropped.data[(7999 * 8001 + 7998) * 3], 0);
+  const same = new Resize(8000).apply(image);
+  assert.deepEqual([same.width, same.height], [8002, 8000]);
+  // Larger than the input, and over the cap: still refused before it is allocated.
+  assert.throws(
+    () => crop(image, { top: 0, left: 0, height: 8000, width: 8003 }),
+    (e: Error) =>
+      e instanceof OptionError &&
+      e.message ===
+        "The crop would be 8003x8000 (64024000 pixels): expected at most 64016000 pixels (the input's pixels)",
+  );
+});
+
 Deno.test("transforms: wrong input kinds and options are clear errors", () => {
   const image = { data: new Uint8Array(3), width: 1, height: 1 };
   const tensor = new ToTensor().apply(image);

@@ -156,7 +156,8 @@ export function randomResizedCropBox(
  * @param image The source image.
  * @param box The rectangle, at least 1x1.
  * @returns The cropped image.
- * @throws {OptionError} When the box is not made of integers, is empty, or is over 64 megapixels.
+ * @throws {OptionError} When the box is not made of integers, is empty, or is over 64 megapixels
+ * and larger than the image.
  *
  * @example
  * ```ts
@@ -173,7 +174,7 @@ export function crop(image: RgbImage, box: Box): RgbImage {
     );
   }
   if (top === 0 && left === 0 && width === image.width && height === image.height) return image;
-  checkPixels("The crop", width, height);
+  checkPixels("The crop", width, height, { input: image });
   const data = new Uint8Array(width * height * 3);
   const x0 = Math.max(left, 0);
   const x1 = Math.min(left + width, image.width);
@@ -252,18 +253,33 @@ export function hflip(input: TransformValue): TransformValue {
 }
 
 /**
- * The most pixels an image a transform makes may have: the decoders' default
- * `maxPixels`. A larger size (a typo such as 22400) would be allocated, and
- * end the process when memory runs out, instead of being an error.
+ * The most pixels an image a transform makes may have, unless its input has
+ * more: the decoders' default `maxPixels`. A larger size (a typo such as
+ * 22400) would be allocated, and end the process when memory runs out,
+ * instead of being an error. An output no larger than its input is never
+ * refused: an image decoded under a raised `maxPixels` may be cropped.
  */
 const MAX_PIXELS = DEFAULT_MAX_PIXELS;
 
-/** Throws when a `w` x `h` output of `what` is over {@linkcode MAX_PIXELS}. */
-function checkPixels(what: string, w: number, h: number, hint = ""): void {
-  if (w * h > MAX_PIXELS) {
+/**
+ * Throws when a `w` x `h` output of `what` is over {@linkcode MAX_PIXELS} and
+ * over the `input` image's pixels.
+ */
+function checkPixels(
+  what: string,
+  w: number,
+  h: number,
+  { input, hint = "" }: { input?: RgbImage; hint?: string } = {},
+): void {
+  const inputPixels = input ? input.width * input.height : 0;
+  const [limit, source] = inputPixels > MAX_PIXELS
+    ? [inputPixels, "the input's pixels"]
+    : [MAX_PIXELS, "the decoders' default maxPixels"];
+  if (w * h > limit) {
     throw new OptionError(
-      `${what} would be ${w}x${h} (${w * h} pixels): expected at most ${MAX_PIXELS} pixels ` +
-        `(the decoders' default maxPixels)${hint}`,
+      `${what} would be ${w}x${h} (${
+        w * h
+      } pixels): expected at most ${limit} pixels (${source})${hint}`,
     );
   }
 }
@@ -453,7 +469,8 @@ export class Resize implements Transform {
    *
    * @param input An RGB image.
    * @returns The resized image (the input itself when the size is unchanged).
-   * @throws {OptionError} When an integer size makes the image over 64 megapixels (see `maxSize`).
+   * @throws {OptionError} When an integer size makes the image over 64 megapixels and larger
+   * than the input (see `maxSize`).
    */
   apply(input: TransformValue): RgbImage {
     const image = imageInput("Resize", input);
@@ -474,7 +491,10 @@ export class Resize implements Transform {
         `Resize(${size}) of a ${image.width}x${image.height} image`,
         w,
         h,
-        maxSize === undefined ? "; pass maxSize to cap the longer side" : "",
+        {
+          input: image,
+          hint: maxSize === undefined ? "; pass maxSize to cap the longer side" : "",
+        },
       );
     } else {
       [h, w] = size;
