@@ -8,6 +8,7 @@
 
 import { ImageError } from "../errors.ts";
 import { decodeJpegPixels, type JpegPixels, type JpegRegion } from "./jpeg/decoder.ts";
+import { nextMarker } from "./jpeg/entropy.ts";
 import { applyOrientation, readExifOrientation } from "./orientation.ts";
 import { interleavedToRgb, type RgbImage } from "./pixels.ts";
 
@@ -40,13 +41,14 @@ const EXIF_ID = [0x45, 0x78, 0x69, 0x66, 0, 0]; // "Exif\0\0"
  */
 export function readJpegHeader(bytes: Uint8Array): JpegHeader {
   let orientation = 0;
-  for (let offset = 2; offset + 4 <= bytes.length;) {
-    if (bytes[offset] !== 0xff) {
-      throw new ImageError(`Malformed JPEG: expected a marker at byte ${offset}`);
-    }
-    const marker = bytes[offset + 1];
-    if (marker === 0xff || marker === 0x01 || (marker >= 0xd0 && marker <= 0xd8)) {
-      offset += marker === 0xff ? 1 : 2; // fill byte or a marker without a segment
+  for (let at = 2; at + 4 <= bytes.length;) {
+    // The next marker as the decoder and libjpeg's next_marker find it: bytes other than a
+    // marker before it (extraneous data, libjpeg's JWRN_EXTRANEOUS_DATA warning; Pillow skips
+    // them too), fill bytes and stuffed zeros are passed over.
+    const { code: marker, pos: offset } = nextMarker(bytes, at);
+    if (marker < 0 || offset + 4 > bytes.length) break;
+    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd8)) {
+      at = offset + 2; // a marker without a segment
       continue;
     }
     if (marker === 0xda || marker === 0xd9) break;
@@ -65,7 +67,7 @@ export function readJpegHeader(bytes: Uint8Array): JpegHeader {
       const width = (bytes[start + 3] << 8) | bytes[start + 4];
       return { width, height, orientation: orientation || 1 };
     }
-    offset = end;
+    at = end;
   }
   throw new ImageError(
     "Truncated or malformed JPEG: expected a frame header (SOF) before the image data",

@@ -428,7 +428,9 @@ export function decodeJpegPixels(bytes: Uint8Array, options: JpegDecodeOptions =
         break;
       }
       case 0xdc:
-        throw new ImageError("Unsupported JPEG: the height is defined by a DNL marker");
+        // DNL: the frame's height is in its header (a height of 0 is refused there), so the
+        // segment is passed over, as libjpeg's read_markers does.
+        break;
       default:
         if ((code >= 0xc3 && code <= 0xcf) && code !== 0xc8 && code !== 0xcc) {
           throw new ImageError(
