@@ -325,3 +325,29 @@ Deno.test("decodeImage: bytes between header segments and a DNL segment are pass
     assert.deepEqual(image.data, expected.data, name);
   }
 });
+
+Deno.test("decodeImage: a scan's components are matched as libjpeg-turbo matches them: shared ids in order, the frame's order kept", async () => {
+  // chelsea.jpg: SOF0 at byte 158 (component ids at 168, 171, 174), SOS at 609 (selectors at 614,
+  // 616, 618). Pillow 9.4 decodes the files with shared ids to chelsea's bytes and refuses the one
+  // whose scan lists its components out of the frame's order ("broken data stream"; checked with
+  // /usr/bin/python3 when this test was written).
+  const real = await Deno.readFile(new URL("../assets/chelsea.jpg", import.meta.url));
+  assert.deepEqual([...real.subarray(158, 160)], [0xff, 0xc0]);
+  assert.deepEqual([...real.subarray(609, 611)], [0xff, 0xda]);
+  const withIds = (frame: number[], scan: number[]) => {
+    const out = real.slice();
+    frame.forEach((id, k) => out[168 + 3 * k] = id);
+    scan.forEach((id, k) => out[614 + 2 * k] = id);
+    return out;
+  };
+  const expected = decodeImage(real).data;
+  for (const ids of [[1, 1, 1], [0, 0, 0], [1, 1, 2], [1, 2, 2]]) {
+    assert.deepEqual(decodeImage(withIds(ids, ids)).data, expected, `ids ${ids}`);
+  }
+  assert.throws(
+    () => decodeImage(withIds([1, 2, 3], [2, 1, 3])),
+    /scan names component 1 twice or out of the frame's order/,
+  );
+  assert.throws(() => decodeImage(withIds([1, 2, 3], [1, 1, 3])), ImageError);
+  assert.throws(() => decodeImage(withIds([1, 2, 3], [1, 2, 9])), /component 9, not in the frame/);
+});

@@ -765,14 +765,26 @@ function readScan(
   }
   let blocksPerMcu = 0;
   const components = [];
+  const named: number[] = []; // the frame components' places the scan has named
   for (let i = 0; i < count; i++) {
     const id = s[1 + 2 * i];
-    const c = frame.components.find((c) => c.id === id);
-    if (!c) throw new ImageError(`Corrupt JPEG: a scan names component ${id}, not in the frame`);
-    if (s.subarray(1, 1 + 2 * i).some((b, j) => j % 2 === 0 && b === id)) {
-      // libjpeg's JERR_BAD_COMPONENT_ID
+    // libjpeg-turbo's get_sos: the first frame component with this id whose place is not yet
+    // taken (place k is taken once the scan has named k + 1 components), so a frame whose
+    // components share ids maps them in order (Pillow decodes such files), and a component named
+    // twice or out of the frame's order is refused (JERR_BAD_COMPONENT_ID).
+    const index = frame.components.findIndex((c, k) => c.id === id && k >= i);
+    const c = frame.components[index];
+    if (!c) {
+      throw new ImageError(
+        frame.components.some((c) => c.id === id)
+          ? `Corrupt JPEG: a scan names component ${id} twice or out of the frame's order`
+          : `Corrupt JPEG: a scan names component ${id}, not in the frame`,
+      );
+    }
+    if (named.includes(index)) {
       throw new ImageError(`Corrupt JPEG: a scan names component ${id} twice`);
     }
+    named.push(index);
     const dcId = s[2 + 2 * i] >> 4;
     const acId = s[2 + 2 * i] & 15;
     // A DC refinement scan reads bare bits; a sequential scan ignores Ah and Al.
