@@ -648,6 +648,47 @@ Deno.test("JPEG: the one-lookup AC table resolves coefficients, runs of 16 zeros
   assert.equal(at("11"), 0); // no such code: the decoder's slow path reports it
 });
 
+/** A marker segment: ff, the code, the big-endian length (2 + the body's), the body. */
+function jpegSegment(code: number, body: number[]): number[] {
+  return [0xff, code, (body.length + 2) >> 8, (body.length + 2) & 255, ...body];
+}
+
+/** Entropy-coded bytes from a string of bits (spaces ignored), padded with ones to a whole byte. */
+function bitString(text: string): number[] {
+  const bits = text.replaceAll(" ", "");
+  const padded = bits.padEnd(Math.ceil(bits.length / 8) * 8, "1");
+  return Array.from(
+    { length: padded.length / 8 },
+    (_, i) => parseInt(padded.slice(8 * i, 8 * i + 8), 2),
+  );
+}
+
+/**
+ * An 8-row greyscale JPEG `width` pixels wide (quantisers 16): its frame marker `sof`, its Huffman
+ * tables (DHT bodies), its restart interval (0: none) and its scans, each the scan header's bytes
+ * after the component selector, then each restart interval's bits.
+ */
+function greyJpeg(
+  sof: number,
+  width: number,
+  tables: number[][],
+  interval: number,
+  scans: [number[], ...string[]][],
+): Uint8Array {
+  const bytes = [0xff, 0xd8, ...jpegSegment(0xdb, [0, ...Array(64).fill(16)])];
+  bytes.push(...jpegSegment(sof, [8, 0, 8, 0, width, 1, 1, 0x11, 0]));
+  for (const table of tables) bytes.push(...jpegSegment(0xc4, table));
+  if (interval) bytes.push(...jpegSegment(0xdd, [0, interval]));
+  for (const [header, ...intervals] of scans) {
+    bytes.push(...jpegSegment(0xda, [1, 1, 0, ...header]));
+    intervals.forEach((bits, i) => {
+      bytes.push(...bitString(bits));
+      if (i < intervals.length - 1) bytes.push(0xff, 0xd0 + (i & 7));
+    });
+  }
+  return new Uint8Array([...bytes, 0xff, 0xd9]);
+}
+
 /** A JPEG's segments (a scan with its entropy-coded data), SOI first and EOI last. */
 function jpegSegments(file: Uint8Array): { code: number; bytes: Uint8Array }[] {
   const out = [{ code: 0xd8, bytes: file.subarray(0, 2) }];
@@ -765,15 +806,14 @@ Deno.test("JPEG stale memory: with the kept kernel memory full of garbage, scans
 
 /** A 32x8 greyscale progressive JPEG (4 blocks, quantisers 16) made of `scans`: each a header (Ss, Se, Ah/Al) and its restart intervals' bytes. */
 function tinyProgressive(restartInterval: number, scans: [number[], ...number[][]][]): Uint8Array {
-  const segment = (code: number, body: number[]) => [0xff, code, 0, body.length + 2, ...body];
-  const bytes = [0xff, 0xd8, ...segment(0xdb, [0, ...Array(64).fill(16)])];
-  bytes.push(...segment(0xc2, [8, 0, 8, 0, 32, 1, 1, 0x11, 0]));
-  bytes.push(...segment(0xc4, [0x00, 1, ...Array(15).fill(0), 0])); // DC: "0" is 0
+  const bytes = [0xff, 0xd8, ...jpegSegment(0xdb, [0, ...Array(64).fill(16)])];
+  bytes.push(...jpegSegment(0xc2, [8, 0, 8, 0, 32, 1, 1, 0x11, 0]));
+  bytes.push(...jpegSegment(0xc4, [0x00, 1, ...Array(15).fill(0), 0])); // DC: "0" is 0
   // AC: "00" run 0 size 1, "01" an end-of-band run of 8 + 3 bits, "10" end of block.
-  bytes.push(...segment(0xc4, [0x10, 0, 3, ...Array(14).fill(0), 0x01, 0x30, 0x00]));
-  if (restartInterval) bytes.push(...segment(0xdd, [0, restartInterval]));
+  bytes.push(...jpegSegment(0xc4, [0x10, 0, 3, ...Array(14).fill(0), 0x01, 0x30, 0x00]));
+  if (restartInterval) bytes.push(...jpegSegment(0xdd, [0, restartInterval]));
   for (const [header, ...intervals] of scans) {
-    bytes.push(...segment(0xda, [1, 1, 0, ...header]));
+    bytes.push(...jpegSegment(0xda, [1, 1, 0, ...header]));
     intervals.forEach((data, i) => {
       bytes.push(...data);
       if (i < intervals.length - 1) bytes.push(0xff, 0xd0 + (i & 7));
@@ -819,32 +859,17 @@ Deno.test("JPEG: refinement scans' end-of-band runs across restarts, a band refi
   // strings, each restart interval padded with ones. DC codes: "00" size 0,
   // "01" size 2. AC codes: "00" run 0 size 1, "01" an end-of-band run of
   // 8 + 3 bits, "10" end of block, "110" run 1 size 1.
-  const segment = (code: number, body: number[]) => [0xff, code, 0, body.length + 2, ...body];
-  const entropy = (text: string) => {
-    const bits = text.replaceAll(" ", "").padEnd(
-      Math.ceil(text.replaceAll(" ", "").length / 8) * 8,
-      "1",
+  const file = (restartInterval: number, scans: [number[], ...string[]][]) =>
+    greyJpeg(
+      0xc2,
+      32,
+      [
+        [0x00, 0, 2, ...Array(14).fill(0), 0, 2],
+        [0x10, 0, 3, 1, ...Array(13).fill(0), 0x01, 0x30, 0x00, 0x11],
+      ],
+      restartInterval,
+      scans,
     );
-    return Array.from(
-      { length: bits.length / 8 },
-      (_, i) => parseInt(bits.slice(8 * i, 8 * i + 8), 2),
-    );
-  };
-  const file = (restartInterval: number, scans: [number[], ...string[]][]) => {
-    const bytes = [0xff, 0xd8, ...segment(0xdb, [0, ...Array(64).fill(16)])];
-    bytes.push(...segment(0xc2, [8, 0, 8, 0, 32, 1, 1, 0x11, 0]));
-    bytes.push(...segment(0xc4, [0x00, 0, 2, ...Array(14).fill(0), 0, 2]));
-    bytes.push(...segment(0xc4, [0x10, 0, 3, 1, ...Array(13).fill(0), 0x01, 0x30, 0x00, 0x11]));
-    if (restartInterval) bytes.push(...segment(0xdd, [0, restartInterval]));
-    for (const [header, ...intervals] of scans) {
-      bytes.push(...segment(0xda, [1, 1, 0, ...header]));
-      intervals.forEach((bits, i) => {
-        bytes.push(...entropy(bits));
-        if (i < intervals.length - 1) bytes.push(0xff, 0xd0 + (i & 7));
-      });
-    }
-    return new Uint8Array([...bytes, 0xff, 0xd9]);
-  };
   // Pillow 9.4 (libjpeg-turbo) on these files: every row alike.
   const cases = [
     [
@@ -896,30 +921,17 @@ Deno.test("JPEG: refinement scans' end-of-band runs across restarts, a band refi
 Deno.test("JPEG: where the data runs out at a marker, the MCUs after the one that read past it are left as they are until the next restart, as libjpeg's insufficient_data (Pillow's bytes, also over a stale memory)", () => {
   // 64x8 greyscale files (8 blocks, quantisers 16) written as bit strings, each
   // restart interval padded with ones. DC codes: "0" size 2, "10" size 0.
-  const segment = (code: number, body: number[]) => [0xff, code, 0, body.length + 2, ...body];
-  const entropy = (text: string) => {
-    const bits = text.replaceAll(" ", "");
-    const padded = bits.padEnd(Math.ceil(bits.length / 8) * 8, "1");
-    return Array.from(
-      { length: padded.length / 8 },
-      (_, i) => parseInt(padded.slice(8 * i, 8 * i + 8), 2),
+  const file = (sof: number, interval: number, ac: number[], scans: [number[], ...string[]][]) =>
+    greyJpeg(
+      sof,
+      64,
+      [
+        [0x00, 1, 1, ...Array(14).fill(0), 2, 0],
+        [0x10, 1, 1, ...Array(14).fill(0), ...ac],
+      ],
+      interval,
+      scans,
     );
-  };
-  const file = (sof: number, interval: number, ac: number[], scans: [number[], ...string[]][]) => {
-    const bytes = [0xff, 0xd8, ...segment(0xdb, [0, ...Array(64).fill(16)])];
-    bytes.push(...segment(sof, [8, 0, 8, 0, 64, 1, 1, 0x11, 0]));
-    bytes.push(...segment(0xc4, [0x00, 1, 1, ...Array(14).fill(0), 2, 0]));
-    bytes.push(...segment(0xc4, [0x10, 1, 1, ...Array(14).fill(0), ...ac]));
-    if (interval) bytes.push(...segment(0xdd, [0, interval]));
-    for (const [header, ...intervals] of scans) {
-      bytes.push(...segment(0xda, [1, 1, 0, ...header]));
-      intervals.forEach((bits, i) => {
-        bytes.push(...entropy(bits));
-        if (i < intervals.length - 1) bytes.push(0xff, 0xd0 + (i & 7));
-      });
-    }
-    return new Uint8Array([...bytes, 0xff, 0xd9]);
-  };
   // Sequential, restart interval 3; AC codes "0" end of block, "10" run 0 size 1. Block 1 reads
   // a zero bit past RST0, so block 2 is left zero (grey, where reading on gave a DC term of -1);
   // the restart resets it, blocks 3-7 are decoded.
@@ -986,23 +998,14 @@ Deno.test("JPEG: where the data runs out at a marker, the MCUs after the one tha
 Deno.test("JPEG: a sequential component's later scan writes its terms over the earlier scan's (Pillow's bytes, also over a stale memory); another scan after one of every component, and a scan naming a component twice, are ImageErrors as in libjpeg", () => {
   // 16x8 4:4:4 YCbCr files (2 blocks a component, quantisers 16) written as bit strings, each scan
   // padded with ones. DC codes "0" size 2, "10" size 0; AC codes "0" end of block, "10" run 0 size 1.
-  const segment = (code: number, body: number[]) => [0xff, code, 0, body.length + 2, ...body];
-  const entropy = (text: string) => {
-    const bits = text.replaceAll(" ", "");
-    const padded = bits.padEnd(Math.ceil(bits.length / 8) * 8, "1");
-    return Array.from(
-      { length: padded.length / 8 },
-      (_, i) => parseInt(padded.slice(8 * i, 8 * i + 8), 2),
-    );
-  };
   const file = (scans: [number[], string][]) => {
-    const bytes = [0xff, 0xd8, ...segment(0xdb, [0, ...Array(64).fill(16)])];
-    bytes.push(...segment(0xc0, [8, 0, 8, 0, 16, 3, 1, 0x11, 0, 2, 0x11, 0, 3, 0x11, 0]));
-    bytes.push(...segment(0xc4, [0x00, 1, 1, ...Array(14).fill(0), 2, 0]));
-    bytes.push(...segment(0xc4, [0x10, 1, 1, ...Array(14).fill(0), 0x00, 0x01]));
+    const bytes = [0xff, 0xd8, ...jpegSegment(0xdb, [0, ...Array(64).fill(16)])];
+    bytes.push(...jpegSegment(0xc0, [8, 0, 8, 0, 16, 3, 1, 0x11, 0, 2, 0x11, 0, 3, 0x11, 0]));
+    bytes.push(...jpegSegment(0xc4, [0x00, 1, 1, ...Array(14).fill(0), 2, 0]));
+    bytes.push(...jpegSegment(0xc4, [0x10, 1, 1, ...Array(14).fill(0), 0x00, 0x01]));
     for (const [ids, bits] of scans) {
-      bytes.push(...segment(0xda, [ids.length, ...ids.flatMap((id) => [id, 0]), 0, 63, 0]));
-      bytes.push(...entropy(bits));
+      bytes.push(...jpegSegment(0xda, [ids.length, ...ids.flatMap((id) => [id, 0]), 0, 63, 0]));
+      bytes.push(...bitString(bits));
     }
     return new Uint8Array([...bytes, 0xff, 0xd9]);
   };
