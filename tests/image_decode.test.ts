@@ -67,6 +67,48 @@ Deno.test("decodeImage: applies EXIF orientation 6 and 8 and can leave it", asyn
   assert.deepEqual([other.width, other.height], [451, 300]);
 });
 
+Deno.test("decodeImage, preprocess: the Exif APP1 is the first before the scan, after the frame header too, as Pillow reads it", async () => {
+  // chelsea_exif6.jpg: its Exif APP1 (orientation 6) at bytes 20-55, its SOF0 at 194-212. Pillow
+  // 9.4 keeps the first APP1 starting "Exif\0" before the SOS: with the APP1 moved after the SOF,
+  // ImageOps.exif_transpose still turns the image upright (451x300), and with an "Exif\0\1" APP1
+  // before it, it finds no orientation and leaves it as stored (300x451) (checked with
+  // /usr/bin/python3 when this test was written). The header scan stopped at the SOF and
+  // skipped an "Exif\0\1" segment, so it turned the first file sideways and the second upright.
+  const bytes = await read("chelsea_exif6.jpg");
+  assert.deepEqual([...bytes.subarray(20, 30)], [0xff, 0xe1, 0, 34, ...EXIF_HEADER]);
+  assert.deepEqual([...bytes.subarray(194, 196)], [0xff, 0xc0]);
+  const app1 = bytes.subarray(20, 56);
+  const afterSof = new Uint8Array([
+    ...bytes.subarray(0, 20),
+    ...bytes.subarray(56, 213),
+    ...app1,
+    ...bytes.subarray(213),
+  ]);
+  const notExif = app1.slice();
+  notExif[9] = 1; // "Exif\0\1"
+  const secondExif = new Uint8Array([...bytes.subarray(0, 20), ...notExif, ...bytes.subarray(20)]);
+  // The first index where two arrays differ, -1 when equal (a diff of the arrays is too large).
+  const firstDiff = (a: ArrayLike<number>, b: ArrayLike<number>) =>
+    a.length !== b.length ? 0 : Array.prototype.findIndex.call(a, (v, i) => v !== b[i]);
+  const cases: [string, Uint8Array, boolean][] = [
+    ["Exif APP1 after the SOF", afterSof, true],
+    ["an Exif\\0\\1 APP1 first", secondExif, false],
+  ];
+  for (const [name, file, exifOrientation] of cases) {
+    const image = decodeImage(file);
+    const expected = decodeImage(bytes, { exifOrientation });
+    assert.deepEqual([image.width, image.height], [expected.width, expected.height], name);
+    assert.equal(firstDiff(image.data, expected.data), -1, name);
+    for (const draft of [false, true]) {
+      const tensor = await preprocess(file, { draft });
+      const reference = await preprocess(bytes, { draft, exifOrientation });
+      assert.equal(firstDiff(tensor.data, reference.data), -1, `${name}, draft ${draft}`);
+    }
+  }
+});
+
+const EXIF_HEADER = [0x45, 0x78, 0x69, 0x66, 0, 0]; // "Exif\0\0"
+
 Deno.test("applyOrientation: all eight orientations match Pillow's transposes", () => {
   // 3x2 image with pixel values 1..6 (grey in all channels), row-major.
   const image = toRgb({ data: new Uint8Array([1, 2, 3, 4, 5, 6]), width: 3, height: 2 });

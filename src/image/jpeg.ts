@@ -18,15 +18,20 @@ export interface JpegHeader {
   readonly width: number;
   /** Height in pixels, from the frame header (SOF). */
   readonly height: number;
-  /** EXIF orientation 1 to 8 from the first Exif APP1 segment, 1 when absent. */
+  /**
+   * EXIF orientation 1 to 8 from the first Exif APP1 segment before the first scan, 1 when
+   * absent or malformed.
+   */
   readonly orientation: number;
 }
 
-const EXIF_ID = [0x45, 0x78, 0x69, 0x66, 0, 0]; // "Exif\0\0"
+const EXIF_ID = [0x45, 0x78, 0x69, 0x66, 0]; // "Exif\0", as Pillow's APP handler matches it
 
 /**
  * Scans the marker segments of a JPEG up to the first scan (SOS) for the
- * frame size and the EXIF orientation.
+ * frame size and the EXIF orientation: the first frame header's size (the
+ * decoder refuses a second) and the first Exif APP1 segment's orientation,
+ * before or after the frame header, as Pillow reads them.
  *
  * @param bytes The JPEG file, starting with the SOI marker.
  * @returns The declared size and orientation.
@@ -41,6 +46,7 @@ const EXIF_ID = [0x45, 0x78, 0x69, 0x66, 0, 0]; // "Exif\0\0"
  */
 export function readJpegHeader(bytes: Uint8Array): JpegHeader {
   let orientation = 0;
+  let size: { width: number; height: number } | undefined;
   for (let at = 2; at + 4 <= bytes.length;) {
     // The next marker as the decoder and libjpeg's next_marker find it: bytes other than a
     // marker before it (extraneous data, libjpeg's JWRN_EXTRANEOUS_DATA warning; Pillow skips
@@ -59,16 +65,24 @@ export function readJpegHeader(bytes: Uint8Array): JpegHeader {
         `Truncated JPEG: segment 0xff${marker.toString(16)} at byte ${offset} ends past the file`,
       );
     }
-    if (marker === 0xe1 && orientation === 0 && EXIF_ID.every((b, i) => bytes[start + i] === b)) {
-      orientation = readExifOrientation(bytes.subarray(start + 6, end));
+    if (
+      marker === 0xe1 && orientation === 0 && end - start >= EXIF_ID.length &&
+      EXIF_ID.every((b, i) => bytes[start + i] === b)
+    ) {
+      // Pillow keeps the first APP1 that starts "Exif\0" (before or after the frame header) and
+      // finds no orientation in it unless "Exif\0\0" precedes its TIFF data.
+      orientation = end - start >= 6 && bytes[start + 5] === 0
+        ? readExifOrientation(bytes.subarray(start + 6, end))
+        : 1;
     }
-    if (isFrameHeader(marker) && end - start >= 5) {
+    if (isFrameHeader(marker) && end - start >= 5 && !size) {
       const height = (bytes[start + 1] << 8) | bytes[start + 2];
       const width = (bytes[start + 3] << 8) | bytes[start + 4];
-      return { width, height, orientation: orientation || 1 };
+      size = { width, height };
     }
     at = end;
   }
+  if (size) return { ...size, orientation: orientation || 1 };
   throw new ImageError(
     "Truncated or malformed JPEG: expected a frame header (SOF) before the image data",
   );
