@@ -9,6 +9,8 @@ import {
   toRgb,
 } from "../src/image/mod.ts";
 import { applyOrientation, readExifOrientation } from "../src/image/orientation.ts";
+import { decodeJpegPixels } from "../src/image/jpeg/decoder.ts";
+import { standardHuffmanTables } from "../src/image/jpeg/entropy.ts";
 
 const DIR = new URL("./fixtures/images/", import.meta.url);
 const read = (name: string) => Deno.readFile(new URL(name, DIR));
@@ -392,4 +394,34 @@ Deno.test("decodeImage: a scan's components are matched as libjpeg-turbo matches
   );
   assert.throws(() => decodeImage(withIds([1, 2, 3], [1, 1, 3])), ImageError);
   assert.throws(() => decodeImage(withIds([1, 2, 3], [1, 2, 9])), /component 9, not in the frame/);
+});
+
+Deno.test("decodeImage: a JPEG without Huffman tables decodes with Annex K's, as libjpeg-turbo and Pillow do (Motion-JPEG frames)", async () => {
+  // chelsea.jpg's four DHT segments hold exactly the standard tables; the file without them
+  // decodes in Pillow 9.4 to chelsea's bytes (checked with /usr/bin/python3 when this test was
+  // written), as do the 4:4:4 and 4:2:0 files Pillow writes with its default tables.
+  const real = await Deno.readFile(new URL("../assets/chelsea.jpg", import.meta.url));
+  const kept: number[] = [];
+  const tables: string[] = [];
+  let at = 2;
+  kept.push(0xff, 0xd8);
+  while (real[at + 1] !== 0xda) {
+    const end = at + 2 + ((real[at + 2] << 8) | real[at + 3]);
+    if (real[at + 1] === 0xc4) tables.push(real.subarray(at + 4, end).join());
+    else kept.push(...real.subarray(at, end));
+    at = end;
+  }
+  const standard = standardHuffmanTables();
+  const bodies = [standard.subarray(0, 29), standard.subarray(29, 58), standard.subarray(58, 237)];
+  bodies.push(standard.subarray(237));
+  assert.deepEqual(tables.sort(), bodies.map((b) => b.join()).sort());
+  const bare = new Uint8Array([...kept, ...real.subarray(at)]);
+  for (const simd of [true, false]) {
+    assert.deepEqual(decodeJpegPixels(bare, { simd }).data, decodeJpegPixels(real, { simd }).data);
+  }
+  assert.deepEqual(decodeImage(bare).data, decodeImage(real).data);
+  // A table id the standard set lacks (2) stays an error.
+  const id2 = bare.slice();
+  id2[id2.indexOf(0xda, kept.length - 2) + 5] = 0x22; // the first component's DC and AC table ids
+  assert.throws(() => decodeImage(id2), /Huffman table .*2, which was not defined/);
 });

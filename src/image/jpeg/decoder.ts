@@ -27,6 +27,7 @@ import {
   NATURAL_ORDER,
   nextMarker,
   type Scan,
+  standardHuffmanTables,
 } from "./entropy.ts";
 import { idctIslow } from "./idct.ts";
 import { idctScaled } from "./idct_scaled.ts";
@@ -732,6 +733,22 @@ function readHuffmanTables(
   }
 }
 
+let standardTables: { dc: HuffmanTable[]; ac: HuffmanTable[] } | undefined;
+
+/**
+ * libjpeg-turbo's `std_huff_tables`: the Annex K table of this class and id (0 or 1) for a scan
+ * whose file defines none (Motion-JPEG frames leave them out); built once.
+ */
+function standardTable(ac: boolean, id: number): HuffmanTable | undefined {
+  if (id > 1) return undefined;
+  if (!standardTables) {
+    const dc: HuffmanTable[] = [], acs: HuffmanTable[] = [];
+    readHuffmanTables(standardHuffmanTables(), dc, acs);
+    standardTables = { dc, ac: acs };
+  }
+  return (ac ? standardTables.ac : standardTables.dc)[id];
+}
+
 function readScan(
   s: Uint8Array,
   frame: Frame,
@@ -790,8 +807,8 @@ function readScan(
     // A DC refinement scan reads bare bits; a sequential scan ignores Ah and Al.
     const needDc = !frame.progressive || (ss === 0 && ah === 0);
     const needAc = !frame.progressive || ss !== 0;
-    const dcTable = needDc ? dcTables[dcId] : undefined;
-    const acTable = needAc ? acTables[acId] : undefined;
+    const dcTable = needDc ? dcTables[dcId] ?? standardTable(false, dcId) : undefined;
+    const acTable = needAc ? acTables[acId] ?? standardTable(true, acId) : undefined;
     if ((needDc && !dcTable) || (needAc && !acTable)) {
       throw new ImageError(
         `Corrupt JPEG: a scan uses Huffman table ${
