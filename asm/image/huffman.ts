@@ -614,9 +614,6 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
   const ac0 = <usize>load<i32>(c0, 28);
   const clear0 = load<i32>(c0, 40) != 0;
   let pred0 = 0;
-  let pred1 = 0;
-  let pred2 = 0;
-  let pred3 = 0;
   const stream = <usize>load<i32>(d, 36);
   const rows = stream != 0 ? 0 : 1; // block rows advance with the MCU row unless streaming
   const keepX = load<u32>(d, 40);
@@ -625,7 +622,9 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
     return dcInterleaved(d, count, mcusWide, total, interval, kind == 2, al, keepX, keepY);
   }
   if (!single && kind == 0) return sequentialInterleaved(d, count, mcusWide, total, interval, rows);
-  if (single && (kind == 3 || kind == 4) && stream == 0) {
+  // A progressive AC scan names one component (readScan refuses others): nothing else is interleaved.
+  if (!single) return -1;
+  if ((kind == 3 || kind == 4) && stream == 0) {
     return acScan(d, kind == 4, mcusWide, total, interval);
   }
   let restarts = 0;
@@ -638,83 +637,35 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
       if (pastEnd > bits) return -2;
       if (!takeRestart(restarts)) return -(3 + mcu);
       restarts++;
-      pred0 = pred1 = pred2 = pred3 = 0;
+      pred0 = 0;
       eobrun = 0;
       untilRestart = interval;
       skip = false;
     }
     untilRestart--;
-    if (single) {
-      // A non-interleaved scan: one block per MCU, the descriptor in locals.
-      const index = <usize>(my * rows * padded0 + mx);
-      const out = coef0 + (index << shift0);
-      const keep = within(mx, keepX) && within(my, keepY);
-      if (skip) {
-        if (kind == 0 && clear0) clearBlock(out);
-      } else if (kind == 0) {
-        pred0 = baseline(out, dc0, ac0, pred0, clear0);
-      } else if (kind == 1) {
-        const t = decodeSymbol(dc0);
-        if (t != 0) pred0 += receive(t);
-        if (keep) store<i16>(out, <i16>(pred0 << al));
-      } else if (kind == 2) {
-        if (getBit() && keep) store<i16>(out, <i16>(<i32>load<i16>(out) | (1 << al)));
-      } else if (kind == 3) {
-        acFirst(out, ac0, ss, se, al, nz0 + (index << 3), keep);
-      } else {
-        acRefine(out, ac0, ss, se, al, nz0 + (index << 3), keep);
-      }
-      if (failure != 0) return -1;
-      skip = skip || starved(bits);
-      if (++mx == mcusWide) {
-        if (stream != 0) flushRow(d, stream, count, my, true);
-        mx = 0;
-        my++;
-      }
-      continue;
+    // A non-interleaved scan: one block per MCU, the descriptor in locals.
+    const index = <usize>(my * rows * padded0 + mx);
+    const out = coef0 + (index << shift0);
+    const keep = within(mx, keepX) && within(my, keepY);
+    if (skip) {
+      if (kind == 0 && clear0) clearBlock(out);
+    } else if (kind == 0) {
+      pred0 = baseline(out, dc0, ac0, pred0, clear0);
+    } else if (kind == 1) {
+      const t = decodeSymbol(dc0);
+      if (t != 0) pred0 += receive(t);
+      if (keep) store<i16>(out, <i16>(pred0 << al));
+    } else if (kind == 2) {
+      if (getBit() && keep) store<i16>(out, <i16>(<i32>load<i16>(out) | (1 << al)));
+    } else if (kind == 3) {
+      acFirst(out, ac0, ss, se, al, nz0 + (index << 3), keep);
+    } else {
+      acRefine(out, ac0, ss, se, al, nz0 + (index << 3), keep);
     }
-    // Not reached: interleaved scans of other kinds have loops of their own.
-    for (let ci = 0; ci < count; ci++) {
-      const c = c0 + <usize>(ci * 48);
-      const coef = <usize>load<i32>(c, 0);
-      const padded = load<i32>(c, 4);
-      const h = load<i32>(c, 16);
-      const v = load<i32>(c, 20);
-      const dc = <usize>load<i32>(c, 24);
-      const ac = <usize>load<i32>(c, 28);
-      const nz = <usize>load<i32>(c, 32);
-      const shift = <usize>load<i32>(c, 36);
-      for (let bv = 0; bv < v; bv++) {
-        const row = (my * rows * v + bv) * padded + mx * h;
-        for (let bh = 0; bh < h; bh++) {
-          const index = <usize>(row + bh);
-          const out = coef + (index << shift);
-          if (kind == 0 || kind == 1) {
-            let pred = ci == 0 ? pred0 : ci == 1 ? pred1 : ci == 2 ? pred2 : pred3;
-            if (kind == 0) {
-              pred = baseline(out, dc, ac, pred, load<i32>(c, 40) != 0);
-            } else {
-              const t = decodeSymbol(dc);
-              if (t != 0) pred += receive(t);
-              store<i16>(out, <i16>(pred << al));
-            }
-            if (ci == 0) pred0 = pred;
-            else if (ci == 1) pred1 = pred;
-            else if (ci == 2) pred2 = pred;
-            else pred3 = pred;
-          } else if (kind == 2) {
-            if (getBit()) store<i16>(out, <i16>(<i32>load<i16>(out) | (1 << al)));
-          } else if (kind == 3) {
-            acFirst(out, ac, ss, se, al, nz + (index << 3), true);
-          } else {
-            acRefine(out, ac, ss, se, al, nz + (index << 3), true);
-          }
-          if (failure != 0) return -1;
-        }
-      }
-    }
+    if (failure != 0) return -1;
+    skip = skip || starved(bits);
     if (++mx == mcusWide) {
-      if (stream != 0) flushRow(d, stream, count, my, false);
+      if (stream != 0) flushRow(d, stream, count, my, true);
       mx = 0;
       my++;
     }
