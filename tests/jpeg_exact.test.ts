@@ -648,6 +648,56 @@ Deno.test("JPEG: the one-lookup AC table resolves coefficients, runs of 16 zeros
   assert.equal(at("11"), 0); // no such code: the decoder's slow path reports it
 });
 
+Deno.test("JPEG: the AC pair table holds the symbol after a coefficient or a run of 16 zeros when the prefix holds it whole", () => {
+  // The codes of the test above: "00" end of block, "01" run 0 size 1, "100" run of 16 zeros,
+  // "101" run 2 size 2.
+  const counts = new Uint8Array(16);
+  counts[1] = 2;
+  counts[2] = 2;
+  const table = buildHuffmanTable(counts, new Uint8Array([0x00, 0x01, 0xf0, 0x22]));
+  const at = (prefix: string) =>
+    table.fastAcPair[parseInt(prefix.replaceAll(" ", "").padEnd(FAST_AC_BITS, "0"), 2)];
+  const pair = (bits: number, step: number, value: number) =>
+    bits | (step << 4) | ((value & 31) << 11);
+  assert.equal(at("011 00"), pair(5, 64, 0)); // a 1, then the end of the block
+  assert.equal(at("010 101 11"), pair(8, 3, 3)); // a -1, then run 2 and a 2
+  assert.equal(at("100 100"), pair(6, 16, 0)); // two runs of 16 zeros
+  assert.equal(at("100 010"), pair(6, 1, -1));
+  assert.equal(at("00"), 0); // nothing after an end of block
+  assert.equal(at("011 11"), 3); // no such second code: the first's bits alone
+});
+
+Deno.test("JPEG: a block whose last coefficient is at position 63 leaves the next code to the next block (one-lookup pairs)", () => {
+  // 16x8 greyscale, 2 blocks. DC: "0" size 0. AC: "00" end of block, "01" run 0 size 1,
+  // "100" run of 16 zeros, "101" run 2 size 2. Block 0 ends at position 63 with no end of block:
+  // 2 runs of 16 zeros, run 2 and a 2 at 35, then 1s at 36-63. The pairs (35, 36), (37, 38)
+  // ... (61, 62) leave the 1 at 63 first in its lookup, whose pair entry reads on into block 1's
+  // DC code "0" and AC code "011" as an end of block "00".
+  const file = greyJpeg(
+    0xc0,
+    16,
+    [[0x00, 1, ...Array(15).fill(0), 0], [
+      0x10,
+      0,
+      2,
+      2,
+      ...Array(13).fill(0),
+      0x00,
+      0x01,
+      0xf0,
+      0x22,
+    ]],
+    0,
+    [[[0, 63, 0], "0 100 100 101 10" + " 011".repeat(28) + " 0 011 00"]],
+  );
+  const reference = decode(file, { simd: false });
+  const wasm = decode(file, { simd: true });
+  assert.deepEqual([wasm.width, wasm.height], [16, 8]);
+  assert.deepEqual(Array.from(wasm.data), Array.from(reference.data));
+  // Block 1 is a DC-free block with one AC term: not flat.
+  assert.notEqual(reference.data[8], reference.data[15]);
+});
+
 /** A marker segment: ff, the code, the big-endian length (2 + the body's), the body. */
 function jpegSegment(code: number, body: number[]): number[] {
   return [0xff, code, (body.length + 2) >> 8, (body.length + 2) & 255, ...body];

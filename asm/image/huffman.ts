@@ -3,12 +3,15 @@
 // and AC first and refinement scans, restart intervals; coefficients (i16,
 // natural order, 64 per block) land in the decoder's arrays in this memory.
 //
-// A Huffman table at `t` (9728 bytes): u16 lookup[512] ((length << 8) |
+// A Huffman table at `t` (13952 bytes): u16 lookup[512] ((length << 8) |
 // symbol for 9-bit prefixes, 0 when longer) at 0, i32 maxCode[18] at 1024,
 // i32 valOffset[18] at 1096, u8 values[256] at 1168, i32 fastAc[2048] at
 // 1536 ((value << 16) | (run << 8) | bits for an 11-bit prefix holding a
 // whole AC coefficient, a run of 16 zeros (value 0, run 15) or an end of
-// block (value 0, run 63), else 0).
+// block (value 0, run 63), else 0), u16 fastAcPair[2048] at 9728 (the symbol
+// after that one in the same prefix: bits | (step << 4) | (value << 11), see
+// entropy.ts), and at 13824 a copy of the scan's natural order table (128
+// bytes, as at `d + 256` below).
 //
 // A scan descriptor at `d`: i32 count, mcusWide, mcusHigh, restartInterval,
 // progressive, ss, se, ah, al (9 words, 48 bytes reserved), then per
@@ -45,6 +48,10 @@ import { idct_reduced_blocks } from "./idct_reduced";
 
 const LOOKAHEAD: i32 = 9;
 const FAST_BITS: i32 = 11; // entropy.ts FAST_AC_BITS
+// A table's fastAc, fastAcPair and natural order (decoder.ts writes them there).
+const FAST_AT: usize = 1536;
+const PAIR_AT: usize = FAST_AT + (4 << FAST_BITS);
+const NATURAL_AT: usize = PAIR_AT + (2 << FAST_BITS);
 
 // Bit reader state: the low `bits` bits of `acc` are unread.
 let data: usize = 0;
@@ -224,7 +231,8 @@ function baseline(out: usize, dc: usize, ac: usize, pred: i32, clear: bool): i32
     value += x + (((x - (1 << (t - 1))) >> 31) & ((-1 << t) + 1));
   }
   store<i16>(out, <i16>value);
-  const fast = ac + 1536;
+  const fast = ac + FAST_AT;
+  const pair = ac + PAIR_AT;
   const nat = natural;
   for (let k = 1; k < 64; k++) {
     if (b < 32) {
@@ -248,12 +256,29 @@ function baseline(out: usize, dc: usize, ac: usize, pred: i32, clear: bool): i32
     // One lookup resolves a coefficient with its extra bits, a run of 16
     // zeros (a 0 stored 15 on) or the end of the block (run 63: k passes 63,
     // the 0 stored lands on position 63 through the natural order's tail).
-    const f = load<i32>(fast + (<usize>(a >> <u64>(64 - FAST_BITS)) << 2));
+    const index = <usize>(a >> <u64>(64 - FAST_BITS));
+    const f = load<i32>(fast + (index << 2));
     if (f != 0) {
-      a <<= <u64>(f & 0xff);
-      b -= f & 0xff;
+      // The symbol after it, when the same prefix holds it too (fastAcPair):
+      // taken unless the first filled the block (position 63, or past it by
+      // a run of 16 zeros: the next code is the next block's).
+      const g = <i32>load<u16>(pair + (index << 1));
       k += (f >> 8) & 63;
       store<i16>(out + (<usize>load<u8>(nat + <usize>k) << 1), <i16>(f >> 16));
+      let n = f & 0xff;
+      if (k < 63) {
+        // Both symbols' bits (the first's alone when there is no second: step 0, and
+        // f's value stored again where it is).
+        n = g & 15;
+        const step = (g >> 4) & 127;
+        k += step;
+        store<i16>(
+          out + (<usize>load<u8>(nat + <usize>k) << 1),
+          <i16>select<i32>((g << 16) >> 27, f >> 16, step != 0),
+        );
+      }
+      a <<= <u64>n;
+      b -= n;
       continue;
     }
     e = <i32>load<u16>(ac + (<usize>(a >> <u64>(64 - LOOKAHEAD)) << 1));

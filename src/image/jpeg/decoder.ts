@@ -260,7 +260,7 @@ const QUANT_AT = 0; // 4 tables of 64 i32
 const SCRATCH_AT = 1024; // scratch of the reduced IDCTs (128 bytes; 512 kept)
 const DESCRIPTORS_AT = 1536; // 4 x 48 bytes
 const TABLES_AT = 2048; // 8 Huffman tables of TABLE_BYTES (asm/image/huffman.ts's layout)
-const TABLE_BYTES = 1536 + 4 * (1 << FAST_AC_BITS);
+const TABLE_BYTES = 1536 + 6 * (1 << FAST_AC_BITS) + 128;
 /** A streamed scan's descriptor: 4 x 32 bytes, 512 bytes of IDCT scratch, 4 quantisation tables. */
 const STREAM_AT = TABLES_AT + 8 * TABLE_BYTES;
 const STREAM_QUANT_AT = STREAM_AT + 640;
@@ -892,6 +892,9 @@ function decodeScanWasm(
       words.set(table.valOffset, (at + 1096) / 4);
       bytes.set(table.values, at + 1168);
       words.set(table.fastAc, (at + 1536) / 4);
+      new Uint16Array(memory.buffer, at + 1536 + 4 * (1 << FAST_AC_BITS), 1 << FAST_AC_BITS)
+        .set(table.fastAcPair);
+      bytes.set(NATURAL_ORDER_128, at + 1536 + 6 * (1 << FAST_AC_BITS));
     }
     return at;
   };

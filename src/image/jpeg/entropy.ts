@@ -132,6 +132,17 @@ export interface HuffmanTable {
    * decoder's one-lookup path; stb_image's `fast_ac`).
    */
   readonly fastAc: Int32Array;
+  /**
+   * Per {@linkcode FAST_AC_BITS}-bit prefix whose `fastAc` entry is a
+   * coefficient or a run of 16 zeros, the symbol after it when that one too
+   * lies whole in the prefix and is an end of block, a run of 16 zeros or a
+   * coefficient of at most 4 extra bits: `bits | (step << 4) | (value << 11)`
+   * (bits: both symbols'; step: the second's run plus 1, 16 for a run of 16
+   * zeros, 64 for the end of the block; value: 5-bit two's complement), else
+   * the first symbol's bits (step 0); 0 where `fastAc` is 0 or an end of
+   * block. The Wasm decoder takes both symbols of such a prefix with one lookup.
+   */
+  readonly fastAcPair: Uint16Array;
 }
 
 /**
@@ -236,7 +247,26 @@ export function buildHuffmanTable(counts: Uint8Array, values: Uint8Array): Huffm
     code <<= 1;
   }
   maxCode[17] = 0x7fffffff; // sentinel: ends the slow search
-  return { lookup, maxCode, valOffset, values, fastAc };
+  return { lookup, maxCode, valOffset, values, fastAc, fastAcPair: pairs(fastAc) };
+}
+
+/** {@linkcode HuffmanTable.fastAcPair} of a `fastAc` table. */
+function pairs(fastAc: Int32Array): Uint16Array {
+  const pair = new Uint16Array(fastAc.length);
+  for (let i = 0; i < fastAc.length; i++) {
+    const first = fastAc[i];
+    const bits = first & 0xff;
+    // Not after an end of block (run 63), and only a symbol whose bits all lie in the prefix.
+    if (first === 0 || ((first >> 8) & 63) === 63) continue;
+    pair[i] = bits;
+    if (bits >= FAST_AC_BITS) continue;
+    const second = fastAc[(i << bits) & (fastAc.length - 1)];
+    const secondBits = second & 0xff;
+    const value = second >> 16;
+    if (second === 0 || bits + secondBits > FAST_AC_BITS || value < -16 || value > 15) continue;
+    pair[i] = (bits + secondBits) | ((((second >> 8) & 63) + 1) << 4) | ((value & 31) << 11);
+  }
+  return pair;
 }
 
 /** One component's part in a scan. */
