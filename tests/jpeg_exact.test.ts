@@ -470,7 +470,7 @@ Deno.test("JPEG: the Wasm reduced IDCTs give the TypeScript idctScaled bytes, ex
   assert.equal(checked, 8);
 });
 
-Deno.test("JPEG: the Wasm islow IDCT gives the TypeScript idctIslow bytes, extreme values included, also with the DC terms apart and unmarked blocks unread", () => {
+Deno.test("JPEG: the Wasm islow IDCT gives the TypeScript idctIslow bytes, extreme values and blocks zero outside their top-left 2x2, 4x4, 8x4 or 4x8 terms included, also with the DC terms apart and unmarked blocks unread", () => {
   const memory = new WebAssembly.Memory({ initial: 2 });
   const kernels = imageKernels(memory);
   if (!kernels) {
@@ -490,12 +490,15 @@ Deno.test("JPEG: the Wasm islow IDCT gives the TypeScript idctIslow bytes, extre
   const coef = new Int16Array(memory.buffer, COEF, blocks * 64);
   const clean = new Int16Array(blocks * 64);
   const extremes = [0, 1, -1, 32767, -32768, 2047, -2048];
+  // The terms a block may have (rows x columns from the top left): the kernel's shortcuts.
+  const shapes = [[8, 8], [2, 2], [4, 4], [8, 4], [4, 8], [2, 4], [4, 2], [1, 2]];
   for (let b = 0; b < blocks; b++) {
-    // DC alone, rows 0-3 only, sparse and dense blocks; extreme values in the last 16.
+    // DC alone, sparse and dense blocks of each shape; extreme values in the last 32.
     const density = b % 4 === 0 ? 0 : b % 4 === 1 ? 0.1 : b % 4 === 2 ? 0.5 : 1;
+    const [high, wide] = shapes[(b >> 2) % shapes.length];
     for (let i = 0; i < 64; i++) {
-      if (i > 0 && (random() >= density || (b % 8 === 5 && i >= 32))) continue;
-      clean[b * 64 + i] = b >= 48
+      if (i > 0 && (random() >= density || i >> 3 >= high || (i & 7) >= wide)) continue;
+      clean[b * 64 + i] = b >= 32
         ? extremes[Math.floor(random() * extremes.length)]
         : Math.floor(random() * 512 - 256);
     }

@@ -35,6 +35,14 @@ let VN1_961: v128 = i64x2.splat(0);
 let VN0_390: v128 = i64x2.splat(0);
 let VF0_298: v128 = i64x2.splat(0);
 let VF2_053: v128 = i64x2.splat(0);
+// The sums of products a pass with inputs 4-7 zero reduces to (see `pass`).
+let VE3: v128 = i64x2.splat(0);
+let VO0_1: v128 = i64x2.splat(0);
+let VO0_3: v128 = i64x2.splat(0);
+let VO1_1: v128 = i64x2.splat(0);
+let VO1_3: v128 = i64x2.splat(0);
+let VO2_3: v128 = i64x2.splat(0);
+let VO3_1: v128 = i64x2.splat(0);
 let ROUND1: v128 = i64x2.splat(0); // pass 1's rounding
 let ROUND2: v128 = i64x2.splat(0); // pass 2's rounding and level shift
 
@@ -51,46 +59,86 @@ let ROUND2: v128 = i64x2.splat(0); // pass 2's rounding and level shift
   VN0_390 = v128.or(i32x4.splat(-F0_390), z);
   VF0_298 = v128.or(i32x4.splat(F0_298), z);
   VF2_053 = v128.or(i32x4.splat(F2_053), z);
+  VE3 = v128.or(i32x4.splat(F0_541 + F0_765), z);
+  VO0_1 = v128.or(i32x4.splat(F1_175 - F0_899), z);
+  VO0_3 = v128.or(i32x4.splat(F1_175 - F1_961), z);
+  VO1_1 = v128.or(i32x4.splat(F1_175 - F0_390), z);
+  VO1_3 = v128.or(i32x4.splat(F1_175 - F2_562), z);
+  VO2_3 = v128.or(i32x4.splat(F3_072 - F2_562 - F1_961 + F1_175), z);
+  VO3_1 = v128.or(i32x4.splat(F1_501 - F0_899 - F0_390 + F1_175), z);
   ROUND1 = v128.or(i32x4.splat(1 << 10), z);
   ROUND2 = v128.or(i32x4.splat((1 << 17) + (128 << 18)), z);
 }
 
 // One 1-D pass of jidctint.c on four lanes at once; inputs x0..x7 (already
 // dequantised in pass 1), outputs shifted in O0..O7.
-// `r` (ROUND1 or ROUND2) is added to the even part so that an arithmetic shift by `shift`
-// gives DESCALE (and, in pass 2, the +128 level shift). `upper` false: x4..x7
-// are zero and left out (a constant at each call: the same sums and products
-// in the same 32-bit wrapping, without the terms that are 0).
+// `r` (ROUND1 or ROUND2) is added to the even part so that an arithmetic
+// shift by `shift` gives DESCALE (and, in pass 2, the +128 level shift).
+// `n` (a constant at each call: 8, 4 or 2): inputs n to 7 are zero and left
+// out. Before its shift each output is a sum of the inputs times constants,
+// in 32-bit wrapping arithmetic, where a product distributes over a sum: so
+// with inputs 4-7 zero each odd term is x1 and x3 times the sum of the
+// constants that reach it (two products where jidctint.c takes seven and
+// nine additions for the four), and the result is the same.
 @inline function pass(
   x0: v128, x1: v128, x2: v128, x3: v128, x4: v128, x5: v128, x6: v128, x7: v128,
-  r: v128, shift: i32, upper: bool,
+  r: v128, shift: i32, n: i32,
 ): void {
-  // Even part.
-  let z1 = i32x4.mul(upper ? i32x4.add(x2, x6) : x2, VF0_541);
-  let tmp2 = upper ? i32x4.sub(z1, i32x4.mul(x6, VF1_847)) : z1;
-  let tmp3 = i32x4.add(z1, i32x4.mul(x2, VF0_765));
-  let tmp0 = i32x4.add(i32x4.shl(upper ? i32x4.add(x0, x4) : x0, 13), r);
-  let tmp1 = upper ? i32x4.add(i32x4.shl(i32x4.sub(x0, x4), 13), r) : tmp0;
-  const tmp10 = i32x4.add(tmp0, tmp3);
-  const tmp13 = i32x4.sub(tmp0, tmp3);
-  const tmp11 = i32x4.add(tmp1, tmp2);
-  const tmp12 = i32x4.sub(tmp1, tmp2);
-  // Odd part.
-  z1 = upper ? i32x4.add(x7, x1) : x1;
-  let z2 = upper ? i32x4.add(x5, x3) : x3;
-  let z3 = upper ? i32x4.add(x7, x3) : x3;
-  let z4 = upper ? i32x4.add(x5, x1) : x1;
-  const z5 = i32x4.mul(i32x4.add(z3, z4), VF1_175);
-  tmp2 = i32x4.mul(x3, VF3_072);
-  tmp3 = i32x4.mul(x1, VF1_501);
-  z1 = i32x4.mul(z1, VN0_899);
-  z2 = i32x4.mul(z2, VN2_562);
-  z3 = i32x4.add(i32x4.mul(z3, VN1_961), z5);
-  z4 = i32x4.add(i32x4.mul(z4, VN0_390), z5);
-  tmp0 = upper ? i32x4.add(i32x4.mul(x7, VF0_298), i32x4.add(z1, z3)) : i32x4.add(z1, z3);
-  tmp1 = upper ? i32x4.add(i32x4.mul(x5, VF2_053), i32x4.add(z2, z4)) : i32x4.add(z2, z4);
-  tmp2 = i32x4.add(tmp2, i32x4.add(z2, z3));
-  tmp3 = i32x4.add(tmp3, i32x4.add(z1, z4));
+  let tmp10: v128, tmp11: v128, tmp12: v128, tmp13: v128;
+  let tmp0: v128, tmp1: v128, tmp2: v128, tmp3: v128;
+  if (n == 8) {
+    // Even part.
+    let z1 = i32x4.mul(i32x4.add(x2, x6), VF0_541);
+    tmp2 = i32x4.sub(z1, i32x4.mul(x6, VF1_847));
+    tmp3 = i32x4.add(z1, i32x4.mul(x2, VF0_765));
+    tmp0 = i32x4.add(i32x4.shl(i32x4.add(x0, x4), 13), r);
+    tmp1 = i32x4.add(i32x4.shl(i32x4.sub(x0, x4), 13), r);
+    tmp10 = i32x4.add(tmp0, tmp3);
+    tmp13 = i32x4.sub(tmp0, tmp3);
+    tmp11 = i32x4.add(tmp1, tmp2);
+    tmp12 = i32x4.sub(tmp1, tmp2);
+    // Odd part.
+    z1 = i32x4.add(x7, x1);
+    let z2 = i32x4.add(x5, x3);
+    let z3 = i32x4.add(x7, x3);
+    let z4 = i32x4.add(x5, x1);
+    const z5 = i32x4.mul(i32x4.add(z3, z4), VF1_175);
+    tmp2 = i32x4.mul(x3, VF3_072);
+    tmp3 = i32x4.mul(x1, VF1_501);
+    z1 = i32x4.mul(z1, VN0_899);
+    z2 = i32x4.mul(z2, VN2_562);
+    z3 = i32x4.add(i32x4.mul(z3, VN1_961), z5);
+    z4 = i32x4.add(i32x4.mul(z4, VN0_390), z5);
+    tmp0 = i32x4.add(i32x4.mul(x7, VF0_298), i32x4.add(z1, z3));
+    tmp1 = i32x4.add(i32x4.mul(x5, VF2_053), i32x4.add(z2, z4));
+    tmp2 = i32x4.add(tmp2, i32x4.add(z2, z3));
+    tmp3 = i32x4.add(tmp3, i32x4.add(z1, z4));
+  } else {
+    // Even part: z1 = x2 F0_541, tmp2 = z1, tmp3 = z1 + x2 F0_765.
+    const t = i32x4.add(i32x4.shl(x0, 13), r);
+    if (n == 4) {
+      const e2 = i32x4.mul(x2, VF0_541);
+      const e3 = i32x4.mul(x2, VE3);
+      tmp10 = i32x4.add(t, e3);
+      tmp13 = i32x4.sub(t, e3);
+      tmp11 = i32x4.add(t, e2);
+      tmp12 = i32x4.sub(t, e2);
+      // Odd part: z5 = (x1 + x3) F1_175, then each term's products of x1 and x3.
+      tmp0 = i32x4.add(i32x4.mul(x1, VO0_1), i32x4.mul(x3, VO0_3));
+      tmp1 = i32x4.add(i32x4.mul(x1, VO1_1), i32x4.mul(x3, VO1_3));
+      tmp2 = i32x4.add(i32x4.mul(x1, VF1_175), i32x4.mul(x3, VO2_3));
+      tmp3 = i32x4.add(i32x4.mul(x1, VO3_1), i32x4.mul(x3, VF1_175));
+    } else {
+      tmp10 = t;
+      tmp11 = t;
+      tmp12 = t;
+      tmp13 = t;
+      tmp0 = i32x4.mul(x1, VO0_1);
+      tmp1 = i32x4.mul(x1, VO1_1);
+      tmp2 = i32x4.mul(x1, VF1_175);
+      tmp3 = i32x4.mul(x1, VO3_1);
+    }
+  }
   O0 = i32x4.shr_s(i32x4.add(tmp10, tmp3), shift);
   O1 = i32x4.shr_s(i32x4.add(tmp11, tmp2), shift);
   O2 = i32x4.shr_s(i32x4.add(tmp12, tmp1), shift);
@@ -114,25 +162,67 @@ let O7: v128 = i64x2.splat(0);
 
 // Pass 1 of the islow IDCT on columns half * 4 to half * 4 + 3 of the block
 // at `block` (dequantised by the i32 table at `quant`) into O0..O7 (row k of
-// the result's four columns in Ok). `upper` false: coefficient
-// rows 4-7 are zero. `row0`: the block's coefficient row 0 (its DC term may
-// come from elsewhere).
-@inline function columns(
-  block: usize, row0: v128, quant: usize, half: i32, upper: bool,
-): void {
+// the result's four columns in Ok). Coefficient rows `n` to 7 are zero (`n`:
+// 8, 4 or 2, a constant at each call). `row0`: the block's coefficient row 0
+// (its DC term may come from elsewhere).
+@inline function columns(block: usize, row0: v128, quant: usize, half: i32, n: i32): void {
   const c = block + <usize>(half * 8);
   const q = quant + <usize>(half * 16);
   const zero = i32x4.splat(0);
   const r0 = half == 0 ? i32x4.extend_low_i16x8_s(row0) : i32x4.extend_high_i16x8_s(row0);
   const x0 = i32x4.mul(r0, v128.load(q, 0));
   const x1 = i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 16)), v128.load(q, 32));
-  const x2 = i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 32)), v128.load(q, 64));
-  const x3 = i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 48)), v128.load(q, 96));
-  const x4 = upper ? i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 64)), v128.load(q, 128)) : zero;
-  const x5 = upper ? i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 80)), v128.load(q, 160)) : zero;
-  const x6 = upper ? i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 96)), v128.load(q, 192)) : zero;
-  const x7 = upper ? i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 112)), v128.load(q, 224)) : zero;
-  pass(x0, x1, x2, x3, x4, x5, x6, x7, ROUND1, 11, upper);
+  const x2 = n >= 4 ? i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 32)), v128.load(q, 64)) : zero;
+  const x3 = n >= 4 ? i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 48)), v128.load(q, 96)) : zero;
+  const x4 = n == 8 ? i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 64)), v128.load(q, 128)) : zero;
+  const x5 = n == 8 ? i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 80)), v128.load(q, 160)) : zero;
+  const x6 = n == 8 ? i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 96)), v128.load(q, 192)) : zero;
+  const x7 = n == 8 ? i32x4.mul(i32x4.extend_low_i16x8_s(v128.load(c, 112)), v128.load(q, 224)) : zero;
+  pass(x0, x1, x2, x3, x4, x5, x6, x7, ROUND1, 11, n);
+}
+
+// Pass 2 of the islow IDCT on rows 4g to 4g + 3 and its store as samples:
+// `p0..p3` the pass 1 outputs of those rows for columns 0-3, `q0..q3` for
+// columns 4-7; columns `n` to 7 are zero (`n`: 8, 4 or 2, a constant at each
+// call; `q` is then not read).
+@inline function rows(
+  p0: v128, p1: v128, p2: v128, p3: v128, q0: v128, q1: v128, q2: v128, q3: v128,
+  n: i32, o: usize, stride: i32, byColumns: v128,
+): void {
+  // The pass's inputs are the columns of the four rows (4x4 transposes).
+  const zero = i32x4.splat(0);
+  const s0 = v128.shuffle<i32>(p0, p1, 0, 4, 1, 5);
+  const s2 = v128.shuffle<i32>(p2, p3, 0, 4, 1, 5);
+  const s1 = n >= 4 ? v128.shuffle<i32>(p0, p1, 2, 6, 3, 7) : zero;
+  const s3 = n >= 4 ? v128.shuffle<i32>(p2, p3, 2, 6, 3, 7) : zero;
+  const t0 = n == 8 ? v128.shuffle<i32>(q0, q1, 0, 4, 1, 5) : zero;
+  const t1 = n == 8 ? v128.shuffle<i32>(q0, q1, 2, 6, 3, 7) : zero;
+  const t2 = n == 8 ? v128.shuffle<i32>(q2, q3, 0, 4, 1, 5) : zero;
+  const t3 = n == 8 ? v128.shuffle<i32>(q2, q3, 2, 6, 3, 7) : zero;
+  pass(
+    v128.shuffle<i64>(s0, s2, 0, 2), v128.shuffle<i64>(s0, s2, 1, 3),
+    n >= 4 ? v128.shuffle<i64>(s1, s3, 0, 2) : zero, n >= 4 ? v128.shuffle<i64>(s1, s3, 1, 3) : zero,
+    n == 8 ? v128.shuffle<i64>(t0, t2, 0, 2) : zero, n == 8 ? v128.shuffle<i64>(t0, t2, 1, 3) : zero,
+    n == 8 ? v128.shuffle<i64>(t1, t3, 0, 2) : zero, n == 8 ? v128.shuffle<i64>(t1, t3, 1, 3) : zero,
+    ROUND2, 18, n,
+  );
+  // Ok: output column k of the four rows. Saturated to bytes (the same
+  // i32 -> i16 -> u8 steps per sample), columns 0-3 and 4-7 by column,
+  // then by row, then each row's two halves side by side.
+  const c03 = i8x16.swizzle(
+    i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(O0, O1), i16x8.narrow_i32x4_s(O2, O3)),
+    byColumns,
+  );
+  const c47 = i8x16.swizzle(
+    i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(O4, O5), i16x8.narrow_i32x4_s(O6, O7)),
+    byColumns,
+  );
+  const r01 = v128.shuffle<i32>(c03, c47, 0, 4, 1, 5);
+  const r23 = v128.shuffle<i32>(c03, c47, 2, 6, 3, 7);
+  v128.store64_lane(o, r01, 0);
+  v128.store64_lane(o + <usize>stride, r01, 1);
+  v128.store64_lane(o + <usize>(2 * stride), r23, 0);
+  v128.store64_lane(o + <usize>(3 * stride), r23, 1);
 }
 
 // The samples of a block with only its DC term `d` (dequantised by `q0`): the
@@ -175,90 +265,73 @@ export function idct_islow_blocks(
   for (let by = 0; by < blocksHigh; by++) {
     for (let bx = 0; bx < blocksWide; bx++) {
       const block = coef + (<usize>(by * paddedBlocksWide + bx) << 7);
+      const o = out + <usize>(by * 8 * stride + bx * 8);
       if (marks != 0 && load<u64>(marks + (<usize>(by * paddedBlocksWide + bx) << 3)) == 0) {
         const d = <i32>load<i16>(dc + (<usize>(by * paddedBlocksWide + bx) << 1));
-        dcBlock(d, q0, out + <usize>(by * 8 * stride + bx * 8), stride);
+        dcBlock(d, q0, o, stride);
         continue;
       }
       let row0 = v128.load(block, 0);
       if (dc != 0) {
         row0 = i16x8.replace_lane(row0, 0, load<i16>(dc + (<usize>(by * paddedBlocksWide + bx) << 1)));
       }
-      // A block with only its DC term: the two passes below reduce to this,
-      // with the same 32-bit wrapping, so the result is the same.
-      const ac = v128.or(
-        v128.or(
-          v128.or(i16x8.replace_lane(row0, 0, 0), v128.load(block, 16)),
-          v128.or(v128.load(block, 32), v128.load(block, 48)),
-        ),
-        v128.or(
-          v128.or(v128.load(block, 64), v128.load(block, 80)),
-          v128.or(v128.load(block, 96), v128.load(block, 112)),
-        ),
-      );
-      if (!v128.any_true(ac)) {
-        dcBlock(<i32>i16x8.extract_lane_s(row0, 0), q0, out + <usize>(by * 8 * stride + bx * 8), stride);
-        continue;
-      }
-      // Pass 1: columns in lanes, two halves of four columns; rows 4-7 of
-      // coefficients are often all zero (the pass then leaves their terms out).
-      // The two halves' rows k: ak (columns 0-3) and bk (4-7).
+      // Which coefficients are zero: rows 4-7 (lower), 2-3 (middle), and of
+      // the AC terms, columns 2-3 and 4-7 (of `ac`'s lanes).
       const lower = v128.or(
         v128.or(v128.load(block, 64), v128.load(block, 80)),
         v128.or(v128.load(block, 96), v128.load(block, 112)),
       );
+      const middle = v128.or(v128.load(block, 32), v128.load(block, 48));
+      const ac = v128.or(
+        v128.or(i16x8.replace_lane(row0, 0, 0), v128.load(block, 16)),
+        v128.or(middle, lower),
+      );
+      // A block with only its DC term: the two passes below reduce to this,
+      // with the same 32-bit wrapping, so the result is the same.
+      if (!v128.any_true(ac)) {
+        dcBlock(<i32>i16x8.extract_lane_s(row0, 0), q0, o, stride);
+        continue;
+      }
+      // Pass 1: columns in lanes, two halves of four columns, leaving out
+      // the rows of zeros below row 2 or 4; the two halves' rows k: ak
+      // (columns 0-3) and bk (4-7). A zero column of coefficients gives zero
+      // (rounding and all), so with columns 4-7 zero the second half is not
+      // made, and pass 2 (rows in lanes, rows 0-3 then 4-7) leaves out its
+      // inputs from columns 2 or 4 on. Most blocks of photos are zero
+      // outside their top-left 4x4 or 2x2 terms.
+      if (i64x2.extract_lane(ac, 1) == 0) {
+        const zero = i32x4.splat(0);
+        if (i64x2.extract_lane(ac, 0) >>> 32 == 0 && !v128.any_true(v128.or(middle, lower))) {
+          columns(block, row0, quant, 0, 2);
+          const a0 = O0, a1 = O1, a2 = O2, a3 = O3, a4 = O4, a5 = O5, a6 = O6, a7 = O7;
+          rows(a0, a1, a2, a3, zero, zero, zero, zero, 2, o, stride, byColumns);
+          rows(a4, a5, a6, a7, zero, zero, zero, zero, 2, o + <usize>(4 * stride), stride, byColumns);
+          continue;
+        }
+        if (v128.any_true(lower)) {
+          columns(block, row0, quant, 0, 8);
+        } else {
+          columns(block, row0, quant, 0, 4);
+        }
+        const a0 = O0, a1 = O1, a2 = O2, a3 = O3, a4 = O4, a5 = O5, a6 = O6, a7 = O7;
+        rows(a0, a1, a2, a3, zero, zero, zero, zero, 4, o, stride, byColumns);
+        rows(a4, a5, a6, a7, zero, zero, zero, zero, 4, o + <usize>(4 * stride), stride, byColumns);
+        continue;
+      }
       if (v128.any_true(lower)) {
-        columns(block, row0, quant, 0, true);
+        columns(block, row0, quant, 0, 8);
       } else {
-        columns(block, row0, quant, 0, false);
+        columns(block, row0, quant, 0, 4);
       }
       const a0 = O0, a1 = O1, a2 = O2, a3 = O3, a4 = O4, a5 = O5, a6 = O6, a7 = O7;
       if (v128.any_true(lower)) {
-        columns(block, row0, quant, 1, true);
+        columns(block, row0, quant, 1, 8);
       } else {
-        columns(block, row0, quant, 1, false);
+        columns(block, row0, quant, 1, 4);
       }
       const b0 = O0, b1 = O1, b2 = O2, b3 = O3, b4 = O4, b5 = O5, b6 = O6, b7 = O7;
-      // Pass 2: rows in lanes, rows 0-3 then 4-7; its inputs are the columns
-      // of those rows (4x4 transposes in registers).
-      let o = out + <usize>(by * 8 * stride + bx * 8);
-      for (let g = 0; g < 2; g++) {
-        const p0 = g == 0 ? a0 : a4, p1 = g == 0 ? a1 : a5, p2 = g == 0 ? a2 : a6, p3 = g == 0 ? a3 : a7;
-        const q0 = g == 0 ? b0 : b4, q1 = g == 0 ? b1 : b5, q2 = g == 0 ? b2 : b6, q3 = g == 0 ? b3 : b7;
-        const s0 = v128.shuffle<i32>(p0, p1, 0, 4, 1, 5);
-        const s1 = v128.shuffle<i32>(p0, p1, 2, 6, 3, 7);
-        const s2 = v128.shuffle<i32>(p2, p3, 0, 4, 1, 5);
-        const s3 = v128.shuffle<i32>(p2, p3, 2, 6, 3, 7);
-        const t0 = v128.shuffle<i32>(q0, q1, 0, 4, 1, 5);
-        const t1 = v128.shuffle<i32>(q0, q1, 2, 6, 3, 7);
-        const t2 = v128.shuffle<i32>(q2, q3, 0, 4, 1, 5);
-        const t3 = v128.shuffle<i32>(q2, q3, 2, 6, 3, 7);
-        pass(
-          v128.shuffle<i64>(s0, s2, 0, 2), v128.shuffle<i64>(s0, s2, 1, 3),
-          v128.shuffle<i64>(s1, s3, 0, 2), v128.shuffle<i64>(s1, s3, 1, 3),
-          v128.shuffle<i64>(t0, t2, 0, 2), v128.shuffle<i64>(t0, t2, 1, 3),
-          v128.shuffle<i64>(t1, t3, 0, 2), v128.shuffle<i64>(t1, t3, 1, 3),
-          ROUND2, 18, true,
-        );
-        // Ok: output column k of the four rows. Saturated to bytes (the same
-        // i32 -> i16 -> u8 steps per sample), columns 0-3 and 4-7 by column,
-        // then by row, then each row's two halves side by side.
-        const c03 = i8x16.swizzle(
-          i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(O0, O1), i16x8.narrow_i32x4_s(O2, O3)),
-          byColumns,
-        );
-        const c47 = i8x16.swizzle(
-          i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(O4, O5), i16x8.narrow_i32x4_s(O6, O7)),
-          byColumns,
-        );
-        const r01 = v128.shuffle<i32>(c03, c47, 0, 4, 1, 5);
-        const r23 = v128.shuffle<i32>(c03, c47, 2, 6, 3, 7);
-        v128.store64_lane(o, r01, 0);
-        v128.store64_lane(o + <usize>stride, r01, 1);
-        v128.store64_lane(o + <usize>(2 * stride), r23, 0);
-        v128.store64_lane(o + <usize>(3 * stride), r23, 1);
-        o += <usize>(4 * stride);
-      }
+      rows(a0, a1, a2, a3, b0, b1, b2, b3, 8, o, stride, byColumns);
+      rows(a4, a5, a6, a7, b4, b5, b6, b7, 8, o + <usize>(4 * stride), stride, byColumns);
     }
   }
 }
