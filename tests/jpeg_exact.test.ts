@@ -27,6 +27,7 @@ import { MAX_PASSES } from "../src/image/jpeg/decoder.ts";
 import { jpegScanBomb } from "./_support/edge_bytes.ts";
 import { idctIslow } from "../src/image/jpeg/idct.ts";
 import { idctScaled } from "../src/image/jpeg/idct_scaled.ts";
+import { yccToRgbRow } from "../src/image/jpeg/color.ts";
 import { imageKernels, kernelArena, residentOffset } from "../src/image/simd.ts";
 import { evalTransform, loadForTransform, preprocess } from "../src/image/preprocess.ts";
 import { checkLoadOptions } from "../src/image/load.ts";
@@ -548,6 +549,44 @@ Deno.test("JPEG: the Wasm islow IDCT gives the TypeScript idctIslow bytes, extre
     checked += 2;
   }
   assert.equal(checked, 4);
+});
+
+Deno.test("JPEG: the Wasm YCbCr -> RGB conversion gives yccToRgbRow's bytes for every (Y, Cb, Cr)", () => {
+  // Row r, column x: Cb = x & 255, Cr = (x >> 8) & 255 (the chroma planes are one row, stride
+  // 0), Y = (r + 7x) & 255: each (Cb, Cr) pair meets every Y. 5 more columns reach the scalar tail.
+  const width = 65536 + 5;
+  const rows = 256;
+  const DESC = 0;
+  const Y = 1024;
+  const CB = Y + width * rows;
+  const CR = CB + width;
+  const OUT = CR + width;
+  const memory = new WebAssembly.Memory({ initial: Math.ceil((OUT + width * rows * 3) / 65536) });
+  const kernels = imageKernels(memory);
+  if (!kernels) {
+    console.log("SKIPPED: Wasm SIMD cannot be compiled here");
+    return;
+  }
+  const bytes = new Uint8Array(memory.buffer);
+  for (let x = 0; x < width; x++) {
+    bytes[CB + x] = x & 255;
+    bytes[CR + x] = (x >> 8) & 255;
+    for (let r = 0; r < rows; r++) bytes[Y + r * width + x] = (r + 7 * x) & 255;
+  }
+  // Per component: plane, stride, width, height, hExpand, vExpand (full size: no upsampling).
+  const words = new Int32Array(memory.buffer, DESC, 36);
+  [[Y, width], [CB, 0], [CR, 0]].forEach(([plane, stride], i) => {
+    words.set([plane, stride, width, rows, 1, 1, 0, 0, 0, 0, 0, 0], 12 * i);
+  });
+  kernels.convert_image(DESC, 1, OUT, width, 0, rows, 0, width);
+  const expected = new Uint8Array(width * 3);
+  const cb = bytes.slice(CB, CB + width);
+  const cr = bytes.slice(CR, CR + width);
+  for (let r = 0; r < rows; r++) {
+    yccToRgbRow(bytes.subarray(Y + r * width, Y + (r + 1) * width), cb, cr, expected, 0, width);
+    const row = bytes.subarray(OUT + r * width * 3, OUT + (r + 1) * width * 3);
+    if (!row.every((v, i) => v === expected[i])) assertBytesEqual(row, expected, `row ${r}`);
+  }
 });
 
 Deno.test("decodeJpegDraft: picks the smallest scale that keeps the shorter side", async () => {

@@ -536,11 +536,13 @@ function grey_rgb_row(src: usize, out: usize, width: i32): void {
 }
 
 /**
- * jdcolor.c ycc_rgb_convert, 8 pixels at a time (exact), scalar tail. Each
- * constant is split so that pmaddwd-style dot products of 16-bit pairs give
- * libjpeg's 32-bit sums: 91881 cr = (cr << 16) + 26345 cr, -46802 cr =
- * -(cr << 16) + 18734 cr, 116130 cb = (cb << 17) - 14942 cb, and the
- * rounding 32768 = 2 * 16384 rides in the pair.
+ * jdcolor.c ycc_rgb_convert, 8 pixels at a time (exact), scalar tail. R and B
+ * add to Y a product rounded as a Q15 multiply rounds: for every x in
+ * [-128, 127], (91881 x + 32768) >> 16 = (2x * 22970 + 16384) >> 15 and
+ * (116130 x + 32768) >> 16 = (2x * 29033 + 16384) >> 15 (checked for all 256
+ * values by a test), one `i16x8.q15mulr_sat_s` each. G's 32-bit sum comes
+ * from pmaddwd-style dot products of 16-bit pairs: -46802 cr = -(cr << 16) +
+ * 18734 cr, and the rounding 32768 is added to the dot product.
  */
 function ycc_rgb_row(yr: usize, cbr: usize, crr: usize, out: usize, width: i32): void {
   let x = 0;
@@ -548,9 +550,8 @@ function ycc_rgb_row(yr: usize, cbr: usize, crr: usize, out: usize, width: i32):
   // made from a zero it cannot see (width >= 0), they are made once.
   const z = i32x4.splat(width >> 31);
   const c128 = v128.or(i16x8.splat(128), z);
-  const two = v128.or(i16x8.splat(2), z);
-  const kR = v128.or(i32x4.splat((16384 << 16) | 26345), z); // pairs (cr, 2)
-  const kB = v128.or(i32x4.splat((16384 << 16) | (-14942 & 0xffff)), z); // pairs (cb, 2)
+  const kR = v128.or(i16x8.splat(22970), z);
+  const kB = v128.or(i16x8.splat(29033), z);
   const kG = v128.or(i32x4.splat((18734 << 16) | (-22554 & 0xffff)), z); // pairs (cb, cr)
   const half = v128.or(i32x4.splat(32768), z);
   // The interleaving shuffles below as swizzles of run-time masks (a lane
@@ -563,24 +564,14 @@ function ycc_rgb_row(yr: usize, cbr: usize, crr: usize, out: usize, width: i32):
     const yv = i16x8.extend_low_i8x16_u(v128.load64_zero(yr + <usize>x));
     const bv = i16x8.sub(i16x8.extend_low_i8x16_u(v128.load64_zero(cbr + <usize>x)), c128);
     const rv = i16x8.sub(i16x8.extend_low_i8x16_u(v128.load64_zero(crr + <usize>x)), c128);
-    const r2lo = v128.shuffle<i16>(rv, two, 0, 8, 1, 9, 2, 10, 3, 11);
-    const r2hi = v128.shuffle<i16>(rv, two, 4, 12, 5, 13, 6, 14, 7, 15);
-    const b2lo = v128.shuffle<i16>(bv, two, 0, 8, 1, 9, 2, 10, 3, 11);
-    const b2hi = v128.shuffle<i16>(bv, two, 4, 12, 5, 13, 6, 14, 7, 15);
     const brlo = v128.shuffle<i16>(bv, rv, 0, 8, 1, 9, 2, 10, 3, 11);
     const brhi = v128.shuffle<i16>(bv, rv, 4, 12, 5, 13, 6, 14, 7, 15);
-    const R = i16x8.add(i16x8.add(yv, rv), i16x8.narrow_i32x4_s(
-      i32x4.shr_s(i32x4.dot_i16x8_s(r2lo, kR), 16),
-      i32x4.shr_s(i32x4.dot_i16x8_s(r2hi, kR), 16),
-    ));
+    const R = i16x8.add(yv, i16x8.q15mulr_sat_s(i16x8.add(rv, rv), kR));
     const G = i16x8.add(i16x8.sub(yv, rv), i16x8.narrow_i32x4_s(
       i32x4.shr_s(i32x4.add(i32x4.dot_i16x8_s(brlo, kG), half), 16),
       i32x4.shr_s(i32x4.add(i32x4.dot_i16x8_s(brhi, kG), half), 16),
     ));
-    const B = i16x8.add(i16x8.add(yv, i16x8.add(bv, bv)), i16x8.narrow_i32x4_s(
-      i32x4.shr_s(i32x4.dot_i16x8_s(b2lo, kB), 16),
-      i32x4.shr_s(i32x4.dot_i16x8_s(b2hi, kB), 16),
-    ));
+    const B = i16x8.add(yv, i16x8.q15mulr_sat_s(i16x8.add(bv, bv), kB));
     // Saturate to bytes: lanes 0-7 R, 8-15 G; then B.
     const rg = i8x16.narrow_i16x8_u(R, G);
     const bb = i8x16.narrow_i16x8_u(B, B);
