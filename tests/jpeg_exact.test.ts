@@ -553,8 +553,9 @@ Deno.test("JPEG: the Wasm islow IDCT gives the TypeScript idctIslow bytes, extre
 
 Deno.test("JPEG: the Wasm YCbCr -> RGB conversion gives yccToRgbRow's bytes for every (Y, Cb, Cr)", () => {
   // Row r, column x: Cb = x & 255, Cr = (x >> 8) & 255 (the chroma planes are one row, stride
-  // 0), Y = (r + 7x) & 255: each (Cb, Cr) pair meets every Y. 5 more columns reach the scalar tail.
-  const width = 65536 + 5;
+  // 0), Y = (r + 7x) & 255: each (Cb, Cr) pair meets every Y. 13 more columns reach the kernel's
+  // 8-pixel step and its scalar tail.
+  const width = 65536 + 13;
   const rows = 256;
   const DESC = 0;
   const Y = 1024;

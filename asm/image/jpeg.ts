@@ -536,11 +536,11 @@ function grey_rgb_row(src: usize, out: usize, width: i32): void {
 }
 
 /**
- * jdcolor.c ycc_rgb_convert, 8 pixels at a time (exact), scalar tail. R and B
- * add to Y a product rounded as a Q15 multiply rounds: for every x in
- * [-128, 127], (91881 x + 32768) >> 16 = (2x * 22970 + 16384) >> 15 and
- * (116130 x + 32768) >> 16 = (2x * 29033 + 16384) >> 15 (checked for all 256
- * values by a test), one `i16x8.q15mulr_sat_s` each. G's 32-bit sum comes
+ * jdcolor.c ycc_rgb_convert, 16 pixels at a time, then 8 (exact), scalar
+ * tail. R and B add to Y a product rounded as a Q15 multiply rounds: for
+ * every x in [-128, 127], (91881 x + 32768) >> 16 = (2x * 22970 + 16384) >> 15
+ * and (116130 x + 32768) >> 16 = (2x * 29033 + 16384) >> 15 (checked for all
+ * 256 values by a test), one `i16x8.q15mulr_sat_s` each. G's 32-bit sum comes
  * from pmaddwd-style dot products of 16-bit pairs: -46802 cr = -(cr << 16) +
  * 18734 cr, and the rounding 32768 is added to the dot product.
  */
@@ -555,32 +555,48 @@ function ycc_rgb_row(yr: usize, cbr: usize, crr: usize, out: usize, width: i32):
   const kG = v128.or(i32x4.splat((18734 << 16) | (-22554 & 0xffff)), z); // pairs (cb, cr)
   const half = v128.or(i32x4.splat(32768), z);
   // The interleaving shuffles below as swizzles of run-time masks (a lane
-  // index of 16 or more gives 0), ORed in pairs.
-  const loRg = v128.or(i8x16(0, 8, -1, 1, 9, -1, 2, 10, -1, 3, 11, -1, 4, 12, -1, 5), z);
-  const loB = v128.or(i8x16(-1, -1, 0, -1, -1, 1, -1, -1, 2, -1, -1, 3, -1, -1, 4, -1), z);
-  const hiRg = v128.or(i8x16(13, -1, 6, 14, -1, 7, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1), z);
-  const hiB = v128.or(i8x16(-1, 5, -1, -1, 6, -1, -1, 7, -1, -1, -1, -1, -1, -1, -1, -1), z);
-  for (; x + 8 <= width; x += 8) {
+  // index of 16 or more gives 0), ORed. From R0-7 G0-7 (rg), B0-15 (b) and
+  // R8-15 G8-15 (rg2): 48 bytes R0 G0 B0 R1 ... B15.
+  const m0Rg = v128.or(i8x16(0, 8, -1, 1, 9, -1, 2, 10, -1, 3, 11, -1, 4, 12, -1, 5), z);
+  const m0B = v128.or(i8x16(-1, -1, 0, -1, -1, 1, -1, -1, 2, -1, -1, 3, -1, -1, 4, -1), z);
+  const m1Rg = v128.or(i8x16(13, -1, 6, 14, -1, 7, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1), z);
+  const m1B = v128.or(i8x16(-1, 5, -1, -1, 6, -1, -1, 7, -1, -1, 8, -1, -1, 9, -1, -1), z);
+  const m1Rg2 = v128.or(i8x16(-1, -1, -1, -1, -1, -1, -1, -1, 0, 8, -1, 1, 9, -1, 2, 10), z);
+  const m2B = v128.or(i8x16(10, -1, -1, 11, -1, -1, 12, -1, -1, 13, -1, -1, 14, -1, -1, 15), z);
+  const m2Rg2 = v128.or(i8x16(-1, 3, 11, -1, 4, 12, -1, 5, 13, -1, 6, 14, -1, 7, 15, -1), z);
+  for (; x + 16 <= width; x += 16) {
+    const yv = v128.load(yr + <usize>x);
+    const bv = v128.load(cbr + <usize>x);
+    const rv = v128.load(crr + <usize>x);
+    const ylo = i16x8.extend_low_i8x16_u(yv);
+    const yhi = i16x8.extend_high_i8x16_u(yv);
+    const blo = i16x8.sub(i16x8.extend_low_i8x16_u(bv), c128);
+    const bhi = i16x8.sub(i16x8.extend_high_i8x16_u(bv), c128);
+    const rlo = i16x8.sub(i16x8.extend_low_i8x16_u(rv), c128);
+    const rhi = i16x8.sub(i16x8.extend_high_i8x16_u(rv), c128);
+    // Saturated to bytes: R0-7 G0-7, R8-15 G8-15, B0-15.
+    const rg = i8x16.narrow_i16x8_u(red(ylo, rlo, kR), green(ylo, blo, rlo, kG, half));
+    const rg2 = i8x16.narrow_i16x8_u(red(yhi, rhi, kR), green(yhi, bhi, rhi, kG, half));
+    const b = i8x16.narrow_i16x8_u(blue(ylo, blo, kB), blue(yhi, bhi, kB));
+    const p = out + <usize>(x * 3);
+    v128.store(p, v128.or(i8x16.swizzle(rg, m0Rg), i8x16.swizzle(b, m0B)));
+    v128.store(
+      p,
+      v128.or(v128.or(i8x16.swizzle(rg, m1Rg), i8x16.swizzle(rg2, m1Rg2)), i8x16.swizzle(b, m1B)),
+      16,
+    );
+    v128.store(p, v128.or(i8x16.swizzle(rg2, m2Rg2), i8x16.swizzle(b, m2B)), 32);
+  }
+  if (x + 8 <= width) {
     const yv = i16x8.extend_low_i8x16_u(v128.load64_zero(yr + <usize>x));
     const bv = i16x8.sub(i16x8.extend_low_i8x16_u(v128.load64_zero(cbr + <usize>x)), c128);
     const rv = i16x8.sub(i16x8.extend_low_i8x16_u(v128.load64_zero(crr + <usize>x)), c128);
-    const brlo = v128.shuffle<i16>(bv, rv, 0, 8, 1, 9, 2, 10, 3, 11);
-    const brhi = v128.shuffle<i16>(bv, rv, 4, 12, 5, 13, 6, 14, 7, 15);
-    const R = i16x8.add(yv, i16x8.q15mulr_sat_s(i16x8.add(rv, rv), kR));
-    const G = i16x8.add(i16x8.sub(yv, rv), i16x8.narrow_i32x4_s(
-      i32x4.shr_s(i32x4.add(i32x4.dot_i16x8_s(brlo, kG), half), 16),
-      i32x4.shr_s(i32x4.add(i32x4.dot_i16x8_s(brhi, kG), half), 16),
-    ));
-    const B = i16x8.add(yv, i16x8.q15mulr_sat_s(i16x8.add(bv, bv), kB));
-    // Saturate to bytes: lanes 0-7 R, 8-15 G; then B.
-    const rg = i8x16.narrow_i16x8_u(R, G);
-    const bb = i8x16.narrow_i16x8_u(B, B);
-    // Interleave into 24 bytes: R0 G0 B0 R1 G1 B1 ...
+    const rg = i8x16.narrow_i16x8_u(red(yv, rv, kR), green(yv, bv, rv, kG, half));
+    const b = i8x16.narrow_i16x8_u(blue(yv, bv, kB), blue(yv, bv, kB));
     const p = out + <usize>(x * 3);
-    const lo = v128.or(i8x16.swizzle(rg, loRg), i8x16.swizzle(bb, loB));
-    const hi = v128.or(i8x16.swizzle(rg, hiRg), i8x16.swizzle(bb, hiB));
-    v128.store(p, lo);
-    v128.store64_lane(p, hi, 0, 16);
+    v128.store(p, v128.or(i8x16.swizzle(rg, m0Rg), i8x16.swizzle(b, m0B)));
+    v128.store64_lane(p, v128.or(i8x16.swizzle(rg, m1Rg), i8x16.swizzle(b, m1B)), 0, 16);
+    x += 8;
   }
   for (; x < width; x++) {
     const l = <i32>load<u8>(yr + <usize>x);
@@ -591,4 +607,23 @@ function ycc_rgb_row(yr: usize, cbr: usize, crr: usize, out: usize, width: i32):
     store<u8>(p, clamp(l + ((-22554 * cb + 32768 - 46802 * cr) >> 16)), 1);
     store<u8>(p, clamp(l + ((116130 * cb + 32768) >> 16)), 2);
   }
+}
+
+// Eight R, G or B values of ycc_rgb_row from Y (0-255), Cb - 128 and Cr -
+// 128 in i16 lanes, before saturation.
+@inline function red(y: v128, cr: v128, kR: v128): v128 {
+  return i16x8.add(y, i16x8.q15mulr_sat_s(i16x8.add(cr, cr), kR));
+}
+
+@inline function blue(y: v128, cb: v128, kB: v128): v128 {
+  return i16x8.add(y, i16x8.q15mulr_sat_s(i16x8.add(cb, cb), kB));
+}
+
+@inline function green(y: v128, cb: v128, cr: v128, kG: v128, half: v128): v128 {
+  const lo = v128.shuffle<i16>(cb, cr, 0, 8, 1, 9, 2, 10, 3, 11);
+  const hi = v128.shuffle<i16>(cb, cr, 4, 12, 5, 13, 6, 14, 7, 15);
+  return i16x8.add(i16x8.sub(y, cr), i16x8.narrow_i32x4_s(
+    i32x4.shr_s(i32x4.add(i32x4.dot_i16x8_s(lo, kG), half), 16),
+    i32x4.shr_s(i32x4.add(i32x4.dot_i16x8_s(hi, kG), half), 16),
+  ));
 }
