@@ -22,7 +22,7 @@ import {
   type JpegDecodeOptions,
   jpegPixelsToRgb,
 } from "../src/image/jpeg.ts";
-import { buildHuffmanTable, FAST_AC_BITS } from "../src/image/jpeg/entropy.ts";
+import { buildHuffmanTable, FAST_AC_BITS, fastAcPairs } from "../src/image/jpeg/entropy.ts";
 import { MAX_PASSES } from "../src/image/jpeg/decoder.ts";
 import { jpegScanBomb } from "./_support/edge_bytes.ts";
 import { idctIslow } from "../src/image/jpeg/idct.ts";
@@ -699,7 +699,7 @@ Deno.test("JPEG: the AC pair table holds the symbol after a coefficient or a run
   counts[2] = 2;
   const table = buildHuffmanTable(counts, new Uint8Array([0x00, 0x01, 0xf0, 0x22]));
   const at = (prefix: string) =>
-    table.fastAcPair[parseInt(prefix.replaceAll(" ", "").padEnd(FAST_AC_BITS, "0"), 2)];
+    fastAcPairs(table.fastAc)[parseInt(prefix.replaceAll(" ", "").padEnd(FAST_AC_BITS, "0"), 2)];
   const pair = (bits: number, step: number, value: number) =>
     bits | (step << 4) | ((value & 31) << 11);
   assert.equal(at("011 00"), pair(5, 64, 0)); // a 1, then the end of the block

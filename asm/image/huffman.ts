@@ -3,15 +3,14 @@
 // and AC first and refinement scans, restart intervals; coefficients (i16,
 // natural order, 64 per block) land in the decoder's arrays in this memory.
 //
-// A Huffman table at `t` (13952 bytes): u16 lookup[512] ((length << 8) |
+// A Huffman table at `t` (13824 bytes): u16 lookup[512] ((length << 8) |
 // symbol for 9-bit prefixes, 0 when longer) at 0, i32 maxCode[18] at 1024,
 // i32 valOffset[18] at 1096, u8 values[256] at 1168, i32 fastAc[2048] at
 // 1536 ((value << 16) | (run << 8) | bits for an 11-bit prefix holding a
 // whole AC coefficient, a run of 16 zeros (value 0, run 15) or an end of
 // block (value 0, run 63), else 0), u16 fastAcPair[2048] at 9728 (the symbol
 // after that one in the same prefix: bits | (step << 4) | (value << 11), see
-// entropy.ts), and at 13824 a copy of the scan's natural order table (128
-// bytes, as at `d + 256` below).
+// entropy.ts's fastAcPairs; written for sequential scans only).
 //
 // A scan descriptor at `d`: i32 count, mcusWide, mcusHigh, restartInterval,
 // progressive, ss, se, ah, al (9 words, 48 bytes reserved), then per
@@ -48,10 +47,9 @@ import { idct_reduced_blocks } from "./idct_reduced";
 
 const LOOKAHEAD: i32 = 9;
 const FAST_BITS: i32 = 11; // entropy.ts FAST_AC_BITS
-// A table's fastAc, fastAcPair and natural order (decoder.ts writes them there).
+// A table's fastAc and fastAcPair (decoder.ts writes them there).
 const FAST_AT: usize = 1536;
 const PAIR_AT: usize = FAST_AT + (4 << FAST_BITS);
-const NATURAL_AT: usize = PAIR_AT + (2 << FAST_BITS);
 
 // Bit reader state: the low `bits` bits of `acc` are unread.
 let data: usize = 0;

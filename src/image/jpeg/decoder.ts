@@ -23,6 +23,7 @@ import {
   buildHuffmanTable,
   decodeScan,
   FAST_AC_BITS,
+  fastAcPairs,
   type HuffmanTable,
   NATURAL_ORDER,
   nextMarker,
@@ -260,7 +261,7 @@ const QUANT_AT = 0; // 4 tables of 64 i32
 const SCRATCH_AT = 1024; // scratch of the reduced IDCTs (128 bytes; 512 kept)
 const DESCRIPTORS_AT = 1536; // 4 x 48 bytes
 const TABLES_AT = 2048; // 8 Huffman tables of TABLE_BYTES (asm/image/huffman.ts's layout)
-const TABLE_BYTES = 1536 + 6 * (1 << FAST_AC_BITS) + 128;
+const TABLE_BYTES = 1536 + 6 * (1 << FAST_AC_BITS);
 /** A streamed scan's descriptor: 4 x 32 bytes, 512 bytes of IDCT scratch, 4 quantisation tables. */
 const STREAM_AT = TABLES_AT + 8 * TABLE_BYTES;
 const STREAM_QUANT_AT = STREAM_AT + 640;
@@ -271,6 +272,8 @@ const ARENA_START = SCAN_AT + 768;
  * The natural order with entries of 63 up to 127: the Wasm decoder's
  * end-of-block entry moves the position 63 on before storing its 0.
  */
+/** The pair tables of the AC tables sequential scans have used (entropy.ts's `fastAcPairs`). */
+const AC_PAIRS = new WeakMap<HuffmanTable, Uint16Array>();
 const NATURAL_ORDER_128 = new Uint8Array(128).fill(63);
 NATURAL_ORDER_128.set(NATURAL_ORDER);
 /**
@@ -892,9 +895,13 @@ function decodeScanWasm(
       words.set(table.valOffset, (at + 1096) / 4);
       bytes.set(table.values, at + 1168);
       words.set(table.fastAc, (at + 1536) / 4);
-      new Uint16Array(memory.buffer, at + 1536 + 4 * (1 << FAST_AC_BITS), 1 << FAST_AC_BITS)
-        .set(table.fastAcPair);
-      bytes.set(NATURAL_ORDER_128, at + 1536 + 6 * (1 << FAST_AC_BITS));
+      if (!scan.progressive) {
+        // Only sequential scans read the pair table: progressive ones leave it as it is.
+        let pairs = AC_PAIRS.get(table);
+        if (!pairs) AC_PAIRS.set(table, pairs = fastAcPairs(table.fastAc));
+        new Uint16Array(memory.buffer, at + 1536 + 4 * (1 << FAST_AC_BITS), 1 << FAST_AC_BITS)
+          .set(pairs);
+      }
     }
     return at;
   };

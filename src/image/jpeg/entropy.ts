@@ -132,17 +132,6 @@ export interface HuffmanTable {
    * decoder's one-lookup path; stb_image's `fast_ac`).
    */
   readonly fastAc: Int32Array;
-  /**
-   * Per {@linkcode FAST_AC_BITS}-bit prefix whose `fastAc` entry is a
-   * coefficient or a run of 16 zeros, the symbol after it when that one too
-   * lies whole in the prefix and is an end of block, a run of 16 zeros or a
-   * coefficient of at most 4 extra bits: `bits | (step << 4) | (value << 11)`
-   * (bits: both symbols'; step: the second's run plus 1, 16 for a run of 16
-   * zeros, 64 for the end of the block; value: 5-bit two's complement), else
-   * the first symbol's bits (step 0); 0 where `fastAc` is 0 or an end of
-   * block. The Wasm decoder takes both symbols of such a prefix with one lookup.
-   */
-  readonly fastAcPair: Uint16Array;
 }
 
 /**
@@ -247,11 +236,34 @@ export function buildHuffmanTable(counts: Uint8Array, values: Uint8Array): Huffm
     code <<= 1;
   }
   maxCode[17] = 0x7fffffff; // sentinel: ends the slow search
-  return { lookup, maxCode, valOffset, values, fastAc, fastAcPair: pairs(fastAc) };
+  return { lookup, maxCode, valOffset, values, fastAc };
 }
 
-/** {@linkcode HuffmanTable.fastAcPair} of a `fastAc` table. */
-function pairs(fastAc: Int32Array): Uint16Array {
+/**
+ * The pair table of a sequential scan's AC table, beside its `fastAc` (the
+ * Wasm decoder's): per {@linkcode FAST_AC_BITS}-bit prefix whose `fastAc`
+ * entry is a coefficient or a run of 16 zeros, the symbol after it when that
+ * one too lies whole in the prefix and is an end of block, a run of 16 zeros
+ * or a coefficient of at most 4 extra bits: `bits | (step << 4) | (value <<
+ * 11)` (bits: both symbols'; step: the second's run plus 1, 16 for a run of 16
+ * zeros, 64 for the end of the block; value: 5-bit two's complement), else the
+ * first symbol's bits (step 0); 0 where `fastAc` is 0 or an end of block. The
+ * decoder takes both symbols of such a prefix with one lookup.
+ *
+ * @param fastAc A table's {@linkcode HuffmanTable.fastAc}.
+ * @returns The pair table, as long as `fastAc`.
+ *
+ * @example
+ * ```ts
+ * import { buildHuffmanTable, FAST_AC_BITS, fastAcPairs } from "./entropy.ts";
+ * const counts = new Uint8Array(16);
+ * counts[1] = 2; // "00" end of block, "01" run 0 size 1
+ * const pairs = fastAcPairs(buildHuffmanTable(counts, new Uint8Array([0x00, 0x01])).fastAc);
+ * // "011" (a 1), then "00" (the end of the block): 5 bits, step 64, value 0
+ * console.log(pairs[0b01100 << (FAST_AC_BITS - 5)] === (5 | (64 << 4))); // true
+ * ```
+ */
+export function fastAcPairs(fastAc: Int32Array): Uint16Array {
   const pair = new Uint16Array(fastAc.length);
   for (let i = 0; i < fastAc.length; i++) {
     const first = fastAc[i];
