@@ -14,7 +14,8 @@ const PRECISION_BITS: i32 = 22;
  * two zero lanes, and the same with w & 2047 (a weight past the count is 0).
  * Each pair of taps is then two 16-bit dot products per channel (pmaddwd),
  * and (high << 11) + low is the 32-bit sum of pixel x weight that Pillow
- * accumulates, exactly (weights are 22-bit, never negative). Four rows at a
+ * accumulates, exactly (weights are 22-bit, never negative); the low sums
+ * start at Pillow's 1 << 21 (an addition per row and pixel saved). Four rows at a
  * time (then two, then one) share each pair's weight loads. Reads 8 bytes
  * from the first pixel of each pair (16 in a last odd row): `src` needs 16
  * bytes of slack; writes a pixel as 4 bytes (the fourth is the next pixel's,
@@ -42,13 +43,13 @@ export function resample_horizontal(
       const count = load<i32>(bounds + <usize>(x << 3), 4);
       let w = weights + <usize>(x * pairs * 32);
       let high0 = zero;
-      let low0 = zero;
+      let low0 = half;
       let high1 = zero;
-      let low1 = zero;
+      let low1 = half;
       let high2 = zero;
-      let low2 = zero;
+      let low2 = half;
       let high3 = zero;
-      let low3 = zero;
+      let low3 = half;
       let p = line + <usize>(first * 3);
       for (let t = 0; t < count; t += 2) {
         const both01 = i8x16.swizzle(v128.load64_lane(p + <usize>stride, v128.load64_zero(p), 1), pairMask);
@@ -71,10 +72,10 @@ export function resample_horizontal(
         p += 6;
         w += 32;
       }
-      const v0 = i32x4.shr_s(i32x4.add(i32x4.add(i32x4.shl(high0, 11), low0), half), PRECISION_BITS);
-      const v1 = i32x4.shr_s(i32x4.add(i32x4.add(i32x4.shl(high1, 11), low1), half), PRECISION_BITS);
-      const v2 = i32x4.shr_s(i32x4.add(i32x4.add(i32x4.shl(high2, 11), low2), half), PRECISION_BITS);
-      const v3 = i32x4.shr_s(i32x4.add(i32x4.add(i32x4.shl(high3, 11), low3), half), PRECISION_BITS);
+      const v0 = i32x4.shr_s(i32x4.add(i32x4.shl(high0, 11), low0), PRECISION_BITS);
+      const v1 = i32x4.shr_s(i32x4.add(i32x4.shl(high1, 11), low1), PRECISION_BITS);
+      const v2 = i32x4.shr_s(i32x4.add(i32x4.shl(high2, 11), low2), PRECISION_BITS);
+      const v3 = i32x4.shr_s(i32x4.add(i32x4.shl(high3, 11), low3), PRECISION_BITS);
       // Bytes 0-2, 4-6, 8-10, 12-14: the four rows' pixels.
       const b = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(v0, v1), i16x8.narrow_i32x4_s(v2, v3));
       if (x + 1 < outWidth) {
@@ -102,9 +103,9 @@ export function resample_horizontal(
       const count = load<i32>(bounds + <usize>(x << 3), 4);
       let w = weights + <usize>(x * pairs * 32);
       let high0 = zero;
-      let low0 = zero;
+      let low0 = half;
       let high1 = zero;
-      let low1 = zero;
+      let low1 = half;
       let p = line + <usize>(first * 3);
       for (let t = 0; t < count; t += 2) {
         // Bytes 0-7 of this row's pair of pixels, 8-15 of the next row's,
@@ -122,8 +123,8 @@ export function resample_horizontal(
         p += 6;
         w += 32;
       }
-      const v0 = i32x4.shr_s(i32x4.add(i32x4.add(i32x4.shl(high0, 11), low0), half), PRECISION_BITS);
-      const v1 = i32x4.shr_s(i32x4.add(i32x4.add(i32x4.shl(high1, 11), low1), half), PRECISION_BITS);
+      const v0 = i32x4.shr_s(i32x4.add(i32x4.shl(high0, 11), low0), PRECISION_BITS);
+      const v1 = i32x4.shr_s(i32x4.add(i32x4.shl(high1, 11), low1), PRECISION_BITS);
       // Bytes 0-2 this row's pixel, 4-6 the next row's.
       const b = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(v0, v1), v128.splat<i16>(0));
       if (x + 1 < outWidth) {
@@ -145,7 +146,7 @@ export function resample_horizontal(
       const count = load<i32>(bounds + <usize>(x << 3), 4);
       let w = weights + <usize>(x * pairs * 32);
       let high = zero;
-      let low = zero;
+      let low = half;
       let p = line + <usize>(first * 3);
       for (let t = 0; t < count; t += 2) {
         // R0 R1 G0 G1 B0 B1 as 16-bit lanes, then two zero lanes.
@@ -155,8 +156,7 @@ export function resample_horizontal(
         p += 6;
         w += 32;
       }
-      const acc = i32x4.add(i32x4.add(i32x4.shl(high, 11), low), half);
-      const v = i32x4.shr_s(acc, PRECISION_BITS);
+      const v = i32x4.shr_s(i32x4.add(i32x4.shl(high, 11), low), PRECISION_BITS);
       const b = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(v, v), v128.splat<i16>(0));
       store<i32>(o, i32x4.extract_lane(b, 0));
       o += 3;
