@@ -77,9 +77,10 @@ let ROUND2: v128 = i64x2.splat(0); // pass 2's rounding and level shift
 // `n` (a constant at each call: 8, 4 or 2): inputs n to 7 are zero and left
 // out. Before its shift each output is a sum of the inputs times constants,
 // in 32-bit wrapping arithmetic, where a product distributes over a sum: so
-// with inputs 4-7 zero each odd term is x1 and x3 times the sum of the
-// constants that reach it (two products where jidctint.c takes seven and
-// nine additions for the four), and the result is the same.
+// with inputs 4-7 zero each of the four odd terms is x1 and x3 times the
+// sums of the constants that reach them (eight products and four additions
+// where jidctint.c takes seven products and nine additions), and the even
+// ones x2 times F0_541 and F0_541 + F0_765: the same values.
 @inline function pass(
   x0: v128, x1: v128, x2: v128, x3: v128, x4: v128, x5: v128, x6: v128, x7: v128,
   r: v128, shift: i32, n: i32,
