@@ -79,9 +79,9 @@ export function resample_horizontal(
       // Bytes 0-2, 4-6, 8-10, 12-14: the four rows' pixels.
       const b = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(v0, v1), i16x8.narrow_i32x4_s(v2, v3));
       if (x + 1 < outWidth) {
-        store<i32>(o, i32x4.extract_lane(b, 0));
-        store<i32>(o + <usize>rowBytes, i32x4.extract_lane(b, 1));
-        store<i32>(o + <usize>(2 * rowBytes), i32x4.extract_lane(b, 2));
+        v128.store32_lane(o, b, 0);
+        v128.store32_lane(o + <usize>rowBytes, b, 1);
+        v128.store32_lane(o + <usize>(2 * rowBytes), b, 2);
       } else {
         // The fourth byte would be the next row's first pixel, already written.
         store<u16>(o, i16x8.extract_lane_u(b, 0));
@@ -91,7 +91,7 @@ export function resample_horizontal(
         store<u16>(o + <usize>(2 * rowBytes), i16x8.extract_lane_u(b, 4));
         store<u8>(o + <usize>(2 * rowBytes), i8x16.extract_lane_u(b, 10), 2);
       }
-      store<i32>(o + <usize>(3 * rowBytes), i32x4.extract_lane(b, 3));
+      v128.store32_lane(o + <usize>(3 * rowBytes), b, 3);
       o += 3;
     }
   }
@@ -128,13 +128,13 @@ export function resample_horizontal(
       // Bytes 0-2 this row's pixel, 4-6 the next row's.
       const b = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(v0, v1), v128.splat<i16>(0));
       if (x + 1 < outWidth) {
-        store<i32>(o, i32x4.extract_lane(b, 0));
+        v128.store32_lane(o, b, 0);
       } else {
         // The fourth byte would be the next row's first pixel, already written.
         store<u16>(o, i16x8.extract_lane_u(b, 0));
         store<u8>(o, i8x16.extract_lane_u(b, 2), 2);
       }
-      store<i32>(o + <usize>rowBytes, i32x4.extract_lane(b, 1));
+      v128.store32_lane(o + <usize>rowBytes, b, 1);
       o += 3;
     }
   }
@@ -158,7 +158,7 @@ export function resample_horizontal(
       }
       const v = i32x4.shr_s(i32x4.add(i32x4.shl(high, 11), low), PRECISION_BITS);
       const b = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(v, v), v128.splat<i16>(0));
-      store<i32>(o, i32x4.extract_lane(b, 0));
+      v128.store32_lane(o, b, 0);
       o += 3;
     }
   }
