@@ -1141,3 +1141,48 @@ Deno.test("JPEG: a sequential component's later scan writes its terms over the e
     );
   }
 });
+
+Deno.test("JPEG: a sequential component's later scan keeps the earlier terms where its runs of 16 zeros and its end of block fall (Pillow's bytes, also over a stale memory)", () => {
+  // 16x8 4:4:4 YCbCr (quantisers 16), chroma flat. DC: "0" size 2, "10" size 0. AC: "0" end of
+  // block, "10" run 0 size 1, "110" a run of 16 zeros, "1110" run 14 size 1. Y's first scan: block
+  // 0 holds 1s at zig-zag 15, 16, 31, 46, 61, 62 and 63 (no end of block), block 1 nothing. Its
+  // later scan: block 0 a run of 16 zeros (to 16) and an end of block, block 1 an end of block.
+  // libjpeg keeps the terms at 16 and 63; the one-lookup entries stored 0s there (Wasm path).
+  const bytes = [0xff, 0xd8, ...jpegSegment(0xdb, [0, ...Array(64).fill(16)])];
+  bytes.push(...jpegSegment(0xc0, [8, 0, 8, 0, 16, 3, 1, 0x11, 0, 2, 0x11, 0, 3, 0x11, 0]));
+  bytes.push(...jpegSegment(0xc4, [0x00, 1, 1, ...Array(14).fill(0), 2, 0]));
+  bytes.push(
+    ...jpegSegment(0xc4, [0x10, 1, 1, 1, 1, ...Array(12).fill(0), 0x00, 0x01, 0xf0, 0xe1]),
+  );
+  const scans: [number, string][] = [
+    [1, "10 1110 1 10 1 1110 1 1110 1 1110 1 10 1 10 1  10 0"],
+    [2, "10 0 10 0"],
+    [3, "10 0 10 0"],
+    [1, "10 110 0  10 0"],
+  ];
+  for (const [id, bits] of scans) {
+    bytes.push(...jpegSegment(0xda, [1, id, 0, 0, 63, 0]), ...bitString(bits));
+  }
+  const file = new Uint8Array([...bytes, 0xff, 0xd9]);
+  // Pillow 9.4 (libjpeg-turbo): grey (R = G = B); block 0's luma, block 1 all 128.
+  const block0 = [
+    [137, 117, 125, 134, 134, 120, 125, 133],
+    [127, 132, 123, 136, 120, 131, 130, 126],
+    [132, 119, 138, 122, 131, 125, 132, 126],
+    [128, 131, 119, 139, 123, 127, 130, 127],
+    [130, 122, 136, 125, 125, 130, 130, 126],
+    [129, 127, 125, 132, 128, 123, 133, 126],
+    [131, 123, 128, 132, 124, 130, 127, 129],
+    [123, 132, 135, 123, 120, 133, 139, 119],
+  ];
+  const expected = block0.flatMap((row) =>
+    [...row, ...Array(8).fill(128)].flatMap((v) => [v, v, v])
+  );
+  let seed = 11;
+  for (const simd of [false, true]) {
+    new Uint8Array(kernelArena(1 << 20)!.memory.buffer).fill(seed++ * 37);
+    const { data, width, height } = decode(file, { simd });
+    assert.deepEqual([width, height], [16, 8]);
+    assert.deepEqual(Array.from(data), expected, simd ? "Wasm" : "TypeScript");
+  }
+});

@@ -197,12 +197,11 @@ function fill(): void {
 // The bits under them are 0 or the stream's next bits (a refill ORs those
 // same bits again), so whole bytes can be ORed in without clearing.
 
-function baseline(out: usize, dc: usize, ac: usize, pred: i32, clear: bool): i32 {
-  // A component's first sequential scan writes each block once: clear it
-  // here, in cache, instead of clearing all coefficients before the scan. A
-  // later scan of the component writes its terms over the block (libjpeg's
-  // coefficient buffer: its DC and non-zero terms replace those there).
-  if (clear) clearBlock(out);
+// A block of a component's first sequential scan, which writes each block
+// once: it is cleared here, in cache, instead of clearing all coefficients
+// before the scan (a later scan's blocks go to baselineOver).
+function baseline(out: usize, dc: usize, ac: usize, pred: i32): i32 {
+  clearBlock(out);
   // The bit buffer lives in locals here (globals would go through memory
   // on every code). At least 32 bits before each code: a code (16 bits at
   // most) and its extra bits (15 at most) without another check.
@@ -278,6 +277,72 @@ function baseline(out: usize, dc: usize, ac: usize, pred: i32, clear: bool): i32
       a <<= <u64>n;
       b -= n;
       continue;
+    }
+    e = <i32>load<u16>(ac + (<usize>(a >> <u64>(64 - LOOKAHEAD)) << 1));
+    let rs = e & 0xff;
+    n = e >> 8;
+    if (e == 0) {
+      rs = slowSymbolTop(ac, a);
+      n = slowLength;
+    }
+    a <<= <u64>n;
+    b -= n;
+    const s = rs & 15;
+    const r = rs >> 4;
+    if (s == 0) {
+      if (r != 15) break;
+      k += 15;
+      continue;
+    }
+    k += r;
+    const x = <i32>(a >> <u64>(64 - s));
+    a <<= <u64>s;
+    b -= s;
+    store<i16>(
+      out + (<usize>load<u8>(nat + <usize>k) << 1),
+      <i16>(x + (((x - (1 << (s - 1))) >> 31) & ((-1 << s) + 1))),
+    );
+  }
+  acc = a;
+  bits = b;
+  return value;
+}
+
+// A block of a later sequential scan of its component: as libjpeg's
+// coefficient buffer keeps them, its DC term and its non-zero AC terms
+// replace those in the block and the others stay, so nothing is stored for
+// a run of 16 zeros or an end of block (baseline's one-lookup entries store
+// 0s there, harmless only in a block just cleared). One symbol at a time
+// through the 9-bit lookup: such scans are rare.
+function baselineOver(out: usize, dc: usize, ac: usize, pred: i32): i32 {
+  let a = acc;
+  let b = bits;
+  if (b < 32) {
+    a = refillTop(a, b);
+    b = bits;
+  }
+  let e = <i32>load<u16>(dc + (<usize>(a >> <u64>(64 - LOOKAHEAD)) << 1));
+  let t = e & 0xff;
+  let n = e >> 8;
+  if (e == 0) {
+    t = slowSymbolTop(dc, a);
+    n = slowLength;
+  }
+  a <<= <u64>n;
+  b -= n;
+  let value = pred;
+  if (t != 0) {
+    const x = <i32>(a >> <u64>(64 - t));
+    a <<= <u64>t;
+    b -= t;
+    value += x + (((x - (1 << (t - 1))) >> 31) & ((-1 << t) + 1));
+  }
+  store<i16>(out, <i16>value);
+  const nat = natural;
+  for (let k = 1; k < 64; k++) {
+    if (b < 32) {
+      a = refillTop(a, b);
+      b = bits;
     }
     e = <i32>load<u16>(ac + (<usize>(a >> <u64>(64 - LOOKAHEAD)) << 1));
     let rs = e & 0xff;
@@ -673,7 +738,7 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
     if (skip) {
       if (kind == 0 && clear0) clearBlock(out);
     } else if (kind == 0) {
-      pred0 = baseline(out, dc0, ac0, pred0, clear0);
+      pred0 = clear0 ? baseline(out, dc0, ac0, pred0) : baselineOver(out, dc0, ac0, pred0);
     } else if (kind == 1) {
       const t = decodeSymbol(dc0);
       if (t != 0) pred0 += receive(t);
@@ -866,10 +931,10 @@ function sequentialInterleaved(
         continue;
       }
       const pred = <usize>load<i32>(p, 20);
-      store<i32>(
-        pred,
-        baseline(out, <usize>load<i32>(p, 12), <usize>load<i32>(p, 16), load<i32>(pred), clear),
-      );
+      const dc = <usize>load<i32>(p, 12);
+      const ac = <usize>load<i32>(p, 16);
+      const value = load<i32>(pred);
+      store<i32>(pred, clear ? baseline(out, dc, ac, value) : baselineOver(out, dc, ac, value));
     }
     if (failure != 0) return -1;
     skip = skip || starved(bits);
