@@ -268,12 +268,12 @@ const STREAM_QUANT_AT = STREAM_AT + 640;
 /** A scan descriptor: a 48-byte header, 48 bytes per component (4), the natural order at 256, scratch at 384. */
 const SCAN_AT = STREAM_QUANT_AT + 4 * 256;
 const ARENA_START = SCAN_AT + 768;
+/** The pair tables of the AC tables sequential scans have used (entropy.ts's `fastAcPairs`). */
+const AC_PAIRS = new WeakMap<HuffmanTable, Uint16Array>();
 /**
  * The natural order with entries of 63 up to 127: the Wasm decoder's
  * end-of-block entry moves the position 63 on before storing its 0.
  */
-/** The pair tables of the AC tables sequential scans have used (entropy.ts's `fastAcPairs`). */
-const AC_PAIRS = new WeakMap<HuffmanTable, Uint16Array>();
 const NATURAL_ORDER_128 = new Uint8Array(128).fill(63);
 NATURAL_ORDER_128.set(NATURAL_ORDER);
 /**
