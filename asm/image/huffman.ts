@@ -534,7 +534,7 @@ function acFirst(out: usize, ac: usize, ss: i32, se: i32, al: i32, m: usize, kee
 // Each code's run of zeros is found in the non-zero marks (the bits of the
 // zero positions cleared one by one, not position by position), and the
 // non-zero coefficients passed on the way read one correction bit each.
-function acRefine(out: usize, ac: usize, ss: i32, se: i32, al: i32, m: usize, keep: bool): void {
+@inline function acRefine(out: usize, ac: usize, ss: i32, se: i32, al: i32, m: usize, keep: bool): void {
   const p1 = 1 << al;
   const m1 = -1 << al;
   let nz = load<u64>(m);
@@ -683,7 +683,6 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
   const count = load<i32>(d, 0);
   const progressive = load<i32>(d, 16) != 0;
   const ss = load<i32>(d, 20);
-  const se = load<i32>(d, 24);
   const ah = load<i32>(d, 28);
   const al = load<i32>(d, 32);
   const single = count == 1;
@@ -696,7 +695,6 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
   const kind = !progressive ? 0 : ss == 0 ? (ah == 0 ? 1 : 2) : (ah == 0 ? 3 : 4);
   const coef0 = <usize>load<i32>(c0, 0);
   const padded0 = load<i32>(c0, 4);
-  const nz0 = <usize>load<i32>(c0, 32);
   const shift0 = <usize>load<i32>(c0, 36);
   const dc0 = <usize>load<i32>(c0, 24);
   const ac0 = <usize>load<i32>(c0, 28);
@@ -712,9 +710,9 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
   if (!single && kind == 0) return sequentialInterleaved(d, count, mcusWide, total, interval, rows);
   // A progressive AC scan names one component (readScan refuses others): nothing else is interleaved.
   if (!single) return -1;
-  if ((kind == 3 || kind == 4) && stream == 0) {
-    return acScan(d, kind == 4, mcusWide, total, interval);
-  }
+  // A progressive frame is never streamed (decoder.ts streams sequential frames
+  // only): its AC scans all run in acScan, the one caller of acFirst and acRefine.
+  if (kind == 3 || kind == 4) return acScan(d, kind == 4, mcusWide, total, interval);
   let restarts = 0;
   let untilRestart = interval;
   let mx = 0;
@@ -743,12 +741,9 @@ export function decode_scan(start: usize, length: i32, offset: i32, d: usize): i
       const t = decodeSymbol(dc0);
       if (t != 0) pred0 += receive(t);
       if (keep) store<i16>(out, <i16>(pred0 << al));
-    } else if (kind == 2) {
-      if (getBit() && keep) store<i16>(out, <i16>(<i32>load<i16>(out) | (1 << al)));
-    } else if (kind == 3) {
-      acFirst(out, ac0, ss, se, al, nz0 + (index << 3), keep);
     } else {
-      acRefine(out, ac0, ss, se, al, nz0 + (index << 3), keep);
+      // kind 2, a DC refinement
+      if (getBit() && keep) store<i16>(out, <i16>(<i32>load<i16>(out) | (1 << al)));
     }
     if (failure != 0) return -1;
     skip = skip || starved(bits);
