@@ -549,10 +549,10 @@ function acFirst(out: usize, ac: usize, ss: i32, se: i32, al: i32, m: usize, kee
         a = refill(a, b);
         b = bits;
       }
-      const rs = symbolIn(ac, a, b);
-      b = bits;
-      const r = rs >> 4;
-      let s = rs & 15;
+      const e = symbolLength(ac, a, b);
+      b -= e >> 8;
+      const r = (e >> 4) & 15;
+      let s = e & 15;
       if (s != 0) {
         b--;
         s = <i32>(a >> <u64>b) & 1 ? p1 : m1;
@@ -568,14 +568,18 @@ function acFirst(out: usize, ac: usize, ss: i32, se: i32, al: i32, m: usize, kee
       // stops there), or se + 1 when the band has fewer.
       const from = <u64>-1 << <u64>k;
       let zeros = ~nz & from & band;
-      for (let i = 0; i < r; i++) zeros &= zeros - 1;
-      const below = zeros != 0 ? (zeros & (~zeros + 1)) - 1 : band;
+      // Runs of up to 3 zeros (92 % of the codes in the bench's photos) without a branch.
+      zeros = select<u64>(zeros & (zeros - 1), zeros, r > 0);
+      zeros = select<u64>(zeros & (zeros - 1), zeros, r > 1);
+      zeros = select<u64>(zeros & (zeros - 1), zeros, r > 2);
+      for (let i = 3; i < r; i++) zeros &= zeros - 1;
       // The non-zero coefficients passed on the way read a correction bit each.
+      const passed = nz & from & band & ((zeros & (~zeros + 1)) - 1);
       bits = b;
       if (keep) {
-        a = refineAll(out, nz & from & below, a, p1, m1);
+        a = refineAll(out, passed, a, p1, m1);
       } else {
-        a = skipBits(<i32>popcnt(nz & from & below), a);
+        a = skipBits(<i32>popcnt(passed), a);
       }
       b = bits;
       k = zeros != 0 ? <i32>ctz(zeros) : se + 1;
@@ -601,6 +605,16 @@ function acFirst(out: usize, ac: usize, ss: i32, se: i32, al: i32, m: usize, kee
   acc = a;
   bits = b;
   store<u64>(m, nz);
+}
+
+// The code at the top of the `b` unread bits of `a` (at least 16): its
+// length and symbol as `(length << 8) | symbol` (0 and `failure` set when no
+// code matches).
+@inline function symbolLength(t: usize, a: u64, b: i32): i32 {
+  const e = <i32>load<u16>(t + ((<usize>(a >> <u64>(b - LOOKAHEAD)) & ((1 << LOOKAHEAD) - 1)) << 1));
+  if (e != 0) return e;
+  const symbol = slowSymbol(t, a, b);
+  return ((b - bits) << 8) | symbol;
 }
 
 // Reads a correction bit for each non-zero coefficient marked in `passed`
