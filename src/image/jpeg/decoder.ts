@@ -731,9 +731,34 @@ function readHuffmanTables(
     if (cls === 0 && values.some((v) => v > 15)) {
       throw new ImageError("Corrupt JPEG: a DC Huffman table has a symbol above 15");
     }
-    (cls === 0 ? dcTables : acTables)[id] = buildHuffmanTable(counts, values);
+    (cls === 0 ? dcTables : acTables)[id] = cachedHuffmanTable(s.subarray(p + 1, p + 17 + total));
     p += 17 + total;
   }
+}
+
+/** Tables built from the DHT bodies (counts and symbols) seen last, most recent last. */
+const HUFFMAN_CACHE = new Map<string, HuffmanTable>();
+const HUFFMAN_CACHE_SIZE = 32;
+
+/**
+ * The table of a DHT body's 16 counts and its symbols, built once for the last
+ * {@linkcode HUFFMAN_CACHE_SIZE} distinct bodies: most encoders write the same few tables into
+ * every file (Annex K's, or one per quality), and a table with its fast and pair tables takes
+ * longer to build than a small photo's scans take to read. Tables are never written to.
+ */
+function cachedHuffmanTable(body: Uint8Array): HuffmanTable {
+  const key = String.fromCharCode.apply(null, body as unknown as number[]);
+  let table = HUFFMAN_CACHE.get(key);
+  if (table) {
+    HUFFMAN_CACHE.delete(key);
+  } else {
+    table = buildHuffmanTable(body.subarray(0, 16), body.slice(16));
+    if (HUFFMAN_CACHE.size >= HUFFMAN_CACHE_SIZE) {
+      HUFFMAN_CACHE.delete(HUFFMAN_CACHE.keys().next().value!);
+    }
+  }
+  HUFFMAN_CACHE.set(key, table);
+  return table;
 }
 
 let standardTables: { dc: HuffmanTable[]; ac: HuffmanTable[] } | undefined;
