@@ -487,10 +487,10 @@ function acFirst(out: usize, ac: usize, ss: i32, se: i32, al: i32, m: usize, kee
       nz = value != 0 ? nz | zbit(k) : nz & ~zbit(k);
       continue;
     }
-    const rs = symbolIn(ac, a, b);
-    b = bits;
-    const s = rs & 15;
-    const r = rs >> 4;
+    const e = symbolLength(ac, a, b);
+    b -= e >> 8;
+    const s = e & 15;
+    const r = (e >> 4) & 15;
     if (s != 0) {
       k += r;
       b -= s;
@@ -517,16 +517,14 @@ function acFirst(out: usize, ac: usize, ss: i32, se: i32, al: i32, m: usize, kee
   store<u64>(m, nz);
 }
 
-// The symbol of the code at the top of the `b` unread bits of `a` (at least
-// 16), for a caller holding the buffer in locals: the bit count after it in
-// `bits` (0 and `failure` set when no code matches).
-@inline function symbolIn(t: usize, a: u64, b: i32): i32 {
+// The code at the top of the `b` unread bits of `a` (at least 16): its
+// length and symbol as `(length << 8) | symbol` (0 and `failure` set when no
+// code matches).
+@inline function symbolLength(t: usize, a: u64, b: i32): i32 {
   const e = <i32>load<u16>(t + ((<usize>(a >> <u64>(b - LOOKAHEAD)) & ((1 << LOOKAHEAD) - 1)) << 1));
-  if (e != 0) {
-    bits = b - (e >> 8);
-    return e & 0xff;
-  }
-  return slowSymbol(t, a, b);
+  if (e != 0) return e;
+  const symbol = slowSymbol(t, a, b);
+  return ((b - bits) << 8) | symbol;
 }
 
 // A progressive AC refinement scan's block; `keep` false: its coefficients
@@ -605,16 +603,6 @@ function acFirst(out: usize, ac: usize, ss: i32, se: i32, al: i32, m: usize, kee
   acc = a;
   bits = b;
   store<u64>(m, nz);
-}
-
-// The code at the top of the `b` unread bits of `a` (at least 16): its
-// length and symbol as `(length << 8) | symbol` (0 and `failure` set when no
-// code matches).
-@inline function symbolLength(t: usize, a: u64, b: i32): i32 {
-  const e = <i32>load<u16>(t + ((<usize>(a >> <u64>(b - LOOKAHEAD)) & ((1 << LOOKAHEAD) - 1)) << 1));
-  if (e != 0) return e;
-  const symbol = slowSymbol(t, a, b);
-  return ((b - bits) << 8) | symbol;
 }
 
 // Reads a correction bit for each non-zero coefficient marked in `passed`
