@@ -9,6 +9,7 @@ import {
   toRgb,
 } from "../src/image/mod.ts";
 import { applyOrientation, readExifOrientation } from "../src/image/orientation.ts";
+import { channelsOf } from "../src/image/pixels.ts";
 import { decodeJpegPixels } from "../src/image/jpeg/decoder.ts";
 import { standardHuffmanTables } from "../src/image/jpeg/entropy.ts";
 
@@ -124,6 +125,19 @@ Deno.test("applyOrientation: all eight orientations match Pillow's transposes", 
   assert.deepEqual(grey(7), [6, 3, 5, 2, 4, 1]); // TRANSVERSE
   assert.deepEqual(grey(8), [3, 6, 2, 5, 1, 4]); // ROTATE_90 (counter-clockwise)
   assert.equal(applyOrientation(image, 6).width, 2);
+  // A one-channel image (a grey JPEG on its way to the evaluation transform) stays one channel.
+  const single = {
+    data: new Uint8Array([1, 2, 3, 4, 5, 6]),
+    width: 3,
+    height: 2,
+    channels: 1 as const,
+  };
+  for (let o = 1; o <= 8; o++) {
+    const upright = applyOrientation(single, o);
+    assert.deepEqual([...upright.data], grey(o), `orientation ${o}`);
+    assert.equal(channelsOf(upright), 1);
+    assert.equal(upright.width, o >= 5 ? 2 : 3);
+  }
 });
 
 Deno.test("readExifOrientation: little-endian TIFF and malformed data", () => {

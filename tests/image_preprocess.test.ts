@@ -79,6 +79,31 @@ Deno.test("ToTensor + Normalize: the Wasm SIMD kernel gives the TypeScript path'
   assert.equal(checked, 15);
 });
 
+Deno.test("ToTensor + Normalize of a grey image: its RGB replica's tensor, Wasm SIMD and TypeScript", async () => {
+  const { normalizeToChw } = await import("../src/image/normalize.ts");
+  const { rgbOf } = await import("../src/image/pixels.ts");
+  const m = Float32Array.from(IMAGENET_MEAN);
+  const s = Float32Array.from(IMAGENET_STD);
+  for (const [width, height] of [[1, 1], [3, 1], [7, 5], [224, 224], [33, 17]]) {
+    const data = Uint8Array.from({ length: width * height }, (_, i) => (i * 37 + 11) & 255);
+    const grey = { data, width, height, channels: 1 as const };
+    const expected = normalizeToChw(rgbOf(grey), m, s, { simd: false });
+    for (const simd of [true, false]) {
+      const ours = normalizeToChw(grey, m, s, { simd });
+      assert.equal(ours.length, expected.length);
+      for (let i = 0; i < ours.length; i++) {
+        if (!Object.is(ours[i], expected[i])) {
+          assert.fail(
+            `${width}x${height} (simd ${simd}): element ${i} is ${ours[i]}, expected ${
+              expected[i]
+            }`,
+          );
+        }
+      }
+    }
+  }
+});
+
 Deno.test("a JPEG the resize leaves as it is: its pixels, read where the decoder made them, stay right", async () => {
   // astronaut_baseline.jpg is 512x512: with resize and crop 512 nothing is resized, so the
   // normalisation reads the decoder's output itself, which transformSource leaves in the kernels'

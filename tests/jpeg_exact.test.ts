@@ -32,7 +32,8 @@ import { imageKernels, kernelArena, residentOffset } from "../src/image/simd.ts"
 import { evalTransform, loadForTransform, preprocess } from "../src/image/preprocess.ts";
 import { checkLoadOptions } from "../src/image/load.ts";
 import { decodeImage } from "../src/image/decode.ts";
-import { resizeBilinear, setResizeSimd } from "../src/image/resize.ts";
+import { resizeBilinear, resizeSamples, setResizeSimd } from "../src/image/resize.ts";
+import { channelsOf, rgbOf } from "../src/image/pixels.ts";
 
 const FIXTURES = new URL("./fixtures/jpeg/", import.meta.url);
 const TOOL = new URL("../tools/make_jpeg_corpus.py", import.meta.url);
@@ -356,6 +357,40 @@ Deno.test("resizeBilinear: the Wasm SIMD passes give the TypeScript passes' byte
   assert.equal(cases, 60);
 });
 
+Deno.test("resizeSamples: a grey image resized as one channel gives each channel of its RGB replica's resize (Wasm SIMD and TypeScript)", () => {
+  let cases = 0;
+  // Widths and row counts off multiples of 4 and 8; downscales of up to 40 taps per pixel.
+  for (const [w, h] of [[451, 300], [37, 5], [1, 1], [2, 9], [640, 480], [13, 7]]) {
+    const data = new Uint8Array(w * h);
+    for (let i = 0; i < data.length; i++) data[i] = (Math.imul(i, 2654435761) >>> 13) & 255;
+    const grey = { data, width: w, height: h, channels: 1 as const };
+    const rgb = rgbOf(grey);
+    for (
+      const [ow, oh] of [[384, 256], [256, 341], [w, 7], [5, h], [w * 2, h * 3], [1, 1], [31, 6]]
+    ) {
+      const regions = [undefined, {
+        left: ow >> 2,
+        top: Math.floor(oh / 3),
+        width: Math.max(1, ow >> 1),
+        height: Math.max(1, oh >> 1),
+      }];
+      for (const region of regions) {
+        setResizeSimd(false);
+        const expected = resizeBilinear(rgb, ow, oh, region).data.filter((_, i) => i % 3 === 0);
+        for (const simd of [false, true]) {
+          setResizeSimd(simd);
+          const ours = resizeSamples(grey, ow, oh, region);
+          assert.equal(channelsOf(ours), 1);
+          assertBytesEqual(ours.data, expected, `${w}x${h} -> ${ow}x${oh} (simd ${simd})`);
+        }
+        cases++;
+      }
+    }
+  }
+  setResizeSimd(true);
+  assert.equal(cases, 84);
+});
+
 Deno.test("resizeBilinear reads a just-decoded JPEG where the decoder left it, with the same bytes", async () => {
   const bytes = await Deno.readFile(new URL("../assets/chelsea.jpg", import.meta.url));
   const region = { left: 40, top: 0, width: 224, height: 224 };
@@ -400,6 +435,8 @@ Deno.test("preprocess decodes only what its crop reads, and gives the tensor of 
         // The same partial decode with a kernel call in between: the resize
         // reads the decoder's copy (only the rows it made are copied out).
         const image = await loadForTransform(bytes, checkLoadOptions({}), transform);
+        // A greyscale JPEG comes as one channel, resized as one.
+        assert.equal(channelsOf(image), url.pathname.endsWith("_grey_q90.jpg") ? 1 : 3);
         kernelArena(1);
         const fromCopy = transform(image);
         for (let i = 0; i < expected.length; i++) {

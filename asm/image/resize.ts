@@ -1,5 +1,5 @@
 // Pillow's 8-bit resampling passes (ImagingResampleHorizontal_8bpc and
-// ImagingResampleVertical_8bpc) on Wasm SIMD for RGB images: the per-pixel
+// ImagingResampleVertical_8bpc) on Wasm SIMD for RGB and grey images: the per-pixel
 // filter windows and 22-bit fixed-point weights come from the caller
 // (src/image/resize.ts computes them exactly as Pillow does); accumulation
 // starts at 1 << 21, then >> 22 and clamps to 0-255, as Pillow rounds.
@@ -162,6 +162,126 @@ export function resample_horizontal(
       o += 3;
     }
   }
+}
+
+/**
+ * Horizontal pass over `rows` rows of grey samples (one byte per pixel,
+ * `stride` bytes apart) into rows of `outWidth` samples, with `bounds` as
+ * above and `weights` per output pixel `chunks` groups of eight taps, 32
+ * bytes each: i16 lanes w[t] >> 11 for t = 8j to 8j + 7, then w[t] & 2047 (a
+ * weight past the count is 0). Four rows at a time (a last group of fewer
+ * repeats its last row and stores only its own) and four output pixels at a
+ * time (see greyPixel), stored as four bytes per row. Reads 8 bytes from the
+ * first sample of each group: `src` needs 8 bytes of slack.
+ */
+export function resample_horizontal_grey(
+  src: usize, stride: i32, rows: i32, dst: usize, outWidth: i32,
+  bounds: usize, weights: usize, chunks: i32,
+): void {
+  const z = i32x4.splat(outWidth >> 31); // a zero V8 cannot see (see resample_horizontal)
+  const half = v128.or(i32x4.splat(1 << (PRECISION_BITS - 1)), z);
+  // Bytes (pixel, row) in pixel-major order to row-major: a 4x4 transpose.
+  const transpose = v128.or(i8x16(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), z);
+  const wStep = <usize>(chunks * 32);
+  for (let y = 0; y < rows; y += 4) {
+    const left = rows - y;
+    const line0 = src + <usize>(y * stride);
+    // Rows y + 1 to y + 3, or the last row again past the end.
+    const line1 = line0 + <usize>(min(1, left - 1) * stride);
+    const line2 = line0 + <usize>(min(2, left - 1) * stride);
+    const line3 = line0 + <usize>(min(3, left - 1) * stride);
+    const o = dst + <usize>(y * outWidth);
+    let b = bounds;
+    let w = weights;
+    let x = 0;
+    for (; x + 4 <= outWidth; x += 4) {
+      const v0 = greyPixel(line0, line1, line2, line3, b, w, half, z);
+      const v1 = greyPixel(line0, line1, line2, line3, b + 8, w + wStep, half, z);
+      const v2 = greyPixel(line0, line1, line2, line3, b + 16, w + 2 * wStep, half, z);
+      const v3 = greyPixel(line0, line1, line2, line3, b + 24, w + 3 * wStep, half, z);
+      const bytes = i8x16.swizzle(
+        i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(v0, v1), i16x8.narrow_i32x4_s(v2, v3)),
+        transpose,
+      );
+      const to = o + <usize>x;
+      v128.store32_lane(to, bytes, 0);
+      if (left >= 4) {
+        v128.store32_lane(to + <usize>outWidth, bytes, 1);
+        v128.store32_lane(to + <usize>(2 * outWidth), bytes, 2);
+        v128.store32_lane(to + <usize>(3 * outWidth), bytes, 3);
+      } else {
+        if (left > 1) v128.store32_lane(to + <usize>outWidth, bytes, 1);
+        if (left > 2) v128.store32_lane(to + <usize>(2 * outWidth), bytes, 2);
+      }
+      b += 32;
+      w += 4 * wStep;
+    }
+    for (; x < outWidth; x++) {
+      const v = greyPixel(line0, line1, line2, line3, b, w, half, z);
+      const bytes = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(v, v), z);
+      const to = o + <usize>x;
+      v128.store8_lane(to, bytes, 0);
+      if (left > 1) v128.store8_lane(to + <usize>outWidth, bytes, 1);
+      if (left > 2) v128.store8_lane(to + <usize>(2 * outWidth), bytes, 2);
+      if (left > 3) v128.store8_lane(to + <usize>(3 * outWidth), bytes, 3);
+      b += 8;
+      w += wStep;
+    }
+  }
+}
+
+/**
+ * One output pixel of four grey rows (`bound`: its first input pixel and tap
+ * count; `w`: its weights), as i32 lanes 0-3: per group of eight taps, each
+ * row's eight samples (one 8-byte load) times the high and the low weights by
+ * two dot products, whose i32 lanes each sum two taps; then
+ * (high << 11) + low per lane (exact: all of a row's lanes together stay
+ * under 2^30), the four lanes of each row summed across, Pillow's rounding
+ * term added and the sum shifted down (not yet clamped).
+ */
+@inline function greyPixel(
+  line0: usize, line1: usize, line2: usize, line3: usize, bound: usize, w: usize,
+  half: v128, zero: v128,
+): v128 {
+  const first = <usize>load<i32>(bound);
+  const count = load<i32>(bound, 4);
+  let high0 = zero;
+  let low0 = zero;
+  let high1 = zero;
+  let low1 = zero;
+  let high2 = zero;
+  let low2 = zero;
+  let high3 = zero;
+  let low3 = zero;
+  for (let t = 0; t < count; t += 8) {
+    const at = first + <usize>t;
+    const wh = v128.load(w);
+    const wl = v128.load(w, 16);
+    const px0 = v128.load8x8_u(line0 + at);
+    const px1 = v128.load8x8_u(line1 + at);
+    const px2 = v128.load8x8_u(line2 + at);
+    const px3 = v128.load8x8_u(line3 + at);
+    high0 = i32x4.add(high0, i32x4.dot_i16x8_s(px0, wh));
+    low0 = i32x4.add(low0, i32x4.dot_i16x8_s(px0, wl));
+    high1 = i32x4.add(high1, i32x4.dot_i16x8_s(px1, wh));
+    low1 = i32x4.add(low1, i32x4.dot_i16x8_s(px1, wl));
+    high2 = i32x4.add(high2, i32x4.dot_i16x8_s(px2, wh));
+    low2 = i32x4.add(low2, i32x4.dot_i16x8_s(px2, wl));
+    high3 = i32x4.add(high3, i32x4.dot_i16x8_s(px3, wh));
+    low3 = i32x4.add(low3, i32x4.dot_i16x8_s(px3, wl));
+    w += 32;
+  }
+  const s0 = i32x4.add(i32x4.shl(high0, 11), low0);
+  const s1 = i32x4.add(i32x4.shl(high1, 11), low1);
+  const s2 = i32x4.add(i32x4.shl(high2, 11), low2);
+  const s3 = i32x4.add(i32x4.shl(high3, 11), low3);
+  const s01 = i32x4.add(i32x4.shuffle(s0, s1, 0, 1, 4, 5), i32x4.shuffle(s0, s1, 2, 3, 6, 7));
+  const s23 = i32x4.add(i32x4.shuffle(s2, s3, 0, 1, 4, 5), i32x4.shuffle(s2, s3, 2, 3, 6, 7));
+  const sums = i32x4.add(
+    half,
+    i32x4.add(i32x4.shuffle(s01, s23, 0, 2, 4, 6), i32x4.shuffle(s01, s23, 1, 3, 5, 7)),
+  );
+  return i32x4.shr_s(sums, PRECISION_BITS);
 }
 
 /**

@@ -7,9 +7,9 @@
 
 import { ImageError, OptionError } from "../errors.ts";
 import { checkBoolean, checkInteger, checkOptions, describeValue } from "../validate.ts";
-import { decodeJpeg, type JpegRegion, readJpegHeader } from "./jpeg.ts";
+import { decodeJpegPixels, jpegPixelsToSamples, type JpegRegion, readJpegHeader } from "./jpeg.ts";
 import { applyOrientation } from "./orientation.ts";
-import type { RgbImage } from "./pixels.ts";
+import { type DecodedImage, type RgbImage, rgbOf } from "./pixels.ts";
 import { decodePng, readPngHeader } from "./png.ts";
 
 /** Default {@linkcode DecodeOptions.maxPixels}: 64 megapixels. */
@@ -126,11 +126,6 @@ export function imageBytes(bytes: unknown): Uint8Array {
  *
  * @param data The encoded image.
  * @param options Checked options.
- * @param reads For a JPEG stored upright (or with `exifOrientation` off): the
- * pixels the caller will read of a `width` x `height` image; the others may
- * be left unset (see `JpegDecodeOptions.region`).
- * @param inPlace A JPEG's pixels may be a view of the kernels' memory, valid
- * until the next image kernel call (see `JpegDecodeOptions.inPlace`).
  * @returns The decoded, upright image.
  * @throws {ImageError} As {@linkcode decodeImage}.
  *
@@ -142,12 +137,41 @@ export function imageBytes(bytes: unknown): Uint8Array {
  * console.log(image.width); // 451
  * ```
  */
-export function decodeChecked(
+export function decodeChecked(data: Uint8Array, options: Required<DecodeOptions>): RgbImage {
+  return rgbOf(decodeSamples(data, options));
+}
+
+/**
+ * {@linkcode decodeChecked} for a caller that takes grey as one channel and
+ * may read only part of the image.
+ *
+ * @param data The encoded image.
+ * @param options Checked options.
+ * @param how `reads`: for a JPEG stored upright (or with `exifOrientation` off), the pixels
+ * the caller will read of a `width` x `height` image; the others may be left unset (see
+ * `JpegDecodeOptions.region`). `inPlace`: a JPEG's pixels may be a view of the kernels'
+ * memory, valid until the next image kernel call (see `JpegDecodeOptions.inPlace`). `grey`:
+ * a greyscale JPEG comes out as one channel (a `GreyImage`), not replicated to RGB.
+ * @returns The decoded, upright image: RGB, or grey with `grey`.
+ * @throws {ImageError} As {@linkcode decodeImage}.
+ *
+ * @example
+ * ```ts
+ * import { decodeSamples } from "./decode.ts";
+ * const bytes = await Deno.readFile("tests/fixtures/images/camera_grey_q90.jpg");
+ * const image = decodeSamples(bytes, { maxPixels: 1e6, exifOrientation: true }, { grey: true });
+ * console.log(image.data.length === image.width * image.height); // true
+ * ```
+ */
+export function decodeSamples(
   data: Uint8Array,
   options: Required<DecodeOptions>,
-  reads?: (width: number, height: number) => JpegRegion,
-  inPlace = false,
-): RgbImage {
+  how: {
+    reads?: (width: number, height: number) => JpegRegion;
+    inPlace?: boolean;
+    grey?: boolean;
+  } = {},
+): DecodedImage {
   const { maxPixels, exifOrientation } = options;
   if (PNG_SIGNATURE.every((b, i) => data[i] === b)) {
     const header = readPngHeader(data);
@@ -158,8 +182,16 @@ export function decodeChecked(
     const header = readJpegHeader(data);
     checkSize(header.width, header.height, maxPixels);
     const upright = !exifOrientation || header.orientation === 1;
-    const region = reads && upright ? reads(header.width, header.height) : undefined;
-    const image = decodeJpeg(data, maxPixels, region, inPlace, header);
+    const region = how.reads && upright ? how.reads(header.width, header.height) : undefined;
+    const image = jpegPixelsToSamples(
+      decodeJpegPixels(data, {
+        maxPixels,
+        rgb: !how.grey,
+        region,
+        inPlace: how.inPlace ?? false,
+        frameSize: header,
+      }),
+    );
     return exifOrientation ? applyOrientation(image, header.orientation) : image;
   }
   const head = Array.from(data.subarray(0, 4), (b) => b.toString(16).padStart(2, "0")).join(" ");

@@ -10,7 +10,7 @@ import { ImageError } from "../errors.ts";
 import { decodeJpegPixels, type JpegPixels, type JpegRegion } from "./jpeg/decoder.ts";
 import { nextMarker } from "./jpeg/entropy.ts";
 import { applyOrientation, readExifOrientation } from "./orientation.ts";
-import { interleavedToRgb, type RgbImage } from "./pixels.ts";
+import { type DecodedImage, interleavedToRgb, type RgbImage, rgbOf } from "./pixels.ts";
 
 /** What the JPEG headers declare, read before any pixel is decoded. */
 export interface JpegHeader {
@@ -154,6 +154,25 @@ export function jpegPixelsToRgb(pixels: JpegPixels): RgbImage {
   return { data: out, width, height };
 }
 
+/**
+ * {@linkcode jpegPixelsToRgb}, except that "L" stays one channel (a
+ * `GreyImage`, for a caller that replicates it later).
+ *
+ * @param pixels Samples from {@linkcode decodeJpegPixels}.
+ * @returns The grey or RGB image.
+ *
+ * @example
+ * ```ts
+ * import { jpegPixelsToSamples } from "./jpeg.ts";
+ * const grey = { data: new Uint8Array([9]), width: 1, height: 1, channels: 1 as const };
+ * console.log(jpegPixelsToSamples(grey).data); // Uint8Array(1) [9]
+ * ```
+ */
+export function jpegPixelsToSamples(pixels: JpegPixels): DecodedImage {
+  const { data, width, height, channels } = pixels;
+  return channels === 1 ? { data, width, height, channels } : jpegPixelsToRgb(pixels);
+}
+
 export {
   decodeJpegPixels,
   type JpegDecodeOptions,
@@ -193,7 +212,7 @@ export interface JpegDraftOptions {
  * ```
  */
 export function decodeJpegDraft(bytes: Uint8Array, options: JpegDraftOptions = {}): RgbImage {
-  return decodeJpegDraftReading(bytes, options);
+  return rgbOf(decodeJpegDraftReading(bytes, options));
 }
 
 /**
@@ -205,29 +224,34 @@ export function decodeJpegDraft(bytes: Uint8Array, options: JpegDraftOptions = {
  *
  * @param bytes The JPEG file.
  * @param options As {@linkcode decodeJpegDraft}'s.
- * @param reads The region read, from the decoded size.
- * @param inPlace The pixels may be a view of the kernels' memory, valid until the next image
- * kernel call (see `JpegDecodeOptions.inPlace`).
- * @returns The upright RGB image at the chosen scale.
+ * @param how `reads`: the region read, from the decoded size; `inPlace`: the pixels may be a
+ * view of the kernels' memory, valid until the next image kernel call (see
+ * `JpegDecodeOptions.inPlace`); `grey`: a greyscale JPEG comes out as one channel (a
+ * `GreyImage`), not replicated to RGB.
+ * @returns The upright image at the chosen scale: RGB, or grey with `grey`.
  * @throws {ImageError} As {@linkcode decodeJpegDraft}.
  *
  * @example
  * ```ts
  * import { decodeJpegDraftReading } from "./jpeg.ts";
  * const bytes = await Deno.readFile("assets/chelsea.jpg");
- * const image = decodeJpegDraftReading(bytes, { minSide: 100 }, (w, h) => ({
- *   left: 0, top: 0, right: w >> 1, bottom: h,
- * }));
+ * const image = decodeJpegDraftReading(bytes, { minSide: 100 }, {
+ *   reads: (w, h) => ({ left: 0, top: 0, right: w >> 1, bottom: h }),
+ * });
  * console.log(image.width, image.height); // 226 150
  * ```
  */
 export function decodeJpegDraftReading(
   bytes: Uint8Array,
   options: JpegDraftOptions,
-  reads?: (width: number, height: number) => JpegRegion,
-  inPlace = false,
-): RgbImage {
+  how: {
+    reads?: (width: number, height: number) => JpegRegion;
+    inPlace?: boolean;
+    grey?: boolean;
+  } = {},
+): DecodedImage {
   const { minSide = 256, maxPixels = 64_000_000, exifOrientation = true } = options;
+  const { reads, inPlace = false, grey = false } = how;
   const header = readJpegHeader(bytes);
   const short = Math.min(header.width, header.height);
   const scale = ([8, 4, 2] as const).find((s) => Math.floor(short / s) >= minSide) ?? 1;
@@ -235,8 +259,15 @@ export function decodeJpegDraftReading(
   const region = reads && upright
     ? reads(Math.ceil(header.width / scale), Math.ceil(header.height / scale))
     : undefined;
-  const image = jpegPixelsToRgb(
-    decodeJpegPixels(bytes, { maxPixels, scale, rgb: true, region, inPlace, frameSize: header }),
+  const image = jpegPixelsToSamples(
+    decodeJpegPixels(bytes, {
+      maxPixels,
+      scale,
+      rgb: !grey,
+      region,
+      inPlace,
+      frameSize: header,
+    }),
   );
   return exifOrientation ? applyOrientation(image, header.orientation) : image;
 }

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { RgbImage } from "./pixels.ts";
+import { channelsOf, type DecodedImage } from "./pixels.ts";
 
 /**
  * Bytes per value of each TIFF field type Pillow reads as a number (Pillow
@@ -112,9 +112,9 @@ function numericValue(view: DataView, at: number, type: number, little: boolean)
  * 3: rotate 180, 4: flip, 5: transpose, 6: rotate 90 clockwise,
  * 7: transverse, 8: rotate 90 counter-clockwise).
  *
- * @param image The image as stored.
+ * @param image The image as stored, RGB or grey.
  * @param orientation The EXIF orientation, 1 to 8.
- * @returns The upright image (`image` itself for orientation 1).
+ * @returns The upright image, RGB or grey as `image` (`image` itself for orientation 1).
  *
  * @example
  * ```ts
@@ -124,22 +124,22 @@ function numericValue(view: DataView, at: number, type: number, little: boolean)
  * console.log(upright.width, upright.height, upright.data); // 1 2 Uint8Array(6) [1, 1, 1, 2, 2, 2]
  * ```
  */
-export function applyOrientation(image: RgbImage, orientation: number): RgbImage {
+export function applyOrientation(image: DecodedImage, orientation: number): DecodedImage {
   if (orientation < 2 || orientation > 8) return image;
   const { data, width: w, height: h } = image;
+  const channels = channelsOf(image);
   const swap = orientation >= 5;
   const width = swap ? h : w;
   const height = swap ? w : h;
   const [origin, stepX, stepY] = steps(orientation, w, h);
   const out = new Uint8Array(data.length);
   for (let y = 0, o = 0; y < height; y++) {
-    for (let x = 0, s = (origin + y * stepY) * 3; x < width; x++, s += stepX * 3, o += 3) {
-      out[o] = data[s];
-      out[o + 1] = data[s + 1];
-      out[o + 2] = data[s + 2];
+    const row = (origin + y * stepY) * channels;
+    for (let x = 0, s = row; x < width; x++, s += stepX * channels) {
+      for (let c = 0; c < channels; c++, o++) out[o] = data[s + c];
     }
   }
-  return { data: out, width, height };
+  return channels === 1 ? { data: out, width, height, channels } : { data: out, width, height };
 }
 
 /**

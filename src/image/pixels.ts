@@ -21,6 +21,62 @@ export interface RgbImage {
 }
 
 /**
+ * An 8-bit greyscale image, one sample per pixel, row-major: a grey JPEG on
+ * its way through the evaluation transform, which resizes the one channel and
+ * replicates it only when it normalises (Pillow's `convert("RGB")` of "L"
+ * makes three equal channels, and each channel is resized on its own, so the
+ * result is the same).
+ */
+export interface GreyImage {
+  /** One sample per pixel, row by row. */
+  readonly data: Uint8Array;
+  /** Width in pixels. */
+  readonly width: number;
+  /** Height in pixels. */
+  readonly height: number;
+  /** Samples per pixel. */
+  readonly channels: 1;
+}
+
+/** A decoded image that stands for an RGB one: RGB, or grey whose three channels would be equal. */
+export type DecodedImage = RgbImage | GreyImage;
+
+/**
+ * Samples per pixel of a decoded image.
+ *
+ * @param image RGB or grey.
+ * @returns 1 for a {@linkcode GreyImage}, 3 otherwise.
+ *
+ * @example
+ * ```ts
+ * import { channelsOf } from "./pixels.ts";
+ * console.log(channelsOf({ data: new Uint8Array(2), width: 2, height: 1, channels: 1 })); // 1
+ * ```
+ */
+export function channelsOf(image: DecodedImage): 1 | 3 {
+  return "channels" in image && image.channels === 1 ? 1 : 3;
+}
+
+/**
+ * A decoded image as RGB: grey replicated into three channels, RGB as it is.
+ *
+ * @param image RGB or grey.
+ * @returns The RGB image (`image` itself unless it is grey).
+ *
+ * @example
+ * ```ts
+ * import { rgbOf } from "./pixels.ts";
+ * const grey = { data: new Uint8Array([7]), width: 1, height: 1, channels: 1 as const };
+ * console.log(rgbOf(grey).data); // Uint8Array(3) [7, 7, 7]
+ * ```
+ */
+export function rgbOf(image: DecodedImage): RgbImage {
+  if (channelsOf(image) === 3) return image;
+  const { data, width, height } = image;
+  return { data: interleavedToRgb(data, 1), width, height };
+}
+
+/**
  * Decoded pixels supplied by the caller, such as a canvas `ImageData`.
  */
 export interface PixelData {

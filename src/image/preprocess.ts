@@ -16,7 +16,7 @@ import {
   checkOptions,
   describeValue,
 } from "../validate.ts";
-import { checkDecodeOptions, decodeChecked, imageBytes } from "./decode.ts";
+import { checkDecodeOptions, decodeSamples, imageBytes } from "./decode.ts";
 import { decodeJpegDraftReading } from "./jpeg.ts";
 import {
   type CheckedLoadOptions,
@@ -26,9 +26,9 @@ import {
   loadChecked,
   type LoadImageOptions,
 } from "./load.ts";
-import type { PixelData, RgbImage } from "./pixels.ts";
+import type { DecodedImage, PixelData } from "./pixels.ts";
 import { normalizeToChw } from "./normalize.ts";
-import { resizeBilinear, resizeReads } from "./resize.ts";
+import { resizeReads, resizeSamples } from "./resize.ts";
 
 /** ImageNet channel means (R, G, B) of torchvision's pretrained models. */
 export const IMAGENET_MEAN: readonly number[] = Object.freeze([0.485, 0.456, 0.406]);
@@ -183,7 +183,7 @@ export function evalTransform(options: PreprocessOptions): EvalTransform {
     throw new OptionError(`Expected std to be non-zero, got [${std.join(", ")}]`);
   }
   const draft = checkBoolean("draft", options.draft, { default: false });
-  const apply = (image: RgbImage, into?: Float32Array) => {
+  const apply = (image: DecodedImage, into?: Float32Array) => {
     const cropped = resizeAndCrop(image, resize, crop);
     // Nothing resized: the pixels may be the decoder's in the kernels' memory (transformSource),
     // which the normalisation's memory may overwrite or detach, so it gets a copy.
@@ -203,10 +203,11 @@ export function evalTransform(options: PreprocessOptions): EvalTransform {
  */
 export interface EvalTransform {
   /**
-   * Resize, crop and normalise one decoded image into CHW float32: a new
-   * array, or the first `3 * crop * crop` floats of `into` (returned).
+   * Resize, crop and normalise one decoded image (RGB, or grey standing for
+   * its RGB replica) into CHW float32: a new array, or the first
+   * `3 * crop * crop` floats of `into` (returned).
    */
-  (image: RgbImage, into?: Float32Array): Float32Array;
+  (image: DecodedImage, into?: Float32Array): Float32Array;
   /** Side of the crop. */
   readonly crop: number;
   /** Length the shorter side is resized to. */
@@ -224,12 +225,14 @@ export interface EvalTransform {
  * with `transform.draft` a JPEG is decoded at the reduced scale Pillow's
  * `draft()` picks for `transform.resize`, and that of a JPEG stored upright
  * only the pixels the transform's resize reads for its crop are made (the
- * others are unspecified: the image is for `transform` alone).
+ * others are unspecified: the image is for `transform` alone), and that a
+ * greyscale JPEG stays one channel (the transform replicates it when it
+ * normalises).
  *
  * @param source Encoded bytes, a path, a URL or decoded pixels.
  * @param load Checked load options.
  * @param transform From {@linkcode evalTransform}.
- * @returns The upright RGB image the transform starts from.
+ * @returns The upright RGB or grey image the transform starts from.
  * @throws {ImageError} When the image cannot be read or decoded or is too large.
  *
  * @example
@@ -248,7 +251,7 @@ export async function loadForTransform(
   source: ImageSource,
   load: CheckedLoadOptions,
   transform: EvalTransform,
-): Promise<RgbImage> {
+): Promise<DecodedImage> {
   const bytes = await sourceBytes(source, load);
   if (bytes === undefined) return await loadChecked(source, load); // pixels, or a wrong type
   return decodeForTransform(bytes, load, transform, false);
@@ -299,20 +302,23 @@ async function sourceBytes(
   return undefined;
 }
 
-/** Decodes `bytes` for `transform`: only what its resize reads, at draft scale with `draft`. */
+/**
+ * Decodes `bytes` for `transform`: only what its resize reads, at draft scale with `draft`, a
+ * greyscale JPEG as one channel (resized as one, replicated when normalised).
+ */
 function decodeForTransform(
   bytes: Uint8Array,
   load: CheckedLoadOptions,
   transform: EvalTransform,
   inPlace: boolean,
-): RgbImage {
+): DecodedImage {
   // A JPEG decoder only makes what the resize reads of the crop.
   const reads = (width: number, height: number) => {
     const { w, h, region } = cropGeometry(width, height, transform.resize, transform.crop);
     return resizeReads(width, height, w, h, region);
   };
   if (!transform.draft || bytes[0] !== 0xff || bytes[1] !== 0xd8 || bytes[2] !== 0xff) {
-    return decodeChecked(bytes, load, reads, inPlace);
+    return decodeSamples(bytes, load, { reads, inPlace, grey: true });
   }
   return decodeJpegDraftReading(
     bytes,
@@ -321,8 +327,7 @@ function decodeForTransform(
       maxPixels: load.maxPixels,
       exifOrientation: load.exifOrientation,
     },
-    reads,
-    inPlace,
+    { reads, inPlace, grey: true },
   );
 }
 
@@ -413,9 +418,9 @@ export function snapshot(source: ImageSource): ImageSource {
  * `int(size * long / short)`) then `CenterCrop(crop)`, computing only the
  * pixels the crop keeps: a 1 x N image's 256 x 256N resize is never made.
  */
-function resizeAndCrop(image: RgbImage, size: number, crop: number): RgbImage {
+function resizeAndCrop(image: DecodedImage, size: number, crop: number): DecodedImage {
   const { w, h, region } = cropGeometry(image.width, image.height, size, crop);
-  return resizeBilinear(image, w, h, region);
+  return resizeSamples(image, w, h, region);
 }
 
 /** The resize's size (`w` x `h`) and its centre crop, for a `width` x `height` image. */

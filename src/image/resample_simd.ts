@@ -1,5 +1,5 @@
 /**
- * Pillow's 8-bit resampling passes on the Wasm SIMD image kernels
+ * Pillow's 8-bit resampling passes (RGB or grey) on the Wasm SIMD image kernels
  * (`asm/image/resize.ts`), for `resize.ts`: the same windows, weights and
  * rounding as its TypeScript passes, so the same bytes.
  *
@@ -23,12 +23,21 @@ export interface PassCoefficients {
   readonly last: number;
 }
 
+/** The image a pass reads: `channels` interleaved samples per pixel, `width` pixels per row. */
+export interface PassSource {
+  /** The samples, row by row. */
+  readonly data: Uint8Array;
+  /** Pixels per row. */
+  readonly width: number;
+  /** Samples per pixel: 1 (grey) or 3 (RGB). */
+  readonly channels: 1 | 3;
+}
+
 /**
  * One separable pass, as `resize.ts`'s `resamplePass` (same arguments), on
  * the Wasm kernels, copying in only the samples the pass reads; `undefined` when the kernels or the memory are unavailable here.
  *
- * @param src RGB samples, `width` per row.
- * @param width Pixels per row of `src`.
+ * @param src The image read: its samples, row length and channels.
  * @param rowFirst First row read by a horizontal pass.
  * @param rows Rows resampled by a horizontal pass, or rows of `src` (from `c.first`) for a vertical one.
  * @param c The pass's coefficients.
@@ -44,76 +53,94 @@ export interface PassCoefficients {
  *   bounds: new Int32Array([0, 2]), weights: new Int32Array([1 << 21, 1 << 21]), taps: 2,
  *   length: 1, first: 0, last: 2,
  * };
- * const out = resamplePassSimd(new Uint8Array([0, 0, 0, 255, 255, 255]), 2, 0, 1, c, true);
- * console.log(out); // Uint8Array(3) [128, 128, 128]
+ * const src = { data: new Uint8Array([0, 0, 0, 255, 255, 255]), width: 2, channels: 3 as const };
+ * console.log(resamplePassSimd(src, 0, 1, c, true)); // Uint8Array(3) [128, 128, 128]
  * ```
  */
 export function resamplePassSimd(
-  src: Uint8Array,
-  width: number,
+  src: PassSource,
   rowFirst: number,
   rows: number,
   c: PassCoefficients,
   horizontal: boolean,
   options: { resident?: boolean } = {},
 ): Uint8Array | undefined {
+  const { data, width, channels } = src;
   // A horizontal pass reads columns c.first..c.last of its rows; a vertical one all of them.
   const inWidth = horizontal ? c.last - c.first : width;
   const outWidth = horizontal ? c.length : width;
   const outRows = horizontal ? rows : c.length;
   // The decoder's output (or a horizontal pass's) may still be in the kernels' memory: read it
   // there. A vertical pass reads all of its rows, from the first.
-  const held = residentOffset(src);
+  const held = residentOffset(data);
   const resident = held?.offset;
-  let at = resident === undefined ? 0 : resident + width * (rowFirst + rows) * 3 + 16;
+  let at = resident === undefined ? 0 : resident + width * (rowFirst + rows) * channels + 16;
   const take = (bytes: number) => {
     const start = at;
     at += Math.ceil((bytes + 16) / 16) * 16; // slack for vector loads
     return start;
   };
   const input = resident === undefined
-    ? take(inWidth * rows * 3)
-    : resident + (horizontal ? (rowFirst * width + c.first) * 3 : 0);
-  const stride = resident === undefined ? inWidth * 3 : width * 3;
-  const output = take(outWidth * outRows * 3);
+    ? take(inWidth * rows * channels)
+    : resident + (horizontal ? (rowFirst * width + c.first) * channels : 0);
+  const stride = resident === undefined ? inWidth * channels : width * channels;
+  const output = take(outWidth * outRows * channels);
   const bounds = take(c.bounds.byteLength);
-  // The horizontal kernel takes the weights as pairs of taps split into 16-bit halves.
+  // The horizontal kernels take the weights split into 16-bit halves: as pairs of taps (RGB) or
+  // groups of eight (grey).
   const pairs = (c.taps + 1) >> 1;
-  const packed = horizontal ? pairWeights(c, pairs) : c.weights;
+  const chunks = (c.taps + 7) >> 3;
+  const packed = !horizontal
+    ? c.weights
+    : channels === 1
+    ? chunkWeights(c, chunks)
+    : pairWeights(c, pairs);
   const weights = take(packed.byteLength);
   if (at > 2 ** 31) return undefined;
   const arena = kernelArena(at);
   if (!arena) return undefined;
   if (held && arena.memory !== held.memory) {
     // Not the memory that holds it (too large to keep): copy it in after all.
-    return resamplePassSimd(src, width, rowFirst, rows, c, horizontal, options);
+    return resamplePassSimd(src, rowFirst, rows, c, horizontal, options);
   }
   const { memory, kernels } = arena;
   const bytes = new Uint8Array(memory.buffer);
   if (horizontal && resident === undefined) {
     for (let y = 0; y < rows; y++) {
-      const from = ((rowFirst + y) * width + c.first) * 3;
-      bytes.set(src.subarray(from, from + inWidth * 3), input + y * inWidth * 3);
+      const from = ((rowFirst + y) * width + c.first) * channels;
+      bytes.set(data.subarray(from, from + inWidth * channels), input + y * inWidth * channels);
     }
   } else if (!horizontal && resident === undefined) {
-    bytes.set(src.subarray(0, width * rows * 3), input);
+    bytes.set(data.subarray(0, width * rows * channels), input);
   }
   bytes.set(new Uint8Array(c.bounds.buffer, c.bounds.byteOffset, c.bounds.byteLength), bounds);
   bytes.set(new Uint8Array(packed.buffer, packed.byteOffset, packed.byteLength), weights);
-  if (horizontal) {
+  if (horizontal && channels === 1) {
+    kernels.resample_horizontal_grey(
+      input,
+      stride,
+      rows,
+      output,
+      outWidth,
+      bounds,
+      weights,
+      chunks,
+    );
+  } else if (horizontal) {
     kernels.resample_horizontal(input, stride, rows, output, outWidth, bounds, weights, pairs);
   } else {
-    kernels.resample_vertical(input, width * 3, output, outRows, bounds, weights, c.taps);
+    kernels.resample_vertical(input, width * channels, output, outRows, bounds, weights, c.taps);
   }
-  if (!options.resident) return bytes.slice(output, output + outWidth * outRows * 3);
-  const view = bytes.subarray(output, output + outWidth * outRows * 3);
+  const size = outWidth * outRows * channels;
+  if (!options.resident) return bytes.slice(output, output + size);
+  const view = bytes.subarray(output, output + size);
   markResident(memory, view, output);
   return view;
 }
 
 /**
- * The horizontal kernel's weights: per output, `pairs` pairs of taps of 8
- * i16 lanes each, high parts (`w >> 11`) then low parts (`w & 2047`), as
+ * The RGB horizontal kernel's weights: per output, `pairs` pairs of taps of
+ * 8 i16 lanes each, high parts (`w >> 11`) then low parts (`w & 2047`), as
  * (w[t], w[t + 1]) for R, G and B and two zero lanes.
  */
 function pairWeights(c: PassCoefficients, pairs: number): Int16Array {
@@ -127,6 +154,24 @@ function pairWeights(c: PassCoefficients, pairs: number): Int16Array {
         out[at + 2 * ch] = w >> 11;
         out[at + 8 + 2 * ch] = w & 2047;
       }
+    }
+  }
+  return out;
+}
+
+/**
+ * The grey horizontal kernel's weights: per output, `chunks` groups of eight
+ * taps, the eight high parts (`w >> 11`) then the eight low parts (`w & 2047`).
+ */
+function chunkWeights(c: PassCoefficients, chunks: number): Int16Array {
+  const out = new Int16Array(c.length * chunks * 16);
+  for (let x = 0; x < c.length; x++) {
+    const count = c.bounds[2 * x + 1];
+    for (let t = 0; t < count; t++) {
+      const w = c.weights[x * c.taps + t];
+      const at = (x * chunks + (t >> 3)) * 16 + (t & 7);
+      out[at] = w >> 11;
+      out[at + 8] = w & 2047;
     }
   }
   return out;

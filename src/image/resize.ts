@@ -1,13 +1,13 @@
 /**
  * Pillow-exact bilinear resizing (`Image.resize(size, Image.BILINEAR)`) of
- * 8-bit RGB images, the resampling torchvision's `Resize` uses on PIL images.
+ * 8-bit RGB (and grey) images, the resampling torchvision's `Resize` uses on PIL images.
  *
  * @module
  */
 
 import { checkInteger } from "../validate.ts";
-import type { RgbImage } from "./pixels.ts";
-import { resamplePassSimd } from "./resample_simd.ts";
+import { channelsOf, type DecodedImage, type RgbImage, rgbOf } from "./pixels.ts";
+import { type PassSource, resamplePassSimd } from "./resample_simd.ts";
 
 /** Fixed-point fraction bits of Pillow's 8-bit resampler (`32 - 8 - 2`). */
 const PRECISION_BITS = 22;
@@ -57,6 +57,37 @@ export function resizeBilinear(
   height: number,
   region: ResizeRegion = { left: 0, top: 0, width, height },
 ): RgbImage {
+  // Three channels whatever else the object carries (a `channels` field is not an RgbImage's).
+  const rgb = { data: image.data, width: image.width, height: image.height };
+  const resized = resizeSamples(rgb, width, height, region);
+  return resized === rgb ? image : rgbOf(resized);
+}
+
+/**
+ * {@linkcode resizeBilinear} of an RGB or a grey image: a grey one is
+ * resized as its one channel and stays grey (each channel is resampled on
+ * its own, so this equals the resize of its RGB replica, one channel of it).
+ *
+ * @param image The source image, RGB or grey.
+ * @param width Output width, a positive integer.
+ * @param height Output height, a positive integer.
+ * @param region The part of the output to compute (default: all of it).
+ * @returns The resized image or region, RGB or grey as `image` (`image` itself when nothing changes).
+ * @throws {OptionError} When a size is not a positive integer or `region` is not inside the output.
+ *
+ * @example
+ * ```ts
+ * import { resizeSamples } from "./resize.ts";
+ * const image = { data: new Uint8Array([0, 255]), width: 2, height: 1, channels: 1 as const };
+ * console.log(resizeSamples(image, 1, 1).data); // Uint8Array(1) [128]
+ * ```
+ */
+export function resizeSamples(
+  image: DecodedImage,
+  width: number,
+  height: number,
+  region: ResizeRegion = { left: 0, top: 0, width, height },
+): DecodedImage {
   checkInteger("width", width, { min: 1, max: Number.MAX_SAFE_INTEGER });
   checkInteger("height", height, { min: 1, max: Number.MAX_SAFE_INTEGER });
   checkInteger("region.width", region.width, { min: 1, max: width });
@@ -66,6 +97,7 @@ export function resizeBilinear(
   const { left, top, width: w, height: h } = region;
   const whole = w === image.width && h === image.height;
   if (width === image.width && height === image.height && whole) return image;
+  const channels = channelsOf(image);
   // Input rows the vertical pass reads (all of the region's rows when it does not run).
   const vertical = height !== image.height ? coefficients(image.height, height, top, h) : undefined;
   const rowFirst = vertical ? vertical.first : top;
@@ -73,8 +105,7 @@ export function resizeBilinear(
   let data: Uint8Array;
   if (width !== image.width) {
     data = resamplePass(
-      image.data,
-      image.width,
+      { data: image.data, width: image.width, channels },
       rowFirst,
       rows,
       coefficients(image.width, width, left, w),
@@ -82,14 +113,14 @@ export function resizeBilinear(
       vertical !== undefined,
     );
   } else {
-    data = new Uint8Array(w * rows * 3);
+    data = new Uint8Array(w * rows * channels);
     for (let y = 0; y < rows; y++) {
-      const from = ((rowFirst + y) * image.width + left) * 3;
-      data.set(image.data.subarray(from, from + w * 3), y * w * 3);
+      const from = ((rowFirst + y) * image.width + left) * channels;
+      data.set(image.data.subarray(from, from + w * channels), y * w * channels);
     }
   }
-  if (vertical) data = resamplePass(data, w, 0, rows, vertical, false);
-  return { data, width: w, height: h };
+  if (vertical) data = resamplePass({ data, width: w, channels }, 0, rows, vertical, false);
+  return channels === 1 ? { data, width: w, height: h, channels } : { data, width: w, height: h };
 }
 
 /**
@@ -160,14 +191,13 @@ interface Coefficients {
 }
 
 /**
- * One separable pass over `rows` rows of a `width`-wide RGB image starting at
- * row `rowFirst`: rows are resampled (`horizontal`) to `c.length` columns, or
- * columns to `c.length` rows (then `rows` is the input height, read from row
- * `c.first`).
+ * One separable pass over `rows` rows of a `src.width`-wide image of
+ * `src.channels` interleaved channels starting at row `rowFirst`: rows are
+ * resampled (`horizontal`) to `c.length` columns, or columns to `c.length`
+ * rows (then `rows` is the input height, read from row `c.first`).
  */
 function resamplePass(
-  src: Uint8Array,
-  width: number,
+  src: PassSource,
   rowFirst: number,
   rows: number,
   c: Coefficients,
@@ -176,19 +206,20 @@ function resamplePass(
 ): Uint8Array {
   if (useSimd) {
     // `chained`: the next pass reads the output at once, where the kernels wrote it.
-    const out = resamplePassSimd(src, width, rowFirst, rows, c, horizontal, { resident: chained });
+    const out = resamplePassSimd(src, rowFirst, rows, c, horizontal, { resident: chained });
     if (out) return out;
   }
+  const { data, width, channels } = src;
   const { bounds, weights, taps, length } = c;
   const lines = horizontal ? rows : width;
   // Strides in samples: along the resampled axis and from one line to the next.
-  const inStep = horizontal ? 3 : width * 3;
-  const inLine = horizontal ? width * 3 : 3;
-  const inStart = horizontal ? (rowFirst * width + c.first) * 3 : 0;
+  const inStep = horizontal ? channels : width * channels;
+  const inLine = horizontal ? width * channels : channels;
+  const inStart = horizontal ? (rowFirst * width + c.first) * channels : 0;
   const outWidth = horizontal ? length : width;
-  const outStep = horizontal ? 3 : outWidth * 3;
-  const outLine = horizontal ? outWidth * 3 : 3;
-  const out = new Uint8Array(outWidth * (horizontal ? rows : length) * 3);
+  const outStep = horizontal ? channels : outWidth * channels;
+  const outLine = horizontal ? outWidth * channels : channels;
+  const out = new Uint8Array(outWidth * (horizontal ? rows : length) * channels);
   const half = 1 << (PRECISION_BITS - 1);
   for (let line = 0; line < lines; line++) {
     for (let i = 0; i < length; i++) {
@@ -196,9 +227,9 @@ function resamplePass(
       const count = bounds[2 * i + 1];
       const k = i * taps;
       const base = inStart + line * inLine + first * inStep;
-      for (let ch = 0; ch < 3; ch++) {
+      for (let ch = 0; ch < channels; ch++) {
         let acc = half;
-        for (let t = 0, s = base + ch; t < count; t++, s += inStep) acc += src[s] * weights[k + t];
+        for (let t = 0, s = base + ch; t < count; t++, s += inStep) acc += data[s] * weights[k + t];
         const v = acc >> PRECISION_BITS;
         out[line * outLine + i * outStep + ch] = v > 255 ? 255 : v; // weights are never negative
       }

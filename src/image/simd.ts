@@ -67,10 +67,14 @@ export interface ImageKernels {
    * offset where its data ends, or a negative error code.
    */
   decode_scan(start: number, length: number, offset: number, descriptor: number): number;
-  /** ToTensor and Normalize of RGB pixels into float32 CHW planes (see `asm/image/normalize.ts`). */
-  normalize_rgb(
+  /**
+   * ToTensor and Normalize of RGB (3) or grey (1 channel) pixels into float32 CHW planes (see
+   * `asm/image/normalize.ts`).
+   */
+  normalize_to_chw(
     src: number,
     pixels: number,
+    channels: number,
     out: number,
     mean0: number,
     mean1: number,
@@ -78,6 +82,17 @@ export interface ImageKernels {
     std0: number,
     std1: number,
     std2: number,
+  ): void;
+  /** Pillow's horizontal 8-bit resampling pass over grey rows (see `asm/image/resize.ts`). */
+  resample_horizontal_grey(
+    src: number,
+    stride: number,
+    rows: number,
+    dst: number,
+    outWidth: number,
+    bounds: number,
+    weights: number,
+    chunks: number,
   ): void;
   /** Pillow's vertical 8-bit resampling pass. */
   resample_vertical(
