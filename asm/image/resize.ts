@@ -286,50 +286,78 @@ export function resample_horizontal_grey(
 
 /**
  * Vertical pass: `outHeight` rows of `rowBytes` bytes from the rows of `src`
- * (same row length), with `bounds` and `weights` as above, per output row.
+ * (same row length), with `bounds` as above and `weights` per output row
+ * `pairs` pairs of taps, 8 bytes each: i32 (w[t] >> 11) | (w[t + 1] >> 11) << 16,
+ * then (w[t] & 2047) | (w[t + 1] & 2047) << 16 (a weight past the count is 0).
+ * Each pair of input rows is interleaved byte by byte, so that one dot
+ * product per four bytes of a row sums both taps of a split weight, and
+ * (high << 11) + low is Pillow's sum exactly; the low sums start at its 1 << 21.
  */
 export function resample_vertical(
   src: usize, rowBytes: i32, dst: usize, outHeight: i32,
-  bounds: usize, weights: usize, taps: i32,
+  bounds: usize, weights: usize, pairs: i32,
 ): void {
-  const half = i32x4.splat(1 << (PRECISION_BITS - 1));
+  const z = i32x4.splat(outHeight >> 31); // a zero V8 cannot see (see resample_horizontal)
+  const half = v128.or(i32x4.splat(1 << (PRECISION_BITS - 1)), z);
   for (let y = 0; y < outHeight; y++) {
     const first = load<i32>(bounds + <usize>(y << 3));
     const count = load<i32>(bounds + <usize>(y << 3), 4);
-    const w = weights + <usize>(y * taps * 4);
+    const w = weights + <usize>(y * pairs * 8);
     const top = src + <usize>(first * rowBytes);
     const o = dst + <usize>(y * rowBytes);
     let x = 0;
     for (; x + 16 <= rowBytes; x += 16) {
-      let a0 = half;
-      let a1 = half;
-      let a2 = half;
-      let a3 = half;
+      let high0 = z;
+      let low0 = half;
+      let high1 = z;
+      let low1 = half;
+      let high2 = z;
+      let low2 = half;
+      let high3 = z;
+      let low3 = half;
       let p = top + <usize>x;
-      for (let t = 0; t < count; t++) {
-        const k = i32x4.splat(load<i32>(w + <usize>(t << 2)));
-        const v = v128.load(p);
-        const lo = i16x8.extend_low_i8x16_u(v);
-        const hi = i16x8.extend_high_i8x16_u(v);
-        a0 = i32x4.add(a0, i32x4.mul(i32x4.extend_low_i16x8_u(lo), k));
-        a1 = i32x4.add(a1, i32x4.mul(i32x4.extend_high_i16x8_u(lo), k));
-        a2 = i32x4.add(a2, i32x4.mul(i32x4.extend_low_i16x8_u(hi), k));
-        a3 = i32x4.add(a3, i32x4.mul(i32x4.extend_high_i16x8_u(hi), k));
-        p += <usize>rowBytes;
+      let k = w;
+      for (let t = 0; t < count; t += 2) {
+        // The pair's second row, or its first again when the count is odd (its weight is 0).
+        const next = t + 1 < count ? <usize>rowBytes : 0;
+        const a = v128.load(p);
+        const b = v128.load(p + next);
+        const wh = v128.load32_splat(k);
+        const wl = v128.load32_splat(k, 4);
+        const ab0 = i8x16.shuffle(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        const ab1 = i8x16.shuffle(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+        const px0 = i16x8.extend_low_i8x16_u(ab0);
+        const px1 = i16x8.extend_high_i8x16_u(ab0);
+        const px2 = i16x8.extend_low_i8x16_u(ab1);
+        const px3 = i16x8.extend_high_i8x16_u(ab1);
+        high0 = i32x4.add(high0, i32x4.dot_i16x8_s(px0, wh));
+        low0 = i32x4.add(low0, i32x4.dot_i16x8_s(px0, wl));
+        high1 = i32x4.add(high1, i32x4.dot_i16x8_s(px1, wh));
+        low1 = i32x4.add(low1, i32x4.dot_i16x8_s(px1, wl));
+        high2 = i32x4.add(high2, i32x4.dot_i16x8_s(px2, wh));
+        low2 = i32x4.add(low2, i32x4.dot_i16x8_s(px2, wl));
+        high3 = i32x4.add(high3, i32x4.dot_i16x8_s(px3, wh));
+        low3 = i32x4.add(low3, i32x4.dot_i16x8_s(px3, wl));
+        p += <usize>(2 * rowBytes);
+        k += 8;
       }
-      const s0 = i16x8.narrow_i32x4_s(i32x4.shr_s(a0, PRECISION_BITS), i32x4.shr_s(a1, PRECISION_BITS));
-      const s1 = i16x8.narrow_i32x4_s(i32x4.shr_s(a2, PRECISION_BITS), i32x4.shr_s(a3, PRECISION_BITS));
-      v128.store(o + <usize>x, i8x16.narrow_i16x8_u(s0, s1));
+      const v0 = i32x4.shr_s(i32x4.add(i32x4.shl(high0, 11), low0), PRECISION_BITS);
+      const v1 = i32x4.shr_s(i32x4.add(i32x4.shl(high1, 11), low1), PRECISION_BITS);
+      const v2 = i32x4.shr_s(i32x4.add(i32x4.shl(high2, 11), low2), PRECISION_BITS);
+      const v3 = i32x4.shr_s(i32x4.add(i32x4.shl(high3, 11), low3), PRECISION_BITS);
+      v128.store(o + <usize>x, i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(v0, v1), i16x8.narrow_i32x4_s(v2, v3)));
     }
     for (; x < rowBytes; x++) {
       let acc = 1 << (PRECISION_BITS - 1);
       let p = top + <usize>x;
       for (let t = 0; t < count; t++) {
-        acc += <i32>load<u8>(p) * load<i32>(w + <usize>(t << 2));
+        const at = w + <usize>((t >> 1) << 3) + <usize>((t & 1) << 1);
+        const weight = (<i32>load<u16>(at) << 11) + <i32>load<u16>(at, 4);
+        acc += <i32>load<u8>(p) * weight;
         p += <usize>rowBytes;
       }
       const v = acc >> PRECISION_BITS;
-      store<u8>(o + <usize>x, v > 255 ? 255 : v < 0 ? 0 : v);
+      store<u8>(o + <usize>x, v > 255 ? 255 : v);
     }
   }
 }

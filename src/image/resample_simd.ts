@@ -86,12 +86,12 @@ export function resamplePassSimd(
   const stride = resident === undefined ? inWidth * channels : width * channels;
   const output = take(outWidth * outRows * channels);
   const bounds = take(c.bounds.byteLength);
-  // The horizontal kernels take the weights split into 16-bit halves: as pairs of taps (RGB) or
-  // groups of eight (grey).
+  // The kernels take the weights split into 16-bit halves: as pairs of taps (RGB horizontal,
+  // vertical) or groups of eight (grey horizontal).
   const pairs = (c.taps + 1) >> 1;
   const chunks = (c.taps + 7) >> 3;
   const packed = !horizontal
-    ? c.weights
+    ? rowPairWeights(c, pairs)
     : channels === 1
     ? chunkWeights(c, chunks)
     : pairWeights(c, pairs);
@@ -129,7 +129,7 @@ export function resamplePassSimd(
   } else if (horizontal) {
     kernels.resample_horizontal(input, stride, rows, output, outWidth, bounds, weights, pairs);
   } else {
-    kernels.resample_vertical(input, width * channels, output, outRows, bounds, weights, c.taps);
+    kernels.resample_vertical(input, width * channels, output, outRows, bounds, weights, pairs);
   }
   const size = outWidth * outRows * channels;
   if (!options.resident) return bytes.slice(output, output + size);
@@ -172,6 +172,25 @@ function chunkWeights(c: PassCoefficients, chunks: number): Int16Array {
       const at = (x * chunks + (t >> 3)) * 16 + (t & 7);
       out[at] = w >> 11;
       out[at + 8] = w & 2047;
+    }
+  }
+  return out;
+}
+
+/**
+ * The vertical kernel's weights: per output row, `pairs` pairs of taps as
+ * two i32, the high parts (`w >> 11`) of taps t and t + 1 as 16-bit halves,
+ * then the low parts (`w & 2047`).
+ */
+function rowPairWeights(c: PassCoefficients, pairs: number): Int16Array {
+  const out = new Int16Array(c.length * pairs * 4);
+  for (let y = 0; y < c.length; y++) {
+    const count = c.bounds[2 * y + 1];
+    for (let t = 0; t < count; t++) {
+      const w = c.weights[y * c.taps + t];
+      const at = (y * pairs + (t >> 1)) * 4 + (t & 1);
+      out[at] = w >> 11;
+      out[at + 2] = w & 2047;
     }
   }
   return out;

@@ -94,7 +94,7 @@ export interface ImageKernels {
     weights: number,
     chunks: number,
   ): void;
-  /** Pillow's vertical 8-bit resampling pass. */
+  /** Pillow's vertical 8-bit resampling pass (see `asm/image/resize.ts`). */
   resample_vertical(
     src: number,
     rowBytes: number,
@@ -102,7 +102,7 @@ export interface ImageKernels {
     outHeight: number,
     bounds: number,
     weights: number,
-    taps: number,
+    pairs: number,
   ): void;
 }
 
