@@ -418,6 +418,18 @@ function refill(a: u64, b: i32): u64 {
   return acc;
 }
 
+// fill's fast path without a call, for the progressive AC scans (the buffer
+// in locals, under 32 bits): the next four bytes, big-endian, taken when none
+// of them is 0xff (no stuffing, no marker) and they are there; else -1,
+// nothing taken (the caller then calls refill).
+@inline function takeWord(): i64 {
+  const w = !atMarker && pos + 4 <= dataEnd ? load<u32>(pos) : 0xffffffff;
+  const v = ~w;
+  if (((v - 0x01010101) & ~v & 0x80808080) != 0) return -1;
+  pos += 4;
+  return <i64>bswap<u32>(w);
+}
+
 // A code longer than the lookahead, for a caller holding the buffer in
 // locals (at least 16 bits): the symbol, the new bit count in `bits`.
 function slowSymbol(t: usize, a: u64, b: i32): i32 {
@@ -470,8 +482,14 @@ function acFirst(out: usize, ac: usize, ss: i32, se: i32, al: i32, m: usize, kee
   for (let k = ss; k <= se; k++) {
     // At least 32 bits: a code (16 at most) and its extra bits (14 at most).
     if (b < 32) {
-      a = refill(a, b);
-      b = bits;
+      const w = takeWord();
+      if (w >= 0) {
+        a = (a << 32) | <u64>w;
+        b += 32;
+      } else {
+        a = refill(a, b);
+        b = bits;
+      }
     }
     // One lookup resolves most coefficients with their extra bits (a fast
     // entry whose value is 0 is a run or an end of band: the table's).
@@ -544,8 +562,14 @@ function acFirst(out: usize, ac: usize, ss: i32, se: i32, al: i32, m: usize, kee
     for (; k <= se; k++) {
       // At least 32 bits: a code (16 at most), then a sign bit or the end-of-band run's bits (14).
       if (b < 32) {
-        a = refill(a, b);
-        b = bits;
+        const w = takeWord();
+        if (w >= 0) {
+          a = (a << 32) | <u64>w;
+          b += 32;
+        } else {
+          a = refill(a, b);
+          b = bits;
+        }
       }
       const e = symbolLength(ac, a, b);
       b -= e >> 8;
