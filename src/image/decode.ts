@@ -7,7 +7,7 @@
 
 import { ImageError, OptionError } from "../errors.ts";
 import { checkBoolean, checkInteger, checkOptions, describeValue } from "../validate.ts";
-import { decodeJpegPixels, jpegPixelsToSamples, type JpegRegion, readJpegHeader } from "./jpeg.ts";
+import { type DecodeHow, decodeJpegPixels, jpegPixelsToSamples, readJpegHeader } from "./jpeg.ts";
 import { applyOrientation } from "./orientation.ts";
 import { type DecodedImage, type RgbImage, rgbOf } from "./pixels.ts";
 import { decodePng, readPngHeader } from "./png.ts";
@@ -166,11 +166,7 @@ export function decodeChecked(data: Uint8Array, options: Required<DecodeOptions>
 export function decodeSamples(
   data: Uint8Array,
   options: Required<DecodeOptions>,
-  how: {
-    reads?: (width: number, height: number) => JpegRegion;
-    inPlace?: boolean;
-    grey?: boolean;
-  } = {},
+  how: DecodeHow = {},
 ): DecodedImage {
   const { maxPixels, exifOrientation } = options;
   if (PNG_SIGNATURE.every((b, i) => data[i] === b)) {

@@ -216,6 +216,18 @@ export function decodeJpegDraft(bytes: Uint8Array, options: JpegDraftOptions = {
 }
 
 /**
+ * What a caller inside the library asks of a decode beyond its options: `reads`, the region it
+ * will read of a `width` x `height` image (the rest may be left unset); `inPlace`, pixels that may
+ * be a view of the kernels' memory until the next image kernel call; `grey`, a greyscale JPEG as one
+ * channel (a `GreyImage`), not replicated to RGB.
+ */
+export interface DecodeHow {
+  reads?: (width: number, height: number) => JpegRegion;
+  inPlace?: boolean;
+  grey?: boolean;
+}
+
+/**
  * {@linkcode decodeJpegDraft} for a caller that reads only part of the
  * result (the evaluation transform reads its crop's part): `reads` gives,
  * for an image stored upright (or with `exifOrientation` off), the pixels
@@ -244,11 +256,7 @@ export function decodeJpegDraft(bytes: Uint8Array, options: JpegDraftOptions = {
 export function decodeJpegDraftReading(
   bytes: Uint8Array,
   options: JpegDraftOptions,
-  how: {
-    reads?: (width: number, height: number) => JpegRegion;
-    inPlace?: boolean;
-    grey?: boolean;
-  } = {},
+  how: DecodeHow = {},
 ): DecodedImage {
   const { minSide = 256, maxPixels = 64_000_000, exifOrientation = true } = options;
   const { reads, inPlace = false, grey = false } = how;
