@@ -91,10 +91,10 @@ export function resamplePassSimd(
   const pairs = (c.taps + 1) >> 1;
   const chunks = (c.taps + 7) >> 3;
   const packed = !horizontal
-    ? rowPairWeights(c, pairs)
+    ? splitWeights(c, pairs, 2, 4, 2, 1)
     : channels === 1
-    ? chunkWeights(c, chunks)
-    : pairWeights(c, pairs);
+    ? splitWeights(c, chunks, 8, 16, 8, 1)
+    : splitWeights(c, pairs, 2, 16, 8, 3);
   const weights = take(packed.byteLength);
   if (at > 2 ** 31) return undefined;
   const arena = kernelArena(at);
@@ -139,58 +139,34 @@ export function resamplePassSimd(
 }
 
 /**
- * The RGB horizontal kernel's weights: per output, `pairs` pairs of taps of
- * 8 i16 lanes each, high parts (`w >> 11`) then low parts (`w & 2047`), as
- * (w[t], w[t + 1]) for R, G and B and two zero lanes.
+ * A pass's weights as its kernel loads them, split into 16-bit halves (the
+ * kernels sum pixel x half with 16-bit dot products): per output, `groups`
+ * blocks of `block` i16, one per `group` taps, tap t of a group at lane t of
+ * the high parts (`w >> 11`) and at `low` + t of the low parts (`w & 2047`),
+ * repeated `copies` times `group` lanes apart; lanes past the tap count are 0.
+ * The RGB horizontal kernel takes pairs of taps, (w[t], w[t + 1]) for R, G and
+ * B and two zero lanes, high then low (2, 16, 8, 3); the grey one groups of
+ * eight, high then low (8, 16, 8, 1); the vertical one pairs as two i32, high
+ * then low (2, 4, 2, 1).
  */
-function pairWeights(c: PassCoefficients, pairs: number): Int16Array {
-  const out = new Int16Array(c.length * pairs * 16);
+function splitWeights(
+  c: PassCoefficients,
+  groups: number,
+  group: number,
+  block: number,
+  low: number,
+  copies: number,
+): Int16Array {
+  const out = new Int16Array(c.length * groups * block);
   for (let x = 0; x < c.length; x++) {
     const count = c.bounds[2 * x + 1];
     for (let t = 0; t < count; t++) {
       const w = c.weights[x * c.taps + t];
-      const at = (x * pairs + (t >> 1)) * 16 + (t & 1);
-      for (let ch = 0; ch < 3; ch++) {
-        out[at + 2 * ch] = w >> 11;
-        out[at + 8 + 2 * ch] = w & 2047;
+      const at = (x * groups + Math.floor(t / group)) * block + (t % group);
+      for (let copy = 0; copy < copies; copy++) {
+        out[at + group * copy] = w >> 11;
+        out[at + low + group * copy] = w & 2047;
       }
-    }
-  }
-  return out;
-}
-
-/**
- * The grey horizontal kernel's weights: per output, `chunks` groups of eight
- * taps, the eight high parts (`w >> 11`) then the eight low parts (`w & 2047`).
- */
-function chunkWeights(c: PassCoefficients, chunks: number): Int16Array {
-  const out = new Int16Array(c.length * chunks * 16);
-  for (let x = 0; x < c.length; x++) {
-    const count = c.bounds[2 * x + 1];
-    for (let t = 0; t < count; t++) {
-      const w = c.weights[x * c.taps + t];
-      const at = (x * chunks + (t >> 3)) * 16 + (t & 7);
-      out[at] = w >> 11;
-      out[at + 8] = w & 2047;
-    }
-  }
-  return out;
-}
-
-/**
- * The vertical kernel's weights: per output row, `pairs` pairs of taps as
- * two i32, the high parts (`w >> 11`) of taps t and t + 1 as 16-bit halves,
- * then the low parts (`w & 2047`).
- */
-function rowPairWeights(c: PassCoefficients, pairs: number): Int16Array {
-  const out = new Int16Array(c.length * pairs * 4);
-  for (let y = 0; y < c.length; y++) {
-    const count = c.bounds[2 * y + 1];
-    for (let t = 0; t < count; t++) {
-      const w = c.weights[y * c.taps + t];
-      const at = (y * pairs + (t >> 1)) * 4 + (t & 1);
-      out[at] = w >> 11;
-      out[at + 2] = w & 2047;
     }
   }
   return out;
