@@ -173,13 +173,6 @@ function fill(): void {
   return r < 1 << (s - 1) ? r - (1 << s) + 1 : r;
 }
 
-// HUFF_EXTEND of `s` (1 to 15) bits already in the buffer, without a branch.
-@inline function receiveFilled(s: i32): i32 {
-  bits -= s;
-  const r = <i32>(acc >> <u64>bits) & ((1 << s) - 1);
-  return r + (((r - (1 << (s - 1))) >> 31) & ((-1 << s) + 1));
-}
-
 // Whether `i` lies in the range packed in `range` (first | one past the last << 16).
 @inline function within(i: i32, range: u32): bool {
   return <u32>i >= (range & 0xffff) && <u32>i < range >> 16;
